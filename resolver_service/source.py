@@ -1,0 +1,44 @@
+"""The one interface between the pure resolver core and the I/O edge that lists files and reads metadata."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Protocol
+
+from packaging.utils import NormalizedName
+
+from .distfile import DistFile
+from .metadata import CoreMetadata
+
+
+class PackageSource(Protocol):
+    """Where candidates come from. Implementations must be thread-safe.
+
+    The resolver core only ever calls these methods; the index client (HTTP, file://, find-links, caches,
+    several indexes unioned by strategy) and the in-memory test index both implement it.
+    """
+
+    def files(self, name: NormalizedName) -> Sequence[DistFile]:
+        """Every file of ``name`` the configured locations offer (after the index strategy), unfiltered.
+
+        Raises :class:`~resolver_service.errors.IndexUnavailable` when a needed index cannot be read.
+        An unknown name gives an empty sequence.
+        """
+        ...
+
+    def metadata(self, file: DistFile) -> CoreMetadata:
+        """Core metadata of ``file`` without running package code.
+
+        Raises :class:`~resolver_service.errors.DynamicMetadata` for an sdist whose dependencies are dynamic,
+        :class:`~resolver_service.errors.InvalidDistribution` for unreadable metadata and
+        :class:`~resolver_service.errors.IndexUnavailable` when the file cannot be fetched.
+        """
+        ...
+
+    def prefetch_files(self, names: Iterable[NormalizedName]) -> None:
+        """Hint: these names' listings will likely be needed soon. Must not block or raise."""
+        ...
+
+    def prefetch_metadata(self, files: Iterable[DistFile]) -> None:
+        """Hint: these files' metadata will likely be needed soon. Must not block or raise."""
+        ...
