@@ -1,0 +1,1 @@
+"""venvsmith tests; ``tests.fixtures`` holds the hermetic index toolkit."""
