@@ -1,0 +1,176 @@
+"""SQLite cache of index pages (HTTP validators and freshness) and of core metadata (keyed by file sha256).
+
+One database file, WAL mode so several processes can share it; one connection guarded by a lock so threads
+can too. Parsed pages are kept in a small in-memory LRU keyed by the body's digest, so a warm resolution
+neither refetches nor re-parses.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import sqlite3
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS pages (
+    url TEXT PRIMARY KEY,
+    body BLOB NOT NULL,
+    digest TEXT NOT NULL,
+    content_type TEXT NOT NULL,
+    final_url TEXT NOT NULL,
+    etag TEXT,
+    last_modified TEXT,
+    fetched_at REAL NOT NULL,
+    max_age REAL
+);
+CREATE TABLE IF NOT EXISTS metadata (
+    sha256 TEXT PRIMARY KEY,
+    data BLOB NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True)
+class CachedPage:
+    """An index page as last fetched, with what is needed to decide freshness and revalidate."""
+
+    url: str
+    body: bytes
+    content_type: str
+    final_url: str
+    etag: str | None = None
+    last_modified: str | None = None
+    fetched_at: float = 0.0
+    #: Seconds the page stays fresh after ``fetched_at``; ``None`` = revalidate on every use.
+    max_age: float | None = None
+    digest: str = ""
+
+    def is_fresh(self, now: float | None = None) -> bool:
+        if self.max_age is None:
+            return False
+        return (time.time() if now is None else now) < self.fetched_at + self.max_age
+
+    def validators(self) -> dict[str, str]:
+        """Headers for a conditional request."""
+        headers = {}
+        if self.etag:
+            headers["If-None-Match"] = self.etag
+        if self.last_modified:
+            headers["If-Modified-Since"] = self.last_modified
+        return headers
+
+
+def parse_cache_control(headers: Mapping[str, str]) -> tuple[bool, float | None]:
+    """(storable, max-age seconds) from ``Cache-Control``; ``no-cache`` means revalidate every time."""
+    value = headers.get("cache-control", "").lower()
+    if "no-store" in value:
+        return False, None
+    if "no-cache" in value:
+        return True, 0.0
+    match = re.search(r"(?:^|[,\s])max-age\s*=\s*\"?(\d+)", value)
+    return True, float(match.group(1)) if match else None
+
+
+class IndexCache:
+    """The on-disk cache under ``directory`` (created if needed); share one instance per process."""
+
+    FILENAME = "index-cache.sqlite3"
+
+    def __init__(self, directory: Path, parsed_entries: int = 2048) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.path = directory / self.FILENAME
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=30.0, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(SCHEMA)
+        self._parsed: OrderedDict[tuple, object] = OrderedDict()
+        self._parsed_max = parsed_entries
+
+    # ------------------------------------------------------------------------------------------ pages
+
+    def get_page(self, url: str) -> CachedPage | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT body, content_type, final_url, etag, last_modified, fetched_at, max_age, digest"
+                " FROM pages WHERE url = ?",
+                (url,),
+            ).fetchone()
+        if row is None:
+            return None
+        return CachedPage(url, bytes(row[0]), *row[1:])
+
+    def put_page(self, page: CachedPage) -> CachedPage:
+        """Store ``page`` (computing its digest); return it with the digest filled in."""
+        page = replace(page, digest=hashlib.sha256(page.body).hexdigest())
+        with self._lock:
+            self._db.execute(
+                "INSERT OR REPLACE INTO pages"
+                " (url, body, digest, content_type, final_url, etag, last_modified, fetched_at, max_age)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    page.url,
+                    page.body,
+                    page.digest,
+                    page.content_type,
+                    page.final_url,
+                    page.etag,
+                    page.last_modified,
+                    page.fetched_at,
+                    page.max_age,
+                ),
+            )
+        return page
+
+    def refresh_page(self, page: CachedPage, fetched_at: float, max_age: float | None) -> CachedPage:
+        """Record a successful revalidation (HTTP 304): the stored body is fresh again."""
+        with self._lock:
+            self._db.execute(
+                "UPDATE pages SET fetched_at = ?, max_age = ? WHERE url = ?", (fetched_at, max_age, page.url)
+            )
+        return replace(page, fetched_at=fetched_at, max_age=max_age)
+
+    def parsed(self, key: tuple, parse: Callable[[], T]) -> T:
+        """``parse()``'s result memoised in memory under ``key`` (include the page digest in it)."""
+        with self._lock:
+            if key in self._parsed:
+                self._parsed.move_to_end(key)
+                return self._parsed[key]  # type: ignore[return-value]
+        value = parse()
+        with self._lock:
+            self._parsed[key] = value
+            while len(self._parsed) > self._parsed_max:
+                self._parsed.popitem(last=False)
+        return value
+
+    # --------------------------------------------------------------------------------------- metadata
+
+    def get_metadata(self, sha256: str) -> bytes | None:
+        with self._lock:
+            row = self._db.execute("SELECT data FROM metadata WHERE sha256 = ?", (sha256.lower(),)).fetchone()
+        return bytes(row[0]) if row else None
+
+    def put_metadata(self, sha256: str, data: bytes) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT OR IGNORE INTO metadata (sha256, data) VALUES (?, ?)", (sha256.lower(), data)
+            )
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def __enter__(self) -> IndexCache:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

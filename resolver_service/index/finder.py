@@ -1,0 +1,401 @@
+""":class:`IndexSource`: the :class:`~resolver_service.source.PackageSource` over real indexes.
+
+Index strategy as uv has it: indexes in priority order are the extra indexes in the order given, then the
+default index. ``first-index`` uses, for each name, only the first index that knows it (so a private extra
+index cannot be shadowed by a public package of the same name); ``unsafe-best-match`` unions them all.
+``package_index`` pins a name to one index. Files from find-links locations always join.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO, Literal, TypeVar
+from urllib.parse import unquote, urldefrag, urlsplit
+
+from packaging.utils import NormalizedName, canonicalize_name
+
+from ..distfile import DistFile
+from ..errors import IndexUnavailable, InvalidInput, ResolverError
+from ..metadata import CoreMetadata
+from .archives import archive_metadata
+from .auth import Auth, Credential, redact, split_userinfo
+from .cache import CachedPage, IndexCache, parse_cache_control
+from .http import HttpClient, unexpected_status
+from .local import find_links_files, is_file_url, location_path, static_index_files
+from .metadata_fetch import MetadataFetcher, copy_and_hash, parse_metadata, require_static, verify_digests
+from .pages import ACCEPT, PageError, fragment_hashes, parse_links_page, parse_project_page
+from .stats import SourceStats
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+Strategy = Literal["first-index", "unsafe-best-match"]
+#: ``on_event(kind, name, detail)``: kind ``"page"`` (name = project, detail = "from <url> (<how>)") or
+#: ``"metadata"`` (name = project, detail = "<version> from <filename> (<how>)").
+EventCallback = Callable[[str, str, str], None]
+
+
+@dataclass(frozen=True)
+class IndexSettings:
+    """Where packages come from (the resolver's view of ``IndexConfig``)."""
+
+    #: The default index; ``None``: no default index.
+    index_url: str | None = None
+    #: Searched in this order, before the default index.
+    extra_index_urls: Sequence[str] = ()
+    #: Directories, file:// URLs, local HTML files or http(s) pages linking distribution files.
+    find_links: Sequence[str] = ()
+    #: Ignore the default and extra indexes (find-links only).
+    no_index: bool = False
+    strategy: Strategy = "first-index"
+    #: Canonical name -> the only index asked for it.
+    package_index: Mapping[str, str] = field(default_factory=dict)
+    credentials: Sequence[Credential] = ()
+    #: Directory of the SQLite page/metadata cache; ``None``: no on-disk cache.
+    cache_dir: Path | None = None
+    #: Never touch the network: cached pages (fresh or not) and cached metadata only.
+    offline: bool = False
+    #: CA bundle for TLS; default: ``PIP_CERT`` / ``REQUESTS_CA_BUNDLE`` / ``SSL_CERT_FILE``, else system.
+    ca_bundle: str | None = None
+    timeout: float = 30.0
+    retries: int = 3
+
+    def __post_init__(self) -> None:
+        if self.strategy not in ("first-index", "unsafe-best-match"):
+            raise InvalidInput(str(self.strategy), "unknown index strategy")
+
+    def indexes(self) -> list[str]:
+        """Index URLs in priority order: extras as given, then the default; duplicates dropped."""
+        if self.no_index:
+            return []
+        urls = [*self.extra_index_urls, *([self.index_url] if self.index_url else [])]
+        seen: set[str] = set()
+        out = []
+        for url in urls:
+            if _index_key(url) not in seen:
+                seen.add(_index_key(url))
+                out.append(url)
+        return out
+
+
+@dataclass(frozen=True)
+class _Index:
+    """One configured index: the URL to request (no user-info, trailing slash) and its redacted name."""
+
+    url: str
+    display: str
+    path: Path | None
+
+    @classmethod
+    def of(cls, configured: str) -> _Index:
+        stripped, _ = split_userinfo(configured.strip())
+        url = stripped if stripped.endswith("/") else stripped + "/"
+        return cls(url, redact(configured.strip()), location_path(url) if is_file_url(url) else None)
+
+
+def _index_key(url: str) -> str:
+    return _Index.of(url).url
+
+
+class _SingleFlight:
+    """Memoised, de-duplicated computations: concurrent callers for one key share one run."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._futures: dict[object, Future] = {}
+
+    def get(self, key: K, compute: Callable[[], V]) -> V:
+        with self._lock:
+            future = self._futures.get(key)
+            owner = future is None
+            if owner:
+                future = self._futures[key] = Future()
+        if owner:
+            try:
+                future.set_result(compute())
+            except BaseException as exc:  # stored and re-raised to every caller
+                future.set_exception(exc)
+        return future.result()
+
+    def put(self, key: object, value: object = None, error: BaseException | None = None) -> None:
+        """Record a result computed elsewhere (unless one is already there)."""
+        future: Future = Future()
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(value)
+        with self._lock:
+            self._futures.setdefault(key, future)
+
+
+@dataclass(frozen=True)
+class _Page:
+    body: bytes
+    content_type: str
+    final_url: str
+    digest: str
+    how: str
+
+
+class IndexSource:
+    """Lists files and reads metadata from the configured indexes and find-links locations.
+
+    ``http`` and ``cache`` may be shared between sources (one per server process: pooled connections, one
+    SQLite file, one parsed-page LRU); when omitted they are created from ``settings`` and closed by
+    :meth:`close`. Thread-safe; each name is listed and each file's metadata read at most once per source.
+    """
+
+    def __init__(
+        self,
+        settings: IndexSettings,
+        *,
+        http: HttpClient | None = None,
+        cache: IndexCache | None = None,
+        on_event: EventCallback | None = None,
+        workers: int = 16,
+    ) -> None:
+        self.settings = settings
+        self.stats = SourceStats()
+        self.on_event = on_event
+        self._own_http = http is None
+        self.http = http or HttpClient(
+            timeout=settings.timeout, retries=settings.retries, ca_bundle=settings.ca_bundle
+        )
+        self._own_cache = cache is None and settings.cache_dir is not None
+        self.cache = (
+            cache if cache is not None else (IndexCache(settings.cache_dir) if settings.cache_dir else None)
+        )
+        configured = settings.indexes()
+        pinned = list(settings.package_index.values())
+        self.auth = Auth(settings.credentials, [*configured, *pinned, *settings.find_links])
+        self._indexes = [_Index.of(url) for url in configured]
+        self._pinned = {
+            canonicalize_name(name): _Index.of(url) for name, url in settings.package_index.items()
+        }
+        self._metadata = MetadataFetcher(self.http, self.auth, self.cache, self.stats, settings.offline)
+        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="index-source")
+        self._files = _SingleFlight()
+        self._metas = _SingleFlight()
+        self._find_links = _SingleFlight()
+        self._closed = False
+
+    # -------------------------------------------------------------------------------- PackageSource
+
+    def files(self, name: NormalizedName) -> Sequence[DistFile]:
+        name = canonicalize_name(name)
+        return self._files.get(name, lambda: tuple(self._list(name)))
+
+    def metadata(self, file: DistFile) -> CoreMetadata:
+        return self._metas.get(file, lambda: self._fetch_metadata(file))
+
+    def prefetch_files(self, names: Iterable[NormalizedName]) -> None:
+        for name in names:
+            self._submit(self.files, name)
+
+    def prefetch_metadata(self, files: Iterable[DistFile]) -> None:
+        for file in files:
+            self._submit(self.metadata, file)
+
+    # ----------------------------------------------------------------------------------- listing
+
+    def _list(self, name: NormalizedName) -> list[DistFile]:
+        indexes = [self._pinned[name]] if name in self._pinned else self._indexes
+        found: list[DistFile] = []
+        for index in indexes:
+            files = self._index_files(index, name)
+            if files is None:
+                continue
+            found.extend(files)
+            if self.settings.strategy == "first-index":
+                break
+        found.extend(f for f in self._find_links_files() if f.name == name)
+        return _unique(found)
+
+    def _index_files(self, index: _Index, name: NormalizedName) -> list[DistFile] | None:
+        """Files of ``name`` on one index; ``None`` when the index does not know the name."""
+        if index.path is not None:
+            files = static_index_files(index.path, name, index.display)
+            if files is not None:
+                self.stats.add("pages_local")
+                self._event("page", name, f"from {index.display} (local)")
+            return files
+        page_url = f"{index.url}{name}/"
+        page = self._page(page_url, index.display)
+        if page is None:
+            return None
+        self._event("page", name, f"from {redact(page.final_url)} ({page.how})")
+
+        def parse() -> list[DistFile]:
+            try:
+                return parse_project_page(page.body, page.content_type, page.final_url, index.display, name)
+            except PageError as exc:
+                raise IndexUnavailable(
+                    index.display, f"unreadable page {redact(page.final_url)}: {exc}"
+                ) from None
+
+        if self.cache is None:
+            return parse()
+        return self.cache.parsed(("project", page.final_url, index.display, name, page.digest), parse)
+
+    def _find_links_files(self) -> tuple[DistFile, ...]:
+        """Every file of every find-links location, read once per source."""
+        return self._find_links.get("all", lambda: tuple(self._read_find_links()))
+
+    def _read_find_links(self) -> list[DistFile]:
+        out: list[DistFile] = []
+        for location in self.settings.find_links:
+            display = redact(location)
+            path = location_path(location)
+            if path is not None:
+                out.extend(find_links_files(path, display))
+                self.stats.add("pages_local")
+                continue
+            url = split_userinfo(location)[0]
+            page = self._page(url, display)
+            if page is None:
+                continue
+            self._event("page", "", f"from {redact(page.final_url)} ({page.how})")
+            out.extend(parse_links_page(page.body, page.content_type, page.final_url, display))
+        return out
+
+    def _page(self, url: str, display: str) -> _Page | None:
+        """An index page through the page cache; ``None`` for 404/410 (or offline and not cached)."""
+        cached = self.cache.get_page(url) if self.cache is not None else None
+        if cached is not None and (self.settings.offline or cached.is_fresh()):
+            self.stats.add("pages_cached")
+            return _Page(cached.body, cached.content_type, cached.final_url, cached.digest, "cache")
+        if self.settings.offline:
+            return None
+        headers = {"Accept": ACCEPT, **(cached.validators() if cached is not None else {})}
+        response = self.http.get(url, index=display, auth=self.auth, headers=headers)
+        now = time.time()
+        storable, max_age = parse_cache_control(response.headers)
+        if response.status_code == 304 and cached is not None:
+            self.stats.add("pages_revalidated")
+            self.stats.add("pages_cached")
+            if self.cache is not None:
+                cached = self.cache.refresh_page(cached, now, max_age)
+            return _Page(cached.body, cached.content_type, cached.final_url, cached.digest, "revalidated")
+        if response.status_code in (404, 410):
+            return None
+        if response.status_code != 200:
+            raise unexpected_status(response, display)
+        self.stats.add("pages_fetched")
+        self.stats.add("bytes_downloaded", len(response.content))
+        fetched = CachedPage(
+            url,
+            response.content,
+            response.headers.get("content-type", ""),
+            str(response.url),
+            response.headers.get("etag"),
+            response.headers.get("last-modified"),
+            now,
+            max_age,
+        )
+        if self.cache is not None and storable:
+            fetched = self.cache.put_page(fetched)
+        digest = fetched.digest or str(hash(fetched.body))
+        return _Page(fetched.body, fetched.content_type, fetched.final_url, digest, "network")
+
+    # ---------------------------------------------------------------------------------- metadata
+
+    def _fetch_metadata(self, file: DistFile) -> CoreMetadata:
+        meta, how = self._metadata.fetch(file)
+        self._event("metadata", file.name, f"{file.version} from {file.filename} ({how})")
+        return meta
+
+    def resolve_file_url(self, url: str) -> DistFile:
+        """A :class:`DistFile` for a direct URL requirement (``name @ https://.../x.whl`` or file://).
+
+        The file is read or downloaded once to compute its sha256 (checked against a ``#sha256=`` fragment
+        when present); its metadata is extracted at the same time, so :meth:`metadata` needs no request.
+        """
+        bare, fragment = urldefrag(url.strip())
+        stripped, userinfo = split_userinfo(bare)
+        where = redact(bare)
+        filename = unquote(urlsplit(stripped).path.rsplit("/", 1)[-1])
+        expected = fragment_hashes(fragment)
+        if DistFile.from_listing(filename, stripped, "") is None:
+            raise InvalidInput(redact(url), "not a wheel or sdist URL")
+        path = location_path(stripped)
+        if path is not None:
+            try:
+                with open(path, "rb") as fh:
+                    digests, size = copy_and_hash(iter(lambda: fh.read(1 << 20), b""), None, expected)
+                    verify_digests(filename, expected, digests)
+                    fh.seek(0)
+                    return self._direct(fh, filename, path.absolute().as_uri(), digests["sha256"], size)
+            except OSError as exc:
+                raise IndexUnavailable(where, f"cannot read {path}: {exc.strerror or exc}") from None
+        if self.settings.offline:
+            raise IndexUnavailable(where, "offline: cannot download a direct URL")
+        auth = Auth([Credential(stripped, *userinfo)]) if userinfo else self.auth
+        fetcher = MetadataFetcher(self.http, auth, None, self.stats)
+        with fetcher.download(stripped, where, filename, expected) as spool:
+            return self._direct(spool, filename, stripped, spool.digests["sha256"], spool.size)
+
+    def _direct(self, fileobj: BinaryIO, filename: str, url: str, sha256: str, size: int) -> DistFile:
+        """The direct-URL file, with its metadata (or the error reading it) recorded for :meth:`metadata`."""
+        file = DistFile.from_listing(filename, url, "", hashes={"sha256": sha256}, size=size, origin="direct")
+        assert file is not None
+        try:
+            data = archive_metadata(fileobj, file)
+            meta = parse_metadata(file, data)
+            self.stats.add("metadata_fetched")
+            if self.cache is not None:
+                self.cache.put_metadata(sha256, data)
+            require_static(file, meta)
+            self._metas.put(file, meta)
+        except ResolverError as exc:
+            self._metas.put(file, error=exc)
+        return file
+
+    # ------------------------------------------------------------------------------------ plumbing
+
+    def _submit(self, fn: Callable[[K], object], arg: K) -> None:
+        if self._closed:
+            return
+        try:
+            future = self._executor.submit(fn, arg)
+        except RuntimeError:  # executor shut down concurrently
+            return
+        # Errors surface on the real call; a cancelled prefetch (the source closed) is no error.
+        future.add_done_callback(lambda f: f.cancelled() or f.exception())
+
+    def _event(self, kind: str, name: str, detail: str) -> None:
+        if self.on_event is not None:
+            try:
+                self.on_event(kind, name, detail)
+            except Exception:  # noqa: BLE001 - a progress observer must not break the resolution
+                pass
+
+    def close(self) -> None:
+        """Stop prefetching and close what this source created."""
+        self._closed = True
+        self._executor.shutdown(wait=True, cancel_futures=True)
+        if self._own_http:
+            self.http.close()
+        if self._own_cache and self.cache is not None:
+            self.cache.close()
+
+    def __enter__(self) -> IndexSource:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _unique(files: Iterable[DistFile]) -> list[DistFile]:
+    """Drop repeated listings of the same file, keeping the first (highest-priority) one."""
+    seen: set[DistFile] = set()
+    out = []
+    for file in files:
+        if file not in seen:
+            seen.add(file)
+            out.append(file)
+    return out

@@ -1,0 +1,102 @@
+"""Files on disk: find-links directories, single archives, and PEP 503 static trees behind file:// URLs."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+from urllib.request import url2pathname
+
+from packaging.utils import NormalizedName, canonicalize_name
+
+from ..distfile import DistFile
+from .pages import parse_html_page, parse_links_page
+
+
+def is_file_url(url: str) -> bool:
+    return url[:7].lower() == "file://"
+
+
+def file_url_to_path(url: str) -> Path:
+    """The local path of a ``file://`` URL (``file:///x``, ``file://localhost/x``)."""
+    parts = urlsplit(url)
+    path = url2pathname(unquote(parts.path)) if os.name == "nt" else unquote(parts.path)
+    return Path(path)
+
+
+def location_path(location: str) -> Path | None:
+    """The local path a find-links location or index names, or ``None`` for a remote URL."""
+    if is_file_url(location):
+        return file_url_to_path(location)
+    if "://" in location:
+        return None
+    return Path(location).expanduser()
+
+
+def list_directory(directory: Path, index: str, origin: str) -> list[DistFile]:
+    """Distribution files directly inside ``directory`` (not recursive, like pip); sorted by name.
+
+    A ``<file>.metadata`` next to a wheel or sdist is taken as its PEP 658 metadata file.
+    """
+    try:
+        entries = sorted(os.scandir(directory), key=lambda e: e.name)
+    except OSError:
+        return []
+    names = {entry.name for entry in entries}
+    out = []
+    for entry in entries:
+        if not entry.is_file():
+            continue
+        try:
+            size = entry.stat().st_size
+        except OSError:
+            continue
+        dist = DistFile.from_listing(
+            entry.name,
+            Path(entry.path).absolute().as_uri(),
+            index,
+            size=size,
+            core_metadata=f"{entry.name}.metadata" in names,
+            origin=origin,
+        )
+        if dist is not None:
+            out.append(dist)
+    return out
+
+
+def find_links_files(path: Path, index: str) -> list[DistFile]:
+    """Files offered by a local find-links location: a directory, an HTML page, or one archive."""
+    if path.is_dir():
+        return list_directory(path, index, "find-links")
+    if not path.is_file():
+        return []
+    if path.suffix.lower() in (".html", ".htm"):
+        body = path.read_bytes()
+        return parse_links_page(body, "text/html", path.absolute().as_uri(), index)
+    dist = DistFile.from_listing(
+        path.name, path.absolute().as_uri(), index, size=path.stat().st_size, origin="find-links"
+    )
+    return [dist] if dist else []
+
+
+def static_index_files(root: Path, name: NormalizedName, index: str) -> list[DistFile] | None:
+    """Files of ``name`` in a PEP 503 tree on disk: ``<root>/<name>/index.html``, or the files of that
+    directory when it has no ``index.html``; ``None`` when the tree does not know the name."""
+    project = root / name
+    if not project.is_dir():
+        # Trees written by older tools keep the project's own spelling ("Foo_Bar/").
+        project = next((p for p in _subdirs(root) if canonicalize_name(p.name) == name), project)
+    page = project / "index.html"
+    if page.is_file():
+        text = page.read_bytes().decode("utf-8", errors="replace")
+        return parse_html_page(text, project.absolute().as_uri() + "/", index, name)
+    if project.is_dir():
+        return [f for f in list_directory(project, index, "index") if f.name == name]
+    return None
+
+
+def _subdirs(root: Path) -> list[Path]:
+    try:
+        return [Path(e.path) for e in os.scandir(root) if e.is_dir()]
+    except OSError:
+        return []

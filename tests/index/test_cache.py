@@ -1,0 +1,181 @@
+"""The SQLite page/metadata cache, Cache-Control parsing, range files and archive readers."""
+
+from __future__ import annotations
+
+import io
+import random
+import tarfile
+import threading
+import zipfile
+
+import pytest
+
+from resolver_service.distfile import DistFile
+from resolver_service.errors import InvalidDistribution
+from resolver_service.index.archives import sdist_pkg_info, wheel_metadata
+from resolver_service.index.cache import CachedPage, IndexCache, parse_cache_control
+from resolver_service.index.ranges import RangeFile, RangesUnsupported, parse_content_range
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("max-age=600, public", (True, 600.0)),
+        ("public,max-age=60", (True, 60.0)),
+        ('max-age="30"', (True, 30.0)),
+        ("s-maxage=5", (True, None)),
+        ("no-cache", (True, 0.0)),
+        ("no-store, max-age=600", (False, None)),
+        ("", (True, None)),
+    ],
+)
+def test_parse_cache_control(value, expected):
+    assert parse_cache_control({"cache-control": value}) == expected
+
+
+def test_page_round_trip_freshness_and_validators(tmp_path):
+    with IndexCache(tmp_path / "c") as cache:
+        page = CachedPage(
+            "https://i/simple/a/", b"body", "text/html", "https://i/simple/a/", '"e"', "lm", 100.0, 60
+        )
+        stored = cache.put_page(page)
+        assert stored.digest and cache.get_page(page.url) == stored
+        assert stored.is_fresh(now=159.0) and not stored.is_fresh(now=161.0)
+        assert stored.validators() == {"If-None-Match": '"e"', "If-Modified-Since": "lm"}
+        refreshed = cache.refresh_page(stored, 500.0, 10)
+        assert cache.get_page(page.url).fetched_at == 500.0 and refreshed.is_fresh(now=505.0)
+        assert cache.get_page("https://i/simple/other/") is None
+        assert not CachedPage("u", b"", "", "u").is_fresh()
+
+
+def test_metadata_is_shared_between_instances_and_threads(tmp_path):
+    with IndexCache(tmp_path) as first:
+        first.put_metadata("AB" * 32, b"Metadata-Version: 2.1\n")
+    with IndexCache(tmp_path) as cache:
+        assert cache.get_metadata("ab" * 32) == b"Metadata-Version: 2.1\n"
+
+        def work(i: int) -> None:
+            for j in range(20):
+                cache.put_metadata(f"{i:02x}{j:02x}".ljust(64, "0"), b"x" * j)
+                assert cache.get_metadata(f"{i:02x}{j:02x}".ljust(64, "0")) == b"x" * j
+
+        threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+
+def test_parsed_lru_memoises_and_evicts(tmp_path):
+    calls = []
+    with IndexCache(tmp_path, parsed_entries=2) as cache:
+        for key in ["a", "a", "b", "c", "a"]:
+            cache.parsed((key,), lambda key=key: calls.append(key) or key)
+    assert calls == ["a", "b", "c", "a"]
+
+
+# ------------------------------------------------------------------------------------------ ranges
+
+
+def test_parse_content_range():
+    assert parse_content_range("bytes 10-19/100") == (10, 19, 100)
+    assert parse_content_range("bytes 0-9/*") == (0, 9, None)
+    assert parse_content_range("bytes */100") is None
+    assert parse_content_range(None) is None
+
+
+def test_range_file_fetches_only_misses():
+    data = random.Random(1).randbytes(100_000)
+    fetched: list[tuple[int, int]] = []
+
+    def fetch(start: int, end: int) -> bytes:
+        fetched.append((start, end))
+        return data[start:end]
+
+    reader = RangeFile(len(data), fetch, (90_000, data[90_000:]), min_chunk=1000)
+    reader.seek(-50, io.SEEK_END)
+    assert reader.read() == data[-50:] and fetched == []
+    reader.seek(10)
+    assert reader.read(10) == data[10:20] and fetched == [(10, 1010)]
+    assert reader.read(500) == data[20:520] and len(fetched) == 1
+    reader.ensure(50_000, 60_000)
+    reader.seek(50_000)
+    assert reader.read(10_000) == data[50_000:60_000] and len(fetched) == 2
+
+
+def test_range_file_detects_a_server_ignoring_ranges():
+    reader = RangeFile(1000, lambda start, end: b"x" * 5000)
+    with pytest.raises(RangesUnsupported):
+        reader.read(10)
+
+
+# ---------------------------------------------------------------------------------------- archives
+
+
+def dist(filename: str) -> DistFile:
+    file = DistFile.from_listing(filename, f"https://h/{filename}", "https://h/simple/")
+    assert file is not None
+    return file
+
+
+def make_zip(members: dict[str, bytes]) -> io.BytesIO:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, content in members.items():
+            zf.writestr(name, content)
+    buf.seek(0)
+    return buf
+
+
+def test_wheel_metadata_picks_the_own_dist_info():
+    archive = make_zip(
+        {
+            "vendored-2.0.dist-info/METADATA": b"Name: vendored",
+            "Foo_Bar-1.0.dist-info/METADATA": b"Name: Foo_Bar",
+            "foo_bar/__init__.py": b"",
+        }
+    )
+    assert wheel_metadata(archive, dist("foo_bar-1.0-py3-none-any.whl")) == b"Name: Foo_Bar"
+
+
+@pytest.mark.parametrize(
+    ("members", "message"),
+    [
+        ({"foo/__init__.py": b""}, "no .dist-info"),
+        ({"foo-1.0.dist-info/RECORD": b""}, "no METADATA"),
+        ({"a-1.dist-info/METADATA": b"", "b-1.dist-info/METADATA": b""}, "several .dist-info"),
+    ],
+)
+def test_wheel_metadata_errors(members, message):
+    with pytest.raises(InvalidDistribution, match=message):
+        wheel_metadata(make_zip(members), dist("foo-1.0-py3-none-any.whl"))
+
+
+def test_wheel_metadata_on_a_damaged_archive():
+    with pytest.raises(InvalidDistribution, match="unreadable wheel"):
+        wheel_metadata(io.BytesIO(b"PK not really"), dist("foo-1.0-py3-none-any.whl"))
+
+
+def make_tar(members: dict[str, bytes]) -> io.BytesIO:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tf:
+        for name, content in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(content)
+            tf.addfile(info, io.BytesIO(content))
+    buf.seek(0)
+    return buf
+
+
+def test_sdist_pkg_info_is_the_top_level_one():
+    members = {
+        "foo-1.0/src/foo.egg-info/PKG-INFO": b"nested",
+        "./foo-1.0/PKG-INFO": b"top",
+        "foo-1.0/setup.py": b"",
+    }
+    assert sdist_pkg_info(make_tar(members), dist("foo-1.0.tar.gz")) == b"top"
+    assert sdist_pkg_info(make_zip({"foo-1.0/PKG-INFO": b"zip"}), dist("foo-1.0.zip")) == b"zip"
+    with pytest.raises(InvalidDistribution, match="no top-level PKG-INFO"):
+        sdist_pkg_info(make_tar({"foo-1.0/src/foo.egg-info/PKG-INFO": b""}), dist("foo-1.0.tar.gz"))
+    with pytest.raises(InvalidDistribution, match="unreadable sdist"):
+        sdist_pkg_info(io.BytesIO(b"\x1f\x8bnot gzip"), dist("foo-1.0.tar.gz"))

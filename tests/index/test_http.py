@@ -1,0 +1,39 @@
+"""The HTTP client's TLS trust configuration and identity."""
+
+from __future__ import annotations
+
+import ssl
+
+import certifi
+
+from resolver_service.index import http
+
+
+def test_ca_bundle_from_pip_environment_in_pip_precedence(monkeypatch):
+    seen = []
+    real = ssl.create_default_context
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(http.ssl, "create_default_context", spy)
+    monkeypatch.setenv("SSL_CERT_FILE", "/nonexistent/ignored.pem")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/nonexistent/ignored-too.pem")
+    monkeypatch.setenv("PIP_CERT", certifi.where())
+    assert isinstance(http.ssl_context(), ssl.SSLContext)
+    assert seen == [{"cafile": certifi.where()}]
+    seen.clear()
+    http.ssl_context(ca_bundle=certifi.where())  # an explicit bundle wins over the environment
+    assert seen == [{"cafile": certifi.where()}]
+
+
+def test_default_trust_without_environment(monkeypatch):
+    for name in http.CA_BUNDLE_ENV:
+        monkeypatch.delenv(name, raising=False)
+    context = http.ssl_context()
+    assert context.verify_mode == ssl.CERT_REQUIRED
+
+
+def test_user_agent_names_venvsmith():
+    assert http.USER_AGENT.startswith("venvsmith/")
