@@ -48,6 +48,8 @@ class DistFile:
     core_metadata_hashes: Mapping[str, str] = field(default_factory=dict)
     #: Build tag of a wheel (sorts after the version), ``()`` when absent.
     build_tag: tuple = ()
+    #: Where the listing came from: "index", "find-links" or "direct" (a URL requirement).
+    origin: str = "index"
 
     @classmethod
     def from_listing(cls, filename: str, url: str, index: str, **info) -> DistFile | None:

@@ -35,6 +35,14 @@ class PackageSource(Protocol):
         """
         ...
 
+    def resolve_file_url(self, url: str) -> DistFile:
+        """The file a direct URL requirement (``name @ url``) names, with its sha256 computed.
+
+        Raises :class:`~resolver_service.errors.IndexUnavailable` when it cannot be fetched and
+        :class:`~resolver_service.errors.InvalidInput` when the URL is not a wheel or sdist.
+        """
+        ...
+
     def prefetch_files(self, names: Iterable[NormalizedName]) -> None:
         """Hint: these names' listings will likely be needed soon. Must not block or raise."""
         ...

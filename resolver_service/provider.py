@@ -1,0 +1,244 @@
+"""The resolvelib provider: every Python packaging rule the search needs, and nothing about I/O.
+
+It answers resolvelib's five questions using a :class:`~resolver_service.source.PackageSource` for files
+and metadata, :mod:`resolver_service.selection` for what files may be used, and ``packaging`` for every
+version, specifier and marker decision.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Executor
+from typing import Any
+
+from packaging.specifiers import SpecifierSet
+from packaging.utils import NormalizedName, canonicalize_name
+from resolvelib import AbstractProvider
+
+from .candidate import (
+    PYTHON,
+    AnyCandidate,
+    AnyRequirement,
+    BaseRequirement,
+    Candidate,
+    PythonCandidate,
+    PythonRequirement,
+    SpecRequirement,
+    UnusableRequirement,
+)
+from .errors import InvalidDistribution
+from .metadata import CoreMetadata
+from .selection import Selection, SelectionPolicy, allowed_versions, select
+from .source import PackageSource
+from .target import TargetEnvironment
+
+#: How many of the next candidates' metadata to fetch ahead of the search.
+PREFETCH_DEPTH = 2
+#: Upper bound on projects explored speculatively ahead of the search.
+MAX_SPECULATED = 1000
+
+
+class Provider(AbstractProvider):
+    """Packaging rules for resolvelib, against one target environment and one package source."""
+
+    def __init__(
+        self,
+        source: PackageSource,
+        target: TargetEnvironment,
+        policy: SelectionPolicy,
+        constraints: Mapping[NormalizedName, Sequence[SpecifierSet]] = {},
+        user_requested: Mapping[str, int] | None = None,
+        executor: Executor | None = None,
+    ) -> None:
+        self.source = source
+        self.target = target
+        self.policy = policy
+        self.constraints = constraints
+        self.user_requested = dict(user_requested or {})
+        self.python = PythonCandidate(target.python_version)
+        self._selections: dict[NormalizedName, Selection] = {}
+        self._metadata: dict[Candidate, CoreMetadata | InvalidDistribution] = {}
+        self._lock = threading.Lock()
+        self._executor = executor
+        self._speculated: set[NormalizedName] = set()
+
+    # -- data access -------------------------------------------------------------------------------
+
+    def selection(self, name: NormalizedName) -> Selection:
+        """Usable files of ``name`` for the target, computed once per resolution."""
+        with self._lock:
+            held = self._selections.get(name)
+        if held is None:
+            held = select(name, self.source.files(name), self.target, self.policy)
+            with self._lock:
+                self._selections[name] = held
+        return held
+
+    def metadata(self, candidate: Candidate) -> CoreMetadata:
+        """Metadata of ``candidate``'s file; invalid metadata is remembered and re-raised."""
+        held = self._metadata.get(candidate)
+        if held is None:
+            try:
+                held = self.source.metadata(candidate.file)
+                if held.name != candidate.name or held.version != candidate.version:
+                    raise InvalidDistribution(
+                        candidate.file.filename,
+                        f"metadata names {held.name} {held.version}, the file name says "
+                        f"{candidate.name} {candidate.version}",
+                    )
+            except InvalidDistribution as exc:
+                held = exc
+            self._metadata[candidate] = held
+        if isinstance(held, InvalidDistribution):
+            raise held
+        return held
+
+    # -- looking ahead -----------------------------------------------------------------------------
+
+    def speculate(self, names: Iterable[NormalizedName]) -> None:
+        """Walk the likely dependency closure of ``names`` in the background (newest allowed versions).
+
+        The search itself is sequential; this fills the source's per-resolution memo (pages and metadata)
+        in parallel so that the search rarely waits on the network. Without an executor it does nothing.
+        """
+        if self._executor is None:
+            return
+        todo = []
+        with self._lock:
+            for name in names:
+                if name not in self._speculated and len(self._speculated) < MAX_SPECULATED:
+                    self._speculated.add(name)
+                    todo.append(name)
+        for name in todo:
+            try:
+                self._executor.submit(self._speculate_one, name)
+            except RuntimeError:  # the resolution is over
+                return
+
+    def _speculate_one(self, name: NormalizedName) -> None:
+        try:
+            allowed = allowed_versions(self.selection(name), self.constraints.get(name, ()), self.policy)
+            if not allowed:
+                return
+            meta = self.source.metadata(allowed[0][1])
+        except Exception:  # noqa: BLE001 - speculation only warms caches; the search reports errors
+            return
+        self.speculate(
+            canonicalize_name(r.name)
+            for r in meta.requires_dist
+            if r.marker is None or self._marker_holds(r.marker)
+        )
+
+    def _marker_holds(self, marker) -> bool:
+        try:
+            return self.target.evaluate(marker)
+        except Exception:  # noqa: BLE001
+            return False
+
+    # -- resolvelib's questions --------------------------------------------------------------------
+
+    def identify(self, requirement_or_candidate: AnyRequirement | AnyCandidate) -> str:
+        return requirement_or_candidate.id
+
+    def get_preference(
+        self,
+        identifier: str,
+        resolutions: Mapping[str, AnyCandidate],
+        candidates: Mapping[str, Iterator[AnyCandidate]],
+        information: Mapping[str, Iterator[Any]],
+        backtrack_causes: Sequence[Any],
+    ) -> tuple:
+        """Lower sorts first: Python, then exact pins, then conflict causes, then user order, then name."""
+        infos = list(information[identifier])
+        pinned = any(
+            isinstance(info.requirement, BaseRequirement)
+            or any(s.operator in ("==", "===") and "*" not in s.version for s in info.requirement.specifier)
+            for info in infos
+            if not isinstance(info.requirement, UnusableRequirement | PythonRequirement)
+        )
+        causes = {cause.requirement.id for cause in backtrack_causes} | {
+            cause.parent.id for cause in backtrack_causes if cause.parent is not None
+        }
+        bare = identifier.split("[", 1)[0]
+        return (
+            identifier != PYTHON,
+            not pinned,
+            identifier not in causes and bare not in causes,
+            self.user_requested.get(bare, 1 << 30),
+            identifier,
+        )
+
+    def find_matches(
+        self,
+        identifier: str,
+        requirements: Mapping[str, Iterator[AnyRequirement]],
+        incompatibilities: Mapping[str, Iterator[AnyCandidate]],
+    ) -> list[AnyCandidate]:
+        reqs = list(requirements[identifier])
+        if identifier == PYTHON:
+            ok = all(r.specifier.contains(self.python.version, prereleases=True) for r in reqs)
+            return [self.python] if ok else []
+        if any(isinstance(r, UnusableRequirement) for r in reqs):
+            return []
+        name = reqs[0].name if reqs else NormalizedName(identifier.split("[", 1)[0])
+        extras = next((r.extras for r in reqs if isinstance(r, SpecRequirement)), frozenset())
+        bad = {c.version for c in incompatibilities[identifier]}
+        direct = {r.direct for r in reqs if isinstance(r, SpecRequirement) and r.direct is not None}
+        if direct:
+            if len(direct) > 1:
+                return []
+            file = direct.pop()
+            cands = [Candidate(name, file.version, file, extras)]
+            return [c for c in cands if c.version not in bad and all(self._accepts(r, c) for r in reqs)]
+        specifiers = [r.specifier for r in reqs] + list(self.constraints.get(name, ()))
+        matches = [
+            Candidate(name, version, file, extras)
+            for version, file in allowed_versions(self.selection(name), specifiers, self.policy)
+            if version not in bad
+        ]
+        self.source.prefetch_metadata(c.file for c in matches[:PREFETCH_DEPTH])
+        return matches
+
+    def _accepts(self, requirement: AnyRequirement, candidate: Candidate) -> bool:
+        if isinstance(requirement, SpecRequirement) and requirement.direct is not None:
+            return requirement.direct == candidate.file
+        return requirement.specifier.contains(candidate.version, prereleases=True)
+
+    def is_satisfied_by(self, requirement: AnyRequirement, candidate: AnyCandidate) -> bool:
+        if isinstance(requirement, UnusableRequirement):
+            return False
+        if isinstance(requirement, PythonRequirement) or isinstance(candidate, PythonCandidate):
+            return requirement.specifier.contains(candidate.version, prereleases=True)
+        return self._accepts(requirement, candidate)
+
+    def get_dependencies(self, candidate: AnyCandidate) -> Iterable[AnyRequirement]:
+        if isinstance(candidate, PythonCandidate):
+            return []
+        try:
+            meta = self.metadata(candidate)
+        except InvalidDistribution as exc:
+            return [UnusableRequirement(candidate.name, exc.message)]
+        deps: list[AnyRequirement] = []
+        if candidate.extras:
+            deps.append(BaseRequirement(candidate.name, candidate.version))
+        if meta.requires_python is not None:
+            deps.append(PythonRequirement(meta.requires_python))
+        extras = sorted(candidate.extras)
+        for req in meta.requires_dist:
+            if req.marker is None:
+                if not candidate.extras:
+                    deps.append(SpecRequirement.from_requirement(req))
+                continue
+            if candidate.extras:
+                wanted = any(self.target.evaluate(req.marker, [e]) for e in extras)
+                # Dependencies of the bare project come from the BaseRequirement already.
+                wanted = wanted and not self.target.evaluate(req.marker)
+            else:
+                wanted = self.target.evaluate(req.marker)
+            if wanted:
+                deps.append(SpecRequirement.from_requirement(req))
+        names = {d.name for d in deps if isinstance(d, SpecRequirement)}
+        self.source.prefetch_files(names)
+        self.speculate(names)
+        return deps

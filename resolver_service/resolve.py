@@ -1,0 +1,264 @@
+"""The whole resolution algorithm: parse the request, run resolvelib with our provider, shape the pins.
+
+Pure: all I/O goes through the :class:`~resolver_service.source.PackageSource` it is handed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+
+from packaging.markers import InvalidMarker, UndefinedComparison, UndefinedEnvironmentName
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.specifiers import SpecifierSet
+from packaging.utils import NormalizedName, canonicalize_name
+from resolvelib import BaseReporter, ResolutionImpossible, ResolutionTooDeep, Resolver
+
+from .candidate import PYTHON, Candidate, SpecRequirement
+from .errors import DeadlineExceeded, InvalidInput, TooManyBacktracks
+from .explain import explain_impossible
+from .pin import Pin
+from .provider import Provider
+from .selection import SelectionPolicy
+from .source import PackageSource
+from .target import TargetEnvironment
+
+DEFAULT_MAX_BACKTRACKS = 100_000
+
+#: Progress callback: (kind, name, version, detail); kinds are "pinned" and "backtracked".
+OnEvent = Callable[[str, str, str, str], None]
+
+
+def parse_requirement(text: str, *, what: str = "requirement") -> Requirement:
+    """Parse one PEP 508 string; raise :class:`InvalidInput` naming it when malformed."""
+    text = text.strip()
+    if not text:
+        raise InvalidInput(text, f"empty {what}")
+    try:
+        req = Requirement(text)
+    except InvalidRequirement as exc:
+        raise InvalidInput(text, f"invalid {what} ({exc})") from None
+    if req.url and not req.url.startswith(("http://", "https://", "file://")):
+        raise InvalidInput(text, f"unsupported URL in {what} (http, https and file URLs are)")
+    return req
+
+
+def parse_constraint(text: str) -> Requirement:
+    """A constraint is a requirement without extras; it limits versions but adds nothing."""
+    req = parse_requirement(text, what="constraint")
+    if req.extras:
+        raise InvalidInput(text, "constraints cannot have extras")
+    return req
+
+
+@dataclass(frozen=True)
+class ResolutionRequest:
+    """A validated request for the pure core."""
+
+    requirements: tuple[Requirement, ...]
+    target: TargetEnvironment
+    constraints: tuple[Requirement, ...] = ()
+    policy: SelectionPolicy = field(default_factory=SelectionPolicy)
+    max_backtracks: int = DEFAULT_MAX_BACKTRACKS
+    #: ``time.monotonic()`` value after which the resolution gives up.
+    deadline: float | None = None
+    #: Threads that explore the likely dependency closure ahead of the search; 0 = none (pure, sequential).
+    lookahead_workers: int = 0
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """The answer of the core: pins in install order."""
+
+    pins: tuple[Pin, ...]
+    backtracks: int
+
+
+class _Reporter(BaseReporter):
+    """Counts backtracks, enforces limits and forwards progress; never prints."""
+
+    def __init__(self, max_backtracks: int, deadline: float | None, on_event: OnEvent | None) -> None:
+        self.max_backtracks = max_backtracks
+        self.deadline = deadline
+        self.on_event = on_event
+        self.backtracks = 0
+        #: identifier -> (requirement, parent) pairs seen, newest last: explains conflicts.
+        self.required: dict[str, list[tuple[object, object]]] = defaultdict(list)
+
+    def adding_requirement(self, requirement, parent) -> None:
+        self.required[requirement.id].append((requirement, parent))
+
+    def _check_deadline(self) -> None:
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            raise DeadlineExceeded("the deadline passed before a resolution was found")
+
+    def starting_round(self, index: int) -> None:
+        self._check_deadline()
+
+    def rejecting_candidate(self, criterion, candidate) -> None:
+        self.backtracks += 1
+        if self.backtracks > self.max_backtracks:
+            raise TooManyBacktracks(
+                f"gave up after {self.max_backtracks} backtracks (last rejected: {candidate}); "
+                "add constraints to narrow the search or raise max_backtracks"
+            )
+        if self.on_event is not None:
+            self.on_event("backtracked", candidate.name, str(candidate.version), "")
+
+    def pinning(self, candidate) -> None:
+        if self.on_event is not None and isinstance(candidate, Candidate):
+            self.on_event("pinned", candidate.name, str(candidate.version), candidate.file.filename)
+
+
+def root_requirements(
+    request: ResolutionRequest, source: PackageSource
+) -> tuple[list[SpecRequirement], dict[NormalizedName, list[SpecifierSet]]]:
+    """Root requirements whose markers hold for the target, and the constraints by name."""
+    roots: list[SpecRequirement] = []
+    for req in request.requirements:
+        if req.marker is not None and not _evaluate(request.target, req):
+            continue
+        direct = None
+        if req.url:
+            direct = source.resolve_file_url(req.url)
+            if direct.name != canonicalize_name(req.name):
+                raise InvalidInput(str(req), f"the URL's file is {direct.name}, not {req.name}")
+        roots.append(SpecRequirement.from_requirement(req, direct))
+    constraints: dict[NormalizedName, list[SpecifierSet]] = defaultdict(list)
+    for con in request.constraints:
+        if con.marker is None or _evaluate(request.target, con):
+            constraints[canonicalize_name(con.name)].append(con.specifier)
+    return roots, dict(constraints)
+
+
+def _evaluate(target: TargetEnvironment, req: Requirement) -> bool:
+    try:
+        return target.evaluate(req.marker)
+    except (InvalidMarker, UndefinedComparison, UndefinedEnvironmentName) as exc:
+        raise InvalidInput(str(req), f"marker cannot be evaluated ({exc})") from None
+
+
+def resolve(request: ResolutionRequest, source: PackageSource, on_event: OnEvent | None = None) -> Resolution:
+    """Resolve ``request`` against ``source``; raise a :class:`ResolverError` subclass when impossible."""
+    roots, constraints = root_requirements(request, source)
+    order = {r.name: i for i, r in enumerate(roots)}
+    executor = None
+    if request.lookahead_workers > 0:
+        executor = ThreadPoolExecutor(request.lookahead_workers, thread_name_prefix="lookahead")
+    provider = Provider(source, request.target, request.policy, constraints, order, executor)
+    source.prefetch_files(order)
+    provider.speculate(order)
+    reporter = _Reporter(request.max_backtracks, request.deadline, on_event)
+    resolver = Resolver(provider, reporter)
+    try:
+        result = resolver.resolve(roots, max_rounds=request.max_backtracks + 10 * len(roots) + 1000)
+    except ResolutionImpossible as exc:
+        raise explain_impossible(exc.causes, provider, reporter.required) from None
+    except ResolutionTooDeep:
+        raise TooManyBacktracks(
+            f"gave up after {reporter.backtracks} backtracks; add constraints to narrow the search"
+        ) from None
+    finally:
+        if executor is not None:
+            executor.shutdown(wait=False, cancel_futures=True)
+    pins = [_with_hash(pin, source) for pin in _pins(result, roots)]
+    return Resolution(tuple(pins), reporter.backtracks)
+
+
+def _with_hash(pin: Pin, source: PackageSource) -> Pin:
+    """Every pin carries a sha256: files listed without one (find-links) are hashed now."""
+    if pin.file.sha256:
+        return pin
+    hashed = source.resolve_file_url(pin.file.url)
+    file = replace(pin.file, hashes={**pin.file.hashes, "sha256": hashed.sha256}, size=hashed.size)
+    return replace(pin, file=file)
+
+
+def _pins(result, roots: Sequence[SpecRequirement]) -> list[Pin]:
+    """Turn resolvelib's result into pins in install order, each with its requirement chains."""
+    bases: dict[str, Candidate] = {}
+    extras: dict[str, set[str]] = defaultdict(set)
+    for ident, cand in result.mapping.items():
+        if ident == PYTHON:
+            continue
+        bases.setdefault(cand.name, cand)
+        extras[cand.name].update(cand.extras)
+        if not cand.extras:
+            bases[cand.name] = cand
+    deps: dict[str, set[str]] = {name: set() for name in bases}
+    for ident, cand in result.mapping.items():
+        if ident == PYTHON:
+            continue
+        for child in result.graph.iter_children(ident):
+            child_cand = result.mapping.get(child)
+            if child != PYTHON and child_cand is not None and child_cand.name != cand.name:
+                deps[cand.name].add(child_cand.name)
+    chains = _chains(result, bases)
+    return [
+        Pin(
+            name=cand.name,
+            version=cand.version,
+            file=cand.file,
+            extras=tuple(sorted(extras[name])),
+            required_by=tuple(chains.get(name, ())),
+            dependencies=tuple(sorted(deps[name])),
+        )
+        for name, cand in ((n, bases[n]) for n in install_order(deps))
+    ]
+
+
+def _chains(result, bases: dict[str, Candidate]) -> dict[str, list[str]]:
+    """For each pinned name, one shortest chain per direct reason, from a root requirement."""
+    reasons: dict[str, list[tuple[Candidate | None, str]]] = defaultdict(list)
+    for ident, criterion in result.criteria.items():
+        if ident == PYTHON or ident not in result.mapping:
+            continue
+        name = result.mapping[ident].name
+        for info in criterion.information:
+            reasons[name].append((info.parent, str(info.requirement)))
+    shortest: dict[str, str] = {}
+
+    def chain_to(name: str, seen: frozenset[str]) -> str:
+        if name in shortest:
+            return shortest[name]
+        roots = sorted((text for parent, text in reasons.get(name, ()) if parent is None), key=len)
+        best = roots[0] if roots else None
+        for parent, text in reasons.get(name, ()):
+            if best is not None and best in roots:
+                break
+            if parent is not None and parent.name not in seen and parent.name != name:
+                path = f"{chain_to(parent.name, seen | {name})} -> {parent} -> {text}"
+                if best is None or path.count(" -> ") < best.count(" -> "):
+                    best = path
+        shortest[name] = best or name
+        return shortest[name]
+
+    out: dict[str, list[str]] = {}
+    for name in bases:
+        lines = []
+        for parent, text in reasons.get(name, ()):
+            if parent is None:
+                lines.append(text)
+            elif parent.name != name:
+                lines.append(f"{chain_to(parent.name, frozenset({name}))} -> {parent} -> {text}")
+        out[name] = sorted(set(lines), key=lambda s: (s.count(" -> "), s))
+    return out
+
+
+def install_order(deps: dict[str, set[str]]) -> Iterable[str]:
+    """Dependencies before dependants (Kahn's algorithm, ties by name; cycles broken at the smallest name)."""
+    remaining = {n: set(d) & deps.keys() for n, d in deps.items()}
+    done: list[str] = []
+    while remaining:
+        ready = sorted(n for n, d in remaining.items() if not d)
+        if not ready:
+            ready = [min(remaining)]
+        for n in ready:
+            done.append(n)
+            del remaining[n]
+        for d in remaining.values():
+            d.difference_update(ready)
+    return done

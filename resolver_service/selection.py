@@ -1,0 +1,177 @@
+"""Which files of a project may be used for a target environment, and which one is best per version.
+
+Pure: given a project's listed files, the target environment and the selection policy, return one
+candidate file per usable version (newest first) and a tally of why the other files were set aside, so a
+"no solution" explanation can say it.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import Enum
+
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.utils import NormalizedName
+from packaging.version import Version
+
+from .distfile import DistFile
+from .target import TargetEnvironment
+
+ALL = ":all:"
+
+
+class Prereleases(Enum):
+    """When pre-releases may be chosen (see ``PrereleasePolicy`` in common.proto)."""
+
+    IF_NECESSARY_OR_EXPLICIT = "if-necessary-or-explicit"
+    ALLOW = "allow"
+    DISALLOW = "disallow"
+
+    @property
+    def flag(self) -> bool | None:
+        """The ``prereleases`` argument for ``SpecifierSet.filter``: ``None`` lets packaging decide."""
+        return {Prereleases.ALLOW: True, Prereleases.DISALLOW: False}.get(self)
+
+
+@dataclass(frozen=True)
+class BinaryPolicy:
+    """pip's ``--no-binary`` / ``--only-binary`` sets: canonical names or ``:all:``."""
+
+    no_binary: frozenset[str] = frozenset()
+    only_binary: frozenset[str] = frozenset()
+
+    def allows_wheel(self, name: NormalizedName) -> bool:
+        if name in self.only_binary:
+            return True
+        return not (name in self.no_binary or ALL in self.no_binary)
+
+    def allows_sdist(self, name: NormalizedName) -> bool:
+        if name in self.no_binary:
+            return True
+        return not (name in self.only_binary or ALL in self.only_binary)
+
+
+@dataclass(frozen=True)
+class SelectionPolicy:
+    """Everything besides the target environment that decides whether a file may be used."""
+
+    prereleases: Prereleases = Prereleases.IF_NECESSARY_OR_EXPLICIT
+    binary: BinaryPolicy = field(default_factory=BinaryPolicy)
+    #: Files uploaded after this instant are ignored (PEP 700 upload-time).
+    exclude_newer: datetime | None = None
+    #: PEP 592: yanked files only for exact ``==`` pins (True) or never (False).
+    allow_yanked_pins: bool = True
+
+
+@dataclass
+class Selection:
+    """The usable files of one project: best file per version, newest version first."""
+
+    name: NormalizedName
+    #: (version, best file) newest first; yanked files are kept here and filtered per requirement.
+    by_version: list[tuple[Version, DistFile]]
+    #: Why files were set aside: reason -> number of files.
+    rejected: Counter[str]
+    #: Every version any listed file had, whatever happened to it (for explanations).
+    all_versions: frozenset[Version]
+
+    def versions(self) -> list[Version]:
+        return [v for v, _ in self.by_version]
+
+
+def _file_rank(file: DistFile, target: TargetEnvironment) -> tuple:
+    """Sort key: lower is better. Wheels beat sdists; among wheels the best-ranked tag wins, then build tag."""
+    if file.is_wheel:
+        rank = target.best_tag_rank(file.tags)
+        build = -file.build_tag[0] if file.build_tag else 0
+        return (0, rank, build, file.filename)
+    return (1, 0, 0 if file.filename.endswith(".tar.gz") else 1, file.filename)
+
+
+def _rejection(file: DistFile, target: TargetEnvironment, policy: SelectionPolicy) -> str | None:
+    """Why ``file`` cannot be used at all for this target (independent of requirements), or ``None``."""
+    if file.is_wheel:
+        if not policy.binary.allows_wheel(file.name):
+            return "wheels excluded by no-binary"
+        if target.best_tag_rank(file.tags) is None:
+            return "wheel tags not supported by the target environment"
+    elif not policy.binary.allows_sdist(file.name):
+        return "sdists excluded by only-binary"
+    if file.requires_python:
+        try:
+            spec = SpecifierSet(file.requires_python)
+        except InvalidSpecifier:
+            return "invalid requires-python in the index listing"
+        if not spec.contains(target.python_version, prereleases=True):
+            return f"requires Python {file.requires_python} (target is {target.python_version})"
+    if policy.exclude_newer is not None:
+        if file.upload_time is None:
+            if file.origin != "find-links":
+                return "no upload time (exclude-newer is set)"
+        elif file.upload_time > policy.exclude_newer:
+            return "uploaded after exclude-newer"
+    if file.is_yanked and not policy.allow_yanked_pins:
+        return "yanked"
+    return None
+
+
+def select(
+    name: NormalizedName,
+    files: Iterable[DistFile],
+    target: TargetEnvironment,
+    policy: SelectionPolicy,
+) -> Selection:
+    """Filter ``files`` of ``name`` for ``target`` and pick the best file of each version."""
+    rejected: Counter[str] = Counter()
+    best: dict[Version, tuple[tuple, DistFile]] = {}
+    all_versions: set[Version] = set()
+    for file in files:
+        if file.name != name:
+            continue
+        all_versions.add(file.version)
+        reason = _rejection(file, target, policy)
+        if reason is not None:
+            rejected[reason] += 1
+            continue
+        # A yanked file only stands in for its version when no un-yanked file of it is usable.
+        key = (file.is_yanked, *_file_rank(file, target))
+        held = best.get(file.version)
+        if held is None or key < held[0]:
+            best[file.version] = (key, file)
+    by_version = sorted(((v, f) for v, (_, f) in best.items()), key=lambda vf: vf[0], reverse=True)
+    return Selection(name, by_version, rejected, frozenset(all_versions))
+
+
+def pins_exactly(specifier: SpecifierSet, version: Version) -> bool:
+    """True when ``specifier`` has an ``==`` (no wildcard) or ``===`` clause naming ``version`` (PEP 592)."""
+    for spec in specifier:
+        if spec.operator == "===" and spec.version == str(version):
+            return True
+        if spec.operator == "==" and not spec.version.endswith(".*") and spec.contains(version, prereleases=True):
+            return True
+    return False
+
+
+def allowed_versions(
+    selection: Selection,
+    specifiers: Sequence[SpecifierSet],
+    policy: SelectionPolicy,
+) -> list[tuple[Version, DistFile]]:
+    """The (version, file) pairs of ``selection`` that satisfy every specifier, newest first.
+
+    Pre-releases follow packaging's rules for the combined specifier (chosen when a clause names one, or when
+    no final release matches) unless the policy forces them on or off. Yanked files need an exact pin.
+    """
+    combined = SpecifierSet()
+    for spec in specifiers:
+        combined &= spec
+    usable = [
+        (v, f)
+        for v, f in selection.by_version
+        if not f.is_yanked or any(pins_exactly(s, v) for s in specifiers)
+    ]
+    ok = set(combined.filter((v for v, _ in usable), prereleases=policy.prereleases.flag))
+    return [(v, f) for v, f in usable if v in ok]

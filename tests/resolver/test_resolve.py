@@ -1,0 +1,259 @@
+"""The pure resolver core against an in-memory index: every packaging trap, no I/O."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from packaging.requirements import Requirement
+
+from resolver_service.errors import DynamicMetadata, NoSolution, TooManyBacktracks
+from resolver_service.pin import lock_key
+from resolver_service.resolve import ResolutionRequest, install_order, parse_requirement, resolve
+from resolver_service.selection import BinaryPolicy, Prereleases, SelectionPolicy
+from resolver_service.target import TargetEnvironment
+
+from .memory import MemorySource
+
+LINUX_311 = TargetEnvironment.from_shorthand("3.11.7", "x86_64-manylinux_2_28")
+WIN_312 = TargetEnvironment.from_shorthand("3.12", "windows")
+
+
+def run(source, *reqs, target=LINUX_311, constraints=(), **policy):
+    request = ResolutionRequest(
+        requirements=tuple(Requirement(r) for r in reqs),
+        constraints=tuple(Requirement(c) for c in constraints),
+        target=target,
+        policy=SelectionPolicy(**policy),
+    )
+    return resolve(request, source)
+
+
+def pins(resolution):
+    return {p.name: str(p.version) for p in resolution.pins}
+
+
+@pytest.fixture
+def src():
+    return MemorySource()
+
+
+def test_newest_versions_and_install_order(src):
+    src.add("app", "1.0", ["lib>=1", "util"])
+    src.add("lib", "1.0", ["util<3"])
+    src.add("lib", "2.0", ["util<3"])
+    src.add("util", "2.5")
+    src.add("util", "3.0")
+    res = run(src, "app")
+    assert pins(res) == {"app": "1.0", "lib": "2.0", "util": "2.5"}
+    order = [p.name for p in res.pins]
+    assert order.index("util") < order.index("lib") < order.index("app")
+    app = next(p for p in res.pins if p.name == "app")
+    assert app.dependencies == ("lib", "util")
+    util = next(p for p in res.pins if p.name == "util")
+    assert "app -> app==1.0 -> util" in util.required_by
+    assert any(c.endswith("lib==2.0 -> util<3") for c in util.required_by)
+
+
+def test_backtracks_when_newest_dependency_conflicts(src):
+    src.add("a", "2.0", ["c>=2"])
+    src.add("a", "1.0", ["c<2"])
+    src.add("c", "1.0")
+    src.add("c", "2.0")
+    res = run(src, "a", "c<2")
+    assert pins(res) == {"a": "1.0", "c": "1.0"}
+    assert res.backtracks >= 1
+
+
+def test_conflict_explanation_names_both_chains(src):
+    src.add("top", "1.0", ["left", "right"])
+    src.add("left", "1.0", ["shared>=2"])
+    src.add("right", "1.0", ["shared<2"])
+    src.add("shared", "1.0")
+    src.add("shared", "2.0")
+    with pytest.raises(NoSolution) as err:
+        run(src, "top")
+    text = err.value.message
+    assert "shared" in text
+    assert "you require top -> top==1.0 -> left==1.0 requires shared>=2" in text
+    assert "you require top -> top==1.0 -> right==1.0 requires shared<2" in text
+    assert "1.0" in text and "2.0" in text
+
+
+def test_unknown_project_explained(src):
+    with pytest.raises(NoSolution, match="No files of nothere were found"):
+        run(src, "nothere")
+
+
+@pytest.mark.parametrize(
+    ("available", "spec", "policy", "expected"),
+    [
+        (["1.0", "2.0b1"], "", Prereleases.IF_NECESSARY_OR_EXPLICIT, "1.0"),
+        (["2.0b1"], "", Prereleases.IF_NECESSARY_OR_EXPLICIT, "2.0b1"),
+        (["1.0", "2.0b1"], ">=2.0b1", Prereleases.IF_NECESSARY_OR_EXPLICIT, "2.0b1"),
+        (["1.0", "2.0b1"], "", Prereleases.ALLOW, "2.0b1"),
+        (["1.0", "1.1.dev1"], "", Prereleases.IF_NECESSARY_OR_EXPLICIT, "1.0"),
+        (["1.0", "1.0.post1"], "", Prereleases.IF_NECESSARY_OR_EXPLICIT, "1.0.post1"),
+        (["1.0", "1!0.5"], "", Prereleases.IF_NECESSARY_OR_EXPLICIT, "1!0.5"),
+        (["1.0", "1.0+local"], "==1.0", Prereleases.IF_NECESSARY_OR_EXPLICIT, "1.0+local"),
+        (["1.2.1", "1.3.0", "1.2.5"], "!=1.3.*", Prereleases.IF_NECESSARY_OR_EXPLICIT, "1.2.5"),
+        (["1.4.2", "1.5", "2.0"], "~=1.4", Prereleases.IF_NECESSARY_OR_EXPLICIT, "1.5"),
+        (["1.0.0", "2.0"], "===1.0.0", Prereleases.IF_NECESSARY_OR_EXPLICIT, "1.0.0"),
+    ],
+)
+def test_version_rules(src, available, spec, policy, expected):
+    for v in available:
+        src.add("pkg", v)
+    res = run(src, f"pkg{spec}", prereleases=policy)
+    assert pins(res)["pkg"] == expected
+
+
+def test_prerelease_disallowed_is_unsatisfiable(src):
+    src.add("pkg", "2.0b1")
+    with pytest.raises(NoSolution):
+        run(src, "pkg", prereleases=Prereleases.DISALLOW)
+
+
+def test_yanked_only_when_pinned_exactly(src):
+    src.add("pkg", "1.0")
+    src.add("pkg", "2.0", yanked="broken build")
+    assert pins(run(src, "pkg"))["pkg"] == "1.0"
+    assert pins(run(src, "pkg>=1"))["pkg"] == "1.0"
+    assert pins(run(src, "pkg==2.0"))["pkg"] == "2.0"
+    with pytest.raises(NoSolution):
+        run(src, "pkg==2.0", allow_yanked_pins=False)
+
+
+def test_requires_python_of_file_checked_against_target_not_host(src):
+    src.add("pkg", "1.0")
+    src.add("pkg", "2.0", file_requires_python=">=3.12")
+    assert pins(run(src, "pkg"))["pkg"] == "1.0"
+    assert pins(run(src, "pkg", target=WIN_312))["pkg"] == "2.0"
+
+
+def test_requires_python_from_metadata_backtracks_and_explains(src):
+    src.add("pkg", "1.0", requires_python=">=3.8")
+    src.add("pkg", "2.0", requires_python=">=3.13")
+    assert pins(run(src, "pkg"))["pkg"] == "1.0"
+    with pytest.raises(NoSolution) as err:
+        run(src, "pkg==2.0")
+    assert "Python 3.11.7" in err.value.message and ">=3.13" in err.value.message
+
+
+def test_markers_are_evaluated_for_the_target(src):
+    src.add("app", "1.0", ['winonly; sys_platform == "win32"', 'new; python_version >= "3.12"', "core"])
+    src.add("winonly", "1.0")
+    src.add("new", "1.0")
+    src.add("core", "1.0")
+    assert set(pins(run(src, "app"))) == {"app", "core"}
+    assert set(pins(run(src, "app", target=WIN_312))) == {"app", "core", "winonly", "new"}
+    assert set(pins(run(src, 'core; sys_platform == "win32"', "winonly"))) == {"winonly"}
+
+
+def test_extras_bring_their_requirements_at_the_same_version(src):
+    src.add("web", "2.0", ["core"], extras={"fast": ["speedups>=1", 'winfast; sys_platform == "win32"']})
+    src.add("web", "1.0", ["core"], extras={"fast": ["speedups>=1"]})
+    src.add("core", "1.0")
+    src.add("speedups", "1.0")
+    src.add("winfast", "1.0")
+    res = run(src, "web[fast]", "web<2")
+    assert pins(res) == {"web": "1.0", "core": "1.0", "speedups": "1.0"}
+    web = next(p for p in res.pins if p.name == "web")
+    assert web.extras == ("fast",)
+    assert set(pins(run(src, "web[fast]", target=WIN_312))) == {"web", "core", "speedups", "winfast"}
+
+
+def test_constraints_limit_but_do_not_add(src):
+    src.add("a", "1.0", ["b"])
+    src.add("b", "1.0")
+    src.add("b", "2.0")
+    src.add("unused", "1.0")
+    res = run(src, "a", constraints=["b<2", "unused==1.0"])
+    assert pins(res) == {"a": "1.0", "b": "1.0"}
+
+
+def test_wheel_tags_for_target_and_best_tag_wins(src):
+    win = src.add("native", "1.0", tag="cp311-cp311-win_amd64")
+    old = src.add("native", "1.0", tag="cp311-cp311-manylinux_2_17_x86_64")
+    new = src.add("native", "1.0", tag="cp311-cp311-manylinux_2_28_x86_64")
+    src.add("native", "2.0", tag="cp312-cp312-manylinux_2_28_x86_64")
+    res = run(src, "native")
+    assert res.pins[0].file == new
+    assert old != new and win != new
+    win_only = MemorySource()
+    win_only.add("native", "1.0", tag="cp311-cp311-win_amd64")
+    with pytest.raises(NoSolution, match="wheel tags not supported"):
+        run(win_only, "native")
+
+
+def test_binary_policies(src):
+    src.add("mixed", "1.0", sdist=True, metadata_version="2.2")
+    src.add("mixed", "1.0")
+    src.add("sdistonly", "1.0", sdist=True, metadata_version="2.2")
+    res = run(src, "mixed", binary=BinaryPolicy(no_binary=frozenset({"mixed"})))
+    assert not res.pins[0].file.is_wheel
+    res = run(src, "mixed")
+    assert res.pins[0].file.is_wheel
+    with pytest.raises(NoSolution, match="sdists excluded by only-binary"):
+        run(src, "sdistonly", binary=BinaryPolicy(only_binary=frozenset({":all:"})))
+    res = run(
+        src,
+        "sdistonly",
+        binary=BinaryPolicy(only_binary=frozenset({":all:"}), no_binary=frozenset({"sdistonly"})),
+    )
+    assert pins(res) == {"sdistonly": "1.0"}
+
+
+def test_dynamic_sdist_metadata_is_a_precondition_failure(src):
+    src.add("dyn", "1.0", sdist=True, metadata_version="2.2", dynamic=["Requires-Dist"])
+    with pytest.raises(DynamicMetadata) as err:
+        run(src, "dyn")
+    assert "dyn-1.0.tar.gz" in err.value.message
+    old = MemorySource()
+    old.add("dyn", "1.0", sdist=True, metadata_version="2.1")
+    with pytest.raises(DynamicMetadata):
+        run(old, "dyn")
+
+
+def test_exclude_newer(src):
+    src.add("pkg", "1.0", upload_time=datetime(2024, 1, 1, tzinfo=UTC))
+    src.add("pkg", "2.0", upload_time=datetime(2024, 6, 1, tzinfo=UTC))
+    assert pins(run(src, "pkg", exclude_newer=datetime(2024, 3, 1, tzinfo=UTC)))["pkg"] == "1.0"
+    assert pins(run(src, "pkg"))["pkg"] == "2.0"
+
+
+def test_inconsistent_metadata_is_skipped(src):
+    src.add("pkg", "1.0")
+    src.add("pkg", "2.0", metadata_name="other")
+    assert pins(run(src, "pkg"))["pkg"] == "1.0"
+
+
+def test_too_many_backtracks(src):
+    for i in range(30):
+        src.add("a", f"{i}.0", ["b==0"])
+    src.add("b", "1.0")
+    request = ResolutionRequest((Requirement("a"),), LINUX_311, max_backtracks=5)
+    with pytest.raises((TooManyBacktracks, NoSolution)) as err:
+        resolve(request, src)
+    assert isinstance(err.value, TooManyBacktracks)
+
+
+def test_lock_key_depends_on_pins_and_target(src):
+    src.add("pkg", "1.0")
+    a = run(src, "pkg")
+    b = run(src, "pkg")
+    assert lock_key(a.pins, LINUX_311) == lock_key(b.pins, LINUX_311)
+    assert lock_key(a.pins, LINUX_311) != lock_key(a.pins, WIN_312)
+
+
+def test_install_order_breaks_cycles_deterministically():
+    assert list(install_order({"a": {"b"}, "b": {"a"}, "c": set()})) == ["c", "a", "b"]
+
+
+@pytest.mark.parametrize("bad", ["", "pkg>=", "pkg[", "pkg; python_version >>> '3'", "pkg @ ftp://x/y.whl"])
+def test_bad_requirements_are_invalid_input(bad):
+    from resolver_service.errors import InvalidInput
+
+    with pytest.raises(InvalidInput) as err:
+        parse_requirement(bad)
+    assert repr(bad.strip()) in str(err.value)
