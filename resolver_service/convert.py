@@ -1,0 +1,113 @@
+"""Translation between the wire messages (``venvsmith.v1``) and the resolver's domain objects."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+
+from packaging.utils import canonicalize_name
+
+from venvsmith.v1 import common_pb2 as pb
+
+from .errors import InvalidInput
+from .pin import Pin
+from .selection import ALL, BinaryPolicy, Prereleases, SelectionPolicy
+from .target import TargetEnvironment
+
+_PRERELEASES = {
+    pb.PRERELEASE_POLICY_UNSPECIFIED: Prereleases.IF_NECESSARY_OR_EXPLICIT,
+    pb.IF_NECESSARY_OR_EXPLICIT: Prereleases.IF_NECESSARY_OR_EXPLICIT,
+    pb.ALLOW: Prereleases.ALLOW,
+    pb.DISALLOW: Prereleases.DISALLOW,
+}
+
+
+def target_to_proto(target: TargetEnvironment) -> pb.TargetEnvironment:
+    return pb.TargetEnvironment(
+        markers=dict(target.markers),
+        tags=[str(t) for t in target.tags],
+        python_version=str(target.python_version),
+        platform=target.platform,
+        interpreter=target.interpreter,
+    )
+
+
+def target_from_spec(spec: pb.TargetSpec, local: TargetEnvironment) -> TargetEnvironment:
+    """Expand a request's target spec; an unset spec is the server's own interpreter (``local``)."""
+    which = spec.WhichOneof("spec")
+    if which == "environment":
+        env = spec.environment
+        return TargetEnvironment.from_mapping(env.markers, list(env.tags), env.platform, env.interpreter)
+    if which == "shorthand":
+        short = spec.shorthand
+        if not short.python_version:
+            raise InvalidInput("", "a target shorthand needs a python_version")
+        return TargetEnvironment.from_shorthand(
+            short.python_version, short.platform, short.implementation or "cpython"
+        )
+    return local
+
+
+def parse_exclude_newer(text: str) -> datetime | None:
+    """RFC 3339 timestamp, or a date meaning the end of that day in UTC; empty -> ``None``."""
+    text = text.strip()
+    if not text:
+        return None
+    try:
+        if len(text) == 10:
+            day = date.fromisoformat(text)
+            return datetime.combine(day, time.min, tzinfo=UTC) + timedelta(days=1) - timedelta(microseconds=1)
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise InvalidInput(text, "invalid exclude-newer (want an RFC 3339 timestamp or a date)") from None
+    if moment.tzinfo is None:
+        raise InvalidInput(text, "exclude-newer needs a time zone (e.g. a trailing Z)")
+    return moment.astimezone(UTC)
+
+
+def _names(values, what: str) -> frozenset[str]:
+    out: set[str] = set()
+    for raw in values:
+        for value in raw.split(","):
+            value = value.strip()
+            if value == ":none:":
+                out.clear()
+            elif value == ALL:
+                out.add(ALL)
+            elif value:
+                if not all(c.isalnum() or c in "-_." for c in value):
+                    raise InvalidInput(value, f"invalid project name in {what}")
+                out.add(canonicalize_name(value))
+    return frozenset(out)
+
+
+def policy_from_proto(options: pb.ResolutionOptions) -> SelectionPolicy:
+    return SelectionPolicy(
+        prereleases=_PRERELEASES.get(options.prereleases, Prereleases.IF_NECESSARY_OR_EXPLICIT),
+        binary=BinaryPolicy(
+            no_binary=_names(options.no_binary, "no-binary"),
+            only_binary=_names(options.only_binary, "only-binary"),
+        ),
+        exclude_newer=parse_exclude_newer(options.exclude_newer),
+        allow_yanked_pins=not options.disallow_yanked,
+    )
+
+
+def pin_to_proto(pin: Pin) -> pb.Pin:
+    file = pin.file
+    msg = pb.Pin(
+        name=pin.name,
+        version=str(pin.version),
+        extras=list(pin.extras),
+        url=file.url,
+        filename=file.filename,
+        sha256=file.sha256 or "",
+        size=file.size or 0,
+        index=file.index,
+        is_wheel=file.is_wheel,
+        requires_python=file.requires_python or "",
+        required_by=list(pin.required_by),
+        dependencies=list(pin.dependencies),
+    )
+    if file.upload_time is not None:
+        msg.upload_time.FromDatetime(file.upload_time.astimezone(UTC))
+    return msg

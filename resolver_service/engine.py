@@ -1,0 +1,282 @@
+"""The resolver as a service: wire request in, wire answer out, with caching and single-flight.
+
+Both transports use it: the gRPC servicer, and the CLI's embedded (in-process) mode.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from google.protobuf.json_format import MessageToDict
+from packaging.utils import canonicalize_name
+
+from venvsmith.config import PipIndexConfig, default_index_url, read_pip_config, venvsmith_home
+from venvsmith.singleflight import SingleFlight
+from venvsmith.v1 import common_pb2, resolver_pb2
+
+from .convert import pin_to_proto, policy_from_proto, target_from_spec, target_to_proto
+from .errors import InvalidInput
+from .index.auth import Credential
+from .index.cache import IndexCache
+from .index.finder import IndexSettings, IndexSource
+from .index.http import HttpClient
+from .pin import lock_key
+from .render import pylock_toml, requirements_txt
+from .resolution_cache import ResolutionCache
+from .resolve import DEFAULT_MAX_BACKTRACKS, ResolutionRequest, parse_constraint, parse_requirement, resolve
+from .target import TargetEnvironment
+
+DEFAULT_TTL_SECONDS = 600.0
+#: Threads walking the likely dependency closure ahead of the search (network-bound, so many).
+LOOKAHEAD_WORKERS = 32
+
+
+@dataclass
+class EngineSettings:
+    """Server-side configuration: state directory, pip's index configuration, cache lifetime."""
+
+    home: Path = field(default_factory=venvsmith_home)
+    pip: PipIndexConfig = field(default_factory=read_pip_config)
+    resolution_ttl: float = field(
+        default_factory=lambda: float(os.environ.get("VENVSMITH_RESOLUTION_TTL", DEFAULT_TTL_SECONDS))
+    )
+
+
+def _check_url(url: str, what: str) -> str:
+    url = url.strip()
+    parts = urlsplit(url)
+    if parts.scheme in ("http", "https") and parts.netloc:
+        return url
+    if parts.scheme == "file" and parts.path:
+        return url
+    if not parts.scheme and url.startswith(("/", ".")):
+        return url
+    raise InvalidInput(url, f"invalid {what} URL (http, https or file URL, or a directory path)")
+
+
+def _secret_digest(index: common_pb2.IndexConfig) -> str:
+    """A digest of the credentials, so answers are never shared across different credentials."""
+    doc = sorted((c.url_prefix, c.username, c.password, c.token) for c in index.credentials)
+    urls = [index.index_url, *index.extra_index_urls]
+    return hashlib.sha256(json.dumps([doc, urls]).encode()).hexdigest()
+
+
+class ResolverEngine:
+    """Answers Resolve / ResolveStream / DescribeEnvironment; thread-safe."""
+
+    def __init__(self, settings: EngineSettings | None = None) -> None:
+        self.settings = settings or EngineSettings()
+        self.home = self.settings.home
+        self.local = TargetEnvironment.from_local()
+        self.cache = ResolutionCache(self.home / "resolutions.sqlite3")
+        self.flights: SingleFlight[bytes] = SingleFlight()
+        self.resolutions_run = 0
+        self._count_lock = threading.Lock()
+        # One pooled HTTP/2 client and one page/metadata cache for every resolution of this process.
+        self.http = HttpClient(ca_bundle=self.settings.pip.cert)
+        self.index_cache = IndexCache(self.home / "index")
+
+    def close(self) -> None:
+        self.cache.close()
+        self.index_cache.close()
+        self.http.close()
+
+    # -- requests ----------------------------------------------------------------------------------
+
+    def describe(self, request: resolver_pb2.DescribeEnvironmentRequest) -> common_pb2.TargetEnvironment:
+        return target_to_proto(target_from_spec(request.target, self.local))
+
+    def index_settings(self, index: common_pb2.IndexConfig) -> IndexSettings:
+        """The effective index configuration: the request's, completed from pip's on the server."""
+        pip = self.settings.pip
+        no_index = index.no_index or pip.no_index
+        index_url = _check_url(index.index_url, "index") if index.index_url else None
+        if index_url is None and not no_index:
+            index_url = default_index_url(pip)
+        extras = [_check_url(u, "extra index") for u in index.extra_index_urls] or list(pip.extra_index_urls)
+        find_links = [_check_url(u, "find-links") for u in index.find_links] or list(pip.find_links)
+        known = {u for u in [index_url, *extras] if u}
+        package_index = {}
+        for name, url in index.package_index.items():
+            if url not in known:
+                raise InvalidInput(url, f"package_index for {name} names an index that is not configured")
+            package_index[canonicalize_name(name)] = url
+        strategy = "unsafe-best-match" if index.strategy == common_pb2.UNSAFE_BEST_MATCH else "first-index"
+        return IndexSettings(
+            index_url=None if no_index else index_url,
+            extra_index_urls=[] if no_index else extras,
+            find_links=find_links,
+            no_index=no_index,
+            strategy=strategy,
+            package_index=package_index,
+            credentials=[
+                Credential(c.url_prefix, c.username, c.password, c.token) for c in index.credentials
+            ],
+            cache_dir=self.home / "index",
+            ca_bundle=pip.cert,
+        )
+
+    def _prepare(self, request: resolver_pb2.ResolveRequest):
+        if not request.requirements:
+            raise InvalidInput("", "at least one requirement is needed")
+        requirements = tuple(parse_requirement(r) for r in request.requirements)
+        constraints = tuple(parse_constraint(c) for c in request.constraints)
+        target = target_from_spec(request.target, self.local)
+        policy = policy_from_proto(request.options)
+        settings = self.index_settings(request.index)
+        key_doc = {
+            "requirements": [str(r) for r in requirements],
+            "constraints": sorted(str(c) for c in constraints),
+            "target": target.digest(),
+            "index": {
+                "index_url": settings.index_url,
+                "extra": list(settings.extra_index_urls),
+                "find_links": list(settings.find_links),
+                "strategy": settings.strategy,
+                "package_index": sorted(settings.package_index.items()),
+                "secrets": _secret_digest(request.index),
+            },
+            "options": MessageToDict(request.options, preserving_proto_field_name=True),
+        }
+        key = hashlib.sha256(json.dumps(key_doc, sort_keys=True).encode()).hexdigest()
+        return key, requirements, constraints, target, policy, settings
+
+    def resolve(
+        self,
+        request: resolver_pb2.ResolveRequest,
+        *,
+        deadline: float | None = None,
+        on_event: Callable[[resolver_pb2.ResolveProgress], None] | None = None,
+    ) -> resolver_pb2.ResolveResponse:
+        """Resolve one request; raises :class:`~resolver_service.errors.ResolverError` subclasses."""
+        started = time.perf_counter()
+        key, requirements, constraints, target, policy, settings = self._prepare(request)
+        if not request.no_cache:
+            hit = self.cache.get(key)
+            if hit is not None:
+                response = resolver_pb2.ResolveResponse.FromString(hit[0])
+                response.stats.resolution_cache_hit = True
+                response.stats.elapsed_ms = (time.perf_counter() - started) * 1000
+                return response
+
+        def work() -> bytes:
+            response = self._resolve_now(
+                requirements, constraints, target, policy, settings, request, deadline, on_event
+            )
+            body = response.SerializeToString()
+            expires = None if policy.exclude_newer else time.time() + self.settings.resolution_ttl
+            self.cache.put(key, body, expires)
+            return body
+
+        body, shared = self.flights.do(key, work)
+        response = resolver_pb2.ResolveResponse.FromString(body)
+        response.stats.shared_in_flight = shared
+        response.stats.elapsed_ms = (time.perf_counter() - started) * 1000
+        return response
+
+    def _resolve_now(
+        self, requirements, constraints, target, policy, settings, request, deadline, on_event
+    ) -> resolver_pb2.ResolveResponse:
+        with self._count_lock:
+            self.resolutions_run += 1
+
+        def forward(kind: str, name: str, version: str, detail: str) -> None:
+            if on_event is not None:
+                kinds = resolver_pb2.ResolveProgress.Kind
+                on_event(
+                    resolver_pb2.ResolveProgress(
+                        kind=kinds.Value(kind.upper()), name=name, version=version, detail=detail
+                    )
+                )
+
+        def page_event(kind: str, name: str, detail: str) -> None:
+            if kind == "metadata":
+                version, _, detail = detail.partition(" ")
+                forward("metadata_fetched", name, version, detail)
+            else:
+                forward("page_fetched", name, "", detail)
+
+        with IndexSource(
+            settings, http=self.http, cache=self.index_cache, on_event=page_event if on_event else None
+        ) as source:
+            resolution = resolve(
+                ResolutionRequest(
+                    requirements=requirements,
+                    target=target,
+                    constraints=constraints,
+                    policy=policy,
+                    max_backtracks=request.options.max_backtracks or DEFAULT_MAX_BACKTRACKS,
+                    deadline=deadline,
+                    lookahead_workers=LOOKAHEAD_WORKERS,
+                ),
+                source,
+                on_event=forward if on_event else None,
+            )
+            stats = source.stats
+        key = lock_key(resolution.pins, target)
+        expires_at = ""
+        if not policy.exclude_newer:
+            expires_at = datetime.fromtimestamp(time.time() + self.settings.resolution_ttl, UTC).isoformat()
+        return resolver_pb2.ResolveResponse(
+            pins=[pin_to_proto(p) for p in resolution.pins],
+            lock_key=key,
+            requirements_txt=requirements_txt(resolution.pins, target, key),
+            pylock_toml=pylock_toml(resolution.pins, target),
+            environment=target_to_proto(target),
+            stats=resolver_pb2.ResolveStats(
+                pages_fetched=stats.pages_fetched,
+                pages_cached=stats.pages_cached,
+                metadata_fetched=stats.metadata_fetched,
+                metadata_cached=stats.metadata_cached,
+                backtracks=resolution.backtracks,
+            ),
+            expires_at=expires_at,
+        )
+
+    def resolve_stream(
+        self, request: resolver_pb2.ResolveRequest, *, deadline: float | None = None
+    ) -> Iterator[resolver_pb2.ResolveEvent]:
+        """Progress events while resolving, then pins in install order, then the summary."""
+        events: queue.SimpleQueue = queue.SimpleQueue()
+        done = object()
+        outcome: dict = {}
+
+        def run() -> None:
+            try:
+                outcome["response"] = self.resolve(
+                    request, deadline=deadline, on_event=lambda p: events.put(p)
+                )
+            except BaseException as exc:  # re-raised in the caller's thread
+                outcome["error"] = exc
+            finally:
+                events.put(done)
+
+        threading.Thread(target=run, name="resolve-stream", daemon=True).start()
+        while (item := events.get()) is not done:
+            yield resolver_pb2.ResolveEvent(progress=item)
+        if "error" in outcome:
+            raise outcome["error"]
+        response: resolver_pb2.ResolveResponse = outcome["response"]
+        for pin in response.pins:
+            yield resolver_pb2.ResolveEvent(pin=pin)
+        yield resolver_pb2.ResolveEvent(
+            summary=resolver_pb2.ResolveSummary(
+                lock_key=response.lock_key,
+                requirements_txt=response.requirements_txt,
+                pylock_toml=response.pylock_toml,
+                environment=response.environment,
+                stats=response.stats,
+                pin_count=len(response.pins),
+                expires_at=response.expires_at,
+            )
+        )
