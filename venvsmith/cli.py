@@ -1,0 +1,260 @@
+"""The ``venvsmith`` command: the services embedded in-process by default, or remote with ``--server``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+
+from venvsmith.client import CallError, ResolverClient, connect_resolver
+from venvsmith.reqfile import ParsedRequirements, RequirementsFileError, read_requirements
+from venvsmith.v1 import common_pb2, resolver_pb2
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+
+def _add_index_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--index-url", "-i", help="default index (else pip's configuration)")
+    p.add_argument("--extra-index-url", action="append", default=[], help="extra index, searched first")
+    p.add_argument("--find-links", "-f", action="append", default=[], help="find-links directory or URL")
+    p.add_argument("--no-index", action="store_true", help="use only find-links")
+    p.add_argument(
+        "--index-strategy", choices=["first-index", "unsafe-best-match"], default="first-index",
+        help="first-index (default) protects private names; unsafe-best-match unions all indexes",
+    )
+    p.add_argument("--index", dest="package_index", action="append", default=[], metavar="NAME=URL",
+                   help="only ask URL for project NAME")
+
+
+def _add_target_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--python-version", help="target Python X.Y or X.Y.Z (default: this interpreter)")
+    p.add_argument("--platform", "--python-platform", dest="platform", default="",
+                   help="target platform as uv spells it (linux, macos, windows, x86_64-manylinux_2_28, ...)")
+    p.add_argument("--implementation", default="", help="cpython (default) or pypy")
+    p.add_argument("--environment", metavar="FILE",
+                   help="a target environment JSON as `venvsmith env --format json` prints it")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="venvsmith", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    env = sub.add_parser("env", help="print a target environment (markers and ordered wheel tags)")
+    env.add_argument("--format", choices=["text", "json"], default="text")
+    env.add_argument("--server", help="ask a remote resolver (HOST:PORT)")
+    _add_target_options(env)
+
+    res = sub.add_parser("resolve", help="resolve requirements to exact pins")
+    res.add_argument("requirements", nargs="*", metavar="REQ")
+    res.add_argument("-r", "--requirement", action="append", default=[], metavar="FILE")
+    res.add_argument("-c", "--constraint", action="append", default=[], metavar="FILE")
+    res.add_argument("--server", help="use a remote resolver (HOST:PORT) instead of the embedded one")
+    _add_index_options(res)
+    _add_target_options(res)
+    res.add_argument("--pre", action="store_true", help="allow pre-releases")
+    res.add_argument("--no-binary", action="append", default=[], metavar="NAME")
+    res.add_argument("--only-binary", action="append", default=[], metavar="NAME")
+    res.add_argument("--exclude-newer", default="", metavar="TS", help="ignore files uploaded after TS")
+    res.add_argument("--no-yanked", action="store_true", help="never choose yanked files")
+    res.add_argument("--max-backtracks", type=int, default=0)
+    res.add_argument("--no-cache", action="store_true", help="bypass the resolution cache")
+    res.add_argument("--timeout", type=float, default=None, help="deadline in seconds")
+    res.add_argument("--format", choices=["text", "json", "requirements", "pylock"], default="text")
+    res.add_argument("-o", "--output", help="write the rendering to this file instead of stdout")
+
+    serve = sub.add_parser("serve", help="run a server")
+    serve.add_argument("service", choices=["resolver"])
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=50051)
+
+    sub.add_parser("config", help="show the index configuration read from pip's configuration")
+    return parser
+
+
+def _target_spec(args) -> common_pb2.TargetSpec:
+    if getattr(args, "environment", None):
+        with open(args.environment, encoding="utf-8") as fh:
+            doc = json.load(fh)
+        return common_pb2.TargetSpec(environment=common_pb2.TargetEnvironment(
+            markers=doc["markers"], tags=doc["tags"], platform=doc.get("platform", ""),
+            interpreter=doc.get("interpreter", ""),
+        ))
+    if args.python_version or args.platform or args.implementation:
+        if not args.python_version:
+            import platform as _platform
+
+            args.python_version = _platform.python_version()
+        return common_pb2.TargetSpec(shorthand=common_pb2.TargetShorthand(
+            python_version=args.python_version, platform=args.platform, implementation=args.implementation,
+        ))
+    return common_pb2.TargetSpec()
+
+
+def build_request(args) -> resolver_pb2.ResolveRequest:
+    """Turn CLI arguments (and the files they name) into a ResolveRequest."""
+    parsed = ParsedRequirements()
+    for path in args.requirement:
+        read_requirements(path, parsed)
+    for path in args.constraint:
+        read_requirements(path, parsed, constraint=True)
+    requirements = [*parsed.requirements, *args.requirements]
+    index = common_pb2.IndexConfig(
+        index_url=args.index_url or parsed.index_url or "",
+        extra_index_urls=[*args.extra_index_url, *parsed.extra_index_urls],
+        find_links=[*args.find_links, *parsed.find_links],
+        no_index=args.no_index or parsed.no_index,
+        strategy=common_pb2.UNSAFE_BEST_MATCH if args.index_strategy == "unsafe-best-match"
+        else common_pb2.FIRST_INDEX,
+    )
+    for item in args.package_index:
+        name, sep, url = item.partition("=")
+        if not sep:
+            raise RequirementsFileError("--index", 0, f"expected NAME=URL, got {item!r}")
+        index.package_index[name.strip()] = url.strip()
+    options = common_pb2.ResolutionOptions(
+        prereleases=common_pb2.ALLOW if (args.pre or parsed.pre) else common_pb2.IF_NECESSARY_OR_EXPLICIT,
+        no_binary=[*args.no_binary, *parsed.no_binary],
+        only_binary=[*args.only_binary, *parsed.only_binary],
+        exclude_newer=args.exclude_newer,
+        disallow_yanked=args.no_yanked,
+        max_backtracks=max(args.max_backtracks, 0),
+    )
+    return resolver_pb2.ResolveRequest(
+        requirements=requirements, constraints=parsed.constraints, target=_target_spec(args),
+        index=index, options=options, no_cache=args.no_cache,
+    )
+
+
+def render(response: resolver_pb2.ResolveResponse, fmt: str) -> str:
+    if fmt == "json":
+        doc = {
+            "pins": [
+                {
+                    "name": p.name, "version": p.version, "extras": list(p.extras), "url": p.url,
+                    "filename": p.filename, "sha256": p.sha256, "size": p.size, "index": p.index,
+                    "is_wheel": p.is_wheel, "requires_python": p.requires_python,
+                    "required_by": list(p.required_by),
+                }
+                for p in response.pins
+            ],
+            "lock_key": response.lock_key,
+            "stats": {
+                "elapsed_ms": round(response.stats.elapsed_ms, 3),
+                "resolution_cache_hit": response.stats.resolution_cache_hit,
+                "pages_fetched": response.stats.pages_fetched,
+                "pages_cached": response.stats.pages_cached,
+                "metadata_fetched": response.stats.metadata_fetched,
+                "metadata_cached": response.stats.metadata_cached,
+                "backtracks": response.stats.backtracks,
+            },
+        }
+        return json.dumps(doc, indent=2) + "\n"
+    if fmt == "requirements":
+        return response.requirements_txt
+    if fmt == "pylock":
+        return response.pylock_toml
+    width = max((len(p.name) + len(p.version) + 2 for p in response.pins), default=0)
+    lines = [f"{(p.name + '==' + p.version):<{width}}  {p.filename}  ({p.index})" for p in response.pins]
+    stats = response.stats
+    lines.append(
+        f"# {len(response.pins)} pins, lock key {response.lock_key[:16]}, {stats.elapsed_ms:.0f} ms"
+        + (" (cached)" if stats.resolution_cache_hit else "")
+    )
+    return "\n".join(lines) + "\n"
+
+
+def render_env(env: common_pb2.TargetEnvironment, fmt: str) -> str:
+    if fmt == "json":
+        doc = {"markers": dict(sorted(env.markers.items())), "tags": list(env.tags),
+               "python_version": env.python_version, "platform": env.platform,
+               "interpreter": env.interpreter}
+        return json.dumps(doc, indent=2) + "\n"
+    lines = [f"python {env.python_version}" + (f" ({env.interpreter})" if env.interpreter else "")]
+    if env.platform:
+        lines.append(f"platform {env.platform}")
+    lines.append("markers:")
+    lines += [f"  {k} = {v!r}" for k, v in sorted(env.markers.items())]
+    lines.append(f"tags ({len(env.tags)}, best first):")
+    lines += [f"  {t}" for t in env.tags]
+    return "\n".join(lines) + "\n"
+
+
+def _client(args) -> ResolverClient:
+    return connect_resolver(getattr(args, "server", None))
+
+
+def cmd_resolve(args) -> int:
+    request = build_request(args)
+    with _client(args) as client:
+        response = client.resolve(request, timeout=args.timeout)
+    text = render(response, args.format)
+    if args.output:
+        with open(args.output, "w", encoding="utf-8") as fh:
+            fh.write(text)
+    else:
+        sys.stdout.write(text)
+    return EXIT_OK
+
+
+def cmd_env(args) -> int:
+    with _client(args) as client:
+        env = client.describe(resolver_pb2.DescribeEnvironmentRequest(target=_target_spec(args)))
+    sys.stdout.write(render_env(env, args.format))
+    return EXIT_OK
+
+
+def cmd_serve(args) -> int:
+    from resolver_service.service import make_server
+
+    server, port, engine = make_server(f"{args.host}:{args.port}")
+    server.start()
+    print(f"venvsmith resolver listening on {args.host}:{port}", flush=True)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    stop.wait()
+    server.stop(grace=5).wait()
+    engine.close()
+    return EXIT_OK
+
+
+def cmd_config(args) -> int:
+    from venvsmith.config import default_index_url, read_pip_config, venvsmith_home
+
+    config = read_pip_config()
+    print(f"home:             {venvsmith_home()}")
+    print(f"index-url:        {default_index_url(config)}")
+    print(f"extra-index-urls: {' '.join(config.extra_index_urls) or '-'}")
+    print(f"find-links:       {' '.join(config.find_links) or '-'}")
+    print(f"no-index:         {config.no_index}")
+    for key, origin in sorted(config.origins.items()):
+        print(f"  {key} from {origin}")
+    return EXIT_OK
+
+
+COMMANDS = {"resolve": cmd_resolve, "env": cmd_env, "serve": cmd_serve, "config": cmd_config}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return COMMANDS[args.command](args)
+    except RequirementsFileError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except CallError as exc:
+        print(f"error ({exc.status}): {exc.message}", file=sys.stderr)
+        return EXIT_BAD_INPUT if exc.status == "INVALID_ARGUMENT" else EXIT_FAILED
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,116 @@
+"""One client interface over two transports: the engine embedded in-process, or a remote gRPC server."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Protocol
+
+from venvsmith.v1 import common_pb2, resolver_pb2
+
+
+class CallError(Exception):
+    """A failed call, the same whichever transport: ``status`` is a ``grpc.StatusCode`` member name."""
+
+    def __init__(self, status: str, message: str) -> None:
+        super().__init__(f"{status}: {message}")
+        self.status = status
+        self.message = message
+
+
+class ResolverClient(Protocol):
+    def resolve(self, request: resolver_pb2.ResolveRequest, timeout: float | None = None
+                ) -> resolver_pb2.ResolveResponse: ...
+
+    def resolve_stream(self, request: resolver_pb2.ResolveRequest, timeout: float | None = None
+                       ) -> Iterator[resolver_pb2.ResolveEvent]: ...
+
+    def describe(self, request: resolver_pb2.DescribeEnvironmentRequest) -> common_pb2.TargetEnvironment: ...
+
+    def close(self) -> None: ...
+
+    def __enter__(self) -> ResolverClient: ...
+
+    def __exit__(self, *exc) -> None: ...
+
+
+class _Closing:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class EmbeddedResolver(_Closing):
+    """The resolver engine in this process (the CLI's default): no server, same answers, same errors."""
+
+    def __init__(self, engine=None) -> None:
+        from resolver_service.engine import ResolverEngine
+
+        self.engine = engine or ResolverEngine()
+
+    def _call(self, fn):
+        from resolver_service.errors import ResolverError
+
+        try:
+            return fn()
+        except ResolverError as exc:
+            raise CallError(exc.status, exc.message) from None
+
+    def resolve(self, request, timeout=None):
+        deadline = None if timeout is None else time.monotonic() + timeout
+        return self._call(lambda: self.engine.resolve(request, deadline=deadline))
+
+    def resolve_stream(self, request, timeout=None):
+        deadline = None if timeout is None else time.monotonic() + timeout
+        return self._call(lambda: list(self.engine.resolve_stream(request, deadline=deadline)))
+
+    def describe(self, request):
+        return self._call(lambda: self.engine.describe(request))
+
+    def close(self) -> None:
+        self.engine.close()
+
+
+class RemoteResolver(_Closing):
+    """A resolver server reached over gRPC."""
+
+    def __init__(self, address: str) -> None:
+        import grpc  # only the remote transport needs it
+
+        from venvsmith.v1 import resolver_pb2_grpc
+
+        self._rpc_error = grpc.RpcError
+        self.channel = grpc.insecure_channel(address)
+        self.stub = resolver_pb2_grpc.ResolverServiceStub(self.channel)
+
+    @staticmethod
+    def _error(exc) -> CallError:
+        return CallError(exc.code().name, exc.details() or "")
+
+    def resolve(self, request, timeout=None):
+        try:
+            return self.stub.Resolve(request, timeout=timeout)
+        except self._rpc_error as exc:
+            raise self._error(exc) from None
+
+    def resolve_stream(self, request, timeout=None):
+        try:
+            yield from self.stub.ResolveStream(request, timeout=timeout)
+        except self._rpc_error as exc:
+            raise self._error(exc) from None
+
+    def describe(self, request):
+        try:
+            return self.stub.DescribeEnvironment(request)
+        except self._rpc_error as exc:
+            raise self._error(exc) from None
+
+    def close(self) -> None:
+        self.channel.close()
+
+
+def connect_resolver(server: str | None) -> ResolverClient:
+    """A remote client for ``HOST:PORT``, else the embedded engine."""
+    return RemoteResolver(server) if server else EmbeddedResolver()
