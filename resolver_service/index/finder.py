@@ -8,6 +8,7 @@ index cannot be shadowed by a public package of the same name); ``unsafe-best-ma
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -263,9 +264,17 @@ class IndexSource:
             out.extend(parse_links_page(page.body, page.content_type, page.final_url, display))
         return out
 
+    def _page_cache_key(self, url: str) -> str:
+        """Pages fetched with credentials are cached per credential: never served to another caller."""
+        credential = self.auth.for_url(url)
+        if credential is None:
+            return url
+        return f"{url}#credential={hashlib.sha256(credential.header().encode()).hexdigest()[:32]}"
+
     def _page(self, url: str, display: str) -> _Page | None:
         """An index page through the page cache; ``None`` for 404/410 (or offline and not cached)."""
-        cached = self.cache.get_page(url) if self.cache is not None else None
+        key = self._page_cache_key(url)
+        cached = self.cache.get_page(key) if self.cache is not None else None
         if cached is not None and (self.settings.offline or cached.is_fresh()):
             self.stats.add("pages_cached")
             return _Page(cached.body, cached.content_type, cached.final_url, cached.digest, "cache")
@@ -288,7 +297,7 @@ class IndexSource:
         self.stats.add("pages_fetched")
         self.stats.add("bytes_downloaded", len(response.content))
         fetched = CachedPage(
-            url,
+            key,
             response.content,
             response.headers.get("content-type", ""),
             str(response.url),
