@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
+import re
 import signal
 import sys
 import threading
@@ -15,6 +17,16 @@ from venvsmith.reqfile import ParsedRequirements, RequirementsFileError, read_re
 from venvsmith.v1 import common_pb2, resolver_pb2
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+class _FormatControlAction(argparse.Action):
+    """``--no-binary`` / ``--only-binary``: recorded in command-line order, as pip applies them."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        ops = list(getattr(namespace, self.dest, None) or [])
+        ops.append((option_string.lstrip("-"), values))
+        setattr(namespace, self.dest, ops)
 
 
 def _add_index_options(p: argparse.ArgumentParser) -> None:
@@ -57,8 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_index_options(res)
     _add_target_options(res)
     res.add_argument("--pre", action="store_true", help="allow pre-releases")
-    res.add_argument("--no-binary", action="append", default=[], metavar="NAME")
-    res.add_argument("--only-binary", action="append", default=[], metavar="NAME")
+    res.add_argument("--no-binary", "--only-binary", dest="format_control", action=_FormatControlAction,
+                     default=[], metavar="NAMES",
+                     help="comma-separated project names, :all: or :none: (pip semantics)")
     res.add_argument("--exclude-newer", default="", metavar="TS", help="ignore files uploaded after TS")
     res.add_argument("--no-yanked", action="store_true", help="never choose yanked files")
     res.add_argument("--max-backtracks", type=int, default=0)
@@ -76,14 +89,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _read_environment(path: str) -> common_pb2.TargetEnvironment:
+    """A target environment JSON file as ``venvsmith env --format json`` writes it."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            doc = json.load(fh)
+    except OSError as exc:
+        raise RequirementsFileError(path, 0, f"cannot read --environment file: {exc.strerror or exc}") from None
+    except ValueError as exc:
+        raise RequirementsFileError(path, 0, f"--environment file is not JSON: {exc}") from None
+    if not (isinstance(doc, dict) and isinstance(doc.get("markers"), dict) and isinstance(doc.get("tags"), list)):
+        raise RequirementsFileError(path, 0, "--environment file needs a \"markers\" object and a \"tags\" list")
+    try:
+        return common_pb2.TargetEnvironment(
+            markers={str(k): str(v) for k, v in doc["markers"].items()}, tags=[str(t) for t in doc["tags"]],
+            python_version=str(doc.get("python_version") or ""), platform=str(doc.get("platform") or ""),
+            interpreter=str(doc.get("interpreter") or ""),
+        )
+    except (TypeError, ValueError) as exc:
+        raise RequirementsFileError(path, 0, f"bad --environment file: {exc}") from None
+
+
 def _target_spec(args) -> common_pb2.TargetSpec:
     if getattr(args, "environment", None):
-        with open(args.environment, encoding="utf-8") as fh:
-            doc = json.load(fh)
-        return common_pb2.TargetSpec(environment=common_pb2.TargetEnvironment(
-            markers=doc["markers"], tags=doc["tags"], platform=doc.get("platform", ""),
-            interpreter=doc.get("interpreter", ""),
-        ))
+        return common_pb2.TargetSpec(environment=_read_environment(args.environment))
     if args.python_version or args.platform or args.implementation:
         if not args.python_version:
             import platform as _platform
@@ -95,9 +124,19 @@ def _target_spec(args) -> common_pb2.TargetSpec:
     return common_pb2.TargetSpec()
 
 
+def _local_path(location: str) -> str:
+    """A find-links directory named relative to the caller's directory, made absolute (the server may run
+    elsewhere); URLs are kept as given."""
+    if _URL.match(location) or not os.path.exists(location):
+        return location
+    return os.path.abspath(location)
+
+
 def build_request(args) -> resolver_pb2.ResolveRequest:
     """Turn CLI arguments (and the files they name) into a ResolveRequest."""
     parsed = ParsedRequirements()
+    for kind, value in args.format_control:  # the command line first; files may override, as in pip
+        parsed.format_control.add(kind, value)
     for path in args.requirement:
         read_requirements(path, parsed)
     for path in args.constraint:
@@ -106,7 +145,7 @@ def build_request(args) -> resolver_pb2.ResolveRequest:
     index = common_pb2.IndexConfig(
         index_url=args.index_url or parsed.index_url or "",
         extra_index_urls=[*args.extra_index_url, *parsed.extra_index_urls],
-        find_links=[*args.find_links, *parsed.find_links],
+        find_links=[*(_local_path(f) for f in args.find_links), *parsed.find_links],
         no_index=args.no_index or parsed.no_index,
         strategy=common_pb2.UNSAFE_BEST_MATCH if args.index_strategy == "unsafe-best-match"
         else common_pb2.FIRST_INDEX,
@@ -118,8 +157,8 @@ def build_request(args) -> resolver_pb2.ResolveRequest:
         index.package_index[name.strip()] = url.strip()
     options = common_pb2.ResolutionOptions(
         prereleases=common_pb2.ALLOW if (args.pre or parsed.pre) else common_pb2.IF_NECESSARY_OR_EXPLICIT,
-        no_binary=[*args.no_binary, *parsed.no_binary],
-        only_binary=[*args.only_binary, *parsed.only_binary],
+        no_binary=parsed.no_binary,
+        only_binary=parsed.only_binary,
         exclude_newer=args.exclude_newer,
         disallow_yanked=args.no_yanked,
         max_backtracks=max(args.max_backtracks, 0),
@@ -194,8 +233,11 @@ def cmd_resolve(args) -> int:
         response = client.resolve(request, timeout=args.timeout)
     text = render(response, args.format)
     if args.output:
-        with open(args.output, "w", encoding="utf-8") as fh:
-            fh.write(text)
+        try:
+            with open(args.output, "w", encoding="utf-8") as fh:
+                fh.write(text)
+        except OSError as exc:
+            raise RequirementsFileError(args.output, 0, f"cannot write: {exc.strerror or exc}") from None
     else:
         sys.stdout.write(text)
     return EXIT_OK
@@ -211,9 +253,15 @@ def cmd_env(args) -> int:
 def cmd_serve(args) -> int:
     from resolver_service.service import make_server
 
-    server, port, engine = make_server(f"{args.host}:{args.port}")
+    host = f"[{args.host}]" if ":" in args.host and not args.host.startswith("[") else args.host
+    try:
+        server, port, engine = make_server(f"{host}:{args.port}")
+    except (OSError, RuntimeError) as exc:
+        print(f"error: cannot listen on {host}:{args.port}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     server.start()
-    print(f"venvsmith resolver listening on {args.host}:{port}", flush=True)
+    # Tests and scripts start with --port 0 and read the bound port from this line.
+    print(f"venvsmith resolver listening on {host}:{port}", flush=True)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
@@ -241,7 +289,11 @@ COMMANDS = {"resolve": cmd_resolve, "env": cmd_env, "serve": cmd_serve, "config"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """Run the command; returns the exit status (0 ok, 1 no solution or failure, 2 bad input)."""
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # argparse: --help (0) or a usage error (2), already printed
+        return exc.code if isinstance(exc.code, int) else EXIT_BAD_INPUT
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     try:

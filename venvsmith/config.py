@@ -36,28 +36,77 @@ class PipIndexConfig:
     origins: dict[str, str] = field(default_factory=dict)
 
 
+CONFIG_BASENAME = "pip.ini" if sys.platform == "win32" else "pip.conf"
+#: PIP_* variables pip never reads as options.
+_ENV_NAMES_IGNORED = ("version", "help")
+#: pip's ``strtobool`` spellings of true.
+_TRUE = ("y", "yes", "t", "true", "on", "1")
+#: pip's section override order for ``pip install``: ``[global]``, then ``[install]``, then ``PIP_*``.
+_SECTIONS = ("global", "install", ":env:")
+
+
+def _normalize_name(name: str) -> str:
+    """pip's key normalisation: lower case, ``_`` -> ``-``, a leading ``--`` dropped."""
+    name = name.lower().replace("_", "-")
+    return name[2:] if name.startswith("--") else name
+
+
+def _home(environ: Mapping[str, str]) -> str:
+    return environ.get("HOME") or os.path.expanduser("~")
+
+
+def _expanduser(path: str, home: str) -> str:
+    return home + path[1:] if path == "~" or path.startswith("~/") else path
+
+
+def _global_and_user_files(environ: Mapping[str, str]) -> tuple[list[Path], list[Path]]:
+    """pip's global (site-wide) and user configuration files, in load order."""
+    if sys.platform in ("darwin", "win32"):  # pip's own platform rules; they read os.environ
+        from pip._internal.configuration import get_configuration_files, kinds
+
+        files = get_configuration_files()
+        return [Path(f) for f in files[kinds.GLOBAL]], [Path(f) for f in files[kinds.USER]]
+    # Unix: $XDG_CONFIG_DIRS (default /etc/xdg) in the order given, each with pip/pip.conf, then /etc.
+    # Later files override earlier ones, so /etc/pip.conf wins over the XDG directories, as in pip.
+    xdg_dirs = environ.get("XDG_CONFIG_DIRS", "")
+    if not xdg_dirs.strip():
+        xdg_dirs = "/etc/xdg"
+    home = _home(environ)
+    global_files = [Path(_expanduser(d, home), "pip", CONFIG_BASENAME) for d in xdg_dirs.split(os.pathsep)]
+    global_files.append(Path("/etc", CONFIG_BASENAME))
+    xdg_home = environ.get("XDG_CONFIG_HOME", "")
+    if not xdg_home.strip():
+        xdg_home = os.path.join(home, ".config")
+    user_files = [Path(home, ".pip", CONFIG_BASENAME), Path(xdg_home, "pip", CONFIG_BASENAME)]
+    return global_files, user_files
+
+
 def _config_files(environ: Mapping[str, str]) -> list[Path]:
-    """pip's configuration files in load order (later overrides earlier): global, user, site."""
-    if environ.get("PIP_CONFIG_FILE") == os.devnull:
+    """pip's configuration files in override order (later overrides earlier): global, user, site, then
+    ``$PIP_CONFIG_FILE``. ``PIP_CONFIG_FILE=os.devnull`` loads no file at all, and an existing
+    ``$PIP_CONFIG_FILE`` replaces the user files, exactly as pip does."""
+    config_file = environ.get("PIP_CONFIG_FILE")
+    if config_file == os.devnull:
         return []
-    files: list[Path] = []
-    xdg_dirs = environ.get("XDG_CONFIG_DIRS", "/etc/xdg").split(os.pathsep)
-    files += [Path(d) / "pip" / "pip.conf" for d in reversed([d for d in xdg_dirs if d])]
-    files.append(Path("/etc/pip.conf"))
-    home = Path(environ.get("HOME", "~")).expanduser()
-    files.append(home / ".pip" / "pip.conf")
-    xdg_home = Path(environ.get("XDG_CONFIG_HOME") or home / ".config")
-    files.append(xdg_home / "pip" / "pip.conf")
-    files.append(Path(sys.prefix) / "pip.conf")
-    if environ.get("PIP_CONFIG_FILE"):
-        files.append(Path(environ["PIP_CONFIG_FILE"]))
+    global_files, user_files = _global_and_user_files(environ)
+    files = list(global_files)
+    if not (config_file and os.path.exists(config_file)):
+        files += user_files
+    files.append(Path(sys.prefix, CONFIG_BASENAME))
+    if config_file:
+        files.append(Path(config_file))
     return files
 
 
 def read_pip_config(environ: Mapping[str, str] = os.environ) -> PipIndexConfig:
-    """Read pip's index configuration: files (``[global]`` then ``[install]``), then ``PIP_*`` variables."""
-    values: dict[str, str] = {}
-    origins: dict[str, str] = {}
+    """Read pip's index configuration the way ``pip install`` does.
+
+    Every file's ``section.key`` pairs are merged in file override order, and ``PIP_*`` variables become
+    ``:env:.key``; then ``[global]`` values apply, overridden by ``[install]`` values (from *any* file),
+    overridden by ``PIP_*`` variables. Empty values are ignored, after merging (so an empty value in a later
+    file hides an earlier one), as pip ignores them.
+    """
+    merged: dict[str, tuple[str, str]] = {}
     for path in _config_files(environ):
         if not path.is_file():
             continue
@@ -66,28 +115,34 @@ def read_pip_config(environ: Mapping[str, str] = os.environ) -> PipIndexConfig:
             parser.read(path, encoding="utf-8")
         except (configparser.Error, UnicodeDecodeError):
             continue
-        for section in ("global", "install"):
-            if parser.has_section(section):
-                for key, value in parser.items(section):
-                    key = key.replace("_", "-")
-                    values[key] = value
-                    origins[key] = f"{section}.{key} ({path})"
+        for section in parser.sections():
+            for name, value in parser.items(section):
+                key = _normalize_name(name)
+                merged[f"{section}.{key}"] = (value, f"{section}.{key} ({path})")
     for var, value in environ.items():
-        if var.startswith("PIP_") and var != "PIP_CONFIG_FILE":
-            key = var[4:].lower().replace("_", "-")
-            values[key] = value
-            origins[key] = f":env:.{key} ({var})"
+        if var.startswith("PIP_") and var[4:].lower() not in _ENV_NAMES_IGNORED:
+            key = _normalize_name(var[4:])
+            merged[f":env:.{key}"] = (value, f":env:.{key} ({var})")
+
+    values: dict[str, str] = {}
+    origins: dict[str, str] = {}
+    for wanted in _SECTIONS:
+        for section_key, (value, origin) in merged.items():
+            section, _, key = section_key.partition(".")
+            if section == wanted and value:
+                values[key] = value
+                origins[key] = origin
+    origins.pop("config-file", None)
 
     def listed(key: str) -> tuple[str, ...]:
         return tuple(values.get(key, "").split())
 
-    no_index = values.get("no-index", "").strip().lower() in ("1", "true", "yes", "on")
     return PipIndexConfig(
-        index_url=values.get("index-url") or None,
+        index_url=values.get("index-url", "").strip() or None,
         extra_index_urls=listed("extra-index-url"),
         find_links=listed("find-links"),
-        no_index=no_index,
-        cert=values.get("cert") or None,
+        no_index=values.get("no-index", "").strip().lower() in _TRUE,
+        cert=values.get("cert", "").strip() or None,
         origins=origins,
     )
 

@@ -27,7 +27,13 @@ if _version_not_supported:
 
 
 class ResolverServiceStub:
-    """Missing associated documentation comment in .proto file."""
+    """Resolves requirements to exact pins and describes target environments.
+    Every RPC reports errors with the status codes listed at the top of this
+    file: INVALID_ARGUMENT (bad input, naming the offending string),
+    FAILED_PRECONDITION (no solution, with the conflicting requirement chains),
+    UNAVAILABLE (index unreachable), RESOURCE_EXHAUSTED (too many backtracks),
+    DEADLINE_EXCEEDED (deadline passed), INTERNAL (a bug).
+    """
 
     def __init__(self, channel):
         """Constructor.
@@ -53,7 +59,13 @@ class ResolverServiceStub:
 
 
 class ResolverServiceServicer:
-    """Missing associated documentation comment in .proto file."""
+    """Resolves requirements to exact pins and describes target environments.
+    Every RPC reports errors with the status codes listed at the top of this
+    file: INVALID_ARGUMENT (bad input, naming the offending string),
+    FAILED_PRECONDITION (no solution, with the conflicting requirement chains),
+    UNAVAILABLE (index unreachable), RESOURCE_EXHAUSTED (too many backtracks),
+    DEADLINE_EXCEEDED (deadline passed), INTERNAL (a bug).
+    """
 
     def Resolve(self, request, context):
         """Resolve requirements to an exactly pinned set. Identical concurrent
@@ -111,7 +123,13 @@ def add_ResolverServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class ResolverService:
-    """Missing associated documentation comment in .proto file."""
+    """Resolves requirements to exact pins and describes target environments.
+    Every RPC reports errors with the status codes listed at the top of this
+    file: INVALID_ARGUMENT (bad input, naming the offending string),
+    FAILED_PRECONDITION (no solution, with the conflicting requirement chains),
+    UNAVAILABLE (index unreachable), RESOURCE_EXHAUSTED (too many backtracks),
+    DEADLINE_EXCEEDED (deadline passed), INTERNAL (a bug).
+    """
 
     @staticmethod
     def Resolve(request,
