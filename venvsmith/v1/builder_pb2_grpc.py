@@ -26,7 +26,8 @@ if _version_not_supported:
 
 
 class BuilderServiceStub:
-    """Missing associated documentation comment in .proto file."""
+    """Builds pinned sets into verified, content-addressed artifacts and serves them.
+    """
 
     def __init__(self, channel):
         """Constructor.
@@ -67,7 +68,8 @@ class BuilderServiceStub:
 
 
 class BuilderServiceServicer:
-    """Missing associated documentation comment in .proto file."""
+    """Builds pinned sets into verified, content-addressed artifacts and serves them.
+    """
 
     def Build(self, request_iterator, context):
         """Build a pinned set. The client streams a BuildHeader, then the pins one per
@@ -169,7 +171,8 @@ def add_BuilderServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class BuilderService:
-    """Missing associated documentation comment in .proto file."""
+    """Builds pinned sets into verified, content-addressed artifacts and serves them.
+    """
 
     @staticmethod
     def Build(request_iterator,
