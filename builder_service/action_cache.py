@@ -1,0 +1,275 @@
+"""The "key -> result" map (Bazel ActionCache): what a build key produced, as digests into a :class:`Store`.
+
+Keys are opaque strings chosen by the caller (a lock key, a wheel build key). A result only counts while every
+output blob is still in the store: one whose blob was evicted is a miss, so the work is redone.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sqlite3
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Literal, Protocol, get_args, runtime_checkable
+
+from venvsmith.singleflight import SingleFlight
+
+from .digest import Digest, InvalidDigest
+from .store import Store
+
+__all__ = [
+    "KINDS",
+    "ActionCache",
+    "ActionCacheBase",
+    "ActionResult",
+    "ArtifactKindName",
+    "FilesystemActionCache",
+    "InvalidActionResult",
+    "MissingOutputs",
+    "OutputRef",
+]
+
+log = logging.getLogger(__name__)
+
+ArtifactKindName = Literal["wheel", "wheelhouse", "venv_archive", "lock_file", "metadata"]
+KINDS: frozenset[str] = frozenset(get_args(ArtifactKindName))
+_FORMAT_VERSION = 1
+
+
+class InvalidActionResult(ValueError):
+    """A serialised or constructed result that does not have the expected shape."""
+
+    def __init__(self, value: object, reason: str) -> None:
+        super().__init__(f"invalid action result: {reason}")
+        self.value = value
+        self.reason = reason
+
+    def __reduce__(self):
+        return (type(self), (self.value, self.reason))
+
+
+class MissingOutputs(LookupError):
+    """``put`` of a result whose output blobs are not (all) in the store."""
+
+    def __init__(self, key: str, digests: Iterable[Digest]) -> None:
+        self.key = key
+        self.digests = tuple(digests)
+        super().__init__(f"action {key!r}: outputs not in the store: {', '.join(map(str, self.digests))}")
+
+    def __reduce__(self):
+        return (type(self), (self.key, self.digests))
+
+
+@dataclass(frozen=True)
+class OutputRef:
+    """One output of an action: a blob plus what it is and what to call it."""
+
+    digest: Digest
+    media_type: str
+    kind: str
+    filename: str
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.digest, Digest):
+            raise InvalidActionResult(self, "digest must be a Digest")
+        if self.kind not in KINDS:
+            raise InvalidActionResult(self, f"kind must be one of {sorted(KINDS)}, got {self.kind!r}")
+        if not isinstance(self.media_type, str) or not isinstance(self.filename, str):
+            raise InvalidActionResult(self, "media_type and filename must be str")
+
+    def to_dict(self) -> dict[str, str]:
+        return {"digest": str(self.digest), "media_type": self.media_type, "kind": self.kind, "filename": self.filename}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> OutputRef:
+        try:
+            return cls(Digest.parse(data["digest"]), data["media_type"], data["kind"], data["filename"])
+        except (KeyError, TypeError, InvalidDigest) as e:
+            raise InvalidActionResult(data, f"bad output: {e}") from e
+
+
+@dataclass(frozen=True)
+class ActionResult:
+    """What an action produced: its outputs, when, and free-form string metadata (log digest, lock key...)."""
+
+    outputs: tuple[OutputRef, ...]
+    created_at: float = field(default_factory=time.time)
+    meta: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        outputs = tuple(self.outputs)
+        if not all(isinstance(o, OutputRef) for o in outputs):
+            raise InvalidActionResult(self, "outputs must be OutputRef")
+        meta = dict(self.meta)
+        if not all(isinstance(k, str) and isinstance(v, str) for k, v in meta.items()):
+            raise InvalidActionResult(self, "meta must map str to str")
+        object.__setattr__(self, "outputs", outputs)
+        object.__setattr__(self, "meta", MappingProxyType(meta))
+
+    def __hash__(self) -> int:
+        return hash((self.outputs, self.created_at, tuple(sorted(self.meta.items()))))
+
+    @property
+    def digests(self) -> tuple[Digest, ...]:
+        """The output digests, in output order."""
+        return tuple(o.digest for o in self.outputs)
+
+    def output(self, kind: str) -> OutputRef | None:
+        """The first output of ``kind``, if any."""
+        return next((o for o in self.outputs if o.kind == kind), None)
+
+    def to_json(self) -> str:
+        """Canonical JSON (sorted keys, no whitespace)."""
+        data = {
+            "version": _FORMAT_VERSION,
+            "outputs": [o.to_dict() for o in self.outputs],
+            "created_at": self.created_at,
+            "meta": dict(self.meta),
+        }
+        return json.dumps(data, sort_keys=True, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> ActionResult:
+        try:
+            data = json.loads(text)
+        except (ValueError, TypeError) as e:
+            raise InvalidActionResult(text, f"not JSON: {e}") from e
+        if not isinstance(data, dict) or data.get("version") != _FORMAT_VERSION:
+            raise InvalidActionResult(text, f"expected an object with version {_FORMAT_VERSION}")
+        outputs, created_at, meta = data.get("outputs"), data.get("created_at"), data.get("meta", {})
+        if not isinstance(outputs, list) or not all(isinstance(o, dict) for o in outputs):
+            raise InvalidActionResult(text, "outputs must be a list of objects")
+        if isinstance(created_at, bool) or not isinstance(created_at, int | float):
+            raise InvalidActionResult(text, "created_at must be a number")
+        if not isinstance(meta, dict):
+            raise InvalidActionResult(text, "meta must be an object")
+        return cls(tuple(OutputRef.from_dict(o) for o in outputs), float(created_at), meta)
+
+
+@runtime_checkable
+class ActionCache(Protocol):
+    """Key -> :class:`ActionResult`; a hit guarantees the outputs were in the store when checked."""
+
+    def get(self, key: str) -> ActionResult | None:
+        """The result for ``key``, or None (also when an output blob is gone)."""
+        ...
+
+    def put(self, key: str, result: ActionResult) -> None:
+        """Record ``result`` for ``key`` (replacing any previous one)."""
+        ...
+
+    def get_or_compute(self, key: str, compute: Callable[[], ActionResult]) -> tuple[ActionResult, bool]:
+        """Cached result, or ``compute()`` once for all concurrent callers; True for the caller who ran it."""
+        ...
+
+
+class ActionCacheBase(ABC):
+    """Single-flighted :meth:`get_or_compute` on top of a backend's ``get``/``put``."""
+
+    def __init__(self) -> None:
+        self._flights: SingleFlight[tuple[ActionResult, bool]] = SingleFlight()
+
+    @abstractmethod
+    def get(self, key: str) -> ActionResult | None: ...
+
+    @abstractmethod
+    def put(self, key: str, result: ActionResult) -> None: ...
+
+    def get_or_compute(self, key: str, compute: Callable[[], ActionResult]) -> tuple[ActionResult, bool]:
+        """``(result, computed_here)``: N concurrent callers of the same key run ``compute`` once.
+
+        If ``compute`` raises, every caller waiting on that flight gets the exception and nothing is cached.
+        """
+        hit = self.get(key)
+        if hit is not None:
+            return hit, False
+
+        def flight() -> tuple[ActionResult, bool]:
+            again = self.get(key)  # a flight may have landed between our miss and now
+            if again is not None:
+                return again, False
+            result = compute()
+            self.put(key, result)
+            return result, True
+
+        (result, computed), shared = self._flights.do(key, flight)
+        return result, computed and not shared
+
+
+class FilesystemActionCache(ActionCacheBase):
+    """:class:`ActionCache` in ``<root>/action_cache.sqlite3`` (WAL), checking outputs against ``store``."""
+
+    def __init__(self, root: str | os.PathLike[str], store: Store, *, filename: str = "action_cache.sqlite3") -> None:
+        super().__init__()
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.store = store
+        self.path = self.root / filename
+        self._lock = threading.Lock()
+        self._conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=NORMAL")
+        self._conn.execute(
+            "CREATE TABLE IF NOT EXISTS actions (key TEXT PRIMARY KEY, result TEXT NOT NULL, updated_at REAL NOT NULL)"
+        )
+
+    def __repr__(self) -> str:
+        return f"FilesystemActionCache({str(self.path)!r})"
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def get(self, key: str) -> ActionResult | None:
+        _check_key(key)
+        with self._lock:
+            row = self._conn.execute("SELECT result FROM actions WHERE key = ?", (key,)).fetchone()
+        if row is None:
+            return None
+        text: str = row[0]
+        try:
+            result = ActionResult.from_json(text)
+        except InvalidActionResult as e:
+            log.warning("action cache %s: dropping unreadable entry %r: %s", self.path, key, e)
+            self._drop(key, text)
+            return None
+        present = self.store.stat(result.digests)
+        if not all(present.values()):
+            gone = [str(d) for d, ok in present.items() if not ok]
+            log.info("action cache %s: %r is a miss, outputs gone: %s", self.path, key, gone)
+            self._drop(key, text)
+            return None
+        return result
+
+    def put(self, key: str, result: ActionResult) -> None:
+        _check_key(key)
+        missing = [d for d, ok in self.store.stat(result.digests).items() if not ok]
+        if missing:
+            raise MissingOutputs(key, missing)
+        with self._lock:
+            self._conn.execute(
+                "INSERT OR REPLACE INTO actions (key, result, updated_at) VALUES (?, ?, ?)",
+                (key, result.to_json(), time.time()),
+            )
+
+    def delete(self, key: str) -> bool:
+        """Forget ``key``; True if it was there."""
+        with self._lock:
+            return self._conn.execute("DELETE FROM actions WHERE key = ?", (key,)).rowcount > 0
+
+    def _drop(self, key: str, text: str) -> None:
+        """Delete ``key`` only if it still holds ``text`` (a concurrent put of a fresh result wins)."""
+        with self._lock:
+            self._conn.execute("DELETE FROM actions WHERE key = ? AND result = ?", (key, text))
+
+
+def _check_key(key: str) -> None:
+    if not isinstance(key, str) or not key:
+        raise ValueError(f"action key must be a non-empty str, got {key!r}")

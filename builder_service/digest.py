@@ -1,0 +1,111 @@
+"""Content digests (sha256 + size, as in Bazel's remote-apis ``Digest``) and the error for content that fails one."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["CHUNK_SIZE", "Digest", "DigestMismatch", "Hasher", "InvalidDigest"]
+
+#: Read size for streaming hashes and copies.
+CHUNK_SIZE = 1 << 20
+
+_HEX = re.compile(r"[0-9a-f]{64}")
+_TEXT = re.compile(r"sha256:([0-9a-f]{64})/(0|[1-9][0-9]*)")
+
+
+class InvalidDigest(ValueError):
+    """A digest (or its text form) that is not a lowercase sha256 hex plus a non-negative size."""
+
+    def __init__(self, value: object, reason: str) -> None:
+        super().__init__(f"invalid digest {value!r}: {reason}")
+        self.value = value
+        self.reason = reason
+
+    def __reduce__(self):
+        return (type(self), (self.value, self.reason))
+
+
+@dataclass(frozen=True, order=True)
+class Digest:
+    """The identity of a blob: lowercase sha256 hex of its content and its size in bytes."""
+
+    hash: str
+    size_bytes: int
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.hash, str) or not _HEX.fullmatch(self.hash):
+            raise InvalidDigest(self.hash, "hash must be 64 lowercase hex characters")
+        if isinstance(self.size_bytes, bool) or not isinstance(self.size_bytes, int) or self.size_bytes < 0:
+            raise InvalidDigest(self.size_bytes, "size_bytes must be a non-negative int")
+
+    @classmethod
+    def of_bytes(cls, data: bytes | bytearray | memoryview) -> Digest:
+        """Digest of an in-memory blob."""
+        return cls(hashlib.sha256(data).hexdigest(), len(data))
+
+    @classmethod
+    def of_file(cls, path: str | os.PathLike[str]) -> Digest:
+        """Digest of a file, read in :data:`CHUNK_SIZE` chunks."""
+        hasher = Hasher()
+        buf = bytearray(CHUNK_SIZE)
+        view = memoryview(buf)
+        with open(path, "rb", buffering=0) as f:
+            while n := f.readinto(buf):
+                hasher.update(view[:n])
+        return hasher.digest()
+
+    @classmethod
+    def parse(cls, text: str) -> Digest:
+        """Inverse of ``str()``: ``"sha256:<hex>/<size>"``."""
+        m = _TEXT.fullmatch(text) if isinstance(text, str) else None
+        if m is None:
+            raise InvalidDigest(text, 'expected "sha256:<64 lowercase hex>/<size>"')
+        return cls(m.group(1), int(m.group(2)))
+
+    def __str__(self) -> str:
+        return f"sha256:{self.hash}/{self.size_bytes}"
+
+
+class Hasher:
+    """Incremental digest: ``update()`` chunks, then ``digest()``."""
+
+    __slots__ = ("_sha", "size")
+
+    def __init__(self) -> None:
+        self._sha = hashlib.sha256()
+        self.size = 0
+
+    def update(self, data: bytes | bytearray | memoryview) -> None:
+        self._sha.update(data)
+        self.size += len(data)
+
+    def digest(self) -> Digest:
+        return Digest(self._sha.hexdigest(), self.size)
+
+
+class DigestMismatch(Exception):
+    """Content named ``name`` did not match the digest it was supposed to have (maps to gRPC ``DATA_LOSS``).
+
+    ``name`` says what the content is (a file name, a URL, a blob path); ``actual`` is None when the content was
+    rejected before it was complete (more bytes than expected).
+    """
+
+    def __init__(self, name: str | Path, expected: Digest, actual: Digest | None) -> None:
+        self.expected = expected
+        self.actual = actual
+        self.name = str(name)
+        what = f"{self.name}: " if self.name else ""
+        if actual is None:
+            got = f"more than {expected.size_bytes} bytes"
+        elif actual.size_bytes != expected.size_bytes:
+            got = f"{actual.size_bytes} bytes ({actual})"
+        else:
+            got = str(actual)
+        super().__init__(f"{what}digest mismatch: expected {expected}, got {got}")
+
+    def __reduce__(self):  # keep pickling (multiprocessing, futures) working with the custom __init__
+        return (type(self), (self.name, self.expected, self.actual))

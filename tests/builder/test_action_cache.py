@@ -1,0 +1,221 @@
+"""ActionResult (de)serialisation and FilesystemActionCache: hits only while outputs exist, single-flight compute."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from builder_service.action_cache import (
+    KINDS,
+    ActionCache,
+    ActionResult,
+    FilesystemActionCache,
+    InvalidActionResult,
+    MissingOutputs,
+    OutputRef,
+)
+from builder_service.digest import Digest
+from builder_service.store import FilesystemStore
+
+HEX = "0123456789abcdef"
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[FilesystemStore]:
+    s = FilesystemStore(tmp_path / "store")
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def cache(tmp_path: Path, store: FilesystemStore) -> Iterator[FilesystemActionCache]:
+    c = FilesystemActionCache(tmp_path / "store", store)
+    yield c
+    c.close()
+
+
+def wheel_result(store: FilesystemStore, content: bytes = b"wheel", **meta: str) -> ActionResult:
+    d = store.put_bytes(content)
+    lock = store.put_bytes(b"pkg==1.0 --hash=sha256:...\n")
+    return ActionResult(
+        (
+            OutputRef(d, "application/zip", "wheel", "pkg-1.0-py3-none-any.whl"),
+            OutputRef(lock, "text/plain", "lock_file", "requirements.txt"),
+        ),
+        meta=meta,
+    )
+
+
+# -- ActionResult ----------------------------------------------------------------------------------------------------
+
+digests = st.builds(Digest, st.text(alphabet=HEX, min_size=64, max_size=64), st.integers(0, 2**63 - 1))
+outputs = st.builds(OutputRef, digests, st.text(max_size=30), st.sampled_from(sorted(KINDS)), st.text(max_size=40))
+results = st.builds(
+    ActionResult,
+    st.lists(outputs, max_size=4).map(tuple),
+    st.floats(min_value=0, max_value=4e9, allow_nan=False),
+    st.dictionaries(st.text(max_size=10), st.text(max_size=20), max_size=3),
+)
+
+
+@given(results)
+def test_action_result_json_round_trip(result: ActionResult) -> None:
+    text = result.to_json()
+    back = ActionResult.from_json(text)
+    assert back == result
+    assert back.to_json() == text
+    assert hash(back) == hash(result)
+
+
+def test_action_result_is_immutable_and_helpful() -> None:
+    d = Digest.of_bytes(b"x")
+    meta = {"lock_key": "abc"}
+    r = ActionResult([OutputRef(d, "application/zip", "wheel", "x.whl")], 1.0, meta)  # type: ignore[arg-type]
+    meta["lock_key"] = "changed"
+    assert r.meta == {"lock_key": "abc"}
+    assert isinstance(r.outputs, tuple)
+    with pytest.raises(TypeError):
+        r.meta["x"] = "y"  # type: ignore[index]
+    assert r.digests == (d,)
+    assert r.output("wheel") is r.outputs[0] and r.output("venv_archive") is None
+    assert ActionResult(()).created_at == pytest.approx(time.time(), abs=60)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda d: OutputRef(d, "application/zip", "egg", "x.egg"),
+        lambda d: OutputRef("sha256:" + "a" * 64 + "/1", "application/zip", "wheel", "x.whl"),  # type: ignore[arg-type]
+        lambda d: ActionResult((OutputRef(d, "t", "wheel", "x"),), meta={"n": 1}),  # type: ignore[dict-item]
+        lambda d: ActionResult(("not an output",)),  # type: ignore[arg-type]
+    ],
+)
+def test_invalid_construction(make) -> None:
+    with pytest.raises(InvalidActionResult):
+        make(Digest.of_bytes(b"x"))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "not json",
+        "[]",
+        '{"version": 2, "outputs": [], "created_at": 1}',
+        '{"version": 1, "outputs": {}, "created_at": 1}',
+        '{"version": 1, "outputs": [], "created_at": "now"}',
+        '{"version": 1, "outputs": [], "created_at": true}',
+        '{"version": 1, "outputs": [], "created_at": 1, "meta": []}',
+        '{"version": 1, "outputs": [{"digest": "sha256:zz/1"}], "created_at": 1}',
+        '{"version": 1, "outputs": [{"digest": "sha256:' + "a" * 64 + '/1", "kind": "wheel"}], "created_at": 1}',
+    ],
+)
+def test_from_json_rejects(text: str) -> None:
+    with pytest.raises(InvalidActionResult):
+        ActionResult.from_json(text)
+
+
+# -- FilesystemActionCache -------------------------------------------------------------------------------------------
+
+
+def test_is_an_action_cache(cache: FilesystemActionCache) -> None:
+    assert isinstance(cache, ActionCache)
+
+
+def test_round_trip_and_persistence(tmp_path: Path, store: FilesystemStore, cache: FilesystemActionCache) -> None:
+    assert cache.get("lock:1") is None
+    result = wheel_result(store, log="sha256:" + "0" * 64 + "/0")
+    cache.put("lock:1", result)
+    assert cache.get("lock:1") == result
+    reopened = FilesystemActionCache(tmp_path / "store", store)
+    assert reopened.get("lock:1") == result
+    reopened.close()
+    newer = wheel_result(store, b"wheel v2")
+    cache.put("lock:1", newer)
+    assert cache.get("lock:1") == newer
+    assert cache.delete("lock:1") and cache.get("lock:1") is None and not cache.delete("lock:1")
+
+
+def test_put_requires_outputs_in_store(store: FilesystemStore, cache: FilesystemActionCache) -> None:
+    ghost = Digest.of_bytes(b"never stored")
+    result = ActionResult((OutputRef(ghost, "application/zip", "wheel", "ghost.whl"),))
+    with pytest.raises(MissingOutputs) as info:
+        cache.put("k", result)
+    assert info.value.key == "k" and info.value.digests == (ghost,)
+    assert cache.get("k") is None
+
+
+def test_evicted_output_is_a_miss(store: FilesystemStore, cache: FilesystemActionCache) -> None:
+    result = wheel_result(store)
+    cache.put("k", result)
+    store.evict(0)
+    assert cache.get("k") is None
+    with sqlite3.connect(cache.path) as conn:  # the dangling entry is dropped
+        assert conn.execute("SELECT count(*) FROM actions").fetchone()[0] == 0
+
+
+def test_unreadable_entry_is_a_miss(store: FilesystemStore, cache: FilesystemActionCache) -> None:
+    with sqlite3.connect(cache.path) as conn:
+        conn.execute("INSERT INTO actions VALUES ('k', 'garbage', 0)")
+    assert cache.get("k") is None
+
+
+def test_invalid_key(cache: FilesystemActionCache) -> None:
+    with pytest.raises(ValueError):
+        cache.get("")
+
+
+def test_get_or_compute_single_flight(store: FilesystemStore, cache: FilesystemActionCache) -> None:
+    calls: list[int] = []
+    barrier = threading.Barrier(20)
+    got: list[tuple[ActionResult, bool]] = []
+    errors: list[BaseException] = []
+
+    def compute() -> ActionResult:
+        calls.append(1)
+        time.sleep(0.3)  # a long build; everyone else arrives meanwhile
+        return wheel_result(store, lock_key="abc")
+
+    def worker() -> None:
+        barrier.wait()
+        try:
+            got.append(cache.get_or_compute("lock:abc", compute))
+        except BaseException as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=worker) for _ in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert len(calls) == 1
+    assert len(got) == 20 and len({r for r, _ in got}) == 1
+    assert sum(computed for _, computed in got) == 1
+    assert cache.get_or_compute("lock:abc", compute) == (got[0][0], False)
+    assert len(calls) == 1
+
+
+def test_get_or_compute_failure_is_not_cached(store: FilesystemStore, cache: FilesystemActionCache) -> None:
+    def boom() -> ActionResult:
+        raise RuntimeError("build failed")
+
+    with pytest.raises(RuntimeError):
+        cache.get_or_compute("k", boom)
+    assert cache.get("k") is None
+    result, computed = cache.get_or_compute("k", lambda: wheel_result(store))
+    assert computed and cache.get("k") == result
+
+
+def test_get_or_compute_recomputes_after_eviction(store: FilesystemStore, cache: FilesystemActionCache) -> None:
+    first, computed = cache.get_or_compute("k", lambda: wheel_result(store))
+    assert computed
+    store.evict(0)
+    second, computed = cache.get_or_compute("k", lambda: wheel_result(store))
+    assert computed and second.digests == first.digests and store.contains(first.digests[0])
