@@ -1,0 +1,342 @@
+"""Run a build subprocess under a wall-clock, memory and output-size limit, its output streamed to a log.
+
+:func:`run_limited` starts the command in a new session (its own process group) through
+:mod:`builder_service._backend_runner`, which applies ``RLIMIT_AS`` (memory) and ``RLIMIT_FSIZE`` (largest file
+written) before ``exec``. Output goes to a log file capped at ``max_output_bytes``. On timeout the whole process
+group gets SIGTERM, then SIGKILL after a grace period; processes the command left behind are killed too.
+Failures raise a :class:`BuildError` whose ``status`` is the gRPC status code name the builder returns.
+
+POSIX only (``resource``, process groups).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+import selectors
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO, ClassVar
+
+from builder_service import _backend_runner
+
+__all__ = [
+    "GiB",
+    "MiB",
+    "BuildError",
+    "BuildFailed",
+    "BuildLimits",
+    "BuildOutOfMemory",
+    "BuildOutputTooLarge",
+    "BuildTimeout",
+    "limited_argv",
+    "log_tail",
+    "run_limited",
+]
+
+MiB = 1024**2
+GiB = 1024**3
+
+#: Characters of log kept in error messages.
+TAIL_CHARS = 4000
+#: Seconds between SIGTERM and SIGKILL of a timed-out process group.
+TERM_GRACE_SECONDS = 5.0
+
+_MEMORY_RE = re.compile(r"^(?:\w+\.)*MemoryError\b|std::bad_alloc|Cannot allocate memory|out of memory", re.M | re.I)
+_FSIZE_TEXT = (os.strerror(errno.EFBIG), f"[Errno {errno.EFBIG}]")
+
+
+@dataclass(frozen=True)
+class BuildLimits:
+    """Limits of one sdist build (all of its subprocesses together for time; each process for memory)."""
+
+    #: Wall-clock limit of the whole build, in seconds.
+    timeout_seconds: float = 3600
+    #: Address-space limit (``RLIMIT_AS``) of every build process, in bytes.
+    memory_bytes: int = 8 * GiB
+    #: Largest file a build process may write (``RLIMIT_FSIZE``), largest wheel and largest build log, in bytes.
+    max_output_bytes: int = 2 * GiB
+
+    def __post_init__(self) -> None:
+        for field in ("timeout_seconds", "memory_bytes", "max_output_bytes"):
+            if not getattr(self, field) > 0:
+                raise ValueError(f"BuildLimits.{field} must be positive, not {getattr(self, field)!r}")
+
+
+class BuildError(Exception):
+    """A build step failed; ``what`` names the step, ``status`` is the gRPC status code name to report."""
+
+    status: ClassVar[str] = "FAILED_PRECONDITION"
+
+    def __init__(self, what: str, message: str, log_tail: str = "") -> None:
+        self.what = what
+        self.message = message
+        self.log_tail = log_tail
+        super().__init__(message)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.what, self.message, self.log_tail))
+
+    def __str__(self) -> str:
+        return f"{self.message}\n--- log tail ---\n{self.log_tail}" if self.log_tail else self.message
+
+
+class BuildFailed(BuildError):
+    """The step exited with a non-zero status."""
+
+    def __init__(self, what: str, returncode: int, log_tail: str, hint: str = "") -> None:
+        self.returncode = returncode
+        self.hint = hint
+        how = f"was killed by {_signal_name(-returncode)}" if returncode < 0 else f"exited with status {returncode}"
+        super().__init__(what, f"{what} {how}{hint}", log_tail)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.what, self.returncode, self.log_tail, self.hint))
+
+
+class BuildTimeout(BuildError):
+    """The step ran past the build's time limit and was killed."""
+
+    status: ClassVar[str] = "DEADLINE_EXCEEDED"
+
+    def __init__(self, what: str, seconds: float, log_tail: str) -> None:
+        self.seconds = seconds
+        super().__init__(what, f"{what} exceeded the time limit of {seconds:g} s and was killed", log_tail)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.what, self.seconds, self.log_tail))
+
+
+class BuildOutOfMemory(BuildError):
+    """The step ran out of memory under the build's memory limit."""
+
+    status: ClassVar[str] = "RESOURCE_EXHAUSTED"
+
+    def __init__(self, what: str, limit_bytes: int, log_tail: str) -> None:
+        self.limit_bytes = limit_bytes
+        super().__init__(what, f"{what} ran out of memory (limit {_size(limit_bytes)})", log_tail)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.what, self.limit_bytes, self.log_tail))
+
+
+class BuildOutputTooLarge(BuildError):
+    """The step wrote a file or log output beyond the build's output size limit."""
+
+    status: ClassVar[str] = "RESOURCE_EXHAUSTED"
+
+    def __init__(self, what: str, limit_bytes: int, log_tail: str) -> None:
+        self.limit_bytes = limit_bytes
+        super().__init__(what, f"{what} produced more output than the limit of {_size(limit_bytes)}", log_tail)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.what, self.limit_bytes, self.log_tail))
+
+
+def _size(n: int) -> str:
+    for unit, scale in (("GiB", GiB), ("MiB", MiB), ("KiB", 1024)):
+        if n >= scale:
+            return f"{n / scale:g} {unit}"
+    return f"{n} bytes"
+
+
+def _signal_name(signum: int) -> str:
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
+
+
+def limited_argv(argv: Sequence[str], limits: BuildLimits) -> list[str]:
+    """``argv`` prefixed with the launcher that applies ``limits`` (``argv[0]`` is looked up on the env's ``PATH``)."""
+    launcher = str(Path(_backend_runner.__file__).resolve())
+    return [sys.executable, "-I", "-S", launcher, str(limits.memory_bytes), str(limits.max_output_bytes), "--", *argv]
+
+
+def log_tail(log_path: Path, start: int = 0, chars: int = TAIL_CHARS) -> str:
+    """The last ``chars`` characters of ``log_path`` written at or after byte ``start``."""
+    try:
+        with open(log_path, "rb") as log:
+            size = log.seek(0, os.SEEK_END)
+            log.seek(max(start, size - chars * 2))
+            return log.read().decode("utf-8", "replace")[-chars:]
+    except OSError:
+        return ""
+
+
+class _CappedLog:
+    """Appends to a log file until ``cap`` bytes, counting what the file already held."""
+
+    def __init__(self, file: BinaryIO, cap: int) -> None:
+        self.file = file
+        self.cap = cap
+        self.written = file.seek(0, os.SEEK_END)
+        self.overflowed = False
+
+    def write(self, data: bytes) -> None:
+        room = self.cap - self.written
+        if len(data) > room:
+            self.overflowed = True
+            data = data[: max(room, 0)]
+        self.file.write(data)
+        self.written += len(data)
+        if self.overflowed:
+            self.file.write(f"\n[venvsmith: output exceeded {self.cap} bytes; the build was killed]\n".encode())
+        self.file.flush()
+
+
+class _Process:
+    """A started process group: its output pump and its killing."""
+
+    def __init__(self, popen: subprocess.Popen[bytes], log: _CappedLog) -> None:
+        self.popen = popen
+        self.log = log
+        assert popen.stdout is not None
+        self.fd = popen.stdout.fileno()
+        os.set_blocking(self.fd, False)
+        self.selector = selectors.DefaultSelector()
+        self.selector.register(self.fd, selectors.EVENT_READ)
+        self.eof = False
+
+    def exited(self) -> bool:
+        """Whether the leader has exited; it stays a zombie (so its process group id stays reserved)."""
+        if self.popen.returncode is not None:
+            return True
+        if hasattr(os, "waitid"):
+            try:
+                return os.waitid(os.P_PID, self.popen.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+            except ChildProcessError:
+                return True
+        return self.popen.poll() is not None
+
+    def pump(self, until: float) -> None:
+        """Copy output to the log until ``until`` (monotonic), EOF, or the log overflows."""
+        while not self.eof and not self.log.overflowed:
+            remaining = until - time.monotonic()
+            if remaining <= 0 or not self.selector.select(timeout=remaining):
+                return
+            try:
+                data = os.read(self.fd, 1 << 16)
+            except BlockingIOError:
+                continue
+            if not data:
+                self.eof = True
+                self.selector.unregister(self.fd)
+                return
+            self.log.write(data)
+
+    def run(self, deadline: float) -> str:
+        """Pump output until the leader exits (``"exited"``), ``deadline`` passes or the log overflows."""
+        while not self.exited():
+            if self.log.overflowed:
+                return "overflow"
+            now = time.monotonic()
+            if now >= deadline:
+                return "timeout"
+            if self.eof:
+                time.sleep(min(0.01, deadline - now))
+            else:
+                self.pump(min(now + 0.05, deadline))
+        self.kill_group(signal.SIGKILL)  # stragglers the command left behind
+        self.pump(time.monotonic() + 1.0)  # the rest of the output
+        return "overflow" if self.log.overflowed else "exited"
+
+    def terminate(self, grace: float) -> None:
+        """SIGTERM the group, keep pumping up to ``grace`` seconds while the leader exits, then SIGKILL the group."""
+        self.kill_group(signal.SIGTERM)
+        end = time.monotonic() + grace
+        while not self.exited() and time.monotonic() < end:
+            if self.eof or self.log.overflowed:
+                time.sleep(0.02)
+            else:
+                self.pump(min(time.monotonic() + 0.05, end))
+        self.kill_group(signal.SIGKILL)
+
+    def kill_group(self, signum: int) -> None:
+        if self.popen.returncode is None:  # once reaped, the group id may belong to someone else
+            try:
+                os.killpg(self.popen.pid, signum)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+    def close(self) -> int:
+        """Kill what is left, reap the leader and close the pipe; returns the exit status."""
+        self.kill_group(signal.SIGKILL)
+        returncode = self.popen.wait()
+        self.selector.close()
+        assert self.popen.stdout is not None
+        self.popen.stdout.close()
+        return returncode
+
+
+def run_limited(
+    argv: Sequence[str],
+    *,
+    cwd: Path,
+    env: Mapping[str, str],
+    limits: BuildLimits,
+    log_path: Path,
+    what: str | None = None,
+    deadline: float | None = None,
+    term_grace: float = TERM_GRACE_SECONDS,
+) -> subprocess.CompletedProcess[None]:
+    """Run ``argv`` under ``limits`` with exactly ``env``, appending its output to ``log_path``.
+
+    :param what: names the step in errors (default: ``argv[0]``).
+    :param deadline: a :func:`time.monotonic` time the step must also finish by (the rest of a build's budget).
+    :raises BuildTimeout: the time limit passed; the process group was killed.
+    :raises BuildOutputTooLarge: the log would exceed ``max_output_bytes`` or a file write hit ``RLIMIT_FSIZE``.
+    :raises BuildOutOfMemory: the command failed with a memory error.
+    :raises BuildFailed: any other non-zero exit.
+    """
+    what = what or str(argv[0])
+    start = time.monotonic()
+    end = start + limits.timeout_seconds if deadline is None else min(start + limits.timeout_seconds, deadline)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as file:
+        log = _CappedLog(file, limits.max_output_bytes)
+        offset = log.written
+        log.write(f"+ {what}\n".encode())
+        popen = subprocess.Popen(
+            limited_argv(argv, limits),
+            cwd=cwd,
+            env=dict(env),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            close_fds=True,
+        )
+        process = _Process(popen, log)
+        try:
+            outcome = process.run(end)
+            if outcome == "timeout":
+                process.terminate(term_grace)
+        finally:
+            returncode = process.close()
+    tail = log_tail(log_path, offset)
+    if outcome == "timeout":
+        raise BuildTimeout(what, limits.timeout_seconds, tail)
+    if outcome == "overflow":
+        raise BuildOutputTooLarge(what, limits.max_output_bytes, tail)
+    if returncode != 0:
+        raise _classify(what, returncode, tail, limits)
+    return subprocess.CompletedProcess(list(argv), returncode)
+
+
+def _classify(what: str, returncode: int, tail: str, limits: BuildLimits) -> BuildError:
+    """The error for a non-zero exit, from its signal and the end of its output."""
+    # A shell reports a child killed by signal N as status 128 + N.
+    signals = {-returncode, returncode - 128}
+    if getattr(signal, "SIGXFSZ", 0) in signals or any(text in tail for text in _FSIZE_TEXT):
+        return BuildOutputTooLarge(what, limits.max_output_bytes, tail)
+    if _MEMORY_RE.search(tail):
+        return BuildOutOfMemory(what, limits.memory_bytes, tail)
+    hint = " (SIGKILL: possibly the kernel's out-of-memory killer)" if signal.SIGKILL in signals else ""
+    return BuildFailed(what, returncode, tail, hint)
