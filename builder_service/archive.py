@@ -1,0 +1,292 @@
+"""Deterministic ``tar.zst`` archives of a directory (a venv), and safe streaming extraction.
+
+:func:`pack` gives the same bytes for the same tree wherever and whenever it was built: entries in sorted
+depth-first order (byte-wise by name), POSIX pax format with no time or owner records, mtime
+:data:`MTIME`, uid/gid 0, empty user and group names, modes normalised (``0o755`` for directories and
+executables, ``0o644`` for other files, ``0o777`` for symlinks), symlinks kept as symlinks with their target
+as is, hard links stored as separate files, and zstd at a fixed level, single-threaded, with a checksum and
+without a content size in the frame header.
+
+:func:`unpack` refuses (:class:`UnsafeArchive`) members that would escape the destination: absolute
+names, ``..`` components, device files, hard links to anything but an earlier regular member, and
+symlinks whose target leaves the tree. The one exception are absolute symlinks named ``bin/python*`` whose
+target is an interpreter (``.../python3.12``, ``.../pypy3``): a venv's interpreter links to its base
+interpreter by absolute path, legitimately. Nothing is ever written through a symlink. Extraction goes to
+a temporary sibling directory that is renamed to ``dest`` at the end, so a refused archive leaves nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import posixpath
+import re
+import shutil
+import stat
+import tarfile
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+import zstandard
+
+__all__ = ["MTIME", "ZSTD_LEVEL", "UnsafeArchive", "iter_tree", "pack", "unpack"]
+
+#: mtime of every member (the epoch, like ``SOURCE_DATE_EPOCH=0``).
+MTIME = 0
+#: zstd compression level: much smaller than the default 3 on venvs, still fast to write; reading speed
+#: does not depend on it.
+ZSTD_LEVEL = 10
+_CHUNK = 1 << 20
+
+_INTERPRETER_LINK = re.compile(r"bin/python[^/]*")
+_INTERPRETER_TARGET = re.compile(r"(?:python|pypy)[0-9.]*[a-z]*")
+
+
+class UnsafeArchive(Exception):
+    """The archive ``archive`` cannot be extracted safely; ``member`` is the offending entry or None."""
+
+    def __init__(self, archive: Path, member: str | None, reason: str) -> None:
+        where = f" ({member!r})" if member is not None else ""
+        super().__init__(f"refusing archive {archive}{where}: {reason}")
+        self.archive = archive
+        self.member = member
+        self.reason = reason
+
+    def __reduce__(self):
+        return (type(self), (self.archive, self.member, self.reason))
+
+
+# ------------------------------------------------------------------------------------------------ pack
+
+
+def iter_tree(root: Path, prefix: str = "") -> Iterator[tuple[str, os.DirEntry[str]]]:
+    """``(archive name, entry)`` for everything under ``root``, depth first, children sorted byte-wise."""
+    with os.scandir(root) as it:
+        entries = sorted(it, key=lambda e: os.fsencode(e.name))
+    for entry in entries:
+        name = prefix + entry.name
+        yield name, entry
+        if entry.is_dir(follow_symlinks=False):
+            yield from iter_tree(Path(entry.path), name + "/")
+
+
+def _tarinfo(name: str, entry: os.DirEntry[str]) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.mtime = MTIME
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    st = entry.stat(follow_symlinks=False)
+    if stat.S_ISLNK(st.st_mode):
+        info.type = tarfile.SYMTYPE
+        info.linkname = os.readlink(entry.path)
+        info.mode = 0o777
+    elif stat.S_ISDIR(st.st_mode):
+        info.type = tarfile.DIRTYPE
+        info.mode = 0o755
+    elif stat.S_ISREG(st.st_mode):
+        info.type = tarfile.REGTYPE
+        info.size = st.st_size
+        info.mode = 0o755 if st.st_mode & 0o111 else 0o644
+    else:
+        raise ValueError(f"cannot archive {entry.path}: not a file, directory or symlink")
+    return info
+
+
+class _HashingWriter:
+    """A write-only file that hashes and counts what passes through to ``raw``."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self.raw = raw
+        self.sha256 = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        self.sha256.update(data)
+        self.size += len(data)
+        return self.raw.write(data)
+
+    def flush(self) -> None:
+        self.raw.flush()
+
+
+def pack(directory: Path, out_path: Path, *, level: int = ZSTD_LEVEL) -> tuple[str, int]:
+    """Write a deterministic ``tar.zst`` of ``directory``'s contents to ``out_path``; return (sha256 hex, size).
+
+    The file appears atomically (written next to ``out_path``, then renamed).
+    """
+    directory, out_path = Path(directory), Path(out_path)
+    if _inside(os.path.realpath(out_path.parent), os.path.realpath(directory)):
+        raise ValueError(f"cannot write the archive {out_path} inside the directory it packs")
+    compressor = zstandard.ZstdCompressor(level=level, write_checksum=True, write_content_size=False, threads=0)
+    fd, tmp = tempfile.mkstemp(prefix=f".{out_path.name}.", dir=out_path.parent)
+    try:
+        with os.fdopen(fd, "wb") as raw:
+            hashing = _HashingWriter(raw)
+            with compressor.stream_writer(hashing, closefd=False) as zst:
+                with tarfile.open(fileobj=zst, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+                    for name, entry in iter_tree(directory):
+                        info = _tarinfo(name, entry)
+                        if info.isreg():
+                            with open(entry.path, "rb") as f:
+                                tar.addfile(info, f)
+                        else:
+                            tar.addfile(info)
+            raw.flush()
+            os.fsync(raw.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, out_path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return hashing.sha256.hexdigest(), hashing.size
+
+
+# ---------------------------------------------------------------------------------------------- unpack
+
+
+def _name_problem(name: str) -> str | None:
+    if not name or "\x00" in name or name in (".", "./"):
+        return "empty name"
+    if name.startswith("/") or re.match(r"^[A-Za-z]:", name):
+        return "absolute path"
+    if ".." in name.split("/") or ".." in name.split("\\"):
+        return "path with a '..' component"
+    return None
+
+
+def _member_name(raw: str) -> str:
+    """``raw`` without trailing slashes and leading ``./`` (``tar -C dir -c .`` writes ``./bin/python``)."""
+    name = raw.rstrip("/")
+    while name.startswith("./"):
+        name = name[2:]
+    return name or "."
+
+
+def _inside(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+class _Extractor:
+    """Extracts members one at a time below ``root`` (an existing empty directory)."""
+
+    def __init__(self, archive: Path, root: Path) -> None:
+        self.archive = archive
+        self.root = os.path.realpath(root)
+        self.links: list[tuple[str, str]] = []  # relative symlinks: (member name, lexical target)
+
+    def refuse(self, member: str | None, reason: str) -> UnsafeArchive:
+        return UnsafeArchive(self.archive, member, reason)
+
+    def target(self, name: str) -> str:
+        """The path of member ``name``, after checking that no symlink leads it out of the tree."""
+        path = os.path.join(self.root, *name.split("/"))
+        if not _inside(os.path.realpath(os.path.dirname(path)), self.root):
+            raise self.refuse(name, "parent directory leads outside the destination (through a symlink)")
+        return path
+
+    def parent(self, name: str) -> str:
+        path = self.target(name)
+        os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
+        return path
+
+    def extract(self, tar: tarfile.TarFile, member: tarfile.TarInfo) -> None:
+        name = _member_name(member.name)
+        if name == "." and member.isdir():
+            return
+        problem = _name_problem(name)
+        if problem:
+            raise self.refuse(member.name, problem)
+        if member.isdir():
+            path = self.parent(name)
+            if os.path.lexists(path):
+                if not stat.S_ISDIR(os.lstat(path).st_mode):
+                    raise self.refuse(name, "directory member over an existing non-directory")
+            else:
+                os.mkdir(path, 0o755)
+        elif member.isreg():
+            path = self.parent(name)
+            mode = 0o755 if member.mode & 0o111 else 0o644
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), mode)
+            except FileExistsError:
+                raise self.refuse(name, "duplicate member") from None
+            source = tar.extractfile(member)
+            with os.fdopen(fd, "wb") as out:
+                if source is not None:
+                    shutil.copyfileobj(source, out, _CHUNK)
+        elif member.issym():
+            self.symlink(name, member.linkname)
+        elif member.islnk():
+            self.hardlink(name, member.linkname)
+        else:
+            raise self.refuse(name, "not a file, directory or link")
+
+    def symlink(self, name: str, link: str) -> None:
+        if not link or "\x00" in link:
+            raise self.refuse(name, "empty symlink target")
+        if os.path.isabs(link):
+            if not (_INTERPRETER_LINK.fullmatch(name) and _INTERPRETER_TARGET.fullmatch(posixpath.basename(link))):
+                raise self.refuse(name, f"absolute symlink target {link!r} (allowed only for bin/python*)")
+        else:
+            lexical = posixpath.normpath(posixpath.join(posixpath.dirname(name), link))
+            if lexical == ".." or lexical.startswith("../") or posixpath.isabs(lexical):
+                raise self.refuse(name, f"symlink target {link!r} leads outside the destination")
+            self.links.append((name, lexical))
+        path = self.parent(name)
+        try:
+            os.symlink(link, path)
+        except FileExistsError:
+            raise self.refuse(name, "duplicate member") from None
+
+    def hardlink(self, name: str, link: str) -> None:
+        link = _member_name(link)
+        problem = _name_problem(link)
+        if problem:
+            raise self.refuse(name, f"hard link target {link!r}: {problem}")
+        source = self.target(link)
+        if not (os.path.lexists(source) and stat.S_ISREG(os.lstat(source).st_mode)):
+            raise self.refuse(name, f"hard link target {link!r} is not an earlier regular file")
+        path = self.parent(name)
+        try:
+            os.link(source, path)
+        except FileExistsError:
+            raise self.refuse(name, "duplicate member") from None
+
+    def check_links(self) -> None:
+        """Every relative symlink's target path stays in the tree, through whatever the later members made."""
+        for name, lexical in self.links:
+            parts = lexical.split("/")
+            for i in range(1, len(parts)):
+                prefix = os.path.join(self.root, *parts[:i])
+                if not _inside(os.path.realpath(prefix), self.root):
+                    raise self.refuse(name, f"symlink target {lexical!r} leads outside the destination")
+
+
+def unpack(archive: Path, dest: Path) -> None:
+    """Extract the ``tar.zst`` at ``archive`` to ``dest`` (which must not exist, or be an empty directory).
+
+    Streams: memory use does not grow with the archive. Raises :class:`UnsafeArchive` (leaving nothing
+    behind) for a member that would escape ``dest``; see the module docstring.
+    """
+    archive, dest = Path(archive), Path(os.path.abspath(dest))
+    if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
+        raise UnsafeArchive(archive, None, f"destination {dest} exists and is not an empty directory")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+    try:
+        os.chmod(tmp, 0o755)
+        extractor = _Extractor(archive, tmp)
+        with open(archive, "rb") as raw, zstandard.ZstdDecompressor().stream_reader(raw) as zst:
+            try:
+                with tarfile.open(fileobj=zst, mode="r|") as tar:
+                    for member in tar:
+                        extractor.extract(tar, member)
+            except (tarfile.TarError, zstandard.ZstdError) as exc:
+                raise UnsafeArchive(archive, None, f"corrupt archive: {exc}") from exc
+        extractor.check_links()
+        os.rename(tmp, dest)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

@@ -1,0 +1,218 @@
+"""Install wheels into a venv with pypa/installer (no pip), refusing unsafe wheels before writing anything.
+
+A wheel is checked as a whole first (:func:`check_wheel`): member paths that are absolute, carry a drive
+letter or a ``..`` component, symlink members, ``.data`` directories naming no install scheme, console
+script names that are paths, and installer's own ``RECORD`` validation (every member listed, hash and
+size matching). Only then does ``installer.install`` write it, through a destination whose launchers start
+with the relocatable header of :mod:`builder_service.relocate` instead of an absolute shebang.
+
+Compiled bytecode is not listed in ``RECORD`` (as with installer and uv); uninstallers remove
+``__pycache__`` next to the sources they remove.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import re
+import stat
+import subprocess
+import zipfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO
+
+from installer import install as installer_install
+from installer.destinations import SchemeDictionaryDestination
+from installer.records import RecordEntry
+from installer.scripts import Script
+from installer.sources import WheelFile
+from installer.utils import SCHEME_NAMES, Scheme, parse_entrypoints, parse_metadata_file
+
+from builder_service import relocate
+from builder_service.venv import VenvError, VenvLayout
+
+if TYPE_CHECKING:
+    from installer.scripts import ScriptSection
+
+__all__ = [
+    "INSTALLER_NAME",
+    "UnsafeWheel",
+    "check_wheel",
+    "compile_bytecode",
+    "install_wheel",
+    "install_wheels",
+]
+
+log = logging.getLogger(__name__)
+
+#: Written to each distribution's ``INSTALLER`` file.
+INSTALLER_NAME = "venvsmith"
+#: Seconds allowed for compiling a venv's bytecode.
+COMPILE_TIMEOUT = 900.0
+
+_DRIVE = re.compile(r"^[A-Za-z]:")
+_SEPARATORS = re.compile(r"[\\/]")
+
+
+class UnsafeWheel(Exception):
+    """The wheel ``wheel_name`` cannot be installed safely; ``member`` is the offending archive member or None."""
+
+    def __init__(self, wheel_name: str, member: str | None, reason: str) -> None:
+        where = f" ({member!r})" if member is not None else ""
+        super().__init__(f"refusing wheel {wheel_name}{where}: {reason}")
+        self.wheel_name = wheel_name
+        self.member = member
+        self.reason = reason
+
+    def __reduce__(self):
+        return (type(self), (self.wheel_name, self.member, self.reason))
+
+
+def _path_problem(name: str) -> str | None:
+    """Why an archive path (or script name) could land outside its directory, or None."""
+    if not name or "\x00" in name:
+        return "empty or NUL in path"
+    if name.startswith(("/", "\\")):
+        return "absolute path"
+    if _DRIVE.match(name):
+        return "path with a drive letter"
+    if ".." in _SEPARATORS.split(name):
+        return "path with a '..' component"
+    return None
+
+
+def _member_problem(info: zipfile.ZipInfo) -> str | None:
+    if stat.S_ISLNK(info.external_attr >> 16):
+        return "symlink member"
+    return _path_problem(info.filename)
+
+
+def _named_member(issue: str, names: Sequence[str]) -> str | None:
+    """The (longest) member name an installer validation message is about."""
+    found = [name for name in names if f" {name} " in f" {issue} "]
+    return max(found, key=len) if found else None
+
+
+def _check_source(wheel_name: str, zf: zipfile.ZipFile) -> WheelFile:
+    """Every check of the module docstring, on an open wheel; returns installer's source for it."""
+    for info in zf.infolist():
+        problem = _member_problem(info)
+        if problem:
+            raise UnsafeWheel(wheel_name, info.filename, problem)
+    try:
+        source = WheelFile(zf)
+        dist_info = source.dist_info_dir
+        wheel_metadata = parse_metadata_file(source.read_dist_info("WHEEL"))
+    except (KeyError, ValueError) as exc:  # bad filename, no or several .dist-info, no WHEEL
+        raise UnsafeWheel(wheel_name, None, f"not a valid wheel: {exc}") from exc
+    wheel_version = wheel_metadata["Wheel-Version"] or ""
+    if not wheel_version.startswith("1."):
+        raise UnsafeWheel(wheel_name, f"{dist_info}/WHEEL", f"unsupported Wheel-Version {wheel_version!r}")
+
+    data_prefix = source.data_dir + "/"
+    for name in zf.namelist():
+        if name.startswith(data_prefix) and not name.endswith("/"):
+            parts = name[len(data_prefix) :].split("/")
+            if len(parts) < 2 or parts[0] not in SCHEME_NAMES:
+                raise UnsafeWheel(wheel_name, name, "not inside a valid .data/<scheme> directory")
+
+    if "entry_points.txt" in source.dist_info_filenames:
+        member = f"{dist_info}/entry_points.txt"
+        try:
+            scripts = [name for name, *_ in parse_entrypoints(source.read_dist_info("entry_points.txt"))]
+        except (AssertionError, ValueError, UnicodeDecodeError) as exc:  # installer asserts on bad entries
+            raise UnsafeWheel(wheel_name, member, f"invalid entry points: {exc!r}") from exc
+        for script in scripts:
+            problem = _path_problem(script) or ("script name with a path separator" if "/" in script else None)
+            if problem:
+                raise UnsafeWheel(wheel_name, member, f"console script {script!r}: {problem}")
+
+    try:
+        source.validate_record()
+    except source.validation_error as exc:
+        issues = [str(issue) for issue in getattr(exc, "issues", [exc])]
+        raise UnsafeWheel(wheel_name, _named_member(issues[0], zf.namelist()), "; ".join(issues)) from exc
+    return source
+
+
+def check_wheel(wheel: Path) -> None:
+    """Raise :class:`UnsafeWheel` unless ``wheel`` passes every check; reads (and hashes) the whole wheel."""
+    wheel = Path(wheel)
+    try:
+        with zipfile.ZipFile(wheel) as zf:
+            _check_source(wheel.name, zf)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise UnsafeWheel(wheel.name, None, f"unreadable archive: {exc}") from exc
+
+
+class _VenvDestination(SchemeDictionaryDestination):
+    """installer's filesystem destination, with relocatable launchers instead of absolute shebangs."""
+
+    def write_file(
+        self, scheme: Scheme, path: str | os.PathLike[str], stream: BinaryIO, is_executable: bool
+    ) -> RecordEntry:
+        if scheme != "scripts":
+            return super().write_file(scheme, path, stream, is_executable)
+        # A ``.data/scripts`` file: ``#!python`` becomes the relocatable header (installer would write
+        # ``#!<interpreter>``) and the file is made executable whatever its zip mode (as uv does); scripts
+        # are small, so reading one into memory is fine.
+        with io.BytesIO(relocate.relocatable_script(stream.read())) as fixed:
+            return self.write_to_fs(scheme, os.fspath(path), fixed, is_executable=True)
+
+    def write_script(self, name: str, module: str, attr: str, section: ScriptSection) -> RecordEntry:
+        # installer's launcher code, with "python" as a placeholder interpreter replaced by the header.
+        script_name, data = Script(name, module, attr, section).generate("python", "posix")
+        with io.BytesIO(relocate.relocatable_script(data)) as stream:
+            return self.write_to_fs(Scheme("scripts"), script_name, stream, is_executable=True)
+
+
+def install_wheel(wheel: Path, layout: VenvLayout, *, check: bool = True) -> str:
+    """Install one wheel into the venv of ``layout``; return its ``.dist-info`` directory name.
+
+    With ``check`` (the default) the wheel is verified first and nothing is written if it fails.
+    """
+    wheel = Path(wheel)
+    with zipfile.ZipFile(wheel) as zf:
+        source = _check_source(wheel.name, zf) if check else WheelFile(zf)
+        destination = _VenvDestination(
+            scheme_dict=layout.scheme_dict(source.distribution),
+            interpreter="python",  # unused: every launcher gets the relocatable header
+            script_kind="posix",
+        )
+        installer_install(source, destination, {"INSTALLER": f"{INSTALLER_NAME}\n".encode()})
+        return source.dist_info_dir
+
+
+def install_wheels(wheels: Sequence[Path], layout: VenvLayout, *, check: bool = True) -> list[str]:
+    """Install ``wheels`` in the order given; with ``check``, all are verified before the first is written."""
+    if check:
+        for wheel in wheels:
+            check_wheel(wheel)
+    return [install_wheel(wheel, layout, check=False) for wheel in wheels]
+
+
+def compile_bytecode(layout: VenvLayout, *, timeout: float = COMPILE_TIMEOUT) -> None:
+    """Compile site-packages with the venv's interpreter: ``unchecked-hash`` pycs, same bytes on every build.
+
+    Paths embedded in the pycs are relative to the venv root (``-d``), the hash seed is fixed (set and
+    frozenset constants), and files that do not compile (Python 2 leftovers in some sdists) are logged and
+    skipped, as pip and uv do.
+    """
+    env = {key: value for key, value in os.environ.items() if not key.startswith("PYTHON")}
+    env["PYTHONHASHSEED"] = "0"
+    for rel in dict.fromkeys((layout.purelib, layout.platlib)):
+        directory = layout.root / rel
+        if not directory.is_dir():
+            continue
+        cmd = [os.fspath(layout.python), "-s", "-m", "compileall", "-q", "-j", "0"]
+        cmd += ["--invalidation-mode", "unchecked-hash", "-d", rel, os.fspath(directory)]
+        try:
+            proc = subprocess.run(
+                cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=layout.root, stdin=subprocess.DEVNULL
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise VenvError(layout.root, f"compiling bytecode failed: {exc}") from exc
+        if proc.returncode != 0:
+            log.warning("some files in %s did not compile:\n%s", rel, (proc.stdout + proc.stderr)[-4000:])
