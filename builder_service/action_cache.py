@@ -38,7 +38,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-ArtifactKindName = Literal["wheel", "wheelhouse", "venv_archive", "lock_file", "metadata"]
+ArtifactKindName = Literal["wheel", "sdist", "wheelhouse", "venv_archive", "lock_file", "metadata", "log"]
 KINDS: frozenset[str] = frozenset(get_args(ArtifactKindName))
 _FORMAT_VERSION = 1
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time, timedelta
 
 from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
 
 from venvsmith.v1 import common_pb2 as pb
 
@@ -111,3 +112,36 @@ def pin_to_proto(pin: Pin) -> pb.Pin:
     if file.upload_time is not None:
         msg.upload_time.FromDatetime(file.upload_time.astimezone(UTC))
     return msg
+
+
+def pin_from_proto(msg: pb.Pin) -> Pin:
+    """A wire pin back into the domain; raises :class:`InvalidInput` for a pin the builder cannot use."""
+    from .distfile import DistFile
+
+    if len(msg.sha256) != 64 or any(c not in "0123456789abcdef" for c in msg.sha256):
+        raise InvalidInput(msg.sha256, f"pin {msg.name}=={msg.version} needs a lowercase hex sha256")
+    file = DistFile.from_listing(
+        msg.filename,
+        msg.url,
+        msg.index,
+        hashes={"sha256": msg.sha256},
+        requires_python=msg.requires_python or None,
+        size=msg.size or None,
+        upload_time=msg.upload_time.ToDatetime(tzinfo=UTC) if msg.HasField("upload_time") else None,
+    )
+    if file is None:
+        raise InvalidInput(msg.filename, "not a wheel or sdist file name")
+    try:
+        version = Version(msg.version)
+    except InvalidVersion:
+        raise InvalidInput(msg.version, f"invalid version in pin {msg.name}") from None
+    if file.name != canonicalize_name(msg.name) or file.version != version:
+        raise InvalidInput(msg.filename, f"file name does not match pin {msg.name}=={msg.version}")
+    return Pin(
+        name=file.name,
+        version=file.version,
+        file=file,
+        extras=tuple(msg.extras),
+        required_by=tuple(msg.required_by),
+        dependencies=tuple(msg.dependencies),
+    )

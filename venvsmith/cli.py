@@ -51,6 +51,25 @@ def _add_target_options(p: argparse.ArgumentParser) -> None:
                    help="a target environment JSON as `venvsmith env --format json` prints it")
 
 
+def add_resolve_inputs(p: argparse.ArgumentParser, server_help: str) -> None:
+    """Requirements, constraints, index, target and resolution options (resolve, build and venv share them)."""
+    p.add_argument("requirements", nargs="*", metavar="REQ")
+    p.add_argument("-r", "--requirement", action="append", default=[], metavar="FILE")
+    p.add_argument("-c", "--constraint", action="append", default=[], metavar="FILE")
+    p.add_argument("--server", help=server_help)
+    _add_index_options(p)
+    _add_target_options(p)
+    p.add_argument("--pre", action="store_true", help="allow pre-releases")
+    p.add_argument("--no-binary", "--only-binary", dest="format_control", action=_FormatControlAction,
+                   default=[], metavar="NAMES",
+                   help="comma-separated project names, :all: or :none: (pip semantics)")
+    p.add_argument("--exclude-newer", default="", metavar="TS", help="ignore files uploaded after TS")
+    p.add_argument("--no-yanked", action="store_true", help="never choose yanked files")
+    p.add_argument("--max-backtracks", type=int, default=0)
+    p.add_argument("--no-cache", action="store_true", help="bypass the resolution cache")
+    p.add_argument("--timeout", type=float, default=None, help="deadline in seconds")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="venvsmith", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true")
@@ -62,28 +81,22 @@ def build_parser() -> argparse.ArgumentParser:
     _add_target_options(env)
 
     res = sub.add_parser("resolve", help="resolve requirements to exact pins")
-    res.add_argument("requirements", nargs="*", metavar="REQ")
-    res.add_argument("-r", "--requirement", action="append", default=[], metavar="FILE")
-    res.add_argument("-c", "--constraint", action="append", default=[], metavar="FILE")
-    res.add_argument("--server", help="use a remote resolver (HOST:PORT) instead of the embedded one")
-    _add_index_options(res)
-    _add_target_options(res)
-    res.add_argument("--pre", action="store_true", help="allow pre-releases")
-    res.add_argument("--no-binary", "--only-binary", dest="format_control", action=_FormatControlAction,
-                     default=[], metavar="NAMES",
-                     help="comma-separated project names, :all: or :none: (pip semantics)")
-    res.add_argument("--exclude-newer", default="", metavar="TS", help="ignore files uploaded after TS")
-    res.add_argument("--no-yanked", action="store_true", help="never choose yanked files")
-    res.add_argument("--max-backtracks", type=int, default=0)
-    res.add_argument("--no-cache", action="store_true", help="bypass the resolution cache")
-    res.add_argument("--timeout", type=float, default=None, help="deadline in seconds")
+    add_resolve_inputs(res, "use a remote resolver (HOST:PORT) instead of the embedded one")
     res.add_argument("--format", choices=["text", "json", "requirements", "pylock"], default="text")
     res.add_argument("-o", "--output", help="write the rendering to this file instead of stdout")
 
     serve = sub.add_parser("serve", help="run a server")
-    serve.add_argument("service", choices=["resolver"])
+    serve.add_argument("service", choices=["resolver", "builder"])
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=50051)
+    serve.add_argument("--http-port", type=int, default=None,
+                       help="builder: also serve blobs and wheelhouse indexes over HTTP on this port (0 = any)")
+    serve.add_argument("--resolver", metavar="HOST:PORT",
+                       help="builder: resolve through this remote resolver (default: an embedded one, also served)")
+
+    from venvsmith import cli_build
+
+    cli_build.add_commands(sub, add_resolve_inputs)
 
     sub.add_parser("config", help="show the index configuration read from pip's configuration")
     return parser
@@ -251,6 +264,10 @@ def cmd_env(args) -> int:
 
 
 def cmd_serve(args) -> int:
+    if args.service == "builder":
+        from venvsmith import cli_build
+
+        return cli_build.cmd_serve_builder(args)
     from resolver_service.service import make_server
 
     host = f"[{args.host}]" if ":" in args.host and not args.host.startswith("[") else args.host
@@ -286,6 +303,18 @@ def cmd_config(args) -> int:
 
 
 COMMANDS = {"resolve": cmd_resolve, "env": cmd_env, "serve": cmd_serve, "config": cmd_config}
+
+
+def _builder_command(name: str):
+    def run(args) -> int:
+        from venvsmith import cli_build
+
+        return getattr(cli_build, f"cmd_{name}")(args)
+
+    return run
+
+
+COMMANDS.update({name: _builder_command(name) for name in ("build", "venv", "fetch")})
 
 
 def main(argv: Sequence[str] | None = None) -> int:

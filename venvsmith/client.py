@@ -63,8 +63,13 @@ class EmbeddedResolver(_Closing):
         return self._call(lambda: self.engine.resolve(request, deadline=deadline))
 
     def resolve_stream(self, request, timeout=None):
+        from resolver_service.errors import ResolverError
+
         deadline = None if timeout is None else time.monotonic() + timeout
-        return self._call(lambda: list(self.engine.resolve_stream(request, deadline=deadline)))
+        try:
+            yield from self.engine.resolve_stream(request, deadline=deadline)
+        except ResolverError as exc:
+            raise CallError(exc.status, exc.message) from None
 
     def describe(self, request):
         return self._call(lambda: self.engine.describe(request))

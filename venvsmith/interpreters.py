@@ -13,6 +13,7 @@ Python 2 and interpreters that fail, hang or answer nonsense are skipped. No pat
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -168,15 +169,73 @@ def query(path: str | os.PathLike[str], timeout: float = 10.0) -> Interpreter | 
     return Interpreter(path=exe, version=version, implementation=implementation)
 
 
+def file_identity(path: str | os.PathLike[str]) -> str:
+    """What must not change for a cached answer about ``path`` to stay valid: real path, size, mtime."""
+    real = os.path.realpath(path)
+    st = os.stat(real)
+    return f"{real}:{st.st_size}:{st.st_mtime_ns}"
+
+
+class QueryCache:
+    """Answers of :func:`query` kept in a JSON file, valid while the interpreter binary is unchanged."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            self._data: dict[str, dict] = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            self._data = {}
+        self._dirty = False
+
+    def get(self, identity: str, kind: str) -> dict | None:
+        return self._data.get(f"{kind}|{identity}")
+
+    def put(self, identity: str, kind: str, value: dict) -> None:
+        self._data[f"{kind}|{identity}"] = value
+        self._dirty = True
+
+    def save(self) -> None:
+        if not self._dirty:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(self._data, sort_keys=True), encoding="utf-8")
+        os.replace(tmp, self.path)
+        self._dirty = False
+
+
+def _cached_query(path: Path, timeout: float, cache: QueryCache | None) -> Interpreter | None:
+    if cache is None:
+        return query(path, timeout)
+    try:
+        identity = file_identity(path)
+    except OSError:
+        return None
+    held = cache.get(identity, "query")
+    if held is not None:
+        if not held:
+            return None
+        return Interpreter(Path(held["path"]), Version(held["version"]), held["implementation"])
+    found = query(path, timeout)
+    cache.put(identity, "query", {} if found is None else
+              {"path": str(found.path), "version": str(found.version), "implementation": found.implementation})
+    return found
+
+
 def discover_interpreters(
-    environ: Mapping[str, str] | None = None, *, timeout: float = 10.0
+    environ: Mapping[str, str] | None = None, *, timeout: float = 10.0, cache: QueryCache | None = None
 ) -> list[Interpreter]:
-    """Every usable Python 3 interpreter found, newest version first (ties keep discovery priority)."""
+    """Every usable Python 3 interpreter found, newest version first (ties keep discovery priority).
+
+    With ``cache``, an interpreter whose binary is unchanged is not run again.
+    """
     paths = candidate_paths(environ)
     if not paths:
         return []
     with ThreadPoolExecutor(max_workers=min(8, len(paths))) as pool:
-        answers = list(pool.map(lambda path: query(path, timeout), paths))
+        answers = list(pool.map(lambda path: _cached_query(path, timeout, cache), paths))
+    if cache is not None:
+        cache.save()
     found: list[Interpreter] = []
     seen: set[str] = set()
     for interpreter in answers:  # a second de-duplication, by the path each interpreter reported

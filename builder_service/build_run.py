@@ -1,0 +1,148 @@
+"""One Build stream: header, pins as they arrive (work starts at once), end; progress events out, then a result."""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future
+
+from resolver_service.convert import pin_from_proto, target_from_spec
+from resolver_service.pin import Pin, lock_key
+from resolver_service.target import TargetEnvironment
+from venvsmith.v1 import builder_pb2
+
+from .action_cache import OutputRef
+from .engine import BuildEngine, ref_to_proto
+from .errors import BuilderError
+
+State = builder_pb2.PinProgress.State
+_DONE = object()
+
+
+class BuildRun:
+    """Consumes a request stream in a reader thread; :meth:`events` yields progress and finally the result."""
+
+    def __init__(self, engine: BuildEngine, requests: Iterable[builder_pb2.BuildRequest]) -> None:
+        self.engine = engine
+        self.requests = requests
+        self.queue: queue.SimpleQueue = queue.SimpleQueue()
+        self.started = time.perf_counter()
+        self.target: TargetEnvironment | None = None
+        self.options: builder_pb2.BuildOptions | None = None
+        self.pins: list[Pin] = []
+        self.futures: list[Future] = []
+        self.outcomes: Counter[str] = Counter()
+        self.stats_lock = threading.Lock()
+
+    # -- output ---------------------------------------------------------------------------------------
+
+    def _progress(self, pin: Pin, state: int, **fields) -> None:
+        self.queue.put(builder_pb2.BuildEvent(progress=builder_pb2.PinProgress(
+            name=pin.name, version=str(pin.version), state=state, **fields)))
+
+    def events(self) -> Iterator[builder_pb2.BuildEvent]:
+        threading.Thread(target=self._read, name="build-reader", daemon=True).start()
+        while (item := self.queue.get()) is not _DONE:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    # -- input ----------------------------------------------------------------------------------------
+
+    def _read(self) -> None:
+        try:
+            end = None
+            for request in self.requests:
+                kind = request.WhichOneof("item")
+                if kind == "header":
+                    if self.target is not None:
+                        raise BuilderError("INVALID_ARGUMENT", "a second header in one Build stream")
+                    self.target = target_from_spec(request.header.target, self.engine.resolver.local)
+                    self.options = request.header.options
+                    self.fetcher = self.engine.fetcher(self.options.index)
+                elif self.target is None:
+                    raise BuilderError("INVALID_ARGUMENT", f"the Build stream must start with a header, not a {kind}")
+                elif kind == "pin":
+                    if end is not None:
+                        raise BuilderError("INVALID_ARGUMENT", "a pin after the end of the Build stream")
+                    self._start(pin_from_proto(request.pin))
+                elif kind == "end":
+                    end = request.end
+                else:
+                    raise BuilderError("INVALID_ARGUMENT", "an empty BuildRequest")
+            if end is None:
+                raise BuilderError("INVALID_ARGUMENT", "the Build stream ended without an end message")
+            self.queue.put(self._finish(end))
+        except BaseException as exc:  # noqa: BLE001 - delivered to the caller's thread
+            for future in self.futures:
+                future.cancel()
+            self.queue.put(exc)
+        self.queue.put(_DONE)
+
+    def _start(self, pin: Pin) -> None:
+        """Queue the pin's wheel at once; constraints for its build are the pins received before it."""
+        constraints = [f"{p.name}=={p.version}" for p in self.pins]
+        self.pins.append(pin)
+        self._progress(pin, State.QUEUED)
+        self.futures.append(self.engine.pool.submit(self._work, pin, constraints))
+
+    def _work(self, pin: Pin, constraints: list[str]) -> OutputRef:
+        def progress(done: int, total: int) -> None:
+            self._progress(pin, State.DOWNLOADING, bytes_done=done, bytes_total=total)
+
+        if not pin.file.is_wheel:
+            self._progress(pin, State.BUILDING, detail=f"building {pin.file.filename}")
+        try:
+            ref, cached = self.engine.wheel_for(
+                pin, target=self.target, options=self.options, constraints=constraints,
+                fetcher=self.fetcher, progress=progress,
+            )
+        except BaseException as exc:
+            self._progress(pin, State.FAILED, detail=str(exc)[-2000:])
+            raise
+        with self.stats_lock:
+            self.outcomes["cached" if cached else "downloaded" if pin.file.is_wheel else "built"] += 1
+        self._progress(pin, State.CACHED if cached else State.DONE, wheel=ref_to_proto(ref, self._http()))
+        return ref
+
+    def _http(self) -> str:
+        return self.engine.settings.http_base_url
+
+    # -- result ---------------------------------------------------------------------------------------
+
+    def _finish(self, end: builder_pb2.BuildEnd) -> builder_pb2.BuildEvent:
+        if end.pin_count and end.pin_count != len(self.pins):
+            raise BuilderError("INVALID_ARGUMENT", f"the end says {end.pin_count} pins, {len(self.pins)} were sent")
+        if not self.pins:
+            raise BuilderError("INVALID_ARGUMENT", "a Build stream without pins")
+        key = lock_key(self.pins, self.target)
+        if end.lock_key and end.lock_key != key:
+            raise BuilderError("INVALID_ARGUMENT",
+                               f"lock key {end.lock_key} does not match the pins and target (expected {key})")
+        wheels = [f.result() for f in self.futures]
+        options = self.options
+        engine = self.engine
+        http = self._http()
+        engine.remember_wheels(key, wheels)
+        result = builder_pb2.BuildResult(lock_key=key, http_base_url=http)
+        if options.wheels:
+            result.wheels.extend(ref_to_proto(w, http, key) for w in wheels)
+        result.lock_file.CopyFrom(ref_to_proto(engine.lock_file(self.pins, self.target, key), http, key))
+        if options.wheelhouse:
+            result.wheelhouse.CopyFrom(ref_to_proto(engine.wheelhouse(key, wheels), http, key))
+        venv_cached = True
+        if options.venv_archive:
+            ref, venv_cached = engine.venv_archive(key, self.target, wheels, options.compile_bytecode)
+            result.venv_archive.CopyFrom(ref_to_proto(ref, http, key))
+            result.interpreter = str(engine.interpreter_for(self.target))
+        result.stats.CopyFrom(builder_pb2.BuildStats(
+            elapsed_ms=(time.perf_counter() - self.started) * 1000,
+            cached=self.outcomes["cached"] == len(self.pins) and venv_cached,
+            wheels_cached=self.outcomes["cached"],
+            wheels_built=self.outcomes["built"],
+            wheels_downloaded=self.outcomes["downloaded"],
+        ))
+        return builder_pb2.BuildEvent(result=result)

@@ -1,0 +1,389 @@
+"""The builder as a service: pinned set in, content-addressed artifacts out.
+
+Both transports use it: the gRPC servicer and the CLI's embedded mode. Every expensive step is keyed in the
+action cache (Bazel's ActionCache) and single-flighted: a wheel by its file's sha256, a built wheel by its
+build key, a venv archive by the lock key (exact pins + target environment) — never by a fuzzy request.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import threading
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from packaging.utils import parse_wheel_filename
+
+from resolver_service.convert import target_to_proto
+from resolver_service.engine import ResolverEngine
+from resolver_service.index.auth import Auth
+from resolver_service.pin import Pin
+from resolver_service.render import requirements_txt
+from resolver_service.target import TargetEnvironment
+from venvsmith.config import venvsmith_home
+from venvsmith.interpreters import Interpreter, QueryCache, discover_interpreters, file_identity
+from venvsmith.v1 import builder_pb2, common_pb2, resolver_pb2
+
+from .action_cache import ActionResult, FilesystemActionCache, OutputRef
+from .archive import pack
+from .build_env import ResolvingBuildEnv
+from .digest import Digest
+from .errors import BuilderError
+from .fetch import Fetcher, Progress
+from .limits import BuildLimits
+from .sdist_build import build_key, build_wheel, extract_sdist, prepare_metadata, read_build_system
+from .store import FilesystemStore
+from .venv import build_venv
+from .wheelhouse import write_tree
+
+WHEEL_MEDIA = "application/zip"
+ZSTD_MEDIA = "application/zstd"
+TEXT_MEDIA = "text/plain; charset=utf-8"
+#: Nested sdist builds (a build requirement that is itself only an sdist) are allowed this deep.
+MAX_BUILD_DEPTH = 3
+
+
+@dataclass
+class BuilderSettings:
+    """Server-side configuration of the builder."""
+
+    home: Path = field(default_factory=venvsmith_home)
+    max_store_bytes: int | None = field(
+        default_factory=lambda: int(os.environ["VENVSMITH_STORE_MAX_BYTES"])
+        if os.environ.get("VENVSMITH_STORE_MAX_BYTES") else None
+    )
+    workers: int = 8
+    limits: BuildLimits = field(default_factory=BuildLimits)
+    #: Base URL of the HTTP endpoint serving blobs ("http://host:port/"), when one runs.
+    http_base_url: str = ""
+
+
+def ref_to_proto(out: OutputRef, http_base_url: str = "", lock_key: str = "") -> common_pb2.ArtifactRef:
+    kinds = {
+        "wheel": common_pb2.WHEEL, "wheelhouse": common_pb2.WHEELHOUSE,
+        "venv_archive": common_pb2.VENV_ARCHIVE, "lock_file": common_pb2.LOCK_FILE,
+    }
+    url = ""
+    if http_base_url:
+        url = f"{http_base_url}blobs/{out.digest.hash}/{out.digest.size_bytes}/{out.filename}"
+    return common_pb2.ArtifactRef(
+        digest=common_pb2.Digest(hash=out.digest.hash, size_bytes=out.digest.size_bytes),
+        media_type=out.media_type,
+        kind=kinds.get(out.kind, common_pb2.ARTIFACT_KIND_UNSPECIFIED),
+        filename=out.filename,
+        http_url=url,
+        lock_key=lock_key,
+    )
+
+
+def digest_from_proto(msg: common_pb2.Digest) -> Digest:
+    return Digest(msg.hash, msg.size_bytes)
+
+
+class BuildEngine:
+    """Builds pinned sets; thread-safe; one per process."""
+
+    def __init__(self, settings: BuilderSettings | None = None, resolver: ResolverEngine | None = None) -> None:
+        self.settings = settings or BuilderSettings()
+        home = self.settings.home
+        self.store = FilesystemStore(home / "store", max_bytes=self.settings.max_store_bytes)
+        self.actions = FilesystemActionCache(home / "actions", self.store)
+        self.resolver = resolver or ResolverEngine()
+        self._own_resolver = resolver is None
+        self.tmp = home / "tmp"
+        self.tmp.mkdir(parents=True, exist_ok=True)
+        self.pool = ThreadPoolExecutor(self.settings.workers, thread_name_prefix="build")
+        self._found: list[Interpreter] | None = None
+        self._query_cache = QueryCache(home / "interpreters.json")
+        self._lock = threading.Lock()
+        self.counters = {"venv_builds": 0, "sdist_builds": 0, "downloads": 0}
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        if self._own_resolver:
+            self.resolver.close()
+
+    def count(self, what: str) -> None:
+        with self._lock:
+            self.counters[what] += 1
+
+    # -- interpreters ------------------------------------------------------------------------------
+
+    def _discovered(self) -> list[Interpreter]:
+        with self._lock:
+            if self._found is None:
+                self._found = discover_interpreters(cache=self._query_cache)
+            return self._found
+
+    def environment_of(self, interp: Interpreter) -> TargetEnvironment:
+        """The interpreter's target environment, cached on disk while its binary is unchanged."""
+        identity = file_identity(interp.path)
+        with self._lock:
+            held = self._query_cache.get(identity, "environment")
+        if held is not None:
+            return TargetEnvironment.from_mapping(held["markers"], held["tags"], interpreter=str(interp.path))
+        env = TargetEnvironment.from_interpreter(interp.path)
+        with self._lock:
+            self._query_cache.put(identity, "environment",
+                                  {"markers": dict(env.markers), "tags": [str(t) for t in env.tags]})
+            self._query_cache.save()
+        return env
+
+    def interpreters(self) -> list[tuple[Interpreter, TargetEnvironment]]:
+        """Discovered interpreters with their environments (broken ones skipped)."""
+        found = []
+        for interp in self._discovered():
+            try:
+                found.append((interp, self.environment_of(interp)))
+            except Exception:  # noqa: BLE001 - a broken interpreter is skipped, not fatal
+                continue
+        return found
+
+    def interpreter_for(self, target: TargetEnvironment) -> Path:
+        """An interpreter that can run ``target``'s venv: same implementation and X.Y, same platform."""
+        want = target.markers
+        keys = ("python_version", "implementation_name", "sys_platform", "platform_machine")
+        for interp in self._discovered():
+            if f"{interp.version.major}.{interp.version.minor}" != want.get("python_version"):
+                continue
+            try:
+                have = self.environment_of(interp).markers
+            except Exception:  # noqa: BLE001
+                continue
+            if all(have.get(k) == want.get(k) for k in keys):
+                return interp.path
+        raise BuilderError(
+            "FAILED_PRECONDITION",
+            f"no interpreter on this builder for Python {want.get('python_version')} "
+            f"({want.get('implementation_name')}, {want.get('sys_platform')}/{want.get('platform_machine')}); "
+            f"have: {', '.join(str(i.version) for i in self._discovered()) or 'none'}",
+        )
+
+    def list_environments(self) -> builder_pb2.ListEnvironmentsResponse:
+        return builder_pb2.ListEnvironmentsResponse(
+            environments=[target_to_proto(env) for _, env in self.interpreters()]
+        )
+
+    # -- wheels --------------------------------------------------------------------------------------
+
+    def fetcher(self, index: common_pb2.IndexConfig) -> Fetcher:
+        settings = self.resolver.index_settings(index)
+        auth = Auth(settings.credentials, [*settings.indexes(), *settings.find_links])
+        return Fetcher(self.store, self.resolver.http, auth, self.tmp)
+
+    def wheel_for(
+        self,
+        pin: Pin,
+        *,
+        target: TargetEnvironment,
+        options: builder_pb2.BuildOptions,
+        constraints: Sequence[str],
+        fetcher: Fetcher,
+        progress: Progress | None = None,
+        depth: int = 0,
+    ) -> tuple[OutputRef, bool]:
+        """The wheel of ``pin`` for ``target``: ``(ref, cached)``; sdists are built (once per build key)."""
+        if pin.file.is_wheel:
+            if target.best_tag_rank(pin.file.tags) is None:
+                raise BuilderError("FAILED_PRECONDITION",
+                                   f"{pin.file.filename} does not fit the target environment's tags")
+            key = f"file:{pin.file.sha256}"
+            hit = self.actions.get(key)
+            if hit is not None:
+                return hit.outputs[0], True
+
+            def download() -> ActionResult:
+                self.count("downloads")
+                digest = fetcher.fetch(pin, progress)
+                return ActionResult((OutputRef(digest, WHEEL_MEDIA, "wheel", pin.file.filename),))
+
+            result, computed = self.actions.get_or_compute(key, download)
+            return result.outputs[0], not computed
+        return self._built_wheel(pin, target, options, constraints, fetcher, progress, depth)
+
+    def _sdist(self, pin: Pin, fetcher: Fetcher, progress: Progress | None) -> Path:
+        """The verified sdist of ``pin`` in the store (downloaded once)."""
+        result, _ = self.actions.get_or_compute(
+            f"file:{pin.file.sha256}",
+            lambda: ActionResult((OutputRef(fetcher.fetch(pin, progress), "application/octet-stream", "sdist",
+                                            pin.file.filename),)),
+        )
+        return self.store.path(result.outputs[0].digest)
+
+    def _build_env(self, sdist_path, target, options, constraints, fetcher, depth) -> tuple[ResolvingBuildEnv, list]:
+        """A build-env provider for ``sdist_path`` and its static build requirements, resolved now."""
+        with tempfile.TemporaryDirectory(dir=self.tmp) as work:
+            source = extract_sdist(sdist_path, Path(work) / "src", max_bytes=self._limits(options).max_output_bytes)
+            requires = list(read_build_system(source, sdist_path).requires)
+        env = ResolvingBuildEnv(
+            resolve=lambda reqs, cons: self._resolve_build(reqs, cons, target, options.index),
+            wheel_path=lambda dep: self._dep_wheel_path(dep, target, options, constraints, fetcher, depth),
+            constraints=constraints,
+        )
+        return env, [f"{p.name}=={p.version}" for p in env.preresolve(requires)]
+
+    def _built_wheel(self, pin, target, options, constraints, fetcher, progress, depth) -> tuple[OutputRef, bool]:
+        if depth > MAX_BUILD_DEPTH:
+            raise BuilderError("FAILED_PRECONDITION", f"build requirements nest deeper than {MAX_BUILD_DEPTH} at {pin}")
+        sdist_path = self._sdist(pin, fetcher, progress)
+        interpreter = self.interpreter_for(target)
+        env, build_pins = self._build_env(sdist_path, target, options, constraints, fetcher, depth)
+        key = "wheel-build:" + build_key(pin.file.sha256, target.digest(), build_pins, dict(options.config_settings))
+        hit = self.actions.get(key)
+        if hit is not None:
+            return hit.outputs[0], True
+
+        def build() -> ActionResult:
+            self.count("sdist_builds")
+            with tempfile.TemporaryDirectory(dir=self.tmp) as out:
+                outcome = build_wheel(
+                    sdist_path, interpreter=interpreter, env_provider=env, out_dir=Path(out),
+                    limits=self._limits(options), config_settings=dict(options.config_settings), work_dir=self.tmp,
+                )
+                tags = parse_wheel_filename(outcome.wheel.name)[3]
+                if target.best_tag_rank(tags) is None:
+                    raise BuilderError("FAILED_PRECONDITION",
+                                       f"{pin.file.filename} built {outcome.wheel.name}, which does not fit the target")
+                wheel = self.store.put_file(outcome.wheel)
+                log = self.store.put_file(outcome.log)
+            return ActionResult(
+                (OutputRef(wheel, WHEEL_MEDIA, "wheel", outcome.wheel.name),),
+                meta={"log": str(log), "build_requirements": " ".join(outcome.build_requirements)},
+            )
+
+        result, computed = self.actions.get_or_compute(key, build)
+        return result.outputs[0], not computed
+
+    def prepare_metadata(self, pin: Pin, target: TargetEnvironment, options: builder_pb2.BuildOptions
+                         ) -> tuple[OutputRef, bytes]:
+        """Core metadata of an sdist with dynamic dependencies, by its backend in isolation; cached."""
+        if pin.file.is_wheel:
+            raise BuilderError("INVALID_ARGUMENT", f"{pin.file.filename} is a wheel: its metadata is static")
+        fetcher = self.fetcher(options.index)
+        key = f"metadata:{pin.file.sha256}:{target.digest()}"
+
+        def prepare() -> ActionResult:
+            sdist_path = self._sdist(pin, fetcher, None)
+            env, _ = self._build_env(sdist_path, target, options, [], fetcher, 0)
+            data = prepare_metadata(sdist_path, interpreter=self.interpreter_for(target), env_provider=env,
+                                    limits=self._limits(options), config_settings=dict(options.config_settings),
+                                    work_dir=self.tmp)
+            digest = self.store.put_bytes(data)
+            return ActionResult((OutputRef(digest, "text/plain", "metadata", f"{pin.file.filename}.metadata"),))
+
+        ref = self.actions.get_or_compute(key, prepare)[0].outputs[0]
+        with self.store.open(ref.digest) as fh:
+            return ref, fh.read()
+
+    def _limits(self, options: builder_pb2.BuildOptions) -> BuildLimits:
+        base = self.settings.limits
+        lim = options.limits
+        return BuildLimits(
+            timeout_seconds=lim.timeout_seconds or base.timeout_seconds,
+            memory_bytes=lim.memory_bytes or base.memory_bytes,
+            max_output_bytes=lim.max_output_bytes or base.max_output_bytes,
+        )
+
+    def _resolve_build(self, requirements, constraints, target, index) -> list[Pin]:
+        from resolver_service.convert import pin_from_proto
+
+        request = resolver_pb2.ResolveRequest(
+            requirements=list(requirements),
+            constraints=[c for c in constraints if "[" not in c],
+            target=common_pb2.TargetSpec(environment=target_to_proto(target)),
+            index=index,
+            options=common_pb2.ResolutionOptions(),
+        )
+        return [pin_from_proto(p) for p in self.resolver.resolve(request).pins]
+
+    def _dep_wheel_path(self, pin, target, options, constraints, fetcher, depth) -> Path:
+        ref, _ = self.wheel_for(pin, target=target, options=options, constraints=constraints, fetcher=fetcher,
+                                depth=depth + 1)
+        return self.store.path(ref.digest)
+
+    # -- whole sets -----------------------------------------------------------------------------------
+
+    def venv_archive(self, lock_key: str, target: TargetEnvironment, wheels: Sequence[OutputRef],
+                     compile_bytecode: bool) -> tuple[OutputRef, bool]:
+        """The relocatable venv of exactly these wheels (install order) for ``target``, keyed by the lock key."""
+        key = f"venv:{lock_key}:{'pyc' if compile_bytecode else 'nopyc'}"
+        interpreter = self.interpreter_for(target)
+
+        def build() -> ActionResult:
+            self.count("venv_builds")
+            with tempfile.TemporaryDirectory(dir=self.tmp) as work, self.store.pin([w.digest for w in wheels]):
+                paths = [self.store.path(w.digest) for w in wheels]
+                named = []
+                for ref, path in zip(wheels, paths, strict=True):
+                    # installer reads the wheel's name from its file name: give each blob its real name.
+                    link = Path(work) / "wheels" / ref.filename
+                    link.parent.mkdir(exist_ok=True)
+                    os.symlink(path, link)
+                    named.append(link)
+                venv = Path(work) / "venv"
+                build_venv(interpreter, named, venv, compile_bytecode)
+                archive = Path(work) / "venv.tar.zst"
+                pack(venv, archive)
+                digest = self.store.put_file(archive, link=True)
+            return ActionResult((OutputRef(digest, ZSTD_MEDIA, "venv_archive", f"venv-{lock_key[:16]}.tar.zst"),),
+                                meta={"lock_key": lock_key, "interpreter": str(interpreter)})
+
+        result, computed = self.actions.get_or_compute(key, build)
+        return result.outputs[0], not computed
+
+    def wheelhouse(self, lock_key: str, wheels: Sequence[OutputRef]) -> OutputRef:
+        """A deterministic tar.zst of ``wheels/`` plus PEP 503 ``simple/`` pages."""
+        key = f"wheelhouse:{lock_key}"
+
+        def build() -> ActionResult:
+            with tempfile.TemporaryDirectory(dir=self.tmp) as work, self.store.pin([w.digest for w in wheels]):
+                tree = Path(work) / "wheelhouse"
+                write_tree(tree, [(w.filename, w.digest.hash, self.store.path(w.digest)) for w in wheels])
+                archive = Path(work) / "wheelhouse.tar.zst"
+                pack(tree, archive)
+                digest = self.store.put_file(archive, link=True)
+            return ActionResult((OutputRef(digest, ZSTD_MEDIA, "wheelhouse", f"wheelhouse-{lock_key[:16]}.tar.zst"),))
+
+        return self.actions.get_or_compute(key, build)[0].outputs[0]
+
+    def remember_wheels(self, lock_key: str, wheels: Sequence[OutputRef]) -> None:
+        """Record the wheels of a lock key (the HTTP endpoint serves them as a PEP 503 index)."""
+        self.actions.put(f"wheels:{lock_key}", ActionResult(tuple(wheels), meta={"lock_key": lock_key}))
+
+    def wheels_of(self, lock_key: str) -> list[OutputRef] | None:
+        hit = self.actions.get(f"wheels:{lock_key}")
+        return None if hit is None else list(hit.outputs)
+
+    def lock_file(self, pins: Sequence[Pin], target: TargetEnvironment, lock_key: str) -> OutputRef:
+        text = requirements_txt(pins, target, lock_key).encode()
+        digest = self.store.put_bytes(text)
+        return OutputRef(digest, TEXT_MEDIA, "lock_file", f"requirements-{lock_key[:16]}.txt")
+
+    # -- blobs ----------------------------------------------------------------------------------------
+
+    def read_chunks(self, digest: Digest, offset: int, limit: int, chunk: int = 1 << 20) -> Iterator[tuple[int, bytes]]:
+        """(offset, bytes) chunks of a blob from ``offset``; ``limit`` 0 = to the end."""
+        if offset < 0 or limit < 0:
+            raise BuilderError("INVALID_ARGUMENT", f"negative offset or limit ({offset}, {limit})")
+        if not self.store.contains(digest):
+            raise BuilderError("NOT_FOUND", f"no blob {digest} in the store")
+        if offset > digest.size_bytes:
+            raise BuilderError("OUT_OF_RANGE", f"offset {offset} is past the end of {digest}")
+        end = digest.size_bytes if not limit else min(digest.size_bytes, offset + limit)
+        position = offset
+        while position < end:
+            data = self.store.read_range(digest, position, min(chunk, end - position))
+            yield position, data
+            position += len(data)
+
+    def fetch_to(self, ref: OutputRef | Digest, dest: Path) -> None:
+        """Copy a blob to ``dest`` verifying its digest on the way."""
+        digest = ref.digest if isinstance(ref, OutputRef) else ref
+        tmp = dest.with_name(dest.name + ".part")
+        with self.store.open(digest) as src, open(tmp, "wb") as out:
+            shutil.copyfileobj(src, out, 1 << 20)
+        os.replace(tmp, dest)

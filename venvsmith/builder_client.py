@@ -1,0 +1,122 @@
+"""One builder client over two transports: the build engine embedded in-process, or a remote gRPC server."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from venvsmith.client import CallError
+from venvsmith.v1 import builder_pb2, common_pb2
+
+
+class _Closing:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _fail(exc: BaseException) -> CallError:
+    from builder_service.errors import status_of
+
+    known = status_of(exc)
+    if known is None:
+        raise exc
+    return CallError(*known)
+
+
+class EmbeddedBuilder(_Closing):
+    """Resolver and builder engines in this process; state under ``$VENVSMITH_HOME``."""
+
+    def __init__(self) -> None:
+        from builder_service.engine import BuildEngine
+
+        self.engine = BuildEngine()
+
+    def resolve_and_build(self, request: builder_pb2.ResolveAndBuildRequest, timeout: float | None = None
+                          ) -> Iterator[builder_pb2.ResolveAndBuildEvent]:
+        from builder_service.orchestrate import resolve_and_build
+
+        try:
+            yield from resolve_and_build(self.engine, request, self.engine.resolver.resolve_stream)
+        except CallError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - mapped like the server maps it
+            raise _fail(exc) from None
+
+    def local_path(self, ref: common_pb2.ArtifactRef) -> Path | None:
+        """The blob's path in the local store (no copy needed), when present."""
+        from builder_service.digest import Digest
+
+        digest = Digest(ref.digest.hash, ref.digest.size_bytes)
+        return self.engine.store.path(digest) if self.engine.store.contains(digest) else None
+
+    def fetch(self, digest: common_pb2.Digest, dest: Path) -> None:
+        from builder_service.digest import Digest
+
+        try:
+            self.engine.fetch_to(Digest(digest.hash, digest.size_bytes), dest)
+        except Exception as exc:  # noqa: BLE001
+            raise _fail(exc) from None
+
+    def close(self) -> None:
+        self.engine.close()
+
+
+class RemoteBuilder(_Closing):
+    """A builder server reached over gRPC."""
+
+    def __init__(self, address: str) -> None:
+        import grpc
+
+        from venvsmith.v1 import builder_pb2_grpc
+
+        self._rpc_error = grpc.RpcError
+        self.channel = grpc.insecure_channel(
+            address, options=[("grpc.max_receive_message_length", 64 * 1024 * 1024)]
+        )
+        self.stub = builder_pb2_grpc.BuilderServiceStub(self.channel)
+
+    def resolve_and_build(self, request, timeout=None):
+        try:
+            yield from self.stub.ResolveAndBuild(request, timeout=timeout)
+        except self._rpc_error as exc:
+            raise CallError(exc.code().name, exc.details() or "") from None
+
+    def local_path(self, ref) -> Path | None:
+        return None
+
+    def fetch(self, digest: common_pb2.Digest, dest: Path) -> None:
+        """Stream a blob into ``dest``, resuming a partial ``dest.part`` by offset; verified before rename."""
+        part = dest.with_name(dest.name + ".part")
+        offset = part.stat().st_size if part.exists() else 0
+        if offset > digest.size_bytes:
+            part.unlink()
+            offset = 0
+        try:
+            with open(part, "ab") as out:
+                for chunk in self.stub.GetArtifact(builder_pb2.GetArtifactRequest(digest=digest, offset=offset)):
+                    if chunk.offset != out.tell():
+                        raise CallError("DATA_LOSS", f"chunk at {chunk.offset}, expected {out.tell()}")
+                    out.write(chunk.data)
+        except self._rpc_error as exc:
+            raise CallError(exc.code().name, exc.details() or "") from None
+        sha = hashlib.sha256()
+        with open(part, "rb") as fh:
+            while block := fh.read(1 << 20):
+                sha.update(block)
+        if sha.hexdigest() != digest.hash or part.stat().st_size != digest.size_bytes:
+            part.unlink()
+            raise CallError("DATA_LOSS", f"fetched bytes do not match sha256:{digest.hash}/{digest.size_bytes}")
+        os.replace(part, dest)
+
+    def close(self) -> None:
+        self.channel.close()
+
+
+def connect_builder(server: str | None):
+    """A remote builder client for ``HOST:PORT``, else the embedded engines."""
+    return RemoteBuilder(server) if server else EmbeddedBuilder()

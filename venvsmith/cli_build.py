@@ -1,0 +1,199 @@
+"""``venvsmith build``, ``venvsmith venv``, ``venvsmith fetch`` and ``venvsmith serve builder``."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from venvsmith.builder_client import connect_builder
+from venvsmith.client import CallError
+from venvsmith.v1 import builder_pb2, common_pb2
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+
+def add_commands(sub, add_resolve_inputs) -> None:
+    build = sub.add_parser("build", help="resolve and build: print artifact references (wheels, wheelhouse, venv)")
+    add_resolve_inputs(build, "use a remote builder (HOST:PORT) instead of the embedded engines")
+    build.add_argument("--no-venv", action="store_true", help="do not build the venv archive")
+    build.add_argument("--no-wheelhouse", action="store_true", help="do not build the wheelhouse archive")
+    build.add_argument("--compile", action="store_true", help="compile bytecode in the venv")
+    build.add_argument("--build-timeout", type=int, default=0, help="seconds one sdist build may take")
+    build.add_argument("--format", choices=["text", "json"], default="text")
+    build.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+
+    venv = sub.add_parser("venv", help="resolve, build, fetch and unpack a ready venv at PATH")
+    venv.add_argument("path", metavar="PATH")
+    add_resolve_inputs(venv, "use a remote builder (HOST:PORT) instead of the embedded engines")
+    venv.add_argument("--compile", action="store_true", help="compile bytecode in the venv")
+    venv.add_argument("--build-timeout", type=int, default=0, help="seconds one sdist build may take")
+    venv.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+
+    fetch = sub.add_parser("fetch", help="fetch an artifact by digest (sha256:<hex>/<size>) to DEST")
+    fetch.add_argument("ref", metavar="REF")
+    fetch.add_argument("dest", metavar="DEST")
+    fetch.add_argument("--server", help="a remote builder (HOST:PORT); default: the local store")
+
+
+def _options(args, *, venv: bool, wheelhouse: bool) -> builder_pb2.BuildOptions:
+    from venvsmith.cli import build_request
+
+    resolve = build_request(args)
+    return resolve, builder_pb2.BuildOptions(
+        wheels=True,
+        wheelhouse=wheelhouse,
+        venv_archive=venv,
+        compile_bytecode=args.compile,
+        limits=builder_pb2.BuildLimits(timeout_seconds=max(args.build_timeout, 0)),
+        index=resolve.index,
+    )
+
+
+class _Progress:
+    """One stderr line per state change of a pin (a rich live display when stderr is a terminal)."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+        self.last: dict[str, int] = {}
+
+    def __call__(self, event: builder_pb2.ResolveAndBuildEvent) -> None:
+        if self.quiet or event.WhichOneof("event") != "build":
+            return
+        build = event.build
+        if build.WhichOneof("event") != "progress":
+            return
+        p = build.progress
+        if p.state == builder_pb2.PinProgress.DOWNLOADING or self.last.get(p.name) == p.state:
+            return
+        self.last[p.name] = p.state
+        state = builder_pb2.PinProgress.State.Name(p.state).lower()
+        print(f"  {state:<11} {p.name}=={p.version}", file=sys.stderr, flush=True)
+
+
+def _run(client, request, progress: _Progress) -> builder_pb2.BuildResult:
+    result = None
+    for event in client.resolve_and_build(request):
+        progress(event)
+        if event.WhichOneof("event") == "build" and event.build.WhichOneof("event") == "result":
+            result = event.build.result
+    if result is None:
+        raise CallError("INTERNAL", "the build stream ended without a result")
+    return result
+
+
+def _ref_dict(ref: common_pb2.ArtifactRef) -> dict:
+    return {"digest": f"sha256:{ref.digest.hash}/{ref.digest.size_bytes}", "filename": ref.filename,
+            "media_type": ref.media_type, "kind": common_pb2.ArtifactKind.Name(ref.kind).lower(),
+            "http_url": ref.http_url}
+
+
+def cmd_build(args) -> int:
+    resolve, options = _options(args, venv=not args.no_venv, wheelhouse=not args.no_wheelhouse)
+    with connect_builder(args.server) as client:
+        result = _run(client, builder_pb2.ResolveAndBuildRequest(resolve=resolve, options=options),
+                      _Progress(args.quiet))
+    refs = [*result.wheels]
+    for field in ("wheelhouse", "venv_archive", "lock_file"):
+        if result.HasField(field):
+            refs.append(getattr(result, field))
+    if args.format == "json":
+        doc = {"lock_key": result.lock_key, "artifacts": [_ref_dict(r) for r in refs],
+               "stats": {"elapsed_ms": round(result.stats.elapsed_ms, 1), "cached": result.stats.cached,
+                         "wheels_downloaded": result.stats.wheels_downloaded,
+                         "wheels_built": result.stats.wheels_built, "wheels_cached": result.stats.wheels_cached}}
+        print(json.dumps(doc, indent=2))
+    else:
+        for ref in refs:
+            kind = common_pb2.ArtifactKind.Name(ref.kind).lower()
+            print(f"{kind:<13} sha256:{ref.digest.hash}/{ref.digest.size_bytes}  {ref.filename}")
+        print(f"# lock key {result.lock_key}, {result.stats.elapsed_ms:.0f} ms"
+              + (" (cached)" if result.stats.cached else ""))
+    return EXIT_OK
+
+
+def cmd_venv(args) -> int:
+    from builder_service.archive import UnsafeArchive, unpack
+
+    started = time.perf_counter()
+    dest = Path(args.path)
+    if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
+        print(f"error: {dest} exists and is not an empty directory", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    resolve, options = _options(args, venv=True, wheelhouse=False)
+    with connect_builder(args.server) as client:
+        result = _run(client, builder_pb2.ResolveAndBuildRequest(resolve=resolve, options=options),
+                      _Progress(args.quiet))
+        archive = result.venv_archive
+        local = client.local_path(archive)
+        try:
+            if local is not None:
+                unpack(local, dest)
+            else:
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                with tempfile.TemporaryDirectory(dir=dest.parent) as work:
+                    path = Path(work) / archive.filename
+                    client.fetch(archive.digest, path)
+                    unpack(path, dest)
+        except UnsafeArchive as exc:
+            raise CallError("FAILED_PRECONDITION", str(exc)) from None
+    elapsed = time.perf_counter() - started
+    print(f"venv ready at {dest} ({len(result.wheels)} packages, lock key {result.lock_key[:16]}, "
+          f"{elapsed:.2f} s{', from the store' if result.stats.cached else ''})")
+    return EXIT_OK
+
+
+def cmd_fetch(args) -> int:
+    from builder_service.digest import Digest, InvalidDigest
+
+    try:
+        digest = Digest.parse(args.ref)
+    except InvalidDigest as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    dest = Path(args.dest)
+    if dest.is_dir():
+        dest = dest / digest.hash
+    with connect_builder(args.server) as client:
+        client.fetch(common_pb2.Digest(hash=digest.hash, size_bytes=digest.size_bytes), dest)
+    print(dest)
+    return EXIT_OK
+
+
+def cmd_serve_builder(args) -> int:
+    from builder_service.engine import BuildEngine, BuilderSettings
+    from builder_service.http_server import BlobHttpServer
+    from builder_service.service import make_server
+    from venvsmith.client import RemoteResolver
+
+    engine = BuildEngine(BuilderSettings())
+    http = None
+    if args.http_port is not None:
+        http = BlobHttpServer(engine, args.host, args.http_port).start()
+        engine.settings.http_base_url = http.base_url
+    resolver = RemoteResolver(args.resolver) if args.resolver else None
+    try:
+        server, port = make_server(f"{args.host}:{args.port}", engine, resolver,
+                                   with_resolver_service=resolver is None)
+    except (OSError, RuntimeError) as exc:
+        print(f"error: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    server.start()
+    print(f"venvsmith builder listening on {args.host}:{port}"
+          + (f" (http {http.base_url})" if http else ""), flush=True)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    stop.wait()
+    server.stop(grace=5).wait()
+    if http is not None:
+        http.stop()
+    engine.close()
+    return EXIT_OK
+
+
+
