@@ -94,6 +94,8 @@ class BuildEngine:
         self.actions = FilesystemActionCache(home / "actions", self.store)
         self.resolver = resolver or ResolverEngine()
         self._own_resolver = resolver is None
+        if self.resolver.metadata_preparer is None:
+            self.resolver.metadata_preparer = self._prepare_for_resolver
         self.tmp = home / "tmp"
         self.tmp.mkdir(parents=True, exist_ok=True)
         self.pool = ThreadPoolExecutor(self.settings.workers, thread_name_prefix="build")
@@ -278,6 +280,11 @@ class BuildEngine:
         ref = self.actions.get_or_compute(key, prepare)[0].outputs[0]
         with self.store.open(ref.digest) as fh:
             return ref, fh.read()
+
+    def _prepare_for_resolver(self, file, target: TargetEnvironment, index: common_pb2.IndexConfig) -> bytes:
+        """The resolver's hook for sdists with dynamic dependencies (see ResolverEngine.metadata_preparer)."""
+        pin = Pin(name=file.name, version=file.version, file=file)
+        return self.prepare_metadata(pin, target, builder_pb2.BuildOptions(index=index))[1]
 
     def _limits(self, options: builder_pb2.BuildOptions) -> BuildLimits:
         base = self.settings.limits

@@ -25,18 +25,21 @@ from venvsmith.singleflight import SingleFlight
 from venvsmith.v1 import common_pb2, resolver_pb2
 
 from .convert import pin_to_proto, policy_from_proto, target_from_spec, target_to_proto
+from .distfile import DistFile
 from .errors import InvalidInput
 from .index.auth import Credential
 from .index.cache import IndexCache
 from .index.finder import IndexSettings, IndexSource
 from .index.http import HttpClient
 from .pin import lock_key
+from .prepared import PreparingSource
 from .render import pylock_toml, requirements_txt
 from .resolution_cache import ResolutionCache
 from .resolve import DEFAULT_MAX_BACKTRACKS, ResolutionRequest, parse_constraint, parse_requirement, resolve
 from .target import TargetEnvironment
 
 DEFAULT_TTL_SECONDS = 600.0
+MetadataPreparer = Callable[[DistFile, TargetEnvironment, common_pb2.IndexConfig], bytes]
 #: Threads walking the likely dependency closure ahead of the search (network-bound, so many).
 LOOKAHEAD_WORKERS = 32
 
@@ -85,6 +88,10 @@ class ResolverEngine:
         # One pooled HTTP/2 client and one page/metadata cache for every resolution of this process.
         self.http = HttpClient(ca_bundle=self.settings.pip.cert)
         self.index_cache = IndexCache(self.home / "index")
+        #: ``prepare(file, target, index_config) -> METADATA bytes`` for sdists with dynamic dependencies;
+        #: set by a builder (embedded, or a remote one's PrepareMetadata). Without it such sdists are
+        #: FAILED_PRECONDITION.
+        self.metadata_preparer: MetadataPreparer | None = None
 
     def close(self) -> None:
         self.cache.close()
@@ -208,7 +215,11 @@ class ResolverEngine:
 
         with IndexSource(
             settings, http=self.http, cache=self.index_cache, on_event=page_event if on_event else None
-        ) as source:
+        ) as index_source:
+            source = index_source
+            if self.metadata_preparer is not None:
+                prepare = self.metadata_preparer
+                source = PreparingSource(index_source, lambda file: prepare(file, target, request.index))
             resolution = resolve(
                 ResolutionRequest(
                     requirements=requirements,
@@ -222,7 +233,7 @@ class ResolverEngine:
                 source,
                 on_event=forward if on_event else None,
             )
-            stats = source.stats
+            stats = index_source.stats
         key = lock_key(resolution.pins, target)
         expires_at = ""
         if not policy.exclude_newer:

@@ -91,6 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=50051)
     serve.add_argument("--http-port", type=int, default=None,
                        help="builder: also serve blobs and wheelhouse indexes over HTTP on this port (0 = any)")
+    serve.add_argument("--builder", metavar="HOST:PORT",
+                       help="resolver: ask this builder (PrepareMetadata) for sdists with dynamic dependencies")
     serve.add_argument("--resolver", metavar="HOST:PORT",
                        help="builder: resolve through this remote resolver (default: an embedded one, also served)")
 
@@ -276,6 +278,8 @@ def cmd_serve(args) -> int:
     except (OSError, RuntimeError) as exc:
         print(f"error: cannot listen on {host}:{args.port}: {exc}", file=sys.stderr)
         return EXIT_FAILED
+    if args.builder:
+        engine.metadata_preparer = remote_metadata_preparer(args.builder)
     server.start()
     # Tests and scripts start with --port 0 and read the bound port from this line.
     print(f"venvsmith resolver listening on {host}:{port}", flush=True)
@@ -286,6 +290,32 @@ def cmd_serve(args) -> int:
     server.stop(grace=5).wait()
     engine.close()
     return EXIT_OK
+
+
+def remote_metadata_preparer(address: str):
+    """A ``ResolverEngine.metadata_preparer`` that calls a remote builder's PrepareMetadata."""
+    import grpc
+
+    from resolver_service.convert import pin_to_proto, target_to_proto
+    from resolver_service.errors import DynamicMetadata
+    from resolver_service.pin import Pin
+    from venvsmith.v1 import builder_pb2, builder_pb2_grpc
+
+    stub = builder_pb2_grpc.BuilderServiceStub(grpc.insecure_channel(address))
+
+    def prepare(file, target, index) -> bytes:
+        request = builder_pb2.PrepareMetadataRequest(
+            pin=pin_to_proto(Pin(name=file.name, version=file.version, file=file)),
+            target=common_pb2.TargetSpec(environment=target_to_proto(target)),
+            options=builder_pb2.BuildOptions(index=index),
+        )
+        try:
+            return stub.PrepareMetadata(request).metadata
+        except grpc.RpcError as exc:
+            reason = f"the builder could not prepare its metadata: {exc.details()}"
+            raise DynamicMetadata(file.filename, reason) from None
+
+    return prepare
 
 
 def cmd_config(args) -> int:
