@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 REQS ?= bench/sets/run.txt
 
-.PHONY: setup run test protos check-protos lint serve serve-resolver bench clean
+.PHONY: setup run test protos lint serve serve-resolver serve-builder bench clean
 
 setup: $(STAMP)
 
@@ -15,11 +15,17 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+DEMO := build/demo-venv
+
 # The main job on the embedded default: resolve a real requirement set against
-# the index pip is configured for, and print the pins.
+# the index pip is configured for, print the pins, then build a ready venv of
+# exactly those pins (a second run is served from the store) and use it.
 run: $(STAMP)
 	$(VENV)/bin/venvsmith env
 	$(VENV)/bin/venvsmith resolve -r $(REQS)
+	rm -rf $(DEMO)
+	$(VENV)/bin/venvsmith venv $(DEMO) -r $(REQS)
+	$(DEMO)/bin/python -c 'import requests, rich, httpx; print("demo venv works:", requests.__version__)'
 
 test: $(STAMP)
 	$(PY) -m ruff check .
@@ -31,10 +37,14 @@ protos: $(STAMP)
 lint: $(STAMP)
 	$(PY) -m ruff check .
 
-serve: serve-resolver
+serve: serve-builder
 
 serve-resolver: $(STAMP)
 	$(VENV)/bin/venvsmith serve resolver --port 50051
+
+# The builder also serves ResolverService on the same port, and blobs over HTTP.
+serve-builder: $(STAMP)
+	$(VENV)/bin/venvsmith serve builder --port 50052 --http-port 8080
 
 bench: $(STAMP)
 	$(PY) bench/run.py
