@@ -46,12 +46,16 @@ def pip_configuration_view() -> PipIndexConfig:
     configuration = Configuration(isolated=False)
     configuration.load()
     sections: dict[str, dict[str, str]] = {"global": {}, "install": {}, ":env:": {}}
-    for section_key, value in configuration.items():
-        if not value:
-            continue
-        section, key = section_key.split(".", 1)
-        if section in sections:
-            sections[section][key] = value
+    for first, second in configuration.items():
+        # pip < 26 yields ("section.key", value); pip >= 26 yields (file name, {"section.key": value}) per file.
+        pairs = second.items() if isinstance(second, dict) else [(first, second)]
+        for section_key, value in pairs:
+            section, key = section_key.split(".", 1)
+            if section in sections:
+                sections[section][key] = value  # a later file's empty value hides an earlier one
+    for section in sections.values():
+        for key in [k for k, v in section.items() if not v]:
+            del section[key]
     values: dict[str, str] = {}
     for section in ("global", "install", ":env:"):
         values.update(sections[section])
