@@ -5,6 +5,11 @@ Usage: ``python -I -S _backend_runner.py MEMORY_BYTES FSIZE_BYTES -- ARGV...``
 Setting the limits here instead of in a ``preexec_fn`` keeps :func:`builder_service.limits.run_limited` safe
 in a multi-threaded server (CPython documents ``preexec_fn`` as unsafe with threads). Standard library only;
 the limits survive ``exec``. Exits 126 when the limits cannot be applied, 127 when the command cannot run.
+
+On Linux the command is also tied to the builder's life (``PR_SET_PDEATHSIG``, kept across ``exec``): the time
+limit is enforced by the builder, so a build orphaned by a builder killed mid-build would otherwise run on with
+no limit at all. (The signal comes when the *thread* that started the process ends; the builder's threads wait
+for their builds.)
 """
 
 from __future__ import annotations
@@ -21,10 +26,29 @@ def _clamp(limit: int, which: int) -> int:
     return limit if hard == resource.RLIM_INFINITY else min(limit, hard)
 
 
+def _die_with_parent() -> bool:
+    """Linux: get SIGKILL when the process that started this one dies; False if it is already gone."""
+    if not sys.platform.startswith("linux"):
+        return True
+    parent = os.getppid()
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):  # no usable libc: best effort
+        return True
+    return os.getppid() == parent  # the parent may have died before the prctl took effect
+
+
 def main(argv: list[str]) -> int:
     """Apply the limits in ``argv`` and exec the command after ``--``; returns only on failure."""
     if len(argv) < 4 or argv[2] != "--":
         sys.stderr.write("usage: _backend_runner.py MEMORY_BYTES FSIZE_BYTES -- ARGV...\n")
+        return 126
+    if not _die_with_parent():
+        sys.stderr.write("venvsmith: the builder exited before the build started\n")
         return 126
     try:
         for which, value in ((resource.RLIMIT_AS, int(argv[0])), (resource.RLIMIT_FSIZE, int(argv[1]))):

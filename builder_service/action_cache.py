@@ -33,11 +33,14 @@ __all__ = [
     "FilesystemActionCache",
     "InvalidActionResult",
     "MissingOutputs",
+    "Outcome",
     "OutputRef",
 ]
 
 log = logging.getLogger(__name__)
 
+#: How :meth:`ActionCacheBase.get_or_compute_outcome` got its result.
+Outcome = Literal["computed", "shared", "cached"]
 ArtifactKindName = Literal["wheel", "sdist", "wheelhouse", "venv_archive", "lock_file", "metadata", "log"]
 KINDS: frozenset[str] = frozenset(get_args(ArtifactKindName))
 _FORMAT_VERSION = 1
@@ -187,9 +190,16 @@ class ActionCacheBase(ABC):
 
         If ``compute`` raises, every caller waiting on that flight gets the exception and nothing is cached.
         """
+        result, outcome = self.get_or_compute_outcome(key, compute)
+        return result, outcome == "computed"
+
+    def get_or_compute_outcome(self, key: str, compute: Callable[[], ActionResult]) -> tuple[ActionResult, Outcome]:
+        """Like :meth:`get_or_compute`, telling how the result came: ``"computed"`` by this caller,
+        ``"shared"`` (another caller's flight computed it while this one waited) or ``"cached"`` (stored before).
+        """
         hit = self.get(key)
         if hit is not None:
-            return hit, False
+            return hit, "cached"
 
         def flight() -> tuple[ActionResult, bool]:
             again = self.get(key)  # a flight may have landed between our miss and now
@@ -200,7 +210,9 @@ class ActionCacheBase(ABC):
             return result, True
 
         (result, computed), shared = self._flights.do(key, flight)
-        return result, computed and not shared
+        if not computed:
+            return result, "cached"
+        return result, "shared" if shared else "computed"
 
 
 class FilesystemActionCache(ActionCacheBase):

@@ -93,19 +93,25 @@ class BuildRun:
         def progress(done: int, total: int) -> None:
             self._progress(pin, State.DOWNLOADING, bytes_done=done, bytes_total=total)
 
-        if not pin.file.is_wheel:
+        def building() -> None:  # only when a build really starts (not for a wheel built before)
             self._progress(pin, State.BUILDING, detail=f"building {pin.file.filename}")
+
         try:
-            ref, cached = self.engine.wheel_for(
+            ref, outcome = self.engine.wheel_for(
                 pin, target=self.target, options=self.options, constraints=constraints,
-                fetcher=self.fetcher, progress=progress,
+                fetcher=self.fetcher, progress=progress, building=building,
             )
         except BaseException as exc:
             self._progress(pin, State.FAILED, detail=str(exc)[-2000:])
             raise
         with self.stats_lock:
-            self.outcomes["cached" if cached else "downloaded" if pin.file.is_wheel else "built"] += 1
-        self._progress(pin, State.CACHED if cached else State.DONE, wheel=ref_to_proto(ref, self._http()))
+            if outcome == "computed":
+                self.outcomes["downloaded" if pin.file.is_wheel else "built"] += 1
+            else:  # in the store before, or put there by an identical build in flight
+                self.outcomes["cached"] += 1
+                self.outcomes["shared"] += outcome == "shared"
+        done = State.DONE if outcome == "computed" else State.CACHED
+        self._progress(pin, done, wheel=ref_to_proto(ref, self._http()))
         return ref
 
     def _http(self) -> str:
@@ -133,16 +139,19 @@ class BuildRun:
         result.lock_file.CopyFrom(ref_to_proto(engine.lock_file(self.pins, self.target, key), http, key))
         if options.wheelhouse:
             result.wheelhouse.CopyFrom(ref_to_proto(engine.wheelhouse(key, wheels), http, key))
-        venv_cached = True
+        venv_outcome = "cached"
         if options.venv_archive:
-            ref, venv_cached = engine.venv_archive(key, self.target, wheels, options.compile_bytecode)
+            ref, venv_outcome = engine.venv_archive(key, self.target, wheels, options.compile_bytecode)
             result.venv_archive.CopyFrom(ref_to_proto(ref, http, key))
             result.interpreter = str(engine.interpreter_for(self.target))
+        shared = bool(self.outcomes["shared"]) or venv_outcome == "shared"
         result.stats.CopyFrom(builder_pb2.BuildStats(
             elapsed_ms=(time.perf_counter() - self.started) * 1000,
-            cached=self.outcomes["cached"] == len(self.pins) and venv_cached,
+            cached=self.outcomes["cached"] == len(self.pins) and venv_outcome == "cached" and not shared,
             wheels_cached=self.outcomes["cached"],
             wheels_built=self.outcomes["built"],
             wheels_downloaded=self.outcomes["downloaded"],
+            shared_in_flight=shared,
+            venv_built=venv_outcome == "computed",
         ))
         return builder_pb2.BuildEvent(result=result)

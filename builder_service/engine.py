@@ -11,7 +11,7 @@ import os
 import shutil
 import tempfile
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +28,7 @@ from venvsmith.config import venvsmith_home
 from venvsmith.interpreters import Interpreter, QueryCache, discover_interpreters, file_identity
 from venvsmith.v1 import builder_pb2, common_pb2, resolver_pb2
 
-from .action_cache import ActionResult, FilesystemActionCache, OutputRef
+from .action_cache import ActionResult, FilesystemActionCache, Outcome, OutputRef
 from .archive import pack
 from .build_env import ResolvingBuildEnv
 from .digest import Digest
@@ -39,6 +39,11 @@ from .sdist_build import build_key, build_wheel, extract_sdist, prepare_metadata
 from .store import FilesystemStore
 from .venv import build_venv
 from .wheelhouse import write_tree
+
+try:  # POSIX: a work directory's lock tells a live process's directory from a dead one's
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
 
 WHEEL_MEDIA = "application/zip"
 ZSTD_MEDIA = "application/zstd"
@@ -60,6 +65,52 @@ class BuilderSettings:
     limits: BuildLimits = field(default_factory=BuildLimits)
     #: Base URL of the HTTP endpoint serving blobs ("http://host:port/"), when one runs.
     http_base_url: str = ""
+
+
+def claim_work_dir(root: Path) -> tuple[Path, int | None]:
+    """A fresh work directory under ``root`` for this process, and the descriptor holding its lock.
+
+    Work directories of processes that are gone (a builder killed mid-build leaves its build trees behind) are
+    removed first: each directory is ``flock``-ed by its owner for the owner's lifetime, so one that can be locked
+    has no owner. A directory is locked before it is given its ``proc-`` name, so a concurrent sweep never takes
+    a new one for dead. Without ``fcntl`` (Windows) nothing is swept.
+    """
+    root.mkdir(parents=True, exist_ok=True)
+    if fcntl is None:
+        return Path(tempfile.mkdtemp(prefix="proc-", dir=root)), None
+    for entry in os.scandir(root):
+        if not entry.name.startswith("proc-") or not entry.is_dir(follow_symlinks=False):
+            continue
+        try:
+            fd = os.open(entry.path, os.O_RDONLY | os.O_DIRECTORY)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            continue  # its process is alive
+        try:
+            _remove_tree(entry.path)
+        finally:
+            os.close(fd)
+    claim = Path(tempfile.mkdtemp(prefix=".claim-", dir=root))
+    fd = os.open(claim, os.O_RDONLY | os.O_DIRECTORY)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    mine = root / f"proc-{os.getpid()}-{claim.name.removeprefix('.claim-')}"
+    os.rename(claim, mine)
+    return mine, fd
+
+
+def _remove_tree(path: str) -> None:
+    """Remove ``path`` even if a build left read-only directories in it."""
+    try:
+        shutil.rmtree(path)
+    except OSError:
+        for directory, _dirs, _files in os.walk(path):
+            if not os.path.islink(directory):
+                os.chmod(directory, 0o700)
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def ref_to_proto(out: OutputRef, http_base_url: str = "", lock_key: str = "") -> common_pb2.ArtifactRef:
@@ -96,8 +147,8 @@ class BuildEngine:
         self._own_resolver = resolver is None
         if self.resolver.metadata_preparer is None:
             self.resolver.metadata_preparer = self._prepare_for_resolver
-        self.tmp = home / "tmp"
-        self.tmp.mkdir(parents=True, exist_ok=True)
+        #: This process's work directory (downloads, sdist builds, venvs), locked while the process lives.
+        self.tmp, self._tmp_lock = claim_work_dir(home / "tmp")
         self.pool = ThreadPoolExecutor(self.settings.workers, thread_name_prefix="build")
         self._found: list[Interpreter] | None = None
         self._query_cache = QueryCache(home / "interpreters.json")
@@ -108,6 +159,13 @@ class BuildEngine:
         self.pool.shutdown(wait=False, cancel_futures=True)
         if self._own_resolver:
             self.resolver.close()
+        try:
+            self.tmp.rmdir()  # only when empty: work still running keeps it (the next start removes it)
+        except OSError:
+            pass
+        if self._tmp_lock is not None:
+            os.close(self._tmp_lock)
+            self._tmp_lock = None
 
     def count(self, what: str) -> None:
         with self._lock:
@@ -186,26 +244,28 @@ class BuildEngine:
         constraints: Sequence[str],
         fetcher: Fetcher,
         progress: Progress | None = None,
+        building: Callable[[], None] | None = None,
         depth: int = 0,
-    ) -> tuple[OutputRef, bool]:
-        """The wheel of ``pin`` for ``target``: ``(ref, cached)``; sdists are built (once per build key)."""
+    ) -> tuple[OutputRef, Outcome]:
+        """The wheel of ``pin`` for ``target`` and how it came: ``"computed"`` (downloaded or built by this call),
+        ``"shared"`` (a concurrent identical call did it) or ``"cached"`` (in the store before).
+
+        Sdists are built once per build key; ``building()`` is called when a build really starts.
+        """
         if pin.file.is_wheel:
             if target.best_tag_rank(pin.file.tags) is None:
                 raise BuilderError("FAILED_PRECONDITION",
                                    f"{pin.file.filename} does not fit the target environment's tags")
             key = f"file:{pin.file.sha256}"
-            hit = self.actions.get(key)
-            if hit is not None:
-                return hit.outputs[0], True
 
             def download() -> ActionResult:
                 self.count("downloads")
                 digest = fetcher.fetch(pin, progress)
                 return ActionResult((OutputRef(digest, WHEEL_MEDIA, "wheel", pin.file.filename),))
 
-            result, computed = self.actions.get_or_compute(key, download)
-            return result.outputs[0], not computed
-        return self._built_wheel(pin, target, options, constraints, fetcher, progress, depth)
+            result, outcome = self.actions.get_or_compute_outcome(key, download)
+            return result.outputs[0], outcome
+        return self._built_wheel(pin, target, options, constraints, fetcher, progress, building, depth)
 
     def _sdist(self, pin: Pin, fetcher: Fetcher, progress: Progress | None) -> Path:
         """The verified sdist of ``pin`` in the store (downloaded once)."""
@@ -228,19 +288,19 @@ class BuildEngine:
         )
         return env, [f"{p.name}=={p.version}" for p in env.preresolve(requires)]
 
-    def _built_wheel(self, pin, target, options, constraints, fetcher, progress, depth) -> tuple[OutputRef, bool]:
+    def _built_wheel(self, pin, target, options, constraints, fetcher, progress, building, depth
+                     ) -> tuple[OutputRef, Outcome]:
         if depth > MAX_BUILD_DEPTH:
             raise BuilderError("FAILED_PRECONDITION", f"build requirements nest deeper than {MAX_BUILD_DEPTH} at {pin}")
         sdist_path = self._sdist(pin, fetcher, progress)
         interpreter = self.interpreter_for(target)
         env, build_pins = self._build_env(sdist_path, target, options, constraints, fetcher, depth)
         key = "wheel-build:" + build_key(pin.file.sha256, target.digest(), build_pins, dict(options.config_settings))
-        hit = self.actions.get(key)
-        if hit is not None:
-            return hit.outputs[0], True
 
         def build() -> ActionResult:
             self.count("sdist_builds")
+            if building is not None:
+                building()
             with tempfile.TemporaryDirectory(dir=self.tmp) as out:
                 outcome = build_wheel(
                     sdist_path, interpreter=interpreter, env_provider=env, out_dir=Path(out),
@@ -257,8 +317,8 @@ class BuildEngine:
                 meta={"log": str(log), "build_requirements": " ".join(outcome.build_requirements)},
             )
 
-        result, computed = self.actions.get_or_compute(key, build)
-        return result.outputs[0], not computed
+        result, outcome = self.actions.get_or_compute_outcome(key, build)
+        return result.outputs[0], outcome
 
     def prepare_metadata(self, pin: Pin, target: TargetEnvironment, options: builder_pb2.BuildOptions
                          ) -> tuple[OutputRef, bytes]:
@@ -315,8 +375,9 @@ class BuildEngine:
     # -- whole sets -----------------------------------------------------------------------------------
 
     def venv_archive(self, lock_key: str, target: TargetEnvironment, wheels: Sequence[OutputRef],
-                     compile_bytecode: bool) -> tuple[OutputRef, bool]:
-        """The relocatable venv of exactly these wheels (install order) for ``target``, keyed by the lock key."""
+                     compile_bytecode: bool) -> tuple[OutputRef, Outcome]:
+        """The relocatable venv of exactly these wheels (install order) for ``target``, keyed by the lock key;
+        with how it came (``"computed"``, ``"shared"`` with a concurrent identical build, or ``"cached"``)."""
         key = f"venv:{lock_key}:{'pyc' if compile_bytecode else 'nopyc'}"
         interpreter = self.interpreter_for(target)
 
@@ -339,8 +400,8 @@ class BuildEngine:
             return ActionResult((OutputRef(digest, ZSTD_MEDIA, "venv_archive", f"venv-{lock_key[:16]}.tar.zst"),),
                                 meta={"lock_key": lock_key, "interpreter": str(interpreter)})
 
-        result, computed = self.actions.get_or_compute(key, build)
-        return result.outputs[0], not computed
+        result, outcome = self.actions.get_or_compute_outcome(key, build)
+        return result.outputs[0], outcome
 
     def wheelhouse(self, lock_key: str, wheels: Sequence[OutputRef]) -> OutputRef:
         """A deterministic tar.zst of ``wheels/`` plus PEP 503 ``simple/`` pages."""
@@ -391,6 +452,11 @@ class BuildEngine:
         """Copy a blob to ``dest`` verifying its digest on the way."""
         digest = ref.digest if isinstance(ref, OutputRef) else ref
         tmp = dest.with_name(dest.name + ".part")
-        with self.store.open(digest) as src, open(tmp, "wb") as out:
-            shutil.copyfileobj(src, out, 1 << 20)
+        with self.store.open(digest) as src:
+            try:
+                with open(tmp, "wb") as out:
+                    shutil.copyfileobj(src, out, 1 << 20)
+            except BaseException:
+                tmp.unlink(missing_ok=True)  # a corrupt blob (or a failed write): leave nothing behind
+                raise
         os.replace(tmp, dest)

@@ -10,6 +10,9 @@ from pathlib import Path
 from venvsmith.client import CallError
 from venvsmith.v1 import builder_pb2, common_pb2
 
+#: GetArtifact errors after which a partial download is useless.
+_HOPELESS = frozenset({"NOT_FOUND", "INVALID_ARGUMENT", "OUT_OF_RANGE", "DATA_LOSS"})
+
 
 class _Closing:
     def __enter__(self):
@@ -103,6 +106,9 @@ class RemoteBuilder(_Closing):
                         raise CallError("DATA_LOSS", f"chunk at {chunk.offset}, expected {out.tell()}")
                     out.write(chunk.data)
         except self._rpc_error as exc:
+            # Keep received bytes to resume from, unless the blob cannot be had this way at all.
+            if exc.code().name in _HOPELESS or part.stat().st_size == 0:
+                part.unlink(missing_ok=True)
             raise CallError(exc.code().name, exc.details() or "") from None
         sha = hashlib.sha256()
         with open(part, "rb") as fh:

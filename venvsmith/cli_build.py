@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import signal
 import sys
@@ -17,8 +18,25 @@ from venvsmith.v1 import builder_pb2, common_pb2
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
 
+class _IntermixedParser(argparse.ArgumentParser):
+    """Positionals may follow options (``venv PATH --index-url URL pkg``): plain argparse gives ``PATH`` and the
+    requirements to the first run of positionals only and rejects the later ones as unrecognized."""
+
+    _inner = False
+
+    def parse_known_args(self, args=None, namespace=None):
+        if self._inner:  # parse_known_intermixed_args calls back into this method
+            return super().parse_known_args(args, namespace)
+        self._inner = True
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._inner = False
+
+
 def add_commands(sub, add_resolve_inputs) -> None:
     build = sub.add_parser("build", help="resolve and build: print artifact references (wheels, wheelhouse, venv)")
+    build.__class__ = _IntermixedParser
     add_resolve_inputs(build, "use a remote builder (HOST:PORT) instead of the embedded engines")
     build.add_argument("--no-venv", action="store_true", help="do not build the venv archive")
     build.add_argument("--no-wheelhouse", action="store_true", help="do not build the wheelhouse archive")
@@ -28,6 +46,7 @@ def add_commands(sub, add_resolve_inputs) -> None:
     build.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
 
     venv = sub.add_parser("venv", help="resolve, build, fetch and unpack a ready venv at PATH")
+    venv.__class__ = _IntermixedParser
     venv.add_argument("path", metavar="PATH")
     add_resolve_inputs(venv, "use a remote builder (HOST:PORT) instead of the embedded engines")
     venv.add_argument("--compile", action="store_true", help="compile bytecode in the venv")
@@ -105,7 +124,9 @@ def cmd_build(args) -> int:
         doc = {"lock_key": result.lock_key, "artifacts": [_ref_dict(r) for r in refs],
                "stats": {"elapsed_ms": round(result.stats.elapsed_ms, 1), "cached": result.stats.cached,
                          "wheels_downloaded": result.stats.wheels_downloaded,
-                         "wheels_built": result.stats.wheels_built, "wheels_cached": result.stats.wheels_cached}}
+                         "wheels_built": result.stats.wheels_built, "wheels_cached": result.stats.wheels_cached,
+                         "shared_in_flight": result.stats.shared_in_flight,
+                         "venv_built": result.stats.venv_built}}
         print(json.dumps(doc, indent=2))
     else:
         for ref in refs:

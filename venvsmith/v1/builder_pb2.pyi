@@ -105,20 +105,22 @@ class PinProgress(_message.Message):
     def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., state: _Optional[_Union[PinProgress.State, str]] = ..., bytes_done: _Optional[int] = ..., bytes_total: _Optional[int] = ..., detail: _Optional[str] = ..., wheel: _Optional[_Union[_common_pb2.ArtifactRef, _Mapping]] = ...) -> None: ...
 
 class BuildStats(_message.Message):
-    __slots__ = ("elapsed_ms", "cached", "wheels_downloaded", "wheels_built", "wheels_cached", "shared_in_flight")
+    __slots__ = ("elapsed_ms", "cached", "wheels_downloaded", "wheels_built", "wheels_cached", "shared_in_flight", "venv_built")
     ELAPSED_MS_FIELD_NUMBER: _ClassVar[int]
     CACHED_FIELD_NUMBER: _ClassVar[int]
     WHEELS_DOWNLOADED_FIELD_NUMBER: _ClassVar[int]
     WHEELS_BUILT_FIELD_NUMBER: _ClassVar[int]
     WHEELS_CACHED_FIELD_NUMBER: _ClassVar[int]
     SHARED_IN_FLIGHT_FIELD_NUMBER: _ClassVar[int]
+    VENV_BUILT_FIELD_NUMBER: _ClassVar[int]
     elapsed_ms: float
     cached: bool
     wheels_downloaded: int
     wheels_built: int
     wheels_cached: int
     shared_in_flight: bool
-    def __init__(self, elapsed_ms: _Optional[float] = ..., cached: _Optional[bool] = ..., wheels_downloaded: _Optional[int] = ..., wheels_built: _Optional[int] = ..., wheels_cached: _Optional[int] = ..., shared_in_flight: _Optional[bool] = ...) -> None: ...
+    venv_built: bool
+    def __init__(self, elapsed_ms: _Optional[float] = ..., cached: _Optional[bool] = ..., wheels_downloaded: _Optional[int] = ..., wheels_built: _Optional[int] = ..., wheels_cached: _Optional[int] = ..., shared_in_flight: _Optional[bool] = ..., venv_built: _Optional[bool] = ...) -> None: ...
 
 class BuildResult(_message.Message):
     __slots__ = ("lock_key", "wheels", "wheelhouse", "venv_archive", "lock_file", "stats", "interpreter", "http_base_url")
