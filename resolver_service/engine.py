@@ -17,7 +17,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from google.protobuf.json_format import MessageToDict
 from packaging.utils import canonicalize_name
 
 from venvsmith.config import PipIndexConfig, default_index_url, read_pip_config, venvsmith_home
@@ -39,6 +38,8 @@ from .resolve import DEFAULT_MAX_BACKTRACKS, ResolutionRequest, parse_constraint
 from .target import TargetEnvironment
 
 DEFAULT_TTL_SECONDS = 600.0
+#: Parsed requests remembered by their bytes (the fast path of a repeated request).
+PREPARED_MEMO_ENTRIES = 4096
 MetadataPreparer = Callable[[DistFile, TargetEnvironment, common_pb2.IndexConfig], bytes]
 #: Threads walking the likely dependency closure ahead of the search (network-bound, so many).
 LOOKAHEAD_WORKERS = 32
@@ -85,6 +86,7 @@ class ResolverEngine:
         self.flights: SingleFlight[bytes] = SingleFlight()
         self.resolutions_run = 0
         self._count_lock = threading.Lock()
+        self._prepared_memo: dict[bytes, tuple] = {}
         # One pooled HTTP/2 client and one page/metadata cache for every resolution of this process.
         self.http = HttpClient(ca_bundle=self.settings.pip.cert)
         self.index_cache = IndexCache(self.home / "index")
@@ -133,6 +135,22 @@ class ResolverEngine:
             ca_bundle=pip.cert,
         )
 
+    def _prepared(self, request: resolver_pb2.ResolveRequest):
+        """:meth:`_prepare`, memoised by the request's bytes: a repeated request skips parsing and expansion."""
+        probe = resolver_pb2.ResolveRequest()
+        probe.CopyFrom(request)
+        probe.no_cache = False
+        raw = probe.SerializeToString(deterministic=True)
+        with self._count_lock:
+            held = self._prepared_memo.get(raw)
+        if held is None:
+            held = self._prepare(request)
+            with self._count_lock:
+                if len(self._prepared_memo) >= PREPARED_MEMO_ENTRIES:
+                    self._prepared_memo.pop(next(iter(self._prepared_memo)))
+                self._prepared_memo[raw] = held
+        return held
+
     def _prepare(self, request: resolver_pb2.ResolveRequest):
         if not request.requirements:
             raise InvalidInput("", "at least one requirement is needed")
@@ -153,7 +171,7 @@ class ResolverEngine:
                 "package_index": sorted(settings.package_index.items()),
                 "secrets": _secret_digest(request.index),
             },
-            "options": MessageToDict(request.options, preserving_proto_field_name=True),
+            "options": request.options.SerializeToString(deterministic=True).hex(),
         }
         key = hashlib.sha256(json.dumps(key_doc, sort_keys=True).encode()).hexdigest()
         return key, requirements, constraints, target, policy, settings
@@ -167,7 +185,7 @@ class ResolverEngine:
     ) -> resolver_pb2.ResolveResponse:
         """Resolve one request; raises :class:`~resolver_service.errors.ResolverError` subclasses."""
         started = time.perf_counter()
-        key, requirements, constraints, target, policy, settings = self._prepare(request)
+        key, requirements, constraints, target, policy, settings = self._prepared(request)
         if not request.no_cache:
             hit = self.cache.get(key)
             if hit is not None:
