@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import platform
 import shutil
 import subprocess
@@ -412,3 +413,18 @@ def test_list_environments_includes_this_python(server):
     mine = next(e for e in answer.environments if e.markers["python_full_version"] == platform.python_version())
     assert mine.tags and mine.markers["implementation_name"] == platform.python_implementation().lower()
     assert mine.markers["sys_platform"] and mine.interpreter
+
+
+def test_pip_installs_from_the_wheelhouse_index_unchanged(server, built, tmp_path):
+    """pip (only as a client here) downloads a build's wheels from the HTTP wheelhouse index, hashes checked."""
+    root = f"{server.http_url}wheelhouse/{built.lock_key}/simple/"
+    dest = tmp_path / "dl"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
+    env["PIP_CONFIG_FILE"] = os.devnull
+    proc = subprocess.run(
+        [sys.executable, "-m", "pip", "download", "--isolated", "--disable-pip-version-check", "--no-cache-dir",
+         "--index-url", root, "--dest", str(dest), "alpha", "gamma", "delta"],
+        capture_output=True, text=True, env=env, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in dest.iterdir()) == sorted(w.filename for w in built.wheels)
