@@ -74,11 +74,24 @@ def _options(args, *, venv: bool, wheelhouse: bool) -> builder_pb2.BuildOptions:
 
 
 class _Progress:
-    """One stderr line per state change of a pin (a rich live display when stderr is a terminal)."""
+    """Progress from the event stream: rich bars per pin on a terminal, one line per state change otherwise."""
 
     def __init__(self, quiet: bool) -> None:
         self.quiet = quiet
         self.last: dict[str, int] = {}
+        self.rich = None
+        self.tasks: dict[str, int] = {}
+        if not quiet and sys.stderr.isatty():
+            from rich.console import Console
+            from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
+
+            self.rich = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
+                                 TextColumn("{task.fields[state]}"), console=Console(stderr=True), transient=True)
+            self.rich.start()
+
+    def close(self) -> None:
+        if self.rich is not None:
+            self.rich.stop()
 
     def __call__(self, event: builder_pb2.ResolveAndBuildEvent) -> None:
         if self.quiet or event.WhichOneof("event") != "build":
@@ -87,19 +100,30 @@ class _Progress:
         if build.WhichOneof("event") != "progress":
             return
         p = build.progress
+        state = builder_pb2.PinProgress.State.Name(p.state).lower()
+        if self.rich is not None:
+            task = self.tasks.get(p.name)
+            if task is None:
+                task = self.tasks[p.name] = self.rich.add_task(f"{p.name}=={p.version}", total=None, state=state)
+            total = p.bytes_total or p.wheel.digest.size_bytes or None
+            done = p.bytes_done if p.state == builder_pb2.PinProgress.DOWNLOADING else (total or 0)
+            self.rich.update(task, total=total, completed=done, state=state)
+            return
         if p.state == builder_pb2.PinProgress.DOWNLOADING or self.last.get(p.name) == p.state:
             return
         self.last[p.name] = p.state
-        state = builder_pb2.PinProgress.State.Name(p.state).lower()
         print(f"  {state:<11} {p.name}=={p.version}", file=sys.stderr, flush=True)
 
 
 def _run(client, request, progress: _Progress) -> builder_pb2.BuildResult:
     result = None
-    for event in client.resolve_and_build(request):
-        progress(event)
-        if event.WhichOneof("event") == "build" and event.build.WhichOneof("event") == "result":
-            result = event.build.result
+    try:
+        for event in client.resolve_and_build(request):
+            progress(event)
+            if event.WhichOneof("event") == "build" and event.build.WhichOneof("event") == "result":
+                result = event.build.result
+    finally:
+        progress.close()
     if result is None:
         raise CallError("INTERNAL", "the build stream ended without a result")
     return result
