@@ -35,7 +35,7 @@ from .digest import Digest
 from .errors import BuilderError
 from .fetch import Fetcher, Progress
 from .limits import BuildLimits
-from .sdist_build import build_key, build_wheel, extract_sdist, prepare_metadata, read_build_system
+from .sdist_build import build_key, build_wheel, extract_sdist, prepare_metadata, read_build_system, remove_tree
 from .store import FilesystemStore
 from .venv import build_venv
 from .wheelhouse import write_tree
@@ -91,7 +91,7 @@ def claim_work_dir(root: Path) -> tuple[Path, int | None]:
             os.close(fd)
             continue  # its process is alive
         try:
-            _remove_tree(entry.path)
+            remove_tree(Path(entry.path))
         finally:
             os.close(fd)
     claim = Path(tempfile.mkdtemp(prefix=".claim-", dir=root))
@@ -100,17 +100,6 @@ def claim_work_dir(root: Path) -> tuple[Path, int | None]:
     mine = root / f"proc-{os.getpid()}-{claim.name.removeprefix('.claim-')}"
     os.rename(claim, mine)
     return mine, fd
-
-
-def _remove_tree(path: str) -> None:
-    """Remove ``path`` even if a build left read-only directories in it."""
-    try:
-        shutil.rmtree(path)
-    except OSError:
-        for directory, _dirs, _files in os.walk(path):
-            if not os.path.islink(directory):
-                os.chmod(directory, 0o700)
-        shutil.rmtree(path, ignore_errors=True)
 
 
 def ref_to_proto(out: OutputRef, http_base_url: str = "", lock_key: str = "") -> common_pb2.ArtifactRef:

@@ -477,7 +477,7 @@ def _install(
     return pins
 
 
-def _remove_tree(path: Path) -> None:
+def remove_tree(path: Path) -> None:
     """Remove ``path`` even if the build left read-only directories in it."""
     try:
         shutil.rmtree(path)
@@ -529,7 +529,7 @@ def _prepared(
         pins += _install(env_provider, extra, layout, runner)
         yield _Build(sdist, work, project, hooks, tuple(sorted(set(pins))), limits, log, settings)
     finally:
-        _remove_tree(work)
+        remove_tree(work)
 
 
 def build_wheel(
