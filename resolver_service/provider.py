@@ -14,6 +14,7 @@ from typing import Any
 
 from packaging.specifiers import SpecifierSet
 from packaging.utils import NormalizedName, canonicalize_name
+from packaging.version import Version
 from resolvelib import AbstractProvider
 
 from .candidate import (
@@ -33,8 +34,11 @@ from .selection import Selection, SelectionPolicy, allowed_versions, select
 from .source import PackageSource
 from .target import TargetEnvironment
 
-#: How many of the next candidates' metadata to fetch ahead of the search.
-PREFETCH_DEPTH = 2
+#: How many of the next candidates' metadata to fetch ahead of the search. The newest is almost always the
+#: one pinned; an older one is needed only once the search starts rejecting versions of the project.
+PREFETCH_DEPTH = 1
+#: ... and how many once it has rejected some (backtracking on that project).
+BACKTRACK_PREFETCH_DEPTH = 3
 #: Upper bound on projects explored speculatively ahead of the search.
 MAX_SPECULATED = 1000
 
@@ -62,6 +66,7 @@ class Provider(AbstractProvider):
         self._lock = threading.Lock()
         self._executor = executor
         self._speculated: set[NormalizedName] = set()
+        self._contains_memo: dict[SpecifierSet, dict[Version, bool] | None] = {}
 
     # -- data access -------------------------------------------------------------------------------
 
@@ -197,19 +202,38 @@ class Provider(AbstractProvider):
             for version, file in allowed_versions(self.selection(name), specifiers, self.policy)
             if version not in bad
         ]
-        self.source.prefetch_metadata(c.file for c in matches[:PREFETCH_DEPTH])
+        depth = BACKTRACK_PREFETCH_DEPTH if bad else PREFETCH_DEPTH
+        self.source.prefetch_metadata(c.file for c in matches[:depth])
         return matches
 
     def _accepts(self, requirement: AnyRequirement, candidate: Candidate) -> bool:
         if isinstance(requirement, SpecRequirement) and requirement.direct is not None:
             return requirement.direct == candidate.file
-        return requirement.specifier.contains(candidate.version, prereleases=True)
+        return self._contains(requirement.specifier, candidate.version)
+
+    def _contains(self, specifier: SpecifierSet, version: Version) -> bool:
+        """``specifier.contains(version, prereleases=True)``, remembered: resolvelib re-checks every pin
+        against every requirement on each round, always the same few (specifier, version) pairs.
+
+        Not remembered for a specifier with an ``===`` clause: it compares version *strings*, so two equal
+        versions spelled differently (``1.0`` / ``1.0.0``) may differ there.
+        """
+        memo = self._contains_memo.get(specifier, False)
+        if memo is False:
+            memo = None if any(s.operator == "===" for s in specifier) else {}
+            self._contains_memo[specifier] = memo
+        if memo is None:
+            return specifier.contains(version, prereleases=True)
+        held = memo.get(version)
+        if held is None:
+            held = memo[version] = specifier.contains(version, prereleases=True)
+        return held
 
     def is_satisfied_by(self, requirement: AnyRequirement, candidate: AnyCandidate) -> bool:
         if isinstance(requirement, UnusableRequirement):
             return False
         if isinstance(requirement, PythonRequirement) or isinstance(candidate, PythonCandidate):
-            return requirement.specifier.contains(candidate.version, prereleases=True)
+            return self._contains(requirement.specifier, candidate.version)
         return self._accepts(requirement, candidate)
 
     def get_dependencies(self, candidate: AnyCandidate) -> Iterable[AnyRequirement]:

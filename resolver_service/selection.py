@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
+from functools import lru_cache
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import NormalizedName
@@ -85,10 +86,58 @@ class Selection:
 def _file_rank(file: DistFile, target: TargetEnvironment) -> tuple:
     """Sort key: lower is better. Wheels beat sdists; among wheels the best-ranked tag wins, then build tag."""
     if file.is_wheel:
-        rank = target.best_tag_rank(file.tags)
-        build = -file.build_tag[0] if file.build_tag else 0
-        return (0, rank, build, file.filename)
+        return _wheel_rank(file, target.best_tag_rank(file.tags))
+    return _sdist_rank(file)
+
+
+def _wheel_rank(file: DistFile, rank: int | None) -> tuple:
+    build = -file.build_tag[0] if file.build_tag else 0
+    return (0, rank, build, file.filename)
+
+
+def _sdist_rank(file: DistFile) -> tuple:
     return (1, 0, 0 if file.filename.endswith(".tar.gz") else 1, file.filename)
+
+
+@lru_cache(maxsize=1 << 12)
+def _python_allows(requires_python: str, python_version: Version, spelling: str) -> bool | None:
+    """Whether ``python_version`` satisfies ``requires_python``; ``None`` when that does not parse.
+
+    Memoised: a page repeats a handful of Requires-Python strings over all its files. ``spelling`` (the
+    version as written) is part of the key because ``===`` compares strings.
+    """
+    try:
+        spec = SpecifierSet(requires_python)
+    except InvalidSpecifier:
+        return None
+    return spec.contains(python_version, prereleases=True)
+
+
+def python_verdict(requires_python: str, python_version: Version, spelling: str | None = None) -> str | None:
+    """Why a file with this ``requires_python`` cannot be used on ``python_version``, or ``None``."""
+    allowed = _python_allows(requires_python, python_version, spelling or str(python_version))
+    if allowed is None:
+        return "invalid requires-python in the index listing"
+    if not allowed:
+        return f"requires Python {requires_python} (target is {python_version})"
+    return None
+
+
+def _late_rejection(file: DistFile, target: TargetEnvironment, policy: SelectionPolicy) -> str | None:
+    """The checks of :func:`_rejection` after the file-kind ones."""
+    if file.requires_python:
+        python = target.python_version
+        if not _python_allows(file.requires_python, python, target.markers["python_full_version"]):
+            return python_verdict(file.requires_python, python, target.markers["python_full_version"])
+    if policy.exclude_newer is not None:
+        if file.upload_time is None:
+            if file.origin != "find-links":
+                return "no upload time (exclude-newer is set)"
+        elif file.upload_time > policy.exclude_newer:
+            return "uploaded after exclude-newer"
+    if file.yanked is not None and not policy.allow_yanked_pins:
+        return "yanked"
+    return None
 
 
 def _rejection(file: DistFile, target: TargetEnvironment, policy: SelectionPolicy) -> str | None:
@@ -100,22 +149,7 @@ def _rejection(file: DistFile, target: TargetEnvironment, policy: SelectionPolic
             return "wheel tags not supported by the target environment"
     elif not policy.binary.allows_sdist(file.name):
         return "sdists excluded by only-binary"
-    if file.requires_python:
-        try:
-            spec = SpecifierSet(file.requires_python)
-        except InvalidSpecifier:
-            return "invalid requires-python in the index listing"
-        if not spec.contains(target.python_version, prereleases=True):
-            return f"requires Python {file.requires_python} (target is {target.python_version})"
-    if policy.exclude_newer is not None:
-        if file.upload_time is None:
-            if file.origin != "find-links":
-                return "no upload time (exclude-newer is set)"
-        elif file.upload_time > policy.exclude_newer:
-            return "uploaded after exclude-newer"
-    if file.is_yanked and not policy.allow_yanked_pins:
-        return "yanked"
-    return None
+    return _late_rejection(file, target, policy)
 
 
 def select(
@@ -128,19 +162,41 @@ def select(
     rejected: Counter[str] = Counter()
     best: dict[Version, tuple[tuple, DistFile]] = {}
     all_versions: set[Version] = set()
+    # Same checks as _rejection / _file_rank, with what depends only on the name computed once.
+    wheels_ok = policy.binary.allows_wheel(name)
+    sdists_ok = policy.binary.allows_sdist(name)
+    best_tag_rank = target.best_tag_rank
     for file in files:
         if file.name != name:
             continue
-        all_versions.add(file.version)
-        reason = _rejection(file, target, policy)
-        if reason is not None:
-            rejected[reason] += 1
-            continue
+        version = file.version
+        all_versions.add(version)
+        if file.is_wheel:
+            if not wheels_ok:
+                rejected["wheels excluded by no-binary"] += 1
+                continue
+            rank = best_tag_rank(file.tags)
+            if rank is None:
+                rejected["wheel tags not supported by the target environment"] += 1
+                continue
+            reason = _late_rejection(file, target, policy)
+            if reason is not None:
+                rejected[reason] += 1
+                continue
+            key = (file.yanked is not None, *_wheel_rank(file, rank))
+        else:
+            if not sdists_ok:
+                rejected["sdists excluded by only-binary"] += 1
+                continue
+            reason = _late_rejection(file, target, policy)
+            if reason is not None:
+                rejected[reason] += 1
+                continue
+            key = (file.yanked is not None, *_sdist_rank(file))
         # A yanked file only stands in for its version when no un-yanked file of it is usable.
-        key = (file.is_yanked, *_file_rank(file, target))
-        held = best.get(file.version)
+        held = best.get(version)
         if held is None or key < held[0]:
-            best[file.version] = (key, file)
+            best[version] = (key, file)
     by_version = sorted(((v, f) for v, (_, f) in best.items()), key=lambda vf: vf[0], reverse=True)
     return Selection(name, by_version, rejected, frozenset(all_versions))
 

@@ -114,6 +114,9 @@ _MANYLINUX_ARCHS = frozenset(
     {"x86_64", "i686", "aarch64", "armv7l", "ppc64", "ppc64le", "s390x", "loongarch64", "riscv64"}
 )
 
+#: Bound on the tag sets whose best rank a target remembers.
+_RANK_MEMO_MAX = 1 << 14
+
 _VERSION_RE = re.compile(r"(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)(?:\.(0|[1-9][0-9]*))?")
 
 
@@ -431,10 +434,31 @@ class TargetEnvironment:
         return MappingProxyType(ranks)
 
     def best_tag_rank(self, tags: Iterable[Tag]) -> int | None:
-        """Best (lowest) rank among ``tags`` (e.g. a wheel's), or None when the target supports none."""
+        """Best (lowest) rank among ``tags`` (e.g. a wheel's), or None when the target supports none.
+
+        A frozenset's answer is remembered (wheels of one project share a few tag sets, and file-name parsing
+        hands out one frozenset object per distinct tag string), so ranking a page's wheels is a dict lookup.
+        """
+        if type(tags) is frozenset:
+            memo = self._rank_memo
+            try:
+                return memo[tags]
+            except KeyError:
+                pass
+            rank = self._best_rank(tags)
+            if len(memo) < _RANK_MEMO_MAX:
+                memo[tags] = rank
+            return rank
+        return self._best_rank(tags)
+
+    def _best_rank(self, tags: Iterable[Tag]) -> int | None:
         ranks = self.tag_rank
         found = [ranks[tag] for tag in tags if tag in ranks]
         return min(found) if found else None
+
+    @cached_property
+    def _rank_memo(self) -> dict[frozenset[Tag], int | None]:
+        return {}
 
     def evaluate(self, marker: Marker, extras: Iterable[str] = ()) -> bool:
         """Evaluate ``marker`` here, true when it holds for any one of ``extras`` (``extra == ""`` if none).

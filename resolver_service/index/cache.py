@@ -1,8 +1,9 @@
 """SQLite cache of index pages (HTTP validators and freshness) and of core metadata (keyed by file sha256).
 
-One database file, WAL mode so several processes can share it; one connection guarded by a lock so threads
-can too. Parsed pages are kept in a small in-memory LRU keyed by the body's digest, so a warm resolution
-neither refetches nor re-parses.
+One database file, WAL mode so several processes can share it. Threads share two connections, each guarded
+by its own lock: one for reads and one for writes, so that (WAL readers never wait for the writer) a lookup
+is not held up behind a large page being stored. Parsed pages are kept in a small in-memory LRU keyed by the
+body's digest, so a warm resolution neither refetches nor re-parses.
 """
 
 from __future__ import annotations
@@ -88,47 +89,59 @@ class IndexCache:
     def __init__(self, directory: Path, parsed_entries: int = 2048) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         self.path = directory / self.FILENAME
-        self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=30.0, isolation_level=None)
+        self._lock = threading.Lock()  # the writer connection
+        self._db = self._connect()
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)
+        self._read_lock = threading.Lock()
+        self._reader = self._connect()
+        self._parsed_lock = threading.Lock()
         self._parsed: OrderedDict[tuple, object] = OrderedDict()
         self._parsed_max = parsed_entries
 
+    def _connect(self) -> sqlite3.Connection:
+        return sqlite3.connect(self.path, check_same_thread=False, timeout=30.0, isolation_level=None)
+
+    def _read_one(self, sql: str, args: tuple) -> tuple | None:
+        with self._read_lock:
+            return self._reader.execute(sql, args).fetchone()
+
     # ------------------------------------------------------------------------------------------ pages
 
-    def get_page(self, url: str) -> CachedPage | None:
-        with self._lock:
-            row = self._db.execute(
-                "SELECT body, content_type, final_url, etag, last_modified, fetched_at, max_age, digest"
-                " FROM pages WHERE url = ?",
-                (url,),
-            ).fetchone()
+    def get_page(self, url: str, *, body: bool = True) -> CachedPage | None:
+        """The stored page; with ``body=False`` its body is left out (``b""``): enough to decide freshness
+        and revalidate, without reading a large body that a new download may replace anyway."""
+        column = "body" if body else "x''"
+        row = self._read_one(
+            f"SELECT {column}, content_type, final_url, etag, last_modified, fetched_at, max_age, digest"
+            " FROM pages WHERE url = ?",
+            (url,),
+        )
         if row is None:
             return None
         return CachedPage(url, bytes(row[0]), *row[1:])
 
     def put_page(self, page: CachedPage) -> CachedPage:
-        """Store ``page`` (computing its digest); return it with the digest filled in."""
+        """Store ``page`` (computing its digest); return it with the digest filled in.
+
+        When the stored body is the same (same digest), only the validators and freshness are updated.
+        """
         page = replace(page, digest=hashlib.sha256(page.body).hexdigest())
+        head = (page.content_type, page.final_url, page.etag, page.last_modified, page.fetched_at, page.max_age)
         with self._lock:
-            self._db.execute(
-                "INSERT OR REPLACE INTO pages"
-                " (url, body, digest, content_type, final_url, etag, last_modified, fetched_at, max_age)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    page.url,
-                    page.body,
-                    page.digest,
-                    page.content_type,
-                    page.final_url,
-                    page.etag,
-                    page.last_modified,
-                    page.fetched_at,
-                    page.max_age,
-                ),
-            )
+            same = self._db.execute(
+                "UPDATE pages SET content_type = ?, final_url = ?, etag = ?, last_modified = ?, fetched_at = ?,"
+                " max_age = ? WHERE url = ? AND digest = ?",
+                (*head, page.url, page.digest),
+            ).rowcount
+            if not same:
+                self._db.execute(
+                    "INSERT OR REPLACE INTO pages"
+                    " (url, body, digest, content_type, final_url, etag, last_modified, fetched_at, max_age)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (page.url, page.body, page.digest, *head),
+                )
         return page
 
     def refresh_page(self, page: CachedPage, fetched_at: float, max_age: float | None) -> CachedPage:
@@ -141,12 +154,12 @@ class IndexCache:
 
     def parsed(self, key: tuple, parse: Callable[[], T]) -> T:
         """``parse()``'s result memoised in memory under ``key`` (include the page digest in it)."""
-        with self._lock:
+        with self._parsed_lock:
             if key in self._parsed:
                 self._parsed.move_to_end(key)
                 return self._parsed[key]  # type: ignore[return-value]
         value = parse()
-        with self._lock:
+        with self._parsed_lock:
             self._parsed[key] = value
             while len(self._parsed) > self._parsed_max:
                 self._parsed.popitem(last=False)
@@ -155,8 +168,7 @@ class IndexCache:
     # --------------------------------------------------------------------------------------- metadata
 
     def get_metadata(self, sha256: str) -> bytes | None:
-        with self._lock:
-            row = self._db.execute("SELECT data FROM metadata WHERE sha256 = ?", (sha256.lower(),)).fetchone()
+        row = self._read_one("SELECT data FROM metadata WHERE sha256 = ?", (sha256.lower(),))
         return bytes(row[0]) if row else None
 
     def put_metadata(self, sha256: str, data: bytes) -> None:
@@ -166,6 +178,8 @@ class IndexCache:
             )
 
     def close(self) -> None:
+        with self._read_lock:
+            self._reader.close()
         with self._lock:
             self._db.close()
 

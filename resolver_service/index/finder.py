@@ -123,6 +123,10 @@ class _SingleFlight:
                 future.set_exception(exc)
         return future.result()
 
+    def started(self, key: object) -> bool:
+        """Whether ``key`` is computed or being computed (a hint: it may start right after a ``False``)."""
+        return key in self._futures
+
     def put(self, key: object, value: object = None, error: BaseException | None = None) -> None:
         """Record a result computed elsewhere (unless one is already there)."""
         future: Future = Future()
@@ -196,11 +200,13 @@ class IndexSource:
 
     def prefetch_files(self, names: Iterable[NormalizedName]) -> None:
         for name in names:
-            self._submit(self.files, name)
+            if not self._files.started(canonicalize_name(name)):  # else a no-op task
+                self._submit(self.files, name)
 
     def prefetch_metadata(self, files: Iterable[DistFile]) -> None:
         for file in files:
-            self._submit(self.metadata, file)
+            if not self._metas.started(file):
+                self._submit(self.metadata, file)
 
     # ----------------------------------------------------------------------------------- listing
 
@@ -274,22 +280,31 @@ class IndexSource:
     def _page(self, url: str, display: str) -> _Page | None:
         """An index page through the page cache; ``None`` for 404/410 (or offline and not cached)."""
         key = self._page_cache_key(url)
-        cached = self.cache.get_page(key) if self.cache is not None else None
+        # The stored body is read only when it will be used (fresh, offline, or revalidated): a page that
+        # is downloaded again (no validators, or changed) replaces it anyway.
+        cached = self.cache.get_page(key, body=False) if self.cache is not None else None
         if cached is not None and (self.settings.offline or cached.is_fresh()):
-            self.stats.add("pages_cached")
-            return _Page(cached.body, cached.content_type, cached.final_url, cached.digest, "cache")
+            cached = self.cache.get_page(key) if self.cache is not None else None
+            if cached is not None:
+                self.stats.add("pages_cached")
+                return _Page(cached.body, cached.content_type, cached.final_url, cached.digest, "cache")
         if self.settings.offline:
             return None
         headers = {"Accept": ACCEPT, **(cached.validators() if cached is not None else {})}
         response = self.http.get(url, index=display, auth=self.auth, headers=headers)
         now = time.time()
         storable, max_age = parse_cache_control(response.headers)
-        if response.status_code == 304 and cached is not None:
-            self.stats.add("pages_revalidated")
-            self.stats.add("pages_cached")
-            if self.cache is not None:
-                cached = self.cache.refresh_page(cached, now, max_age)
-            return _Page(cached.body, cached.content_type, cached.final_url, cached.digest, "revalidated")
+        if response.status_code == 304 and cached is not None and self.cache is not None:
+            stored = self.cache.get_page(key)
+            if stored is None or stored.digest != cached.digest:  # replaced meanwhile: ask again, unconditionally
+                response = self.http.get(url, index=display, auth=self.auth, headers={"Accept": ACCEPT})
+                now = time.time()
+                storable, max_age = parse_cache_control(response.headers)
+            else:
+                self.stats.add("pages_revalidated")
+                self.stats.add("pages_cached")
+                cached = self.cache.refresh_page(stored, now, max_age)
+                return _Page(cached.body, cached.content_type, cached.final_url, cached.digest, "revalidated")
         if response.status_code in (404, 410):
             return None
         if response.status_code != 200:
@@ -400,11 +415,24 @@ class IndexSource:
 
 
 def _unique(files: Iterable[DistFile]) -> list[DistFile]:
-    """Drop repeated listings of the same file, keeping the first (highest-priority) one."""
-    seen: set[DistFile] = set()
+    """Drop repeated listings of the same file, keeping the first (highest-priority) one.
+
+    Files are equal when their :attr:`DistFile.key` is, whose first part is the file name, so only files
+    sharing a name are compared (a listing's hashes are then decoded only for repeated names).
+    """
+    by_name: dict[str, DistFile | list[DistFile]] = {}
     out = []
     for file in files:
-        if file not in seen:
-            seen.add(file)
-            out.append(file)
+        held = by_name.get(file.filename)
+        if held is None:
+            by_name[file.filename] = file
+        elif isinstance(held, list):
+            if file in held:
+                continue
+            held.append(file)
+        elif held == file:
+            continue
+        else:
+            by_name[file.filename] = [held, file]
+        out.append(file)
     return out
