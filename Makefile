@@ -13,6 +13,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade --quiet pip
 	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m compileall -q venvsmith resolver_service builder_service
 	touch $(STAMP)
 
 DEMO := build/demo-venv

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import logging
 import os
@@ -355,6 +356,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else EXIT_BAD_INPUT
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    if args.command != "serve":
+        # A short-lived process that allocates many small objects and few cycles: collect far less often
+        # (measured: 0.15-0.2 s of a cold resolution went to the cycle collector).
+        gc.freeze()
+        gc.set_threshold(200_000, 50, 50)
     try:
         return COMMANDS[args.command](args)
     except RequirementsFileError as exc:
