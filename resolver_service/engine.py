@@ -25,7 +25,7 @@ from venvsmith.v1 import common_pb2, resolver_pb2
 
 from .convert import pin_to_proto, policy_from_proto, target_from_spec, target_to_proto
 from .distfile import DistFile
-from .errors import InvalidInput
+from .errors import InvalidInput, NoSolution
 from .index.auth import Credential
 from .index.cache import IndexCache
 from .index.finder import IndexSettings, IndexSource
@@ -238,19 +238,26 @@ class ResolverEngine:
             if self.metadata_preparer is not None:
                 prepare = self.metadata_preparer
                 source = PreparingSource(index_source, lambda file: prepare(file, target, request.index))
-            resolution = resolve(
-                ResolutionRequest(
-                    requirements=requirements,
-                    target=target,
-                    constraints=constraints,
-                    policy=policy,
-                    max_backtracks=request.options.max_backtracks or DEFAULT_MAX_BACKTRACKS,
-                    deadline=deadline,
-                    lookahead_workers=LOOKAHEAD_WORKERS,
-                ),
-                source,
-                on_event=forward if on_event else None,
-            )
+            try:
+                resolution = resolve(
+                    ResolutionRequest(
+                        requirements=requirements,
+                        target=target,
+                        constraints=constraints,
+                        policy=policy,
+                        max_backtracks=request.options.max_backtracks or DEFAULT_MAX_BACKTRACKS,
+                        deadline=deadline,
+                        lookahead_workers=LOOKAHEAD_WORKERS,
+                    ),
+                    source,
+                    on_event=forward if on_event else None,
+                )
+            except NoSolution as exc:
+                if settings.strategy == "first-index" and len(settings.indexes()) > 1:
+                    raise NoSolution(exc.message + "\nhint: with the first-index strategy only the first index that "
+                                     "lists a name is asked for it; --index-strategy unsafe-best-match unions them "
+                                     "(at the risk of dependency confusion)") from None
+                raise
             stats = index_source.stats
         key = lock_key(resolution.pins, target)
         expires_at = ""

@@ -49,6 +49,9 @@ def _versions_line(name: str, provider) -> str:
     if selection.rejected:
         why = "; ".join(f"{n} file(s): {r}" for r, n in selection.rejected.most_common())
         lines.append(f"    Files set aside: {why}")
+    if selection.sources:
+        listed = ", ".join(sorted(s for s in selection.sources if s)) or "a direct URL"
+        lines.append(f"    {name} was listed by: {listed}")
     return "\n".join(lines)
 
 

@@ -78,6 +78,8 @@ class Selection:
     rejected: Counter[str]
     #: Every version any listed file had, whatever happened to it (for explanations).
     all_versions: frozenset[Version]
+    #: The indexes / find-links locations the listed files came from (for explanations).
+    sources: frozenset[str] = frozenset()
 
     def versions(self) -> list[Version]:
         return [v for v, _ in self.by_version]
@@ -162,6 +164,7 @@ def select(
     rejected: Counter[str] = Counter()
     best: dict[Version, tuple[tuple, DistFile]] = {}
     all_versions: set[Version] = set()
+    sources: set[str] = set()
     # Same checks as _rejection / _file_rank, with what depends only on the name computed once.
     wheels_ok = policy.binary.allows_wheel(name)
     sdists_ok = policy.binary.allows_sdist(name)
@@ -171,6 +174,7 @@ def select(
             continue
         version = file.version
         all_versions.add(version)
+        sources.add(file.index)
         if file.is_wheel:
             if not wheels_ok:
                 rejected["wheels excluded by no-binary"] += 1
@@ -198,7 +202,7 @@ def select(
         if held is None or key < held[0]:
             best[version] = (key, file)
     by_version = sorted(((v, f) for v, (_, f) in best.items()), key=lambda vf: vf[0], reverse=True)
-    return Selection(name, by_version, rejected, frozenset(all_versions))
+    return Selection(name, by_version, rejected, frozenset(all_versions), frozenset(sources))
 
 
 def pins_exactly(specifier: SpecifierSet, version: Version) -> bool:

@@ -118,3 +118,19 @@ def test_cached_answers_are_not_shared_across_credentials(engine, index_builder,
     resolve(engine, "secret-pkg", index_url=server.url, credentials=[cred])
     with pytest.raises(IndexUnavailable):
         resolve(engine, "secret-pkg", index_url=server.url)
+
+
+def test_first_index_conflict_names_the_index_and_hints_at_the_strategy(engine, index_builder_factory, index_server):
+    old = index_builder_factory("old")
+    old.add("pkg", "1.0", requires_python=">=3.99")
+    new = index_builder_factory("new")
+    new.add("pkg", "2.0")
+    first, second = index_server(old), index_server(new)
+    from resolver_service.errors import NoSolution
+
+    with pytest.raises(NoSolution) as err:
+        resolve(engine, "pkg", index_url=second.url, extra=[first.url])
+    assert f"pkg was listed by: {first.url}" in err.value.message
+    assert "--index-strategy unsafe-best-match" in err.value.message
+    pins = resolve(engine, "pkg", index_url=second.url, extra=[first.url], strategy=common_pb2.UNSAFE_BEST_MATCH)
+    assert pins["pkg"] == ("2.0", second.url)
