@@ -16,7 +16,6 @@ import json
 import os
 import re
 import shutil
-import tarfile
 import tempfile
 import time
 import tomllib
@@ -26,9 +25,9 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from email.parser import BytesHeaderParser
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from types import MappingProxyType
-from typing import IO, Any, Protocol
+from typing import Any, Protocol
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import (
@@ -44,6 +43,7 @@ from packaging.version import InvalidVersion, Version
 from pyproject_hooks import BackendUnavailable, BuildBackendHookCaller, HookMissing, UnsupportedOperation
 
 from builder_service.limits import BuildError, BuildLimits, BuildOutputTooLarge, BuildTimeout, log_tail, run_limited
+from builder_service.sdist_unpack import InvalidSdist, extract_sdist
 from builder_service.venv import VenvError, VenvLayout, create_venv
 
 __all__ = [
@@ -68,18 +68,6 @@ SOURCE_DATE_EPOCH = 315532800
 _NO_SETTINGS: Mapping[str, str] = MappingProxyType({})
 _KEY_SCHEMA = "venvsmith.build-key/1"
 _DIST_INFO_METADATA = re.compile(r"[^/]+\.dist-info/METADATA")
-
-
-class InvalidSdist(BuildError):
-    """The sdist (its archive, ``pyproject.toml``, backend or the wheel it built) is unusable or unsafe."""
-
-    def __init__(self, sdist: Path, reason: str, log_tail: str = "") -> None:
-        self.sdist = sdist
-        self.reason = reason
-        super().__init__(str(sdist), f"sdist {sdist.name}: {reason}", log_tail)
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.sdist, self.reason, self.log_tail))
 
 
 class BuildRequirementUnavailable(BuildError):
@@ -129,155 +117,6 @@ class BuildOutcome:
 
 
 # ------------------------------------------------------------------------------------------------ unpacking
-
-
-class _Unpacker:
-    """Writes archive members under ``root``; refuses anything that could land or point outside it."""
-
-    def __init__(self, sdist: Path, root: Path, max_bytes: int) -> None:
-        self.sdist = sdist
-        self.root = root
-        self.budget = max_bytes
-        self.max_bytes = max_bytes
-
-    def refuse(self, name: str, reason: str) -> InvalidSdist:
-        return InvalidSdist(self.sdist, f"unsafe member {name!r}: {reason}")
-
-    def parts(self, name: str) -> tuple[str, ...]:
-        path = PurePosixPath(name)
-        if "\0" in name or path.is_absolute():
-            raise self.refuse(name, "absolute path")
-        parts = tuple(part for part in path.parts if part not in ("", "."))
-        if ".." in parts:
-            raise self.refuse(name, "path escapes the archive")
-        return parts
-
-    def _place(self, name: str, parts: tuple[str, ...]) -> Path:
-        """The path for ``parts`` after making its parents (never through a symlink) and clearing the leaf."""
-        current = self.root
-        for part in parts[:-1]:
-            current = current / part
-            if current.is_symlink():
-                raise self.refuse(name, f"goes through the symlink {'/'.join(current.relative_to(self.root).parts)}")
-            if not current.exists():
-                current.mkdir()
-            elif not current.is_dir():
-                raise self.refuse(name, "a parent is not a directory")
-        target = current / parts[-1]
-        if target.is_symlink() or target.is_file():
-            target.unlink()  # a later member of the same name wins, as in tar
-        elif target.exists():
-            raise self.refuse(name, "would replace a directory")
-        return target
-
-    def directory(self, name: str) -> None:
-        parts = self.parts(name)
-        if parts:
-            target = self.root.joinpath(*parts)
-            if target.is_dir() and not target.is_symlink():
-                return
-            self._place(name, parts).mkdir()
-
-    def file(self, name: str, stream: IO[bytes], executable: bool) -> None:
-        parts = self.parts(name)
-        if not parts:
-            raise self.refuse(name, "not a file name")
-        target = self._place(name, parts)
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
-        with os.fdopen(os.open(target, flags, 0o755 if executable else 0o644), "wb") as out:
-            while chunk := stream.read(1 << 20):
-                self.budget -= len(chunk)
-                if self.budget < 0:
-                    raise BuildOutputTooLarge(f"unpacking {self.sdist.name}", self.max_bytes, "")
-                out.write(chunk)
-
-    def symlink(self, name: str, link: str) -> None:
-        parts = self.parts(name)
-        if not parts:
-            raise self.refuse(name, "not a file name")
-        resolved = os.path.normpath(os.path.join(*parts[:-1], link) if len(parts) > 1 else link)
-        if os.path.isabs(link) or resolved == ".." or resolved.startswith("../"):
-            raise self.refuse(name, f"symlink to {link!r} points outside the archive")
-        os.symlink(link, self._place(name, parts))
-
-    def hardlink(self, name: str, link: str) -> None:
-        source = self.root.joinpath(*self.parts(link))
-        if source.is_symlink() or not source.is_file():
-            raise self.refuse(name, f"hard link to {link!r}, which is not a file unpacked before it")
-        with open(source, "rb") as stream:
-            self.file(name, stream, os.access(source, os.X_OK))
-
-    def check_links(self) -> None:
-        """Refuse symlinks that escape ``root`` once resolved against the whole tree (chains of links)."""
-        real_root = os.path.realpath(self.root)
-        for directory, dirnames, filenames in os.walk(self.root):
-            for entry in (*dirnames, *filenames):
-                path = os.path.join(directory, entry)
-                if os.path.islink(path):
-                    real = os.path.realpath(path)
-                    if os.path.commonpath([real_root, real]) != real_root:
-                        name = os.path.relpath(path, self.root)
-                        raise self.refuse(name, f"symlink resolves outside the archive ({os.readlink(path)!r})")
-
-
-def _unpack_tar(unpacker: _Unpacker, archive: tarfile.TarFile) -> None:
-    for member in archive:
-        if member.isdir():
-            unpacker.directory(member.name)
-        elif member.isreg():
-            stream = archive.extractfile(member)
-            assert stream is not None
-            unpacker.file(member.name, stream, bool(member.mode & 0o111))
-        elif member.issym():
-            unpacker.symlink(member.name, member.linkname)
-        elif member.islnk():
-            unpacker.hardlink(member.name, member.linkname)
-        else:
-            raise unpacker.refuse(member.name, "device, fifo or other special file")
-
-
-def _unpack_zip(unpacker: _Unpacker, archive: zipfile.ZipFile) -> None:
-    for info in archive.infolist():
-        mode = info.external_attr >> 16
-        if (mode & 0o170000) == 0o120000:
-            raise unpacker.refuse(info.filename, "symlinks in zip sdists are not supported")
-        if info.is_dir():
-            unpacker.directory(info.filename)
-        else:
-            with archive.open(info) as stream:
-                unpacker.file(info.filename, stream, bool(mode & 0o111))
-
-
-def extract_sdist(sdist: Path, dest: Path, *, max_bytes: int) -> Path:
-    """Unpack ``sdist`` (tar, any compression, or zip; told by content) into the new directory ``dest``.
-
-    Returns the source tree (the archive's single top-level directory, else ``dest``).
-
-    :raises InvalidSdist: not an archive, or a member is absolute, escapes via ``..`` or a link, or is special.
-    :raises BuildOutputTooLarge: the members add up to more than ``max_bytes``.
-    """
-    dest.mkdir(parents=True)
-    unpacker = _Unpacker(sdist, dest, max_bytes)
-    try:
-        with open(sdist, "rb") as file:
-            is_zip = file.read(4) == b"PK\x03\x04"
-        if is_zip:
-            with zipfile.ZipFile(sdist) as archive:
-                _unpack_zip(unpacker, archive)
-        else:
-            with tarfile.open(sdist, "r:*") as archive:
-                _unpack_tar(unpacker, archive)
-    except (tarfile.TarError, zipfile.BadZipFile, zlib.error, EOFError) as exc:
-        raise InvalidSdist(sdist, f"not a readable tar or zip archive: {exc}") from exc
-    unpacker.check_links()
-    entries = list(dest.iterdir())
-    source = entries[0] if len(entries) == 1 and entries[0].is_dir() and not entries[0].is_symlink() else dest
-    if not (source / "pyproject.toml").is_file() and not (source / "setup.py").is_file():
-        raise InvalidSdist(sdist, "has neither pyproject.toml nor setup.py")
-    return source
-
-
-# ------------------------------------------------------------------------------------------------ metadata
 
 
 def _parse_requirements(sdist: Path, values: object, where: str) -> tuple[str, ...]:
