@@ -359,7 +359,17 @@ class BuildEngine:
     def _dep_wheel_path(self, pin, target, options, constraints, fetcher, depth) -> Path:
         ref, _ = self.wheel_for(pin, target=target, options=options, constraints=constraints, fetcher=fetcher,
                                 depth=depth + 1)
-        return self.store.path(ref.digest)
+        return self.named_wheel(ref)
+
+    def named_wheel(self, ref: OutputRef) -> Path:
+        """A path to the stored wheel under its real file name (installers read name and tags from it)."""
+        link = self.settings.home / "named" / ref.digest.hash / ref.filename
+        if not link.exists():
+            link.parent.mkdir(parents=True, exist_ok=True)
+            tmp = link.with_name(f".{link.name}.{os.getpid()}.{threading.get_ident()}")
+            os.symlink(self.store.path(ref.digest), tmp)
+            os.replace(tmp, link)
+        return link
 
     # -- whole sets -----------------------------------------------------------------------------------
 
@@ -373,14 +383,7 @@ class BuildEngine:
         def build() -> ActionResult:
             self.count("venv_builds")
             with tempfile.TemporaryDirectory(dir=self.tmp) as work, self.store.pin([w.digest for w in wheels]):
-                paths = [self.store.path(w.digest) for w in wheels]
-                named = []
-                for ref, path in zip(wheels, paths, strict=True):
-                    # installer reads the wheel's name from its file name: give each blob its real name.
-                    link = Path(work) / "wheels" / ref.filename
-                    link.parent.mkdir(exist_ok=True)
-                    os.symlink(path, link)
-                    named.append(link)
+                named = [self.named_wheel(w) for w in wheels]
                 venv = Path(work) / "venv"
                 build_venv(interpreter, named, venv, compile_bytecode)
                 archive = Path(work) / "venv.tar.zst"

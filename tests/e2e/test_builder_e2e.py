@@ -68,6 +68,10 @@ def index(tmp_path_factory) -> Iterator[IndexServer]:
     b.add("epsilon", "1.0")
     b.add("gamma", "1.0")
     b.add("delta", "1.0", kind="sdist", backend="intree")
+    # Its build needs a build requirement from the index, which the builder resolves and installs itself.
+    b.add("buildhelper", "2.0", files={"buildhelper/__init__.py": b"TOOL = 'helper'\n"})
+    b.add("needsbuilddep", "1.0", kind="sdist", backend="intree", build_requires=("buildhelper>=2",),
+          build_body="import buildhelper; assert buildhelper.TOOL == 'helper'")
     with IndexServer(b) as server:
         yield server
 
@@ -428,3 +432,14 @@ def test_pip_installs_from_the_wheelhouse_index_unchanged(server, built, tmp_pat
     )
     assert proc.returncode == 0, proc.stderr
     assert sorted(p.name for p in dest.iterdir()) == sorted(w.filename for w in built.wheels)
+
+
+def test_sdist_with_build_requirements_from_the_index(server, index, tmp_path):
+    """Build requirements are resolved by our resolver and installed with our installer into the build env."""
+    progress, result = run_build(server.stub, build_request(index, "needsbuilddep"))
+    assert result.stats.wheels_built == 1
+    assert "BUILDING" in states(progress, "needsbuilddep")
+    out = cli_venv(server, index, tmp_path / "venv", "needsbuilddep", tmp=tmp_path)
+    assert "venv ready" in out
+    venv_python = str(tmp_path / "venv" / "bin" / "python")
+    assert in_venv(tmp_path, venv_python, "-c", "import needsbuilddep; print(1)", cwd=tmp_path).strip() == "1"
