@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
-from urllib.request import url2pathname
 
 from packaging.utils import NormalizedName, canonicalize_name
 
@@ -20,8 +19,11 @@ def is_file_url(url: str) -> bool:
 def file_url_to_path(url: str) -> Path:
     """The local path of a ``file://`` URL (``file:///x``, ``file://localhost/x``)."""
     parts = urlsplit(url)
-    path = url2pathname(unquote(parts.path)) if os.name == "nt" else unquote(parts.path)
-    return Path(path)
+    if os.name == "nt":
+        from urllib.request import url2pathname  # a sizeable import, for Windows only
+
+        return Path(url2pathname(unquote(parts.path)))
+    return Path(unquote(parts.path))
 
 
 def location_path(location: str) -> Path | None:

@@ -16,15 +16,13 @@ import tempfile
 from collections.abc import Iterable, Mapping
 from typing import IO
 
-import httpx
-
 from ..distfile import DistFile
 from ..errors import DynamicMetadata, IndexUnavailable, InvalidDistribution
 from ..metadata import CoreMetadata
 from .archives import archive_metadata, wheel_metadata
 from .auth import Auth, redact
 from .cache import IndexCache
-from .http import HttpClient, unexpected_status
+from .http import HttpClient, Response, unexpected_status
 from .local import file_url_to_path, is_file_url
 from .ranges import TAIL_BYTES, RangeFile, RangesUnsupported, parse_content_range
 from .stats import SourceStats
@@ -172,7 +170,7 @@ class MetadataFetcher:
                 raise unexpected_status(response, index)
             return self._spool(response, filename, hashes)
 
-    def _spool(self, response: httpx.Response, filename: str, hashes: Mapping[str, str]) -> IO[bytes]:
+    def _spool(self, response: Response, filename: str, hashes: Mapping[str, str]) -> IO[bytes]:
         spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)
         try:
             digests, size = copy_and_hash(response.iter_bytes(), spool, hashes)
