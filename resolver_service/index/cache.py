@@ -22,9 +22,8 @@ from typing import TypeVar
 T = TypeVar("T")
 
 SCHEMA = """
-CREATE TABLE IF NOT EXISTS pages (
+CREATE TABLE IF NOT EXISTS page_heads (
     url TEXT PRIMARY KEY,
-    body BLOB NOT NULL,
     digest TEXT NOT NULL,
     content_type TEXT NOT NULL,
     final_url TEXT NOT NULL,
@@ -33,10 +32,16 @@ CREATE TABLE IF NOT EXISTS pages (
     fetched_at REAL NOT NULL,
     max_age REAL
 );
+CREATE INDEX IF NOT EXISTS page_heads_digest ON page_heads (digest);
+CREATE TABLE IF NOT EXISTS page_bodies (
+    digest TEXT PRIMARY KEY,
+    body BLOB NOT NULL
+);
 CREATE TABLE IF NOT EXISTS metadata (
     sha256 TEXT PRIMARY KEY,
     data BLOB NOT NULL
 );
+DROP TABLE IF EXISTS pages;
 """
 
 
@@ -112,12 +117,14 @@ class IndexCache:
     def get_page(self, url: str, *, body: bool = True) -> CachedPage | None:
         """The stored page; with ``body=False`` its body is left out (``b""``): enough to decide freshness
         and revalidate, without reading a large body that a new download may replace anyway."""
-        column = "body" if body else "x''"
-        row = self._read_one(
-            f"SELECT {column}, content_type, final_url, etag, last_modified, fetched_at, max_age, digest"
-            " FROM pages WHERE url = ?",
-            (url,),
-        )
+        head = "content_type, final_url, etag, last_modified, fetched_at, max_age, h.digest"
+        if body:
+            row = self._read_one(
+                f"SELECT b.body, {head} FROM page_heads h JOIN page_bodies b ON b.digest = h.digest WHERE url = ?",
+                (url,),
+            )
+        else:
+            row = self._read_one(f"SELECT x'', {head} FROM page_heads h WHERE url = ?", (url,))
         if row is None:
             return None
         return CachedPage(url, bytes(row[0]), *row[1:])
@@ -125,30 +132,44 @@ class IndexCache:
     def put_page(self, page: CachedPage) -> CachedPage:
         """Store ``page`` (computing its digest); return it with the digest filled in.
 
-        When the stored body is the same (same digest), only the validators and freshness are updated.
+        Bodies are stored once per digest, apart from the validators and freshness, so storing a page whose
+        body did not change (every download from an index that sends no validators) writes only its head.
         """
         page = replace(page, digest=hashlib.sha256(page.body).hexdigest())
         head = (page.content_type, page.final_url, page.etag, page.last_modified, page.fetched_at, page.max_age)
         with self._lock:
-            same = self._db.execute(
-                "UPDATE pages SET content_type = ?, final_url = ?, etag = ?, last_modified = ?, fetched_at = ?,"
-                " max_age = ? WHERE url = ? AND digest = ?",
-                (*head, page.url, page.digest),
-            ).rowcount
-            if not same:
-                self._db.execute(
-                    "INSERT OR REPLACE INTO pages"
-                    " (url, body, digest, content_type, final_url, etag, last_modified, fetched_at, max_age)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (page.url, page.body, page.digest, *head),
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                row = db.execute("SELECT digest FROM page_heads WHERE url = ?", (page.url,)).fetchone()
+                old = row[0] if row is not None else None
+                if old != page.digest:
+                    db.execute(
+                        "INSERT OR IGNORE INTO page_bodies (digest, body) VALUES (?, ?)", (page.digest, page.body)
+                    )
+                db.execute(
+                    "INSERT OR REPLACE INTO page_heads"
+                    " (url, digest, content_type, final_url, etag, last_modified, fetched_at, max_age)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (page.url, page.digest, *head),
                 )
+                if old is not None and old != page.digest:
+                    db.execute(
+                        "DELETE FROM page_bodies WHERE digest = ?"
+                        " AND NOT EXISTS (SELECT 1 FROM page_heads WHERE digest = ?)",
+                        (old, old),
+                    )
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
         return page
 
     def refresh_page(self, page: CachedPage, fetched_at: float, max_age: float | None) -> CachedPage:
         """Record a successful revalidation (HTTP 304): the stored body is fresh again."""
         with self._lock:
             self._db.execute(
-                "UPDATE pages SET fetched_at = ?, max_age = ? WHERE url = ?", (fetched_at, max_age, page.url)
+                "UPDATE page_heads SET fetched_at = ?, max_age = ? WHERE url = ?", (fetched_at, max_age, page.url)
             )
         return replace(page, fetched_at=fetched_at, max_age=max_age)
 

@@ -7,6 +7,7 @@ import random
 import tarfile
 import threading
 import zipfile
+from dataclasses import replace
 
 import pytest
 
@@ -46,6 +47,45 @@ def test_page_round_trip_freshness_and_validators(tmp_path):
         assert cache.get_page(page.url).fetched_at == 500.0 and refreshed.is_fresh(now=505.0)
         assert cache.get_page("https://i/simple/other/") is None
         assert not CachedPage("u", b"", "", "u").is_fresh()
+
+
+def _bodies(cache: IndexCache) -> list[bytes]:
+    return sorted(bytes(row[0]) for row in cache._db.execute("SELECT body FROM page_bodies"))
+
+
+def test_page_bodies_are_stored_once_and_dropped_when_unused(tmp_path):
+    with IndexCache(tmp_path / "c") as cache:
+        a = CachedPage("https://i/simple/a/", b"one", "text/html", "https://i/simple/a/", None, None, 1.0, None)
+        cache.put_page(a)
+        cache.put_page(replace(a, fetched_at=2.0, etag='"x"'))  # same body: only the head changes
+        assert cache.get_page(a.url).fetched_at == 2.0 and cache.get_page(a.url).etag == '"x"'
+        cache.put_page(replace(a, url="https://i/simple/b/"))  # another page with the same body
+        assert _bodies(cache) == [b"one"]
+        cache.put_page(replace(a, body=b"two", fetched_at=3.0))  # a's body changes; b still uses "one"
+        assert _bodies(cache) == [b"one", b"two"]
+        assert cache.get_page(a.url).body == b"two" and cache.get_page("https://i/simple/b/").body == b"one"
+        assert cache.get_page(a.url, body=False).body == b"" and cache.get_page(a.url, body=False).digest
+        cache.put_page(replace(a, url="https://i/simple/b/", body=b"three"))  # nobody uses "one" any more
+        assert _bodies(cache) == [b"three", b"two"]
+
+
+def test_a_cache_of_the_old_layout_is_replaced(tmp_path):
+    import sqlite3
+
+    (tmp_path / "c").mkdir()
+    old = sqlite3.connect(tmp_path / "c" / IndexCache.FILENAME)
+    old.executescript(
+        "CREATE TABLE pages (url TEXT PRIMARY KEY, body BLOB NOT NULL, digest TEXT NOT NULL, content_type TEXT"
+        " NOT NULL, final_url TEXT NOT NULL, etag TEXT, last_modified TEXT, fetched_at REAL NOT NULL, max_age REAL);"
+        "INSERT INTO pages VALUES ('u', x'00', 'd', 't', 'u', NULL, NULL, 1.0, NULL);"
+    )
+    old.close()
+    with IndexCache(tmp_path / "c") as cache:
+        assert cache.get_page("u") is None
+        stored = cache.put_page(CachedPage("u", b"new", "t", "u"))
+        assert cache.get_page("u") == stored
+        tables = {row[0] for row in cache._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        assert "pages" not in tables
 
 
 def test_metadata_is_shared_between_instances_and_threads(tmp_path):
