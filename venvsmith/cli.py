@@ -97,9 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--resolver", metavar="HOST:PORT",
                        help="builder: resolve through this remote resolver (default: an embedded one, also served)")
 
-    from venvsmith import cli_build
+    from venvsmith.cli_build_args import add_commands
 
-    cli_build.add_commands(sub, add_resolve_inputs)
+    add_commands(sub, add_resolve_inputs)
 
     sub.add_parser("config", help="show the index configuration read from pip's configuration")
     return parser

@@ -14,13 +14,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from platformdirs import user_cache_dir
-
 
 def venvsmith_home(environ: Mapping[str, str] = os.environ) -> Path:
     """All state (caches, store) lives here: ``$VENVSMITH_HOME`` or the user cache directory."""
     home = environ.get("VENVSMITH_HOME")
-    return Path(home).expanduser() if home else Path(user_cache_dir("venvsmith"))
+    if home:
+        return Path(home).expanduser()
+    from platformdirs import user_cache_dir  # only when no home is given
+
+    return Path(user_cache_dir("venvsmith"))
 
 
 @dataclass(frozen=True)

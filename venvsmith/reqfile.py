@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import re
 import shlex
-import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -230,6 +229,8 @@ def read_requirements(path: str | Path, into: ParsedRequirements | None = None, 
 
 def read_pyproject(path: Path, out: ParsedRequirements, *, constraint: bool = False) -> ParsedRequirements:
     """``[project].dependencies`` of a pyproject.toml (PEP 621)."""
+    import tomllib  # only pyproject inputs need it
+
     try:
         doc = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:

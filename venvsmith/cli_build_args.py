@@ -1,0 +1,47 @@
+"""The arguments of ``venvsmith build``, ``venv`` and ``fetch``: kept apart from :mod:`venvsmith.cli_build` so
+that building the parser (every command) does not load the builder's client and messages."""
+
+from __future__ import annotations
+
+import argparse
+
+
+class _IntermixedParser(argparse.ArgumentParser):
+    """Positionals may follow options (``venv PATH --index-url URL pkg``): plain argparse gives ``PATH`` and the
+    requirements to the first run of positionals only and rejects the later ones as unrecognized."""
+
+    _inner = False
+
+    def parse_known_args(self, args=None, namespace=None):
+        if self._inner:  # parse_known_intermixed_args calls back into this method
+            return super().parse_known_args(args, namespace)
+        self._inner = True
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._inner = False
+
+
+def add_commands(sub, add_resolve_inputs) -> None:
+    build = sub.add_parser("build", help="resolve and build: print artifact references (wheels, wheelhouse, venv)")
+    build.__class__ = _IntermixedParser
+    add_resolve_inputs(build, "use a remote builder (HOST:PORT) instead of the embedded engines")
+    build.add_argument("--no-venv", action="store_true", help="do not build the venv archive")
+    build.add_argument("--no-wheelhouse", action="store_true", help="do not build the wheelhouse archive")
+    build.add_argument("--compile", action="store_true", help="compile bytecode in the venv")
+    build.add_argument("--build-timeout", type=int, default=0, help="seconds one sdist build may take")
+    build.add_argument("--format", choices=["text", "json"], default="text")
+    build.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+
+    venv = sub.add_parser("venv", help="resolve, build, fetch and unpack a ready venv at PATH")
+    venv.__class__ = _IntermixedParser
+    venv.add_argument("path", metavar="PATH")
+    add_resolve_inputs(venv, "use a remote builder (HOST:PORT) instead of the embedded engines")
+    venv.add_argument("--compile", action="store_true", help="compile bytecode in the venv")
+    venv.add_argument("--build-timeout", type=int, default=0, help="seconds one sdist build may take")
+    venv.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+
+    fetch = sub.add_parser("fetch", help="fetch an artifact by digest (sha256:<hex>/<size>) to DEST")
+    fetch.add_argument("ref", metavar="REF")
+    fetch.add_argument("dest", metavar="DEST")
+    fetch.add_argument("--server", help="a remote builder (HOST:PORT); default: the local store")
