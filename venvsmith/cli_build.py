@@ -135,7 +135,12 @@ def cmd_venv(args) -> int:
         archive = result.venv_archive
         local = client.local_path(archive)
         try:
-            if local is not None:
+            if local is not None and args.link_mode == "hardlink":
+                from builder_service.materialize import materialize
+                from venvsmith.config import venvsmith_home
+
+                materialize(local, archive.digest.hash, dest, venvsmith_home() / "venvs")
+            elif local is not None:
                 unpack(local, dest)
             else:
                 dest.parent.mkdir(parents=True, exist_ok=True)

@@ -40,6 +40,9 @@ def add_commands(sub, add_resolve_inputs) -> None:
     venv.add_argument("--compile", action="store_true", help="compile bytecode in the venv")
     venv.add_argument("--build-timeout", type=int, default=0, help="seconds one sdist build may take")
     venv.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    venv.add_argument("--link-mode", choices=["hardlink", "copy"], default="hardlink",
+                      help="hardlink (default): clone an unpacked template of the archive kept under "
+                           "$VENVSMITH_HOME (fast; in-place edits of a file reach the template); copy: unpack afresh")
 
     fetch = sub.add_parser("fetch", help="fetch an artifact by digest (sha256:<hex>/<size>) to DEST")
     fetch.add_argument("ref", metavar="REF")

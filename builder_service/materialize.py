@@ -1,0 +1,72 @@
+"""Put a ready venv at a new path fast: unpack its archive once into a template, then hard-link the template.
+
+A venv archive is relocatable, so every copy of it is the same tree: the first request for an archive unpacks
+it (safely, :func:`~builder_service.archive.unpack`) into ``<root>/<sha256>/``; every later one clones that
+template with hard links (as uv installs from its cache), falling back to copies across filesystems.
+Hard-linked files share their bytes with the template: editing a file *in place* in one venv edits it in the
+template too (deleting, replacing or adding files does not), the trade-off uv's default link mode makes as well.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from .archive import unpack
+
+
+def template_for(archive: Path, sha256: str, root: Path) -> Path:
+    """The unpacked template of ``archive`` (whose content digest is ``sha256``) under ``root``."""
+    template = root / sha256
+    if template.is_dir():
+        return template
+    root.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{sha256[:12]}-", dir=root))
+    try:
+        unpack(archive, work / "tree")
+        try:
+            os.replace(work / "tree", template)
+        except OSError:
+            if not template.is_dir():  # another process won the race: theirs is identical
+                raise
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return template
+
+
+def clone_tree(template: Path, dest: Path) -> None:
+    """Recreate ``template`` at ``dest`` (absent or empty): directories made, files hard-linked, symlinks copied."""
+    dest.mkdir(parents=True, exist_ok=True)
+    link = os.link
+    for directory, dirs, files in os.walk(template):
+        rel = os.path.relpath(directory, template)
+        out = dest if rel == "." else dest / rel
+        for name in dirs:
+            src = os.path.join(directory, name)
+            if os.path.islink(src):
+                os.symlink(os.readlink(src), out / name)
+            else:
+                (out / name).mkdir()
+        for name in files:
+            src = os.path.join(directory, name)
+            target = out / name
+            if os.path.islink(src):
+                os.symlink(os.readlink(src), target)
+                continue
+            try:
+                link(src, target)
+            except OSError:  # another filesystem, or links not allowed: copy instead
+                link = _copy
+                _copy(src, target)
+        dirs[:] = [d for d in dirs if not os.path.islink(os.path.join(directory, d))]
+
+
+def _copy(src: str, dst: os.PathLike[str] | str) -> None:
+    shutil.copy2(src, dst)
+
+
+def materialize(archive: Path, sha256: str, dest: Path, root: Path) -> None:
+    """A ready venv at ``dest`` from ``archive``, through the template cache at ``root``."""
+    clone_tree(template_for(archive, sha256, root), dest)

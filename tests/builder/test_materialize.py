@@ -1,0 +1,43 @@
+"""Venvs cloned from an unpacked template: same tree, hard-linked files, symlinks kept, template made once."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from builder_service.archive import pack
+from builder_service.materialize import materialize
+
+
+def _tree(root: Path) -> dict[str, str]:
+    out = {}
+    for directory, dirs, files in os.walk(root):
+        for name in dirs + files:
+            path = Path(directory) / name
+            rel = str(path.relative_to(root))
+            out[rel] = f"-> {os.readlink(path)}" if path.is_symlink() else ("dir" if path.is_dir() else
+                                                                          path.read_bytes().decode())
+        dirs[:] = [d for d in dirs if not (Path(directory) / d).is_symlink()]
+    return out
+
+
+def test_clones_share_bytes_with_the_template_and_match_the_archive(tmp_path: Path):
+    src = tmp_path / "src"
+    (src / "bin").mkdir(parents=True)
+    (src / "lib" / "pkg").mkdir(parents=True)
+    (src / "bin" / "tool").write_text("#!/bin/sh\necho hi\n")
+    os.chmod(src / "bin" / "tool", 0o755)
+    (src / "lib" / "pkg" / "__init__.py").write_text("X = 1\n")
+    os.symlink("tool", src / "bin" / "alias")
+    archive = tmp_path / "venv.tar.zst"
+    sha, _ = pack(src, archive)
+    root = tmp_path / "templates"
+    first, second = tmp_path / "a", tmp_path / "b"
+    materialize(archive, sha, first, root)
+    materialize(archive, sha, second, root)
+    assert _tree(first) == _tree(second) == _tree(root / sha) == _tree(src)
+    assert os.path.samefile(first / "lib" / "pkg" / "__init__.py", second / "lib" / "pkg" / "__init__.py")
+    assert (second / "bin" / "alias").is_symlink() and os.access(second / "bin" / "tool", os.X_OK)
+    assert [p.name for p in root.iterdir()] == [sha]  # one template, no leftovers
+    (second / "lib" / "pkg" / "__init__.py").unlink()  # deleting in one venv leaves the others alone
+    assert (first / "lib" / "pkg" / "__init__.py").read_text() == "X = 1\n"
