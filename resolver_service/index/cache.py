@@ -16,6 +16,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import TypeVar
 
@@ -83,7 +84,32 @@ def parse_cache_control(headers: Mapping[str, str]) -> tuple[bool, float | None]
     if "no-cache" in value:
         return True, 0.0
     match = re.search(r"(?:^|[,\s])max-age\s*=\s*\"?(\d+)", value)
-    return True, float(match.group(1)) if match else None
+    if match:
+        return True, float(match.group(1))
+    return True, heuristic_freshness(headers)
+
+
+#: Upper bound of a heuristic freshness lifetime (the same as the common index default ``max-age=600``).
+HEURISTIC_MAX_SECONDS = 600.0
+
+
+def heuristic_freshness(headers: Mapping[str, str]) -> float | None:
+    """RFC 9111 section 4.2.2: without explicit expiry, 10% of the time since ``Last-Modified``, capped.
+
+    ``None`` (revalidate on every use) when the response has no ``Last-Modified`` or carries ``Expires``
+    (an explicit expiry this cache does not interpret).
+    """
+    if "expires" in headers:
+        return None
+    last_modified = headers.get("last-modified")
+    if not last_modified:
+        return None
+    try:
+        modified = parsedate_to_datetime(last_modified).timestamp()
+        date = parsedate_to_datetime(headers["date"]).timestamp() if headers.get("date") else time.time()
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    return max(0.0, min(0.1 * (date - modified), HEURISTIC_MAX_SECONDS))
 
 
 class IndexCache:

@@ -219,3 +219,17 @@ def test_sdist_pkg_info_is_the_top_level_one():
         sdist_pkg_info(make_tar({"foo-1.0/src/foo.egg-info/PKG-INFO": b""}), dist("foo-1.0.tar.gz"))
     with pytest.raises(InvalidDistribution, match="unreadable sdist"):
         sdist_pkg_info(io.BytesIO(b"\x1f\x8bnot gzip"), dist("foo-1.0.tar.gz"))
+
+
+def test_heuristic_freshness_follows_rfc9111_and_is_capped():
+    from resolver_service.index.cache import HEURISTIC_MAX_SECONDS, heuristic_freshness, parse_cache_control
+
+    date = "Tue, 01 Oct 2024 12:00:00 GMT"
+    assert heuristic_freshness({"last-modified": "Tue, 01 Oct 2024 11:00:00 GMT", "date": date}) == 360.0
+    old = "Mon, 01 Jan 2024 00:00:00 GMT"
+    assert heuristic_freshness({"last-modified": old, "date": date}) == HEURISTIC_MAX_SECONDS
+    assert heuristic_freshness({"date": date}) is None
+    assert heuristic_freshness({"last-modified": "garbage", "date": date}) is None
+    assert heuristic_freshness({"last-modified": date, "date": date, "expires": "0"}) is None
+    assert parse_cache_control({"cache-control": "max-age=5", "last-modified": date}) == (True, 5.0)
+    assert parse_cache_control({"cache-control": "no-cache", "last-modified": date}) == (True, 0.0)
