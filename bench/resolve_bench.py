@@ -49,6 +49,8 @@ PYCACHE_DIR = WORK_DIR / "pycache"
 BENCH_VENV = BENCH / ".venv"
 BENCH_PACKAGES = ("uv", "matplotlib", "pip-tools")
 DEFAULT_SETS = ("jupyter", "fastapi-all", "datasci")
+#: ``--quick``: one small set, once.
+QUICK_SET = "requests"
 TARGET_PYTHON = "3.11"
 
 # Issue 3's speed goals, checked in the report.
@@ -77,6 +79,10 @@ class IndexArgs:
     no_index: bool
     cert: str | None
     origin: str
+    #: Nothing else may join these settings: venvsmith completes a request's empty lists from pip's configuration
+    #: (extra indexes, find-links), so with ``isolated`` it runs with ``PIP_CONFIG_FILE`` = the null device,
+    #: as pip always does here. The ``--mirror`` index is isolated.
+    isolated: bool = False
 
     @classmethod
     def from_pip_config(cls) -> IndexArgs:
@@ -245,9 +251,15 @@ class Tools:
         ``PYTHONDONTWRITEBYTECODE`` would make every process compile the project's sources again; the
         bytecode goes to a cache prefix under ``bench/work/`` so that nothing is written beside the sources.
         """
+        env = dict(self.env)
+        if self.index.isolated:
+            env["PIP_CONFIG_FILE"] = os.devnull
+        if getattr(self.opts, "venvsmith_pythonpath", None):
+            # A candidate fix in a scratch tree, imported before the editable install (``--venvsmith-pythonpath``).
+            env["PYTHONPATH"] = str(Path(self.opts.venvsmith_pythonpath).resolve())
         if self.opts.as_is:
-            return dict(self.env)
-        env = {k: v for k, v in self.env.items() if k != "PYTHONDONTWRITEBYTECODE"}
+            return env
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
         env["PYTHONPYCACHEPREFIX"] = str(PYCACHE_DIR)
         return env
 
@@ -376,6 +388,20 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def proc_memory(pid: int) -> dict[str, float]:
+    """``VmRSS`` and ``VmHWM`` (peak resident set) of a live process from ``/proc``, in MiB (Linux only)."""
+    out: dict[str, float] = {}
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as fh:
+            for line in fh:
+                key, _, value = line.partition(":")
+                if key in ("VmRSS", "VmHWM"):
+                    out[key] = int(value.split()[0]) / 1024  # kB
+    except (OSError, ValueError):
+        pass
+    return out
+
+
 def percentile(values: list[float], q: float) -> float:
     """Nearest-rank percentile."""
     ordered = sorted(values)
@@ -401,14 +427,16 @@ class ServerResult:
 
 
 class ResolverServer:
-    """``venvsmith serve resolver`` as a subprocess with its own ``VENVSMITH_HOME``."""
+    """``venvsmith serve resolver`` (or ``serve builder``, which serves ResolverService too) as a subprocess
+    with its own ``VENVSMITH_HOME``."""
 
-    def __init__(self, tools: Tools, home: Path) -> None:
+    def __init__(self, tools: Tools, home: Path, service: str = "resolver") -> None:
         self.tools = tools
         self.home = home
+        self.service = service
         self.port = free_port()
         self.address = f"127.0.0.1:{self.port}"
-        self.log = home.parent / "server.log"
+        self.log = home.parent / f"{service}-server.log"
         self.proc: subprocess.Popen | None = None
         self.startup_s = 0.0
 
@@ -418,7 +446,7 @@ class ResolverServer:
 
         self.home.mkdir(parents=True, exist_ok=True)
         env = {**self.tools.vs_env, "VENVSMITH_HOME": str(self.home)}
-        cmd = [str(self.tools.venvsmith), "serve", "resolver", "--port", str(self.port)]
+        cmd = [str(self.tools.venvsmith), "serve", self.service, "--port", str(self.port)]
         started = time.perf_counter()
         with open(self.log, "w", encoding="utf-8") as log:
             self.proc = subprocess.Popen(cmd, env=env, cwd=self.tools.work, stdout=log,
@@ -442,6 +470,10 @@ class ResolverServer:
         finally:
             channel.close()
         self.startup_s = time.perf_counter() - started
+
+    def memory(self) -> dict[str, float]:
+        """The server process's resident set now and at its peak (``VmRSS`` / ``VmHWM``), in MiB."""
+        return proc_memory(self.proc.pid) if self.proc is not None and self.proc.poll() is None else {}
 
     def log_tail(self) -> str:
         try:
@@ -539,7 +571,7 @@ def resolve_set_files(names: list[str]) -> list[tuple[str, Path]]:
 
 
 def run_bench(opts: argparse.Namespace) -> dict:
-    index = IndexArgs.from_pip_config()
+    index = getattr(opts, "index_override", None) or IndexArgs.from_pip_config()
     for url in (index.index_url or "", *index.extra_index_urls, *index.find_links):
         SCRUB.learn(url)
     sets = resolve_set_files(opts.sets)
@@ -619,6 +651,8 @@ def run_bench(opts: argparse.Namespace) -> dict:
         "date": dt.date.today().isoformat(),
         "started": stamp,
         "quick": opts.quick,
+        "mirror": bool(getattr(opts, "mirror", False)),
+        "venvsmith_pythonpath": getattr(opts, "venvsmith_pythonpath", None) or "",
         "repeat": opts.repeat,
         "sets": {name: [ln.strip() for ln in p.read_text().splitlines() if ln.strip()] for name, p in sets},
         "target_python": TARGET_PYTHON,
@@ -733,7 +767,11 @@ def first_pins(results: dict, tool: str, set_name: str, scenarios: tuple[str, ..
 def render_markdown(results: dict, chart: str | None) -> str:
     sets = list(results["sets"])
     server = {s["set_name"]: s for s in results["server"]}
-    out = [f"# Resolve benchmark, {results['date']}{' (quick smoke run)' if results['quick'] else ''}", ""]
+    out = [f"# Resolve benchmark, {results['date']}{' (quick smoke run)' if results['quick'] else ''}"
+           f"{', local mirror' if results.get('mirror') else ''}", ""]
+    if results.get("venvsmith_pythonpath"):
+        out += [f"venvsmith ran with `PYTHONPATH={results['venvsmith_pythonpath']}` (a candidate fix, not the "
+                "checked-out tree).", ""]
     out += [
         f"venvsmith {results['versions']['venvsmith']} vs {results['versions']['uv']}"
         f" ({results['versions']['pip']}), target Python {results['target_python']}, "
@@ -886,7 +924,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repeat", type=int, default=3, help="cold/warm repetitions per set (default 3)")
     p.add_argument("--skip-pip", action="store_true", help="do not time pip's resolver (slow)")
     p.add_argument("--pip-compile", action="store_true", help="also time pip-compile once per set (cold)")
-    p.add_argument("--quick", action="store_true", help="smoke run: first set only, repeat 1, no pip")
+    p.add_argument("--quick", action="store_true",
+                   help=f"smoke run: one small set ({QUICK_SET}, or the first of --sets), repeat 1, no pip")
     p.add_argument("--server-calls", type=int, default=200, help="Resolve calls through the server (0: skip)")
     p.add_argument("--cli-server-runs", type=int, default=5,
                    help="fresh `venvsmith resolve --server` processes timed per set")
@@ -900,7 +939,32 @@ def build_parser() -> argparse.ArgumentParser:
                    help="wait up to S seconds for the load average to drop below --idle-load first")
     p.add_argument("--idle-load", type=float, default=0.5)
     p.add_argument("--render-only", metavar="JSON", help="re-render the report and chart from a results JSON")
+    add_common_options(p)
     return p
+
+
+def add_common_options(p: argparse.ArgumentParser) -> None:
+    """Options every bench shares (``bench/run.py`` hands the same command line to each)."""
+    from mirror import add_mirror_options
+
+    add_mirror_options(p)
+    p.add_argument("--venvsmith-pythonpath", metavar="DIR",
+                   help="put DIR first on venvsmith's PYTHONPATH (time a candidate fix kept in a scratch tree)")
+
+
+def parse_opts(parser: argparse.ArgumentParser, argv: list[str] | None, strict: bool) -> argparse.Namespace:
+    """``strict``: unknown options are an error (a bench run on its own); else they belong to another bench."""
+    if strict:
+        return parser.parse_args(argv)
+    return parser.parse_known_args(argv)[0]
+
+
+def report_base(date: str, kind: str, opts: argparse.Namespace) -> str:
+    """``<date>-<kind>[-mirror][-candidate][-quick]``: a smoke run, a mirror run or a run of a candidate fix
+    (``--venvsmith-pythonpath``) never overwrites the full report."""
+    candidate = "-candidate" if getattr(opts, "venvsmith_pythonpath", None) else ""
+    return (f"{date}-{kind}{'-mirror' if getattr(opts, 'mirror', False) else ''}{candidate}"
+            f"{'-quick' if opts.quick else ''}")
 
 
 def write_report(results: dict, outdir: Path, base: str) -> Path:
@@ -916,23 +980,30 @@ def write_report(results: dict, outdir: Path, base: str) -> Path:
     return md_path
 
 
-def main(argv: list[str] | None = None) -> int:
-    opts = build_parser().parse_args(argv)
+def main(argv: list[str] | None = None, strict: bool = True) -> int:
+    opts = parse_opts(build_parser(), argv, strict)
     if opts.render_only:
         path = Path(opts.render_only)
         results = json.loads(path.read_text(encoding="utf-8"))
         write_report(results, path.parent, path.stem)
         return 0
     if opts.quick:
-        opts.sets = opts.sets[:1]
+        opts.sets = [QUICK_SET] if opts.sets == list(DEFAULT_SETS) else opts.sets[:1]
         opts.repeat = 1
         opts.skip_pip = True
     if opts.repeat < 1:
         raise SystemExit("--repeat must be at least 1")
     ensure_bench_venv()
-    results = run_bench(opts)
+    if opts.mirror:
+        from mirror import serve_mirror
 
-    write_report(results, Path(opts.output_dir), f"{results['date']}-resolve{'-quick' if opts.quick else ''}")
+        with serve_mirror(opts, resolve_set_files(opts.sets)) as index:
+            opts.index_override = index
+            results = run_bench(opts)
+    else:
+        results = run_bench(opts)
+
+    write_report(results, Path(opts.output_dir), report_base(results["date"], "resolve", opts))
     return 0
 
 

@@ -1,9 +1,18 @@
 """``make bench``: run the project's benchmarks and write their reports under ``bench/results/``.
 
-    python bench/run.py [--bench NAME]... [options of that bench]
+    python bench/run.py [--bench NAME]... [options of those benches]
 
-For now there is one bench, ``resolve`` (``bench/resolve_bench.py``; ``--help`` lists its options:
-``--sets``, ``--repeat``, ``--skip-pip``, ``--quick``, ...). More benches register in ``BENCHES``.
+Benches (in ``BENCHES``; each module's ``--help`` lists its options):
+
+- ``resolve`` (``bench/resolve_bench.py``): resolve cold / warm / repeated over gRPC, next to uv and pip;
+- ``venv`` (``bench/venv_bench.py``): time-to-ready venv on a fresh directory, next to uv and pip, and a
+  profile of venvsmith's repeat path;
+- ``concurrency`` (``bench/concurrency_bench.py``): 50 concurrent identical cold requests to a fresh builder
+  (and resolver) server: how much work ran, latency, peak RSS.
+
+The same command line goes to every bench (``--quick``, ``--repeat``, ``--mirror``, ``--sets`` ...); an option
+no selected bench knows is an error. Afterwards ``bench/summary.py`` writes ``bench/results/<date>.md``, one
+table linking the latest report of each kind.
 """
 
 from __future__ import annotations
@@ -19,7 +28,7 @@ REPO = BENCH.parent
 PROJECT_PYTHON = REPO / ".venv" / "bin" / "python"
 
 # name -> module under bench/ with a ``main(argv) -> int``
-BENCHES = {"resolve": "resolve_bench"}
+BENCHES = {"resolve": "resolve_bench", "venv": "venv_bench", "concurrency": "concurrency_bench"}
 
 
 def _ensure_project_python() -> None:
@@ -39,10 +48,24 @@ def main(argv: list[str] | None = None) -> int:
     opts, rest = parser.parse_known_args(argv)
     _ensure_project_python()
     sys.path.insert(0, str(BENCH))
+    selected = opts.bench or list(BENCHES)
+    modules = [importlib.import_module(BENCHES[name]) for name in selected]
+    if "-h" in rest or "--help" in rest:
+        for module in modules:
+            module.build_parser().print_help()
+        return 0
+    unknown = set.intersection(*(set(m.build_parser().parse_known_args(rest)[1]) for m in modules))
+    if unknown:
+        parser.error(f"unrecognized arguments for {', '.join(selected)}: {' '.join(sorted(unknown))}")
     status = 0
-    for name in opts.bench or list(BENCHES):
-        module = importlib.import_module(BENCHES[name])
-        status = module.main(rest) or status
+    for module in modules:
+        status = module.main(rest, strict=False) or status
+    if "--quick" not in rest:
+        import summary
+
+        outdir = [a.split("=", 1)[1] if "=" in a else rest[i + 1] for i, a in enumerate(rest)
+                  if a.split("=", 1)[0] == "--output-dir"]
+        summary.main(["--output-dir", outdir[-1]] if outdir else [])
     return status
 
 
