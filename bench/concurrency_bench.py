@@ -195,6 +195,7 @@ def run_bench(opts: argparse.Namespace) -> dict:
     work = WORK_DIR / f"concurrency-{stamp}"
     work.mkdir(parents=True, exist_ok=True)
     tools = VenvTools(opts, index, work)
+    rev_start = git_describe()
     load_before = wait_idle(opts.wait_idle, opts.idle_load)
     print(f"concurrency bench: {opts.clients} identical requests at once; sets {', '.join(n for n, _ in sets)}",
           flush=True)
@@ -217,7 +218,7 @@ def run_bench(opts: argparse.Namespace) -> dict:
         "index": index.describe(),
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "load_before": round(load_before, 2),
                     "load_after": round(os.getloadavg()[0], 2)},
-        "versions": {"venvsmith": git_describe()},
+        "versions": {"venvsmith": git_describe(), "venvsmith_at_start": rev_start},
         "rows": rows,
     }
 
@@ -227,6 +228,10 @@ def render_markdown(results: dict) -> str:
     title = f"# Concurrency, {results['date']}{' (quick smoke run)' if results['quick'] else ''}"
     title += ", local mirror" if results.get("mirror") else ""
     out = [title, ""]
+    start = results["versions"].get("venvsmith_at_start")
+    if start and start != results["versions"]["venvsmith"]:
+        out += [f"**The checked-out venvsmith changed during this run** (from {start} to "
+                f"{results['versions']['venvsmith']}).", ""]
     if results.get("venvsmith_pythonpath"):
         out += [f"**venvsmith ran with `PYTHONPATH={results['venvsmith_pythonpath']}`** (a candidate fix).", ""]
     out += [

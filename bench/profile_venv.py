@@ -83,8 +83,12 @@ def main() -> int:
     marks: dict[str, float] = {}
     stats: dict[str, dict] = {}
 
-    def mark(name: str) -> None:
-        marks.setdefault(name, time.perf_counter())
+    def mark(name: str, last: bool = False) -> None:
+        """The first time ``name`` happened (the last time with ``last``)."""
+        if last:
+            marks[name] = time.perf_counter()
+        else:
+            marks.setdefault(name, time.perf_counter())
 
     import builder_service.archive as archive
     import builder_service.engine  # noqa: F401 - imported here so that "open engines" is construction only
@@ -127,17 +131,35 @@ def main() -> int:
         client.resolve_and_build = resolve_and_build
         return client
 
-    real_unpack = archive.unpack
+    durations: dict[str, float] = {}
 
-    def unpack(path, dest):
-        mark("unpack")
-        try:
-            return real_unpack(path, dest)
-        finally:
-            mark("unpacked")
+    def timed_hook(module, name: str, start: str, end: str, key: str) -> None:
+        """Wrap ``module.name``: mark ``start`` / ``end`` around its first call, add up its wall time."""
+        real = getattr(module, name)
+
+        def wrapper(*args, **kwargs):
+            mark(start)
+            began = time.perf_counter()
+            try:
+                return real(*args, **kwargs)
+            finally:
+                durations[key] = durations.get(key, 0.0) + time.perf_counter() - began
+                mark(end, last=True)
+
+        setattr(module, name, wrapper)
 
     cli_build.connect_builder = connect
-    archive.unpack = unpack
+    # Placing the venv: ``unpack`` (an archive from the store or fetched), or, in trees that have it,
+    # ``materialize`` (an unpacked template in the home, cloned with hard links).
+    timed_hook(archive, "unpack", "place", "placed", "unpack")
+    try:
+        import builder_service.materialize as materialize
+    except ImportError:
+        materialize = None
+    else:
+        timed_hook(materialize, "materialize", "place", "placed", "materialize")
+        timed_hook(materialize, "template_for", "template", "templated", "template_for")
+        timed_hook(materialize, "clone_tree", "clone", "cloned", "clone_tree")
     status = cli.main(argv)
     end = time.perf_counter()
     if main_profile is not None:
@@ -152,9 +174,10 @@ def main() -> int:
         ("open the embedded engines (connect_builder)", span("connect", "connected")),
         ("resolve stream until its summary", span("rab_start", "resolve_summary")),
         ("build stream until its result (after the summary)", span("resolve_summary", "build_result")),
-        ("between the result and the unpack", span("build_result", "unpack")),
-        ("unpack the venv archive", span("unpack", "unpacked")),
-        ("close the engines, print", end - marks.get("unpacked", end)),
+        ("between the result and placing the venv", span("build_result", "place")),
+        ("place the venv (" + (" + ".join(f"{k} {v:.3f} s" for k, v in durations.items()) or "nothing ran")
+         + ")", span("place", "placed")),
+        ("close the engines, print", end - marks.get("placed", end)),
     ]
     report = {
         "status": status,

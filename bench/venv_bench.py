@@ -309,6 +309,7 @@ def run_bench(opts: argparse.Namespace) -> dict:
     work = WORK_DIR / f"venv-{stamp}"
     work.mkdir(parents=True, exist_ok=True)
     tools = VenvTools(opts, index, work)
+    rev_start = git_describe()
     runs: list[Run] = []
     servers: list[dict] = []
     loads: list[float] = []
@@ -374,6 +375,7 @@ def run_bench(opts: argparse.Namespace) -> dict:
         "bytecode": "as in the environment" if opts.as_is else "cached (PYTHONPYCACHEPREFIX, warmed up)",
         "versions": {
             "venvsmith": git_describe(),
+            "venvsmith_at_start": rev_start,
             "uv": tool_version([str(tools.uv), "--version"]),
             "pip": "pip " + tool_version([str(tools.target_python), "-c",
                                           "import ensurepip; print(ensurepip.version())"]),
@@ -511,6 +513,10 @@ def render_markdown(results: dict, chart: str | None) -> str:
     title += " (quick smoke run)" if results["quick"] else ""
     title += ", local mirror" if results.get("mirror") else ""
     out = [title, ""]
+    start = results["versions"].get("venvsmith_at_start")
+    if start and start != results["versions"]["venvsmith"]:
+        out += [f"**The checked-out venvsmith changed during this run** (from {start} to "
+                f"{results['versions']['venvsmith']}): each process ran the code on disk when it started.", ""]
     if results.get("venvsmith_pythonpath"):
         out += [f"**venvsmith ran with `PYTHONPATH={results['venvsmith_pythonpath']}`** (a candidate fix, not the "
                 "checked-out tree).", ""]
