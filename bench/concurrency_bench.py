@@ -50,7 +50,7 @@ from resolve_bench import (
     resolve_set_files,
     wait_idle,
 )
-from venv_bench import VenvTools
+from venv_bench import VenvTools, code_revision
 
 DEFAULT_SETS = ("jupyter",)
 
@@ -195,7 +195,7 @@ def run_bench(opts: argparse.Namespace) -> dict:
     work = WORK_DIR / f"concurrency-{stamp}"
     work.mkdir(parents=True, exist_ok=True)
     tools = VenvTools(opts, index, work)
-    rev_start = git_describe()
+    rev_start = code_revision()
     load_before = wait_idle(opts.wait_idle, opts.idle_load)
     print(f"concurrency bench: {opts.clients} identical requests at once; sets {', '.join(n for n, _ in sets)}",
           flush=True)
@@ -218,7 +218,8 @@ def run_bench(opts: argparse.Namespace) -> dict:
         "index": index.describe(),
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "load_before": round(load_before, 2),
                     "load_after": round(os.getloadavg()[0], 2)},
-        "versions": {"venvsmith": git_describe(), "venvsmith_at_start": rev_start},
+        "versions": {"venvsmith": git_describe(), "venvsmith_code_at_start": rev_start,
+                     "venvsmith_code": code_revision()},
         "rows": rows,
     }
 
@@ -228,10 +229,10 @@ def render_markdown(results: dict) -> str:
     title = f"# Concurrency, {results['date']}{' (quick smoke run)' if results['quick'] else ''}"
     title += ", local mirror" if results.get("mirror") else ""
     out = [title, ""]
-    start = results["versions"].get("venvsmith_at_start")
-    if start and start != results["versions"]["venvsmith"]:
-        out += [f"**The checked-out venvsmith changed during this run** (from {start} to "
-                f"{results['versions']['venvsmith']}).", ""]
+    start = results["versions"].get("venvsmith_code_at_start")
+    if start and start != results["versions"].get("venvsmith_code"):
+        out += [f"**The checked-out venvsmith changed during this run** (code {start} to "
+                f"{results['versions']['venvsmith_code']}).", ""]
     if results.get("venvsmith_pythonpath"):
         out += [f"**venvsmith ran with `PYTHONPATH={results['venvsmith_pythonpath']}`** (a candidate fix).", ""]
     out += [

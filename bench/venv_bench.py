@@ -129,6 +129,20 @@ def python_info(python: Path) -> dict[str, str]:
     return json.loads(out.stdout)
 
 
+def code_revision() -> str:
+    """The project's code (``builder_service``, ``resolver_service``, ``venvsmith``) as git tree ids, plus
+    whether it has uncommitted changes: a commit of results alone does not change it."""
+    paths = ("builder_service", "resolver_service", "venvsmith")
+    try:
+        trees = subprocess.run(["git", "rev-parse", *(f"HEAD:{p}" for p in paths)], cwd=BENCH.parent,
+                               capture_output=True, text=True, check=False).stdout.split()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", *paths],
+                               cwd=BENCH.parent, capture_output=True, text=True, check=False).stdout.strip()
+    except OSError:
+        return "?"
+    return "/".join(t[:8] for t in trees) + (" + uncommitted changes" if dirty else "")
+
+
 def cpu_pressure() -> float | None:
     """Share of the last 10 s in which some runnable task waited for a CPU (Linux PSI), in percent."""
     try:
@@ -309,7 +323,7 @@ def run_bench(opts: argparse.Namespace) -> dict:
     work = WORK_DIR / f"venv-{stamp}"
     work.mkdir(parents=True, exist_ok=True)
     tools = VenvTools(opts, index, work)
-    rev_start = git_describe()
+    rev_start = code_revision()
     runs: list[Run] = []
     servers: list[dict] = []
     loads: list[float] = []
@@ -375,7 +389,7 @@ def run_bench(opts: argparse.Namespace) -> dict:
         "bytecode": "as in the environment" if opts.as_is else "cached (PYTHONPYCACHEPREFIX, warmed up)",
         "versions": {
             "venvsmith": git_describe(),
-            "venvsmith_at_start": rev_start,
+            "venvsmith_code_at_start": rev_start, "venvsmith_code": code_revision(),
             "uv": tool_version([str(tools.uv), "--version"]),
             "pip": "pip " + tool_version([str(tools.target_python), "-c",
                                           "import ensurepip; print(ensurepip.version())"]),
@@ -513,10 +527,10 @@ def render_markdown(results: dict, chart: str | None) -> str:
     title += " (quick smoke run)" if results["quick"] else ""
     title += ", local mirror" if results.get("mirror") else ""
     out = [title, ""]
-    start = results["versions"].get("venvsmith_at_start")
-    if start and start != results["versions"]["venvsmith"]:
-        out += [f"**The checked-out venvsmith changed during this run** (from {start} to "
-                f"{results['versions']['venvsmith']}): each process ran the code on disk when it started.", ""]
+    start = results["versions"].get("venvsmith_code_at_start")
+    if start and start != results["versions"].get("venvsmith_code"):
+        out += [f"**The checked-out venvsmith changed during this run** (code {start} to "
+                f"{results['versions']['venvsmith_code']}): each process ran the code on disk when it started.", ""]
     if results.get("venvsmith_pythonpath"):
         out += [f"**venvsmith ran with `PYTHONPATH={results['venvsmith_pythonpath']}`** (a candidate fix, not the "
                 "checked-out tree).", ""]
@@ -537,7 +551,8 @@ def render_markdown(results: dict, chart: str | None) -> str:
         "the set's modules afterwards (not timed).",
         "",
         "- **venvsmith first**: `venvsmith venv D -r SET` (embedded) with an empty `VENVSMITH_HOME`; **repeat**: "
-        "same home, new `D` (the venv archive comes from the store and is unpacked);",
+        "same home, new `D` (the venv archive comes from the store: unpacked, or, where the checked-out code has "
+        "it, cloned with hard links from an unpacked template in the home);",
         "- **server first / repeat**: the same through `--server` to a `venvsmith serve builder` subprocess "
         "started with an empty home for the set; the client's home is empty each time, so the archive "
         "travels over gRPC `GetArtifact` (server start-up not included);",
