@@ -7,7 +7,7 @@ so a Requires-Python mismatch is an ordinary conflict the resolver can backtrack
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
@@ -64,6 +64,9 @@ class SpecRequirement:
     text: str
     #: A direct URL file (``name @ url``), the only candidate it accepts.
     direct: DistFile | None = None
+    #: ``id(candidate) -> (candidate, satisfied?)``, filled by the provider: resolvelib asks the same
+    #: (requirement, pinned candidate) question on every round. Not part of equality or hashing.
+    satisfied: dict = field(default_factory=dict, compare=False, hash=False, repr=False)
 
     @classmethod
     def from_requirement(cls, req: Requirement, direct: DistFile | None = None) -> SpecRequirement:
@@ -92,6 +95,9 @@ class BaseRequirement:
 
     name: NormalizedName
     version: Version
+    #: ``id(candidate) -> (candidate, satisfied?)``, filled by the provider: resolvelib asks the same
+    #: (requirement, pinned candidate) question on every round. Not part of equality or hashing.
+    satisfied: dict = field(default_factory=dict, compare=False, hash=False, repr=False)
 
     @property
     def id(self) -> str:
@@ -112,6 +118,9 @@ class PythonRequirement:
     specifier: SpecifierSet
     id: str = PYTHON
     name: str = PYTHON
+    #: ``id(candidate) -> (candidate, satisfied?)``, filled by the provider: resolvelib asks the same
+    #: (requirement, pinned candidate) question on every round. Not part of equality or hashing.
+    satisfied: dict = field(default_factory=dict, compare=False, hash=False, repr=False)
 
     def __str__(self) -> str:
         return f"Python{self.specifier}"

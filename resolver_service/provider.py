@@ -230,11 +230,21 @@ class Provider(AbstractProvider):
         return held
 
     def is_satisfied_by(self, requirement: AnyRequirement, candidate: AnyCandidate) -> bool:
+        # resolvelib re-checks every pin against every requirement on each round (O(rounds x requirements)
+        # calls): answer from the requirement's memo, keyed by the candidate object (kept alive in the value,
+        # so its id cannot be reused while the entry exists).
         if isinstance(requirement, UnusableRequirement):
             return False
+        memo = requirement.satisfied
+        held = memo.get(id(candidate))
+        if held is not None and held[0] is candidate:
+            return held[1]
         if isinstance(requirement, PythonRequirement) or isinstance(candidate, PythonCandidate):
-            return self._contains(requirement.specifier, candidate.version)
-        return self._accepts(requirement, candidate)
+            answer = self._contains(requirement.specifier, candidate.version)
+        else:
+            answer = self._accepts(requirement, candidate)
+        memo[id(candidate)] = (candidate, answer)
+        return answer
 
     def get_dependencies(self, candidate: AnyCandidate) -> Iterable[AnyRequirement]:
         if isinstance(candidate, PythonCandidate):
