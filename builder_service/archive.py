@@ -18,6 +18,7 @@ a temporary sibling directory that is renamed to ``dest`` at the end, so a refus
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import posixpath
 import re
@@ -25,7 +26,9 @@ import shutil
 import stat
 import tarfile
 import tempfile
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Future
 from pathlib import Path
 from typing import BinaryIO
 
@@ -168,13 +171,79 @@ def _inside(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 
 
+#: Regular members up to this size are read into memory and written by the writer threads; larger ones
+#: are streamed to disk by the reading thread.
+_SMALL_FILE = 4 << 20
+#: Bytes read ahead of the writer threads at most (bounds memory whatever the archive).
+_MAX_PENDING = 32 << 20
+_WRITERS = 2
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
+def _write_file(path: str, data: bytes, mode: int) -> None:
+    fd = os.open(path, _CREATE, mode)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    finally:
+        os.close(fd)
+
+
+class _Writers:
+    """File contents written by a few threads, in the background of the reading thread: creating, writing
+    and closing a file are system calls that release the GIL, so they overlap with decompression and tar
+    header parsing (most of a venv's 10k+ members are small files). At most :data:`_MAX_PENDING` bytes wait."""
+
+    def __init__(self) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        self._pool = ThreadPoolExecutor(max_workers=_WRITERS, thread_name_prefix="unpack")
+        self._pending: deque[tuple[Future, str, int]] = deque()
+        self._bytes = 0
+
+    def submit(self, name: str, path: str, data: bytes, mode: int) -> None:
+        self._pending.append((self._pool.submit(_write_file, path, data, mode), name, len(data)))
+        self._bytes += len(data)
+        while self._bytes > _MAX_PENDING or len(self._pending) > 4096:
+            self._wait_oldest()
+
+    def _wait_oldest(self) -> tuple[str, BaseException | None]:
+        future, name, size = self._pending.popleft()
+        self._bytes -= size
+        return name, future.exception()
+
+    def drain(self) -> tuple[str, BaseException] | None:
+        """Wait for every pending write; the first failure (member name, exception), if any."""
+        first = None
+        while self._pending:
+            name, exc = self._wait_oldest()
+            if exc is not None and first is None:
+                first = (name, exc)
+        return first
+
+    def close(self) -> None:
+        for future, _, _ in self._pending:
+            future.cancel()
+        self._pool.shutdown(wait=True)
+
+
 class _Extractor:
-    """Extracts members one at a time below ``root`` (an existing empty directory)."""
+    """Extracts members one at a time below ``root`` (an existing empty directory).
+
+    Directories this extractor made itself (``mkdir``, never replaced: a later member of the same name fails
+    with "exists") are remembered, so a member whose parent is one of them needs no ``realpath``: only
+    members under a directory reached some other way (through a symlink in the tree) are checked the slow way.
+    """
 
     def __init__(self, archive: Path, root: Path) -> None:
         self.archive = archive
         self.root = os.path.realpath(root)
         self.links: list[tuple[str, str]] = []  # relative symlinks: (member name, lexical target)
+        self.real_dirs: set[str] = {""}  # member names of directories created here, "" for the root
+        self.taken: set[str] = set()  # names of non-directory members extracted so far
+        self.symlinks: set[str] = set()  # ... of which symlinks
+        self.writers = _Writers()
 
     def refuse(self, member: str | None, reason: str) -> UnsafeArchive:
         return UnsafeArchive(self.archive, member, reason)
@@ -187,9 +256,34 @@ class _Extractor:
         return path
 
     def parent(self, name: str) -> str:
+        """The path of member ``name``, its parent directories created (see the class docstring)."""
+        parent, _, base = name.rpartition("/")
+        if parent in self.real_dirs:
+            return f"{self.root}/{name}" if parent else f"{self.root}/{base}"
+        # Create missing parents one by one, remembering those made here; anything else that is already
+        # there (a symlink in the tree) sends the member to the realpath check.
+        parts = parent.split("/")
+        for i in range(1, len(parts) + 1):
+            prefix = "/".join(parts[:i])
+            if prefix in self.real_dirs:
+                continue
+            if prefix in self.taken and prefix not in self.symlinks:
+                raise self.refuse(name, f"parent {prefix!r} is a file member")
+            if prefix in self.taken or os.path.lexists(os.path.join(self.root, *parts[:i])):
+                return self._checked_parent(name)
+            os.mkdir(os.path.join(self.root, *parts[:i]), 0o755)
+            self.real_dirs.add(prefix)
+        return os.path.join(self.root, *name.split("/"))
+
+    def _checked_parent(self, name: str) -> str:
         path = self.target(name)
         os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
         return path
+
+    def claim(self, name: str) -> None:
+        if name in self.taken or name in self.real_dirs:
+            raise self.refuse(name, "duplicate member")
+        self.taken.add(name)
 
     def extract(self, tar: tarfile.TarFile, member: tarfile.TarInfo) -> None:
         name = _member_name(member.name)
@@ -199,29 +293,51 @@ class _Extractor:
         if problem:
             raise self.refuse(member.name, problem)
         if member.isdir():
+            if name in self.real_dirs:
+                return
+            if name in self.taken:
+                raise self.refuse(name, "directory member over an existing non-directory")
             path = self.parent(name)
             if os.path.lexists(path):
                 if not stat.S_ISDIR(os.lstat(path).st_mode):
                     raise self.refuse(name, "directory member over an existing non-directory")
             else:
                 os.mkdir(path, 0o755)
+                if "/" not in name or name.rpartition("/")[0] in self.real_dirs:
+                    self.real_dirs.add(name)
         elif member.isreg():
+            self.claim(name)
             path = self.parent(name)
             mode = 0o755 if member.mode & 0o111 else 0o644
+            source = tar.extractfile(member)
+            if member.size <= _SMALL_FILE:
+                self.writers.submit(name, path, source.read() if source is not None else b"", mode)
+                return
             try:
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), mode)
+                fd = os.open(path, _CREATE, mode)
             except FileExistsError:
                 raise self.refuse(name, "duplicate member") from None
-            source = tar.extractfile(member)
             with os.fdopen(fd, "wb") as out:
                 if source is not None:
                     shutil.copyfileobj(source, out, _CHUNK)
         elif member.issym():
+            self.claim(name)
+            self.symlinks.add(name)
             self.symlink(name, member.linkname)
         elif member.islnk():
+            self.claim(name)
             self.hardlink(name, member.linkname)
         else:
             raise self.refuse(name, "not a file, directory or link")
+
+    def finish(self) -> None:
+        """Wait for the background writes; a failed one is raised here."""
+        failed = self.writers.drain()
+        if failed is not None:
+            name, exc = failed
+            if isinstance(exc, FileExistsError):
+                raise self.refuse(name, "duplicate member")
+            raise exc
 
     def symlink(self, name: str, link: str) -> None:
         if not link or "\x00" in link:
@@ -245,6 +361,7 @@ class _Extractor:
         problem = _name_problem(link)
         if problem:
             raise self.refuse(name, f"hard link target {link!r}: {problem}")
+        self.finish()  # the target must be on disk
         source = self.target(link)
         if not (os.path.lexists(source) and stat.S_ISREG(os.lstat(source).st_mode)):
             raise self.refuse(name, f"hard link target {link!r} is not an earlier regular file")
@@ -278,13 +395,18 @@ def unpack(archive: Path, dest: Path) -> None:
     try:
         os.chmod(tmp, 0o755)
         extractor = _Extractor(archive, tmp)
-        with open(archive, "rb") as raw, zstandard.ZstdDecompressor().stream_reader(raw) as zst:
-            try:
-                with tarfile.open(fileobj=zst, mode="r|") as tar:
-                    for member in tar:
-                        extractor.extract(tar, member)
-            except (tarfile.TarError, zstandard.ZstdError) as exc:
-                raise UnsafeArchive(archive, None, f"corrupt archive: {exc}") from exc
+        try:
+            with open(archive, "rb") as raw, zstandard.ZstdDecompressor().stream_reader(raw) as zst:
+                try:
+                    # tarfile's stream mode reads in small records; a buffer in between makes those cheap.
+                    with tarfile.open(fileobj=io.BufferedReader(zst, _CHUNK), mode="r|") as tar:
+                        for member in tar:
+                            extractor.extract(tar, member)
+                except (tarfile.TarError, zstandard.ZstdError) as exc:
+                    raise UnsafeArchive(archive, None, f"corrupt archive: {exc}") from exc
+            extractor.finish()
+        finally:
+            extractor.writers.close()
         extractor.check_links()
         os.rename(tmp, dest)
     except BaseException:

@@ -39,28 +39,29 @@ def template_for(archive: Path, sha256: str, root: Path) -> Path:
 def clone_tree(template: Path, dest: Path) -> None:
     """Recreate ``template`` at ``dest`` (absent or empty): directories made, files hard-linked, symlinks copied."""
     dest.mkdir(parents=True, exist_ok=True)
-    link = os.link
-    for directory, dirs, files in os.walk(template):
-        rel = os.path.relpath(directory, template)
-        out = dest if rel == "." else dest / rel
-        for name in dirs:
-            src = os.path.join(directory, name)
-            if os.path.islink(src):
-                os.symlink(os.readlink(src), out / name)
-            else:
-                (out / name).mkdir()
-        for name in files:
-            src = os.path.join(directory, name)
-            target = out / name
-            if os.path.islink(src):
-                os.symlink(os.readlink(src), target)
-                continue
+    _clone_dir(os.fspath(template), os.fspath(dest), [os.link])
+
+
+def _clone_dir(src: str, dst: str, link: list) -> None:
+    # os.scandir's entries know their type without a stat; plain strings instead of Path objects: a venv has
+    # 10k+ files, and this loop is most of the time a repeat request takes.
+    with os.scandir(src) as it:
+        entries = list(it)
+    for entry in entries:
+        target = f"{dst}/{entry.name}"
+        if entry.is_symlink():
+            os.symlink(os.readlink(entry.path), target)
+        elif entry.is_dir(follow_symlinks=False):
+            os.mkdir(target)
+            _clone_dir(entry.path, target, link)
+        else:
             try:
-                link(src, target)
-            except OSError:  # another filesystem, or links not allowed: copy instead
-                link = _copy
-                _copy(src, target)
-        dirs[:] = [d for d in dirs if not os.path.islink(os.path.join(directory, d))]
+                link[0](entry.path, target)
+            except OSError:  # another filesystem, or links not allowed: copy instead from now on
+                if link[0] is _copy:
+                    raise
+                link[0] = _copy
+                _copy(entry.path, target)
 
 
 def _copy(src: str, dst: os.PathLike[str] | str) -> None:

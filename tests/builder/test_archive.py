@@ -249,3 +249,46 @@ def test_packed_archive_is_readable_by_zstd_and_tar(tmp_path: Path) -> None:
         ["tar", "--use-compress-program=zstd -d", "-tf", tmp_path / "t.tar.zst"], capture_output=True, text=True
     )
     assert listing.stdout.split() == ["d/", "d/f"]
+
+
+@pytest.mark.parametrize(
+    "entries",
+    [
+        [("file", "a", b"1"), ("file", "a", b"2")],
+        [("file", "d/a", b"1"), ("file", "./d/a", b"2")],
+        [("file", "a", b"1"), ("dir", "a", "")],
+        [("dir", "a", ""), ("file", "a", b"1")],
+        [("file", "a", b"1"), ("file", "a/b", b"2")],
+        [("sym", "a", "b"), ("sym", "a", "c")],
+    ],
+    ids=["file-twice", "file-twice-dot-slash", "file-then-dir", "dir-then-file", "file-as-parent", "link-twice"],
+)
+def test_unpack_refuses_members_that_collide(entries: list, tmp_path: Path) -> None:
+    archive = tar_zst(tmp_path / "a.tar.zst", entries)
+    with pytest.raises(UnsafeArchive):
+        unpack(archive, tmp_path / "sub" / "dest")
+    assert os.listdir(tmp_path / "sub") == []
+
+
+@pytest.mark.parametrize("small_file", [0, 1 << 20])
+def test_unpack_many_files_small_and_streamed(small_file: int, tmp_path: Path, monkeypatch) -> None:
+    """Small members go through the writer threads, large ones are streamed: both give the same tree."""
+    import builder_service.archive as archive_module
+
+    monkeypatch.setattr(archive_module, "_SMALL_FILE", small_file)
+    monkeypatch.setattr(archive_module, "_MAX_PENDING", 64 << 10)  # forces waiting on the writers
+    entries: list = []
+    expected: dict[str, bytes] = {}
+    for i in range(300):
+        name = f"pkg{i % 7}/sub{i % 3}/m{i}.py"
+        data = hashlib.sha256(str(i).encode()).digest() * (i * 13 % 700)
+        entries.append(("file", name, data))
+        expected[name] = data
+    entries.append(("hard", "pkg0/copy.py", "pkg0/sub0/m0.py"))
+    expected["pkg0/copy.py"] = expected["pkg0/sub0/m0.py"]
+    archive = tar_zst(tmp_path / "a.tar.zst", entries)
+    unpack(archive, tmp_path / "out")
+    found = {
+        str(p.relative_to(tmp_path / "out")): p.read_bytes() for p in (tmp_path / "out").rglob("*") if p.is_file()
+    }
+    assert found == expected
