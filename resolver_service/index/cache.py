@@ -117,7 +117,7 @@ class IndexCache:
 
     FILENAME = "index-cache.sqlite3"
 
-    def __init__(self, directory: Path, parsed_entries: int = 2048) -> None:
+    def __init__(self, directory: Path, parsed_entries: int = 8192) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         self.path = directory / self.FILENAME
         self._lock = threading.Lock()  # the writer connection
@@ -213,6 +213,14 @@ class IndexCache:
         return value
 
     # --------------------------------------------------------------------------------------- metadata
+
+    def peek_parsed(self, key: tuple) -> object | None:
+        """What :meth:`parsed` holds under ``key``, or None (nothing computed)."""
+        with self._parsed_lock:
+            value = self._parsed.get(key)
+            if value is not None:
+                self._parsed.move_to_end(key)
+            return value
 
     def get_metadata(self, sha256: str) -> bytes | None:
         row = self._read_one("SELECT data FROM metadata WHERE sha256 = ?", (sha256.lower(),))

@@ -56,10 +56,17 @@ class MetadataFetcher:
         """(metadata, how: ``cache``, ``local``, ``metadata-file``, ``range`` or ``download``)."""
         sha256 = file.sha256
         if self.cache is not None and sha256:
-            data = self.cache.get_metadata(sha256)
-            if data is not None:
+            # Parsed metadata is kept in memory by file hash (a server answers many requests): no database
+            # read, no parsing. Only what parsed cleanly is kept; errors name the file, so they are redone.
+            key = ("metadata", sha256.lower(), file.name, file.version, file.is_wheel)  # what the checks use
+            meta = self.cache.peek_parsed(key)
+            if meta is None:
+                data = self.cache.get_metadata(sha256)
+                if data is not None:
+                    meta = self.cache.parsed(key, lambda: check_metadata(file, data))
+            if meta is not None:
                 self.stats.add("metadata_cached")
-                return check_metadata(file, data), "cache"
+                return meta, "cache"
         data, how = self._read(file)
         self.stats.add("metadata_fetched")
         meta = parse_metadata(file, data)
