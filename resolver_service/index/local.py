@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import stat
+import threading
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -87,14 +89,53 @@ def static_index_files(root: Path, name: NormalizedName, index: str) -> list[Dis
     project = root / name
     if not project.is_dir():
         # Trees written by older tools keep the project's own spelling ("Foo_Bar/").
-        project = next((p for p in _subdirs(root) if canonicalize_name(p.name) == name), project)
+        project = _tree_spellings(root).get(name, project)
     page = project / "index.html"
-    if page.is_file():
-        text = page.read_bytes().decode("utf-8", errors="replace")
-        return parse_html_page(text, project.absolute().as_uri() + "/", index, name)
+    try:
+        st = page.stat()
+    except OSError:
+        st = None
+    if st is not None and stat.S_ISREG(st.st_mode):
+        # Parsed pages are remembered while the file is unchanged (a server reads the same trees all day).
+        key = (str(page), st.st_mtime_ns, st.st_size, st.st_ino, index, name)
+        with _memo_lock:
+            held = _page_memo.get(key)
+        if held is None:
+            text = page.read_bytes().decode("utf-8", errors="replace")
+            held = tuple(parse_html_page(text, project.absolute().as_uri() + "/", index, name))
+            with _memo_lock:
+                _page_memo[key] = held
+                while len(_page_memo) > _MEMO_ENTRIES:
+                    _page_memo.pop(next(iter(_page_memo)))
+        return list(held)
     if project.is_dir():
         return [f for f in list_directory(project, index, "index") if f.name == name]
     return None
+
+
+_MEMO_ENTRIES = 4096
+_memo_lock = threading.Lock()
+_page_memo: dict[tuple, tuple[DistFile, ...]] = {}
+_spellings: dict[tuple, dict[NormalizedName, Path]] = {}
+
+
+def _tree_spellings(root: Path) -> dict[NormalizedName, Path]:
+    """``canonical name -> project directory`` of a tree, remembered while the root directory is unchanged
+    (asking a tree for a name it lacks would otherwise list the whole tree each time)."""
+    try:
+        st = root.stat()
+    except OSError:
+        return {}
+    key = (str(root), st.st_mtime_ns, st.st_ino)
+    with _memo_lock:
+        held = _spellings.get(key)
+    if held is None:
+        held = {canonicalize_name(p.name): p for p in _subdirs(root)}
+        with _memo_lock:
+            for old in [k for k in _spellings if k[0] == key[0]]:
+                del _spellings[old]
+            _spellings[key] = held
+    return held
 
 
 def _subdirs(root: Path) -> list[Path]:

@@ -116,3 +116,19 @@ def test_local_sidecar_metadata_is_used_and_checked(index_builder, make_source):
     assert file.core_metadata
     # The sidecar, not the archive (whose METADATA has no Requires-Dist), was read.
     assert [str(r) for r in source.metadata(file).requires_dist] == ["x"]
+
+
+def test_file_tree_changes_are_seen_by_a_long_lived_process(index_builder, make_source):
+    """Parsed pages and the tree's directory names are remembered in memory, but only while unchanged."""
+    index_builder.add("foo", "1.0")
+    root = index_builder.simple_dir()
+    assert [f.filename for f in make_source(index_url=root.as_uri()).files("foo")] == ["foo-1.0-py3-none-any.whl"]
+    assert list(make_source(index_url=root.as_uri()).files("Late.Comer")) == []
+
+    index_builder.add("foo", "1.1")
+    index_builder.add("Late.Comer", "2.0")
+    root = index_builder.simple_dir()
+    (root / "late-comer").rename(root / "Late.Comer")
+    files = sorted(f.filename for f in make_source(index_url=root.as_uri()).files("foo"))
+    assert files == ["foo-1.0-py3-none-any.whl", "foo-1.1-py3-none-any.whl"]
+    assert [f.version for f in make_source(index_url=root.as_uri()).files("late-comer")] == [Version("2.0")]
