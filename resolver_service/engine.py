@@ -27,12 +27,8 @@ from .convert import pin_to_proto, policy_from_proto, target_from_spec, target_t
 from .distfile import DistFile
 from .errors import InvalidInput, NoSolution
 from .index.auth import Credential
-from .index.cache import IndexCache
-from .index.finder import IndexSettings, IndexSource
-from .index.http import HttpClient
+from .index.settings import IndexSettings
 from .pin import lock_key
-from .prepared import PreparingSource
-from .render import pylock_toml, requirements_txt
 from .resolution_cache import ResolutionCache
 from .resolve import DEFAULT_MAX_BACKTRACKS, ResolutionRequest, parse_constraint, parse_requirement, resolve
 from .target import TargetEnvironment
@@ -87,18 +83,44 @@ class ResolverEngine:
         self.resolutions_run = 0
         self._count_lock = threading.Lock()
         self._prepared_memo: dict[bytes, tuple] = {}
-        # One pooled HTTP/2 client and one page/metadata cache for every resolution of this process.
-        self.http = HttpClient(ca_bundle=self.settings.pip.cert)
-        self.index_cache = IndexCache(self.home / "index")
+        # One pooled HTTP client and one page/metadata cache for every resolution of this process, made on
+        # first use (a process answered from the resolution cache never imports the fetching machinery).
+        self._http = None
+        self._index_cache = None
+        self._edge_lock = threading.Lock()
         #: ``prepare(file, target, index_config) -> METADATA bytes`` for sdists with dynamic dependencies;
         #: set by a builder (embedded, or a remote one's PrepareMetadata). Without it such sdists are
         #: FAILED_PRECONDITION.
         self.metadata_preparer: MetadataPreparer | None = None
 
+    @property
+    def http(self):
+        """The pooled HTTP client (:class:`~resolver_service.index.http.HttpClient`)."""
+        if self._http is None:
+            with self._edge_lock:
+                if self._http is None:
+                    from .index.http import HttpClient
+
+                    self._http = HttpClient(ca_bundle=self.settings.pip.cert)
+        return self._http
+
+    @property
+    def index_cache(self):
+        """The page and metadata cache (:class:`~resolver_service.index.cache.IndexCache`)."""
+        if self._index_cache is None:
+            with self._edge_lock:
+                if self._index_cache is None:
+                    from .index.cache import IndexCache
+
+                    self._index_cache = IndexCache(self.home / "index")
+        return self._index_cache
+
     def close(self) -> None:
         self.cache.close()
-        self.index_cache.close()
-        self.http.close()
+        if self._index_cache is not None:
+            self._index_cache.close()
+        if self._http is not None:
+            self._http.close()
 
     # -- requests ----------------------------------------------------------------------------------
 
@@ -230,6 +252,10 @@ class ResolverEngine:
                 forward("metadata_fetched", name, version, detail)
             else:
                 forward("page_fetched", name, "", detail)
+
+        from .index.finder import IndexSource
+        from .prepared import PreparingSource
+        from .render import pylock_toml, requirements_txt
 
         with IndexSource(
             settings, http=self.http, cache=self.index_cache, on_event=page_event if on_event else None

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from packaging.metadata import parse_email
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import NormalizedName, canonicalize_name
@@ -29,6 +28,8 @@ class CoreMetadata:
     @classmethod
     def from_bytes(cls, data: bytes, filename: str) -> CoreMetadata:
         """Parse RFC 822 core metadata; raise :class:`InvalidDistribution` naming ``filename`` when unusable."""
+        from packaging.metadata import parse_email  # pulls in the email package: only when parsing
+
         raw, _unparsed = parse_email(data)
         try:
             name = canonicalize_name(raw["name"])

@@ -11,11 +11,10 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import BinaryIO, Literal, TypeVar
+from dataclasses import dataclass
+from typing import BinaryIO, TypeVar
 from urllib.parse import unquote, urldefrag, urlsplit
 
 from packaging.utils import NormalizedName, canonicalize_name
@@ -27,80 +26,18 @@ from .archives import archive_metadata
 from .auth import Auth, Credential, redact, split_userinfo
 from .cache import CachedPage, IndexCache, parse_cache_control
 from .http import HttpClient, unexpected_status
-from .local import find_links_files, is_file_url, location_path, static_index_files
+from .local import find_links_files, location_path, static_index_files
 from .metadata_fetch import MetadataFetcher, copy_and_hash, parse_metadata, require_static, verify_digests
 from .pages import ACCEPT, PageError, fragment_hashes, parse_links_page, parse_project_page
+from .settings import IndexSettings, _Index
 from .stats import SourceStats
 
 K = TypeVar("K")
 V = TypeVar("V")
 
-Strategy = Literal["first-index", "unsafe-best-match"]
 #: ``on_event(kind, name, detail)``: kind ``"page"`` (name = project, detail = "from <url> (<how>)") or
 #: ``"metadata"`` (name = project, detail = "<version> from <filename> (<how>)").
 EventCallback = Callable[[str, str, str], None]
-
-
-@dataclass(frozen=True)
-class IndexSettings:
-    """Where packages come from (the resolver's view of ``IndexConfig``)."""
-
-    #: The default index; ``None``: no default index.
-    index_url: str | None = None
-    #: Searched in this order, before the default index.
-    extra_index_urls: Sequence[str] = ()
-    #: Directories, file:// URLs, local HTML files or http(s) pages linking distribution files.
-    find_links: Sequence[str] = ()
-    #: Ignore the default and extra indexes (find-links only).
-    no_index: bool = False
-    strategy: Strategy = "first-index"
-    #: Canonical name -> the only index asked for it.
-    package_index: Mapping[str, str] = field(default_factory=dict)
-    credentials: Sequence[Credential] = ()
-    #: Directory of the SQLite page/metadata cache; ``None``: no on-disk cache.
-    cache_dir: Path | None = None
-    #: Never touch the network: cached pages (fresh or not) and cached metadata only.
-    offline: bool = False
-    #: CA bundle for TLS; default: ``PIP_CERT`` / ``REQUESTS_CA_BUNDLE`` / ``SSL_CERT_FILE``, else system.
-    ca_bundle: str | None = None
-    timeout: float = 30.0
-    retries: int = 3
-
-    def __post_init__(self) -> None:
-        if self.strategy not in ("first-index", "unsafe-best-match"):
-            raise InvalidInput(str(self.strategy), "unknown index strategy")
-
-    def indexes(self) -> list[str]:
-        """Index URLs in priority order: extras as given, then the default; duplicates dropped."""
-        if self.no_index:
-            return []
-        urls = [*self.extra_index_urls, *([self.index_url] if self.index_url else [])]
-        seen: set[str] = set()
-        out = []
-        for url in urls:
-            if _index_key(url) not in seen:
-                seen.add(_index_key(url))
-                out.append(url)
-        return out
-
-
-@dataclass(frozen=True)
-class _Index:
-    """One configured index: the URL to request (no user-info, trailing slash) and its redacted name."""
-
-    url: str
-    display: str
-    path: Path | None
-
-    @classmethod
-    def of(cls, configured: str) -> _Index:
-        stripped, _ = split_userinfo(configured.strip())
-        url = stripped if stripped.endswith("/") else stripped + "/"
-        return cls(url, redact(configured.strip()), location_path(url) if is_file_url(url) else None)
-
-
-def _index_key(url: str) -> str:
-    return _Index.of(url).url
 
 
 class _SingleFlight:
