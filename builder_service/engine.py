@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from packaging.utils import parse_wheel_filename
 
@@ -30,15 +31,17 @@ from venvsmith.v1 import builder_pb2, common_pb2, resolver_pb2
 
 from .action_cache import ActionResult, FilesystemActionCache, Outcome, OutputRef
 from .archive import pack
-from .build_env import ResolvingBuildEnv
 from .digest import Digest
 from .errors import BuilderError
-from .fetch import Fetcher, Progress
 from .limits import BuildLimits
-from .sdist_build import build_key, build_wheel, extract_sdist, prepare_metadata, read_build_system, remove_tree
 from .store import FilesystemStore
-from .venv import build_venv
-from .wheelhouse import write_tree
+
+if TYPE_CHECKING:
+    from .build_env import ResolvingBuildEnv
+    from .fetch import Fetcher, Progress
+
+# Building (sdists, venvs, fetching) is imported where it is first needed: a repeat request answered from the
+# action cache needs none of it.
 
 try:  # POSIX: a work directory's lock tells a live process's directory from a dead one's
     import fcntl
@@ -91,6 +94,8 @@ def claim_work_dir(root: Path) -> tuple[Path, int | None]:
             os.close(fd)
             continue  # its process is alive
         try:
+            from .sdist_build import remove_tree
+
             remove_tree(Path(entry.path))
         finally:
             os.close(fd)
@@ -222,6 +227,8 @@ class BuildEngine:
     def fetcher(self, index: common_pb2.IndexConfig) -> Fetcher:
         settings = self.resolver.index_settings(index)
         auth = Auth(settings.credentials, [*settings.indexes(), *settings.find_links])
+        from .fetch import Fetcher
+
         return Fetcher(self.store, self.resolver.http, auth, self.tmp)
 
     def wheel_for(
@@ -267,6 +274,9 @@ class BuildEngine:
 
     def _build_env(self, sdist_path, target, options, constraints, fetcher, depth) -> tuple[ResolvingBuildEnv, list]:
         """A build-env provider for ``sdist_path`` and its static build requirements, resolved now."""
+        from .build_env import ResolvingBuildEnv
+        from .sdist_build import extract_sdist, read_build_system
+
         with tempfile.TemporaryDirectory(dir=self.tmp) as work:
             source = extract_sdist(sdist_path, Path(work) / "src", max_bytes=self._limits(options).max_output_bytes)
             requires = list(read_build_system(source, sdist_path).requires)
@@ -279,6 +289,8 @@ class BuildEngine:
 
     def _built_wheel(self, pin, target, options, constraints, fetcher, progress, building, depth
                      ) -> tuple[OutputRef, Outcome]:
+        from .sdist_build import build_key, build_wheel
+
         if depth > MAX_BUILD_DEPTH:
             raise BuilderError("FAILED_PRECONDITION", f"build requirements nest deeper than {MAX_BUILD_DEPTH} at {pin}")
         sdist_path = self._sdist(pin, fetcher, progress)
@@ -312,6 +324,8 @@ class BuildEngine:
     def prepare_metadata(self, pin: Pin, target: TargetEnvironment, options: builder_pb2.BuildOptions
                          ) -> tuple[OutputRef, bytes]:
         """Core metadata of an sdist with dynamic dependencies, by its backend in isolation; cached."""
+        from .sdist_build import prepare_metadata
+
         if pin.file.is_wheel:
             raise BuilderError("INVALID_ARGUMENT", f"{pin.file.filename} is a wheel: its metadata is static")
         fetcher = self.fetcher(options.index)
@@ -377,6 +391,8 @@ class BuildEngine:
                      compile_bytecode: bool) -> tuple[OutputRef, Outcome]:
         """The relocatable venv of exactly these wheels (install order) for ``target``, keyed by the lock key;
         with how it came (``"computed"``, ``"shared"`` with a concurrent identical build, or ``"cached"``)."""
+        from .venv import build_venv
+
         key = f"venv:{lock_key}:{'pyc' if compile_bytecode else 'nopyc'}"
         interpreter = self.interpreter_for(target)
 
@@ -397,6 +413,8 @@ class BuildEngine:
 
     def wheelhouse(self, lock_key: str, wheels: Sequence[OutputRef]) -> OutputRef:
         """A deterministic tar.zst of ``wheels/`` plus PEP 503 ``simple/`` pages."""
+        from .wheelhouse import write_tree
+
         key = f"wheelhouse:{lock_key}"
 
         def build() -> ActionResult:

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-from .archive import UnsafeArchive
-from .digest import DigestMismatch, InvalidDigest
-from .install import UnsafeWheel
-from .store import BlobNotFound, BlobTooLarge, InvalidRange
-from .venv import VenvError
+from functools import cache
 
 
 class BuilderError(Exception):
@@ -18,16 +14,25 @@ class BuilderError(Exception):
         self.message = message
 
 
-_STATUS: tuple[tuple[type[BaseException], str], ...] = (
-    (DigestMismatch, "DATA_LOSS"),
-    (UnsafeWheel, "FAILED_PRECONDITION"),
-    (UnsafeArchive, "FAILED_PRECONDITION"),
-    (VenvError, "FAILED_PRECONDITION"),
-    (BlobNotFound, "NOT_FOUND"),
-    (InvalidRange, "OUT_OF_RANGE"),
-    (BlobTooLarge, "RESOURCE_EXHAUSTED"),
-    (InvalidDigest, "INVALID_ARGUMENT"),
-)
+@cache
+def _statuses() -> tuple[tuple[type[BaseException], str], ...]:
+    # Imported when an error is being reported, not when this module is (the installer is a sizeable import).
+    from .archive import UnsafeArchive
+    from .digest import DigestMismatch, InvalidDigest
+    from .install import UnsafeWheel
+    from .store import BlobNotFound, BlobTooLarge, InvalidRange
+    from .venv import VenvError
+
+    return (
+        (DigestMismatch, "DATA_LOSS"),
+        (UnsafeWheel, "FAILED_PRECONDITION"),
+        (UnsafeArchive, "FAILED_PRECONDITION"),
+        (VenvError, "FAILED_PRECONDITION"),
+        (BlobNotFound, "NOT_FOUND"),
+        (InvalidRange, "OUT_OF_RANGE"),
+        (BlobTooLarge, "RESOURCE_EXHAUSTED"),
+        (InvalidDigest, "INVALID_ARGUMENT"),
+    )
 
 
 def status_of(exc: BaseException) -> tuple[str, str] | None:
@@ -37,7 +42,7 @@ def status_of(exc: BaseException) -> tuple[str, str] | None:
         message = getattr(exc, "message", None) or str(exc)
         tail = getattr(exc, "log_tail", "")
         return status, f"{message}\n--- build log (tail) ---\n{tail}" if tail else message
-    for kind, name in _STATUS:
+    for kind, name in _statuses():
         if isinstance(exc, kind):
             return name, str(exc)
     return None
