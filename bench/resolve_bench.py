@@ -921,7 +921,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="resolve_bench", description=__doc__.split("\n\n")[0])
     p.add_argument("--sets", nargs="+", default=list(DEFAULT_SETS),
                    help=f"set names under bench/sets (default: {' '.join(DEFAULT_SETS)}) or .txt paths")
-    p.add_argument("--repeat", type=int, default=3, help="cold/warm repetitions per set (default 3)")
+    p.add_argument("--repeat", type=int, default=5, help="cold/warm repetitions per set (default 5)")
     p.add_argument("--skip-pip", action="store_true", help="do not time pip's resolver (slow)")
     p.add_argument("--pip-compile", action="store_true", help="also time pip-compile once per set (cold)")
     p.add_argument("--quick", action="store_true",

@@ -725,7 +725,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="venv_bench", description=__doc__.split("\n\n")[0])
     p.add_argument("--sets", nargs="+", default=list(DEFAULT_SETS),
                    help=f"set names under bench/sets (default: {' '.join(DEFAULT_SETS)}) or .txt paths")
-    p.add_argument("--repeat", type=int, default=3, help="repetitions per set (default 3)")
+    p.add_argument("--repeat", type=int, default=5, help="repetitions per set (default 5)")
     p.add_argument("--skip-pip", action="store_true", help="do not time pip")
     p.add_argument("--pip-runs", type=int, default=None, metavar="N",
                    help="time pip in the first N repetitions only (default: all)")
