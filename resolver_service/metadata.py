@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from packaging.requirements import InvalidRequirement, Requirement
@@ -10,6 +11,9 @@ from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from .errors import InvalidDistribution
+
+#: Version of :meth:`CoreMetadata.to_fields`'s layout.
+FIELDS_FORMAT = 1
 
 
 @dataclass(frozen=True)
@@ -61,6 +65,42 @@ class CoreMetadata:
             metadata_version=raw.get("metadata_version", "1.0"),
             dynamic=frozenset(d.lower() for d in raw.get("dynamic", [])),
         )
+
+    def to_fields(self) -> str:
+        """These fields as JSON (see :meth:`from_fields`): cached next to the raw bytes, so that a process
+        reading cached metadata neither imports nor runs the RFC 822 parser."""
+        return json.dumps(
+            [
+                FIELDS_FORMAT,
+                self.name,
+                str(self.version),
+                [str(r) for r in self.requires_dist],
+                None if self.requires_python is None else str(self.requires_python),
+                sorted(self.provides_extra),
+                self.metadata_version,
+                sorted(self.dynamic),
+            ],
+            separators=(",", ":"),
+        )
+
+    @classmethod
+    def from_fields(cls, text: str) -> CoreMetadata | None:
+        """What :meth:`to_fields` wrote; ``None`` for anything else (another format: parse the bytes again)."""
+        try:
+            fmt, name, version, requires, requires_python, extras, metadata_version, dynamic = json.loads(text)
+            if fmt != FIELDS_FORMAT:
+                return None
+            return cls(
+                name=NormalizedName(name),
+                version=Version(version),
+                requires_dist=tuple(Requirement(r) for r in requires),
+                requires_python=None if requires_python is None else SpecifierSet(requires_python),
+                provides_extra=frozenset(NormalizedName(e) for e in extras),
+                metadata_version=metadata_version,
+                dynamic=frozenset(dynamic),
+            )
+        except (ValueError, TypeError, InvalidRequirement, InvalidSpecifier):
+            return None
 
     @property
     def dependencies_are_static(self) -> bool:

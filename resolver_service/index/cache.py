@@ -42,6 +42,10 @@ CREATE TABLE IF NOT EXISTS metadata (
     sha256 TEXT PRIMARY KEY,
     data BLOB NOT NULL
 );
+CREATE TABLE IF NOT EXISTS metadata_fields (
+    sha256 TEXT PRIMARY KEY,
+    fields TEXT NOT NULL
+);
 DROP TABLE IF EXISTS pages;
 """
 
@@ -225,6 +229,17 @@ class IndexCache:
     def get_metadata(self, sha256: str) -> bytes | None:
         row = self._read_one("SELECT data FROM metadata WHERE sha256 = ?", (sha256.lower(),))
         return bytes(row[0]) if row else None
+
+    def get_metadata_fields(self, sha256: str) -> str | None:
+        """The parsed fields of the metadata stored under ``sha256`` (``CoreMetadata.to_fields``), if kept."""
+        row = self._read_one("SELECT fields FROM metadata_fields WHERE sha256 = ?", (sha256.lower(),))
+        return row[0] if row else None
+
+    def put_metadata_fields(self, sha256: str, fields: str) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT OR REPLACE INTO metadata_fields (sha256, fields) VALUES (?, ?)", (sha256.lower(), fields)
+            )
 
     def put_metadata(self, sha256: str, data: bytes) -> None:
         with self._lock:

@@ -61,9 +61,9 @@ class MetadataFetcher:
             key = ("metadata", sha256.lower(), file.name, file.version, file.is_wheel)  # what the checks use
             meta = self.cache.peek_parsed(key)
             if meta is None:
-                data = self.cache.get_metadata(sha256)
-                if data is not None:
-                    meta = self.cache.parsed(key, lambda: check_metadata(file, data))
+                meta = self._from_cache(file, sha256)
+                if meta is not None:
+                    self.cache.parsed(key, lambda: meta)
             if meta is not None:
                 self.stats.add("metadata_cached")
                 return meta, "cache"
@@ -72,8 +72,26 @@ class MetadataFetcher:
         meta = parse_metadata(file, data)
         if self.cache is not None and sha256:
             self.cache.put_metadata(sha256, data)
+            self.cache.put_metadata_fields(sha256, meta.to_fields())
         require_static(file, meta)
         return meta, how
+
+    def _from_cache(self, file: DistFile, sha256: str) -> CoreMetadata | None:
+        """Cached metadata of ``file``, checked: from its parsed fields, else parsed from its bytes (and the
+        fields kept for next time); ``None`` when not cached."""
+        assert self.cache is not None
+        fields = self.cache.get_metadata_fields(sha256)
+        meta = CoreMetadata.from_fields(fields) if fields is not None else None
+        if meta is not None:
+            check_describes(file, meta)
+        else:
+            data = self.cache.get_metadata(sha256)
+            if data is None:
+                return None
+            meta = parse_metadata(file, data)
+            self.cache.put_metadata_fields(sha256, meta.to_fields())
+        require_static(file, meta)
+        return meta
 
     # ------------------------------------------------------------------------------------- sources
 
@@ -223,11 +241,16 @@ def verify_digests(filename: str, expected: Mapping[str, str], actual: Mapping[s
 def parse_metadata(file: DistFile, data: bytes) -> CoreMetadata:
     """Parse ``data`` and check that it describes ``file`` (same project and version)."""
     meta = CoreMetadata.from_bytes(data, file.filename)
+    check_describes(file, meta)
+    return meta
+
+
+def check_describes(file: DistFile, meta: CoreMetadata) -> None:
+    """Refuse metadata of another project or version than ``file``'s name says."""
     if meta.name != file.name or meta.version != file.version:
         raise InvalidDistribution(
             file.filename, f"metadata describes {meta.name} {meta.version}, not {file.name} {file.version}"
         )
-    return meta
 
 
 def require_static(file: DistFile, meta: CoreMetadata) -> None:

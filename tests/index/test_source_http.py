@@ -449,3 +449,41 @@ def test_resolve_file_url_local_and_errors(index_builder, make_source, tmp_path)
         source.resolve_file_url("https://h.example/not-a-dist.txt")
     with pytest.raises(IndexUnavailable, match="cannot read"):
         source.resolve_file_url((tmp_path / "missing-1.0.tar.gz").as_uri())
+
+
+def test_cached_metadata_is_read_from_its_parsed_fields(index_builder, index_server, make_source, tmp_path):
+    """A new process reads cached metadata from the fields kept next to the raw bytes; fields it cannot read
+    (another layout, damage) are rebuilt from the bytes."""
+    import sqlite3
+
+    index_builder.add("foo", "1.0", deps=["bar>=2", "qux; python_version < '3'"], extras={"x": ["baz"]},
+                      requires_python=">=3.9")
+    server = index_server()
+    (file,) = make_source(index_url=server.url, cache=True).files("foo")
+    first = make_source(index_url=server.url, cache=True).metadata(file)
+    db_path = tmp_path / "cache" / "index-cache.sqlite3"
+
+    def fields() -> str | None:
+        with sqlite3.connect(db_path) as db:
+            row = db.execute("SELECT fields FROM metadata_fields").fetchone()
+        return row[0] if row else None
+
+    def same(meta) -> bool:
+        return (meta.name, meta.version, [str(r) for r in meta.requires_dist], meta.requires_python,
+                meta.provides_extra, meta.metadata_version, meta.dynamic) == (
+            first.name, first.version, [str(r) for r in first.requires_dist], first.requires_python,
+            first.provides_extra, first.metadata_version, first.dynamic)
+
+    kept = fields()
+    assert kept is not None
+    with sqlite3.connect(db_path) as db:
+        db.execute("UPDATE metadata_fields SET fields = '[99]'")
+    source = make_source(index_url=server.url, cache=True)
+    assert same(source.metadata(file)) and source.stats.metadata_cached == 1
+    assert fields() == kept  # rebuilt from the bytes
+
+    with sqlite3.connect(db_path) as db:
+        db.execute("DELETE FROM metadata")  # only the fields are left: they are what is read
+    source = make_source(index_url=server.url, cache=True)
+    assert same(source.metadata(file)) and source.stats.metadata_cached == 1
+    assert len(server.metadata_fetches()) == 1
