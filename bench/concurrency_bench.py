@@ -41,13 +41,13 @@ from resolve_bench import (
     IndexArgs,
     ResolverServer,
     add_common_options,
-    ensure_bench_venv,
     git_describe,
     md_escape,
     parse_opts,
     percentile,
     report_base,
     resolve_set_files,
+    run_against_index,
     wait_idle,
 )
 from venv_bench import VenvTools, code_revision
@@ -333,15 +333,7 @@ def main(argv: list[str] | None = None, strict: bool = True) -> int:
         opts.sets = [QUICK_SET] if opts.sets == list(DEFAULT_SETS) else opts.sets[:1]
     if opts.clients < 1:
         raise SystemExit("--clients must be at least 1")
-    ensure_bench_venv()
-    if opts.mirror:
-        from mirror import serve_mirror
-
-        with serve_mirror(opts, resolve_set_files(opts.sets)) as index:
-            opts.index_override = index
-            results = run_bench(opts)
-    else:
-        results = run_bench(opts)
+    results = run_against_index(opts, run_bench)
     write_report(results, Path(opts.output_dir), report_base(results["date"], "concurrency", opts))
     return 0
 

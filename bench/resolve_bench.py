@@ -36,6 +36,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -980,6 +981,18 @@ def write_report(results: dict, outdir: Path, base: str) -> Path:
     return md_path
 
 
+def run_against_index(opts: argparse.Namespace, run: Callable[[argparse.Namespace], dict]) -> dict:
+    """``run(opts)`` once the bench venv exists, against a local mirror of the sets' files with ``--mirror``."""
+    ensure_bench_venv()
+    if not opts.mirror:
+        return run(opts)
+    from mirror import serve_mirror
+
+    with serve_mirror(opts, resolve_set_files(opts.sets)) as index:
+        opts.index_override = index
+        return run(opts)
+
+
 def main(argv: list[str] | None = None, strict: bool = True) -> int:
     opts = parse_opts(build_parser(), argv, strict)
     if opts.render_only:
@@ -993,15 +1006,7 @@ def main(argv: list[str] | None = None, strict: bool = True) -> int:
         opts.skip_pip = True
     if opts.repeat < 1:
         raise SystemExit("--repeat must be at least 1")
-    ensure_bench_venv()
-    if opts.mirror:
-        from mirror import serve_mirror
-
-        with serve_mirror(opts, resolve_set_files(opts.sets)) as index:
-            opts.index_override = index
-            results = run_bench(opts)
-    else:
-        results = run_bench(opts)
+    results = run_against_index(opts, run_bench)
 
     write_report(results, Path(opts.output_dir), report_base(results["date"], "resolve", opts))
     return 0

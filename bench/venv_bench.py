@@ -56,7 +56,6 @@ from resolve_bench import (
     add_common_options,
     canonical,
     compare_pins,
-    ensure_bench_venv,
     failure_text,
     fmt_cell,
     git_describe,
@@ -64,6 +63,7 @@ from resolve_bench import (
     parse_opts,
     report_base,
     resolve_set_files,
+    run_against_index,
     summarize,
     tool_version,
     wait_idle,
@@ -760,15 +760,7 @@ def main(argv: list[str] | None = None, strict: bool = True) -> int:
         opts.profile_set = opts.sets[0]
     if opts.repeat < 1:
         raise SystemExit("--repeat must be at least 1")
-    ensure_bench_venv()
-    if opts.mirror:
-        from mirror import serve_mirror
-
-        with serve_mirror(opts, resolve_set_files(opts.sets)) as index:
-            opts.index_override = index
-            results = run_bench(opts)
-    else:
-        results = run_bench(opts)
+    results = run_against_index(opts, run_bench)
     write_report(results, Path(opts.output_dir), report_base(results["date"], "venv", opts))
     return 0
 
