@@ -14,6 +14,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from plot_bars import grouped_bars  # noqa: E402
 
 SERIES = (
     ("venvsmith", "cold", "venvsmith cold", "#1f77b4", None),
@@ -33,24 +34,7 @@ def main(json_path: str, png_path: str) -> int:
                              gridspec_kw={"width_ratios": [3, 1.4]} if has_server else None, squeeze=False)
     ax = axes[0][0]
     width = 0.8 / max(len(series), 1)
-    for k, (tool, scenario, label, color, hatch) in enumerate(series):
-        xs, heights, lo, hi, failed = [], [], [], [], []
-        for i, name in enumerate(sets):
-            ok = [r["seconds"] for r in results["runs"]
-                  if r["tool"] == tool and r["scenario"] == scenario and r["set_name"] == name and not r["error"]]
-            x = i + (k - (len(series) - 1) / 2) * width
-            if not ok:
-                failed.append(x)
-                continue
-            med = statistics.median(ok)
-            xs.append(x)
-            heights.append(med)
-            lo.append(med - min(ok))
-            hi.append(max(ok) - med)
-        ax.bar(xs, heights, width, yerr=[lo, hi], capsize=3, label=label, color=color, hatch=hatch,
-               edgecolor="white" if hatch is None else "black", linewidth=0.5)
-        for x in failed:
-            ax.text(x, 0, "fail", rotation=90, ha="center", va="bottom", fontsize=7, color="red")
+    grouped_bars(ax, results["runs"], sets, series, width, capsize=3)
     labels = []
     for name in sets:  # pip is an order of magnitude slower: its figure goes under the set's name
         pip = [r["seconds"] for r in results["runs"]

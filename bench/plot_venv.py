@@ -9,13 +9,13 @@ faster than the other tool), with issue 5's goals.
 from __future__ import annotations
 
 import json
-import statistics
 import sys
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from plot_bars import grouped_bars  # noqa: E402
 
 SERIES = (
     ("venvsmith", "first", "venvsmith first", "#aec7e8", None),
@@ -43,26 +43,7 @@ def main(json_path: str, png_path: str) -> int:
     series = [s for s in SERIES if any(r["tool"] == s[0] and r["scenario"] == s[1] for r in runs)]
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(16, 6.0), gridspec_kw={"width_ratios": [3, 2]})
     width = 0.84 / max(len(series), 1)
-    for k, (tool, scenario, label, color, hatch) in enumerate(series):
-        xs, heights, lo, hi, failed = [], [], [], [], []
-        for i, name in enumerate(sets):
-            ok = [r["seconds"] for r in runs
-                  if r["tool"] == tool and r["scenario"] == scenario and r["set_name"] == name and not r["error"]]
-            x = i + (k - (len(series) - 1) / 2) * width
-            if not ok:
-                if any(r["tool"] == tool and r["scenario"] == scenario and r["set_name"] == name for r in runs):
-                    failed.append(x)
-                continue
-            med = statistics.median(ok)
-            xs.append(x)
-            heights.append(med)
-            lo.append(med - min(ok))
-            hi.append(max(ok) - med)
-        ax.bar(xs, heights, width, yerr=[lo, hi], capsize=2, label=label, color=color, hatch=hatch,
-               edgecolor="white" if hatch is None else "black", linewidth=0.5)
-        for x in failed:
-            ax.text(x, 0.02, "failed", rotation=90, ha="center", va="bottom", fontsize=7, color="red",
-                    transform=ax.get_xaxis_transform())
+    grouped_bars(ax, runs, sets, series, width, capsize=2)
     ax.set_yscale("log")
     ax.set_xticks(range(len(sets)), sets, fontsize=8)
     ax.set_xlim(-0.5, len(sets) - 0.5)
