@@ -35,7 +35,7 @@ def _load(path: Path | None) -> dict | None:
 
 def _resolve_cells(res: dict | None, name: str) -> list[str]:
     if res is None or name not in res["sets"]:
-        return ["—"] * 3
+        return ["—"] * 4
     cold = [resolve_bench.summarize(resolve_bench._select(res, t, "cold", name)) for t in ("venvsmith", "uv")]
     warm = [resolve_bench.summarize(resolve_bench._select(res, t, "warm", name)) for t in ("venvsmith", "uv")]
     server = next((s for s in res["server"] if s["set_name"] == name and s.get("calls")), None)
@@ -43,7 +43,19 @@ def _resolve_cells(res: dict | None, name: str) -> list[str]:
         f"{fmt_cell(cold[0])} / {fmt_cell(cold[1])} = {fmt_ratio(cold[0], cold[1], resolve_bench.GOAL_COLD_RATIO)}",
         f"{fmt_cell(warm[0])} / {fmt_cell(warm[1])} = {fmt_ratio(warm[0], warm[1], resolve_bench.GOAL_WARM_RATIO)}",
         f"{server['p50_ms']:.2f} ms" if server else "—",
+        _service_cell(server, cold[1], warm[1]),
     ]
+
+
+def _service_cell(server: dict | None, uv_cold: dict, uv_warm: dict) -> str:
+    """A running server's first (cold) resolution and its median new resolution once warm, with ratios."""
+    if not server:
+        return "—"
+    cell = resolve_bench.service_cell(server["first_call_ms"] / 1000, uv_cold, resolve_bench.GOAL_COLD_RATIO)
+    if server.get("warm_new_ms"):
+        warm = statistics.median(server["warm_new_ms"]) / 1000
+        cell += " / " + resolve_bench.service_cell(warm, uv_warm, resolve_bench.GOAL_WARM_RATIO)
+    return cell
 
 
 def _venv_cells(venv: dict | None, name: str) -> list[str]:
@@ -72,9 +84,10 @@ def _venv_cells(venv: dict | None, name: str) -> list[str]:
 def table(res: dict | None, venv: dict | None) -> list[str]:
     names = list(dict.fromkeys([*(venv["sets"] if venv else []), *(res["sets"] if res else [])]))
     out = ["| set | resolve cold: venvsmith / uv | resolve warm: venvsmith / uv | resolve repeat p50 (gRPC) "
+           "| resolve via a running server: cold / warm new request "
            "| venv first | venv repeat | venv repeat via server | uv cold | uv warm | pip "
            "| repeat / uv cold (embedded / server) | pip / repeat (embedded / server) |",
-           "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for name in names:
         out.append(f"| `{name}` | " + " | ".join([*_resolve_cells(res, name), *_venv_cells(venv, name)]) + " |")
     return out
@@ -122,9 +135,10 @@ def render(outdir: Path, date: str) -> str:
                     f"{statistics.median(loads):.2f}) on {(venv or res or conc)['machine']['cpus']} CPUs.", ""]
         out += table(res, venv)
         out += ["", "Resolve columns: median wall clock of a fresh `venvsmith resolve` / `uv pip compile` process "
-                "(ratio, goals ≤ 1.5x cold, ≤ 1.0x warm); venv columns: median wall clock to a ready venv in a new "
-                "directory (goals for a built set: ≤ 1.0x uv cold, ≥ 15x faster than pip). Details, spreads, "
-                "pin comparisons and failures are in the linked reports."]
+                "(ratio, goals ≤ 1.5x cold, ≤ 1.0x warm), and the same resolutions asked of a running server "
+                "(its first call, and a new request once its caches are warm); venv columns: median wall clock to a "
+                "ready venv in a new directory (goals for a built set: ≤ 1.0x uv cold, ≥ 15x faster than pip). "
+                "Details, spreads, pin comparisons and failures are in the linked reports."]
         lines = concurrency_lines(conc)
         if lines:
             out += ["", f"Concurrency ({conc['clients']} identical cold requests at once, fresh server):", "", *lines]
