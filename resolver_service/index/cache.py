@@ -9,6 +9,7 @@ body's digest, so a warm resolution neither refetches nor re-parses.
 from __future__ import annotations
 
 import hashlib
+import queue
 import re
 import sqlite3
 import threading
@@ -129,8 +130,10 @@ class IndexCache:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)
-        self._read_lock = threading.Lock()
-        self._reader = self._connect()
+        # Readers: a pool of connections (WAL lets them read concurrently), one per concurrent reader thread.
+        self._readers: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
+        self._all_readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
         self._parsed_lock = threading.Lock()
         self._parsed: OrderedDict[tuple, object] = OrderedDict()
         self._parsed_max = parsed_entries
@@ -139,8 +142,16 @@ class IndexCache:
         return sqlite3.connect(self.path, check_same_thread=False, timeout=30.0, isolation_level=None)
 
     def _read_one(self, sql: str, args: tuple) -> tuple | None:
-        with self._read_lock:
-            return self._reader.execute(sql, args).fetchone()
+        try:
+            reader = self._readers.get_nowait()
+        except queue.Empty:
+            reader = self._connect()
+            with self._readers_lock:
+                self._all_readers.append(reader)
+        try:
+            return reader.execute(sql, args).fetchone()
+        finally:
+            self._readers.put(reader)
 
     # ------------------------------------------------------------------------------------------ pages
 
@@ -230,10 +241,17 @@ class IndexCache:
         row = self._read_one("SELECT data FROM metadata WHERE sha256 = ?", (sha256.lower(),))
         return bytes(row[0]) if row else None
 
-    def get_metadata_fields(self, sha256: str) -> str | None:
-        """The parsed fields of the metadata stored under ``sha256`` (``CoreMetadata.to_fields``), if kept."""
-        row = self._read_one("SELECT fields FROM metadata_fields WHERE sha256 = ?", (sha256.lower(),))
-        return row[0] if row else None
+    def get_metadata_fields(self, sha256: str) -> tuple[str | None, bytes | None]:
+        """``(fields, None)`` when the parsed fields of the metadata stored under ``sha256`` are kept
+        (``CoreMetadata.to_fields``), else ``(None, raw bytes or None)``: one query either way."""
+        row = self._read_one(
+            "SELECT f.fields, CASE WHEN f.fields IS NULL THEN m.data END FROM (SELECT ? AS k) q"
+            " LEFT JOIN metadata_fields f ON f.sha256 = q.k LEFT JOIN metadata m ON m.sha256 = q.k",
+            (sha256.lower(),),
+        )
+        if row is None:
+            return None, None
+        return row[0], None if row[1] is None else bytes(row[1])
 
     def put_metadata_fields(self, sha256: str, fields: str) -> None:
         with self._lock:
@@ -248,8 +266,10 @@ class IndexCache:
             )
 
     def close(self) -> None:
-        with self._read_lock:
-            self._reader.close()
+        with self._readers_lock:
+            for reader in self._all_readers:
+                reader.close()
+            self._all_readers.clear()
         with self._lock:
             self._db.close()
 

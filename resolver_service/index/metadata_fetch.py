@@ -80,12 +80,13 @@ class MetadataFetcher:
         """Cached metadata of ``file``, checked: from its parsed fields, else parsed from its bytes (and the
         fields kept for next time); ``None`` when not cached."""
         assert self.cache is not None
-        fields = self.cache.get_metadata_fields(sha256)
+        fields, data = self.cache.get_metadata_fields(sha256)
         meta = CoreMetadata.from_fields(fields) if fields is not None else None
         if meta is not None:
             check_describes(file, meta)
         else:
-            data = self.cache.get_metadata(sha256)
+            if data is None and fields is not None:  # fields of another layout: the bytes are needed
+                data = self.cache.get_metadata(sha256)
             if data is None:
                 return None
             meta = parse_metadata(file, data)
