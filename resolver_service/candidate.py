@@ -8,6 +8,7 @@ so a Requires-Python mismatch is an ordinary conflict the resolver can backtrack
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
@@ -85,6 +86,13 @@ class SpecRequirement:
     def id(self) -> str:
         return identifier(self.name, self.extras)
 
+    @cached_property
+    def exact(self) -> bool:
+        """Pins one version (``==1.2``, ``===x``, not ``==1.*``) or one file: the search takes these first."""
+        return self.direct is not None or any(
+            s.operator in ("==", "===") and "*" not in s.version for s in self.specifier
+        )
+
     def __str__(self) -> str:
         return self.text
 
@@ -106,6 +114,9 @@ class BaseRequirement:
     @property
     def specifier(self) -> SpecifierSet:
         return SpecifierSet(f"=={self.version}")
+
+    #: Always one version.
+    exact = True
 
     def __str__(self) -> str:
         return f"{self.name}=={self.version}"

@@ -155,21 +155,18 @@ class Provider(AbstractProvider):
         backtrack_causes: Sequence[Any],
     ) -> tuple:
         """Lower sorts first: Python, then exact pins, then conflict causes, then user order, then name."""
-        infos = list(information[identifier])
-        pinned = any(
-            isinstance(info.requirement, BaseRequirement)
-            or any(s.operator in ("==", "===") and "*" not in s.version for s in info.requirement.specifier)
-            for info in infos
-            if not isinstance(info.requirement, UnusableRequirement | PythonRequirement)
-        )
-        causes = {cause.requirement.id for cause in backtrack_causes} | {
-            cause.parent.id for cause in backtrack_causes if cause.parent is not None
-        }
+        pinned = any(getattr(info.requirement, "exact", False) for info in information[identifier])
         bare = identifier.split("[", 1)[0]
+        cause = True
+        if backtrack_causes:
+            causes = {c.requirement.id for c in backtrack_causes} | {
+                c.parent.id for c in backtrack_causes if c.parent is not None
+            }
+            cause = identifier not in causes and bare not in causes
         return (
             identifier != PYTHON,
             not pinned,
-            identifier not in causes and bare not in causes,
+            cause,
             self.user_requested.get(bare, 1 << 30),
             identifier,
         )
