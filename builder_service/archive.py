@@ -38,9 +38,10 @@ __all__ = ["MTIME", "ZSTD_LEVEL", "UnsafeArchive", "iter_tree", "pack", "unpack"
 
 #: mtime of every member (the epoch, like ``SOURCE_DATE_EPOCH=0``).
 MTIME = 0
-#: zstd compression level: much smaller than the default 3 on venvs, still fast to write; reading speed
-#: does not depend on it.
-ZSTD_LEVEL = 10
+#: zstd compression level. Measured on jupyter's venv (173 MiB of tar): level 3 packs in 1.1 s to 47 MiB,
+#: level 10 in 8.4 s to 41 MiB; reading is as fast either way. A first build waits for the packing, a repeat
+#: only moves 15% more bytes: level 3.
+ZSTD_LEVEL = 3
 _CHUNK = 1 << 20
 
 _INTERPRETER_LINK = re.compile(r"bin/python[^/]*")
