@@ -68,6 +68,10 @@ class BuilderSettings:
     limits: BuildLimits = field(default_factory=BuildLimits)
     #: Base URL of the HTTP endpoint serving blobs ("http://host:port/"), when one runs.
     http_base_url: str = ""
+    #: Where a venv tree just built and packed is kept as the unpacked template of its archive
+    #: (:mod:`~builder_service.materialize`), instead of being deleted: the embedded CLI places venvs from
+    #: there, so its first build need not unpack what it has just packed. ``None``: not kept (a server).
+    templates: Path | None = None
 
 
 def claim_work_dir(root: Path) -> tuple[Path, int | None]:
@@ -405,6 +409,10 @@ class BuildEngine:
                 archive = Path(work) / "venv.tar.zst"
                 pack(venv, archive)
                 digest = self.store.put_file(archive, link=True)
+                if self.settings.templates is not None:
+                    from .materialize import adopt_template
+
+                    adopt_template(venv, digest.hash, self.settings.templates)
             return ActionResult((OutputRef(digest, ZSTD_MEDIA, "venv_archive", f"venv-{lock_key[:16]}.tar.zst"),),
                                 meta={"lock_key": lock_key, "interpreter": str(interpreter)})
 

@@ -36,6 +36,39 @@ def template_for(archive: Path, sha256: str, root: Path) -> Path:
     return template
 
 
+def adopt_template(tree: Path, sha256: str, root: Path) -> bool:
+    """Keep ``tree`` (the directory just packed into the archive whose digest is ``sha256``) as that archive's
+    template, moving it (same filesystem) rather than unpacking the archive again. Its modes are normalised as
+    :func:`~builder_service.archive.unpack` would write them. False when a template is already there or the
+    move is not possible (the tree is left in place)."""
+    template = root / sha256
+    if template.is_dir():
+        return False
+    _normalise_modes(os.fspath(tree))
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        os.rename(tree, template)
+    except OSError:  # another filesystem, or a concurrent adopter won: theirs is the same tree
+        return False
+    return True
+
+
+def _normalise_modes(path: str) -> None:
+    os.chmod(path, 0o755)
+    with os.scandir(path) as it:
+        entries = list(it)
+    for entry in entries:
+        if entry.is_symlink():
+            continue
+        if entry.is_dir(follow_symlinks=False):
+            _normalise_modes(entry.path)
+            continue
+        mode = entry.stat(follow_symlinks=False).st_mode & 0o7777
+        wanted = 0o755 if mode & 0o111 else 0o644
+        if mode != wanted:
+            os.chmod(entry.path, wanted)
+
+
 def clone_tree(template: Path, dest: Path) -> None:
     """Recreate ``template`` at ``dest`` (absent or empty): directories made, files hard-linked, symlinks copied."""
     dest.mkdir(parents=True, exist_ok=True)

@@ -35,9 +35,11 @@ class EmbeddedBuilder(_Closing):
     """Resolver and builder engines in this process; state under ``$VENVSMITH_HOME``."""
 
     def __init__(self) -> None:
-        from builder_service.engine import BuildEngine
+        from builder_service.engine import BuildEngine, BuilderSettings
+        from venvsmith.config import venvsmith_home
 
-        self.engine = BuildEngine()
+        # Built venv trees stay as the templates `venvsmith venv` clones (see builder_service.materialize).
+        self.engine = BuildEngine(BuilderSettings(templates=venvsmith_home() / "venvs"))
 
     def resolve_and_build(self, request: builder_pb2.ResolveAndBuildRequest, timeout: float | None = None
                           ) -> Iterator[builder_pb2.ResolveAndBuildEvent]:

@@ -41,3 +41,38 @@ def test_clones_share_bytes_with_the_template_and_match_the_archive(tmp_path: Pa
     assert [p.name for p in root.iterdir()] == [sha]  # one template, no leftovers
     (second / "lib" / "pkg" / "__init__.py").unlink()  # deleting in one venv leaves the others alone
     assert (first / "lib" / "pkg" / "__init__.py").read_text() == "X = 1\n"
+
+
+def _modes(root: Path) -> dict[str, int]:
+    return {
+        str(p.relative_to(root)): p.lstat().st_mode & 0o7777
+        for p in sorted(root.rglob("*"))
+        if not p.is_symlink()
+    }
+
+
+def test_an_adopted_tree_is_the_template_unpacking_would_make(tmp_path: Path):
+    from builder_service.archive import unpack
+    from builder_service.materialize import adopt_template
+
+    src = tmp_path / "src"
+    (src / "bin").mkdir(parents=True)
+    (src / "bin" / "tool").write_text("#!/bin/sh\n")
+    os.chmod(src / "bin" / "tool", 0o775)  # group-writable, as under another umask: normalised
+    (src / "data.txt").write_text("d")
+    os.chmod(src / "data.txt", 0o600)
+    os.symlink("tool", src / "bin" / "alias")
+    archive = tmp_path / "venv.tar.zst"
+    sha, _ = pack(src, archive)
+    unpack(archive, tmp_path / "unpacked")
+    root = tmp_path / "templates"
+
+    assert adopt_template(src, sha, root)
+    assert not src.exists()
+    assert _tree(root / sha) == _tree(tmp_path / "unpacked")
+    assert _modes(root / sha) == _modes(tmp_path / "unpacked")
+    other = tmp_path / "other"
+    other.mkdir()
+    assert not adopt_template(other, sha, root) and other.exists()  # one template per archive
+    materialize(archive, sha, tmp_path / "venv", root)
+    assert _tree(tmp_path / "venv") == _tree(tmp_path / "unpacked")
