@@ -19,9 +19,9 @@ import re
 import stat
 import subprocess
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, BinaryIO, TypeVar
 
 from installer import install as installer_install
 from installer.destinations import SchemeDictionaryDestination
@@ -40,17 +40,21 @@ __all__ = [
     "INSTALLER_NAME",
     "UnsafeWheel",
     "check_wheel",
+    "check_wheels",
     "compile_bytecode",
     "install_wheel",
     "install_wheels",
 ]
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 #: Written to each distribution's ``INSTALLER`` file.
 INSTALLER_NAME = "venvsmith"
 #: Seconds allowed for compiling a venv's bytecode.
 COMPILE_TIMEOUT = 900.0
+#: Wheels checked / installed at once.
+INSTALL_WORKERS = min(4, os.cpu_count() or 1)
 
 _DRIVE = re.compile(r"^[A-Za-z]:")
 _SEPARATORS = re.compile(r"[\\/]")
@@ -150,6 +154,12 @@ def check_wheel(wheel: Path) -> None:
 class _VenvDestination(SchemeDictionaryDestination):
     """installer's filesystem destination, with relocatable launchers instead of absolute shebangs."""
 
+    def write_to_fs(self, scheme: Scheme, path: str, stream: BinaryIO, is_executable: bool) -> RecordEntry:
+        # Parents made here, tolerating another thread making them at the same time (installer's own
+        # ``mkdir(parents=True)`` would fail then): wheels with disjoint files are installed concurrently.
+        Path(self.scheme_dict[scheme], path).parent.mkdir(parents=True, exist_ok=True)
+        return super().write_to_fs(scheme, path, stream, is_executable)
+
     def write_file(
         self, scheme: Scheme, path: str | os.PathLike[str], stream: BinaryIO, is_executable: bool
     ) -> RecordEntry:
@@ -185,12 +195,97 @@ def install_wheel(wheel: Path, layout: VenvLayout, *, check: bool = True) -> str
         return source.dist_info_dir
 
 
-def install_wheels(wheels: Sequence[Path], layout: VenvLayout, *, check: bool = True) -> list[str]:
-    """Install ``wheels`` in the order given; with ``check``, all are verified before the first is written."""
+def check_wheels(wheels: Sequence[Path], workers: int | None = None) -> None:
+    """:func:`check_wheel` on every wheel, several at a time (reading, inflating and hashing release the GIL);
+    the failure of the first failing wheel in the order given is raised."""
+    _in_parallel(wheels, check_wheel, workers or INSTALL_WORKERS)
+
+
+def install_wheels(
+    wheels: Sequence[Path], layout: VenvLayout, *, check: bool = True, workers: int | None = None
+) -> list[str]:
+    """Install ``wheels`` as if one after the other in the order given (with ``check``, all are verified before
+    the first is written); return their ``.dist-info`` names in that order.
+
+    Wheels that would write a common file (or console script) are installed one after the other, in order, so
+    the outcome is the sequential one (installer refuses to overwrite: the later one fails); the others,
+    whose files are disjoint, are installed by several threads at once.
+    """
     if check:
-        for wheel in wheels:
-            check_wheel(wheel)
-    return [install_wheel(wheel, layout, check=False) for wheel in wheels]
+        check_wheels(wheels, workers)
+    groups = _disjoint_groups(wheels)
+    names: dict[Path, str] = {}
+
+    def install_group(group: list[Path]) -> None:
+        for wheel in group:
+            names[wheel] = install_wheel(wheel, layout, check=False)
+
+    _in_parallel(groups, install_group, workers or INSTALL_WORKERS)
+    return [names[w] for w in wheels]
+
+
+def _in_parallel(items: Sequence[T], run: Callable[[T], object], workers: int) -> None:
+    """``run(item)`` for every item, ``workers`` at a time; the error of the first failing item (in order)."""
+    if workers <= 1 or len(items) <= 1:
+        for item in items:
+            run(item)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="install") as pool:
+        futures = [pool.submit(run, item) for item in items]
+    for future in futures:
+        if future.exception() is not None:
+            raise future.exception()
+
+
+def _claims(wheel: Path) -> set[tuple[str, str]]:
+    """``(place, path)`` of every file ``wheel`` would write (site-packages files, ``.data`` scheme files,
+    console and GUI scripts): two wheels claiming a common one must be installed in order."""
+    claims: set[tuple[str, str]] = set()
+    try:
+        with zipfile.ZipFile(wheel) as zf:
+            names = zf.namelist()
+            source = WheelFile(zf)
+            data_prefix = source.data_dir + "/"
+            for name in names:
+                if name.endswith("/"):
+                    continue
+                if name.startswith(data_prefix):
+                    scheme, _, rest = name[len(data_prefix):].partition("/")
+                    claims.add(("lib" if scheme in ("purelib", "platlib") else scheme, rest))
+                else:
+                    claims.add(("lib", name))
+            if "entry_points.txt" in source.dist_info_filenames:
+                for script, *_ in parse_entrypoints(source.read_dist_info("entry_points.txt")):
+                    claims.add(("scripts", script))
+    except (zipfile.BadZipFile, OSError, KeyError, ValueError, AssertionError):
+        claims.add(("?", str(wheel)))  # checked already; whatever it is, install it on its own, in order
+    return claims
+
+
+def _disjoint_groups(wheels: Sequence[Path]) -> list[list[Path]]:
+    """``wheels`` split into groups that claim no common file (union of overlapping ones), each in order."""
+    if len(wheels) <= 1:
+        return [list(wheels)]
+    owner: dict[tuple[str, str], int] = {}
+    parent = list(range(len(wheels)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i, wheel in enumerate(wheels):
+        for claim in _claims(wheel):
+            j = owner.setdefault(claim, i)
+            if j != i:
+                parent[find(i)] = find(j)
+    groups: dict[int, list[Path]] = {}
+    for i, wheel in enumerate(wheels):
+        groups.setdefault(find(i), []).append(wheel)
+    return list(groups.values())
 
 
 def compile_bytecode(layout: VenvLayout, *, timeout: float = COMPILE_TIMEOUT) -> None:

@@ -153,8 +153,7 @@ def build_venv(
     """
     from builder_service import install, relocate  # here, as both import VenvLayout from this module
 
-    for wheel in wheels:
-        install.check_wheel(wheel)
+    install.check_wheels(wheels)
     dest = Path(os.path.abspath(dest))
     created = not dest.exists()
     try:

@@ -98,8 +98,12 @@ def test_pack_does_not_depend_on_times_modes_or_location(tmp_path: Path) -> None
 
 
 @pytest.mark.slow
-def test_same_wheels_give_the_same_venv_archive(tmp_path: Path) -> None:
+def test_same_wheels_give_the_same_venv_archive(tmp_path: Path, monkeypatch) -> None:
+    import builder_service.install as install
+
+    monkeypatch.setattr(install, "INSTALL_WORKERS", 1)  # one wheel after the other ...
     first = build_venv(INTERPRETER, wheels(tmp_path / "w1"), tmp_path / "one" / "venv", compile_bytecode=True)
+    monkeypatch.setattr(install, "INSTALL_WORKERS", 4)  # ... or several at once: the same tree
     old = os.umask(0o077)  # a second build with other permissions, other times, in another place
     try:
         second = build_venv(INTERPRETER, wheels(tmp_path / "w2"), tmp_path / "two/x" / "other", compile_bytecode=True)

@@ -181,3 +181,37 @@ def test_compile_bytecode_embeds_no_build_path(venv: VenvLayout, good_wheel: Pat
         data = pyc.read_bytes()
         assert int.from_bytes(data[4:8], "little") == 0b01  # hash-based, unchecked
         assert os.fsencode(venv.root) not in data
+
+
+def test_many_wheels_install_concurrently_as_if_in_order(venv: VenvLayout, tmp_path: Path) -> None:
+    """Disjoint wheels go in at once (sharing parent directories); the answer is in the order given."""
+    wheels = [
+        build_wheel(tmp_path / "w", f"p{i}", "1.0", files={f"shared/ns/p{i}.py": b"X = %d\n" % i,
+                                                            f"p{i}/__init__.py": b""})
+        for i in range(24)
+    ]
+    assert install_wheels(wheels, venv, workers=4) == [f"p{i}-1.0.dist-info" for i in range(24)]
+    for i in range(24):
+        assert (venv.site_packages / f"shared/ns/p{i}.py").read_bytes() == b"X = %d\n" % i
+
+
+@pytest.mark.parametrize("clash", ["file", "script"])
+def test_wheels_writing_a_common_file_are_installed_in_order(venv: VenvLayout, tmp_path: Path, clash: str) -> None:
+    """As one after the other: the earlier wheel's file is there, the later one fails (installer does not
+    overwrite), whatever the threads do."""
+    def wheel(name: str, body: bytes) -> Path:
+        if clash == "file":
+            return build_wheel(tmp_path / name, name, "1.0", files={"common/mod.py": body})
+        return build_wheel(tmp_path / name, name, "1.0", files={f"{name}/__init__.py": body},
+                           console_scripts={"tool": f"{name}:main"})
+
+    others = [build_wheel(tmp_path / "o", f"other{i}", "1.0") for i in range(6)]
+    first, second = wheel("first", b"FIRST = 1\ndef main(): pass\n"), wheel("second", b"SECOND = 1\n")
+    for _ in range(3):
+        with pytest.raises(FileExistsError):
+            install_wheels([*others[:3], first, *others[3:], second], venv, workers=4)
+        if clash == "file":
+            assert (venv.site_packages / "common/mod.py").read_bytes().startswith(b"FIRST")
+        else:
+            assert b"from first import main" in (venv.bin_dir / "tool").read_bytes()
+        venv = create_venv(Path(sys.executable), tmp_path / f"venv-{_}")
