@@ -69,32 +69,61 @@ def _normalise_modes(path: str) -> None:
             os.chmod(entry.path, wanted)
 
 
+#: Threads making the hard links (system calls that release the GIL; measured ~1.5x with 2 on 2 cores).
+CLONE_WORKERS = 2
+_CHUNK = 512
+
+
 def clone_tree(template: Path, dest: Path) -> None:
-    """Recreate ``template`` at ``dest`` (absent or empty): directories made, files hard-linked, symlinks copied."""
+    """Recreate ``template`` at ``dest`` (absent or empty): directories made, files hard-linked (copied when
+    links are not possible), symlinks copied."""
     dest.mkdir(parents=True, exist_ok=True)
-    _clone_dir(os.fspath(template), os.fspath(dest), [os.link])
+    dirs: list[str] = []
+    files: list[tuple[str, str]] = []
+    links: list[tuple[str, str]] = []
+    _collect(os.fspath(template), os.fspath(dest), dirs, files, links)
+    for directory in dirs:  # parents before children
+        os.mkdir(directory)
+    for target, path in links:
+        os.symlink(target, path)
+    mode = [os.link]
+    chunks = [files[i : i + _CHUNK] for i in range(0, len(files), _CHUNK)]
+    if CLONE_WORKERS <= 1 or len(chunks) <= 1:
+        for chunk in chunks:
+            _link_all(chunk, mode)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=CLONE_WORKERS, thread_name_prefix="clone") as pool:
+        for future in [pool.submit(_link_all, chunk, mode) for chunk in chunks]:
+            future.result()
 
 
-def _clone_dir(src: str, dst: str, link: list) -> None:
+def _collect(src: str, dst: str, dirs: list, files: list, links: list) -> None:
     # os.scandir's entries know their type without a stat; plain strings instead of Path objects: a venv has
-    # 10k+ files, and this loop is most of the time a repeat request takes.
+    # 10k+ files, and placing them is most of the time a repeat request takes.
     with os.scandir(src) as it:
         entries = list(it)
     for entry in entries:
         target = f"{dst}/{entry.name}"
         if entry.is_symlink():
-            os.symlink(os.readlink(entry.path), target)
+            links.append((os.readlink(entry.path), target))
         elif entry.is_dir(follow_symlinks=False):
-            os.mkdir(target)
-            _clone_dir(entry.path, target, link)
+            dirs.append(target)
+            _collect(entry.path, target, dirs, files, links)
         else:
-            try:
-                link[0](entry.path, target)
-            except OSError:  # another filesystem, or links not allowed: copy instead from now on
-                if link[0] is _copy:
-                    raise
-                link[0] = _copy
-                _copy(entry.path, target)
+            files.append((entry.path, target))
+
+
+def _link_all(pairs: list[tuple[str, str]], mode: list) -> None:
+    for src, dst in pairs:
+        try:
+            mode[0](src, dst)
+        except OSError:  # another filesystem, or links not allowed: copy instead from now on
+            if mode[0] is _copy:
+                raise
+            mode[0] = _copy
+            _copy(src, dst)
 
 
 def _copy(src: str, dst: os.PathLike[str] | str) -> None:

@@ -76,3 +76,27 @@ def test_an_adopted_tree_is_the_template_unpacking_would_make(tmp_path: Path):
     assert not adopt_template(other, sha, root) and other.exists()  # one template per archive
     materialize(archive, sha, tmp_path / "venv", root)
     assert _tree(tmp_path / "venv") == _tree(tmp_path / "unpacked")
+
+
+def test_clone_of_many_files_and_copy_when_links_fail(tmp_path: Path, monkeypatch):
+    import errno
+
+    import builder_service.materialize as m
+
+    template = tmp_path / "t"
+    for i in range(1300):  # several chunks for the linking threads
+        sub = template / f"d{i % 9}" / f"e{i % 4}"
+        sub.mkdir(parents=True, exist_ok=True)
+        (sub / f"f{i}.py").write_text(f"N = {i}\n")
+    os.symlink("d0", template / "alias")
+    m.clone_tree(template, tmp_path / "linked")
+    assert _tree(tmp_path / "linked") == _tree(template)
+    assert os.path.samefile(tmp_path / "linked/d0/e0/f0.py", template / "d0/e0/f0.py")
+
+    def no_links(src, dst):
+        raise OSError(errno.EXDEV, "cross-device link")
+
+    monkeypatch.setattr(m.os, "link", no_links)
+    m.clone_tree(template, tmp_path / "copied")
+    assert _tree(tmp_path / "copied") == _tree(template)
+    assert not os.path.samefile(tmp_path / "copied/d0/e0/f0.py", template / "d0/e0/f0.py")
