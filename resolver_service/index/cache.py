@@ -9,6 +9,7 @@ body's digest, so a warm resolution neither refetches nor re-parses.
 from __future__ import annotations
 
 import hashlib
+import logging
 import queue
 import re
 import sqlite3
@@ -22,6 +23,8 @@ from pathlib import Path
 from typing import TypeVar
 
 T = TypeVar("T")
+
+log = logging.getLogger(__name__)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS page_heads (
@@ -137,6 +140,17 @@ class IndexCache:
         self._parsed_lock = threading.Lock()
         self._parsed: OrderedDict[tuple, object] = OrderedDict()
         self._parsed_max = parsed_entries
+        # Write-behind: stores are queued and written by one thread in batched transactions (a resolution's
+        # hundred small transactions queued on the writer were a large part of a cold resolution); until then
+        # reads of this instance see them in the pending maps.
+        self._pending_lock = threading.Condition()
+        self._ops: list[tuple] = []
+        self._pending_pages: dict[str, CachedPage] = {}
+        self._pending_meta: dict[str, bytes] = {}
+        self._pending_fields: dict[str, str] = {}
+        self._writing = False
+        self._closed = False
+        self._writer: threading.Thread | None = None
 
     def _connect(self) -> sqlite3.Connection:
         return sqlite3.connect(self.path, check_same_thread=False, timeout=30.0, isolation_level=None)
@@ -158,6 +172,10 @@ class IndexCache:
     def get_page(self, url: str, *, body: bool = True) -> CachedPage | None:
         """The stored page; with ``body=False`` its body is left out (``b""``): enough to decide freshness
         and revalidate, without reading a large body that a new download may replace anyway."""
+        with self._pending_lock:
+            pending = self._pending_pages.get(url)
+        if pending is not None:
+            return pending if body else replace(pending, body=b"")
         head = "content_type, final_url, etag, last_modified, fetched_at, max_age, h.digest"
         if body:
             row = self._read_one(
@@ -177,42 +195,38 @@ class IndexCache:
         body did not change (every download from an index that sends no validators) writes only its head.
         """
         page = replace(page, digest=hashlib.sha256(page.body).hexdigest())
-        head = (page.content_type, page.final_url, page.etag, page.last_modified, page.fetched_at, page.max_age)
-        with self._lock:
-            db = self._db
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                row = db.execute("SELECT digest FROM page_heads WHERE url = ?", (page.url,)).fetchone()
-                old = row[0] if row is not None else None
-                if old != page.digest:
-                    db.execute(
-                        "INSERT OR IGNORE INTO page_bodies (digest, body) VALUES (?, ?)", (page.digest, page.body)
-                    )
-                db.execute(
-                    "INSERT OR REPLACE INTO page_heads"
-                    " (url, digest, content_type, final_url, etag, last_modified, fetched_at, max_age)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (page.url, page.digest, *head),
-                )
-                if old is not None and old != page.digest:
-                    db.execute(
-                        "DELETE FROM page_bodies WHERE digest = ?"
-                        " AND NOT EXISTS (SELECT 1 FROM page_heads WHERE digest = ?)",
-                        (old, old),
-                    )
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
+        with self._pending_lock:
+            self._pending_pages[page.url] = page
+            self._enqueue(("page", page))
         return page
+
+    def _write_page(self, db: sqlite3.Connection, page: CachedPage) -> None:
+        head = (page.content_type, page.final_url, page.etag, page.last_modified, page.fetched_at, page.max_age)
+        row = db.execute("SELECT digest FROM page_heads WHERE url = ?", (page.url,)).fetchone()
+        old = row[0] if row is not None else None
+        if old != page.digest:
+            db.execute("INSERT OR IGNORE INTO page_bodies (digest, body) VALUES (?, ?)", (page.digest, page.body))
+        db.execute(
+            "INSERT OR REPLACE INTO page_heads"
+            " (url, digest, content_type, final_url, etag, last_modified, fetched_at, max_age)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (page.url, page.digest, *head),
+        )
+        if old is not None and old != page.digest:
+            db.execute(
+                "DELETE FROM page_bodies WHERE digest = ? AND NOT EXISTS (SELECT 1 FROM page_heads WHERE digest = ?)",
+                (old, old),
+            )
 
     def refresh_page(self, page: CachedPage, fetched_at: float, max_age: float | None) -> CachedPage:
         """Record a successful revalidation (HTTP 304): the stored body is fresh again."""
-        with self._lock:
-            self._db.execute(
-                "UPDATE page_heads SET fetched_at = ?, max_age = ? WHERE url = ?", (fetched_at, max_age, page.url)
-            )
-        return replace(page, fetched_at=fetched_at, max_age=max_age)
+        fresh = replace(page, fetched_at=fetched_at, max_age=max_age)
+        with self._pending_lock:
+            if page.url in self._pending_pages:
+                self._pending_pages[page.url] = replace(self._pending_pages[page.url], fetched_at=fetched_at,
+                                                        max_age=max_age)
+            self._enqueue(("refresh", page.url, fetched_at, max_age))
+        return fresh
 
     def parsed(self, key: tuple, parse: Callable[[], T]) -> T:
         """``parse()``'s result memoised in memory under ``key`` (include the page digest in it)."""
@@ -238,34 +252,116 @@ class IndexCache:
             return value
 
     def get_metadata(self, sha256: str) -> bytes | None:
+        with self._pending_lock:
+            pending = self._pending_meta.get(sha256.lower())
+        if pending is not None:
+            return pending
         row = self._read_one("SELECT data FROM metadata WHERE sha256 = ?", (sha256.lower(),))
         return bytes(row[0]) if row else None
 
     def get_metadata_fields(self, sha256: str) -> tuple[str | None, bytes | None]:
         """``(fields, None)`` when the parsed fields of the metadata stored under ``sha256`` are kept
         (``CoreMetadata.to_fields``), else ``(None, raw bytes or None)``: one query either way."""
+        key = sha256.lower()
+        with self._pending_lock:
+            fields, data = self._pending_fields.get(key), self._pending_meta.get(key)
+        if fields is not None:
+            return fields, None
         row = self._read_one(
             "SELECT f.fields, CASE WHEN f.fields IS NULL THEN m.data END FROM (SELECT ? AS k) q"
             " LEFT JOIN metadata_fields f ON f.sha256 = q.k LEFT JOIN metadata m ON m.sha256 = q.k",
-            (sha256.lower(),),
+            (key,),
         )
-        if row is None:
-            return None, None
+        if row is None or (row[0] is None and row[1] is None):
+            return None, data
         return row[0], None if row[1] is None else bytes(row[1])
 
     def put_metadata_fields(self, sha256: str, fields: str) -> None:
-        with self._lock:
-            self._db.execute(
-                "INSERT OR REPLACE INTO metadata_fields (sha256, fields) VALUES (?, ?)", (sha256.lower(), fields)
-            )
+        with self._pending_lock:
+            self._pending_fields[sha256.lower()] = fields
+            self._enqueue(("fields", sha256.lower(), fields))
 
     def put_metadata(self, sha256: str, data: bytes) -> None:
+        with self._pending_lock:
+            self._pending_meta[sha256.lower()] = data
+            self._enqueue(("meta", sha256.lower(), data))
+
+    # ------------------------------------------------------------------------------------ write-behind
+
+    def _enqueue(self, op: tuple) -> None:
+        """Queue a store (caller holds ``_pending_lock``); the writer thread starts on first use."""
+        if self._closed:  # a late store (a prefetch finishing after close): a cache may drop it
+            return
+        self._ops.append(op)
+        if self._writer is None:
+            self._writer = threading.Thread(target=self._write_loop, name="index-cache-writer", daemon=True)
+            self._writer.start()
+        self._pending_lock.notify_all()
+
+    def _write_loop(self) -> None:
+        while True:
+            with self._pending_lock:
+                while not self._ops and not self._closed:
+                    self._pending_lock.wait()
+                if not self._ops:
+                    return
+                ops, self._ops = self._ops, []
+                self._writing = True
+            try:
+                self._apply(ops)
+            except Exception:  # noqa: BLE001 - a cache that cannot be written is only a slower cache
+                log.warning("index cache: %d stores not written", len(ops), exc_info=True)
+            finally:
+                with self._pending_lock:
+                    self._writing = False
+                    for op in ops:  # what is on disk now needs no overlay (unless stored again since)
+                        if op[0] == "page" and self._pending_pages.get(op[1].url) is op[1]:
+                            del self._pending_pages[op[1].url]
+                        elif op[0] == "meta" and self._pending_meta.get(op[1]) is op[2]:
+                            del self._pending_meta[op[1]]
+                        elif op[0] == "fields" and self._pending_fields.get(op[1]) is op[2]:
+                            del self._pending_fields[op[1]]
+                    self._pending_lock.notify_all()
+
+    def _apply(self, ops: list[tuple]) -> None:
         with self._lock:
-            self._db.execute(
-                "INSERT OR IGNORE INTO metadata (sha256, data) VALUES (?, ?)", (sha256.lower(), data)
-            )
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                for op in ops:
+                    if op[0] == "page":
+                        self._write_page(db, op[1])
+                    elif op[0] == "refresh":
+                        _, url, fetched_at, max_age = op
+                        db.execute("UPDATE page_heads SET fetched_at = ?, max_age = ? WHERE url = ?",
+                                   (fetched_at, max_age, url))
+                    elif op[0] == "meta":
+                        db.execute("INSERT OR IGNORE INTO metadata (sha256, data) VALUES (?, ?)", (op[1], op[2]))
+                    elif op[0] == "fields":
+                        db.execute(
+                            "INSERT OR REPLACE INTO metadata_fields (sha256, fields) VALUES (?, ?)", (op[1], op[2])
+                        )
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+
+    def flush(self) -> None:
+        """Wait until every queued store is written."""
+        with self._pending_lock:
+            while self._ops or self._writing:
+                self._pending_lock.wait()
 
     def close(self) -> None:
+        """Write what is queued, then close the connections."""
+        with self._pending_lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._pending_lock.notify_all()
+            writer = self._writer
+        if writer is not None:
+            writer.join()
         with self._readers_lock:
             for reader in self._all_readers:
                 reader.close()

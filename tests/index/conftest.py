@@ -29,6 +29,9 @@ def make_source(tmp_path: Path, events: list) -> Iterator[Callable[..., IndexSou
     def make(cache: bool = False, **settings: Any) -> IndexSource:
         if cache:
             settings.setdefault("cache_dir", tmp_path / "cache")
+            for earlier in sources:  # a new source stands for a later process: earlier ones' stores are written
+                if earlier.cache is not None:
+                    earlier.cache.flush()
         http = HttpClient(timeout=10, retries=settings.get("retries", 3), backoff=0.01)
         source = IndexSource(IndexSettings(**settings), http=http, on_event=lambda *e: events.append(e))
         sources.append(source)

@@ -50,6 +50,7 @@ def test_page_round_trip_freshness_and_validators(tmp_path):
 
 
 def _bodies(cache: IndexCache) -> list[bytes]:
+    cache.flush()
     return sorted(bytes(row[0]) for row in cache._db.execute("SELECT body FROM page_bodies"))
 
 
@@ -233,3 +234,40 @@ def test_heuristic_freshness_follows_rfc9111_and_is_capped():
     assert heuristic_freshness({"last-modified": date, "date": date, "expires": "0"}) is None
     assert parse_cache_control({"cache-control": "max-age=5", "last-modified": date}) == (True, 5.0)
     assert parse_cache_control({"cache-control": "no-cache", "last-modified": date}) == (True, 0.0)
+
+
+def test_stores_are_written_behind_seen_at_once_and_flushed_on_close(tmp_path):
+    page = CachedPage("https://i/simple/a/", b"body", "text/html", "https://i/simple/a/", '"e"', None, 1.0, 60.0)
+    cache = IndexCache(tmp_path / "c")
+    stored = cache.put_page(page)
+    cache.put_metadata("AB" * 32, b"Metadata-Version: 2.1\n")
+    cache.put_metadata_fields("ab" * 32, '[1,"x"]')
+    assert cache.get_page(page.url) == stored  # this instance sees its own stores at once
+    assert cache.get_page(page.url, body=False).body == b""
+    assert cache.get_metadata("ab" * 32) == b"Metadata-Version: 2.1\n"
+    assert cache.get_metadata_fields("ab" * 32) == ('[1,"x"]', None)
+    assert cache.refresh_page(stored, 5.0, 120.0).fetched_at == 5.0
+    assert cache.get_page(page.url).fetched_at == 5.0
+    cache.close()
+    cache.put_metadata("cd" * 32, b"late")  # after close: dropped, no error
+
+    with IndexCache(tmp_path / "c") as again:  # another process, later
+        assert again.get_page(page.url) == replace(stored, fetched_at=5.0, max_age=120.0)
+        assert again.get_metadata_fields("ab" * 32) == ('[1,"x"]', None)
+        assert again.get_metadata("cd" * 32) is None
+
+
+def test_many_threads_storing_at_once(tmp_path):
+    with IndexCache(tmp_path / "c") as cache:
+        def store(i: int) -> None:
+            for j in range(25):
+                cache.put_metadata(f"{i:02x}{j:02x}".ljust(64, "0"), b"m%d-%d" % (i, j))
+
+        threads = [threading.Thread(target=store, args=(i,)) for i in range(16)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        cache.flush()
+        assert cache._db.execute("SELECT COUNT(*) FROM metadata").fetchone()[0] == 16 * 25
+        assert cache.get_metadata("0a07".ljust(64, "0")) == b"m10-7"

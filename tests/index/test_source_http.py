@@ -460,7 +460,9 @@ def test_cached_metadata_is_read_from_its_parsed_fields(index_builder, index_ser
                       requires_python=">=3.9")
     server = index_server()
     (file,) = make_source(index_url=server.url, cache=True).files("foo")
-    first = make_source(index_url=server.url, cache=True).metadata(file)
+    reader = make_source(index_url=server.url, cache=True)
+    first = reader.metadata(file)
+    reader.cache.flush()  # stores are written behind
     db_path = tmp_path / "cache" / "index-cache.sqlite3"
 
     def fields() -> str | None:
@@ -480,6 +482,7 @@ def test_cached_metadata_is_read_from_its_parsed_fields(index_builder, index_ser
         db.execute("UPDATE metadata_fields SET fields = '[99]'")
     source = make_source(index_url=server.url, cache=True)
     assert same(source.metadata(file)) and source.stats.metadata_cached == 1
+    source.cache.flush()
     assert fields() == kept  # rebuilt from the bytes
 
     with sqlite3.connect(db_path) as db:
