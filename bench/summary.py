@@ -125,6 +125,10 @@ def render(outdir: Path, date: str) -> str:
         heading = "Against a local mirror (`--mirror`)" if mirror else "Against the configured indexes"
         out += [f"## {heading}", "", "Reports: " + ", ".join(
             f"[{kind}]({p.with_suffix('.md').name})" for kind, p in paths.items() if p) + ".", ""]
+        revisions = [f"{kind} {doc['versions'].get('venvsmith', '?')}" for kind, doc in zip(KINDS, (res, venv, conc),
+                                                                                         strict=True) if doc]
+        if revisions:
+            out += ["venvsmith revision of each report: " + ", ".join(revisions) + ".", ""]
         loads = []
         for doc in (res, venv, conc):
             if doc:
