@@ -222,10 +222,12 @@ class IndexCache:
         """Record a successful revalidation (HTTP 304): the stored body is fresh again."""
         fresh = replace(page, fetched_at=fetched_at, max_age=max_age)
         with self._pending_lock:
-            if page.url in self._pending_pages:
-                self._pending_pages[page.url] = replace(self._pending_pages[page.url], fetched_at=fetched_at,
-                                                        max_age=max_age)
-            self._enqueue(("refresh", page.url, fetched_at, max_age))
+            pending = self._pending_pages.get(page.url)
+            if pending is not None:  # not written yet: write it again, fresh (the overlay is dropped once written)
+                pending = self._pending_pages[page.url] = replace(pending, fetched_at=fetched_at, max_age=max_age)
+                self._enqueue(("page", pending))
+            else:
+                self._enqueue(("refresh", page.url, fetched_at, max_age))
         return fresh
 
     def parsed(self, key: tuple, parse: Callable[[], T]) -> T:

@@ -271,3 +271,14 @@ def test_many_threads_storing_at_once(tmp_path):
         cache.flush()
         assert cache._db.execute("SELECT COUNT(*) FROM metadata").fetchone()[0] == 16 * 25
         assert cache.get_metadata("0a07".ljust(64, "0")) == b"m10-7"
+
+
+def test_a_page_refreshed_before_it_is_written_leaves_no_overlay(tmp_path):
+    page = CachedPage("https://i/simple/a/", b"body", "text/html", "https://i/simple/a/", None, None, 1.0, 60.0)
+    with IndexCache(tmp_path / "c") as cache:
+        with cache._pending_lock:  # hold the writer back: both stores are pending together
+            stored = cache.put_page(page)
+            cache.refresh_page(stored, 7.0, 30.0)
+        cache.flush()
+        assert cache._pending_pages == {}
+        assert cache.get_page(page.url).fetched_at == 7.0
