@@ -28,7 +28,7 @@ import tarfile
 import tempfile
 from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import BinaryIO
 
@@ -197,11 +197,10 @@ class _Writers:
     header parsing (most of a venv's 10k+ members are small files). At most :data:`_MAX_PENDING` bytes wait."""
 
     def __init__(self) -> None:
-        from concurrent.futures import ThreadPoolExecutor
-
         self._pool = ThreadPoolExecutor(max_workers=_WRITERS, thread_name_prefix="unpack")
         self._pending: deque[tuple[Future, str, int]] = deque()
         self._bytes = 0
+        self._failed: tuple[str, BaseException] | None = None  # the first failed write: (member, error)
 
     def submit(self, name: str, path: str, data: bytes, mode: int) -> None:
         self._pending.append((self._pool.submit(_write_file, path, data, mode), name, len(data)))
@@ -209,19 +208,18 @@ class _Writers:
         while self._bytes > _MAX_PENDING or len(self._pending) > 4096:
             self._wait_oldest()
 
-    def _wait_oldest(self) -> tuple[str, BaseException | None]:
+    def _wait_oldest(self) -> None:
         future, name, size = self._pending.popleft()
         self._bytes -= size
-        return name, future.exception()
+        exc = future.exception()
+        if exc is not None and self._failed is None:
+            self._failed = (name, exc)
 
     def drain(self) -> tuple[str, BaseException] | None:
         """Wait for every pending write; the first failure (member name, exception), if any."""
-        first = None
         while self._pending:
-            name, exc = self._wait_oldest()
-            if exc is not None and first is None:
-                first = (name, exc)
-        return first
+            self._wait_oldest()
+        return self._failed
 
     def close(self) -> None:
         for future, _, _ in self._pending:
@@ -258,9 +256,9 @@ class _Extractor:
 
     def parent(self, name: str) -> str:
         """The path of member ``name``, its parent directories created (see the class docstring)."""
-        parent, _, base = name.rpartition("/")
+        parent = name.rpartition("/")[0]
         if parent in self.real_dirs:
-            return f"{self.root}/{name}" if parent else f"{self.root}/{base}"
+            return f"{self.root}/{name}"
         # Create missing parents one by one, remembering those made here; anything else that is already
         # there (a symlink in the tree) sends the member to the realpath check.
         parts = parent.split("/")

@@ -296,3 +296,24 @@ def test_unpack_many_files_small_and_streamed(small_file: int, tmp_path: Path, m
         str(p.relative_to(tmp_path / "out")): p.read_bytes() for p in (tmp_path / "out").rglob("*") if p.is_file()
     }
     assert found == expected
+
+
+def test_a_failed_background_write_fails_the_unpack(tmp_path: Path, monkeypatch) -> None:
+    """Even when the failed write is collected early (the writers are kept short), it is not forgotten."""
+    import errno
+
+    import builder_service.archive as archive_module
+
+    real_write = archive_module._write_file
+
+    def failing(path: str, data: bytes, mode: int) -> None:
+        if path.endswith("/m3.py"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_write(path, data, mode)
+
+    monkeypatch.setattr(archive_module, "_write_file", failing)
+    monkeypatch.setattr(archive_module, "_MAX_PENDING", 1)  # every submit waits for the oldest write
+    archive = tar_zst(tmp_path / "a.tar.zst", [("file", f"pkg/m{i}.py", b"x = 1\n") for i in range(40)])
+    with pytest.raises(OSError, match="No space"):
+        unpack(archive, tmp_path / "sub" / "dest")
+    assert os.listdir(tmp_path / "sub") == []
