@@ -37,8 +37,6 @@ from resolve_bench import (
     QUICK_SET,
     RESULTS_DIR,
     SCRUB,
-    WORK_DIR,
-    IndexArgs,
     ResolverServer,
     add_common_options,
     git_describe,
@@ -46,8 +44,9 @@ from resolve_bench import (
     parse_opts,
     percentile,
     report_base,
-    resolve_set_files,
     run_against_index,
+    save_report,
+    start_run,
     wait_idle,
 )
 from venv_bench import VenvTools, code_revision
@@ -187,13 +186,7 @@ def bench_server(tools: VenvTools, kind: str, name: str, set_file: Path, work: P
 
 
 def run_bench(opts: argparse.Namespace) -> dict:
-    index = getattr(opts, "index_override", None) or IndexArgs.from_pip_config()
-    for url in (index.index_url or "", *index.extra_index_urls, *index.find_links):
-        SCRUB.learn(url)
-    sets = resolve_set_files(opts.sets)
-    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    work = WORK_DIR / f"concurrency-{stamp}"
-    work.mkdir(parents=True, exist_ok=True)
+    index, sets, stamp, work = start_run(opts, "concurrency")
     tools = VenvTools(opts, index, work)
     rev_start = code_revision()
     load_before = wait_idle(opts.wait_idle, opts.idle_load)
@@ -294,15 +287,7 @@ def render_markdown(results: dict) -> str:
 
 
 def write_report(results: dict, outdir: Path, base: str) -> Path:
-    outdir.mkdir(parents=True, exist_ok=True)
-    json_path, md_path = outdir / f"{base}.json", outdir / f"{base}.md"
-    json_path.write_text(SCRUB(json.dumps(results, indent=1)) + "\n", encoding="utf-8")
-    markdown = SCRUB(render_markdown(results))
-    md_path.write_text(markdown, encoding="utf-8")
-    print()
-    print(markdown)
-    print(f"written: {md_path}, {json_path}")
-    return md_path
+    return save_report(results, outdir, base, lambda doc, _chart: render_markdown(doc))
 
 
 def build_parser() -> argparse.ArgumentParser:

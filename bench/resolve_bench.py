@@ -582,14 +582,21 @@ def resolve_set_files(names: list[str]) -> list[tuple[str, Path]]:
     return out
 
 
-def run_bench(opts: argparse.Namespace) -> dict:
+def start_run(opts: argparse.Namespace, kind: str) -> tuple[IndexArgs, list[tuple[str, Path]], str, Path]:
+    """A bench run's index settings (their URLs scrubbed from reports), requirement sets, time stamp and fresh
+    work directory ``bench/work/<kind>-<stamp>``."""
     index = getattr(opts, "index_override", None) or IndexArgs.from_pip_config()
     for url in (index.index_url or "", *index.extra_index_urls, *index.find_links):
         SCRUB.learn(url)
     sets = resolve_set_files(opts.sets)
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    work = WORK_DIR / f"resolve-{stamp}"
+    work = WORK_DIR / f"{kind}-{stamp}"
     work.mkdir(parents=True, exist_ok=True)
+    return index, sets, stamp, work
+
+
+def run_bench(opts: argparse.Namespace) -> dict:
+    index, sets, stamp, work = start_run(opts, "resolve")
     tools = Tools(opts, index, work)
     runs: list[Run] = []
     load_before = wait_idle(opts.wait_idle, opts.idle_load)
@@ -941,15 +948,31 @@ def render_markdown(results: dict, chart: str | None) -> str:
     return "\n".join(out) + "\n"
 
 
-def draw_chart(json_path: Path, png_path: Path) -> str | None:
-    """Runs ``plot_resolve.py`` under the bench venv (matplotlib lives there, not in the project venv)."""
+def draw_chart(script: str, json_path: Path, png_path: Path) -> str | None:
+    """Runs ``bench/<script>`` under the bench venv (matplotlib lives there, not in the project venv)."""
     python = BENCH_VENV / "bin" / "python"
-    proc = subprocess.run([str(python), str(BENCH / "plot_resolve.py"), str(json_path), str(png_path)],
+    proc = subprocess.run([str(python), str(BENCH / script), str(json_path), str(png_path)],
                           capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         print(f"chart failed: {failure_text(proc)}", file=sys.stderr)
         return None
     return png_path.name
+
+
+def save_report(results: dict, outdir: Path, base: str, render: Callable[[dict, str | None], str],
+                plot_script: str | None = None) -> Path:
+    """``<base>.json`` (scrubbed), the chart ``<base>.png`` when there is a plot script, and ``<base>.md``
+    rendered by ``render(results, chart file name or None)``; the markdown is printed too."""
+    outdir.mkdir(parents=True, exist_ok=True)
+    json_path, png_path, md_path = outdir / f"{base}.json", outdir / f"{base}.png", outdir / f"{base}.md"
+    json_path.write_text(SCRUB(json.dumps(results, indent=1)) + "\n", encoding="utf-8")
+    chart = draw_chart(plot_script, json_path, png_path) if plot_script else None
+    markdown = SCRUB(render(results, chart))
+    md_path.write_text(markdown, encoding="utf-8")
+    print()
+    print(markdown)
+    print(f"written: {md_path}, {json_path}" + (f", {png_path}" if chart else ""))
+    return md_path
 
 
 # -- entry point -------------------------------------------------------------------------------------
@@ -1006,16 +1029,7 @@ def report_base(date: str, kind: str, opts: argparse.Namespace) -> str:
 
 
 def write_report(results: dict, outdir: Path, base: str) -> Path:
-    outdir.mkdir(parents=True, exist_ok=True)
-    json_path, png_path, md_path = outdir / f"{base}.json", outdir / f"{base}.png", outdir / f"{base}.md"
-    json_path.write_text(SCRUB(json.dumps(results, indent=1)) + "\n", encoding="utf-8")
-    chart = draw_chart(json_path, png_path)
-    markdown = SCRUB(render_markdown(results, chart))
-    md_path.write_text(markdown, encoding="utf-8")
-    print()
-    print(markdown)
-    print(f"written: {md_path}, {json_path}" + (f", {png_path}" if chart else ""))
-    return md_path
+    return save_report(results, outdir, base, render_markdown, "plot_resolve.py")
 
 
 def run_against_index(opts: argparse.Namespace, run: Callable[[argparse.Namespace], dict]) -> dict:

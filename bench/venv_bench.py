@@ -44,11 +44,9 @@ from pathlib import Path
 
 from resolve_bench import (
     BENCH,
-    BENCH_VENV,
     QUICK_SET,
     RESULTS_DIR,
     SCRUB,
-    WORK_DIR,
     IndexArgs,
     ResolverServer,
     Run,
@@ -62,8 +60,9 @@ from resolve_bench import (
     md_escape,
     parse_opts,
     report_base,
-    resolve_set_files,
     run_against_index,
+    save_report,
+    start_run,
     summarize,
     tool_version,
     wait_idle,
@@ -315,13 +314,7 @@ def run_cell(tools: VenvTools, name: str, set_file: Path, cell: Path, rep: int, 
 
 
 def run_bench(opts: argparse.Namespace) -> dict:
-    index = getattr(opts, "index_override", None) or IndexArgs.from_pip_config()
-    for url in (index.index_url or "", *index.extra_index_urls, *index.find_links):
-        SCRUB.learn(url)
-    sets = resolve_set_files(opts.sets)
-    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    work = WORK_DIR / f"venv-{stamp}"
-    work.mkdir(parents=True, exist_ok=True)
+    index, sets, stamp, work = start_run(opts, "venv")
     tools = VenvTools(opts, index, work)
     rev_start = code_revision()
     runs: list[Run] = []
@@ -694,28 +687,9 @@ def render_profile(p: dict, results: dict) -> list[str]:
     return out
 
 
-def draw_chart(json_path: Path, png_path: Path) -> str | None:
-    python = BENCH_VENV / "bin" / "python"
-    proc = subprocess.run([str(python), str(BENCH / "plot_venv.py"), str(json_path), str(png_path)],
-                          capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        print(f"chart failed: {failure_text(proc)}", file=sys.stderr)
-        return None
-    return png_path.name
-
-
 def write_report(results: dict, outdir: Path, base: str) -> Path:
-    outdir.mkdir(parents=True, exist_ok=True)
-    json_path, png_path, md_path = outdir / f"{base}.json", outdir / f"{base}.png", outdir / f"{base}.md"
     results["ratios"] = {name: ratios(results, name) for name in results["sets"]}
-    json_path.write_text(SCRUB(json.dumps(results, indent=1)) + "\n", encoding="utf-8")
-    chart = draw_chart(json_path, png_path)
-    markdown = SCRUB(render_markdown(results, chart))
-    md_path.write_text(markdown, encoding="utf-8")
-    print()
-    print(markdown)
-    print(f"written: {md_path}, {json_path}" + (f", {png_path}" if chart else ""))
-    return md_path
+    return save_report(results, outdir, base, render_markdown, "plot_venv.py")
 
 
 # -- entry point -------------------------------------------------------------------------------------
