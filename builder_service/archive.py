@@ -44,6 +44,12 @@ MTIME = 0
 ZSTD_LEVEL = 3
 _CHUNK = 1 << 20
 
+def file_mode(mode: int) -> int:
+    """The one mode a regular file has in an archive and once unpacked: ``0o755`` if any execute bit, else
+    ``0o644``."""
+    return 0o755 if mode & 0o111 else 0o644
+
+
 _INTERPRETER_LINK = re.compile(r"bin/python[^/]*")
 _INTERPRETER_TARGET = re.compile(r"(?:python|pypy)[0-9.]*[a-z]*")
 
@@ -92,7 +98,7 @@ def _tarinfo(name: str, entry: os.DirEntry[str]) -> tarfile.TarInfo:
     elif stat.S_ISREG(st.st_mode):
         info.type = tarfile.REGTYPE
         info.size = st.st_size
-        info.mode = 0o755 if st.st_mode & 0o111 else 0o644
+        info.mode = file_mode(st.st_mode)
     else:
         raise ValueError(f"cannot archive {entry.path}: not a file, directory or symlink")
     return info
@@ -307,7 +313,7 @@ class _Extractor:
         elif member.isreg():
             self.claim(name)
             path = self.parent(name)
-            mode = 0o755 if member.mode & 0o111 else 0o644
+            mode = file_mode(member.mode)
             source = tar.extractfile(member)
             if member.size <= _SMALL_FILE:
                 self.writers.submit(name, path, source.read() if source is not None else b"", mode)

@@ -260,7 +260,7 @@ def _claims(wheel: Path) -> set[tuple[str, str]]:
                 for script, *_ in parse_entrypoints(source.read_dist_info("entry_points.txt")):
                     claims.add(("scripts", script))
     except (zipfile.BadZipFile, OSError, KeyError, ValueError, AssertionError):
-        claims.add(("?", str(wheel)))  # checked already; whatever it is, install it on its own, in order
+        claims.add(("?", str(wheel)))  # unreadable (checked before, so not expected): a group of its own
     return claims
 
 
