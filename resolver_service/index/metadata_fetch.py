@@ -266,12 +266,6 @@ def require_static(file: DistFile, meta: CoreMetadata) -> None:
     )
 
 
-def check_metadata(file: DistFile, data: bytes) -> CoreMetadata:
-    meta = parse_metadata(file, data)
-    require_static(file, meta)
-    return meta
-
-
 def _check_hashes(file: DistFile, data: bytes, hashes: Mapping[str, str], what: str) -> None:
     for name in ("sha256", *sorted(hashes)):
         if name in hashes:
