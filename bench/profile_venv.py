@@ -94,7 +94,7 @@ def main() -> int:
     import builder_service.engine  # noqa: F401 - imported here so that "open engines" is construction only
     import builder_service.orchestrate  # noqa: F401
     import venvsmith.cli as cli
-    import venvsmith.cli_build as cli_build
+    import venvsmith.cli.build as cli_build
 
     mark("imported")
 

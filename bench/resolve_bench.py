@@ -87,7 +87,7 @@ class IndexArgs:
 
     @classmethod
     def from_pip_config(cls) -> IndexArgs:
-        from venvsmith.config import default_index_url, read_pip_config
+        from venvsmith.core.config import default_index_url, read_pip_config
 
         config = read_pip_config()
         origin = config.origins.get("index-url", "pip's built-in default (read at run time)")

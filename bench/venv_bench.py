@@ -188,7 +188,7 @@ class VenvTools(Tools):
         timed run pays for writing bytecode."""
         super().warm_up(set_file)
         python = self.venvsmith.parent / "python"
-        imports = ("import venvsmith.cli_build, venvsmith.builder_client, builder_service.engine, "
+        imports = ("import venvsmith.cli.build, venvsmith.clients.builder, builder_service.engine, "
                    "builder_service.archive, builder_service.orchestrate, builder_service.service, "
                    "builder_service.http_server, builder_service.sdist_build")
         subprocess.run([str(python), "-c", imports], env=self.vs_env, cwd=self.work, capture_output=True,
@@ -443,7 +443,7 @@ def profile_repeat(tools: VenvTools, name: str, set_file: Path, work: Path, runs
         return statistics.median(walls)
 
     out["python_startup_s"] = best_of("pass")
-    out["import_s"] = best_of("import venvsmith.cli, venvsmith.cli_build, venvsmith.builder_client, "
+    out["import_s"] = best_of("import venvsmith.cli, venvsmith.cli.build, venvsmith.clients.builder, "
                               "builder_service.engine, builder_service.archive, builder_service.orchestrate")
     return out
 

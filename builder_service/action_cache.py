@@ -19,7 +19,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal, Protocol, get_args, runtime_checkable
 
-from venvsmith.singleflight import SingleFlight
+from venvsmith.core.singleflight import SingleFlight
 
 from .digest import Digest, InvalidDigest
 from .store import Store

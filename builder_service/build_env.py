@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from resolver_service.pin import Pin
+from venvsmith.core.pin import Pin
 
 from .install import install_wheels
 from .venv import VenvLayout

@@ -9,9 +9,9 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future
 
-from resolver_service.convert import pin_from_proto, target_from_spec
-from resolver_service.pin import Pin, lock_key
-from resolver_service.target import TargetEnvironment
+from venvsmith.core.convert import pin_from_proto, target_from_spec
+from venvsmith.core.pin import Pin, lock_key
+from venvsmith.core.target import TargetEnvironment
 from venvsmith.v1 import builder_pb2
 
 from .action_cache import OutputRef

@@ -19,14 +19,14 @@ from typing import TYPE_CHECKING
 
 from packaging.utils import parse_wheel_filename
 
-from resolver_service.convert import target_to_proto
 from resolver_service.engine import ResolverEngine
-from resolver_service.index.auth import Auth
-from resolver_service.pin import Pin
 from resolver_service.render import requirements_txt
-from resolver_service.target import TargetEnvironment
-from venvsmith.config import venvsmith_home
-from venvsmith.interpreters import Interpreter, QueryCache, discover_interpreters, file_identity
+from venvsmith.core.config import venvsmith_home
+from venvsmith.core.convert import target_to_proto
+from venvsmith.core.index.auth import Auth
+from venvsmith.core.interpreters import Interpreter, QueryCache, discover_interpreters, file_identity
+from venvsmith.core.pin import Pin
+from venvsmith.core.target import TargetEnvironment
 from venvsmith.v1 import builder_pb2, common_pb2, resolver_pb2
 
 from .action_cache import ActionResult, FilesystemActionCache, Outcome, OutputRef
@@ -363,7 +363,7 @@ class BuildEngine:
         )
 
     def _resolve_build(self, requirements, constraints, target, index) -> list[Pin]:
-        from resolver_service.convert import pin_from_proto
+        from venvsmith.core.convert import pin_from_proto
 
         request = resolver_pb2.ResolveRequest(
             requirements=list(requirements),

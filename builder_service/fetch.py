@@ -8,10 +8,10 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from resolver_service.index.auth import Auth, redact
-from resolver_service.index.http import HttpClient, unexpected_status
-from resolver_service.index.local import file_url_to_path, is_file_url
-from resolver_service.pin import Pin
+from venvsmith.core.index.auth import Auth, redact
+from venvsmith.core.index.http import HttpClient, unexpected_status
+from venvsmith.core.index.local import file_url_to_path, is_file_url
+from venvsmith.core.pin import Pin
 
 from .digest import Digest, DigestMismatch
 from .store import Store

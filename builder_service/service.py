@@ -6,9 +6,9 @@ import logging
 
 import grpc
 
-from resolver_service.convert import pin_from_proto, target_from_spec
-from venvsmith.client import ResolverClient
-from venvsmith.grpc_util import build_server
+from venvsmith.core.convert import pin_from_proto, target_from_spec
+from venvsmith.core.grpc_util import build_server
+from venvsmith.core.resolution import ResolverClient
 from venvsmith.v1 import builder_pb2, builder_pb2_grpc
 
 from .build_run import BuildRun

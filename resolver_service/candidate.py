@@ -15,7 +15,7 @@ from packaging.specifiers import SpecifierSet
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
 
-from .distfile import DistFile
+from venvsmith.core.distfile import DistFile
 
 PYTHON = "<python>"
 

@@ -19,19 +19,21 @@ from urllib.parse import urlsplit
 
 from packaging.utils import canonicalize_name
 
-from venvsmith.config import PipIndexConfig, default_index_url, read_pip_config, venvsmith_home
-from venvsmith.singleflight import SingleFlight
+from venvsmith.core.config import PipIndexConfig, default_index_url, read_pip_config, venvsmith_home
+from venvsmith.core.convert import pin_to_proto, target_from_spec, target_to_proto
+from venvsmith.core.distfile import DistFile
+from venvsmith.core.errors import InvalidInput
+from venvsmith.core.index.auth import Credential
+from venvsmith.core.index.settings import IndexSettings
+from venvsmith.core.pin import lock_key
+from venvsmith.core.singleflight import SingleFlight
+from venvsmith.core.target import TargetEnvironment
 from venvsmith.v1 import common_pb2, resolver_pb2
 
-from .convert import pin_to_proto, policy_from_proto, target_from_spec, target_to_proto
-from .distfile import DistFile
-from .errors import InvalidInput, NoSolution
-from .index.auth import Credential
-from .index.settings import IndexSettings
-from .pin import lock_key
+from .convert import policy_from_proto
+from .errors import NoSolution
 from .resolution_cache import ResolutionCache
 from .resolve import DEFAULT_MAX_BACKTRACKS, ResolutionRequest, parse_constraint, parse_requirement, resolve
-from .target import TargetEnvironment
 
 DEFAULT_TTL_SECONDS = 600.0
 #: Parsed requests remembered by their bytes (the fast path of a repeated request).
@@ -95,22 +97,22 @@ class ResolverEngine:
 
     @property
     def http(self):
-        """The pooled HTTP client (:class:`~resolver_service.index.http.HttpClient`)."""
+        """The pooled HTTP client (:class:`~venvsmith.core.index.http.HttpClient`)."""
         if self._http is None:
             with self._edge_lock:
                 if self._http is None:
-                    from .index.http import HttpClient
+                    from venvsmith.core.index.http import HttpClient
 
                     self._http = HttpClient(ca_bundle=self.settings.pip.cert)
         return self._http
 
     @property
     def index_cache(self):
-        """The page and metadata cache (:class:`~resolver_service.index.cache.IndexCache`)."""
+        """The page and metadata cache (:class:`~venvsmith.core.index.cache.IndexCache`)."""
         if self._index_cache is None:
             with self._edge_lock:
                 if self._index_cache is None:
-                    from .index.cache import IndexCache
+                    from venvsmith.core.index.cache import IndexCache
 
                     self._index_cache = IndexCache(self.home / "index")
         return self._index_cache
@@ -205,7 +207,7 @@ class ResolverEngine:
         deadline: float | None = None,
         on_event: Callable[[resolver_pb2.ResolveProgress], None] | None = None,
     ) -> resolver_pb2.ResolveResponse:
-        """Resolve one request; raises :class:`~resolver_service.errors.ResolverError` subclasses."""
+        """Resolve one request; raises :class:`~venvsmith.core.errors.ServiceError` subclasses."""
         started = time.perf_counter()
         key, requirements, constraints, target, policy, settings = self._prepared(request)
         if not request.no_cache:
@@ -253,7 +255,8 @@ class ResolverEngine:
             else:
                 forward("page_fetched", name, "", detail)
 
-        from .index.finder import IndexSource
+        from venvsmith.core.index.finder import IndexSource
+
         from .prepared import PreparingSource
         from .render import pylock_toml, requirements_txt
 

@@ -1,72 +1,17 @@
-"""Domain errors of the resolver; each carries the thing it is about and maps to one gRPC status."""
+"""Errors only the resolver raises; the shared ones are in :mod:`venvsmith.core.errors`."""
 
 from __future__ import annotations
 
-
-class ResolverError(Exception):
-    """Base of every error the resolver reports to a caller."""
-
-    #: Name of the ``grpc.StatusCode`` member this error maps to.
-    status = "INTERNAL"
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+from venvsmith.core.errors import ServiceError
 
 
-class InvalidInput(ResolverError):
-    """A malformed requirement, marker, version, URL or option; ``value`` is the offending string."""
-
-    status = "INVALID_ARGUMENT"
-
-    def __init__(self, value: str, message: str) -> None:
-        super().__init__(f"{message}: {value!r}")
-        self.value = value
-
-
-class NoSolution(ResolverError):
+class NoSolution(ServiceError):
     """No set of versions satisfies the requirements; ``message`` explains the conflict."""
 
     status = "FAILED_PRECONDITION"
 
 
-class DynamicMetadata(ResolverError):
-    """An sdist's dependencies are dynamic and no builder can prepare them; ``filename`` names it."""
-
-    status = "FAILED_PRECONDITION"
-
-    def __init__(self, filename: str, message: str) -> None:
-        super().__init__(message)
-        self.filename = filename
-
-
-class IndexUnavailable(ResolverError):
-    """An index could not be reached or kept failing; ``index`` is its redacted URL."""
-
-    status = "UNAVAILABLE"
-
-    def __init__(self, index: str, message: str) -> None:
-        super().__init__(f"index {index} is unavailable: {message}")
-        self.index = index
-
-
-class InvalidDistribution(ResolverError):
-    """A distribution's metadata is unreadable or contradicts its file name."""
-
-    status = "FAILED_PRECONDITION"
-
-    def __init__(self, filename: str, message: str) -> None:
-        super().__init__(f"{filename}: {message}")
-        self.filename = filename
-
-
-class TooManyBacktracks(ResolverError):
+class TooManyBacktracks(ServiceError):
     """The resolver backtracked more than the allowed number of rounds."""
 
     status = "RESOURCE_EXHAUSTED"
-
-
-class DeadlineExceeded(ResolverError):
-    """The caller's deadline passed before a resolution was found."""
-
-    status = "DEADLINE_EXCEEDED"

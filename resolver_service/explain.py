@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 
+from venvsmith.core.errors import IndexUnavailable
+
 from .candidate import PYTHON, BaseRequirement, PythonRequirement, SpecRequirement, UnusableRequirement
-from .errors import IndexUnavailable, NoSolution
+from .errors import NoSolution
 
 MAX_VERSIONS_SHOWN = 12
 

@@ -9,10 +9,10 @@ from collections.abc import Callable, Iterable, Sequence
 
 from packaging.utils import NormalizedName
 
-from .distfile import DistFile
-from .errors import DynamicMetadata
-from .metadata import CoreMetadata
-from .source import PackageSource
+from venvsmith.core.distfile import DistFile
+from venvsmith.core.errors import DynamicMetadata
+from venvsmith.core.metadata import CoreMetadata
+from venvsmith.core.source import PackageSource
 
 #: ``prepare(file) -> METADATA bytes``, built by the builder for the resolution's target environment.
 Prepare = Callable[[DistFile], bytes]

@@ -1,6 +1,6 @@
 """The resolvelib provider: every Python packaging rule the search needs, and nothing about I/O.
 
-It answers resolvelib's five questions using a :class:`~resolver_service.source.PackageSource` for files
+It answers resolvelib's five questions using a :class:`~venvsmith.core.source.PackageSource` for files
 and metadata, :mod:`resolver_service.selection` for what files may be used, and ``packaging`` for every
 version, specifier and marker decision.
 """
@@ -17,6 +17,11 @@ from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
 from resolvelib import AbstractProvider
 
+from venvsmith.core.errors import InvalidDistribution
+from venvsmith.core.metadata import CoreMetadata
+from venvsmith.core.source import PackageSource
+from venvsmith.core.target import TargetEnvironment
+
 from .candidate import (
     PYTHON,
     AnyCandidate,
@@ -28,11 +33,7 @@ from .candidate import (
     SpecRequirement,
     UnusableRequirement,
 )
-from .errors import InvalidDistribution
-from .metadata import CoreMetadata
 from .selection import Selection, SelectionPolicy, allowed_versions, select
-from .source import PackageSource
-from .target import TargetEnvironment
 
 #: How many of the next candidates' metadata to fetch ahead of the search. The newest is almost always the
 #: one pinned; an older one is needed only once the search starts rejecting versions of the project.

@@ -6,8 +6,8 @@ import datetime
 import re
 from collections.abc import Sequence
 
-from .pin import Pin
-from .target import TargetEnvironment
+from venvsmith.core.pin import Pin
+from venvsmith.core.target import TargetEnvironment
 
 TOOL = "venvsmith"
 

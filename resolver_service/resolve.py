@@ -1,6 +1,6 @@
 """The whole resolution algorithm: parse the request, run resolvelib with our provider, shape the pins.
 
-Pure: all I/O goes through the :class:`~resolver_service.source.PackageSource` it is handed.
+Pure: all I/O goes through the :class:`~venvsmith.core.source.PackageSource` it is handed.
 """
 
 from __future__ import annotations
@@ -17,14 +17,16 @@ from packaging.specifiers import SpecifierSet
 from packaging.utils import NormalizedName, canonicalize_name
 from resolvelib import BaseReporter, ResolutionImpossible, ResolutionTooDeep, Resolver
 
+from venvsmith.core.errors import DeadlineExceeded, InvalidInput
+from venvsmith.core.pin import Pin
+from venvsmith.core.source import PackageSource
+from venvsmith.core.target import TargetEnvironment
+
 from .candidate import PYTHON, Candidate, SpecRequirement
-from .errors import DeadlineExceeded, InvalidInput, TooManyBacktracks
+from .errors import TooManyBacktracks
 from .explain import explain_impossible
-from .pin import Pin
 from .provider import Provider
 from .selection import SelectionPolicy
-from .source import PackageSource
-from .target import TargetEnvironment
 
 DEFAULT_MAX_BACKTRACKS = 100_000
 
@@ -142,7 +144,7 @@ def _evaluate(target: TargetEnvironment, req: Requirement) -> bool:
 
 
 def resolve(request: ResolutionRequest, source: PackageSource, on_event: OnEvent | None = None) -> Resolution:
-    """Resolve ``request`` against ``source``; raise a :class:`ResolverError` subclass when impossible."""
+    """Resolve ``request`` against ``source``; raise a :class:`ServiceError` subclass when impossible."""
     roots, constraints = root_requirements(request, source)
     order = {r.name: i for i, r in enumerate(roots)}
     executor = None

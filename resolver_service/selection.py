@@ -18,8 +18,8 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import NormalizedName
 from packaging.version import Version
 
-from .distfile import DistFile
-from .target import TargetEnvironment
+from venvsmith.core.distfile import DistFile
+from venvsmith.core.target import TargetEnvironment
 
 ALL = ":all:"
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import grpc
 
-from venvsmith.grpc_util import abort_with, build_server, deadline_of
+from venvsmith.core.errors import DeadlineExceeded, ServiceError
+from venvsmith.core.grpc_util import abort_with, build_server, deadline_of
 from venvsmith.v1 import resolver_pb2, resolver_pb2_grpc
 
 from .engine import EngineSettings, ResolverEngine
-from .errors import DeadlineExceeded, ResolverError
 
 
 class ResolverServicer(resolver_pb2_grpc.ResolverServiceServicer):
@@ -21,7 +21,7 @@ class ResolverServicer(resolver_pb2_grpc.ResolverServiceServicer):
         try:
             return self.engine.resolve(request, deadline=deadline_of(context))
         except Exception as exc:
-            abort_with(context, exc, ResolverError)
+            abort_with(context, exc, ServiceError)
 
     def ResolveStream(self, request, context):
         try:
@@ -30,13 +30,13 @@ class ResolverServicer(resolver_pb2_grpc.ResolverServiceServicer):
                     raise DeadlineExceeded("the caller went away")
                 yield event
         except Exception as exc:
-            abort_with(context, exc, ResolverError)
+            abort_with(context, exc, ServiceError)
 
     def DescribeEnvironment(self, request, context):
         try:
             return self.engine.describe(request)
         except Exception as exc:
-            abort_with(context, exc, ResolverError)
+            abort_with(context, exc, ServiceError)
 
 
 SERVICE_NAME = resolver_pb2.DESCRIPTOR.services_by_name["ResolverService"].full_name

@@ -1,4 +1,4 @@
-"""venvsmith.config reads pip's index configuration exactly as pip does, and keeps state under VENVSMITH_HOME.
+"""venvsmith.core.config reads pip's index configuration exactly as pip does, and keeps state under VENVSMITH_HOME.
 
 Every scenario is checked against pip itself, run in the same (monkeypatched) environment: its
 ``Configuration(isolated=False)`` with ``pip install``'s section order, and ``pip install``'s own parsed options.
@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from platformdirs import user_cache_dir
 
-from venvsmith.config import PipIndexConfig, default_index_url, read_pip_config, venvsmith_home
+from venvsmith.core.config import PipIndexConfig, default_index_url, read_pip_config, venvsmith_home
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="Unix configuration layout")
 

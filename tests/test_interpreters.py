@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from packaging.version import Version
 
-from venvsmith.interpreters import (
+from venvsmith.core.interpreters import (
     ENV_VAR,
     Interpreter,
     candidate_paths,

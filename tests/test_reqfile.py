@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from packaging.requirements import Requirement
 
-from venvsmith.reqfile import FormatControl, ParsedRequirements, RequirementsFileError, read_requirements
+from venvsmith.core.reqfile import FormatControl, ParsedRequirements, RequirementsFileError, read_requirements
 
 
 @pytest.fixture(scope="module")

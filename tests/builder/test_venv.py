@@ -149,7 +149,7 @@ def test_relocatable_script_only_rewrites_python_shebangs() -> None:
 
 @pytest.mark.slow
 def test_scheme_comes_from_the_target_interpreter(tmp_path: Path) -> None:
-    from venvsmith.interpreters import discover_interpreters
+    from venvsmith.core.interpreters import discover_interpreters
 
     others = [
         i

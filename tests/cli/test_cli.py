@@ -25,7 +25,7 @@ from packaging.tags import sys_tags
 
 from tests.fixtures.index import IndexBuilder, IndexServer
 from venvsmith.cli import main
-from venvsmith.reqfile import read_requirements
+from venvsmith.core.reqfile import read_requirements
 
 #: A fixed target, so answers do not depend on the machine running the tests.
 LINUX = ["--python-version", "3.11", "--platform", "x86_64-manylinux_2_28"]

@@ -10,8 +10,8 @@ import pytest
 
 from builder_service.engine import BuildEngine, BuilderSettings
 from resolver_service.engine import EngineSettings, ResolverEngine
-from resolver_service.errors import DynamicMetadata
-from venvsmith.config import PipIndexConfig
+from venvsmith.core.config import PipIndexConfig
+from venvsmith.core.errors import DynamicMetadata
 from venvsmith.v1 import common_pb2, resolver_pb2
 
 INTREE_BACKEND = '''

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from resolver_service.engine import EngineSettings, ResolverEngine
-from resolver_service.errors import IndexUnavailable, InvalidInput
-from venvsmith.config import PipIndexConfig
+from venvsmith.core.config import PipIndexConfig
+from venvsmith.core.errors import IndexUnavailable, InvalidInput
 from venvsmith.v1 import common_pb2, resolver_pb2
 
 

@@ -13,7 +13,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from resolver_service.engine import EngineSettings, ResolverEngine
 from resolver_service.service import make_server
-from venvsmith.config import PipIndexConfig
+from venvsmith.core.config import PipIndexConfig
 from venvsmith.v1 import common_pb2, resolver_pb2, resolver_pb2_grpc
 
 

@@ -28,8 +28,6 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name, parse_sdist_filename, parse_wheel_filename
 from packaging.version import Version
 
-from resolver_service.distfile import DistFile
-from resolver_service.metadata import CoreMetadata
 from tests.fixtures.dists import build_sdist, build_wheel, metadata_text, read_core_metadata, record_hash
 from tests.fixtures.index import (
     HTML_CONTENT_TYPE,
@@ -41,6 +39,8 @@ from tests.fixtures.index import (
     parse_range,
     with_extra_marker,
 )
+from venvsmith.core.distfile import DistFile
+from venvsmith.core.metadata import CoreMetadata
 
 JSON_ACCEPT = {"Accept": JSON_CONTENT_TYPE}
 

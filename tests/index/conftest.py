@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from resolver_service.index import IndexSettings, IndexSource
-from resolver_service.index.http import HttpClient
+from venvsmith.core.index import IndexSettings, IndexSource
+from venvsmith.core.index.http import HttpClient
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import base64
 
 import pytest
 
-from resolver_service.index.auth import Auth, Credential, matches_prefix, redact, split_userinfo
+from venvsmith.core.index.auth import Auth, Credential, matches_prefix, redact, split_userinfo
 
 
 @pytest.mark.parametrize(

@@ -11,11 +11,11 @@ from dataclasses import replace
 
 import pytest
 
-from resolver_service.distfile import DistFile
-from resolver_service.errors import InvalidDistribution
-from resolver_service.index.archives import sdist_pkg_info, wheel_metadata
-from resolver_service.index.cache import CachedPage, IndexCache, parse_cache_control
-from resolver_service.index.ranges import RangeFile, RangesUnsupported, parse_content_range
+from venvsmith.core.distfile import DistFile
+from venvsmith.core.errors import InvalidDistribution
+from venvsmith.core.index.archives import sdist_pkg_info, wheel_metadata
+from venvsmith.core.index.cache import CachedPage, IndexCache, parse_cache_control
+from venvsmith.core.index.ranges import RangeFile, RangesUnsupported, parse_content_range
 
 
 @pytest.mark.parametrize(
@@ -223,7 +223,7 @@ def test_sdist_pkg_info_is_the_top_level_one():
 
 
 def test_heuristic_freshness_follows_rfc9111_and_is_capped():
-    from resolver_service.index.cache import HEURISTIC_MAX_SECONDS, heuristic_freshness, parse_cache_control
+    from venvsmith.core.index.cache import HEURISTIC_MAX_SECONDS, heuristic_freshness, parse_cache_control
 
     date = "Tue, 01 Oct 2024 12:00:00 GMT"
     assert heuristic_freshness({"last-modified": "Tue, 01 Oct 2024 11:00:00 GMT", "date": date}) == 360.0

@@ -28,21 +28,15 @@ from packaging.utils import (
 )
 from packaging.version import Version
 
-from resolver_service.distfile import (
-    DistFile,
-    parse_tags,
-    parse_version,
-    split_sdist_filename,
-    split_wheel_filename,
-)
-from resolver_service.errors import IndexUnavailable
-from resolver_service.index import http as http_module
-from resolver_service.index import pages
-from resolver_service.index.auth import strip_userinfo
-from resolver_service.index.cache import CachedPage, IndexCache
-from resolver_service.index.finder import _SingleFlight, _unique
-from resolver_service.index.http import HttpClient
-from resolver_service.index.pages import gc_paused, parse_json_page
+from venvsmith.core.distfile import DistFile, parse_tags, parse_version, split_sdist_filename, split_wheel_filename
+from venvsmith.core.errors import IndexUnavailable
+from venvsmith.core.index import http as http_module
+from venvsmith.core.index import pages
+from venvsmith.core.index.auth import strip_userinfo
+from venvsmith.core.index.cache import CachedPage, IndexCache
+from venvsmith.core.index.finder import _SingleFlight, _unique
+from venvsmith.core.index.http import HttpClient
+from venvsmith.core.index.pages import gc_paused, parse_json_page
 
 SHA = "ab" * 32
 

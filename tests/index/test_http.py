@@ -6,7 +6,7 @@ import ssl
 
 import certifi
 
-from resolver_service.index import http
+from venvsmith.core.index import http
 
 
 def test_ca_bundle_from_pip_environment_in_pip_precedence(monkeypatch):

@@ -12,11 +12,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from resolver_service.errors import IndexUnavailable
-from resolver_service.index import http as http_module
-from resolver_service.index.auth import Auth, Credential
-from resolver_service.index.http import HttpClient, unexpected_status
-from resolver_service.index.pages import ACCEPT
+from venvsmith.core.errors import IndexUnavailable
+from venvsmith.core.index import http as http_module
+from venvsmith.core.index.auth import Auth, Credential
+from venvsmith.core.index.http import HttpClient, unexpected_status
+from venvsmith.core.index.pages import ACCEPT
 
 WHEEL = "foo-1.0-py3-none-any.whl"
 

@@ -9,7 +9,7 @@ import pytest
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from resolver_service.index.pages import (
+from venvsmith.core.index.pages import (
     PageError,
     content_kind,
     parse_html_page,

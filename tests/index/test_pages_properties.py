@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from resolver_service.index.pages import PageError, parse_html_page, parse_json_page, parse_links_page
+from venvsmith.core.index.pages import PageError, parse_html_page, parse_json_page, parse_links_page
 
 PAGE = "https://index.example/simple/proj/"
 INDEX = "https://index.example/simple/"

@@ -10,9 +10,9 @@ from datetime import UTC, datetime
 import pytest
 from packaging.version import Version
 
-from resolver_service.errors import DynamicMetadata, IndexUnavailable, InvalidDistribution, InvalidInput
-from resolver_service.index.auth import Credential
 from tests.fixtures.index import Dist
+from venvsmith.core.errors import DynamicMetadata, IndexUnavailable, InvalidDistribution, InvalidInput
+from venvsmith.core.index.auth import Credential
 
 UPLOADED = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from packaging.version import Version
 
-from resolver_service.errors import DynamicMetadata, IndexUnavailable
 from tests.fixtures.index import Dist
+from venvsmith.core.errors import DynamicMetadata, IndexUnavailable
 
 
 def test_file_simple_tree(index_builder, make_source):

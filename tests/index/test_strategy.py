@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from resolver_service.errors import IndexUnavailable, InvalidInput
-from resolver_service.index import IndexSettings
+from venvsmith.core.errors import IndexUnavailable, InvalidInput
+from venvsmith.core.index import IndexSettings
 
 
 @pytest.fixture

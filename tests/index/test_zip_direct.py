@@ -12,11 +12,11 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from resolver_service.distfile import DistFile
-from resolver_service.errors import InvalidDistribution
-from resolver_service.index import archives
-from resolver_service.index.archives import wheel_metadata
-from resolver_service.index.ranges import RangeFile
+from venvsmith.core.distfile import DistFile
+from venvsmith.core.errors import InvalidDistribution
+from venvsmith.core.index import archives
+from venvsmith.core.index.archives import wheel_metadata
+from venvsmith.core.index.ranges import RangeFile
 
 
 def dist(filename: str) -> DistFile:

@@ -9,9 +9,9 @@ from datetime import datetime
 
 from packaging.utils import NormalizedName, canonicalize_name
 
-from resolver_service.distfile import DistFile
-from resolver_service.errors import DynamicMetadata
-from resolver_service.metadata import CoreMetadata
+from venvsmith.core.distfile import DistFile
+from venvsmith.core.errors import DynamicMetadata
+from venvsmith.core.metadata import CoreMetadata
 
 INDEX = "memory://index/"
 
@@ -42,7 +42,7 @@ def render_metadata(
 
 
 class MemorySource:
-    """A dict-backed :class:`~resolver_service.source.PackageSource` with call counting."""
+    """A dict-backed :class:`~venvsmith.core.source.PackageSource` with call counting."""
 
     def __init__(self) -> None:
         self._files: dict[NormalizedName, list[DistFile]] = defaultdict(list)

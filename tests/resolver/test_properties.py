@@ -13,7 +13,7 @@ from packaging.version import Version
 
 from resolver_service.errors import NoSolution
 from resolver_service.resolve import ResolutionRequest, resolve
-from resolver_service.target import TargetEnvironment
+from venvsmith.core.target import TargetEnvironment
 
 from .memory import MemorySource
 

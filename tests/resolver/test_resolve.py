@@ -7,11 +7,12 @@ from datetime import UTC, datetime
 import pytest
 from packaging.requirements import Requirement
 
-from resolver_service.errors import DynamicMetadata, NoSolution, TooManyBacktracks
-from resolver_service.pin import lock_key
+from resolver_service.errors import NoSolution, TooManyBacktracks
 from resolver_service.resolve import ResolutionRequest, install_order, parse_requirement, resolve
 from resolver_service.selection import BinaryPolicy, Prereleases, SelectionPolicy
-from resolver_service.target import TargetEnvironment
+from venvsmith.core.errors import DynamicMetadata
+from venvsmith.core.pin import lock_key
+from venvsmith.core.target import TargetEnvironment
 
 from .memory import MemorySource
 
@@ -252,7 +253,7 @@ def test_install_order_breaks_cycles_deterministically():
 
 @pytest.mark.parametrize("bad", ["", "pkg>=", "pkg[", "pkg; python_version >>> '3'", "pkg @ ftp://x/y.whl"])
 def test_bad_requirements_are_invalid_input(bad):
-    from resolver_service.errors import InvalidInput
+    from venvsmith.core.errors import InvalidInput
 
     with pytest.raises(InvalidInput) as err:
         parse_requirement(bad)

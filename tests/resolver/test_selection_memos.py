@@ -18,18 +18,11 @@ from packaging.tags import Tag, parse_tag
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from resolver_service import target as target_module
-from resolver_service.distfile import DistFile
 from resolver_service.provider import Provider
-from resolver_service.selection import (
-    BinaryPolicy,
-    SelectionPolicy,
-    _file_rank,
-    _rejection,
-    python_verdict,
-    select,
-)
-from resolver_service.target import TargetEnvironment
+from resolver_service.selection import BinaryPolicy, SelectionPolicy, _file_rank, _rejection, python_verdict, select
+from venvsmith.core import target as target_module
+from venvsmith.core.distfile import DistFile
+from venvsmith.core.target import TargetEnvironment
 
 from .memory import MemorySource
 

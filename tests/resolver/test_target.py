@@ -21,16 +21,10 @@ from packaging.tags import Tag, mac_platforms, sys_tags
 from packaging.utils import parse_wheel_filename
 from packaging.version import Version
 
-from resolver_service import target as target_module
-from resolver_service.errors import InvalidInput
-from resolver_service.target import (
-    MARKER_NAMES,
-    PLATFORMS,
-    TargetEnvironment,
-    host_platform_name,
-    linux_platform_tags,
-)
-from venvsmith.interpreters import discover_interpreters
+from venvsmith.core import target as target_module
+from venvsmith.core.errors import InvalidInput
+from venvsmith.core.interpreters import discover_interpreters
+from venvsmith.core.target import MARKER_NAMES, PLATFORMS, TargetEnvironment, host_platform_name, linux_platform_tags
 
 NATIVE_FIRST = target_module._LINUX_NATIVE_FIRST
 

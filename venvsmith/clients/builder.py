@@ -7,7 +7,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from venvsmith.client import CallError
+from venvsmith.core.resolution import CallError
 from venvsmith.v1 import builder_pb2, common_pb2
 
 #: GetArtifact errors after which a partial download is useless.
@@ -36,7 +36,7 @@ class EmbeddedBuilder(_Closing):
 
     def __init__(self) -> None:
         from builder_service.engine import BuildEngine, BuilderSettings
-        from venvsmith.config import venvsmith_home
+        from venvsmith.core.config import venvsmith_home
 
         # Built venv trees stay as the templates `venvsmith venv` clones (see builder_service.materialize).
         self.engine = BuildEngine(BuilderSettings(templates=venvsmith_home() / "venvs"))

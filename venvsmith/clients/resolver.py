@@ -1,37 +1,10 @@
-"""One client interface over two transports: the engine embedded in-process, or a remote gRPC server."""
+"""The ``ResolverClient`` over two transports: the engine embedded in-process, or a remote gRPC server."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from typing import Protocol
 
-from venvsmith.v1 import common_pb2, resolver_pb2
-
-
-class CallError(Exception):
-    """A failed call, the same whichever transport: ``status`` is a ``grpc.StatusCode`` member name."""
-
-    def __init__(self, status: str, message: str) -> None:
-        super().__init__(f"{status}: {message}")
-        self.status = status
-        self.message = message
-
-
-class ResolverClient(Protocol):
-    def resolve(self, request: resolver_pb2.ResolveRequest, timeout: float | None = None
-                ) -> resolver_pb2.ResolveResponse: ...
-
-    def resolve_stream(self, request: resolver_pb2.ResolveRequest, timeout: float | None = None
-                       ) -> Iterator[resolver_pb2.ResolveEvent]: ...
-
-    def describe(self, request: resolver_pb2.DescribeEnvironmentRequest) -> common_pb2.TargetEnvironment: ...
-
-    def close(self) -> None: ...
-
-    def __enter__(self) -> ResolverClient: ...
-
-    def __exit__(self, *exc) -> None: ...
+from venvsmith.core.resolution import CallError, ResolverClient
 
 
 class _Closing:
@@ -51,11 +24,11 @@ class EmbeddedResolver(_Closing):
         self.engine = engine or ResolverEngine()
 
     def _call(self, fn):
-        from resolver_service.errors import ResolverError
+        from venvsmith.core.errors import ServiceError
 
         try:
             return fn()
-        except ResolverError as exc:
+        except ServiceError as exc:
             raise CallError(exc.status, exc.message) from None
 
     def resolve(self, request, timeout=None):
@@ -63,12 +36,12 @@ class EmbeddedResolver(_Closing):
         return self._call(lambda: self.engine.resolve(request, deadline=deadline))
 
     def resolve_stream(self, request, timeout=None):
-        from resolver_service.errors import ResolverError
+        from venvsmith.core.errors import ServiceError
 
         deadline = None if timeout is None else time.monotonic() + timeout
         try:
             yield from self.engine.resolve_stream(request, deadline=deadline)
-        except ResolverError as exc:
+        except ServiceError as exc:
             raise CallError(exc.status, exc.message) from None
 
     def describe(self, request):

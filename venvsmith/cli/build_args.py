@@ -1,4 +1,4 @@
-"""The arguments of ``venvsmith build``, ``venv`` and ``fetch``: kept apart from :mod:`venvsmith.cli_build` so
+"""The arguments of ``venvsmith build``, ``venv`` and ``fetch``: kept apart from :mod:`venvsmith.cli.build` so
 that building the parser (every command) does not load the builder's client and messages."""
 
 from __future__ import annotations

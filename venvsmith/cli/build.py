@@ -10,9 +10,9 @@ import threading
 import time
 from pathlib import Path
 
-from venvsmith.builder_client import connect_builder
-from venvsmith.cli_build_args import _IntermixedParser, add_commands  # noqa: F401 - re-exported
-from venvsmith.client import CallError
+from venvsmith.cli.build_args import _IntermixedParser, add_commands  # noqa: F401 - re-exported
+from venvsmith.clients.builder import connect_builder
+from venvsmith.core.resolution import CallError
 from venvsmith.v1 import builder_pb2, common_pb2
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
@@ -137,7 +137,7 @@ def cmd_venv(args) -> int:
         try:
             if local is not None and args.link_mode == "hardlink":
                 from builder_service.materialize import materialize
-                from venvsmith.config import venvsmith_home
+                from venvsmith.core.config import venvsmith_home
 
                 materialize(local, archive.digest.hash, dest, venvsmith_home() / "venvs")
             elif local is not None:
@@ -177,7 +177,7 @@ def cmd_serve_builder(args) -> int:
     from builder_service.engine import BuildEngine, BuilderSettings
     from builder_service.http_server import BlobHttpServer
     from builder_service.service import make_server
-    from venvsmith.client import RemoteResolver
+    from venvsmith.clients.resolver import RemoteResolver
 
     engine = BuildEngine(BuilderSettings())
     http = None

@@ -13,8 +13,9 @@ import sys
 import threading
 from collections.abc import Sequence
 
-from venvsmith.client import CallError, ResolverClient, connect_resolver
-from venvsmith.reqfile import ParsedRequirements, RequirementsFileError, read_requirements
+from venvsmith.clients.resolver import connect_resolver
+from venvsmith.core.reqfile import ParsedRequirements, RequirementsFileError, read_requirements
+from venvsmith.core.resolution import CallError, ResolverClient
 from venvsmith.v1 import common_pb2, resolver_pb2
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
@@ -97,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--resolver", metavar="HOST:PORT",
                        help="builder: resolve through this remote resolver (default: an embedded one, also served)")
 
-    from venvsmith.cli_build_args import add_commands
+    from venvsmith.cli.build_args import add_commands
 
     add_commands(sub, add_resolve_inputs)
 
@@ -268,7 +269,7 @@ def cmd_env(args) -> int:
 
 def cmd_serve(args) -> int:
     if args.service == "builder":
-        from venvsmith import cli_build
+        from venvsmith.cli import build as cli_build
 
         return cli_build.cmd_serve_builder(args)
     from resolver_service.service import make_server
@@ -297,9 +298,9 @@ def remote_metadata_preparer(address: str):
     """A ``ResolverEngine.metadata_preparer`` that calls a remote builder's PrepareMetadata."""
     import grpc
 
-    from resolver_service.convert import pin_to_proto, target_to_proto
-    from resolver_service.errors import DynamicMetadata
-    from resolver_service.pin import Pin
+    from venvsmith.core.convert import pin_to_proto, target_to_proto
+    from venvsmith.core.errors import DynamicMetadata
+    from venvsmith.core.pin import Pin
     from venvsmith.v1 import builder_pb2, builder_pb2_grpc
 
     stub = builder_pb2_grpc.BuilderServiceStub(grpc.insecure_channel(address))
@@ -320,7 +321,7 @@ def remote_metadata_preparer(address: str):
 
 
 def cmd_config(args) -> int:
-    from venvsmith.config import default_index_url, read_pip_config, venvsmith_home
+    from venvsmith.core.config import default_index_url, read_pip_config, venvsmith_home
 
     config = read_pip_config()
     print(f"home:             {venvsmith_home()}")
@@ -338,7 +339,7 @@ COMMANDS = {"resolve": cmd_resolve, "env": cmd_env, "serve": cmd_serve, "config"
 
 def _builder_command(name: str):
     def run(args) -> int:
-        from venvsmith import cli_build
+        from venvsmith.cli import build as cli_build
 
         return getattr(cli_build, f"cmd_{name}")(args)
 

@@ -65,7 +65,7 @@ from packaging.tags import (
 )
 from packaging.version import InvalidVersion, Version
 
-from resolver_service.errors import InvalidInput
+from venvsmith.core.errors import InvalidInput
 
 __all__ = [
     "IMPLEMENTATIONS",

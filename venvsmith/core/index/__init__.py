@@ -1,4 +1,4 @@
-"""The I/O edge of the resolver: a :class:`~resolver_service.source.PackageSource` backed by real indexes.
+"""The I/O edge of the resolver: a :class:`~venvsmith.core.source.PackageSource` backed by real indexes.
 
 * :mod:`.pages` parses PEP 691 JSON / PEP 503 HTML project pages and find-links pages (pure).
 * :mod:`.auth` finds credentials for a URL and redacts URLs for messages.

@@ -21,7 +21,7 @@ class PackageSource(Protocol):
     def files(self, name: NormalizedName) -> Sequence[DistFile]:
         """Every file of ``name`` the configured locations offer (after the index strategy), unfiltered.
 
-        Raises :class:`~resolver_service.errors.IndexUnavailable` when a needed index cannot be read.
+        Raises :class:`~venvsmith.core.errors.IndexUnavailable` when a needed index cannot be read.
         An unknown name gives an empty sequence.
         """
         ...
@@ -29,17 +29,17 @@ class PackageSource(Protocol):
     def metadata(self, file: DistFile) -> CoreMetadata:
         """Core metadata of ``file`` without running package code.
 
-        Raises :class:`~resolver_service.errors.DynamicMetadata` for an sdist whose dependencies are dynamic,
-        :class:`~resolver_service.errors.InvalidDistribution` for unreadable metadata and
-        :class:`~resolver_service.errors.IndexUnavailable` when the file cannot be fetched.
+        Raises :class:`~venvsmith.core.errors.DynamicMetadata` for an sdist whose dependencies are dynamic,
+        :class:`~venvsmith.core.errors.InvalidDistribution` for unreadable metadata and
+        :class:`~venvsmith.core.errors.IndexUnavailable` when the file cannot be fetched.
         """
         ...
 
     def resolve_file_url(self, url: str) -> DistFile:
         """The file a direct URL requirement (``name @ url``) names, with its sha256 computed.
 
-        Raises :class:`~resolver_service.errors.IndexUnavailable` when it cannot be fetched and
-        :class:`~resolver_service.errors.InvalidInput` when the URL is not a wheel or sdist.
+        Raises :class:`~venvsmith.core.errors.IndexUnavailable` when it cannot be fetched and
+        :class:`~venvsmith.core.errors.InvalidInput` when the URL is not a wheel or sdist.
         """
         ...
 

@@ -1,4 +1,4 @@
-""":class:`IndexSource`: the :class:`~resolver_service.source.PackageSource` over real indexes.
+""":class:`IndexSource`: the :class:`~venvsmith.core.source.PackageSource` over real indexes.
 
 Index strategy as uv has it: indexes in priority order are the extra indexes in the order given, then the
 default index. ``first-index`` uses, for each name, only the first index that knows it (so a private extra
@@ -20,7 +20,7 @@ from urllib.parse import unquote, urldefrag, urlsplit
 from packaging.utils import NormalizedName, canonicalize_name
 
 from ..distfile import DistFile
-from ..errors import IndexUnavailable, InvalidInput, ResolverError
+from ..errors import IndexUnavailable, InvalidInput, ServiceError
 from ..metadata import CoreMetadata
 from .archives import archive_metadata
 from .auth import Auth, Credential, redact, split_userinfo
@@ -312,7 +312,7 @@ class IndexSource:
                 self.cache.put_metadata(sha256, data)
             require_static(file, meta)
             self._metas.put(file, meta)
-        except ResolverError as exc:
+        except ServiceError as exc:
             self._metas.put(file, error=exc)
         return file
 

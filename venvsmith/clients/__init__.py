@@ -1,0 +1,1 @@
+"""Clients of the two services, embedded in-process or remote over gRPC."""

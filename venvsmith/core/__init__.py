@@ -1,0 +1,1 @@
+"""The core both services share: wire stubs aside, value types, index client, config."""

@@ -1,0 +1,97 @@
+"""Translation between the wire messages (``venvsmith.v1``) and the shared domain objects."""
+
+from __future__ import annotations
+
+from datetime import UTC
+
+from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
+
+from venvsmith.v1 import common_pb2 as pb
+
+from .errors import InvalidInput
+from .pin import Pin
+from .target import TargetEnvironment
+
+
+def target_to_proto(target: TargetEnvironment) -> pb.TargetEnvironment:
+    return pb.TargetEnvironment(
+        markers=dict(target.markers),
+        tags=[str(t) for t in target.tags],
+        python_version=str(target.python_version),
+        platform=target.platform,
+        interpreter=target.interpreter,
+    )
+
+
+def target_from_spec(spec: pb.TargetSpec, local: TargetEnvironment) -> TargetEnvironment:
+    """Expand a request's target spec; an unset spec is the server's own interpreter (``local``)."""
+    which = spec.WhichOneof("spec")
+    if which == "environment":
+        env = spec.environment
+        return TargetEnvironment.from_mapping(env.markers, list(env.tags), env.platform, env.interpreter)
+    if which == "shorthand":
+        short = spec.shorthand
+        if not short.python_version:
+            raise InvalidInput("", "a target shorthand needs a python_version")
+        return TargetEnvironment.from_shorthand(
+            short.python_version, short.platform, short.implementation or "cpython"
+        )
+    return local
+
+
+
+
+
+def pin_to_proto(pin: Pin) -> pb.Pin:
+    file = pin.file
+    msg = pb.Pin(
+        name=pin.name,
+        version=str(pin.version),
+        extras=list(pin.extras),
+        url=file.url,
+        filename=file.filename,
+        sha256=file.sha256 or "",
+        size=file.size or 0,
+        index=file.index,
+        is_wheel=file.is_wheel,
+        requires_python=file.requires_python or "",
+        required_by=list(pin.required_by),
+        dependencies=list(pin.dependencies),
+    )
+    if file.upload_time is not None:
+        msg.upload_time.FromDatetime(file.upload_time.astimezone(UTC))
+    return msg
+
+
+def pin_from_proto(msg: pb.Pin) -> Pin:
+    """A wire pin back into the domain; raises :class:`InvalidInput` for a pin the builder cannot use."""
+    from .distfile import DistFile
+
+    if len(msg.sha256) != 64 or any(c not in "0123456789abcdef" for c in msg.sha256):
+        raise InvalidInput(msg.sha256, f"pin {msg.name}=={msg.version} needs a lowercase hex sha256")
+    file = DistFile.from_listing(
+        msg.filename,
+        msg.url,
+        msg.index,
+        hashes={"sha256": msg.sha256},
+        requires_python=msg.requires_python or None,
+        size=msg.size or None,
+        upload_time=msg.upload_time.ToDatetime(tzinfo=UTC) if msg.HasField("upload_time") else None,
+    )
+    if file is None:
+        raise InvalidInput(msg.filename, "not a wheel or sdist file name")
+    try:
+        version = Version(msg.version)
+    except InvalidVersion:
+        raise InvalidInput(msg.version, f"invalid version in pin {msg.name}") from None
+    if file.name != canonicalize_name(msg.name) or file.version != version:
+        raise InvalidInput(msg.filename, f"file name does not match pin {msg.name}=={msg.version}")
+    return Pin(
+        name=file.name,
+        version=file.version,
+        file=file,
+        extras=tuple(msg.extras),
+        required_by=tuple(msg.required_by),
+        dependencies=tuple(msg.dependencies),
+    )
