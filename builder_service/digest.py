@@ -8,6 +8,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from venvsmith.core.errors import ServiceError
+
 __all__ = ["CHUNK_SIZE", "Digest", "DigestMismatch", "Hasher", "InvalidDigest"]
 
 #: Read size for streaming hashes and copies.
@@ -17,13 +19,20 @@ _HEX = re.compile(r"[0-9a-f]{64}")
 _TEXT = re.compile(r"sha256:([0-9a-f]{64})/(0|[1-9][0-9]*)")
 
 
-class InvalidDigest(ValueError):
+class InvalidDigest(ServiceError, ValueError):
     """A digest (or its text form) that is not a lowercase sha256 hex plus a non-negative size."""
+
+    status = "INVALID_ARGUMENT"
+    error_reason = "INVALID_DIGEST"
+    field = "digest"
 
     def __init__(self, value: object, reason: str) -> None:
         super().__init__(f"invalid digest {value!r}: {reason}")
         self.value = value
         self.reason = reason
+
+    def facts(self) -> dict[str, str]:
+        return {"value": repr(self.value)}
 
     def __reduce__(self):
         return (type(self), (self.value, self.reason))
@@ -87,12 +96,15 @@ class Hasher:
         return Digest(self._sha.hexdigest(), self.size)
 
 
-class DigestMismatch(Exception):
+class DigestMismatch(ServiceError):
     """Content named ``name`` did not match the digest it was supposed to have (maps to gRPC ``DATA_LOSS``).
 
     ``name`` says what the content is (a file name, a URL, a blob path); ``actual`` is None when the content was
     rejected before it was complete (more bytes than expected).
     """
+
+    status = "DATA_LOSS"
+    error_reason = "DIGEST_MISMATCH"
 
     def __init__(self, name: str | Path, expected: Digest, actual: Digest | None) -> None:
         self.expected = expected
@@ -106,6 +118,9 @@ class DigestMismatch(Exception):
         else:
             got = str(actual)
         super().__init__(f"{what}digest mismatch: expected {expected}, got {got}")
+
+    def facts(self) -> dict[str, str]:
+        return {"filename": self.name, "expected": str(self.expected), "actual": str(self.actual or "")}
 
     def __reduce__(self):  # keep pickling (multiprocessing, futures) working with the custom __init__
         return (type(self), (self.name, self.expected, self.actual))

@@ -219,6 +219,7 @@ class BuildEngine:
             f"no interpreter on this builder for Python {want.get('python_version')} "
             f"({want.get('implementation_name')}, {want.get('sys_platform')}/{want.get('platform_machine')}); "
             f"have: {', '.join(str(i.version) for i in self._discovered()) or 'none'}",
+            reason="NO_INTERPRETER",
         )
 
     def list_environments(self) -> builder_pb2.ListEnvironmentsResponse:
@@ -255,7 +256,8 @@ class BuildEngine:
         if pin.file.is_wheel:
             if target.best_tag_rank(pin.file.tags) is None:
                 raise BuilderError("FAILED_PRECONDITION",
-                                   f"{pin.file.filename} does not fit the target environment's tags")
+                                   f"{pin.file.filename} does not fit the target environment's tags",
+                                   reason="WHEEL_INCOMPATIBLE")
             key = f"file:{pin.file.sha256}"
 
             def download() -> ActionResult:
@@ -314,7 +316,8 @@ class BuildEngine:
                 tags = parse_wheel_filename(outcome.wheel.name)[3]
                 if target.best_tag_rank(tags) is None:
                     raise BuilderError("FAILED_PRECONDITION",
-                                       f"{pin.file.filename} built {outcome.wheel.name}, which does not fit the target")
+                                       f"{pin.file.filename} built {outcome.wheel.name}, which does not fit the target",
+                                       reason="WHEEL_INCOMPATIBLE")
                 wheel = self.store.put_file(outcome.wheel)
                 log = self.store.put_file(outcome.log)
             return ActionResult(

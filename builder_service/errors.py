@@ -1,48 +1,27 @@
-"""The builder's errors, and the one place that maps any error to the gRPC status it is reported with."""
+"""The builder's general error; every other builder error is a :class:`~venvsmith.core.errors.ServiceError`
+defined next to the code that raises it (digest, store, install, archive, venv, relocate, limits, sdist_build)."""
 
 from __future__ import annotations
 
-from functools import cache
+from venvsmith.core.errors import ServiceError
+
+#: ``ErrorReason`` of a :class:`BuilderError` that names none, by status.
+_DEFAULT_REASONS = {
+    "INVALID_ARGUMENT": "INVALID_BUILD_REQUEST",
+    "NOT_FOUND": "BLOB_NOT_FOUND",
+    "OUT_OF_RANGE": "INVALID_RANGE",
+    "FAILED_PRECONDITION": "BUILD_PRECONDITION",
+}
 
 
-class BuilderError(Exception):
-    """An error with an explicit status (a ``grpc.StatusCode`` member name) and a message for the caller."""
+class BuilderError(ServiceError):
+    """An error with an explicit status (a ``grpc.StatusCode`` member name), a message, and an ``ErrorReason``."""
 
-    def __init__(self, status: str, message: str) -> None:
+    def __init__(self, status: str, message: str, reason: str = "") -> None:
         super().__init__(message)
-        self.status = status
-        self.message = message
+        self.status = status  # type: ignore[misc]
+        self.error_reason = (  # type: ignore[misc]
+            reason or _DEFAULT_REASONS.get(status, "ERROR_REASON_UNSPECIFIED"))
 
-
-@cache
-def _statuses() -> tuple[tuple[type[BaseException], str], ...]:
-    # Imported when an error is being reported, not when this module is (the installer is a sizeable import).
-    from .archive import UnsafeArchive
-    from .digest import DigestMismatch, InvalidDigest
-    from .install import UnsafeWheel
-    from .store import BlobNotFound, BlobTooLarge, InvalidRange
-    from .venv import VenvError
-
-    return (
-        (DigestMismatch, "DATA_LOSS"),
-        (UnsafeWheel, "FAILED_PRECONDITION"),
-        (UnsafeArchive, "FAILED_PRECONDITION"),
-        (VenvError, "FAILED_PRECONDITION"),
-        (BlobNotFound, "NOT_FOUND"),
-        (InvalidRange, "OUT_OF_RANGE"),
-        (BlobTooLarge, "RESOURCE_EXHAUSTED"),
-        (InvalidDigest, "INVALID_ARGUMENT"),
-    )
-
-
-def status_of(exc: BaseException) -> tuple[str, str] | None:
-    """``(status, message)`` for a known error, ``None`` for a bug (reported as INTERNAL)."""
-    status = getattr(exc, "status", None)
-    if isinstance(status, str):
-        message = getattr(exc, "message", None) or str(exc)
-        tail = getattr(exc, "log_tail", "")
-        return status, f"{message}\n--- build log (tail) ---\n{tail}" if tail else message
-    for kind, name in _statuses():
-        if isinstance(exc, kind):
-            return name, str(exc)
-    return None
+    def __reduce__(self):
+        return (type(self), (self.status, self.message, self.error_reason))

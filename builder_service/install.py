@@ -32,6 +32,7 @@ from installer.utils import SCHEME_NAMES, Scheme, parse_entrypoints, parse_metad
 
 from builder_service import relocate
 from builder_service.venv import VenvError, VenvLayout
+from venvsmith.core.errors import ServiceError
 
 if TYPE_CHECKING:
     from installer.scripts import ScriptSection
@@ -60,8 +61,11 @@ _DRIVE = re.compile(r"^[A-Za-z]:")
 _SEPARATORS = re.compile(r"[\\/]")
 
 
-class UnsafeWheel(Exception):
+class UnsafeWheel(ServiceError):
     """The wheel ``wheel_name`` cannot be installed safely; ``member`` is the offending archive member or None."""
+
+    status = "FAILED_PRECONDITION"
+    error_reason = "UNSAFE_WHEEL"
 
     def __init__(self, wheel_name: str, member: str | None, reason: str) -> None:
         where = f" ({member!r})" if member is not None else ""
@@ -69,6 +73,12 @@ class UnsafeWheel(Exception):
         self.wheel_name = wheel_name
         self.member = member
         self.reason = reason
+
+    def facts(self) -> dict[str, str]:
+        return {"filename": self.wheel_name, "member": self.member or ""}
+
+    def subject(self) -> str:
+        return self.wheel_name
 
     def __reduce__(self):
         return (type(self), (self.wheel_name, self.member, self.reason))

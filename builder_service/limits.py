@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, ClassVar
 
 from builder_service import _backend_runner
+from venvsmith.core.errors import MAX_STATUS_MESSAGE, ServiceError
 
 __all__ = [
     "GiB",
@@ -69,10 +70,11 @@ class BuildLimits:
                 raise ValueError(f"BuildLimits.{field} must be positive, not {getattr(self, field)!r}")
 
 
-class BuildError(Exception):
+class BuildError(ServiceError):
     """A build step failed; ``what`` names the step, ``status`` is the gRPC status code name to report."""
 
     status: ClassVar[str] = "FAILED_PRECONDITION"
+    error_reason: ClassVar[str] = "BUILD_FAILED"
 
     def __init__(self, what: str, message: str, log_tail: str = "") -> None:
         self.what = what
@@ -85,6 +87,21 @@ class BuildError(Exception):
 
     def __str__(self) -> str:
         return f"{self.message}\n--- log tail ---\n{self.log_tail}" if self.log_tail else self.message
+
+    def facts(self) -> dict[str, str]:
+        return {"step": Path(self.what).name}
+
+    def subject(self) -> str:
+        return Path(self.what).name
+
+    def status_message(self) -> str:
+        """The message and as much of the log's end as fits (the last lines say what failed)."""
+        if not self.log_tail:
+            return self.message
+        head = f"{self.message}\n--- build log (tail) ---\n"
+        room = max(MAX_STATUS_MESSAGE - len(head) - 4, 0)
+        tail = self.log_tail if len(self.log_tail) <= room else "...\n" + self.log_tail[-room:]
+        return head + tail
 
 
 class BuildFailed(BuildError):
@@ -104,6 +121,7 @@ class BuildTimeout(BuildError):
     """The step ran past the build's time limit and was killed."""
 
     status: ClassVar[str] = "DEADLINE_EXCEEDED"
+    error_reason: ClassVar[str] = "BUILD_TIMEOUT"
 
     def __init__(self, what: str, seconds: float, log_tail: str) -> None:
         self.seconds = seconds
@@ -117,6 +135,7 @@ class BuildOutOfMemory(BuildError):
     """The step ran out of memory under the build's memory limit."""
 
     status: ClassVar[str] = "RESOURCE_EXHAUSTED"
+    error_reason: ClassVar[str] = "BUILD_OUT_OF_MEMORY"
 
     def __init__(self, what: str, limit_bytes: int, log_tail: str) -> None:
         self.limit_bytes = limit_bytes
@@ -130,6 +149,7 @@ class BuildOutputTooLarge(BuildError):
     """The step wrote a file or log output beyond the build's output size limit."""
 
     status: ClassVar[str] = "RESOURCE_EXHAUSTED"
+    error_reason: ClassVar[str] = "BUILD_OUTPUT_TOO_LARGE"
 
     def __init__(self, what: str, limit_bytes: int, log_tail: str) -> None:
         self.limit_bytes = limit_bytes

@@ -24,6 +24,7 @@ import re
 from pathlib import Path
 
 from builder_service.venv import VenvLayout
+from venvsmith.core.errors import ServiceError
 
 __all__ = [
     "SCRIPT_HEADER",
@@ -185,13 +186,22 @@ end
 _DROPPED_KEYS = frozenset({"command"})
 
 
-class NotRelocatable(Exception):
+class NotRelocatable(ServiceError):
     """``path`` (a file or symlink in the venv) mentions ``needle``, an absolute path of the build."""
+
+    status = "FAILED_PRECONDITION"
+    error_reason = "NOT_RELOCATABLE"
 
     def __init__(self, path: Path, needle: str) -> None:
         super().__init__(f"{path} mentions the build path {needle!r}; the venv would not be relocatable")
         self.path = path
         self.needle = needle
+
+    def facts(self) -> dict[str, str]:
+        return {"filename": Path(self.path).name}
+
+    def subject(self) -> str:
+        return Path(self.path).name
 
     def __reduce__(self):
         return (type(self), (self.path, self.needle))

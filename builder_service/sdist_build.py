@@ -73,10 +73,15 @@ _DIST_INFO_METADATA = re.compile(r"[^/]+\.dist-info/METADATA")
 class BuildRequirementUnavailable(BuildError):
     """No distribution satisfies the build requirement ``requirement``."""
 
+    error_reason = "BUILD_REQUIREMENT_UNAVAILABLE"
+
     def __init__(self, requirement: str, reason: str) -> None:
         self.requirement = requirement
         self.reason = reason
         super().__init__(requirement, f"build requirement {requirement!r}: {reason}")
+
+    def facts(self) -> dict[str, str]:
+        return {"requirement": self.requirement}
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.requirement, self.reason))

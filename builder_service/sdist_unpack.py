@@ -17,10 +17,15 @@ __all__ = ["InvalidSdist", "extract_sdist"]
 class InvalidSdist(BuildError):
     """The sdist (its archive, ``pyproject.toml``, backend or the wheel it built) is unusable or unsafe."""
 
+    error_reason = "INVALID_SDIST"
+
     def __init__(self, sdist: Path, reason: str, log_tail: str = "") -> None:
         self.sdist = sdist
         self.reason = reason
         super().__init__(str(sdist), f"sdist {sdist.name}: {reason}", log_tail)
+
+    def facts(self) -> dict[str, str]:
+        return {"filename": Path(self.sdist).name}
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.sdist, self.reason, self.log_tail))

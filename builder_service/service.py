@@ -2,30 +2,16 @@
 
 from __future__ import annotations
 
-import logging
-
 import grpc
 
 from venvsmith.core.convert import pin_from_proto, target_from_spec
-from venvsmith.core.grpc_util import build_server
+from venvsmith.core.grpc_util import abort, build_server
 from venvsmith.core.resolution import ResolverClient
 from venvsmith.v1 import builder_pb2, builder_pb2_grpc
 
 from .build_run import BuildRun
 from .engine import BuildEngine, digest_from_proto
-from .errors import status_of
 from .orchestrate import resolve_and_build
-
-log = logging.getLogger(__name__)
-
-
-def abort(context: grpc.ServicerContext, exc: BaseException) -> None:
-    """Abort with the status the error maps to (see builder.proto), INTERNAL (logged) for anything else."""
-    known = status_of(exc)
-    if known is None:
-        log.exception("internal error in the builder")
-        context.abort(grpc.StatusCode.INTERNAL, f"internal error: {type(exc).__name__}: {exc}")
-    context.abort(getattr(grpc.StatusCode, known[0]), known[1][-8000:])
 
 
 class BuilderServicer(builder_pb2_grpc.BuilderServiceServicer):

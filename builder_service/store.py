@@ -30,6 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol, cast, runtime_checkable
 
+from venvsmith.core.errors import ServiceError
+
 from .digest import CHUNK_SIZE, Digest, DigestMismatch, Hasher
 
 try:  # POSIX: advisory locks tell a live writer's temp file from a dead one's
@@ -54,16 +56,22 @@ log = logging.getLogger(__name__)
 DEFAULT_STALE_TMP_SECONDS = 300.0
 
 
-class StoreError(Exception):
+class StoreError(ServiceError):
     """Base class for store errors."""
 
 
 class BlobNotFound(StoreError, LookupError):
     """The store has no (intact-sized) blob for ``digest`` (gRPC ``NOT_FOUND``)."""
 
+    status = "NOT_FOUND"
+    error_reason = "BLOB_NOT_FOUND"
+
     def __init__(self, digest: Digest) -> None:
         super().__init__(f"blob not found: {digest}")
         self.digest = digest
+
+    def facts(self) -> dict[str, str]:
+        return {"digest": str(self.digest)}
 
     def __reduce__(self):
         return (type(self), (self.digest,))
@@ -72,10 +80,16 @@ class BlobNotFound(StoreError, LookupError):
 class BlobTooLarge(StoreError):
     """A write exceeded its ``max_bytes`` limit (gRPC ``RESOURCE_EXHAUSTED``); nothing was stored."""
 
+    status = "RESOURCE_EXHAUSTED"
+    error_reason = "BLOB_TOO_LARGE"
+
     def __init__(self, name: str, max_bytes: int) -> None:
         super().__init__(f"{name or 'blob'}: larger than the limit of {max_bytes} bytes")
         self.name = name
         self.max_bytes = max_bytes
+
+    def facts(self) -> dict[str, str]:
+        return {"filename": self.name, "max_bytes": str(self.max_bytes)}
 
     def __reduce__(self):
         return (type(self), (self.name, self.max_bytes))
@@ -84,11 +98,17 @@ class BlobTooLarge(StoreError):
 class InvalidRange(StoreError, ValueError):
     """``read_range`` outside the blob (gRPC ``OUT_OF_RANGE``)."""
 
+    status = "OUT_OF_RANGE"
+    error_reason = "INVALID_RANGE"
+
     def __init__(self, digest: Digest, offset: int, length: int) -> None:
         super().__init__(f"invalid range offset={offset} length={length} for {digest}")
         self.digest = digest
         self.offset = offset
         self.length = length
+
+    def facts(self) -> dict[str, str]:
+        return {"digest": str(self.digest), "offset": str(self.offset), "length": str(self.length)}
 
     def __reduce__(self):
         return (type(self), (self.digest, self.offset, self.length))

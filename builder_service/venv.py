@@ -18,6 +18,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from venvsmith.core.errors import ServiceError
+
 __all__ = ["VenvError", "VenvLayout", "build_venv", "create_venv"]
 
 #: Seconds allowed for the interpreter to create the venv.
@@ -42,8 +44,11 @@ print(json.dumps({
 """
 
 
-class VenvError(Exception):
+class VenvError(ServiceError):
     """Creating or filling the venv at ``path`` failed; ``reason`` says how."""
+
+    status = "FAILED_PRECONDITION"
+    error_reason = "VENV_FAILED"
 
     def __init__(self, path: Path, reason: str) -> None:
         super().__init__(f"venv {path}: {reason}")

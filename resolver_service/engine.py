@@ -11,7 +11,7 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,7 +22,7 @@ from packaging.utils import canonicalize_name
 from venvsmith.core.config import PipIndexConfig, default_index_url, read_pip_config, venvsmith_home
 from venvsmith.core.convert import pin_to_proto, target_from_spec, target_to_proto
 from venvsmith.core.distfile import DistFile
-from venvsmith.core.errors import InvalidInput
+from venvsmith.core.errors import InvalidInput, at_field
 from venvsmith.core.index.auth import Credential
 from venvsmith.core.index.settings import IndexSettings
 from venvsmith.core.pin import lock_key
@@ -64,6 +64,13 @@ def _check_url(url: str, what: str) -> str:
     if not parts.scheme and url.startswith(("/", ".")):
         return url
     raise InvalidInput(url, f"invalid {what} URL (http, https or file URL, or a directory path)")
+
+
+def _parsed(parse: Callable[[str], object], field: str, texts: Iterable[str]) -> Iterator:
+    """``parse`` each of a repeated request field; an error names its path (``requirements[2]``)."""
+    for i, text in enumerate(texts):
+        with at_field(f"{field}[{i}]"):
+            yield parse(text)
 
 
 def _secret_digest(index: common_pb2.IndexConfig) -> str:
@@ -127,22 +134,27 @@ class ResolverEngine:
     # -- requests ----------------------------------------------------------------------------------
 
     def describe(self, request: resolver_pb2.DescribeEnvironmentRequest) -> common_pb2.TargetEnvironment:
-        return target_to_proto(target_from_spec(request.target, self.local))
+        with at_field("target"):
+            return target_to_proto(target_from_spec(request.target, self.local))
 
     def index_settings(self, index: common_pb2.IndexConfig) -> IndexSettings:
         """The effective index configuration: the request's, completed from pip's on the server."""
         pip = self.settings.pip
         no_index = index.no_index or pip.no_index
-        index_url = _check_url(index.index_url, "index") if index.index_url else None
+        with at_field("index.index_url"):
+            index_url = _check_url(index.index_url, "index") if index.index_url else None
         if index_url is None and not no_index:
             index_url = default_index_url(pip)
-        extras = [_check_url(u, "extra index") for u in index.extra_index_urls] or list(pip.extra_index_urls)
-        find_links = [_check_url(u, "find-links") for u in index.find_links] or list(pip.find_links)
+        extras = list(_parsed(lambda u: _check_url(u, "extra index"), "index.extra_index_urls",
+                              index.extra_index_urls)) or list(pip.extra_index_urls)
+        find_links = list(_parsed(lambda u: _check_url(u, "find-links"), "index.find_links",
+                                  index.find_links)) or list(pip.find_links)
         known = {u for u in [index_url, *extras] if u}
         package_index = {}
         for name, url in index.package_index.items():
             if url not in known:
-                raise InvalidInput(url, f"package_index for {name} names an index that is not configured")
+                raise InvalidInput(url, f"package_index for {name} names an index that is not configured",
+                                   field=f"index.package_index[{name}]")
             package_index[canonicalize_name(name)] = url
         strategy = "unsafe-best-match" if index.strategy == common_pb2.UNSAFE_BEST_MATCH else "first-index"
         return IndexSettings(
@@ -177,12 +189,15 @@ class ResolverEngine:
 
     def _prepare(self, request: resolver_pb2.ResolveRequest):
         if not request.requirements:
-            raise InvalidInput("", "at least one requirement is needed")
-        requirements = tuple(parse_requirement(r) for r in request.requirements)
-        constraints = tuple(parse_constraint(c) for c in request.constraints)
-        target = target_from_spec(request.target, self.local)
-        policy = policy_from_proto(request.options)
-        settings = self.index_settings(request.index)
+            raise InvalidInput("", "at least one requirement is needed", field="requirements")
+        requirements = tuple(_parsed(parse_requirement, "requirements", request.requirements))
+        constraints = tuple(_parsed(parse_constraint, "constraints", request.constraints))
+        with at_field("target"):
+            target = target_from_spec(request.target, self.local)
+        with at_field("options"):
+            policy = policy_from_proto(request.options)
+        with at_field("index"):
+            settings = self.index_settings(request.index)
         key_doc = {
             "requirements": [str(r) for r in requirements],
             "constraints": sorted(str(c) for c in constraints),
@@ -285,7 +300,7 @@ class ResolverEngine:
                 if settings.strategy == "first-index" and len(settings.indexes()) > 1:
                     raise NoSolution(exc.message + "\nhint: with the first-index strategy only the first index that "
                                      "lists a name is asked for it; --index-strategy unsafe-best-match unions them "
-                                     "(at the risk of dependency confusion)") from None
+                                     "(at the risk of dependency confusion)", exc.chains) from None
                 raise
             stats = index_source.stats
         key = lock_key(resolution.pins, target)

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from venvsmith.core.errors import IndexUnavailable
 
 from .candidate import PYTHON, BaseRequirement, PythonRequirement, SpecRequirement, UnusableRequirement
-from .errors import NoSolution
+from .errors import ConflictChain, NoSolution
 
 MAX_VERSIONS_SHOWN = 12
 
@@ -25,6 +25,18 @@ def chain(parent, required: Mapping[str, Sequence[tuple[object, object]]], depth
     if grand is None:
         return f"you require {req} -> {parent}"
     return f"{chain(grand, required, depth + 1)} -> {parent}"
+
+
+def chain_steps(requirement, parent, required: Mapping[str, Sequence[tuple[object, object]]],
+                depth: int = 0) -> list[str]:
+    """Root-first steps by which ``requirement`` came to be needed: "a>=1 (required by you)", "b<2 (required by
+    a==1.0)", ..., ending with ``requirement`` itself (required by ``parent``)."""
+    step = f"{_requirement_text(requirement)} (required by {'you' if parent is None else parent})"
+    entries = () if parent is None else required.get(parent.id) or required.get(parent.name) or ()
+    if depth > 20 or not entries:
+        return [step]
+    req, grand = next(((r, p) for r, p in entries if p is None), entries[0])
+    return [*chain_steps(req, grand, required, depth + 1), step]
 
 
 def _who(parent, required) -> str:
@@ -63,14 +75,21 @@ def explain_impossible(causes, provider, required) -> NoSolution:
     for info in causes:
         by_id[info.requirement.id].append(info)
     sections = []
+    chains: list[ConflictChain] = []
     for ident, infos in sorted(by_id.items(), key=lambda kv: (kv[0] == PYTHON, kv[0])):
+        first = infos[0].requirement
+        project = "python" if ident == PYTHON else first.name
+        if isinstance(first, UnusableRequirement):
+            chains.append(ConflictChain(project, (f"{first.name} cannot be used: {first.reason}",)))
+        else:
+            chains.extend(ConflictChain(project, tuple(chain_steps(i.requirement, i.parent, required)))
+                          for i in infos)
         if ident == PYTHON:
             lines = [f"  The target environment has Python {provider.python.version}, but:"]
             for info in infos:
                 lines.append(f"    - {chain(info.parent, required)} requires {info.requirement}")
             sections.append("\n".join(lines))
             continue
-        first = infos[0].requirement
         if isinstance(first, UnusableRequirement):
             sections.append(f"  {first.name} cannot be used: {first.reason}")
             continue
@@ -86,11 +105,12 @@ def explain_impossible(causes, provider, required) -> NoSolution:
         constraints = provider.constraints.get(name, ())
         for spec in constraints:
             lines.append(f"    - a constraint limits {name}{spec}")
+            chains.append(ConflictChain(name, (f"{name}{spec} (a constraint)",)))
         versions = _versions_line(name, provider)
         if versions:
             lines.append(versions)
         sections.append("\n".join(lines))
-    return NoSolution("no solution for the requirements:\n" + "\n".join(sections))
+    return NoSolution("no solution for the requirements:\n" + "\n".join(sections), chains)
 
 
 def _requirement_text(req) -> str:

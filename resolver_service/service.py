@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import grpc
 
-from venvsmith.core.errors import DeadlineExceeded, ServiceError
-from venvsmith.core.grpc_util import abort_with, build_server, deadline_of
+from venvsmith.core.errors import DeadlineExceeded
+from venvsmith.core.grpc_util import abort, build_server, deadline_of
 from venvsmith.v1 import resolver_pb2, resolver_pb2_grpc
 
 from .engine import EngineSettings, ResolverEngine
@@ -21,7 +21,7 @@ class ResolverServicer(resolver_pb2_grpc.ResolverServiceServicer):
         try:
             return self.engine.resolve(request, deadline=deadline_of(context))
         except Exception as exc:
-            abort_with(context, exc, ServiceError)
+            abort(context, exc)
 
     def ResolveStream(self, request, context):
         try:
@@ -30,13 +30,13 @@ class ResolverServicer(resolver_pb2_grpc.ResolverServiceServicer):
                     raise DeadlineExceeded("the caller went away")
                 yield event
         except Exception as exc:
-            abort_with(context, exc, ServiceError)
+            abort(context, exc)
 
     def DescribeEnvironment(self, request, context):
         try:
             return self.engine.describe(request)
         except Exception as exc:
-            abort_with(context, exc, ServiceError)
+            abort(context, exc)
 
 
 SERVICE_NAME = resolver_pb2.DESCRIPTOR.services_by_name["ResolverService"].full_name

@@ -23,12 +23,12 @@ class _Closing:
 
 
 def _fail(exc: BaseException) -> CallError:
-    from builder_service.errors import status_of
+    """The error a remote caller would see for ``exc``; anything but a domain error (a bug) is re-raised."""
+    from venvsmith.core.errors import ServiceError
 
-    known = status_of(exc)
-    if known is None:
+    if not isinstance(exc, ServiceError):
         raise exc
-    return CallError(*known)
+    return CallError.of(exc)
 
 
 class EmbeddedBuilder(_Closing):
@@ -89,7 +89,7 @@ class RemoteBuilder(_Closing):
         try:
             yield from self.stub.ResolveAndBuild(request, timeout=timeout)
         except self._rpc_error as exc:
-            raise CallError(exc.code().name, exc.details() or "") from None
+            raise CallError.from_rpc(exc) from None
 
     def local_path(self, ref) -> Path | None:
         return None
@@ -111,7 +111,7 @@ class RemoteBuilder(_Closing):
             # Keep received bytes to resume from, unless the blob cannot be had this way at all.
             if exc.code().name in _HOPELESS or part.stat().st_size == 0:
                 part.unlink(missing_ok=True)
-            raise CallError(exc.code().name, exc.details() or "") from None
+            raise CallError.from_rpc(exc) from None
         sha = hashlib.sha256()
         with open(part, "rb") as fh:
             while block := fh.read(1 << 20):

@@ -29,7 +29,7 @@ class EmbeddedResolver(_Closing):
         try:
             return fn()
         except ServiceError as exc:
-            raise CallError(exc.status, exc.message) from None
+            raise CallError.of(exc) from None
 
     def resolve(self, request, timeout=None):
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -42,7 +42,7 @@ class EmbeddedResolver(_Closing):
         try:
             yield from self.engine.resolve_stream(request, deadline=deadline)
         except ServiceError as exc:
-            raise CallError(exc.status, exc.message) from None
+            raise CallError.of(exc) from None
 
     def describe(self, request):
         return self._call(lambda: self.engine.describe(request))
@@ -65,7 +65,7 @@ class RemoteResolver(_Closing):
 
     @staticmethod
     def _error(exc) -> CallError:
-        return CallError(exc.code().name, exc.details() or "")
+        return CallError.from_rpc(exc)
 
     def resolve(self, request, timeout=None):
         try:

@@ -1,62 +1,272 @@
-"""Domain errors shared by both services; each carries the thing it is about and maps to one gRPC status."""
+"""The one error model of both services: each domain error carries its gRPC status and its rich details.
+
+Every error a caller can see is a :class:`ServiceError`: ``status`` (a ``grpc.StatusCode`` member name),
+``error_reason`` (a member name of the ``venvsmith.v1.ErrorReason`` enum), ``message``, and the facts it is about.
+:meth:`ServiceError.to_status` turns it into a ``google.rpc.Status`` whose details are, as the protos document:
+
+- always an ``ErrorInfo`` (domain :data:`DOMAIN`, reason, metadata with the key facts);
+- ``INVALID_ARGUMENT``: a ``BadRequest`` with one field violation (the request field path, the offending string);
+- ``FAILED_PRECONDITION``: a ``PreconditionFailure`` (for a conflict, one violation per requirement chain);
+- ``UNAVAILABLE`` / ``RESOURCE_EXHAUSTED``: a ``RetryInfo``.
+
+:class:`ErrorDetails` is the decoded form, the same whether it was read from an exception in this process or
+from a remote call's ``grpc-status-details-bin``.
+"""
 
 from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+#: ``ErrorInfo.domain`` of every error the services report.
+DOMAIN = "venvsmith"
+#: Longest ``Status.message`` (it travels in a trailer, and trailers are bounded in size).
+MAX_STATUS_MESSAGE = 6000
+#: Longest description of one violation, metadata value, and number of violations sent.
+MAX_DETAIL_TEXT = 1000
+MAX_VIOLATIONS = 16
+#: Statuses after which the details say how long to wait before retrying.
+RETRYABLE = frozenset({"UNAVAILABLE", "RESOURCE_EXHAUSTED"})
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+@dataclass(frozen=True)
+class Violation:
+    """One ``PreconditionFailure.Violation``: ``type`` (e.g. ``CONFLICT``), ``subject`` (what), ``description``."""
+
+    type: str
+    subject: str
+    description: str
+
+
+@dataclass(frozen=True)
+class FieldViolation:
+    """One ``BadRequest.FieldViolation``: a request field path (``requirements[2]``) and what is wrong with it."""
+
+    field: str
+    description: str
+
+
+@dataclass(frozen=True)
+class ErrorDetails:
+    """The decoded rich details of a failed call (see the module docstring)."""
+
+    reason: str = ""
+    domain: str = ""
+    metadata: dict[str, str] = field(default_factory=dict)
+    field_violations: tuple[FieldViolation, ...] = ()
+    violations: tuple[Violation, ...] = ()
+    retry_delay: float | None = None
+
+    @property
+    def chains(self) -> list[str]:
+        """The conflicting requirement chains of a ``NO_SOLUTION`` (its ``CONFLICT`` violations)."""
+        return [v.description for v in self.violations if v.type == "CONFLICT"]
+
+    @classmethod
+    def from_status(cls, status: Any) -> ErrorDetails:
+        """Decode a ``google.rpc.Status``'s details (unknown detail types are skipped)."""
+        from google.rpc import error_details_pb2
+
+        info = error_details_pb2.ErrorInfo()
+        bad = error_details_pb2.BadRequest()
+        pre = error_details_pb2.PreconditionFailure()
+        retry = error_details_pb2.RetryInfo()
+        seen: set[str] = set()
+        for any_ in status.details:
+            for message in (info, bad, pre, retry):
+                if any_.Is(message.DESCRIPTOR):
+                    any_.Unpack(message)
+                    seen.add(message.DESCRIPTOR.name)
+        delay = None
+        if "RetryInfo" in seen:
+            delay = retry.retry_delay.seconds + retry.retry_delay.nanos / 1e9
+        return cls(
+            reason=info.reason,
+            domain=info.domain,
+            metadata=dict(info.metadata),
+            field_violations=tuple(FieldViolation(v.field, v.description) for v in bad.field_violations),
+            violations=tuple(Violation(v.type, v.subject, v.description) for v in pre.violations),
+            retry_delay=delay,
+        )
 
 
 class ServiceError(Exception):
     """Base of every error a service reports to a caller."""
 
     #: Name of the ``grpc.StatusCode`` member this error maps to.
-    status = "INTERNAL"
+    status: ClassVar[str] = "INTERNAL"
+    #: Name of the ``venvsmith.v1.ErrorReason`` member sent in ``ErrorInfo.reason`` (``reason`` is left to
+    #: subclasses, many of which say why in words there).
+    error_reason: ClassVar[str] = "ERROR_REASON_UNSPECIFIED"
+    #: Seconds to wait before a retry (sent as ``RetryInfo`` for :data:`RETRYABLE` statuses).
+    retry_delay: ClassVar[float] = 1.0
+    #: The request field an INVALID_ARGUMENT is about (``requirements[2]``); empty when unknown.
+    field: str = ""
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
 
+    def facts(self) -> dict[str, str]:
+        """``ErrorInfo.metadata``: the key facts (index, requirement, filename, ...)."""
+        return {}
+
+    def subject(self) -> str:
+        """What a precondition violation is about (a project, a file)."""
+        return ""
+
+    def violations(self) -> list[Violation]:
+        """The ``PreconditionFailure`` violations of a FAILED_PRECONDITION (one by default)."""
+        return [Violation(self.error_reason, self.subject(), self.message)]
+
+    def status_message(self) -> str:
+        """``Status.message``: the human explanation."""
+        return self.message
+
+    def details(self) -> ErrorDetails:
+        """The rich details this error is reported with."""
+        metadata = {k: _cut(str(v), MAX_DETAIL_TEXT) for k, v in self.facts().items() if v not in (None, "")}
+        fields: tuple[FieldViolation, ...] = ()
+        if self.status == "INVALID_ARGUMENT":
+            fields = (FieldViolation(self.field, _cut(self.message, MAX_DETAIL_TEXT)),)
+        violations: tuple[Violation, ...] = ()
+        if self.status == "FAILED_PRECONDITION":
+            violations = tuple(
+                Violation(v.type, v.subject, _cut(v.description, MAX_DETAIL_TEXT))
+                for v in self.violations()[:MAX_VIOLATIONS]
+            )
+        return ErrorDetails(
+            reason=self.error_reason,
+            domain=DOMAIN,
+            metadata=metadata,
+            field_violations=fields,
+            violations=violations,
+            retry_delay=self.retry_delay if self.status in RETRYABLE else None,
+        )
+
+    def to_status(self) -> Any:
+        """This error as a ``google.rpc.Status`` (code, message and packed details)."""
+        return status_proto(self.status, self.status_message(), self.details())
+
+
+def status_proto(status: str, message: str, details: ErrorDetails) -> Any:
+    """A ``google.rpc.Status`` of ``status`` (a ``grpc.StatusCode`` name) carrying ``details``."""
+    import grpc
+    from google.protobuf import any_pb2
+    from google.rpc import error_details_pb2, status_pb2
+
+    packed = []
+    if details.reason:
+        packed.append(error_details_pb2.ErrorInfo(reason=details.reason, domain=details.domain or DOMAIN,
+                                                  metadata=details.metadata))
+    if details.field_violations:
+        packed.append(error_details_pb2.BadRequest(field_violations=[
+            error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
+            for v in details.field_violations
+        ]))
+    if details.violations:
+        packed.append(error_details_pb2.PreconditionFailure(violations=[
+            error_details_pb2.PreconditionFailure.Violation(type=v.type, subject=v.subject, description=v.description)
+            for v in details.violations
+        ]))
+    if details.retry_delay is not None:
+        retry = error_details_pb2.RetryInfo()
+        retry.retry_delay.FromNanoseconds(int(details.retry_delay * 1e9))
+        packed.append(retry)
+    anys = []
+    for detail in packed:
+        any_ = any_pb2.Any()
+        any_.Pack(detail)
+        anys.append(any_)
+    message = _cut(message, MAX_STATUS_MESSAGE)
+    return status_pb2.Status(code=getattr(grpc.StatusCode, status).value[0], message=message, details=anys)
+
+
+@contextlib.contextmanager
+def at_field(path: str) -> Iterator[None]:
+    """Name the request field an :class:`InvalidInput` raised inside the block is about (unless it names one)."""
+    try:
+        yield
+    except InvalidInput as exc:
+        if not exc.field:
+            exc.field = path
+        raise
+
 
 class InvalidInput(ServiceError):
-    """A malformed requirement, marker, version, URL or option; ``value`` is the offending string."""
+    """A malformed requirement, marker, version, URL or option; ``value`` is the offending string.
+
+    ``field`` is the request field path (``requirements[2]``, ``target.shorthand.platform``) when known.
+    """
 
     status = "INVALID_ARGUMENT"
+    error_reason = "INVALID_INPUT"
 
-    def __init__(self, value: str, message: str) -> None:
+    def __init__(self, value: str, message: str, *, field: str = "") -> None:
         super().__init__(f"{message}: {value!r}")
         self.value = value
+        self.field = field
 
+    def facts(self) -> dict[str, str]:
+        return {"value": self.value, "field": self.field}
 
 
 class DynamicMetadata(ServiceError):
     """An sdist's dependencies are dynamic and no builder can prepare them; ``filename`` names it."""
 
     status = "FAILED_PRECONDITION"
+    error_reason = "DYNAMIC_METADATA"
 
     def __init__(self, filename: str, message: str) -> None:
         super().__init__(message)
         self.filename = filename
+
+    def facts(self) -> dict[str, str]:
+        return {"filename": self.filename}
+
+    def subject(self) -> str:
+        return self.filename
 
 
 class IndexUnavailable(ServiceError):
     """An index could not be reached or kept failing; ``index`` is its redacted URL."""
 
     status = "UNAVAILABLE"
+    error_reason = "INDEX_UNAVAILABLE"
 
     def __init__(self, index: str, message: str) -> None:
         super().__init__(f"index {index} is unavailable: {message}")
         self.index = index
+
+    def facts(self) -> dict[str, str]:
+        return {"index": self.index}
 
 
 class InvalidDistribution(ServiceError):
     """A distribution's metadata is unreadable or contradicts its file name."""
 
     status = "FAILED_PRECONDITION"
+    error_reason = "INVALID_DISTRIBUTION"
 
     def __init__(self, filename: str, message: str) -> None:
         super().__init__(f"{filename}: {message}")
         self.filename = filename
 
+    def facts(self) -> dict[str, str]:
+        return {"filename": self.filename}
+
+    def subject(self) -> str:
+        return self.filename
 
 
 class DeadlineExceeded(ServiceError):
     """The caller's deadline passed before a resolution was found."""
 
     status = "DEADLINE_EXCEEDED"
+    error_reason = "DEADLINE_EXCEEDED"

@@ -1,4 +1,4 @@
-"""Shared gRPC plumbing: error -> status mapping, deadlines, server construction with health and reflection."""
+"""Shared gRPC plumbing: the one error -> status helper, deadlines, servers with health and reflection."""
 
 from __future__ import annotations
 
@@ -9,12 +9,18 @@ from concurrent import futures
 from typing import Any
 
 import grpc
+from google.protobuf import descriptor_pb2, descriptor_pool
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
+from grpc_reflection.v1alpha import reflection, reflection_pb2, reflection_pb2_grpc
+from grpc_status import rpc_status
+
+from .errors import ServiceError
+from .resolution import CallError
 
 log = logging.getLogger(__name__)
 
-#: Error classes expose ``.status`` (a ``grpc.StatusCode`` member name) and ``.message``.
+#: The current reflection service; its messages are those of ``v1alpha`` under another package.
+REFLECTION_V1 = "grpc.reflection.v1.ServerReflection"
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
 
@@ -24,12 +30,56 @@ def deadline_of(context: grpc.ServicerContext) -> float | None:
     return None if remaining is None else time.monotonic() + remaining
 
 
-def abort_with(context: grpc.ServicerContext, exc: BaseException, domain_error: type) -> None:
-    """Abort the RPC with the status a domain error names, or INTERNAL (logged) for anything else."""
-    if isinstance(exc, domain_error):
-        context.abort(getattr(grpc.StatusCode, exc.status), exc.message)
+def abort(context: grpc.ServicerContext, exc: BaseException) -> None:
+    """Abort the RPC with a domain error's status and rich details, or INTERNAL (logged: a bug) for anything else.
+
+    A :class:`CallError` (a failed call to another service made while serving this one) is passed on as it came.
+    """
+    if isinstance(exc, ServiceError | CallError):
+        context.abort_with_status(rpc_status.to_status(exc.to_status()))
     log.exception("internal error while serving %s", context.peer())
     context.abort(grpc.StatusCode.INTERNAL, f"internal error: {type(exc).__name__}: {exc}")
+
+
+def _reflection_v1_file() -> None:
+    """Add ``grpc/reflection/v1/reflection.proto`` to the default pool, made from the ``v1alpha`` file."""
+    pool = descriptor_pool.Default()
+    try:
+        pool.FindFileByName("grpc/reflection/v1/reflection.proto")
+        return
+    except KeyError:
+        pass
+    file = descriptor_pb2.FileDescriptorProto()
+    reflection_pb2.DESCRIPTOR.CopyToProto(file)
+    old, new = ".grpc.reflection.v1alpha.", ".grpc.reflection.v1."
+    file.name = "grpc/reflection/v1/reflection.proto"
+    file.package = "grpc.reflection.v1"
+    file.ClearField("options")
+    for message in file.message_type:
+        for f in message.field:
+            if f.type_name:
+                f.type_name = f.type_name.replace(old, new)
+    for service in file.service:
+        for method in service.method:
+            method.input_type = method.input_type.replace(old, new)
+            method.output_type = method.output_type.replace(old, new)
+    pool.Add(file)
+
+
+def _add_reflection(server: grpc.Server, names: list[str]) -> None:
+    """Server reflection under both ``grpc.reflection.v1`` (current tools) and ``v1alpha`` (older ones)."""
+    _reflection_v1_file()
+    servicer = reflection.ReflectionServicer([*names, REFLECTION_V1, reflection.SERVICE_NAME])
+    reflection_pb2_grpc.add_ServerReflectionServicer_to_server(servicer, server)
+    # The v1 messages are byte-for-byte those of v1alpha: the same handler serves the v1 name.
+    handler = grpc.stream_stream_rpc_method_handler(
+        servicer.ServerReflectionInfo,
+        request_deserializer=reflection_pb2.ServerReflectionRequest.FromString,
+        response_serializer=reflection_pb2.ServerReflectionResponse.SerializeToString,
+    )
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler(REFLECTION_V1, {"ServerReflectionInfo": handler}),)
+    )
 
 
 def build_server(
@@ -55,7 +105,7 @@ def build_server(
     for name in names:
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
-    reflection.enable_server_reflection([*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
+    _add_reflection(server, [*names, health.SERVICE_NAME])
     port = server.add_insecure_port(address)
     if port == 0:
         raise OSError(f"cannot listen on {address}")

@@ -7,14 +7,47 @@ from typing import Protocol
 
 from venvsmith.v1 import common_pb2, resolver_pb2
 
+from .errors import ErrorDetails, ServiceError, status_proto
+
 
 class CallError(Exception):
-    """A failed call, the same whichever transport: ``status`` is a ``grpc.StatusCode`` member name."""
+    """A failed call, the same whichever transport: ``status`` is a ``grpc.StatusCode`` member name.
 
-    def __init__(self, status: str, message: str) -> None:
+    ``details`` are the decoded rich details (reason, field violations, conflicting chains, retry delay).
+    """
+
+    def __init__(self, status: str, message: str, details: ErrorDetails | None = None) -> None:
         super().__init__(f"{status}: {message}")
         self.status = status
         self.message = message
+        self.details = details or ErrorDetails()
+
+    @property
+    def reason(self) -> str:
+        """The ``venvsmith.v1.ErrorReason`` name, empty when the server sent none."""
+        return self.details.reason
+
+    @classmethod
+    def of(cls, exc: ServiceError) -> CallError:
+        """The error a caller in this process sees for a domain error (what a remote caller decodes)."""
+        status = exc.to_status()
+        return cls(exc.status, status.message, ErrorDetails.from_status(status))
+
+    @classmethod
+    def from_rpc(cls, exc) -> CallError:
+        """Decode a ``grpc.RpcError`` (a ``grpc.Call``), rich details from ``grpc-status-details-bin`` included."""
+        from grpc_status import rpc_status
+
+        try:
+            status = rpc_status.from_call(exc)
+        except (AttributeError, ValueError):  # not a call, or details that contradict the call's status
+            status = None
+        details = ErrorDetails.from_status(status) if status is not None else None
+        return cls(exc.code().name, exc.details() or "", details)
+
+    def to_status(self):
+        """As a ``google.rpc.Status``, to pass the error on unchanged."""
+        return status_proto(self.status, self.message, self.details)
 
 
 class ResolverClient(Protocol):

@@ -77,8 +77,21 @@ class BuilderServiceServicer:
         The builder starts fetching/building each pin as it arrives. The server
         streams per-pin progress and finally one BuildResult. Identical concurrent
         builds (same lock key and options) do the work once.
-        Errors: see the service comment (INVALID_ARGUMENT, DATA_LOSS,
-        FAILED_PRECONDITION, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED, UNAVAILABLE).
+        Errors, each with ErrorInfo:
+        INVALID_ARGUMENT    + BadRequest (INVALID_BUILD_REQUEST, INVALID_DIGEST,
+        INVALID_INPUT).
+        DATA_LOSS           (DIGEST_MISMATCH).
+        FAILED_PRECONDITION + PreconditionFailure (NO_INTERPRETER,
+        WHEEL_INCOMPATIBLE, BUILD_FAILED, INVALID_SDIST,
+        BUILD_REQUIREMENT_UNAVAILABLE, UNSAFE_WHEEL,
+        UNSAFE_ARCHIVE, VENV_FAILED, NOT_RELOCATABLE,
+        BUILD_PRECONDITION, and the resolver's NO_SOLUTION
+        for build requirements).
+        DEADLINE_EXCEEDED   (BUILD_TIMEOUT, DEADLINE_EXCEEDED).
+        RESOURCE_EXHAUSTED  + RetryInfo (BUILD_OUT_OF_MEMORY,
+        BUILD_OUTPUT_TOO_LARGE, BLOB_TOO_LARGE,
+        TOO_MANY_BACKTRACKS).
+        UNAVAILABLE         + RetryInfo (INDEX_UNAVAILABLE).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -87,7 +100,9 @@ class BuilderServiceServicer:
     def ResolveAndBuild(self, request, context):
         """Resolve and build in one call: the resolver's pins stream straight into
         Build. Events are the resolver's progress, then the build's progress, then
-        the BuildResult. Errors: those of ResolverService.Resolve and of Build.
+        the BuildResult. Errors: those of ResolverService.Resolve and of Build,
+        with their details (INVALID_ARGUMENT, DATA_LOSS, FAILED_PRECONDITION,
+        DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED, UNAVAILABLE).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -95,16 +110,18 @@ class BuilderServiceServicer:
 
     def GetArtifact(self, request, context):
         """Read a blob by digest in chunks, resumable by offset (like ByteStream.Read).
-        Errors: NOT_FOUND (unknown digest), OUT_OF_RANGE (offset > size),
-        DATA_LOSS (the stored blob is corrupt; it is removed), INVALID_ARGUMENT
-        (malformed digest or negative offset/limit).
+        Errors, each with ErrorInfo: NOT_FOUND (BLOB_NOT_FOUND, unknown digest),
+        OUT_OF_RANGE (INVALID_RANGE, offset > size), DATA_LOSS (DIGEST_MISMATCH:
+        the stored blob is corrupt; it is removed), INVALID_ARGUMENT + BadRequest
+        (INVALID_DIGEST, or INVALID_BUILD_REQUEST for a negative offset/limit).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def StatArtifacts(self, request, context):
-        """Which of the given digests the store holds. Errors: INVALID_ARGUMENT.
+        """Which of the given digests the store holds. Errors: INVALID_ARGUMENT +
+        BadRequest (INVALID_DIGEST).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -113,6 +130,7 @@ class BuilderServiceServicer:
     def ListEnvironments(self, request, context):
         """The interpreters this builder can build for, discovered on the builder
         (PATH, pyenv, configuration), each with its marker environment and tags.
+        Errors: none but INTERNAL (an interpreter that cannot be queried is left out).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -122,8 +140,9 @@ class BuilderServiceServicer:
         """Core metadata of an sdist whose dependencies are dynamic, by running its
         PEP 517 prepare_metadata_for_build_wheel hook (or building the wheel) in
         isolation. Cached by (sdist sha256, target environment).
-        Errors: DATA_LOSS, FAILED_PRECONDITION, DEADLINE_EXCEEDED,
-        RESOURCE_EXHAUSTED, UNAVAILABLE as for Build.
+        Errors, with their details as for Build: INVALID_ARGUMENT (a wheel pin,
+        a malformed pin or target), DATA_LOSS, FAILED_PRECONDITION,
+        DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED, UNAVAILABLE.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

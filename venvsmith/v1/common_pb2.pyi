@@ -30,6 +30,36 @@ class ArtifactKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     WHEELHOUSE: _ClassVar[ArtifactKind]
     VENV_ARCHIVE: _ClassVar[ArtifactKind]
     LOCK_FILE: _ClassVar[ArtifactKind]
+
+class ErrorReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ERROR_REASON_UNSPECIFIED: _ClassVar[ErrorReason]
+    INVALID_INPUT: _ClassVar[ErrorReason]
+    NO_SOLUTION: _ClassVar[ErrorReason]
+    TOO_MANY_BACKTRACKS: _ClassVar[ErrorReason]
+    INDEX_UNAVAILABLE: _ClassVar[ErrorReason]
+    DYNAMIC_METADATA: _ClassVar[ErrorReason]
+    INVALID_DISTRIBUTION: _ClassVar[ErrorReason]
+    DEADLINE_EXCEEDED: _ClassVar[ErrorReason]
+    BUILD_FAILED: _ClassVar[ErrorReason]
+    BUILD_TIMEOUT: _ClassVar[ErrorReason]
+    BUILD_OUT_OF_MEMORY: _ClassVar[ErrorReason]
+    BUILD_OUTPUT_TOO_LARGE: _ClassVar[ErrorReason]
+    BUILD_REQUIREMENT_UNAVAILABLE: _ClassVar[ErrorReason]
+    INVALID_SDIST: _ClassVar[ErrorReason]
+    DIGEST_MISMATCH: _ClassVar[ErrorReason]
+    INVALID_DIGEST: _ClassVar[ErrorReason]
+    UNSAFE_WHEEL: _ClassVar[ErrorReason]
+    UNSAFE_ARCHIVE: _ClassVar[ErrorReason]
+    VENV_FAILED: _ClassVar[ErrorReason]
+    NOT_RELOCATABLE: _ClassVar[ErrorReason]
+    BLOB_NOT_FOUND: _ClassVar[ErrorReason]
+    BLOB_TOO_LARGE: _ClassVar[ErrorReason]
+    INVALID_RANGE: _ClassVar[ErrorReason]
+    INVALID_BUILD_REQUEST: _ClassVar[ErrorReason]
+    NO_INTERPRETER: _ClassVar[ErrorReason]
+    WHEEL_INCOMPATIBLE: _ClassVar[ErrorReason]
+    BUILD_PRECONDITION: _ClassVar[ErrorReason]
 INDEX_STRATEGY_UNSPECIFIED: IndexStrategy
 FIRST_INDEX: IndexStrategy
 UNSAFE_BEST_MATCH: IndexStrategy
@@ -42,6 +72,33 @@ WHEEL: ArtifactKind
 WHEELHOUSE: ArtifactKind
 VENV_ARCHIVE: ArtifactKind
 LOCK_FILE: ArtifactKind
+ERROR_REASON_UNSPECIFIED: ErrorReason
+INVALID_INPUT: ErrorReason
+NO_SOLUTION: ErrorReason
+TOO_MANY_BACKTRACKS: ErrorReason
+INDEX_UNAVAILABLE: ErrorReason
+DYNAMIC_METADATA: ErrorReason
+INVALID_DISTRIBUTION: ErrorReason
+DEADLINE_EXCEEDED: ErrorReason
+BUILD_FAILED: ErrorReason
+BUILD_TIMEOUT: ErrorReason
+BUILD_OUT_OF_MEMORY: ErrorReason
+BUILD_OUTPUT_TOO_LARGE: ErrorReason
+BUILD_REQUIREMENT_UNAVAILABLE: ErrorReason
+INVALID_SDIST: ErrorReason
+DIGEST_MISMATCH: ErrorReason
+INVALID_DIGEST: ErrorReason
+UNSAFE_WHEEL: ErrorReason
+UNSAFE_ARCHIVE: ErrorReason
+VENV_FAILED: ErrorReason
+NOT_RELOCATABLE: ErrorReason
+BLOB_NOT_FOUND: ErrorReason
+BLOB_TOO_LARGE: ErrorReason
+INVALID_RANGE: ErrorReason
+INVALID_BUILD_REQUEST: ErrorReason
+NO_INTERPRETER: ErrorReason
+WHEEL_INCOMPATIBLE: ErrorReason
+BUILD_PRECONDITION: ErrorReason
 
 class TargetEnvironment(_message.Message):
     __slots__ = ("markers", "tags", "python_version", "platform", "interpreter")

@@ -71,7 +71,18 @@ class ResolverServiceServicer:
         """Resolve requirements to an exactly pinned set. Identical concurrent
         requests share one resolution; repeated requests are answered from the
         resolution cache until it expires (forever when exclude_newer is set).
-        Errors: see the service comment.
+        Errors, each with ErrorInfo:
+        INVALID_ARGUMENT    + BadRequest (INVALID_INPUT: field "requirements[i]",
+        "constraints[i]", "target", "options", "index...").
+        FAILED_PRECONDITION + PreconditionFailure (NO_SOLUTION with one CONFLICT
+        violation per chain; DYNAMIC_METADATA,
+        INVALID_DISTRIBUTION). On a builder that prepares
+        dynamic metadata also the FAILED_PRECONDITION,
+        DATA_LOSS, DEADLINE_EXCEEDED and RESOURCE_EXHAUSTED
+        errors of BuilderService.PrepareMetadata.
+        UNAVAILABLE         + RetryInfo (INDEX_UNAVAILABLE).
+        RESOURCE_EXHAUSTED  + RetryInfo (TOO_MANY_BACKTRACKS).
+        DEADLINE_EXCEEDED   (DEADLINE_EXCEEDED).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -81,7 +92,9 @@ class ResolverServiceServicer:
         """The same resolution as a stream: progress events while resolving, then the
         pins one by one in install order (every pin after all of its
         dependencies), then a summary. Errors end the stream with the status codes
-        listed on the service; progress events already sent stay valid.
+        and details of Resolve (INVALID_ARGUMENT, FAILED_PRECONDITION, DATA_LOSS,
+        UNAVAILABLE, RESOURCE_EXHAUSTED, DEADLINE_EXCEEDED); progress events
+        already sent stay valid.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -90,7 +103,8 @@ class ResolverServiceServicer:
     def DescribeEnvironment(self, request, context):
         """Expand a target spec into a full target environment (markers and ordered
         wheel tags). An empty spec describes the server's own interpreter.
-        Errors: INVALID_ARGUMENT for a malformed version or unknown platform.
+        Errors: INVALID_ARGUMENT + BadRequest (INVALID_INPUT, field "target") for
+        a malformed version or unknown platform.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
