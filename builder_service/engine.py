@@ -13,6 +13,7 @@ import tempfile
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -53,6 +54,8 @@ ZSTD_MEDIA = "application/zstd"
 TEXT_MEDIA = "text/plain; charset=utf-8"
 #: Nested sdist builds (a build requirement that is itself only an sdist) are allowed this deep.
 MAX_BUILD_DEPTH = 3
+#: Rounds of fetching an sdist that the store keeps evicting before the build gives up.
+SDIST_ATTEMPTS = 3
 
 
 @dataclass
@@ -269,14 +272,23 @@ class BuildEngine:
             return result.outputs[0], outcome
         return self._built_wheel(pin, target, options, constraints, fetcher, progress, building, depth)
 
-    def _sdist(self, pin: Pin, fetcher: Fetcher, progress: Progress | None) -> Path:
-        """The verified sdist of ``pin`` in the store (downloaded once)."""
-        result, _ = self.actions.get_or_compute(
-            f"file:{pin.file.sha256}",
-            lambda: ActionResult((OutputRef(fetcher.fetch(pin, progress), "application/octet-stream", "sdist",
-                                            pin.file.filename),)),
-        )
-        return self.store.path(result.outputs[0].digest)
+    @contextmanager
+    def _sdist(self, pin: Pin, fetcher: Fetcher, progress: Progress | None) -> Iterator[Path]:
+        """The verified sdist of ``pin`` in the store (downloaded once), pinned against eviction in the block."""
+        for _ in range(SDIST_ATTEMPTS):
+            result, _ = self.actions.get_or_compute(
+                f"file:{pin.file.sha256}",
+                lambda: ActionResult((OutputRef(fetcher.fetch(pin, progress), "application/octet-stream", "sdist",
+                                                pin.file.filename),)),
+            )
+            digest = result.outputs[0].digest
+            with self.store.pin([digest]):
+                path = self.store.path(digest)  # None: evicted before the pin (the next round fetches it again)
+                if path is not None:
+                    yield path
+                    return
+        raise BuilderError("RESOURCE_EXHAUSTED", f"the store evicts {pin.file.filename} as soon as it is stored; "
+                           "it is too small for this build", reason="STORE_FULL")
 
     def _build_env(self, sdist_path, target, options, constraints, fetcher, depth) -> tuple[ResolvingBuildEnv, list]:
         """A build-env provider for ``sdist_path`` and its static build requirements, resolved now."""
@@ -295,11 +307,15 @@ class BuildEngine:
 
     def _built_wheel(self, pin, target, options, constraints, fetcher, progress, building, depth
                      ) -> tuple[OutputRef, Outcome]:
-        from .sdist_build import build_key, build_wheel
-
         if depth > MAX_BUILD_DEPTH:
             raise BuilderError("FAILED_PRECONDITION", f"build requirements nest deeper than {MAX_BUILD_DEPTH} at {pin}")
-        sdist_path = self._sdist(pin, fetcher, progress)
+        with self._sdist(pin, fetcher, progress) as sdist_path:
+            return self._build_sdist(pin, sdist_path, target, options, constraints, fetcher, building, depth)
+
+    def _build_sdist(self, pin, sdist_path, target, options, constraints, fetcher, building, depth
+                     ) -> tuple[OutputRef, Outcome]:
+        from .sdist_build import build_key, build_wheel
+
         interpreter = self.interpreter_for(target)
         env, build_pins = self._build_env(sdist_path, target, options, constraints, fetcher, depth)
         key = "wheel-build:" + build_key(pin.file.sha256, target.digest(), build_pins, dict(options.config_settings))
@@ -319,7 +335,8 @@ class BuildEngine:
                                        f"{pin.file.filename} built {outcome.wheel.name}, which does not fit the target",
                                        reason="WHEEL_INCOMPATIBLE")
                 wheel = self.store.put_file(outcome.wheel)
-                log = self.store.put_file(outcome.log)
+                with self.store.pin([wheel]):  # storing the log must not evict the wheel
+                    log = self.store.put_file(outcome.log)
             return ActionResult(
                 (OutputRef(wheel, WHEEL_MEDIA, "wheel", outcome.wheel.name),),
                 meta={"log": str(log), "build_requirements": " ".join(outcome.build_requirements)},
@@ -339,11 +356,11 @@ class BuildEngine:
         key = f"metadata:{pin.file.sha256}:{target.digest()}"
 
         def prepare() -> ActionResult:
-            sdist_path = self._sdist(pin, fetcher, None)
-            env, _ = self._build_env(sdist_path, target, options, [], fetcher, 0)
-            data = prepare_metadata(sdist_path, interpreter=self.interpreter_for(target), env_provider=env,
-                                    limits=self._limits(options), config_settings=dict(options.config_settings),
-                                    work_dir=self.tmp)
+            with self._sdist(pin, fetcher, None) as sdist_path:
+                env, _ = self._build_env(sdist_path, target, options, [], fetcher, 0)
+                data = prepare_metadata(sdist_path, interpreter=self.interpreter_for(target), env_provider=env,
+                                        limits=self._limits(options), config_settings=dict(options.config_settings),
+                                        work_dir=self.tmp)
             digest = self.store.put_bytes(data)
             return ActionResult((OutputRef(digest, "text/plain", "metadata", f"{pin.file.filename}.metadata"),))
 

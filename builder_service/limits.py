@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, ClassVar
 
 from builder_service import _backend_runner
-from venvsmith.core.errors import MAX_STATUS_MESSAGE, ServiceError
+from venvsmith.core.errors import MAX_STATUS_MESSAGE, ServiceError, fit_message
 
 __all__ = [
     "GiB",
@@ -98,10 +98,8 @@ class BuildError(ServiceError):
         """The message and as much of the log's end as fits (the last lines say what failed)."""
         if not self.log_tail:
             return self.message
-        head = f"{self.message}\n--- build log (tail) ---\n"
-        room = max(MAX_STATUS_MESSAGE - len(head) - 4, 0)
-        tail = self.log_tail if len(self.log_tail) <= room else "...\n" + self.log_tail[-room:]
-        return head + tail
+        head = fit_message(f"{self.message}\n--- build log (tail) ---\n", MAX_STATUS_MESSAGE // 2)
+        return head + fit_message(self.log_tail, MAX_STATUS_MESSAGE - len(head.encode()) * 3, keep_end=True)
 
 
 class BuildFailed(BuildError):

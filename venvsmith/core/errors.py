@@ -22,17 +22,38 @@ from typing import Any, ClassVar
 
 #: ``ErrorInfo.domain`` of every error the services report.
 DOMAIN = "venvsmith"
-#: Longest ``Status.message`` (it travels in a trailer, and trailers are bounded in size).
-MAX_STATUS_MESSAGE = 6000
-#: Longest description of one violation, metadata value, and number of violations sent.
-MAX_DETAIL_TEXT = 1000
-MAX_VIOLATIONS = 16
+#: Status message and details travel in trailers, which a gRPC client caps (8 KiB by default; above that calls
+#: fail at random with RESOURCE_EXHAUSTED). The message goes twice: percent-encoded in ``grpc-message`` and inside
+#: the base64 ``google.rpc.Status`` of ``grpc-status-details-bin``, so the trailers take about
+#: 7/3 * MAX_STATUS_MESSAGE + 4/3 * MAX_DETAILS_BYTES (about 7.2 KB). In this process the whole text is kept.
+MAX_STATUS_MESSAGE = 2400
+MAX_DETAILS_BYTES = 1200
+#: Longest description of one violation or metadata value.
+MAX_DETAIL_TEXT = 500
 #: Statuses after which the details say how long to wait before retrying.
 RETRYABLE = frozenset({"UNAVAILABLE", "RESOURCE_EXHAUSTED"})
 
 
 def _cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _wire_size(char: str) -> int:
+    """Bytes ``char`` takes in a percent-encoded ``grpc-message`` (printable ASCII but '%' is sent as is)."""
+    return 1 if " " <= char <= "~" and char != "%" else 3 * len(char.encode("utf-8", "replace"))
+
+
+def fit_message(text: str, budget: int = MAX_STATUS_MESSAGE, *, keep_end: bool = False) -> str:
+    """``text`` cut to ``budget`` wire bytes (see :data:`MAX_STATUS_MESSAGE`), keeping its start or its end."""
+    if sum(map(_wire_size, text)) <= budget:
+        return text
+    used, kept = 4, []
+    for char in reversed(text) if keep_end else text:
+        used += _wire_size(char)
+        if used > budget:
+            break
+        kept.append(char)
+    return "...\n" + "".join(reversed(kept)) if keep_end else "".join(kept) + "\n..."
 
 
 @dataclass(frozen=True)
@@ -138,8 +159,8 @@ class ServiceError(Exception):
         violations: tuple[Violation, ...] = ()
         if self.status == "FAILED_PRECONDITION":
             violations = tuple(
-                Violation(v.type, v.subject, _cut(v.description, MAX_DETAIL_TEXT))
-                for v in self.violations()[:MAX_VIOLATIONS]
+                Violation(v.type, _cut(v.subject, MAX_DETAIL_TEXT), _cut(v.description, MAX_DETAIL_TEXT))
+                for v in self.violations()
             )
         return ErrorDetails(
             reason=self.error_reason,
@@ -156,24 +177,43 @@ class ServiceError(Exception):
 
 
 def status_proto(status: str, message: str, details: ErrorDetails) -> Any:
-    """A ``google.rpc.Status`` of ``status`` (a ``grpc.StatusCode`` name) carrying ``details``."""
+    """A ``google.rpc.Status`` of ``status`` (a ``grpc.StatusCode`` name) carrying ``details``, within the
+    trailer budgets: violations that do not fit are left out (``ErrorInfo.metadata["violations_omitted"]``)."""
     import grpc
+    from google.rpc import status_pb2
+
+    code = getattr(grpc.StatusCode, status).value[0]
+    violations = list(details.violations)
+    omitted = 0
+    while True:
+        anys = _packed(details, violations, omitted)
+        if sum(a.ByteSize() for a in anys) <= MAX_DETAILS_BYTES or not violations:
+            break
+        violations.pop()
+        omitted += 1
+    return status_pb2.Status(code=code, message=fit_message(message), details=anys)
+
+
+def _packed(details: ErrorDetails, violations: list[Violation], omitted: int) -> list[Any]:
     from google.protobuf import any_pb2
-    from google.rpc import error_details_pb2, status_pb2
+    from google.rpc import error_details_pb2
 
     packed = []
     if details.reason:
+        metadata = dict(details.metadata)
+        if omitted:
+            metadata["violations_omitted"] = str(omitted)
         packed.append(error_details_pb2.ErrorInfo(reason=details.reason, domain=details.domain or DOMAIN,
-                                                  metadata=details.metadata))
+                                                  metadata=metadata))
     if details.field_violations:
         packed.append(error_details_pb2.BadRequest(field_violations=[
             error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
             for v in details.field_violations
         ]))
-    if details.violations:
+    if violations:
         packed.append(error_details_pb2.PreconditionFailure(violations=[
             error_details_pb2.PreconditionFailure.Violation(type=v.type, subject=v.subject, description=v.description)
-            for v in details.violations
+            for v in violations
         ]))
     if details.retry_delay is not None:
         retry = error_details_pb2.RetryInfo()
@@ -184,8 +224,7 @@ def status_proto(status: str, message: str, details: ErrorDetails) -> Any:
         any_ = any_pb2.Any()
         any_.Pack(detail)
         anys.append(any_)
-    message = _cut(message, MAX_STATUS_MESSAGE)
-    return status_pb2.Status(code=getattr(grpc.StatusCode, status).value[0], message=message, details=anys)
+    return anys
 
 
 @contextlib.contextmanager

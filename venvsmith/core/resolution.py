@@ -29,9 +29,8 @@ class CallError(Exception):
 
     @classmethod
     def of(cls, exc: ServiceError) -> CallError:
-        """The error a caller in this process sees for a domain error (what a remote caller decodes)."""
-        status = exc.to_status()
-        return cls(exc.status, status.message, ErrorDetails.from_status(status))
+        """The error a caller in this process sees for a domain error: what a remote caller decodes, untrimmed."""
+        return cls(exc.status, exc.status_message(), exc.details())
 
     @classmethod
     def from_rpc(cls, exc) -> CallError:

@@ -89,7 +89,7 @@ class BuilderServiceServicer:
         for build requirements).
         DEADLINE_EXCEEDED   (BUILD_TIMEOUT, DEADLINE_EXCEEDED).
         RESOURCE_EXHAUSTED  + RetryInfo (BUILD_OUT_OF_MEMORY,
-        BUILD_OUTPUT_TOO_LARGE, BLOB_TOO_LARGE,
+        BUILD_OUTPUT_TOO_LARGE, BLOB_TOO_LARGE, STORE_FULL,
         TOO_MANY_BACKTRACKS).
         UNAVAILABLE         + RetryInfo (INDEX_UNAVAILABLE).
         """

@@ -60,6 +60,7 @@ class ErrorReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     NO_INTERPRETER: _ClassVar[ErrorReason]
     WHEEL_INCOMPATIBLE: _ClassVar[ErrorReason]
     BUILD_PRECONDITION: _ClassVar[ErrorReason]
+    STORE_FULL: _ClassVar[ErrorReason]
 INDEX_STRATEGY_UNSPECIFIED: IndexStrategy
 FIRST_INDEX: IndexStrategy
 UNSAFE_BEST_MATCH: IndexStrategy
@@ -99,6 +100,7 @@ INVALID_BUILD_REQUEST: ErrorReason
 NO_INTERPRETER: ErrorReason
 WHEEL_INCOMPATIBLE: ErrorReason
 BUILD_PRECONDITION: ErrorReason
+STORE_FULL: ErrorReason
 
 class TargetEnvironment(_message.Message):
     __slots__ = ("markers", "tags", "python_version", "platform", "interpreter")
