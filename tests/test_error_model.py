@@ -1,0 +1,241 @@
+"""The one error model: every domain error of both services maps to a status that the proto documents for each RPC
+it can come from, names an ``ErrorReason`` of common.proto, and carries the rich details its status promises."""
+
+from __future__ import annotations
+
+import importlib
+import re
+from collections.abc import Callable
+from concurrent import futures
+from pathlib import Path
+
+import grpc
+import pytest
+from google.rpc import error_details_pb2
+
+from builder_service.archive import UnsafeArchive
+from builder_service.digest import Digest, DigestMismatch, InvalidDigest
+from builder_service.errors import BuilderError
+from builder_service.install import UnsafeWheel
+from builder_service.limits import BuildError, BuildFailed, BuildOutOfMemory, BuildOutputTooLarge, BuildTimeout
+from builder_service.relocate import NotRelocatable
+from builder_service.sdist_build import BuildRequirementUnavailable
+from builder_service.sdist_unpack import InvalidSdist
+from builder_service.store import BlobNotFound, BlobTooLarge, InvalidRange, StoreError
+from builder_service.venv import VenvError
+from resolver_service.errors import ConflictChain, NoSolution, TooManyBacktracks
+from venvsmith.core.errors import (
+    MAX_DETAILS_BYTES,
+    DeadlineExceeded,
+    DynamicMetadata,
+    IndexUnavailable,
+    InvalidDistribution,
+    InvalidInput,
+    ServiceError,
+)
+from venvsmith.core.grpc_util import abort
+from venvsmith.core.resolution import CallError
+from venvsmith.v1 import common_pb2
+
+from .test_protos import FILE_SERVICE, SERVICE_METHOD, descriptor_set  # noqa: F401 - the fixture
+
+ROOT = Path(__file__).resolve().parent.parent
+#: Modules that define the error classes (imported so that every subclass is known).
+ERROR_MODULES = [
+    "venvsmith.core.errors", "resolver_service.errors", "builder_service.errors", "builder_service.digest",
+    "builder_service.store", "builder_service.install", "builder_service.archive", "builder_service.venv",
+    "builder_service.relocate", "builder_service.limits", "builder_service.sdist_unpack", "builder_service.sdist_build",
+]
+D = Digest("0" * 64, 3)
+
+#: One example of every error class.
+EXAMPLES: dict[type[ServiceError], Callable[[], ServiceError]] = {
+    InvalidInput: lambda: InvalidInput("x ===", "invalid requirement", field="requirements[0]"),
+    DynamicMetadata: lambda: DynamicMetadata("a-1.0.tar.gz", "dynamic dependencies"),
+    IndexUnavailable: lambda: IndexUnavailable("http://127.0.0.1:1/simple/", "connection refused"),
+    InvalidDistribution: lambda: InvalidDistribution("a-1.0-py3-none-any.whl", "name differs"),
+    DeadlineExceeded: lambda: DeadlineExceeded("the deadline passed"),
+    NoSolution: lambda: NoSolution(
+        "no solution", [ConflictChain("u", ("a (required by you)", "u<1 (required by a==1)"))]),
+    TooManyBacktracks: lambda: TooManyBacktracks("gave up"),
+    DigestMismatch: lambda: DigestMismatch("a.whl", D, Digest("1" * 64, 3)),
+    InvalidDigest: lambda: InvalidDigest("sha256:zz", "not hex"),
+    UnsafeWheel: lambda: UnsafeWheel("a-1.0-py3-none-any.whl", "../x", "escapes"),
+    UnsafeArchive: lambda: UnsafeArchive(Path("/tmp/a.tar.zst"), "../x", "escapes"),
+    VenvError: lambda: VenvError(Path("/tmp/v"), "no python"),
+    NotRelocatable: lambda: NotRelocatable(Path("/tmp/v/bin/tool"), "/tmp/v"),
+    StoreError: lambda: BlobNotFound(D),
+    BlobNotFound: lambda: BlobNotFound(D),
+    BlobTooLarge: lambda: BlobTooLarge("a.whl", 10),
+    InvalidRange: lambda: InvalidRange(D, 5, 1),
+    BuildError: lambda: BuildError("build_wheel", "failed"),
+    BuildFailed: lambda: BuildFailed("build_wheel", 1, "Traceback ...\nSystemExit: 1\n"),
+    BuildTimeout: lambda: BuildTimeout("build_wheel", 3, ""),
+    BuildOutOfMemory: lambda: BuildOutOfMemory("build_wheel", 1 << 30, "MemoryError"),
+    BuildOutputTooLarge: lambda: BuildOutputTooLarge("build_wheel", 1 << 20, ""),
+    InvalidSdist: lambda: InvalidSdist(Path("/tmp/a-1.0.tar.gz"), "no pyproject.toml"),
+    BuildRequirementUnavailable: lambda: BuildRequirementUnavailable("helper>=2", "no version"),
+    BuilderError: lambda: BuilderError("INVALID_ARGUMENT", "an empty BuildRequest"),
+}
+
+RESOLVER = {InvalidInput, NoSolution, DynamicMetadata, IndexUnavailable, InvalidDistribution, TooManyBacktracks,
+            DeadlineExceeded}
+BUILDS = {BuildError, BuildFailed, BuildTimeout, BuildOutOfMemory, BuildOutputTooLarge, InvalidSdist,
+          BuildRequirementUnavailable, DigestMismatch, InvalidDigest, BlobTooLarge, UnsafeWheel, BuilderError}
+ASSEMBLY = {UnsafeArchive, VenvError, NotRelocatable}
+#: Which error classes each RPC (by method name, whichever service has it) can end with.
+RPC_ERRORS: dict[str, set[type[ServiceError]]] = {
+    "Resolve": RESOLVER | BUILDS,  # a builder serving ResolverService prepares dynamic metadata
+    "ResolveStream": RESOLVER | BUILDS,
+    "DescribeEnvironment": {InvalidInput},
+    "Build": RESOLVER | BUILDS | ASSEMBLY,
+    "ResolveAndBuild": RESOLVER | BUILDS | ASSEMBLY,
+    "PrepareMetadata": RESOLVER | BUILDS,
+    "GetArtifact": {BlobNotFound, StoreError, InvalidRange, DigestMismatch, InvalidDigest},
+    "StatArtifacts": {InvalidDigest},
+}
+#: The statuses a BuilderError is raised with by the RPCs it can come from (checked against the sources below).
+BUILDER_ERROR_RPCS = {"Build", "ResolveAndBuild", "PrepareMetadata", "GetArtifact"}
+
+
+def all_error_classes() -> set[type[ServiceError]]:
+    for name in ERROR_MODULES:
+        importlib.import_module(name)
+    found, todo = set(), [ServiceError]
+    while todo:
+        for sub in todo.pop().__subclasses__():
+            if sub.__module__.split(".")[0] in ("venvsmith", "resolver_service", "builder_service"):
+                found.add(sub)
+                todo.append(sub)
+    return found
+
+
+def reason_names() -> set[str]:
+    return set(common_pb2.ErrorReason.keys())
+
+
+@pytest.fixture(scope="module")
+def documented(descriptor_set) -> dict[str, set[str]]:  # noqa: F811 - the imported fixture
+    """Status names each RPC's own comment documents, by method name (union over services that have it)."""
+    statuses = {code.name for code in grpc.StatusCode}
+    found: dict[str, set[str]] = {}
+    for file in descriptor_set.file:
+        if not file.name.startswith("venvsmith/"):
+            continue
+        comments = {tuple(loc.path): loc.leading_comments for loc in file.source_code_info.location}
+        for i, service in enumerate(file.service):
+            for j, method in enumerate(service.method):
+                text = comments.get((FILE_SERVICE, i, SERVICE_METHOD, j), "")
+                found.setdefault(method.name, set()).update(set(re.findall(r"\b[A-Z_]{6,}\b", text)) & statuses)
+    return found
+
+
+def test_every_error_class_has_an_example_and_an_rpc():
+    classes = all_error_classes()
+    assert set(EXAMPLES) == classes, "add the new error class to EXAMPLES and RPC_ERRORS"
+    assert set().union(*RPC_ERRORS.values()) == classes
+
+
+def test_every_rpc_documents_the_status_of_each_error_it_can_end_with(documented):
+    missing = []
+    for rpc, classes in RPC_ERRORS.items():
+        assert rpc in documented, f"no RPC {rpc} in the protos"
+        for cls in classes:
+            status = EXAMPLES[cls]().status
+            if status not in documented[rpc]:
+                missing.append(f"{rpc}: {cls.__name__} -> {status}")
+    assert not missing, "statuses not documented on the RPC:\n" + "\n".join(missing)
+
+
+def test_builder_error_statuses_and_reasons_in_the_sources_are_documented(documented):
+    sources = "\n".join(p.read_text() for p in (ROOT / "builder_service").glob("*.py"))
+    statuses = set(re.findall(r'BuilderError\(\s*"([A-Z_]+)"', sources))
+    assert {"INVALID_ARGUMENT", "FAILED_PRECONDITION", "NOT_FOUND", "OUT_OF_RANGE"} <= statuses
+    for status in statuses:
+        assert any(status in documented[rpc] for rpc in BUILDER_ERROR_RPCS), status
+        assert BuilderError(status, "x").error_reason in reason_names(), status
+    for reason in re.findall(r'reason="([A-Z_]+)"', sources):
+        assert reason in reason_names(), reason
+
+
+@pytest.mark.parametrize("cls", sorted(EXAMPLES, key=lambda c: c.__name__), ids=lambda c: c.__name__)
+def test_each_error_carries_the_details_its_status_promises(cls):
+    error = EXAMPLES[cls]()
+    assert isinstance(error, cls) and error.error_reason in reason_names()
+    assert error.error_reason != "ERROR_REASON_UNSPECIFIED"
+    status = error.to_status()
+    assert status.code == getattr(grpc.StatusCode, error.status).value[0] and error.status != "INTERNAL"
+    kinds = {d.TypeName().rsplit(".", 1)[1] for d in status.details}
+    expected = {"ErrorInfo"}
+    if error.status == "INVALID_ARGUMENT":
+        expected.add("BadRequest")
+    if error.status == "FAILED_PRECONDITION":
+        expected.add("PreconditionFailure")
+    if error.status in ("UNAVAILABLE", "RESOURCE_EXHAUSTED"):
+        expected.add("RetryInfo")
+    assert kinds == expected
+    info = error_details_pb2.ErrorInfo()
+    status.details[0].Unpack(info)
+    assert (info.domain, info.reason) == ("venvsmith", error.error_reason)
+    # In this process the caller sees the same details a remote caller decodes.
+    embedded = CallError.of(error)
+    assert (embedded.status, embedded.reason) == (error.status, error.error_reason)
+
+
+def test_builder_errors_that_used_to_be_internal_have_their_status():
+    """NotRelocatable (a venv file naming the build path) is a domain error, not a bug."""
+    error = NotRelocatable(Path("/w/venv/bin/x"), "/w/venv")
+    assert error.to_status().code == grpc.StatusCode.FAILED_PRECONDITION.value[0]
+    assert CallError.of(error).details.violations[0].subject == "x"
+
+
+def serve(handler) -> tuple[grpc.Server, grpc.Channel]:
+    server = grpc.server(futures.ThreadPoolExecutor(2))
+    method = grpc.unary_unary_rpc_method_handler(handler)
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("t.T", {"M": method}),))
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    return server, grpc.insecure_channel(f"127.0.0.1:{port}")
+
+
+def test_abort_sends_details_and_a_bug_is_internal_without_them():
+    errors = {b"conflict": EXAMPLES[NoSolution](), b"relocate": EXAMPLES[NotRelocatable](), b"bug": KeyError("x")}
+    server, channel = serve(lambda request, context: abort(context, errors[request]))
+    try:
+        for key, error in errors.items():
+            with pytest.raises(grpc.RpcError) as info:
+                channel.unary_unary("/t.T/M")(key, timeout=10)
+            decoded = CallError.from_rpc(info.value)
+            if isinstance(error, ServiceError):
+                assert (decoded.status, decoded.reason) == (error.status, error.error_reason)
+                assert decoded.details == CallError.of(error).details
+            else:
+                assert decoded.status == "INTERNAL" and decoded.reason == ""
+    finally:
+        channel.close()
+        server.stop(0)
+
+
+def test_huge_errors_fit_the_default_trailer_limit():
+    """A long conflict (many chains, non-ASCII text) and a long build log still reach a default client, trimmed."""
+    chains = [ConflictChain(f"p{i}", tuple(f"ü{j} " * 40 for j in range(6))) for i in range(60)]
+    errors = [NoSolution("no solution\n" + ("é" * 150 + "\n") * 200, chains),
+              BuildFailed("build_wheel", 1, ("x" * 99 + "\n") * 2000)]
+    for error in errors:
+        assert sum(d.ByteSize() for d in error.to_status().details) <= MAX_DETAILS_BYTES
+    server, channel = serve(lambda request, context: abort(context, errors[request[0]]))
+    try:
+        decoded = []
+        for _ in range(20):  # above the soft limit a client rejects trailers at random
+            for i, error in enumerate(errors):
+                with pytest.raises(grpc.RpcError) as info:
+                    channel.unary_unary("/t.T/M")(bytes([i]), timeout=10)
+                decoded.append(CallError.from_rpc(info.value))
+                assert (decoded[-1].status, decoded[-1].reason) == (error.status, error.error_reason)
+        conflict, build = decoded[-2:]
+        assert conflict.message.startswith("no solution") and conflict.details.chains
+        assert int(conflict.details.metadata["violations_omitted"]) + len(conflict.details.chains) == len(chains)
+        assert build.message.endswith("x" * 99 + "\n")  # a build log keeps its end
+    finally:
+        channel.close()
+        server.stop(0)
