@@ -8,6 +8,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from venvsmith.core.errors import IndexUnavailable
 from venvsmith.core.index.auth import Auth, redact
 from venvsmith.core.index.http import HttpClient, unexpected_status
 from venvsmith.core.index.local import file_url_to_path, is_file_url
@@ -67,7 +68,12 @@ class Fetcher:
         url = pin.file.url
         if is_file_url(url) or url.startswith("/"):
             path = file_url_to_path(url) if is_file_url(url) else Path(url)
-            with open(path, "rb") as src:
+            try:
+                src = open(path, "rb")
+            except OSError as exc:  # like an HTTP 404 of an index: the location does not serve the file
+                raise IndexUnavailable(pin.file.index or redact(url),
+                                       f"cannot read {pin.file.filename}: {exc.strerror}") from None
+            with src:
                 while chunk := src.read(CHUNK):
                     hasher.update(chunk)
                     out.write(chunk)

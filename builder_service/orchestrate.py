@@ -6,6 +6,8 @@ import queue
 import threading
 from collections.abc import Callable, Iterator
 
+from venvsmith.core.errors import ServiceError
+from venvsmith.core.resolution import CallError
 from venvsmith.v1 import builder_pb2, common_pb2, resolver_pb2
 
 from .build_run import BuildRun
@@ -50,7 +52,8 @@ def resolve_and_build(
                 elif kind == "summary":
                     pins.put(event.summary)
         except BaseException as exc:  # noqa: BLE001 - reported in the caller's thread
-            out.put(exc)
+            # Field paths of the resolution's bad input are inside this request's `resolve`.
+            out.put(exc.under("resolve.") if isinstance(exc, ServiceError | CallError) else exc)
             pins.put(None)
 
     def run_build() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import grpc
 
 from venvsmith.core.convert import pin_from_proto, target_from_spec
+from venvsmith.core.errors import at_field
 from venvsmith.core.grpc_util import abort, build_server
 from venvsmith.core.resolution import ResolverClient
 from venvsmith.v1 import builder_pb2, builder_pb2_grpc
@@ -66,8 +67,10 @@ class BuilderServicer(builder_pb2_grpc.BuilderServiceServicer):
 
     def PrepareMetadata(self, request, context):
         try:
-            pin = pin_from_proto(request.pin)
-            target = target_from_spec(request.target, self.engine.resolver.local)
+            with at_field("pin"):
+                pin = pin_from_proto(request.pin)
+            with at_field("target"):
+                target = target_from_spec(request.target, self.engine.resolver.local)
             ref, data = self.engine.prepare_metadata(pin, target, request.options)
             from .engine import ref_to_proto
 

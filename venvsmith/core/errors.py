@@ -138,6 +138,17 @@ class ServiceError(Exception):
         """``ErrorInfo.metadata``: the key facts (index, requirement, filename, ...)."""
         return {}
 
+    def under(self, prefix: str) -> ServiceError:
+        """A copy whose ``field`` is nested under ``prefix`` (``resolve.`` + ``requirements[2]``); the error itself
+        may be shared by concurrent callers, so it is not changed."""
+        if not self.field:
+            return self
+        other = type(self).__new__(type(self))
+        other.__dict__.update(self.__dict__)
+        other.args = self.args
+        other.field = prefix + self.field
+        return other
+
     def subject(self) -> str:
         """What a precondition violation is about (a project, a file)."""
         return ""

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Protocol
 
 from venvsmith.v1 import common_pb2, resolver_pb2
 
-from .errors import ErrorDetails, ServiceError, status_proto
+from .errors import ErrorDetails, FieldViolation, ServiceError, status_proto
 
 
 class CallError(Exception):
@@ -43,6 +44,17 @@ class CallError(Exception):
             status = None
         details = ErrorDetails.from_status(status) if status is not None else None
         return cls(exc.code().name, exc.details() or "", details)
+
+    def under(self, prefix: str) -> CallError:
+        """The same error with its field violations' paths nested under ``prefix`` (``resolve.``)."""
+        if not self.details.field_violations:
+            return self
+        fields = tuple(FieldViolation(prefix + v.field if v.field else "", v.description)
+                       for v in self.details.field_violations)
+        metadata = dict(self.details.metadata)
+        if metadata.get("field"):
+            metadata["field"] = prefix + metadata["field"]
+        return CallError(self.status, self.message, replace(self.details, field_violations=fields, metadata=metadata))
 
     def to_status(self):
         """As a ``google.rpc.Status``, to pass the error on unchanged."""
