@@ -149,7 +149,7 @@ def cmd_venv(args) -> int:
                     client.fetch(archive.digest, path)
                     unpack(path, dest)
         except UnsafeArchive as exc:
-            raise CallError("FAILED_PRECONDITION", str(exc)) from None
+            raise CallError.of(exc) from None
     elapsed = time.perf_counter() - started
     print(f"venv ready at {dest} ({len(result.wheels)} packages, lock key {result.lock_key[:16]}, "
           f"{elapsed:.2f} s{', from the store' if result.stats.cached else ''})")
