@@ -227,3 +227,22 @@ def test_unavailable_index_carries_retry_info(address, index_builder, index_serv
     info = unpack(status, error_details_pb2.ErrorInfo)
     assert info.reason == "INDEX_UNAVAILABLE" and "127.0.0.1" in info.metadata["index"]
     assert unpack(status, error_details_pb2.RetryInfo).retry_delay.ToTimedelta().total_seconds() > 0
+
+
+def test_a_stream_ends_with_the_same_details(address, index_builder, index_server):
+    index_builder.add("left", "1.0", deps=["util>=2"])
+    index_builder.add("right", "1.0", deps=["util<2"])
+    index_builder.add("util", "1.5")
+    url = index_server().url
+    with grpc.insecure_channel(address) as channel:
+        request_class, _ = resolver_messages(channel)
+        request = request_class(requirements=["left", "right"])
+        request.index.index_url = url
+        call = channel.unary_stream(f"/{RESOLVER}/ResolveStream", request_serializer=request_class.SerializeToString)
+        with pytest.raises(grpc.RpcError) as info:
+            list(call(request, timeout=30))
+    trailers = dict(info.value.trailing_metadata() or ())
+    status = status_pb2.Status.FromString(trailers["grpc-status-details-bin"])
+    assert info.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert unpack(status, error_details_pb2.ErrorInfo).reason == "NO_SOLUTION"
+    assert {v.subject for v in unpack(status, error_details_pb2.PreconditionFailure).violations} == {"util"}
