@@ -405,9 +405,18 @@ class BuildEngine:
         if not link.exists():
             link.parent.mkdir(parents=True, exist_ok=True)
             tmp = link.with_name(f".{link.name}.{os.getpid()}.{threading.get_ident()}")
-            os.symlink(self.store.path(ref.digest), tmp)
+            os.symlink(self.stored_path(ref), tmp)
             os.replace(tmp, link)
         return link
+
+    def stored_path(self, ref: OutputRef) -> Path:
+        """Where the store keeps ``ref``'s blob; a blob evicted since it was stored is a store too small for the
+        work at hand (a retry fetches or builds it again)."""
+        path = self.store.path(ref.digest)
+        if path is None:
+            raise BuilderError("RESOURCE_EXHAUSTED", f"{ref.filename} was evicted from the store before it was used; "
+                               "the store is too small for this build", reason="STORE_FULL")
+        return path
 
     # -- whole sets -----------------------------------------------------------------------------------
 
@@ -448,7 +457,7 @@ class BuildEngine:
         def build() -> ActionResult:
             with tempfile.TemporaryDirectory(dir=self.tmp) as work, self.store.pin([w.digest for w in wheels]):
                 tree = Path(work) / "wheelhouse"
-                write_tree(tree, [(w.filename, w.digest.hash, self.store.path(w.digest)) for w in wheels])
+                write_tree(tree, [(w.filename, w.digest.hash, self.stored_path(w)) for w in wheels])
                 archive = Path(work) / "wheelhouse.tar.zst"
                 pack(tree, archive)
                 digest = self.store.put_file(archive, link=True)

@@ -99,3 +99,20 @@ def test_an_sdist_evicted_before_it_is_pinned_is_fetched_again(tmp_path, index):
     finally:
         builder.close()
         resolver.close()
+
+
+def test_a_wheel_evicted_before_use_is_a_full_store_not_a_crash(tmp_path):
+    from builder_service.action_cache import OutputRef
+    from builder_service.errors import BuilderError
+
+    resolver, builder = engines(tmp_path, (tmp_path / "no-index").as_uri())
+    try:
+        digest = builder.store.put_bytes(b"not really a wheel")
+        ref = OutputRef(digest, "application/zip", "wheel", "gone-1.0-py3-none-any.whl")
+        builder.store.delete(digest)
+        with pytest.raises(BuilderError) as info:
+            builder.named_wheel(ref)
+        assert (info.value.status, info.value.error_reason) == ("RESOURCE_EXHAUSTED", "STORE_FULL")
+    finally:
+        builder.close()
+        resolver.close()
