@@ -25,3 +25,8 @@ class BuilderError(ServiceError):
 
     def __reduce__(self):
         return (type(self), (self.status, self.message, self.error_reason))
+
+
+def status_of(exc: BaseException) -> tuple[str, str] | None:
+    """``(status, message)`` of a domain error, ``None`` for anything else (a bug, reported as INTERNAL)."""
+    return (exc.status, exc.status_message()) if isinstance(exc, ServiceError) else None
