@@ -15,7 +15,7 @@ from google.rpc import error_details_pb2
 
 from builder_service.archive import UnsafeArchive
 from builder_service.digest import Digest, DigestMismatch, InvalidDigest
-from builder_service.errors import BuilderError
+from builder_service.errors import BuilderError, status_of
 from builder_service.install import UnsafeWheel
 from builder_service.limits import BuildError, BuildFailed, BuildOutOfMemory, BuildOutputTooLarge, BuildTimeout
 from builder_service.relocate import NotRelocatable
@@ -177,6 +177,7 @@ def test_each_error_carries_the_details_its_status_promises(cls):
     info = error_details_pb2.ErrorInfo()
     status.details[0].Unpack(info)
     assert (info.domain, info.reason) == ("venvsmith", error.error_reason)
+    assert status_of(error) == (error.status, error.status_message()) and status_of(KeyError("x")) is None
     # In this process the caller sees the same details a remote caller decodes.
     embedded = CallError.of(error)
     assert (embedded.status, embedded.reason) == (error.status, error.error_reason)

@@ -127,3 +127,4 @@ def test_call_error_details_are_the_same_embedded_and_remote(resolvers, reqs, re
     else:
         assert wire.details.field_violations[0].field == "requirements[1]"
 
+
