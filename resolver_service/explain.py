@@ -9,6 +9,7 @@ from venvsmith.core.errors import IndexUnavailable
 
 from .candidate import PYTHON, BaseRequirement, PythonRequirement, SpecRequirement, UnusableRequirement
 from .errors import NoSolution
+from .selection import yanked_matches
 
 MAX_VERSIONS_SHOWN = 12
 
@@ -86,11 +87,31 @@ def explain_impossible(causes, provider, required) -> NoSolution:
         constraints = provider.constraints.get(name, ())
         for spec in constraints:
             lines.append(f"    - a constraint limits {name}{spec}")
+        yanked = _yanked_line(name, [i.requirement for i in infos], provider)
+        if yanked:
+            lines.append(yanked)
         versions = _versions_line(name, provider)
         if versions:
             lines.append(versions)
         sections.append("\n".join(lines))
     return NoSolution("no solution for the requirements:\n" + "\n".join(sections))
+
+
+def _yanked_line(name: str, requirements, provider) -> str:
+    """Say so when yanked files would satisfy the requirements: only the user's own pin may take them."""
+    try:
+        selection = provider.selection(name)
+    except IndexUnavailable:
+        return ""
+    specs = [r.specifier for r in requirements if isinstance(r, SpecRequirement | BaseRequirement)]
+    found = yanked_matches(selection, [*specs, *provider.constraints.get(name, ())])
+    if not found:
+        return ""
+    which = ", ".join(f"{name} {v} is yanked" + (f" ({f.yanked})" if f.yanked else "") for v, f in found[:3])
+    return (
+        f"    {which}: a yanked version is chosen only when your own requirement or constraint pins it "
+        "with == or ===, and no unyanked file satisfies it"
+    )
 
 
 def _requirement_text(req) -> str:

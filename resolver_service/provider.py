@@ -33,7 +33,7 @@ from .candidate import (
     SpecRequirement,
     UnusableRequirement,
 )
-from .selection import Selection, SelectionPolicy, allowed_versions, select
+from .selection import Selection, SelectionPolicy, allowed_versions, pins_exactly, select
 
 #: How many of the next candidates' metadata to fetch ahead of the search. The newest is almost always the
 #: one pinned; an older one is needed only once the search starts rejecting versions of the project.
@@ -124,7 +124,10 @@ class Provider(AbstractProvider):
 
     def _speculate_one(self, name: NormalizedName) -> None:
         try:
-            allowed = allowed_versions(self.selection(name), self.constraints.get(name, ()), self.policy)
+            constraints = self.constraints.get(name, ())
+            allowed = allowed_versions(
+                self.selection(name), constraints, self.policy, any(pins_exactly(c) for c in constraints)
+            )
             if not allowed:
                 return
             meta = self.source.metadata(allowed[0][1])
@@ -194,15 +197,29 @@ class Provider(AbstractProvider):
             file = direct.pop()
             cands = [Candidate(name, file.version, file, extras)]
             return [c for c in cands if c.version not in bad and all(self._accepts(r, c) for r in reqs)]
-        specifiers = [r.specifier for r in reqs] + list(self.constraints.get(name, ()))
+        constraints = list(self.constraints.get(name, ()))
+        specifiers = [r.specifier for r in reqs] + constraints
         matches = [
             Candidate(name, version, file, extras)
-            for version, file in allowed_versions(self.selection(name), specifiers, self.policy)
+            for version, file in allowed_versions(
+                self.selection(name), specifiers, self.policy, self._user_pinned(reqs, constraints)
+            )
             if version not in bad
         ]
         depth = BACKTRACK_PREFETCH_DEPTH if bad else PREFETCH_DEPTH
         self.source.prefetch_metadata(c.file for c in matches[:depth])
         return matches
+
+    @staticmethod
+    def _user_pinned(reqs: Sequence[AnyRequirement], constraints: Sequence[SpecifierSet]) -> bool:
+        """Whether the user's own requirement or constraint pins the project (``==``/``===``), which alone
+        lets a yanked file be chosen (PEP 592). An extras candidate's base requirement pins the version
+        already accepted for the extras identifier, so it counts too."""
+        return (
+            any(pins_exactly(c) for c in constraints)
+            or any(isinstance(r, BaseRequirement) for r in reqs)
+            or any(isinstance(r, SpecRequirement) and r.user and pins_exactly(r.specifier) for r in reqs)
+        )
 
     def _accepts(self, requirement: AnyRequirement, candidate: Candidate) -> bool:
         if isinstance(requirement, SpecRequirement) and requirement.direct is not None:

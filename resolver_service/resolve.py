@@ -128,7 +128,7 @@ def root_requirements(
             direct = source.resolve_file_url(req.url)
             if direct.name != canonicalize_name(req.name):
                 raise InvalidInput(str(req), f"the URL's file is {direct.name}, not {req.name}")
-        roots.append(SpecRequirement.from_requirement(req, direct))
+        roots.append(SpecRequirement.from_requirement(req, direct, user=True))
     constraints: dict[NormalizedName, list[SpecifierSet]] = defaultdict(list)
     for con in request.constraints:
         if con.marker is None or _evaluate(request.target, con):

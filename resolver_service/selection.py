@@ -205,33 +205,40 @@ def select(
     return Selection(name, by_version, rejected, frozenset(all_versions), frozenset(sources))
 
 
-def pins_exactly(specifier: SpecifierSet, version: Version) -> bool:
-    """True when ``specifier`` has an ``==`` (no wildcard) or ``===`` clause naming ``version`` (PEP 592)."""
-    for spec in specifier:
-        if spec.operator == "===" and spec.version == str(version):
-            return True
-        if spec.operator == "==" and not spec.version.endswith(".*") and spec.contains(version, prereleases=True):
-            return True
-    return False
+def pins_exactly(specifier: SpecifierSet) -> bool:
+    """True when ``specifier`` has an ``==`` (no wildcard) or ``===`` clause: an explicit pin (PEP 592)."""
+    return any(s.operator == "===" or (s.operator == "==" and not s.version.endswith(".*")) for s in specifier)
 
 
 def allowed_versions(
     selection: Selection,
     specifiers: Sequence[SpecifierSet],
     policy: SelectionPolicy,
+    user_pinned: bool = False,
 ) -> list[tuple[Version, DistFile]]:
     """The (version, file) pairs of ``selection`` that satisfy every specifier, newest first.
 
     Pre-releases follow packaging's rules for the combined specifier (chosen when a clause names one, or when
-    no final release matches) unless the policy forces them on or off. Yanked files need an exact pin.
+    no final release matches) unless the policy forces them on or off. PEP 592: yanked files are left out,
+    unless ``user_pinned`` (the user's own requirement or constraint pins the project with ``==``/``===``)
+    and no unyanked file satisfies the specifiers.
     """
     combined = SpecifierSet()
     for spec in specifiers:
         combined &= spec
-    usable = [
+    flag = policy.prereleases.flag
+    unyanked = [(v, f) for v, f in selection.by_version if not f.is_yanked]
+    ok = set(combined.filter((v for v, _ in unyanked), prereleases=flag))
+    if ok or not user_pinned:
+        return [(v, f) for v, f in unyanked if v in ok]
+    ok = set(combined.filter((v for v, _ in selection.by_version), prereleases=flag))
+    return [(v, f) for v, f in selection.by_version if v in ok]
+
+
+def yanked_matches(selection: Selection, specifiers: Sequence[SpecifierSet]) -> list[tuple[Version, DistFile]]:
+    """The yanked files of ``selection`` that satisfy every specifier (for explanations)."""
+    return [
         (v, f)
         for v, f in selection.by_version
-        if not f.is_yanked or any(pins_exactly(s, v) for s in specifiers)
+        if f.is_yanked and all(s.contains(v, prereleases=True) for s in specifiers)
     ]
-    ok = set(combined.filter((v for v, _ in usable), prereleases=policy.prereleases.flag))
-    return [(v, f) for v, f in usable if v in ok]

@@ -258,3 +258,37 @@ def test_bad_requirements_are_invalid_input(bad):
     with pytest.raises(InvalidInput) as err:
         parse_requirement(bad)
     assert repr(bad.strip()) in str(err.value)
+
+
+def test_yanked_local_version_not_chosen_when_an_unyanked_file_satisfies_the_pin(src):
+    # PEP 440: ==2 matches 2+local; PEP 592: a yanked file only when no unyanked one satisfies the request.
+    src.add("foo", "2")
+    src.add("foo", "2+local", yanked="bad build")
+    assert pins(run(src, "foo==2"))["foo"] == "2"
+    assert pins(run(src, "foo", constraints=["foo==2"]))["foo"] == "2"
+    assert pins(run(src, "foo==2+local"))["foo"] == "2+local"  # the user's own pin of the yanked file
+
+
+def test_yanked_version_pinned_by_a_dependency_is_refused_and_explained(src):
+    src.add("a", "1.0", ["c==2.0.0"])
+    src.add("c", "1.0.0")
+    src.add("c", "2.0.0", yanked="broken")
+    with pytest.raises(NoSolution) as err:
+        run(src, "a")
+    message = err.value.message
+    assert "a==1.0 requires c==2.0.0" in message
+    assert "c 2.0.0 is yanked (broken)" in message
+    # The user's explicit opt-in: a requirement or a constraint pinning it.
+    assert pins(run(src, "a", "c==2.0.0")) == {"a": "1.0", "c": "2.0.0"}
+    assert pins(run(src, "a", constraints=["c===2.0.0"])) == {"a": "1.0", "c": "2.0.0"}
+    # A loose user requirement is no opt-in.
+    with pytest.raises(NoSolution):
+        run(src, "a", "c>=2")
+
+
+def test_yanked_version_pinned_with_extras(src):
+    src.add("web", "1.0", extras={"fast": ["speedups"]})
+    src.add("web", "2.0", extras={"fast": ["speedups"]}, yanked="oops")
+    src.add("speedups", "1.0")
+    assert pins(run(src, "web[fast]"))["web"] == "1.0"
+    assert pins(run(src, "web[fast]==2.0"))["web"] == "2.0"
