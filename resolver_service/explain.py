@@ -86,7 +86,11 @@ def explain_impossible(causes, provider, required) -> NoSolution:
             lines.append(f"    - {_who(info.parent, required)} {_requirement_text(info.requirement)}")
         constraints = provider.constraints.get(name, ())
         for spec in constraints:
-            lines.append(f"    - a constraint limits {name}{spec}")
+            if spec:
+                lines.append(f"    - a constraint limits {name}{spec}")
+        pinned = provider.url_constraints.get(name)
+        if pinned is not None:
+            lines.append(f"    - a constraint limits {name} to {pinned.url} (version {pinned.version})")
         yanked = _yanked_line(name, [i.requirement for i in infos], provider)
         if yanked:
             lines.append(yanked)

@@ -17,6 +17,7 @@ from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
 from resolvelib import AbstractProvider
 
+from venvsmith.core.distfile import DistFile
 from venvsmith.core.errors import InvalidDistribution
 from venvsmith.core.metadata import CoreMetadata
 from venvsmith.core.source import PackageSource
@@ -55,11 +56,14 @@ class Provider(AbstractProvider):
         constraints: Mapping[NormalizedName, Sequence[SpecifierSet]] = {},
         user_requested: Mapping[str, int] | None = None,
         executor: Executor | None = None,
+        url_constraints: Mapping[NormalizedName, DistFile] = {},
     ) -> None:
         self.source = source
         self.target = target
         self.policy = policy
         self.constraints = constraints
+        #: Projects a URL constraint (``name @ url``) restricts to one file, wherever they are required.
+        self.url_constraints = url_constraints
         self.user_requested = dict(user_requested or {})
         self.python = PythonCandidate(target.python_version)
         self._selections: dict[NormalizedName, Selection] = {}
@@ -124,13 +128,16 @@ class Provider(AbstractProvider):
 
     def _speculate_one(self, name: NormalizedName) -> None:
         try:
-            constraints = self.constraints.get(name, ())
-            allowed = allowed_versions(
-                self.selection(name), constraints, self.policy, any(pins_exactly(c) for c in constraints)
-            )
-            if not allowed:
-                return
-            meta = self.source.metadata(allowed[0][1])
+            file = self.url_constraints.get(name)
+            if file is None:
+                constraints = self.constraints.get(name, ())
+                allowed = allowed_versions(
+                    self.selection(name), constraints, self.policy, any(pins_exactly(c) for c in constraints)
+                )
+                if not allowed:
+                    return
+                file = allowed[0][1]
+            meta = self.source.metadata(file)
         except Exception:  # noqa: BLE001 - speculation only warms caches; the search reports errors
             return
         self.speculate(
@@ -191,12 +198,17 @@ class Provider(AbstractProvider):
         extras = next((r.extras for r in reqs if isinstance(r, SpecRequirement)), frozenset())
         bad = {c.version for c in incompatibilities[identifier]}
         direct = {r.direct for r in reqs if isinstance(r, SpecRequirement) and r.direct is not None}
+        if name in self.url_constraints:
+            direct.add(self.url_constraints[name])
         if direct:
             if len(direct) > 1:
                 return []
             file = direct.pop()
-            cands = [Candidate(name, file.version, file, extras)]
-            return [c for c in cands if c.version not in bad and all(self._accepts(r, c) for r in reqs)]
+            cand = Candidate(name, file.version, file, extras)
+            limits = self.constraints.get(name, ())
+            if cand.version in bad or not all(self._contains(s, cand.version) for s in limits):
+                return []
+            return [cand] if all(self._accepts(r, cand) for r in reqs) else []
         constraints = list(self.constraints.get(name, ()))
         specifiers = [r.specifier for r in reqs] + constraints
         matches = [
@@ -224,6 +236,9 @@ class Provider(AbstractProvider):
     def _accepts(self, requirement: AnyRequirement, candidate: Candidate) -> bool:
         if isinstance(requirement, SpecRequirement) and requirement.direct is not None:
             return requirement.direct == candidate.file
+        pinned = self.url_constraints.get(candidate.name)
+        if pinned is not None and pinned != candidate.file:
+            return False
         return self._contains(requirement.specifier, candidate.version)
 
     def _contains(self, specifier: SpecifierSet, version: Version) -> bool:

@@ -10,7 +10,7 @@ from packaging.requirements import Requirement
 from resolver_service.errors import NoSolution, TooManyBacktracks
 from resolver_service.resolve import ResolutionRequest, install_order, parse_requirement, resolve
 from resolver_service.selection import BinaryPolicy, Prereleases, SelectionPolicy
-from venvsmith.core.errors import DynamicMetadata
+from venvsmith.core.errors import DynamicMetadata, InvalidInput
 from venvsmith.core.pin import lock_key
 from venvsmith.core.target import TargetEnvironment
 
@@ -292,3 +292,60 @@ def test_yanked_version_pinned_with_extras(src):
     src.add("speedups", "1.0")
     assert pins(run(src, "web[fast]"))["web"] == "1.0"
     assert pins(run(src, "web[fast]==2.0"))["web"] == "2.0"
+
+
+URL_INDEX = "memory://elsewhere/"
+
+
+def test_url_constraint_restricts_the_project_to_that_file(src):
+    src.add("app", "1.0", ["lib>=1"])
+    src.add("lib", "1.0")
+    src.add("lib", "3.0")
+    pinned = src.add("lib", "2.0", index=URL_INDEX, listed=False)
+    # Transitive: app needs lib; the constrained file wins over the newer index file.
+    res = run(src, "app", constraints=[f"lib @ {pinned.url}"])
+    assert pins(res) == {"app": "1.0", "lib": "2.0"}
+    assert next(p for p in res.pins if p.name == "lib").file.url == pinned.url
+    # Direct, and a constraint adds nothing by itself.
+    assert pins(run(src, "lib", constraints=[f"lib @ {pinned.url}"])) == {"lib": "2.0"}
+    with pytest.raises(InvalidInput) as err:  # the URL's file must be of the constrained project
+        run(src, "app", constraints=[f"other @ {pinned.url}"])
+    assert "other @ " in err.value.message
+
+
+def test_url_constraint_contradicted_by_a_version_requirement_is_no_solution(src):
+    src.add("app", "1.0", ["lib>=3"])
+    src.add("lib", "3.0")
+    pinned = src.add("lib", "2.0", index=URL_INDEX, listed=False)
+    with pytest.raises(NoSolution) as err:
+        run(src, "app", constraints=[f"lib @ {pinned.url}"])
+    assert "lib>=3" in err.value.message and pinned.url in err.value.message
+    with pytest.raises(NoSolution):
+        run(src, "lib>=3", constraints=[f"lib @ {pinned.url}"])
+    with pytest.raises(NoSolution):
+        run(src, "lib", constraints=[f"lib @ {pinned.url}", "lib<2"])
+
+
+def test_two_urls_for_one_project_are_invalid_input(src):
+    one = src.add("lib", "1.0", index=URL_INDEX, listed=False)
+    two = src.add("lib", "2.0", index=URL_INDEX, listed=False)
+    with pytest.raises(InvalidInput) as err:
+        run(src, "lib", constraints=[f"lib @ {one.url}", f"lib @ {two.url}"])
+    assert one.url in err.value.message and two.url in str(err.value)
+    with pytest.raises(InvalidInput) as err:
+        run(src, f"lib @ {two.url}", constraints=[f"lib @ {one.url}"])
+    assert one.url in err.value.message and two.url in str(err.value)
+    # The same URL twice is fine.
+    assert pins(run(src, f"lib @ {one.url}", constraints=[f"lib @ {one.url}"])) == {"lib": "1.0"}
+
+
+def test_url_constraint_wheel_that_does_not_fit_the_target_is_refused(src):
+    src.add("lib", "1.0")
+    win = src.add("lib", "2.0", tag="cp311-cp311-win_amd64", index=URL_INDEX, listed=False)
+    with pytest.raises(InvalidInput) as err:
+        run(src, "lib", constraints=[f"lib @ {win.url}"])
+    assert win.url in str(err.value) and "does not fit the target" in err.value.message
+    with pytest.raises(InvalidInput):
+        run(src, f"lib @ {win.url}")
+    # A constraint whose marker is false for the target is not applied at all.
+    assert pins(run(src, "lib", constraints=[f'lib @ {win.url} ; sys_platform == "win32"'])) == {"lib": "1.0"}
