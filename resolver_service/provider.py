@@ -34,7 +34,7 @@ from .candidate import (
     SpecRequirement,
     UnusableRequirement,
 )
-from .selection import Selection, SelectionPolicy, allowed_versions, pins_exactly, select
+from .selection import Selection, SelectionPolicy, allowed_versions, lower_bound, pins_exactly, select
 
 #: How many of the next candidates' metadata to fetch ahead of the search. The newest is almost always the
 #: one pinned; an older one is needed only once the search starts rejecting versions of the project.
@@ -286,8 +286,11 @@ class Provider(AbstractProvider):
         deps: list[AnyRequirement] = []
         if candidate.extras:
             deps.append(BaseRequirement(candidate.name, candidate.version))
-        if meta.requires_python is not None:
-            deps.append(PythonRequirement(meta.requires_python))
+        requires_python = meta.requires_python
+        if requires_python is not None and self.policy.ignore_requires_python_upper_bound:
+            requires_python = lower_bound(requires_python)
+        if requires_python:
+            deps.append(PythonRequirement(requires_python))
         extras = sorted(candidate.extras)
         for req in meta.requires_dist:
             if req.marker is None:

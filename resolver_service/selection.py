@@ -63,8 +63,11 @@ class SelectionPolicy:
     binary: BinaryPolicy = field(default_factory=BinaryPolicy)
     #: Files uploaded after this instant are ignored (PEP 700 upload-time).
     exclude_newer: datetime | None = None
-    #: PEP 592: yanked files only for exact ``==`` pins (True) or never (False).
+    #: PEP 592: yanked files only for the user's own exact ``==``/``===`` pins (True) or never (False).
     allow_yanked_pins: bool = True
+    #: Read each Requires-Python by its lower bounds only (uv's choice: ``>=3.8,<=3.10`` allows 3.12). By
+    #: default upper bounds are honoured, as pip does: the package says it does not support the target.
+    ignore_requires_python_upper_bound: bool = False
 
 
 @dataclass
@@ -101,23 +104,44 @@ def _sdist_rank(file: DistFile) -> tuple:
     return (1, 0, 0 if file.filename.endswith(".tar.gz") else 1, file.filename)
 
 
+def lower_bound(specifier: SpecifierSet) -> SpecifierSet:
+    """The lower bounds of a Requires-Python, the rest dropped (uv's reading of it).
+
+    ``>=3.8,<4`` -> ``>=3.8``; ``==3.8.*`` and ``~=3.8`` -> ``>=3.8``; ``<=3.8``, ``!=`` and ``===`` clauses go.
+    """
+    kept = []
+    for clause in specifier:
+        if clause.operator in (">", ">="):
+            kept.append(str(clause))
+        elif clause.operator in ("~=", "=="):
+            kept.append(f">={Version(clause.version.removesuffix('.*')).public}")
+    return SpecifierSet(",".join(kept))
+
+
 @lru_cache(maxsize=1 << 12)
-def _python_allows(requires_python: str, python_version: Version, spelling: str) -> bool | None:
+def _python_allows(
+    requires_python: str, python_version: Version, spelling: str, upper_bounds: bool = True
+) -> bool | None:
     """Whether ``python_version`` satisfies ``requires_python``; ``None`` when that does not parse.
 
     Memoised: a page repeats a handful of Requires-Python strings over all its files. ``spelling`` (the
-    version as written) is part of the key because ``===`` compares strings.
+    version as written) is part of the key because ``===`` compares strings. ``upper_bounds=False``: only
+    the :func:`lower_bound` counts.
     """
     try:
         spec = SpecifierSet(requires_python)
     except InvalidSpecifier:
         return None
+    if not upper_bounds:
+        spec = lower_bound(spec)
     return spec.contains(python_version, prereleases=True)
 
 
-def python_verdict(requires_python: str, python_version: Version, spelling: str | None = None) -> str | None:
+def python_verdict(
+    requires_python: str, python_version: Version, spelling: str | None = None, upper_bounds: bool = True
+) -> str | None:
     """Why a file with this ``requires_python`` cannot be used on ``python_version``, or ``None``."""
-    allowed = _python_allows(requires_python, python_version, spelling or str(python_version))
+    allowed = _python_allows(requires_python, python_version, spelling or str(python_version), upper_bounds)
     if allowed is None:
         return "invalid requires-python in the index listing"
     if not allowed:
@@ -128,9 +152,10 @@ def python_verdict(requires_python: str, python_version: Version, spelling: str 
 def _late_rejection(file: DistFile, target: TargetEnvironment, policy: SelectionPolicy) -> str | None:
     """The checks of :func:`_rejection` after the file-kind ones."""
     if file.requires_python:
-        python = target.python_version
-        if not _python_allows(file.requires_python, python, target.markers["python_full_version"]):
-            return python_verdict(file.requires_python, python, target.markers["python_full_version"])
+        python, spelling = target.python_version, target.markers["python_full_version"]
+        upper = not policy.ignore_requires_python_upper_bound
+        if not _python_allows(file.requires_python, python, spelling, upper):
+            return python_verdict(file.requires_python, python, spelling, upper)
     if policy.exclude_newer is not None:
         if file.upload_time is None:
             if file.origin != "find-links":

@@ -349,3 +349,45 @@ def test_url_constraint_wheel_that_does_not_fit_the_target_is_refused(src):
         run(src, f"lib @ {win.url}")
     # A constraint whose marker is false for the target is not applied at all.
     assert pins(run(src, "lib", constraints=[f'lib @ {win.url} ; sys_platform == "win32"'])) == {"lib": "1.0"}
+
+
+LINUX_39 = TargetEnvironment.from_shorthand("3.9", "x86_64-manylinux_2_28")
+
+
+def test_requires_python_upper_bound_honoured_by_default_ignored_on_request(src):
+    src.add("meta", "1.0")
+    src.add("meta", "2.0", requires_python=">=3.6,<=3.8")  # in the metadata
+    src.add("listed", "1.0")
+    src.add("listed", "2.0", file_requires_python="<=3.8")  # in the index listing
+    src.add("star", "1.0")
+    src.add("star", "2.0", file_requires_python="==3.8.*")
+    src.add("lower", "1.0")
+    src.add("lower", "2.0", requires_python=">=3.10,<4")
+    src.add("tilde", "1.0")
+    src.add("tilde", "2.0", file_requires_python="~=3.10")
+    everything = ("meta", "listed", "star", "lower", "tilde")
+    assert pins(run(src, *everything, target=LINUX_39)) == dict.fromkeys(everything, "1.0")
+    ignored = pins(run(src, *everything, target=LINUX_39, ignore_requires_python_upper_bound=True))
+    # Only the lower bounds count then: 3.9 is below 3.10, so lower and tilde stay at 1.0.
+    assert ignored == {"meta": "2.0", "listed": "2.0", "star": "2.0", "lower": "1.0", "tilde": "1.0"}
+    with pytest.raises(NoSolution) as err:
+        run(src, "meta==2.0", target=LINUX_39)
+    assert "<=3.8" in err.value.message and "3.9" in err.value.message
+
+
+def test_lower_bound_of_requires_python():
+    from packaging.specifiers import SpecifierSet
+
+    from resolver_service.selection import lower_bound
+
+    cases = {
+        ">=3.8,<4": ">=3.8",
+        "<=3.8": "",
+        "==3.8.*": ">=3.8",
+        "~=3.10": ">=3.10",
+        "==3.8.1": ">=3.8.1",
+        ">3.7,!=3.9.*": ">3.7",
+        "===3.8": "",
+    }
+    for spec, expected in cases.items():
+        assert lower_bound(SpecifierSet(spec)) == SpecifierSet(expected), spec
