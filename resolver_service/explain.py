@@ -40,7 +40,7 @@ def _versions_line(name: str, provider) -> str:
         return ""
     target = provider.target
     where = f"Python {target.python_version}, {target.markers.get('sys_platform', '?')}"
-    usable = [str(v) for v in selection.versions()]
+    usable = [f"{v} (yanked)" if f.is_yanked else str(v) for v, f in selection.by_version]
     if not selection.all_versions:
         return f"    No files of {name} were found in the configured indexes and find-links."
     lines = []

@@ -278,6 +278,7 @@ def test_yanked_version_pinned_by_a_dependency_is_refused_and_explained(src):
     message = err.value.message
     assert "a==1.0 requires c==2.0.0" in message
     assert "c 2.0.0 is yanked (broken)" in message
+    assert "2.0.0 (yanked), 1.0.0" in message
     # The user's explicit opt-in: a requirement or a constraint pinning it.
     assert pins(run(src, "a", "c==2.0.0")) == {"a": "1.0", "c": "2.0.0"}
     assert pins(run(src, "a", constraints=["c===2.0.0"])) == {"a": "1.0", "c": "2.0.0"}
