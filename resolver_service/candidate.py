@@ -65,17 +65,12 @@ class SpecRequirement:
     text: str
     #: A direct URL file (``name @ url``), the only candidate it accepts.
     direct: DistFile | None = None
-    #: Written by the user (a root requirement), not by a dependency's metadata: only the user's own pin
-    #: opens the door to a yanked file (PEP 592).
-    user: bool = False
     #: ``id(candidate) -> (candidate, satisfied?)``, filled by the provider: resolvelib asks the same
     #: (requirement, pinned candidate) question on every round. Not part of equality or hashing.
     satisfied: dict = field(default_factory=dict, compare=False, hash=False, repr=False)
 
     @classmethod
-    def from_requirement(
-        cls, req: Requirement, direct: DistFile | None = None, *, user: bool = False
-    ) -> SpecRequirement:
+    def from_requirement(cls, req: Requirement, direct: DistFile | None = None) -> SpecRequirement:
         text = str(req)
         if req.marker is not None:
             text = text.split(";", 1)[0].strip()
@@ -85,7 +80,6 @@ class SpecRequirement:
             specifier=req.specifier,
             text=text,
             direct=direct,
-            user=user,
         )
 
     @property

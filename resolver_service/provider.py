@@ -57,6 +57,7 @@ class Provider(AbstractProvider):
         user_requested: Mapping[str, int] | None = None,
         executor: Executor | None = None,
         url_constraints: Mapping[NormalizedName, DistFile] = {},
+        user_specifiers: Mapping[NormalizedName, Sequence[SpecifierSet]] = {},
     ) -> None:
         self.source = source
         self.target = target
@@ -64,6 +65,9 @@ class Provider(AbstractProvider):
         self.constraints = constraints
         #: Projects a URL constraint (``name @ url``) restricts to one file, wherever they are required.
         self.url_constraints = url_constraints
+        #: The specifiers of the user's own (root) requirements by project, whatever their extras: they hold
+        #: for every identifier of the project, and only they (or a constraint) may pin a yanked version.
+        self.user_specifiers = user_specifiers
         self.user_requested = dict(user_requested or {})
         self.python = PythonCandidate(target.python_version)
         self._selections: dict[NormalizedName, Selection] = {}
@@ -130,10 +134,8 @@ class Provider(AbstractProvider):
         try:
             file = self.url_constraints.get(name)
             if file is None:
-                constraints = self.constraints.get(name, ())
-                allowed = allowed_versions(
-                    self.selection(name), constraints, self.policy, any(pins_exactly(c) for c in constraints)
-                )
+                users = [*self.constraints.get(name, ()), *self.user_specifiers.get(name, ())]
+                allowed = allowed_versions(self.selection(name), users, self.policy, self._user_pinned(name, []))
                 if not allowed:
                     return
                 file = allowed[0][1]
@@ -209,12 +211,15 @@ class Provider(AbstractProvider):
             if cand.version in bad or not all(self._contains(s, cand.version) for s in limits):
                 return []
             return [cand] if all(self._accepts(r, cand) for r in reqs) else []
-        constraints = list(self.constraints.get(name, ()))
-        specifiers = [r.specifier for r in reqs] + constraints
+        specifiers = [
+            *(r.specifier for r in reqs),
+            *self.constraints.get(name, ()),
+            *self.user_specifiers.get(name, ()),
+        ]
         matches = [
             Candidate(name, version, file, extras)
             for version, file in allowed_versions(
-                self.selection(name), specifiers, self.policy, self._user_pinned(reqs, constraints)
+                self.selection(name), specifiers, self.policy, self._user_pinned(name, reqs)
             )
             if version not in bad
         ]
@@ -222,16 +227,12 @@ class Provider(AbstractProvider):
         self.source.prefetch_metadata(c.file for c in matches[:depth])
         return matches
 
-    @staticmethod
-    def _user_pinned(reqs: Sequence[AnyRequirement], constraints: Sequence[SpecifierSet]) -> bool:
+    def _user_pinned(self, name: NormalizedName, reqs: Sequence[AnyRequirement]) -> bool:
         """Whether the user's own requirement or constraint pins the project (``==``/``===``), which alone
-        lets a yanked file be chosen (PEP 592). An extras candidate's base requirement pins the version
-        already accepted for the extras identifier, so it counts too."""
-        return (
-            any(pins_exactly(c) for c in constraints)
-            or any(isinstance(r, BaseRequirement) for r in reqs)
-            or any(isinstance(r, SpecRequirement) and r.user and pins_exactly(r.specifier) for r in reqs)
-        )
+        lets a yanked file be chosen (PEP 592); a dependency's pin never does. An extras candidate's base
+        requirement pins the version already accepted for the extras identifier, so it counts too."""
+        users = [*self.constraints.get(name, ()), *self.user_specifiers.get(name, ())]
+        return any(pins_exactly(s) for s in users) or any(isinstance(r, BaseRequirement) for r in reqs)
 
     def _accepts(self, requirement: AnyRequirement, candidate: Candidate) -> bool:
         if isinstance(requirement, SpecRequirement) and requirement.direct is not None:

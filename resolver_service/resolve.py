@@ -125,7 +125,7 @@ def root_requirements(
         if req.marker is not None and not _evaluate(request.target, req):
             continue
         direct = direct_file(req, source, request.target) if req.url else None
-        roots.append(SpecRequirement.from_requirement(req, direct, user=True))
+        roots.append(SpecRequirement.from_requirement(req, direct))
     constraints: dict[NormalizedName, list[SpecifierSet]] = defaultdict(list)
     for con in request.constraints:
         if con.marker is None or _evaluate(request.target, con):
@@ -149,7 +149,12 @@ def resolve(request: ResolutionRequest, source: PackageSource, on_event: OnEvent
     executor = None
     if request.lookahead_workers > 0:
         executor = ThreadPoolExecutor(request.lookahead_workers, thread_name_prefix="lookahead")
-    provider = Provider(source, request.target, request.policy, constraints, order, executor, pinned_files)
+    user_specifiers: dict[NormalizedName, list[SpecifierSet]] = defaultdict(list)
+    for root in roots:
+        user_specifiers[root.name].append(root.specifier)
+    provider = Provider(
+        source, request.target, request.policy, constraints, order, executor, pinned_files, user_specifiers
+    )
     source.prefetch_files(order)
     provider.speculate(order)
     reporter = _Reporter(request.max_backtracks, request.deadline, on_event)

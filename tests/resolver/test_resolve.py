@@ -392,3 +392,13 @@ def test_lower_bound_of_requires_python():
     }
     for spec, expected in cases.items():
         assert lower_bound(SpecifierSet(spec)) == SpecifierSet(expected), spec
+
+
+def test_users_pin_of_a_yanked_version_holds_when_a_dependency_asks_for_extras(src):
+    src.add("app", "1.0", ["web[fast]"])
+    src.add("web", "1.0", extras={"fast": ["speedups"]})
+    src.add("web", "2.0", extras={"fast": ["speedups"]}, yanked="oops")
+    src.add("speedups", "1.0")
+    assert pins(run(src, "app")) == {"app": "1.0", "web": "1.0", "speedups": "1.0"}
+    assert pins(run(src, "app", "web==2.0")) == {"app": "1.0", "web": "2.0", "speedups": "1.0"}
+    assert pins(run(src, "app", constraints=["web==2.0"])) == {"app": "1.0", "web": "2.0", "speedups": "1.0"}
