@@ -23,6 +23,7 @@ from venvsmith.core.source import PackageSource
 from venvsmith.core.target import TargetEnvironment
 
 from .candidate import PYTHON, Candidate, SpecRequirement
+from .direct import direct_file, url_constraints
 from .errors import TooManyBacktracks
 from .explain import explain_impossible
 from .provider import Provider
@@ -123,11 +124,7 @@ def root_requirements(
     for req in request.requirements:
         if req.marker is not None and not _evaluate(request.target, req):
             continue
-        direct = None
-        if req.url:
-            direct = source.resolve_file_url(req.url)
-            if direct.name != canonicalize_name(req.name):
-                raise InvalidInput(str(req), f"the URL's file is {direct.name}, not {req.name}")
+        direct = direct_file(req, source, request.target) if req.url else None
         roots.append(SpecRequirement.from_requirement(req, direct))
     constraints: dict[NormalizedName, list[SpecifierSet]] = defaultdict(list)
     for con in request.constraints:
@@ -146,11 +143,18 @@ def _evaluate(target: TargetEnvironment, req: Requirement) -> bool:
 def resolve(request: ResolutionRequest, source: PackageSource, on_event: OnEvent | None = None) -> Resolution:
     """Resolve ``request`` against ``source``; raise a :class:`ServiceError` subclass when impossible."""
     roots, constraints = root_requirements(request, source)
+    active = [c for c in request.constraints if c.url and (c.marker is None or _evaluate(request.target, c))]
+    pinned_files = url_constraints(active, roots, source, request.target)
     order = {r.name: i for i, r in enumerate(roots)}
     executor = None
     if request.lookahead_workers > 0:
         executor = ThreadPoolExecutor(request.lookahead_workers, thread_name_prefix="lookahead")
-    provider = Provider(source, request.target, request.policy, constraints, order, executor)
+    user_specifiers: dict[NormalizedName, list[SpecifierSet]] = defaultdict(list)
+    for root in roots:
+        user_specifiers[root.name].append(root.specifier)
+    provider = Provider(
+        source, request.target, request.policy, constraints, order, executor, pinned_files, user_specifiers
+    )
     source.prefetch_files(order)
     provider.speculate(order)
     reporter = _Reporter(request.max_backtracks, request.deadline, on_event)

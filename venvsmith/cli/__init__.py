@@ -67,6 +67,8 @@ def add_resolve_inputs(p: argparse.ArgumentParser, server_help: str) -> None:
                    help="comma-separated project names, :all: or :none: (pip semantics)")
     p.add_argument("--exclude-newer", default="", metavar="TS", help="ignore files uploaded after TS")
     p.add_argument("--no-yanked", action="store_true", help="never choose yanked files")
+    p.add_argument("--ignore-requires-python-upper-bound", action="store_true",
+                   help="read Requires-Python by its lower bounds only, as uv does (default: honour it, as pip)")
     p.add_argument("--max-backtracks", type=int, default=0)
     p.add_argument("--no-cache", action="store_true", help="bypass the resolution cache")
     p.add_argument("--timeout", type=float, default=None, help="deadline in seconds")
@@ -178,6 +180,7 @@ def build_request(args) -> resolver_pb2.ResolveRequest:
         only_binary=parsed.only_binary,
         exclude_newer=args.exclude_newer,
         disallow_yanked=args.no_yanked,
+        ignore_requires_python_upper_bound=args.ignore_requires_python_upper_bound,
         max_backtracks=max(args.max_backtracks, 0),
     )
     return resolver_pb2.ResolveRequest(

@@ -120,20 +120,22 @@ class IndexConfig(_message.Message):
     def __init__(self, index_url: _Optional[str] = ..., extra_index_urls: _Optional[_Iterable[str]] = ..., find_links: _Optional[_Iterable[str]] = ..., no_index: _Optional[bool] = ..., strategy: _Optional[_Union[IndexStrategy, str]] = ..., package_index: _Optional[_Mapping[str, str]] = ..., credentials: _Optional[_Iterable[_Union[IndexCredential, _Mapping]]] = ...) -> None: ...
 
 class ResolutionOptions(_message.Message):
-    __slots__ = ("prereleases", "no_binary", "only_binary", "exclude_newer", "disallow_yanked", "max_backtracks")
+    __slots__ = ("prereleases", "no_binary", "only_binary", "exclude_newer", "disallow_yanked", "max_backtracks", "ignore_requires_python_upper_bound")
     PRERELEASES_FIELD_NUMBER: _ClassVar[int]
     NO_BINARY_FIELD_NUMBER: _ClassVar[int]
     ONLY_BINARY_FIELD_NUMBER: _ClassVar[int]
     EXCLUDE_NEWER_FIELD_NUMBER: _ClassVar[int]
     DISALLOW_YANKED_FIELD_NUMBER: _ClassVar[int]
     MAX_BACKTRACKS_FIELD_NUMBER: _ClassVar[int]
+    IGNORE_REQUIRES_PYTHON_UPPER_BOUND_FIELD_NUMBER: _ClassVar[int]
     prereleases: PrereleasePolicy
     no_binary: _containers.RepeatedScalarFieldContainer[str]
     only_binary: _containers.RepeatedScalarFieldContainer[str]
     exclude_newer: str
     disallow_yanked: bool
     max_backtracks: int
-    def __init__(self, prereleases: _Optional[_Union[PrereleasePolicy, str]] = ..., no_binary: _Optional[_Iterable[str]] = ..., only_binary: _Optional[_Iterable[str]] = ..., exclude_newer: _Optional[str] = ..., disallow_yanked: _Optional[bool] = ..., max_backtracks: _Optional[int] = ...) -> None: ...
+    ignore_requires_python_upper_bound: bool
+    def __init__(self, prereleases: _Optional[_Union[PrereleasePolicy, str]] = ..., no_binary: _Optional[_Iterable[str]] = ..., only_binary: _Optional[_Iterable[str]] = ..., exclude_newer: _Optional[str] = ..., disallow_yanked: _Optional[bool] = ..., max_backtracks: _Optional[int] = ..., ignore_requires_python_upper_bound: _Optional[bool] = ...) -> None: ...
 
 class Pin(_message.Message):
     __slots__ = ("name", "version", "extras", "url", "filename", "sha256", "size", "index", "is_wheel", "requires_python", "required_by", "upload_time", "dependencies")
