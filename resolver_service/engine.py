@@ -120,7 +120,10 @@ class ResolverEngine:
         """The target environment, and in ``metadata_builder`` how this engine reads dynamic metadata."""
         answer = target_to_proto(target_from_spec(request.target, self.local))
         preparer = self.metadata_preparer
-        answer.metadata_builder = preparer.description if preparer is not None else f"none: {self.without_preparer}"
+        if preparer is None:
+            answer.metadata_builder = f"none: {self.without_preparer}"
+        else:
+            answer.metadata_builder = getattr(preparer, "description", "") or type(preparer).__name__
         return answer
 
     def index_settings(self, index: common_pb2.IndexConfig) -> IndexSettings:

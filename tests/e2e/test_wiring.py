@@ -63,6 +63,17 @@ def test_embedded_resolve_with_no_build_names_the_sdist(home, index, capsys):
     assert not (home / "store").exists(), "--no-build made a builder"
 
 
+def test_embedded_resolve_with_only_binary_never_builds(home, index, capsys):
+    assert main(["resolve", "dyn", "-i", index, "--only-binary", ":all:"]) == 1
+    assert "dyn" in capsys.readouterr().err
+    assert not (home / "store").exists(), "only-binary made a builder"
+
+
+def test_embedded_env_names_its_metadata_builder(home, capsys):
+    assert main(["env"]) == 0
+    assert "metadata builder: embedded builder" in capsys.readouterr().out
+
+
 def _dyn_request(index: str) -> resolver_pb2.ResolveRequest:
     return resolver_pb2.ResolveRequest(requirements=["dyn"], index=common_pb2.IndexConfig(index_url=index))
 

@@ -248,6 +248,8 @@ def render_env(env: common_pb2.TargetEnvironment, fmt: str) -> str:
     lines = [f"python {env.python_version}" + (f" ({env.interpreter})" if env.interpreter else "")]
     if env.platform:
         lines.append(f"platform {env.platform}")
+    if env.metadata_builder:
+        lines.append(f"metadata builder: {env.metadata_builder}")
     lines.append("markers:")
     lines += [f"  {k} = {v!r}" for k, v in sorted(env.markers.items())]
     lines.append(f"tags ({len(env.tags)}, best first):")

@@ -17,11 +17,17 @@ from venvsmith.v1 import builder_pb2, common_pb2
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
 
-def _builder(args):
-    from venvsmith.cli import is_isolated
+def connect_builder(server: str | None, *, isolated: bool = False):
+    """A remote builder client for ``HOST:PORT``, else the embedded engines (bench/profile_venv.py wraps this)."""
     from venvsmith.cli.compose import builder_client
 
-    return builder_client(args.server, isolated=is_isolated(args))
+    return builder_client(server, isolated=isolated)
+
+
+def _builder(args):
+    from venvsmith.cli import is_isolated
+
+    return connect_builder(args.server, isolated=is_isolated(args))
 
 
 def _options(args, *, venv: bool, wheelhouse: bool) -> builder_pb2.BuildOptions:

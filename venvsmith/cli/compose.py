@@ -13,13 +13,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from venvsmith.clients.builder import EmbeddedBuilder, RemoteMetadataPreparer
 from venvsmith.clients.resolver import EmbeddedResolver, RemoteResolver
 from venvsmith.core.config import PipIndexConfig, effective_pip_config, venvsmith_home
 
 if TYPE_CHECKING:
     from builder_service.engine import BuildEngine
     from resolver_service.engine import ResolverEngine
+    from venvsmith.clients.builder import EmbeddedBuilder
+
+# The builder's modules are imported when a builder is made: a resolution without dynamic sdists (or answered
+# from the resolution cache) never imports them.
 
 #: The DynamicMetadata reason of a resolver server started without ``--builder``.
 SERVER_WITHOUT_BUILDER = "this resolver server has no builder (start it with --builder ADDR)"
@@ -64,12 +67,13 @@ def embedded_engines(*, isolated: bool = False, templates: Path | None = None
                      ) -> tuple[ResolverEngine, LazyBuilder]:
     """A resolver engine whose metadata preparer is a (lazy) build engine, which resolves its build requirements
     through that same resolver engine."""
-    from builder_service.engine import BuildEngine, BuilderSettings
     from resolver_service.engine import EngineSettings, ResolverEngine
 
     pip = _pip(isolated)
 
     def make_builder() -> BuildEngine:
+        from builder_service.engine import BuildEngine, BuilderSettings
+
         client = EmbeddedResolver(resolver, close_engine=False)
         return BuildEngine(BuilderSettings(templates=templates, pip=pip), client)
 
@@ -91,6 +95,8 @@ def resolver_client(server: str | None, *, isolated: bool = False):
 
 def embedded_builder(*, isolated: bool = False) -> EmbeddedBuilder:
     """The CLI's embedded builder (``venvsmith build`` / ``venv`` without ``--server``)."""
+    from venvsmith.clients.builder import EmbeddedBuilder
+
     # Built venv trees stay as the templates `venvsmith venv` clones (see builder_service.materialize).
     resolver, lazy = embedded_engines(isolated=isolated, templates=venvsmith_home() / "venvs")
     return EmbeddedBuilder(lazy.get(), also_close=[resolver])  # the engine first, then its resolver
@@ -106,6 +112,7 @@ def builder_client(server: str | None, *, isolated: bool = False):
 def resolver_server_engine(builder: str | None) -> ResolverEngine:
     """The engine of ``venvsmith serve resolver``: with ``--builder ADDR`` that builder prepares dynamic metadata."""
     from resolver_service.engine import EngineSettings, ResolverEngine
+    from venvsmith.clients.builder import RemoteMetadataPreparer
 
     if builder:
         return ResolverEngine(EngineSettings(), RemoteMetadataPreparer(builder))
