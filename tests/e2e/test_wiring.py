@@ -100,6 +100,15 @@ def test_resolver_server_with_builder_prepares_metadata(tmp_path, index):
 
 
 @pytest.mark.slow
+def test_builder_server_cohosts_a_resolver_whose_builder_is_itself(tmp_path, index):
+    with BuilderProcess(tmp_path / "b", http=False) as server:
+        described = server.resolver_stub.DescribeEnvironment(resolver_pb2.DescribeEnvironmentRequest())
+        assert described.metadata_builder == "embedded builder"
+        response = server.resolver_stub.Resolve(_dyn_request(index), timeout=120)
+    assert {p.name: p.version for p in response.pins} == {"dyn": "1.0", "dep": "2.5"}
+
+
+@pytest.mark.slow
 def test_builder_with_remote_resolver_resolves_build_requirements_there(tmp_path, index_builder):
     index_builder.add("helper", "1.0")
     index_builder.add("srcpkg", "1.0", kind="sdist", backend="intree", build_requires=("helper",))

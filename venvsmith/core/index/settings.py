@@ -99,7 +99,7 @@ def settings_from_config(index: common_pb2.IndexConfig, pip: PipIndexConfig, cac
     extras = [check_url(u, "extra index") for u in index.extra_index_urls] or list(pip.extra_index_urls)
     find_links = [check_url(u, "find-links") for u in index.find_links] or list(pip.find_links)
     known = {u for u in [index_url, *extras] if u}
-    package_index = {}
+    package_index: dict[str, str] = {}
     for name, url in index.package_index.items():
         if url not in known:
             raise InvalidInput(url, f"package_index for {name} names an index that is not configured")
