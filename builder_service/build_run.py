@@ -60,7 +60,7 @@ class BuildRun:
                 if kind == "header":
                     if self.target is not None:
                         raise BuilderError("INVALID_ARGUMENT", "a second header in one Build stream")
-                    self.target = target_from_spec(request.header.target, self.engine.resolver.local)
+                    self.target = target_from_spec(request.header.target, self.engine.local)
                     self.options = request.header.options
                     self.fetcher = self.engine.fetcher(self.options.index)
                 elif self.target is None:

@@ -19,13 +19,13 @@ from typing import TYPE_CHECKING
 
 from packaging.utils import parse_wheel_filename
 
-from resolver_service.engine import ResolverEngine
-from resolver_service.render import requirements_txt
-from venvsmith.core.config import venvsmith_home
+from venvsmith.core.config import PipIndexConfig, effective_pip_config, venvsmith_home
 from venvsmith.core.convert import target_to_proto
 from venvsmith.core.index.auth import Auth
+from venvsmith.core.index.settings import settings_from_config
 from venvsmith.core.interpreters import Interpreter, QueryCache, discover_interpreters, file_identity
-from venvsmith.core.pin import Pin
+from venvsmith.core.pin import Pin, requirements_txt
+from venvsmith.core.resolution import CallError, ResolverClient
 from venvsmith.core.target import TargetEnvironment
 from venvsmith.v1 import builder_pb2, common_pb2, resolver_pb2
 
@@ -37,6 +37,9 @@ from .limits import BuildLimits
 from .store import FilesystemStore
 
 if TYPE_CHECKING:
+    from venvsmith.core.distfile import DistFile
+    from venvsmith.core.index.http import HttpClient
+
     from .build_env import ResolvingBuildEnv
     from .fetch import Fetcher, Progress
 
@@ -66,6 +69,8 @@ class BuilderSettings:
     )
     workers: int = 8
     limits: BuildLimits = field(default_factory=BuildLimits)
+    #: pip's index configuration on this host, completing a request's ``IndexConfig`` (unless it is isolated).
+    pip: PipIndexConfig = field(default_factory=effective_pip_config)
     #: Base URL of the HTTP endpoint serving blobs ("http://host:port/"), when one runs.
     http_base_url: str = ""
     #: Where a venv tree just built and packed is kept as the unpacked template of its archive
@@ -134,17 +139,24 @@ def digest_from_proto(msg: common_pb2.Digest) -> Digest:
 
 
 class BuildEngine:
-    """Builds pinned sets; thread-safe; one per process."""
+    """Builds pinned sets; thread-safe; one per process.
 
-    def __init__(self, settings: BuilderSettings | None = None, resolver: ResolverEngine | None = None) -> None:
+    ``resolver`` resolves build requirements (and ResolveAndBuild's requests): any
+    :class:`~venvsmith.core.resolution.ResolverClient`, embedded or remote, chosen by the composer (the CLI); the
+    engine neither owns nor closes it. The engine is itself a
+    :class:`~venvsmith.core.resolution.MetadataPreparer` (:meth:`prepare`), for a resolver to be given.
+    """
+
+    description = "embedded builder"
+
+    def __init__(self, settings: BuilderSettings | None = None, resolver: ResolverClient | None = None) -> None:
         self.settings = settings or BuilderSettings()
         home = self.settings.home
         self.store = FilesystemStore(home / "store", max_bytes=self.settings.max_store_bytes)
         self.actions = FilesystemActionCache(home / "actions", self.store)
-        self.resolver = resolver or ResolverEngine()
-        self._own_resolver = resolver is None
-        if self.resolver.metadata_preparer is None:
-            self.resolver.metadata_preparer = self._prepare_for_resolver
+        self.resolver = resolver
+        self._local: TargetEnvironment | None = None
+        self._http: HttpClient | None = None
         #: This process's work directory (downloads, sdist builds, venvs), locked while the process lives.
         self.tmp, self._tmp_lock = claim_work_dir(home / "tmp")
         self.pool = ThreadPoolExecutor(self.settings.workers, thread_name_prefix="build")
@@ -155,8 +167,8 @@ class BuildEngine:
 
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
-        if self._own_resolver:
-            self.resolver.close()
+        if self._http is not None:
+            self._http.close()
         try:
             self.tmp.rmdir()  # only when empty: work still running keeps it (the next start removes it)
         except OSError:
@@ -168,6 +180,23 @@ class BuildEngine:
     def count(self, what: str) -> None:
         with self._lock:
             self.counters[what] += 1
+
+    @property
+    def local(self) -> TargetEnvironment:
+        """This process's own target environment (an unset target spec means it)."""
+        if self._local is None:
+            self._local = TargetEnvironment.from_local()
+        return self._local
+
+    @property
+    def http(self) -> HttpClient:
+        """The pooled HTTP client downloads go through (made on first use)."""
+        with self._lock:
+            if self._http is None:
+                from venvsmith.core.index.http import HttpClient
+
+                self._http = HttpClient(ca_bundle=self.settings.pip.cert)
+            return self._http
 
     # -- interpreters ------------------------------------------------------------------------------
 
@@ -229,11 +258,11 @@ class BuildEngine:
     # -- wheels --------------------------------------------------------------------------------------
 
     def fetcher(self, index: common_pb2.IndexConfig) -> Fetcher:
-        settings = self.resolver.index_settings(index)
+        settings = settings_from_config(index, self.settings.pip, None)
         auth = Auth(settings.credentials, [*settings.indexes(), *settings.find_links])
         from .fetch import Fetcher
 
-        return Fetcher(self.store, self.resolver.http, auth, self.tmp)
+        return Fetcher(self.store, self.http, auth, self.tmp)
 
     def wheel_for(
         self,
@@ -348,8 +377,8 @@ class BuildEngine:
         with self.store.open(ref.digest) as fh:
             return ref, fh.read()
 
-    def _prepare_for_resolver(self, file, target: TargetEnvironment, index: common_pb2.IndexConfig) -> bytes:
-        """The resolver's hook for sdists with dynamic dependencies (see ResolverEngine.metadata_preparer)."""
+    def prepare(self, file: DistFile, target: TargetEnvironment, index: common_pb2.IndexConfig) -> bytes:
+        """:class:`~venvsmith.core.resolution.MetadataPreparer`: :meth:`prepare_metadata` of one sdist."""
         pin = Pin(name=file.name, version=file.version, file=file)
         return self.prepare_metadata(pin, target, builder_pb2.BuildOptions(index=index))[1]
 
@@ -363,8 +392,11 @@ class BuildEngine:
         )
 
     def _resolve_build(self, requirements, constraints, target, index) -> list[Pin]:
+        """Build requirements resolved through :attr:`resolver` (a client: embedded or remote)."""
         from venvsmith.core.convert import pin_from_proto
 
+        if self.resolver is None:
+            raise BuilderError("FAILED_PRECONDITION", "this builder has no resolver for build requirements")
         request = resolver_pb2.ResolveRequest(
             requirements=list(requirements),
             constraints=[c for c in constraints if "[" not in c],
@@ -372,7 +404,11 @@ class BuildEngine:
             index=index,
             options=common_pb2.ResolutionOptions(),
         )
-        return [pin_from_proto(p) for p in self.resolver.resolve(request).pins]
+        try:
+            response = self.resolver.resolve(request)
+        except CallError as exc:
+            raise BuilderError(exc.status, f"resolving build requirements: {exc.message}") from None
+        return [pin_from_proto(p) for p in response.pins]
 
     def _dep_wheel_path(self, pin, target, options, constraints, fetcher, depth) -> Path:
         ref, _ = self.wheel_for(pin, target=target, options=options, constraints=constraints, fetcher=fetcher,

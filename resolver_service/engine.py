@@ -15,17 +15,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import urlsplit
 
-from packaging.utils import canonicalize_name
-
-from venvsmith.core.config import PipIndexConfig, default_index_url, read_pip_config, venvsmith_home
+from venvsmith.core.config import PipIndexConfig, effective_pip_config, venvsmith_home
 from venvsmith.core.convert import pin_to_proto, target_from_spec, target_to_proto
-from venvsmith.core.distfile import DistFile
 from venvsmith.core.errors import InvalidInput
-from venvsmith.core.index.auth import Credential
-from venvsmith.core.index.settings import IndexSettings
-from venvsmith.core.pin import lock_key
+from venvsmith.core.index.settings import IndexSettings, settings_from_config
+from venvsmith.core.pin import lock_key, requirements_txt
+from venvsmith.core.resolution import MetadataPreparer
 from venvsmith.core.singleflight import SingleFlight
 from venvsmith.core.target import TargetEnvironment
 from venvsmith.v1 import common_pb2, resolver_pb2
@@ -38,7 +34,10 @@ from .resolve import DEFAULT_MAX_BACKTRACKS, ResolutionRequest, parse_constraint
 DEFAULT_TTL_SECONDS = 600.0
 #: Parsed requests remembered by their bytes (the fast path of a repeated request).
 PREPARED_MEMO_ENTRIES = 4096
-MetadataPreparer = Callable[[DistFile, TargetEnvironment, common_pb2.IndexConfig], bytes]
+#: Why an engine constructed without a metadata preparer cannot read dynamic metadata (its composer may say more).
+NO_BUILDER = "this resolver has no builder to prepare it"
+#: Why a request with ``options.no_build`` does not.
+NO_BUILD_REQUESTED = "building sdists to read their metadata is turned off (--no-build)"
 #: Threads walking the likely dependency closure ahead of the search (network-bound, so many).
 LOOKAHEAD_WORKERS = 32
 
@@ -48,22 +47,10 @@ class EngineSettings:
     """Server-side configuration: state directory, pip's index configuration, cache lifetime."""
 
     home: Path = field(default_factory=venvsmith_home)
-    pip: PipIndexConfig = field(default_factory=read_pip_config)
+    pip: PipIndexConfig = field(default_factory=effective_pip_config)
     resolution_ttl: float = field(
         default_factory=lambda: float(os.environ.get("VENVSMITH_RESOLUTION_TTL", DEFAULT_TTL_SECONDS))
     )
-
-
-def _check_url(url: str, what: str) -> str:
-    url = url.strip()
-    parts = urlsplit(url)
-    if parts.scheme in ("http", "https") and parts.netloc:
-        return url
-    if parts.scheme == "file" and parts.path:
-        return url
-    if not parts.scheme and url.startswith(("/", ".")):
-        return url
-    raise InvalidInput(url, f"invalid {what} URL (http, https or file URL, or a directory path)")
 
 
 def _secret_digest(index: common_pb2.IndexConfig) -> str:
@@ -74,10 +61,17 @@ def _secret_digest(index: common_pb2.IndexConfig) -> str:
 
 
 class ResolverEngine:
-    """Answers Resolve / ResolveStream / DescribeEnvironment; thread-safe."""
+    """Answers Resolve / ResolveStream / DescribeEnvironment; thread-safe.
 
-    def __init__(self, settings: EngineSettings | None = None) -> None:
+    ``metadata_preparer`` reads the metadata of sdists with dynamic dependencies (a builder, embedded or remote);
+    without one such sdists are FAILED_PRECONDITION, the message ending with ``without_preparer``.
+    """
+
+    def __init__(self, settings: EngineSettings | None = None, metadata_preparer: MetadataPreparer | None = None,
+                 *, without_preparer: str = NO_BUILDER) -> None:
         self.settings = settings or EngineSettings()
+        self.metadata_preparer = metadata_preparer
+        self.without_preparer = without_preparer
         self.home = self.settings.home
         self.local = TargetEnvironment.from_local()
         self.cache = ResolutionCache(self.home / "resolutions.sqlite3")
@@ -90,10 +84,6 @@ class ResolverEngine:
         self._http = None
         self._index_cache = None
         self._edge_lock = threading.Lock()
-        #: ``prepare(file, target, index_config) -> METADATA bytes`` for sdists with dynamic dependencies;
-        #: set by a builder (embedded, or a remote one's PrepareMetadata). Without it such sdists are
-        #: FAILED_PRECONDITION.
-        self.metadata_preparer: MetadataPreparer | None = None
 
     @property
     def http(self):
@@ -127,37 +117,18 @@ class ResolverEngine:
     # -- requests ----------------------------------------------------------------------------------
 
     def describe(self, request: resolver_pb2.DescribeEnvironmentRequest) -> common_pb2.TargetEnvironment:
-        return target_to_proto(target_from_spec(request.target, self.local))
+        """The target environment, and in ``metadata_builder`` how this engine reads dynamic metadata."""
+        answer = target_to_proto(target_from_spec(request.target, self.local))
+        preparer = self.metadata_preparer
+        if preparer is None:
+            answer.metadata_builder = f"none: {self.without_preparer}"
+        else:
+            answer.metadata_builder = getattr(preparer, "description", "") or type(preparer).__name__
+        return answer
 
     def index_settings(self, index: common_pb2.IndexConfig) -> IndexSettings:
         """The effective index configuration: the request's, completed from pip's on the server."""
-        pip = self.settings.pip
-        no_index = index.no_index or pip.no_index
-        index_url = _check_url(index.index_url, "index") if index.index_url else None
-        if index_url is None and not no_index:
-            index_url = default_index_url(pip)
-        extras = [_check_url(u, "extra index") for u in index.extra_index_urls] or list(pip.extra_index_urls)
-        find_links = [_check_url(u, "find-links") for u in index.find_links] or list(pip.find_links)
-        known = {u for u in [index_url, *extras] if u}
-        package_index = {}
-        for name, url in index.package_index.items():
-            if url not in known:
-                raise InvalidInput(url, f"package_index for {name} names an index that is not configured")
-            package_index[canonicalize_name(name)] = url
-        strategy = "unsafe-best-match" if index.strategy == common_pb2.UNSAFE_BEST_MATCH else "first-index"
-        return IndexSettings(
-            index_url=None if no_index else index_url,
-            extra_index_urls=[] if no_index else extras,
-            find_links=find_links,
-            no_index=no_index,
-            strategy=strategy,
-            package_index=package_index,
-            credentials=[
-                Credential(c.url_prefix, c.username, c.password, c.token) for c in index.credentials
-            ],
-            cache_dir=self.home / "index",
-            ca_bundle=pip.cert,
-        )
+        return settings_from_config(index, self.settings.pip, self.home / "index")
 
     def _prepared(self, request: resolver_pb2.ResolveRequest):
         """:meth:`_prepare`, memoised by the request's bytes: a repeated request skips parsing and expansion."""
@@ -258,15 +229,16 @@ class ResolverEngine:
         from venvsmith.core.index.finder import IndexSource
 
         from .prepared import PreparingSource
-        from .render import pylock_toml, requirements_txt
+        from .render import pylock_toml
 
         with IndexSource(
             settings, http=self.http, cache=self.index_cache, on_event=page_event if on_event else None
         ) as index_source:
-            source = index_source
-            if self.metadata_preparer is not None:
-                prepare = self.metadata_preparer
-                source = PreparingSource(index_source, lambda file: prepare(file, target, request.index))
+            no_build = request.options.no_build
+            preparer = None if no_build else self.metadata_preparer
+            why_not = NO_BUILD_REQUESTED if no_build else self.without_preparer
+            prepare = None if preparer is None else (lambda file: preparer.prepare(file, target, request.index))
+            source = PreparingSource(index_source, prepare, why_not)
             try:
                 resolution = resolve(
                     ResolutionRequest(
@@ -282,11 +254,12 @@ class ResolverEngine:
                     on_event=forward if on_event else None,
                 )
             except NoSolution as exc:
+                message = f"{exc.message}\n{settings.describe()}"
                 if settings.strategy == "first-index" and len(settings.indexes()) > 1:
-                    raise NoSolution(exc.message + "\nhint: with the first-index strategy only the first index that "
-                                     "lists a name is asked for it; --index-strategy unsafe-best-match unions them "
-                                     "(at the risk of dependency confusion)") from None
-                raise
+                    message += ("\nhint: with the first-index strategy only the first index that lists a name is "
+                                "asked for it; --index-strategy unsafe-best-match unions them (at the risk of "
+                                "dependency confusion)")
+                raise NoSolution(message) from None
             stats = index_source.stats
         key = lock_key(resolution.pins, target)
         expires_at = ""

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 from venvsmith.core.resolution import CallError
 from venvsmith.v1 import builder_pb2, common_pb2
@@ -32,21 +33,20 @@ def _fail(exc: BaseException) -> CallError:
 
 
 class EmbeddedBuilder(_Closing):
-    """Resolver and builder engines in this process; state under ``$VENVSMITH_HOME``."""
+    """A build engine in this process (its resolver client composed by the CLI); ``close()`` closes the engine,
+    then ``also_close`` in order."""
 
-    def __init__(self) -> None:
-        from builder_service.engine import BuildEngine, BuilderSettings
-        from venvsmith.core.config import venvsmith_home
-
-        # Built venv trees stay as the templates `venvsmith venv` clones (see builder_service.materialize).
-        self.engine = BuildEngine(BuilderSettings(templates=venvsmith_home() / "venvs"))
+    def __init__(self, engine: Any, *, also_close: Sequence[Any] = ()) -> None:
+        self.engine = engine
+        self._also_close = list(also_close)
 
     def resolve_and_build(self, request: builder_pb2.ResolveAndBuildRequest, timeout: float | None = None
                           ) -> Iterator[builder_pb2.ResolveAndBuildEvent]:
         from builder_service.orchestrate import resolve_and_build
 
         try:
-            yield from resolve_and_build(self.engine, request, self.engine.resolver.resolve_stream)
+            yield from resolve_and_build(self.engine, request,
+                                         lambda r: self.engine.resolver.resolve_stream(r, timeout=timeout))
         except CallError:
             raise
         except Exception as exc:  # noqa: BLE001 - mapped like the server maps it
@@ -69,6 +69,8 @@ class EmbeddedBuilder(_Closing):
 
     def close(self) -> None:
         self.engine.close()
+        for other in self._also_close:
+            other.close()
 
 
 class RemoteBuilder(_Closing):
@@ -125,6 +127,34 @@ class RemoteBuilder(_Closing):
         self.channel.close()
 
 
-def connect_builder(server: str | None):
-    """A remote builder client for ``HOST:PORT``, else the embedded engines."""
-    return RemoteBuilder(server) if server else EmbeddedBuilder()
+class RemoteMetadataPreparer:
+    """A :class:`~venvsmith.core.resolution.MetadataPreparer` calling a builder server's PrepareMetadata."""
+
+    def __init__(self, address: str) -> None:
+        import grpc
+
+        from venvsmith.v1 import builder_pb2_grpc
+
+        self.description = f"builder at {address}"
+        self._rpc_error = grpc.RpcError
+        self.channel = grpc.insecure_channel(address)
+        self.stub = builder_pb2_grpc.BuilderServiceStub(self.channel)
+
+    def prepare(self, file, target, index: common_pb2.IndexConfig) -> bytes:
+        from venvsmith.core.convert import pin_to_proto, target_to_proto
+        from venvsmith.core.errors import DynamicMetadata
+        from venvsmith.core.pin import Pin
+
+        request = builder_pb2.PrepareMetadataRequest(
+            pin=pin_to_proto(Pin(name=file.name, version=file.version, file=file)),
+            target=common_pb2.TargetSpec(environment=target_to_proto(target)),
+            options=builder_pb2.BuildOptions(index=index),
+        )
+        try:
+            return self.stub.PrepareMetadata(request).metadata
+        except self._rpc_error as exc:
+            reason = f"{file.filename}: the {self.description} could not prepare its metadata: {exc.details()}"
+            raise DynamicMetadata(file.filename, reason) from None
+
+    def close(self) -> None:
+        self.channel.close()

@@ -149,6 +149,16 @@ def read_pip_config(environ: Mapping[str, str] = os.environ) -> PipIndexConfig:
     )
 
 
+def isolated(environ: Mapping[str, str] = os.environ) -> bool:
+    """``VENVSMITH_ISOLATED`` is true: pip's configuration is ignored (as ``--isolated`` does)."""
+    return environ.get("VENVSMITH_ISOLATED", "").strip().lower() in _TRUE
+
+
+def effective_pip_config(environ: Mapping[str, str] = os.environ) -> PipIndexConfig:
+    """:func:`read_pip_config`, or nothing at all when :func:`isolated` (no files, no ``PIP_*`` variables)."""
+    return PipIndexConfig() if isolated(environ) else read_pip_config(environ)
+
+
 def default_index_url(config: PipIndexConfig) -> str:
     """The configured index URL, else pip's built-in default read from pip at run time."""
     if config.index_url:

@@ -44,7 +44,7 @@ VENV_ARCHIVE: ArtifactKind
 LOCK_FILE: ArtifactKind
 
 class TargetEnvironment(_message.Message):
-    __slots__ = ("markers", "tags", "python_version", "platform", "interpreter")
+    __slots__ = ("markers", "tags", "python_version", "platform", "interpreter", "metadata_builder")
     class MarkersEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -57,12 +57,14 @@ class TargetEnvironment(_message.Message):
     PYTHON_VERSION_FIELD_NUMBER: _ClassVar[int]
     PLATFORM_FIELD_NUMBER: _ClassVar[int]
     INTERPRETER_FIELD_NUMBER: _ClassVar[int]
+    METADATA_BUILDER_FIELD_NUMBER: _ClassVar[int]
     markers: _containers.ScalarMap[str, str]
     tags: _containers.RepeatedScalarFieldContainer[str]
     python_version: str
     platform: str
     interpreter: str
-    def __init__(self, markers: _Optional[_Mapping[str, str]] = ..., tags: _Optional[_Iterable[str]] = ..., python_version: _Optional[str] = ..., platform: _Optional[str] = ..., interpreter: _Optional[str] = ...) -> None: ...
+    metadata_builder: str
+    def __init__(self, markers: _Optional[_Mapping[str, str]] = ..., tags: _Optional[_Iterable[str]] = ..., python_version: _Optional[str] = ..., platform: _Optional[str] = ..., interpreter: _Optional[str] = ..., metadata_builder: _Optional[str] = ...) -> None: ...
 
 class TargetShorthand(_message.Message):
     __slots__ = ("python_version", "platform", "implementation")
@@ -95,7 +97,7 @@ class IndexCredential(_message.Message):
     def __init__(self, url_prefix: _Optional[str] = ..., username: _Optional[str] = ..., password: _Optional[str] = ..., token: _Optional[str] = ...) -> None: ...
 
 class IndexConfig(_message.Message):
-    __slots__ = ("index_url", "extra_index_urls", "find_links", "no_index", "strategy", "package_index", "credentials")
+    __slots__ = ("index_url", "extra_index_urls", "find_links", "no_index", "strategy", "package_index", "credentials", "isolated")
     class PackageIndexEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -110,6 +112,7 @@ class IndexConfig(_message.Message):
     STRATEGY_FIELD_NUMBER: _ClassVar[int]
     PACKAGE_INDEX_FIELD_NUMBER: _ClassVar[int]
     CREDENTIALS_FIELD_NUMBER: _ClassVar[int]
+    ISOLATED_FIELD_NUMBER: _ClassVar[int]
     index_url: str
     extra_index_urls: _containers.RepeatedScalarFieldContainer[str]
     find_links: _containers.RepeatedScalarFieldContainer[str]
@@ -117,10 +120,11 @@ class IndexConfig(_message.Message):
     strategy: IndexStrategy
     package_index: _containers.ScalarMap[str, str]
     credentials: _containers.RepeatedCompositeFieldContainer[IndexCredential]
-    def __init__(self, index_url: _Optional[str] = ..., extra_index_urls: _Optional[_Iterable[str]] = ..., find_links: _Optional[_Iterable[str]] = ..., no_index: _Optional[bool] = ..., strategy: _Optional[_Union[IndexStrategy, str]] = ..., package_index: _Optional[_Mapping[str, str]] = ..., credentials: _Optional[_Iterable[_Union[IndexCredential, _Mapping]]] = ...) -> None: ...
+    isolated: bool
+    def __init__(self, index_url: _Optional[str] = ..., extra_index_urls: _Optional[_Iterable[str]] = ..., find_links: _Optional[_Iterable[str]] = ..., no_index: _Optional[bool] = ..., strategy: _Optional[_Union[IndexStrategy, str]] = ..., package_index: _Optional[_Mapping[str, str]] = ..., credentials: _Optional[_Iterable[_Union[IndexCredential, _Mapping]]] = ..., isolated: _Optional[bool] = ...) -> None: ...
 
 class ResolutionOptions(_message.Message):
-    __slots__ = ("prereleases", "no_binary", "only_binary", "exclude_newer", "disallow_yanked", "max_backtracks", "ignore_requires_python_upper_bound")
+    __slots__ = ("prereleases", "no_binary", "only_binary", "exclude_newer", "disallow_yanked", "max_backtracks", "ignore_requires_python_upper_bound", "no_build")
     PRERELEASES_FIELD_NUMBER: _ClassVar[int]
     NO_BINARY_FIELD_NUMBER: _ClassVar[int]
     ONLY_BINARY_FIELD_NUMBER: _ClassVar[int]
@@ -128,6 +132,7 @@ class ResolutionOptions(_message.Message):
     DISALLOW_YANKED_FIELD_NUMBER: _ClassVar[int]
     MAX_BACKTRACKS_FIELD_NUMBER: _ClassVar[int]
     IGNORE_REQUIRES_PYTHON_UPPER_BOUND_FIELD_NUMBER: _ClassVar[int]
+    NO_BUILD_FIELD_NUMBER: _ClassVar[int]
     prereleases: PrereleasePolicy
     no_binary: _containers.RepeatedScalarFieldContainer[str]
     only_binary: _containers.RepeatedScalarFieldContainer[str]
@@ -135,7 +140,8 @@ class ResolutionOptions(_message.Message):
     disallow_yanked: bool
     max_backtracks: int
     ignore_requires_python_upper_bound: bool
-    def __init__(self, prereleases: _Optional[_Union[PrereleasePolicy, str]] = ..., no_binary: _Optional[_Iterable[str]] = ..., only_binary: _Optional[_Iterable[str]] = ..., exclude_newer: _Optional[str] = ..., disallow_yanked: _Optional[bool] = ..., max_backtracks: _Optional[int] = ..., ignore_requires_python_upper_bound: _Optional[bool] = ...) -> None: ...
+    no_build: bool
+    def __init__(self, prereleases: _Optional[_Union[PrereleasePolicy, str]] = ..., no_binary: _Optional[_Iterable[str]] = ..., only_binary: _Optional[_Iterable[str]] = ..., exclude_newer: _Optional[str] = ..., disallow_yanked: _Optional[bool] = ..., max_backtracks: _Optional[int] = ..., ignore_requires_python_upper_bound: _Optional[bool] = ..., no_build: _Optional[bool] = ...) -> None: ...
 
 class Pin(_message.Message):
     __slots__ = ("name", "version", "extras", "url", "filename", "sha256", "size", "index", "is_wheel", "requires_python", "required_by", "upload_time", "dependencies")

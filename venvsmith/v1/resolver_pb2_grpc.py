@@ -89,7 +89,9 @@ class ResolverServiceServicer:
 
     def DescribeEnvironment(self, request, context):
         """Expand a target spec into a full target environment (markers and ordered
-        wheel tags). An empty spec describes the server's own interpreter.
+        wheel tags). An empty spec describes the server's own interpreter. The
+        answer's metadata_builder says whether this server can prepare the
+        metadata of sdists with dynamic dependencies (it has a builder or not).
         Errors: INVALID_ARGUMENT for a malformed version or unknown platform.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
