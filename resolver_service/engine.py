@@ -184,6 +184,9 @@ class ResolverEngine:
         policy = policy_from_proto(request.options)
         settings = self.index_settings(request.index)
         key_doc = {
+            # Bumped when the stored answer changes shape (2: pins carry the release's sdist; lock files for
+            # every patch release), so answers cached by an older version are not served.
+            "answer_format": 2,
             "requirements": [str(r) for r in requirements],
             "constraints": sorted(str(c) for c in constraints),
             "target": target.digest(),

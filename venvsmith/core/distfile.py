@@ -151,6 +151,11 @@ class DistFile:
         return self.hashes.get("sha256")
 
     @property
+    def is_local(self) -> bool:
+        """The file is on this machine's disk (a ``file://`` URL)."""
+        return self.url[:7].lower() == "file://"
+
+    @property
     def is_yanked(self) -> bool:
         return self.yanked is not None
 

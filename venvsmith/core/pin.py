@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 from packaging.utils import NormalizedName
 from packaging.version import Version
@@ -26,6 +26,12 @@ class Pin:
     required_by: tuple[str, ...] = ()
     #: Canonical names of the pins this one depends on.
     dependencies: tuple[str, ...] = ()
+    #: The release's sdist next to a chosen wheel, when the listing offers a usable one (pylock's ``sdist``).
+    #: Not part of :meth:`canonical`: the lock key is the chosen file's alone.
+    sdist: DistFile | None = None
+    #: PEP 740 publisher identities of the chosen file (``{"kind": ..., "repository": ...}``), from its
+    #: index's provenance document; not part of :meth:`canonical` (nor of equality).
+    attestation_identities: tuple[Mapping[str, str], ...] = field(default=(), compare=False)
 
     def canonical(self) -> dict:
         """What identifies this pin in a lock key: never where it was listed or why it was chosen."""
