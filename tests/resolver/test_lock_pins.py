@@ -1,0 +1,82 @@
+"""What a pin carries for lock files besides its chosen file: the release's sdist and PEP 740 publisher
+identities, across the wire and without changing the lock key."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import replace
+from datetime import UTC, datetime
+
+import pytest
+from packaging.pylock import Pylock
+
+from resolver_service.render import pylock_toml
+from venvsmith.core.convert import pin_from_proto, pin_to_proto
+from venvsmith.core.distfile import DistFile
+from venvsmith.core.errors import InvalidInput
+from venvsmith.core.pin import Pin, lock_key
+from venvsmith.core.target import TargetEnvironment
+
+INDEX = "http://127.0.0.1:1/simple/"
+TARGET = TargetEnvironment.from_shorthand("3.12", "x86_64-manylinux_2_28")
+
+
+def _file(filename: str, digit: str, **info) -> DistFile:
+    file = DistFile.from_listing(filename, f"http://127.0.0.1:1/files/{filename}", INDEX,
+                                 hashes={"sha256": digit * 64}, **info)
+    assert file is not None
+    return file
+
+
+WHEEL = _file("pkg-1.0-py3-none-any.whl", "a", size=100, upload_time=datetime(2024, 1, 1, tzinfo=UTC))
+SDIST = _file("pkg-1.0.tar.gz", "b", size=50, upload_time=datetime(2024, 1, 2, tzinfo=UTC), requires_python=">=3.8")
+IDENTITY = {"kind": "GitHub", "repository": "org/pkg", "workflow": "release.yml"}
+
+
+def _pin() -> Pin:
+    return Pin(name=WHEEL.name, version=WHEEL.version, file=WHEEL, sdist=SDIST, attestation_identities=(IDENTITY,))
+
+
+def test_the_sdist_and_identities_cross_the_wire_and_render_the_same_lock():
+    pin = _pin()
+    back = pin_from_proto(pin_to_proto(pin))
+    assert back.sdist is not None
+    assert (back.sdist.filename, back.sdist.url, back.sdist.sha256) == (SDIST.filename, SDIST.url, SDIST.sha256)
+    assert (back.sdist.size, back.sdist.upload_time, back.sdist.requires_python) == (50, SDIST.upload_time, ">=3.8")
+    assert back.attestation_identities == (IDENTITY,)
+    assert pylock_toml([back], TARGET) == pylock_toml([pin], TARGET)
+    package = Pylock.from_dict(tomllib.loads(pylock_toml([pin], TARGET))).packages[0]
+    assert package.sdist is not None and package.sdist.size == 50
+    assert package.attestation_identities == [IDENTITY]
+
+
+def test_the_sdist_and_identities_leave_the_lock_key_alone():
+    bare = Pin(name=WHEEL.name, version=WHEEL.version, file=WHEEL)
+    assert lock_key([_pin()], TARGET) == lock_key([bare], TARGET)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"filename": "other-1.0.tar.gz"},  # another project
+        {"filename": "pkg-2.0.tar.gz"},  # another version
+        {"filename": "pkg-1.0-py3-none-any.whl"},  # not an sdist
+        {"sha256": "B" * 64},  # not lowercase hex
+    ],
+)
+def test_a_malformed_wire_sdist_is_invalid_input(change):
+    msg = pin_to_proto(_pin())
+    for key, value in change.items():
+        setattr(msg.sdist, key, value)
+    with pytest.raises(InvalidInput):
+        pin_from_proto(msg)
+
+
+def test_a_yanked_or_unusable_sdist_is_not_the_release_sdist():
+    from resolver_service.selection import SelectionPolicy, release_sdist
+
+    zipped = _file("pkg-1.0.zip", "c")
+    assert release_sdist(WHEEL, [zipped, SDIST], TARGET, SelectionPolicy()) == SDIST  # .tar.gz preferred
+    assert release_sdist(WHEEL, [replace(SDIST, yanked="")], TARGET, SelectionPolicy()) is None
+    assert release_sdist(WHEEL, [replace(SDIST, requires_python=">=3.13")], TARGET, SelectionPolicy()) is None
+    assert release_sdist(SDIST, [SDIST], TARGET, SelectionPolicy()) is None
