@@ -12,7 +12,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -291,6 +291,13 @@ class ResolverEngine:
                                      "(at the risk of dependency confusion)") from None
                 raise
             stats = index_source.stats
+            # PEP 740 publisher identities of the pinned files only (no request for files without provenance).
+            identities = index_source.attestation_identities([p.file for p in resolution.pins])
+            pins = tuple(
+                replace(pin, attestation_identities=found) if found else pin
+                for pin, found in zip(resolution.pins, identities, strict=True)
+            )
+            resolution = replace(resolution, pins=pins)
         key = lock_key(resolution.pins, target)
         expires_at = ""
         if not policy.exclude_newer:
