@@ -182,7 +182,9 @@ def _completed(
         requires_python = provider.metadata(cand).requires_python
         if requires_python is not None:
             file = replace(file, requires_python=str(requires_python))
-    sdist = release_sdist(file, source.files(pin.name), request.target, request.policy)
+    sdist = None
+    if file.origin != "direct":  # a URL requirement names one file: no listing is asked for its name
+        sdist = release_sdist(file, source.files(pin.name), request.target, request.policy)
     if sdist is not None and not sdist.sha256:
         # Hashing means reading the file: done for local files only (a lock's sdist must have a hash).
         sdist = _with_hash(sdist, source) if sdist.is_local else None

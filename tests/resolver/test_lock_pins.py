@@ -80,3 +80,42 @@ def test_a_yanked_or_unusable_sdist_is_not_the_release_sdist():
     assert release_sdist(WHEEL, [replace(SDIST, yanked="")], TARGET, SelectionPolicy()) is None
     assert release_sdist(WHEEL, [replace(SDIST, requires_python=">=3.13")], TARGET, SelectionPolicy()) is None
     assert release_sdist(SDIST, [SDIST], TARGET, SelectionPolicy()) is None
+
+
+def test_the_resolver_pins_the_release_sdist_next_to_the_wheel_as_the_policy_allows():
+    from packaging.requirements import Requirement
+
+    from resolver_service.resolve import ResolutionRequest, resolve
+    from resolver_service.selection import BinaryPolicy, SelectionPolicy
+    from tests.resolver.memory import MemorySource
+
+    src = MemorySource()
+    src.add("pkg", "1.0", ["dep"])
+    sdist = src.add("pkg", "1.0", ["dep"], sdist=True)
+    src.add("dep", "1.0")
+    src.add("dep", "1.0", sdist=True, yanked="broken")
+
+    def run(**policy) -> dict[str, DistFile | None]:
+        request = ResolutionRequest((Requirement("pkg"),), TARGET, policy=SelectionPolicy(**policy))
+        return {p.name: p.sdist for p in resolve(request, src).pins}
+
+    assert run() == {"pkg": sdist, "dep": None}  # dep's only sdist is yanked
+    assert run(binary=BinaryPolicy(only_binary=frozenset({"pkg"}))) == {"pkg": None, "dep": None}
+
+
+def test_a_direct_url_pin_asks_no_listing_for_an_sdist():
+    from packaging.requirements import Requirement
+
+    from resolver_service.resolve import ResolutionRequest, resolve
+    from tests.resolver.memory import MemorySource
+
+    class DirectSource(MemorySource):
+        def resolve_file_url(self, url: str) -> DistFile:
+            return replace(super().resolve_file_url(url), origin="direct")
+
+    src = DirectSource()
+    wheel = src.add("pkg", "1.0", index="memory://elsewhere/")
+    src.add("pkg", "1.0", sdist=True, index="memory://elsewhere/")
+    (pin,) = resolve(ResolutionRequest((Requirement(f"pkg @ {wheel.url}"),), TARGET), src).pins
+    assert pin.file.origin == "direct" and pin.sdist is None
+    assert ("files", "pkg") not in src.calls
