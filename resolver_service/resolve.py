@@ -18,7 +18,7 @@ from packaging.utils import NormalizedName, canonicalize_name
 from resolvelib import BaseReporter, ResolutionImpossible, ResolutionTooDeep, Resolver
 
 from venvsmith.core.distfile import DistFile
-from venvsmith.core.errors import DeadlineExceeded, InvalidInput
+from venvsmith.core.errors import DeadlineExceeded, InvalidInput, ServiceError
 from venvsmith.core.pin import Pin
 from venvsmith.core.source import PackageSource
 from venvsmith.core.target import TargetEnvironment
@@ -186,8 +186,12 @@ def _completed(
     if file.origin != "direct":  # a URL requirement names one file: no listing is asked for its name
         sdist = release_sdist(file, source.files(pin.name), request.target, request.policy)
     if sdist is not None and not sdist.sha256:
-        # Hashing means reading the file: done for local files only (a lock's sdist must have a hash).
-        sdist = _with_hash(sdist, source) if sdist.is_local else None
+        # Hashing means reading the file: done for local files only (a lock's sdist must have a hash). The
+        # sdist is informational: one that cannot be read is left out rather than failing the resolution.
+        try:
+            sdist = _with_hash(sdist, source) if sdist.is_local else None
+        except ServiceError:
+            sdist = None
     return replace(pin, file=file, sdist=sdist)
 
 

@@ -119,3 +119,31 @@ def test_a_direct_url_pin_asks_no_listing_for_an_sdist():
     (pin,) = resolve(ResolutionRequest((Requirement(f"pkg @ {wheel.url}"),), TARGET), src).pins
     assert pin.file.origin == "direct" and pin.sdist is None
     assert ("files", "pkg") not in src.calls
+
+
+def test_an_unreadable_local_sdist_is_left_out_and_a_readable_one_is_hashed():
+    from packaging.requirements import Requirement
+
+    from resolver_service.resolve import ResolutionRequest, resolve
+    from tests.resolver.memory import MemorySource
+    from venvsmith.core.errors import IndexUnavailable
+
+    class LocalSource(MemorySource):
+        def resolve_file_url(self, url: str) -> DistFile:
+            if "gone" in url:
+                raise IndexUnavailable("file:///links/", f"cannot read {url}")
+            return replace(self.unhashed[url], hashes={"sha256": "d" * 64}, size=7)
+
+    src = LocalSource()
+    src.add("pkg", "1.0")
+    src.add("other", "1.0")
+    src.unhashed = {}
+    for name, where in (("pkg", "file:///links/"), ("other", "file:///gone/")):
+        listed = src.add(name, "1.0", sdist=True)
+        local = replace(listed, url=f"{where}{listed.filename}", hashes={})
+        src._files[listed.name] = [f if f != listed else local for f in src._files[listed.name]]
+        src.unhashed[local.url] = local
+    found = {p.name: p.sdist for p in resolve(ResolutionRequest((Requirement("pkg"), Requirement("other")),
+                                                                TARGET), src).pins}
+    assert found["other"] is None
+    assert found["pkg"] is not None and (found["pkg"].sha256, found["pkg"].size) == ("d" * 64, 7)
