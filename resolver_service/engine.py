@@ -12,7 +12,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -155,6 +155,9 @@ class ResolverEngine:
         policy = policy_from_proto(request.options)
         settings = self.index_settings(request.index)
         key_doc = {
+            # Bumped when the stored answer changes shape (2: pins carry the release's sdist; lock files for
+            # every patch release), so answers cached by an older version are not served.
+            "answer_format": 2,
             "requirements": [str(r) for r in requirements],
             "constraints": sorted(str(c) for c in constraints),
             "target": target.digest(),
@@ -261,6 +264,13 @@ class ResolverEngine:
                                 "dependency confusion)")
                 raise NoSolution(message) from None
             stats = index_source.stats
+            # PEP 740 publisher identities of the pinned files only (no request for files without provenance).
+            identities = index_source.attestation_identities([p.file for p in resolution.pins])
+            pins = tuple(
+                replace(pin, attestation_identities=found) if found else pin
+                for pin, found in zip(resolution.pins, identities, strict=True)
+            )
+            resolution = replace(resolution, pins=pins)
         key = lock_key(resolution.pins, target)
         expires_at = ""
         if not policy.exclude_newer:

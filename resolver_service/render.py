@@ -6,6 +6,9 @@ import datetime
 import re
 from collections.abc import Sequence
 
+from packaging.markers import Marker
+
+from venvsmith.core.distfile import DistFile
 from venvsmith.core.pin import Pin, requirements_txt  # noqa: F401 - re-exported
 from venvsmith.core.target import TargetEnvironment
 
@@ -13,7 +16,7 @@ TOOL = "venvsmith"
 
 
 def pylock_toml(pins: Sequence[Pin], target: TargetEnvironment) -> str:
-    """A PEP 751 lock file for exactly this target environment."""
+    """A PEP 751 lock file for this target environment's Python minor version and platform."""
     packages = []
     for pin in sorted(pins, key=lambda p: p.name):
         file = pin.file
@@ -24,25 +27,42 @@ def pylock_toml(pins: Sequence[Pin], target: TargetEnvironment) -> str:
             entry["requires-python"] = file.requires_python
         if pin.dependencies:
             entry["dependencies"] = [{"name": d} for d in pin.dependencies]
-        dist: dict = {"name": file.filename, "url": file.url}
-        if file.upload_time is not None:
-            dist["upload-time"] = file.upload_time
-        if file.size:
-            dist["size"] = file.size
-        dist["hashes"] = {"sha256": file.sha256} if file.sha256 else {}
         if file.is_wheel:
-            entry["wheels"] = [dist]
+            entry["wheels"] = [_file_entry(file)]
+            if pin.sdist is not None:
+                entry["sdist"] = _file_entry(pin.sdist)
         else:
-            entry["sdist"] = dist
+            entry["sdist"] = _file_entry(file)
+        if pin.attestation_identities:
+            entry["attestation-identities"] = [dict(identity) for identity in pin.attestation_identities]
         packages.append(entry)
     doc = {
         "lock-version": "1.0",
         "environments": [_environment_marker(target)],
-        "requires-python": f"=={target.python_version}",
+        "requires-python": _requires_python(target),
         "created-by": TOOL,
         "packages": packages,
     }
     return dumps_toml(doc)
+
+
+def _file_entry(file: DistFile) -> dict:
+    """A pylock ``wheels`` / ``sdist`` entry: name, url, upload-time and size when known, hashes."""
+    dist: dict = {"name": file.filename, "url": file.url}
+    if file.upload_time is not None:
+        dist["upload-time"] = file.upload_time
+    if file.size:
+        dist["size"] = file.size
+    dist["hashes"] = {"sha256": file.sha256} if file.sha256 else {}
+    return dist
+
+
+def _requires_python(target: TargetEnvironment) -> str:
+    """Every patch release of the target's minor version: a lock made for "3.11" (checked as 3.11.0, the
+    oldest, like uv) or for a 3.11.7 interpreter installs on any 3.11.x; per-package requires-python stays
+    in each package's entry."""
+    version = target.python_version
+    return f"=={version.major}.{version.minor}.*"
 
 
 # ------------------------------------------------------------------------------------------------ TOML
@@ -100,6 +120,18 @@ def dumps_toml(doc: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+#: What the lock depends on: the minor version (wheel tags and markers of the pins were chosen for it; the patch
+#: release is left open, see :func:`_requires_python`), and the platform the wheels' tags and the markers were
+#: evaluated for.
+_ENVIRONMENT_KEYS = ("python_version", "sys_platform", "platform_machine", "implementation_name")
+
+
 def _environment_marker(target: TargetEnvironment) -> str:
-    keys = ("python_full_version", "sys_platform", "platform_machine", "implementation_name")
-    return " and ".join(f"{k} == '{target.markers[k]}'" for k in keys if target.markers.get(k))
+    """The PEP 508 marker of the environments the lock is for, built and checked by ``packaging``."""
+    clauses = [f"{k} == {_marker_literal(target.markers[k])}" for k in _ENVIRONMENT_KEYS if target.markers.get(k)]
+    return str(Marker(" and ".join(clauses)))
+
+
+def _marker_literal(value: str) -> str:
+    """A PEP 508 string literal (no escapes exist: the other quote is used when the value holds one)."""
+    return f'"{value}"' if "'" in value else f"'{value}'"

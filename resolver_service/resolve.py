@@ -17,7 +17,8 @@ from packaging.specifiers import SpecifierSet
 from packaging.utils import NormalizedName, canonicalize_name
 from resolvelib import BaseReporter, ResolutionImpossible, ResolutionTooDeep, Resolver
 
-from venvsmith.core.errors import DeadlineExceeded, InvalidInput
+from venvsmith.core.distfile import DistFile
+from venvsmith.core.errors import DeadlineExceeded, InvalidInput, ServiceError
 from venvsmith.core.pin import Pin
 from venvsmith.core.source import PackageSource
 from venvsmith.core.target import TargetEnvironment
@@ -27,7 +28,7 @@ from .direct import direct_file, url_constraints
 from .errors import TooManyBacktracks
 from .explain import explain_impossible
 from .provider import Provider
-from .selection import SelectionPolicy
+from .selection import SelectionPolicy, release_sdist
 
 DEFAULT_MAX_BACKTRACKS = 100_000
 
@@ -170,21 +171,45 @@ def resolve(request: ResolutionRequest, source: PackageSource, on_event: OnEvent
     finally:
         if executor is not None:
             executor.shutdown(wait=False, cancel_futures=True)
-    pins = [_with_hash(pin, source) for pin in _pins(result, roots)]
+    pins = [_completed(pin, cand, source, provider, request) for pin, cand in _pins(result, roots)]
     return Resolution(tuple(pins), reporter.backtracks)
 
 
-def _with_hash(pin: Pin, source: PackageSource) -> Pin:
-    """Every pin carries a sha256: files listed without one (find-links) are hashed now."""
-    if pin.file.sha256:
-        return pin
-    hashed = source.resolve_file_url(pin.file.url)
-    file = replace(pin.file, hashes={**pin.file.hashes, "sha256": hashed.sha256}, size=hashed.size)
-    return replace(pin, file=file)
+def _completed(
+    pin: Pin, cand: Candidate, source: PackageSource, provider: Provider, request: ResolutionRequest
+) -> Pin:
+    """What a lock file needs of a pin: a sha256, size and Requires-Python of its file, its release's sdist."""
+    file = _with_hash(pin.file, source)
+    if file.requires_python is None:
+        # Listings without Requires-Python (find-links directories, bare pages): the metadata's, read (and
+        # memoised) while resolving; left empty when the metadata has none.
+        requires_python = provider.metadata(cand).requires_python
+        if requires_python is not None:
+            file = replace(file, requires_python=str(requires_python))
+    sdist = None
+    if file.origin != "direct":  # a URL requirement names one file: no listing is asked for its name
+        sdist = release_sdist(file, source.files(pin.name), request.target, request.policy)
+    if sdist is not None and not sdist.sha256:
+        # Hashing means reading the file: done for local files only (a lock's sdist must have a hash). The
+        # sdist is informational: one that cannot be read is left out rather than failing the resolution.
+        try:
+            sdist = _with_hash(sdist, source) if sdist.is_local else None
+        except ServiceError:
+            sdist = None
+    return replace(pin, file=file, sdist=sdist)
 
 
-def _pins(result, roots: Sequence[SpecRequirement]) -> list[Pin]:
-    """Turn resolvelib's result into pins in install order, each with its requirement chains."""
+def _with_hash(file: DistFile, source: PackageSource) -> DistFile:
+    """Every pinned file carries a sha256: files listed without one (find-links) are hashed now."""
+    if file.sha256:
+        return file
+    hashed = source.resolve_file_url(file.url)
+    return replace(file, hashes={**file.hashes, "sha256": hashed.sha256}, size=hashed.size)
+
+
+def _pins(result, roots: Sequence[SpecRequirement]) -> list[tuple[Pin, Candidate]]:
+    """Turn resolvelib's result into pins in install order, each with its requirement chains (and the
+    candidate it was pinned from)."""
     bases: dict[str, Candidate] = {}
     extras: dict[str, set[str]] = defaultdict(set)
     for ident, cand in result.mapping.items():
@@ -204,13 +229,16 @@ def _pins(result, roots: Sequence[SpecRequirement]) -> list[Pin]:
                 deps[cand.name].add(child_cand.name)
     chains = _chains(result, bases)
     return [
-        Pin(
-            name=cand.name,
-            version=cand.version,
-            file=cand.file,
-            extras=tuple(sorted(extras[name])),
-            required_by=tuple(chains.get(name, ())),
-            dependencies=tuple(sorted(deps[name])),
+        (
+            Pin(
+                name=cand.name,
+                version=cand.version,
+                file=cand.file,
+                extras=tuple(sorted(extras[name])),
+                required_by=tuple(chains.get(name, ())),
+                dependencies=tuple(sorted(deps[name])),
+            ),
+            cand,
         )
         for name, cand in ((n, bases[n]) for n in install_order(deps))
     ]

@@ -230,6 +230,25 @@ def select(
     return Selection(name, by_version, rejected, frozenset(all_versions), frozenset(sources))
 
 
+def release_sdist(
+    chosen: DistFile, files: Iterable[DistFile], target: TargetEnvironment, policy: SelectionPolicy
+) -> DistFile | None:
+    """The sdist of ``chosen``'s release that this target and policy could use (yanked only when ``chosen``
+    is), the best one when several are listed; ``None`` when ``chosen`` is itself an sdist or there is none."""
+    if not chosen.is_wheel:
+        return None
+    usable = [
+        f
+        for f in files
+        if not f.is_wheel
+        and f.name == chosen.name
+        and f.version == chosen.version
+        and (f.yanked is None or chosen.yanked is not None)
+        and _rejection(f, target, policy) is None
+    ]
+    return min(usable, key=_sdist_rank, default=None)
+
+
 def pins_exactly(specifier: SpecifierSet) -> bool:
     """True when ``specifier`` has an ``==`` (no wildcard) or ``===`` clause: an explicit pin (PEP 592)."""
     return any(s.operator == "===" or (s.operator == "==" and not s.version.endswith(".*")) for s in specifier)

@@ -144,7 +144,7 @@ class ResolutionOptions(_message.Message):
     def __init__(self, prereleases: _Optional[_Union[PrereleasePolicy, str]] = ..., no_binary: _Optional[_Iterable[str]] = ..., only_binary: _Optional[_Iterable[str]] = ..., exclude_newer: _Optional[str] = ..., disallow_yanked: _Optional[bool] = ..., max_backtracks: _Optional[int] = ..., ignore_requires_python_upper_bound: _Optional[bool] = ..., no_build: _Optional[bool] = ...) -> None: ...
 
 class Pin(_message.Message):
-    __slots__ = ("name", "version", "extras", "url", "filename", "sha256", "size", "index", "is_wheel", "requires_python", "required_by", "upload_time", "dependencies")
+    __slots__ = ("name", "version", "extras", "url", "filename", "sha256", "size", "index", "is_wheel", "requires_python", "required_by", "upload_time", "dependencies", "sdist", "attestation_identities")
     NAME_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     EXTRAS_FIELD_NUMBER: _ClassVar[int]
@@ -158,6 +158,8 @@ class Pin(_message.Message):
     REQUIRED_BY_FIELD_NUMBER: _ClassVar[int]
     UPLOAD_TIME_FIELD_NUMBER: _ClassVar[int]
     DEPENDENCIES_FIELD_NUMBER: _ClassVar[int]
+    SDIST_FIELD_NUMBER: _ClassVar[int]
+    ATTESTATION_IDENTITIES_FIELD_NUMBER: _ClassVar[int]
     name: str
     version: str
     extras: _containers.RepeatedScalarFieldContainer[str]
@@ -171,7 +173,40 @@ class Pin(_message.Message):
     required_by: _containers.RepeatedScalarFieldContainer[str]
     upload_time: _timestamp_pb2.Timestamp
     dependencies: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., extras: _Optional[_Iterable[str]] = ..., url: _Optional[str] = ..., filename: _Optional[str] = ..., sha256: _Optional[str] = ..., size: _Optional[int] = ..., index: _Optional[str] = ..., is_wheel: _Optional[bool] = ..., requires_python: _Optional[str] = ..., required_by: _Optional[_Iterable[str]] = ..., upload_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., dependencies: _Optional[_Iterable[str]] = ...) -> None: ...
+    sdist: DistFileRef
+    attestation_identities: _containers.RepeatedCompositeFieldContainer[AttestationIdentity]
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., extras: _Optional[_Iterable[str]] = ..., url: _Optional[str] = ..., filename: _Optional[str] = ..., sha256: _Optional[str] = ..., size: _Optional[int] = ..., index: _Optional[str] = ..., is_wheel: _Optional[bool] = ..., requires_python: _Optional[str] = ..., required_by: _Optional[_Iterable[str]] = ..., upload_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., dependencies: _Optional[_Iterable[str]] = ..., sdist: _Optional[_Union[DistFileRef, _Mapping]] = ..., attestation_identities: _Optional[_Iterable[_Union[AttestationIdentity, _Mapping]]] = ...) -> None: ...
+
+class DistFileRef(_message.Message):
+    __slots__ = ("url", "filename", "sha256", "size", "upload_time", "requires_python")
+    URL_FIELD_NUMBER: _ClassVar[int]
+    FILENAME_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    UPLOAD_TIME_FIELD_NUMBER: _ClassVar[int]
+    REQUIRES_PYTHON_FIELD_NUMBER: _ClassVar[int]
+    url: str
+    filename: str
+    sha256: str
+    size: int
+    upload_time: _timestamp_pb2.Timestamp
+    requires_python: str
+    def __init__(self, url: _Optional[str] = ..., filename: _Optional[str] = ..., sha256: _Optional[str] = ..., size: _Optional[int] = ..., upload_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., requires_python: _Optional[str] = ...) -> None: ...
+
+class AttestationIdentity(_message.Message):
+    __slots__ = ("kind", "claims")
+    class ClaimsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    CLAIMS_FIELD_NUMBER: _ClassVar[int]
+    kind: str
+    claims: _containers.ScalarMap[str, str]
+    def __init__(self, kind: _Optional[str] = ..., claims: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class Digest(_message.Message):
     __slots__ = ("hash", "size_bytes")
