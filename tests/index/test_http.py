@@ -6,7 +6,7 @@ import ssl
 
 import certifi
 
-from venvsmith.core.index import http
+from venvsmith.core.index import http, transport
 
 
 def test_ca_bundle_from_pip_environment_in_pip_precedence(monkeypatch):
@@ -17,21 +17,21 @@ def test_ca_bundle_from_pip_environment_in_pip_precedence(monkeypatch):
         seen.append(kwargs)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(http.ssl, "create_default_context", spy)
+    monkeypatch.setattr(transport.ssl, "create_default_context", spy)
     monkeypatch.setenv("SSL_CERT_FILE", "/nonexistent/ignored.pem")
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/nonexistent/ignored-too.pem")
     monkeypatch.setenv("PIP_CERT", certifi.where())
-    assert isinstance(http.ssl_context(), ssl.SSLContext)
+    assert isinstance(transport.ssl_context(), ssl.SSLContext)
     assert seen == [{"cafile": certifi.where()}]
     seen.clear()
-    http.ssl_context(ca_bundle=certifi.where())  # an explicit bundle wins over the environment
+    transport.ssl_context(ca_bundle=certifi.where())  # an explicit bundle wins over the environment
     assert seen == [{"cafile": certifi.where()}]
 
 
 def test_default_trust_without_environment(monkeypatch):
-    for name in http.CA_BUNDLE_ENV:
+    for name in transport.CA_BUNDLE_ENV:
         monkeypatch.delenv(name, raising=False)
-    context = http.ssl_context()
+    context = transport.ssl_context()
     assert context.verify_mode == ssl.CERT_REQUIRED
 
 
