@@ -36,17 +36,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from resolve_bench import (
-    SCRUB,
-    WORK_DIR,
-    IndexArgs,
-    ResolverServer,
-    Tools,
-    canonical,
-    failure_text,
-    free_port,
-    timed,
-)
+from common import SCRUB, WORK_DIR, failure_text
+from resolve_bench import IndexArgs, ResolverServer, Tools, canonical, free_port, timed
 
 MIRROR_DIR = WORK_DIR / "mirror"
 #: What pip, uv and venvsmith fetch to build an sdist-only project with setuptools' legacy backend.
