@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ssl
+import subprocess
+import sys
 
 import certifi
 
@@ -37,3 +39,11 @@ def test_default_trust_without_environment(monkeypatch):
 
 def test_user_agent_names_venvsmith():
     assert http.USER_AGENT.startswith("venvsmith/")
+
+
+def test_making_a_client_imports_no_http_library():
+    code = (
+        "import sys; from venvsmith.core.index.http import HttpClient; HttpClient(timeout=1).close(); "
+        "assert not {'urllib3', 'httpx'} & set(sys.modules), sorted(sys.modules)"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

@@ -183,7 +183,14 @@ class _Pool:
     """What the first request sets up: the urllib3 managers, the retry policy, the read errors."""
 
     def __init__(
-        self, *, timeout: float, verify: ssl.SSLContext, max_connections: int, user_agent: str, retry: IndexRetry
+        self,
+        *,
+        timeout: float,
+        verify: ssl.SSLContext,
+        max_connections: int,
+        user_agent: str,
+        retry: IndexRetry,
+        deadline: float,
     ) -> None:
         import http.client
 
@@ -197,6 +204,8 @@ class _Pool:
         self.read_errors = (urllib3.exceptions.HTTPError, OSError, http.client.HTTPException)
         self.headers = {"User-Agent": user_agent, "Accept-Encoding": ACCEPT_ENCODING, "Accept": "*/*"}
         self.retry = retry
+        #: Seconds from the start of a GET past which it is not retried.
+        self.deadline = deadline
         if verify.verify_mode == ssl.CERT_NONE:
             urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
         self.managers: Managers = Managers(
@@ -226,7 +235,7 @@ class HttpClient:
     :param backoff: backoff factor: about ``backoff * 2**(n-1)`` seconds before the n-th retry (the first
         retry is immediate), plus up to ``backoff`` of jitter.
     :param deadline: seconds after the start of a GET past which it is not retried and no wait reaches
-        (default ``timeout * retries``).
+        (default ``(timeout + retry.MAX_RETRY_AFTER) * retries``: every try may time out and wait once).
     :param client_cert: a PEM file with the client certificate and its key (pip's ``client-cert``).
     :param sleep: how the client waits between tries (tests pass a recorder).
     """
@@ -247,7 +256,7 @@ class HttpClient:
     ) -> None:
         self.tries = max(1, retries)
         self.backoff = backoff
-        self.deadline = deadline if deadline is not None else timeout * self.tries
+        self._deadline = deadline
         self._timeout = timeout
         self._ca_bundle = ca_bundle
         self._client_cert = client_cert
@@ -267,8 +276,11 @@ class HttpClient:
             if self._closed:
                 raise RuntimeError("the HTTP client is closed")
             if self._transport is None:
-                from .retry import index_retry
+                from .retry import MAX_RETRY_AFTER, index_retry
 
+                deadline = self._deadline
+                if deadline is None:
+                    deadline = (self._timeout + MAX_RETRY_AFTER) * self.tries
                 retry = index_retry(self.tries, backoff=self.backoff, max_redirects=MAX_REDIRECTS, sleeper=self._sleep)
                 self._transport = _Pool(
                     timeout=self._timeout,
@@ -276,6 +288,7 @@ class HttpClient:
                     max_connections=self._max_connections,
                     user_agent=self._user_agent or user_agent(),
                     retry=retry,
+                    deadline=deadline,
                 )
             return self._transport
 
@@ -346,7 +359,7 @@ class HttpClient:
                 url,
                 headers=send,
                 redirect=True,
-                retries=pool.retry.new(deadline=time.monotonic() + self.deadline),
+                retries=pool.retry.new(deadline=time.monotonic() + pool.deadline),
                 preload_content=whole,
                 decode_content=True,
                 pool_timeout=self._timeout,
