@@ -107,7 +107,10 @@ class IndexSource:
         self.on_event = on_event
         self._own_http = http is None
         self.http = http or HttpClient(
-            timeout=settings.timeout, retries=settings.retries, ca_bundle=settings.ca_bundle
+            timeout=settings.timeout,
+            retries=settings.retries,
+            ca_bundle=settings.ca_bundle,
+            client_cert=settings.client_cert,
         )
         self._own_cache = cache is None and settings.cache_dir is not None
         self.cache = (

@@ -44,6 +44,8 @@ class IndexSettings:
     offline: bool = False
     #: CA bundle for TLS; default: ``PIP_CERT`` / ``REQUESTS_CA_BUNDLE`` / ``SSL_CERT_FILE``, else system.
     ca_bundle: str | None = None
+    #: Client certificate for TLS (a PEM file with the key), as pip's ``client-cert``.
+    client_cert: str | None = None
     timeout: float = 30.0
     retries: int = 3
 
