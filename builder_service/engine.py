@@ -195,7 +195,7 @@ class BuildEngine:
             if self._http is None:
                 from venvsmith.core.index.http import HttpClient
 
-                self._http = HttpClient(ca_bundle=self.settings.pip.cert)
+                self._http = HttpClient(ca_bundle=self.settings.pip.cert, client_cert=self.settings.pip.client_cert)
             return self._http
 
     # -- interpreters ------------------------------------------------------------------------------

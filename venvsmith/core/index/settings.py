@@ -119,6 +119,7 @@ def settings_from_config(index: common_pb2.IndexConfig, pip: PipIndexConfig, cac
         credentials=[Credential(c.url_prefix, c.username, c.password, c.token) for c in index.credentials],
         cache_dir=cache_dir,
         ca_bundle=pip.cert,
+        client_cert=pip.client_cert,
     )
 
 
