@@ -8,7 +8,6 @@ build's wheels unchanged.
 from __future__ import annotations
 
 import re
-import shutil
 import threading
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -17,6 +16,7 @@ from packaging.utils import canonicalize_name
 
 from .digest import Digest, DigestMismatch, InvalidDigest
 from .engine import BuildEngine
+from .store.reader import verified_chunks
 from .wheelhouse import HouseWheel, project_page, root_page
 
 _BLOB = re.compile(r"^/blobs/([0-9a-f]{64})/(\d+)(?:/[^/]+)?$")
@@ -69,10 +69,13 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(HTTPStatus.OK, page.encode(), "text/html; charset=utf-8", head)
 
     def _blob(self, digest: Digest, head: bool) -> None:
+        """One blob, whole (200) or a byte range (206), verified like GetArtifact: a corrupt blob never yields a
+        complete successful response (an error status when found before the headers, else a cut connection)."""
         store = self.server.engine.store
         if not store.contains(digest):
             return self._send(HTTPStatus.NOT_FOUND, b"no such blob\n", "text/plain", head)
         size = digest.size_bytes
+        status, start, end = HTTPStatus.OK, 0, size - 1
         header = self.headers.get("Range")
         if header and (m := _RANGE.match(header.strip())) and (m.group(1) or m.group(2)):
             if m.group(1):
@@ -86,28 +89,29 @@ class _Handler(BaseHTTPRequestHandler):
                 self.send_header("Content-Length", "0")
                 self.end_headers()
                 return
-            data = store.read_range(digest, start, end - start + 1)
-            self.send_response(HTTPStatus.PARTIAL_CONTENT)
-            self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
-            self.send_header("Content-Length", str(len(data)))
-            self.send_header("Accept-Ranges", "bytes")
-            self.end_headers()
-            if not head:
-                self.wfile.write(data)
-            return
-        self.send_response(HTTPStatus.OK)
+            status = HTTPStatus.PARTIAL_CONTENT
+        pieces = iter(()) if head else verified_chunks(store, digest, start, end - start + 1)
+        try:
+            first = next(pieces, None)  # a blob of one chunk is verified whole before any header goes out
+        except DigestMismatch:
+            return self._send(HTTPStatus.INTERNAL_SERVER_ERROR, b"stored blob is corrupt; it was removed\n",
+                              "text/plain", head)
+        self.send_response(status)
         self.send_header("Content-Type", "application/octet-stream")
-        self.send_header("Content-Length", str(size))
+        self.send_header("Content-Length", str(end - start + 1))
         self.send_header("Accept-Ranges", "bytes")
         self.send_header("ETag", f'"{digest.hash}"')
+        if status == HTTPStatus.PARTIAL_CONTENT:
+            self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
         self.end_headers()
-        if head:
+        if first is None:
             return
         try:
-            with store.open(digest) as src:
-                shutil.copyfileobj(src, self.wfile, 1 << 20)
+            self.wfile.write(first[1])
+            for _, data in pieces:
+                self.wfile.write(data)
         except DigestMismatch:
-            self.close_connection = True  # a corrupt blob: cut the response short; it was removed
+            self.close_connection = True  # the last bytes are never sent: the client sees a short body
 
     def _send(self, status: int, body: bytes, content_type: str, head: bool) -> None:
         self.send_response(status)

@@ -12,7 +12,7 @@ from venvsmith.core.resolution import ResolverClient
 from venvsmith.v1 import builder_pb2, builder_pb2_grpc
 
 from .build_run import BuildRun
-from .engine import BuildEngine, digest_from_proto
+from .engine import BuildEngine
 from .errors import status_of
 from .orchestrate import resolve_and_build
 
@@ -54,24 +54,6 @@ class BuilderServicer(builder_pb2_grpc.BuilderServiceServicer):
         except Exception as exc:
             abort(context, exc)
 
-    def GetArtifact(self, request, context):
-        try:
-            digest = digest_from_proto(request.digest)
-            for offset, data in self.engine.read_chunks(digest, request.offset, request.limit):
-                yield builder_pb2.Chunk(data=data, offset=offset)
-        except Exception as exc:
-            abort(context, exc)
-
-    def StatArtifacts(self, request, context):
-        try:
-            found = self.engine.store.stat([digest_from_proto(d) for d in request.digests])
-            response = builder_pb2.StatArtifactsResponse()
-            for digest in request.digests:
-                (response.present if found[digest_from_proto(digest)] else response.missing).append(digest)
-            return response
-        except Exception as exc:
-            abort(context, exc)
-
     def ListEnvironments(self, request, context):
         try:
             return self.engine.list_environments()
@@ -95,9 +77,16 @@ SERVICE_NAME = builder_pb2.DESCRIPTOR.services_by_name["BuilderService"].full_na
 
 def make_server(address: str, engine: BuildEngine, resolver: ResolverClient | None = None,
                 with_resolver_service: bool = False) -> tuple[grpc.Server, int]:
-    """A builder server; with ``with_resolver_service`` it also serves ResolverService from the same engine."""
-    servicers = [(builder_pb2_grpc.add_BuilderServiceServicer_to_server, BuilderServicer(engine, resolver))]
-    names = [SERVICE_NAME]
+    """A builder server (BuilderService and ArtifactService on the engine's store); with ``with_resolver_service``
+    it also serves ResolverService from the same engine."""
+    from venvsmith.v1 import artifact_pb2_grpc
+
+    from .artifact_service import SERVICE_NAME as ARTIFACTS
+    from .artifact_service import ArtifactServicer
+
+    servicers = [(builder_pb2_grpc.add_BuilderServiceServicer_to_server, BuilderServicer(engine, resolver)),
+                 (artifact_pb2_grpc.add_ArtifactServiceServicer_to_server, ArtifactServicer(engine.store))]
+    names = [SERVICE_NAME, ARTIFACTS]
     if with_resolver_service:
         from resolver_service.service import SERVICE_NAME as RESOLVER
         from resolver_service.service import ResolverServicer

@@ -1,13 +1,42 @@
-"""Verified reads: a file-like reader that checks the digest at the end of a blob."""
+"""Verified reads: a file-like reader that checks the digest at the end of a blob, and chunked range reads that
+send nothing unverified as their last chunk."""
 
 from __future__ import annotations
 
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
-from ..digest import Digest, DigestMismatch, Hasher
+from ..digest import CHUNK_SIZE, Digest, DigestMismatch, Hasher
+from .protocol import InvalidRange, Store
 
-__all__ = ["VerifyingReader"]
+__all__ = ["VerifyingReader", "verified_chunks"]
+
+
+def verified_chunks(
+    store: Store, digest: Digest, offset: int = 0, limit: int = 0, chunk: int = CHUNK_SIZE
+) -> Iterator[tuple[int, bytes]]:
+    """``(offset, bytes)`` pieces of the blob from ``offset`` (``limit`` bytes, 0 = to the end), verified.
+
+    The whole blob is read through :meth:`Store.open` (which hashes it) even when only a range is wanted, and
+    each piece is yielded only once the next one was read: the last piece goes out only after the digest matched.
+    A corrupt blob raises :class:`DigestMismatch` instead of its last piece (the store has removed it by then);
+    :class:`BlobNotFound` when absent, :class:`InvalidRange` for an offset past the end or a negative value.
+    """
+    if offset < 0 or limit < 0 or offset > digest.size_bytes:
+        raise InvalidRange(digest, offset, limit)
+    end = digest.size_bytes if not limit else min(digest.size_bytes, offset + limit)
+    pending: tuple[int, bytes] | None = None
+    position = 0
+    with store.open(digest) as src:
+        while data := src.read(chunk):  # raises DigestMismatch on the read that reaches a corrupt end
+            start, position = position, position + len(data)
+            lo, hi = max(start, offset), min(position, end)
+            if lo < hi:
+                if pending is not None:
+                    yield pending
+                pending = (lo, data[lo - start:hi - start] if (lo, hi) != (start, position) else data)
+    if pending is not None:
+        yield pending
 
 
 class VerifyingReader(io.RawIOBase):
