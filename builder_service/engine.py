@@ -35,6 +35,7 @@ from .digest import Digest
 from .errors import BuilderError
 from .limits import BuildLimits
 from .store import FilesystemStore
+from .store.reader import verify_blobs
 
 if TYPE_CHECKING:
     from .build_env import ResolvingBuildEnv
@@ -399,6 +400,7 @@ class BuildEngine:
         def build() -> ActionResult:
             self.count("venv_builds")
             with tempfile.TemporaryDirectory(dir=self.tmp) as work, self.store.pin([w.digest for w in wheels]):
+                verify_blobs(self.store, [w.digest for w in wheels])  # a corrupt wheel: DATA_LOSS, quarantined
                 named = [self.named_wheel(w) for w in wheels]
                 venv = Path(work) / "venv"
                 build_venv(interpreter, named, venv, compile_bytecode)
@@ -423,6 +425,7 @@ class BuildEngine:
 
         def build() -> ActionResult:
             with tempfile.TemporaryDirectory(dir=self.tmp) as work, self.store.pin([w.digest for w in wheels]):
+                verify_blobs(self.store, [w.digest for w in wheels])
                 tree = Path(work) / "wheelhouse"
                 write_tree(tree, [(w.filename, w.digest.hash, self.store.path(w.digest)) for w in wheels])
                 archive = Path(work) / "wheelhouse.tar.zst"

@@ -172,6 +172,21 @@ def test_http_range_of_a_corrupt_blob_is_not_served(server, index):
     assert status == 500 and missing(server, wheel.digest)
 
 
+def test_a_corrupt_wheel_fails_one_venv_build_with_data_loss_and_is_fetched_again(server, index):
+    """A venv built from a stored wheel reads it verified: the corrupt wheel is DATA_LOSS (not a confusing
+    "unsafe wheel") and quarantined, so the next build of those pins fetches it again and succeeds."""
+    small = build(server, index, "small").wheels[0]
+    corrupt(server, small.digest)
+    with pytest.raises(grpc.RpcError) as error:
+        build(server, index, "small", "other")  # a venv not built yet: it needs the wheel's bytes
+    assert error.value.code() == grpc.StatusCode.DATA_LOSS, error.value.details()
+    assert small.filename in error.value.details() or small.digest.hash in error.value.details()
+    assert missing(server, small.digest)
+    again = build(server, index, "small", "other")
+    assert again.stats.wheels_downloaded == 1 and again.stats.venv_built
+    assert read(server, again.venv_archive.digest)[1] is None
+
+
 def test_documented_http_paths_serve(server, index):
     """artifact.proto documents <base>blobs/<hex>/<size>/<filename> and <base>wheelhouse/<lock key>/simple/."""
     result = build(server, index, "other")
