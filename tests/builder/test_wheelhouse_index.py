@@ -205,3 +205,22 @@ def test_uv_and_pip_install_from_it(house, tmp_path):
                            "--index-url", house.root, "alpha"], capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert {"alpha", "beta", "zed_pkg"} <= {p.name for p in target.iterdir()}
+
+
+def test_html_and_json_pages_say_the_same_to_our_own_index_client(house):
+    """Both formats, parsed by the resolver's page parser, list the same files with the same facts."""
+    from packaging.utils import canonicalize_name
+
+    from venvsmith.core.index.pages import parse_project_page
+
+    url = house.root + "alpha/"
+    listed = {}
+    for accept in (JSON, "text/html"):
+        _, headers, body = house.get(url, accept)
+        (file,) = parse_project_page(body, headers["Content-Type"], url, house.root, canonicalize_name("alpha"))
+        listed[accept] = (file.url, dict(file.hashes), file.requires_python, file.size if accept == JSON else None,
+                          file.core_metadata, dict(file.core_metadata_hashes))
+    data = house.wheels["alpha"].read_bytes()
+    assert listed[JSON][1:] == ({"sha256": hashlib.sha256(data).hexdigest()}, ">=3.8", len(data), True,
+                                {"sha256": hashlib.sha256(metadata_of(house.wheels["alpha"])).hexdigest()})
+    assert listed["text/html"][:3] == listed[JSON][:3] and listed["text/html"][4:] == listed[JSON][4:]
