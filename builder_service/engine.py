@@ -271,6 +271,7 @@ class BuildEngine:
             lambda: ActionResult((OutputRef(fetcher.fetch(pin, progress), "application/octet-stream", "sdist",
                                             pin.file.filename),)),
         )
+        verify_blobs(self.store, [result.outputs[0].digest])  # corrupt: DATA_LOSS, quarantined, fetched next time
         return self.store.path(result.outputs[0].digest)
 
     def _build_env(self, sdist_path, target, options, constraints, fetcher, depth) -> tuple[ResolvingBuildEnv, list]:

@@ -33,6 +33,7 @@ def index(tmp_path_factory) -> Iterator[IndexServer]:
     b.add("small", "1.0")
     b.add("other", "1.0")
     b.add("big", "1.0", files={"big/__init__.py": b"", "big/data.bin": os.urandom(BIG)})
+    b.add("fromsrc", "1.0", kind="sdist", backend="intree")
     with IndexServer(b) as server:
         yield server
 
@@ -185,6 +186,21 @@ def test_a_corrupt_wheel_fails_one_venv_build_with_data_loss_and_is_fetched_agai
     again = build(server, index, "small", "other")
     assert again.stats.wheels_downloaded == 1 and again.stats.venv_built
     assert read(server, again.venv_archive.digest)[1] is None
+
+
+def test_a_corrupt_sdist_is_data_loss_once_and_fetched_again(server, index):
+    first = build(server, index, "fromsrc")
+    sdist = next(p for p in index.builder.files_dir.iterdir() if p.name.startswith("fromsrc-") and p.suffix == ".gz")
+    data = sdist.read_bytes()
+    digest = common_pb2.Digest(hash=hashlib.sha256(data).hexdigest(), size_bytes=len(data))
+    assert blob_file(server, digest).exists()
+    corrupt(server, digest)
+    with pytest.raises(grpc.RpcError) as error:
+        build(server, index, "fromsrc", "other")
+    assert error.value.code() == grpc.StatusCode.DATA_LOSS, error.value.details()
+    assert missing(server, digest)
+    again = build(server, index, "fromsrc", "other")
+    assert again.wheels[0].digest == first.wheels[0].digest or again.wheels[1].digest == first.wheels[0].digest
 
 
 def test_documented_http_paths_serve(server, index):
