@@ -224,3 +224,23 @@ def test_html_and_json_pages_say_the_same_to_our_own_index_client(house):
     assert listed[JSON][1:] == ({"sha256": hashlib.sha256(data).hexdigest()}, ">=3.8", len(data), True,
                                 {"sha256": hashlib.sha256(metadata_of(house.wheels["alpha"])).hexdigest()})
     assert listed["text/html"][:3] == listed[JSON][:3] and listed["text/html"][4:] == listed[JSON][4:]
+
+
+@pytest.mark.parametrize(("accept", "expected"), [
+    (None, ("html", "text/html; charset=utf-8")),
+    ("", ("html", "text/html; charset=utf-8")),
+    (f"{JSON}, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.01", ("json", JSON)),
+    ("application/vnd.pypi.simple.latest+json", ("json", JSON)),
+    (f"text/html, {JSON};q=0.5", ("html", "text/html; charset=utf-8")),
+    (f"application/vnd.pypi.simple.v1+html, {JSON};q=0.9", ("html", "application/vnd.pypi.simple.v1+html")),
+    (f"{JSON};q=0, text/html;q=0.1", ("html", "text/html; charset=utf-8")),
+    ("*/*", ("html", "text/html; charset=utf-8")),
+    (f"*/*, {JSON}", ("json", JSON)),
+    (f"{JSON};q=bogus, text/html;q=0.1", ("html", "text/html; charset=utf-8")),
+    ("application/json", None),
+    (f"{JSON};q=0", None),
+])
+def test_negotiate(accept, expected):
+    from builder_service.wheelhouse import negotiate
+
+    assert negotiate(accept) == expected
