@@ -11,7 +11,7 @@ import os
 import shutil
 import tempfile
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +35,7 @@ from .digest import Digest
 from .errors import BuilderError
 from .limits import BuildLimits
 from .store import FilesystemStore
+from .store.reader import verify_blobs
 
 if TYPE_CHECKING:
     from venvsmith.core.distfile import DistFile
@@ -132,10 +133,6 @@ def ref_to_proto(out: OutputRef, http_base_url: str = "", lock_key: str = "") ->
         http_url=url,
         lock_key=lock_key,
     )
-
-
-def digest_from_proto(msg: common_pb2.Digest) -> Digest:
-    return Digest(msg.hash, msg.size_bytes)
 
 
 class BuildEngine:
@@ -303,6 +300,7 @@ class BuildEngine:
             lambda: ActionResult((OutputRef(fetcher.fetch(pin, progress), "application/octet-stream", "sdist",
                                             pin.file.filename),)),
         )
+        verify_blobs(self.store, [result.outputs[0].digest])  # corrupt: DATA_LOSS, quarantined, fetched next time
         return self.store.path(result.outputs[0].digest)
 
     def _build_env(self, sdist_path, target, options, constraints, fetcher, depth) -> tuple[ResolvingBuildEnv, list]:
@@ -439,6 +437,7 @@ class BuildEngine:
         def build() -> ActionResult:
             self.count("venv_builds")
             with tempfile.TemporaryDirectory(dir=self.tmp) as work, self.store.pin([w.digest for w in wheels]):
+                verify_blobs(self.store, [w.digest for w in wheels])  # a corrupt wheel: DATA_LOSS, quarantined
                 named = [self.named_wheel(w) for w in wheels]
                 venv = Path(work) / "venv"
                 build_venv(interpreter, named, venv, compile_bytecode)
@@ -463,6 +462,7 @@ class BuildEngine:
 
         def build() -> ActionResult:
             with tempfile.TemporaryDirectory(dir=self.tmp) as work, self.store.pin([w.digest for w in wheels]):
+                verify_blobs(self.store, [w.digest for w in wheels])
                 tree = Path(work) / "wheelhouse"
                 write_tree(tree, [(w.filename, w.digest.hash, self.store.path(w.digest)) for w in wheels])
                 archive = Path(work) / "wheelhouse.tar.zst"
@@ -486,21 +486,6 @@ class BuildEngine:
         return OutputRef(digest, TEXT_MEDIA, "lock_file", f"requirements-{lock_key[:16]}.txt")
 
     # -- blobs ----------------------------------------------------------------------------------------
-
-    def read_chunks(self, digest: Digest, offset: int, limit: int, chunk: int = 1 << 20) -> Iterator[tuple[int, bytes]]:
-        """(offset, bytes) chunks of a blob from ``offset``; ``limit`` 0 = to the end."""
-        if offset < 0 or limit < 0:
-            raise BuilderError("INVALID_ARGUMENT", f"negative offset or limit ({offset}, {limit})")
-        if not self.store.contains(digest):
-            raise BuilderError("NOT_FOUND", f"no blob {digest} in the store")
-        if offset > digest.size_bytes:
-            raise BuilderError("OUT_OF_RANGE", f"offset {offset} is past the end of {digest}")
-        end = digest.size_bytes if not limit else min(digest.size_bytes, offset + limit)
-        position = offset
-        while position < end:
-            data = self.store.read_range(digest, position, min(chunk, end - position))
-            yield position, data
-            position += len(data)
 
     def fetch_to(self, ref: OutputRef | Digest, dest: Path) -> None:
         """Copy a blob to ``dest`` verifying its digest on the way."""

@@ -13,7 +13,7 @@ from venvsmith.core.grpc_util import build_server
 from venvsmith.v1 import builder_pb2, builder_pb2_grpc
 
 from .build_run import BuildRun
-from .engine import BuildEngine, digest_from_proto
+from .engine import BuildEngine
 from .errors import BuilderError, status_of
 from .orchestrate import resolve_and_build
 
@@ -54,24 +54,6 @@ class BuilderServicer(builder_pb2_grpc.BuilderServiceServicer):
         except Exception as exc:
             abort(context, exc)
 
-    def GetArtifact(self, request, context):
-        try:
-            digest = digest_from_proto(request.digest)
-            for offset, data in self.engine.read_chunks(digest, request.offset, request.limit):
-                yield builder_pb2.Chunk(data=data, offset=offset)
-        except Exception as exc:
-            abort(context, exc)
-
-    def StatArtifacts(self, request, context):
-        try:
-            found = self.engine.store.stat([digest_from_proto(d) for d in request.digests])
-            response = builder_pb2.StatArtifactsResponse()
-            for digest in request.digests:
-                (response.present if found[digest_from_proto(digest)] else response.missing).append(digest)
-            return response
-        except Exception as exc:
-            abort(context, exc)
-
     def ListEnvironments(self, request, context):
         try:
             return self.engine.list_environments()
@@ -98,8 +80,15 @@ ExtraService = tuple[Callable[[Any, grpc.Server], None], Any, str]
 
 
 def make_server(address: str, engine: BuildEngine, also: Iterable[ExtraService] = ()) -> tuple[grpc.Server, int]:
-    """A builder server; ``also`` adds services to the same server (the CLI co-hosts the resolver this way)."""
+    """A builder server (BuilderService, and ArtifactService on the engine's store); ``also`` adds services to
+    the same server (the CLI co-hosts the resolver this way)."""
+    from venvsmith.v1 import artifact_pb2_grpc
+
+    from .artifact_service import SERVICE_NAME as ARTIFACTS
+    from .artifact_service import ArtifactServicer
+
     extra = list(also)
-    servicers = [(builder_pb2_grpc.add_BuilderServiceServicer_to_server, BuilderServicer(engine))]
+    servicers = [(builder_pb2_grpc.add_BuilderServiceServicer_to_server, BuilderServicer(engine)),
+                 (artifact_pb2_grpc.add_ArtifactServiceServicer_to_server, ArtifactServicer(engine.store))]
     servicers += [(add, servicer) for add, servicer, _ in extra]
-    return build_server(servicers, [SERVICE_NAME, *(name for _, _, name in extra)], address)
+    return build_server(servicers, [SERVICE_NAME, ARTIFACTS, *(name for _, _, name in extra)], address)

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from venvsmith.core.resolution import CallError
-from venvsmith.v1 import builder_pb2, common_pb2
+from venvsmith.v1 import artifact_pb2, builder_pb2, common_pb2
 
 #: GetArtifact errors after which a partial download is useless.
 _HOPELESS = frozenset({"NOT_FOUND", "INVALID_ARGUMENT", "OUT_OF_RANGE", "DATA_LOSS"})
@@ -74,18 +74,19 @@ class EmbeddedBuilder(_Closing):
 
 
 class RemoteBuilder(_Closing):
-    """A builder server reached over gRPC."""
+    """A builder server reached over gRPC: BuilderService for builds, ArtifactService for their bytes."""
 
     def __init__(self, address: str) -> None:
         import grpc
 
-        from venvsmith.v1 import builder_pb2_grpc
+        from venvsmith.v1 import artifact_pb2_grpc, builder_pb2_grpc
 
         self._rpc_error = grpc.RpcError
         self.channel = grpc.insecure_channel(
             address, options=[("grpc.max_receive_message_length", 64 * 1024 * 1024)]
         )
         self.stub = builder_pb2_grpc.BuilderServiceStub(self.channel)
+        self.artifacts = artifact_pb2_grpc.ArtifactServiceStub(self.channel)
 
     def resolve_and_build(self, request, timeout=None):
         try:
@@ -105,7 +106,7 @@ class RemoteBuilder(_Closing):
             offset = 0
         try:
             with open(part, "ab") as out:
-                for chunk in self.stub.GetArtifact(builder_pb2.GetArtifactRequest(digest=digest, offset=offset)):
+                for chunk in self.artifacts.GetArtifact(artifact_pb2.GetArtifactRequest(digest=digest, offset=offset)):
                     if chunk.offset != out.tell():
                         raise CallError("DATA_LOSS", f"chunk at {chunk.offset}, expected {out.tell()}")
                     out.write(chunk.data)

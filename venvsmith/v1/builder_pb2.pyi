@@ -166,38 +166,6 @@ class ResolveAndBuildEvent(_message.Message):
     build: BuildEvent
     def __init__(self, resolve: _Optional[_Union[_resolver_pb2.ResolveEvent, _Mapping]] = ..., build: _Optional[_Union[BuildEvent, _Mapping]] = ...) -> None: ...
 
-class GetArtifactRequest(_message.Message):
-    __slots__ = ("digest", "offset", "limit")
-    DIGEST_FIELD_NUMBER: _ClassVar[int]
-    OFFSET_FIELD_NUMBER: _ClassVar[int]
-    LIMIT_FIELD_NUMBER: _ClassVar[int]
-    digest: _common_pb2.Digest
-    offset: int
-    limit: int
-    def __init__(self, digest: _Optional[_Union[_common_pb2.Digest, _Mapping]] = ..., offset: _Optional[int] = ..., limit: _Optional[int] = ...) -> None: ...
-
-class Chunk(_message.Message):
-    __slots__ = ("data", "offset")
-    DATA_FIELD_NUMBER: _ClassVar[int]
-    OFFSET_FIELD_NUMBER: _ClassVar[int]
-    data: bytes
-    offset: int
-    def __init__(self, data: _Optional[bytes] = ..., offset: _Optional[int] = ...) -> None: ...
-
-class StatArtifactsRequest(_message.Message):
-    __slots__ = ("digests",)
-    DIGESTS_FIELD_NUMBER: _ClassVar[int]
-    digests: _containers.RepeatedCompositeFieldContainer[_common_pb2.Digest]
-    def __init__(self, digests: _Optional[_Iterable[_Union[_common_pb2.Digest, _Mapping]]] = ...) -> None: ...
-
-class StatArtifactsResponse(_message.Message):
-    __slots__ = ("present", "missing")
-    PRESENT_FIELD_NUMBER: _ClassVar[int]
-    MISSING_FIELD_NUMBER: _ClassVar[int]
-    present: _containers.RepeatedCompositeFieldContainer[_common_pb2.Digest]
-    missing: _containers.RepeatedCompositeFieldContainer[_common_pb2.Digest]
-    def __init__(self, present: _Optional[_Iterable[_Union[_common_pb2.Digest, _Mapping]]] = ..., missing: _Optional[_Iterable[_Union[_common_pb2.Digest, _Mapping]]] = ...) -> None: ...
-
 class ListEnvironmentsRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...

@@ -26,7 +26,8 @@ if _version_not_supported:
 
 
 class BuilderServiceStub:
-    """Builds pinned sets into verified, content-addressed artifacts and serves them.
+    """Builds pinned sets into verified, content-addressed artifacts. Their bytes
+    are read through ArtifactService (artifact.proto), served on the same port.
     """
 
     def __init__(self, channel):
@@ -45,16 +46,6 @@ class BuilderServiceStub:
                 request_serializer=venvsmith_dot_v1_dot_builder__pb2.ResolveAndBuildRequest.SerializeToString,
                 response_deserializer=venvsmith_dot_v1_dot_builder__pb2.ResolveAndBuildEvent.FromString,
                 _registered_method=True)
-        self.GetArtifact = channel.unary_stream(
-                '/venvsmith.v1.BuilderService/GetArtifact',
-                request_serializer=venvsmith_dot_v1_dot_builder__pb2.GetArtifactRequest.SerializeToString,
-                response_deserializer=venvsmith_dot_v1_dot_builder__pb2.Chunk.FromString,
-                _registered_method=True)
-        self.StatArtifacts = channel.unary_unary(
-                '/venvsmith.v1.BuilderService/StatArtifacts',
-                request_serializer=venvsmith_dot_v1_dot_builder__pb2.StatArtifactsRequest.SerializeToString,
-                response_deserializer=venvsmith_dot_v1_dot_builder__pb2.StatArtifactsResponse.FromString,
-                _registered_method=True)
         self.ListEnvironments = channel.unary_unary(
                 '/venvsmith.v1.BuilderService/ListEnvironments',
                 request_serializer=venvsmith_dot_v1_dot_builder__pb2.ListEnvironmentsRequest.SerializeToString,
@@ -68,7 +59,8 @@ class BuilderServiceStub:
 
 
 class BuilderServiceServicer:
-    """Builds pinned sets into verified, content-addressed artifacts and serves them.
+    """Builds pinned sets into verified, content-addressed artifacts. Their bytes
+    are read through ArtifactService (artifact.proto), served on the same port.
     """
 
     def Build(self, request_iterator, context):
@@ -88,23 +80,6 @@ class BuilderServiceServicer:
         """Resolve and build in one call: the resolver's pins stream straight into
         Build. Events are the resolver's progress, then the build's progress, then
         the BuildResult. Errors: those of ResolverService.Resolve and of Build.
-        """
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
-    def GetArtifact(self, request, context):
-        """Read a blob by digest in chunks, resumable by offset (like ByteStream.Read).
-        Errors: NOT_FOUND (unknown digest), OUT_OF_RANGE (offset > size),
-        DATA_LOSS (the stored blob is corrupt; it is removed), INVALID_ARGUMENT
-        (malformed digest or negative offset/limit).
-        """
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
-    def StatArtifacts(self, request, context):
-        """Which of the given digests the store holds. Errors: INVALID_ARGUMENT.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -142,16 +117,6 @@ def add_BuilderServiceServicer_to_server(servicer, server):
                     request_deserializer=venvsmith_dot_v1_dot_builder__pb2.ResolveAndBuildRequest.FromString,
                     response_serializer=venvsmith_dot_v1_dot_builder__pb2.ResolveAndBuildEvent.SerializeToString,
             ),
-            'GetArtifact': grpc.unary_stream_rpc_method_handler(
-                    servicer.GetArtifact,
-                    request_deserializer=venvsmith_dot_v1_dot_builder__pb2.GetArtifactRequest.FromString,
-                    response_serializer=venvsmith_dot_v1_dot_builder__pb2.Chunk.SerializeToString,
-            ),
-            'StatArtifacts': grpc.unary_unary_rpc_method_handler(
-                    servicer.StatArtifacts,
-                    request_deserializer=venvsmith_dot_v1_dot_builder__pb2.StatArtifactsRequest.FromString,
-                    response_serializer=venvsmith_dot_v1_dot_builder__pb2.StatArtifactsResponse.SerializeToString,
-            ),
             'ListEnvironments': grpc.unary_unary_rpc_method_handler(
                     servicer.ListEnvironments,
                     request_deserializer=venvsmith_dot_v1_dot_builder__pb2.ListEnvironmentsRequest.FromString,
@@ -171,7 +136,8 @@ def add_BuilderServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class BuilderService:
-    """Builds pinned sets into verified, content-addressed artifacts and serves them.
+    """Builds pinned sets into verified, content-addressed artifacts. Their bytes
+    are read through ArtifactService (artifact.proto), served on the same port.
     """
 
     @staticmethod
@@ -218,60 +184,6 @@ class BuilderService:
             '/venvsmith.v1.BuilderService/ResolveAndBuild',
             venvsmith_dot_v1_dot_builder__pb2.ResolveAndBuildRequest.SerializeToString,
             venvsmith_dot_v1_dot_builder__pb2.ResolveAndBuildEvent.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-    @staticmethod
-    def GetArtifact(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_stream(
-            request,
-            target,
-            '/venvsmith.v1.BuilderService/GetArtifact',
-            venvsmith_dot_v1_dot_builder__pb2.GetArtifactRequest.SerializeToString,
-            venvsmith_dot_v1_dot_builder__pb2.Chunk.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-    @staticmethod
-    def StatArtifacts(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/venvsmith.v1.BuilderService/StatArtifacts',
-            venvsmith_dot_v1_dot_builder__pb2.StatArtifactsRequest.SerializeToString,
-            venvsmith_dot_v1_dot_builder__pb2.StatArtifactsResponse.FromString,
             options,
             channel_credentials,
             insecure,
