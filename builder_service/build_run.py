@@ -17,6 +17,7 @@ from venvsmith.v1 import builder_pb2
 from .action_cache import OutputRef
 from .engine import BuildEngine, ref_to_proto
 from .errors import BuilderError
+from .venv_key import interpreter_to_proto
 
 State = builder_pb2.PinProgress.State
 _DONE = object()
@@ -141,9 +142,10 @@ class BuildRun:
             result.wheelhouse.CopyFrom(ref_to_proto(engine.wheelhouse(key, wheels), http, key))
         venv_outcome = "cached"
         if options.venv_archive:
-            ref, venv_outcome = engine.venv_archive(key, self.target, wheels, options.compile_bytecode)
+            ref, venv_outcome, base = engine.venv_archive(key, self.target, wheels, options.compile_bytecode,
+                                                          seed=options.seed)
             result.venv_archive.CopyFrom(ref_to_proto(ref, http, key))
-            result.interpreter = str(engine.interpreter_for(self.target))
+            result.interpreter.CopyFrom(interpreter_to_proto(base))
         shared = bool(self.outcomes["shared"]) or venv_outcome == "shared"
         result.stats.CopyFrom(builder_pb2.BuildStats(
             elapsed_ms=(time.perf_counter() - self.started) * 1000,

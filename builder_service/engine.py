@@ -2,7 +2,8 @@
 
 Both transports use it: the gRPC servicer and the CLI's embedded mode. Every expensive step is keyed in the
 action cache (Bazel's ActionCache) and single-flighted: a wheel by its file's sha256, a built wheel by its
-build key, a venv archive by the lock key (exact pins + target environment) — never by a fuzzy request.
+build key, a venv archive by the lock key (exact pins + target environment) plus its base interpreter and
+options — never by a fuzzy request.
 """
 
 from __future__ import annotations
@@ -24,7 +25,14 @@ from resolver_service.render import requirements_txt
 from venvsmith.core.config import venvsmith_home
 from venvsmith.core.convert import target_to_proto
 from venvsmith.core.index.auth import Auth
-from venvsmith.core.interpreters import Interpreter, QueryCache, discover_interpreters, file_identity
+from venvsmith.core.interpreters import (
+    BaseInterpreter,
+    Interpreter,
+    QueryCache,
+    cached_identify,
+    discover_interpreters,
+    file_identity,
+)
 from venvsmith.core.pin import Pin
 from venvsmith.core.target import TargetEnvironment
 from venvsmith.v1 import builder_pb2, common_pb2, resolver_pb2
@@ -391,19 +399,44 @@ class BuildEngine:
 
     # -- whole sets -----------------------------------------------------------------------------------
 
-    def venv_archive(self, lock_key: str, target: TargetEnvironment, wheels: Sequence[OutputRef],
-                     compile_bytecode: bool) -> tuple[OutputRef, Outcome]:
-        """The relocatable venv of exactly these wheels (install order) for ``target``, keyed by the lock key;
-        with how it came (``"computed"``, ``"shared"`` with a concurrent identical build, or ``"cached"``)."""
-        from .venv import build_venv
+    def base_interpreter(self, path: Path) -> BaseInterpreter:
+        """What a venv made with ``path`` depends on (kept while its binary is unchanged)."""
+        with self._lock:
+            found = cached_identify(path, self._query_cache)
+        if found is None:
+            raise BuilderError("FAILED_PRECONDITION", f"the interpreter {path} cannot be run to identify it")
+        return found
 
-        key = f"venv:{lock_key}:{'pyc' if compile_bytecode else 'nopyc'}"
+    def seed_wheel(self, interpreter: Path) -> OutputRef:
+        """The pip wheel bundled with ``interpreter``'s ensurepip, in the store (``--seed``)."""
+        from .venv import bundled_pip
+
+        wheel = bundled_pip(interpreter)
+        return OutputRef(self.store.put_file(wheel), WHEEL_MEDIA, "wheel", wheel.name)
+
+    def venv_archive(self, lock_key: str, target: TargetEnvironment, wheels: Sequence[OutputRef],
+                     compile_bytecode: bool, seed: bool = False) -> tuple[OutputRef, Outcome, BaseInterpreter]:
+        """The relocatable venv of exactly these wheels (install order) for ``target``, keyed by the lock key, the
+        base interpreter and the options (:class:`~builder_service.venv_key.VenvKey`); with how it came
+        (``"computed"``, ``"shared"`` with a concurrent identical build, or ``"cached"``) and the interpreter.
+
+        ``seed`` adds the pip bundled with the interpreter (unless a pin is pip already).
+        """
+        from .venv import build_venv
+        from .venv_key import VenvKey
+
         interpreter = self.interpreter_for(target)
+        base = self.base_interpreter(interpreter)
+        installs = list(wheels)
+        if seed and not any(parse_wheel_filename(w.filename)[0] == "pip" for w in wheels):
+            installs.append(self.seed_wheel(interpreter))
+        seeded = installs[len(wheels):]
+        key = VenvKey(lock_key, base, compile_bytecode, seeded[0].digest.hash if seeded else "").key()
 
         def build() -> ActionResult:
             self.count("venv_builds")
-            with tempfile.TemporaryDirectory(dir=self.tmp) as work, self.store.pin([w.digest for w in wheels]):
-                named = [self.named_wheel(w) for w in wheels]
+            with tempfile.TemporaryDirectory(dir=self.tmp) as work, self.store.pin([w.digest for w in installs]):
+                named = [self.named_wheel(w) for w in installs]
                 venv = Path(work) / "venv"
                 build_venv(interpreter, named, venv, compile_bytecode)
                 archive = Path(work) / "venv.tar.zst"
@@ -414,10 +447,11 @@ class BuildEngine:
 
                     adopt_template(venv, digest.hash, self.settings.templates)
             return ActionResult((OutputRef(digest, ZSTD_MEDIA, "venv_archive", f"venv-{lock_key[:16]}.tar.zst"),),
-                                meta={"lock_key": lock_key, "interpreter": str(interpreter)})
+                                meta={"lock_key": lock_key, "interpreter": base.path,
+                                      "interpreter_identity": base.identity})
 
         result, outcome = self.actions.get_or_compute_outcome(key, build)
-        return result.outputs[0], outcome
+        return result.outputs[0], outcome, base
 
     def wheelhouse(self, lock_key: str, wheels: Sequence[OutputRef]) -> OutputRef:
         """A deterministic tar.zst of ``wheels/`` plus PEP 503 ``simple/`` pages."""

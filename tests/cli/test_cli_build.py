@@ -223,3 +223,17 @@ def test_fetch_remote_resumes_and_verifies(capsys, server, index, tmp_path):
     code, _, err = run(capsys, "fetch", "--server", server.address, "sha256:" + "1" * 64 + "/9", str(tmp_path / "x"))
     assert code == 1 and "NOT_FOUND" in err
     assert not (tmp_path / "x").exists() and not (tmp_path / "x.part").exists()
+
+
+@pytest.mark.slow
+def test_venv_is_lean_by_default_and_seed_puts_pip_in(capsys, index, tmp_path):
+    lean, seeded = tmp_path / "lean", tmp_path / "seeded"
+    code, _, err = run(capsys, "venv", str(lean), "-q", "--index-url", index.url, "lib")
+    assert code == 0, err
+    code, _, err = run(capsys, "venv", str(seeded), "-q", "--seed", "--index-url", index.url, "lib")
+    assert code == 0, err
+    for venv, works in ((lean, False), (seeded, True)):
+        proc = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "--version"], capture_output=True,
+                              text=True, timeout=60)
+        assert (proc.returncode == 0) is works, proc.stderr
+    assert str(seeded) in proc.stdout

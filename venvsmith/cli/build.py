@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from venvsmith.cli.build_args import _IntermixedParser, add_commands  # noqa: F401 - re-exported
-from venvsmith.clients.builder import connect_builder
+from venvsmith.clients.builder import check_base_interpreter, connect_builder
 from venvsmith.core.resolution import CallError
 from venvsmith.v1 import builder_pb2, common_pb2
 
@@ -27,6 +27,7 @@ def _options(args, *, venv: bool, wheelhouse: bool) -> builder_pb2.BuildOptions:
         wheelhouse=wheelhouse,
         venv_archive=venv,
         compile_bytecode=args.compile,
+        seed=args.seed,
         limits=builder_pb2.BuildLimits(timeout_seconds=max(args.build_timeout, 0)),
         index=resolve.index,
     )
@@ -133,6 +134,7 @@ def cmd_venv(args) -> int:
         result = _run(client, builder_pb2.ResolveAndBuildRequest(resolve=resolve, options=options),
                       _Progress(args.quiet))
         archive = result.venv_archive
+        check_base_interpreter(result.interpreter)  # before anything is unpacked
         local = client.local_path(archive)
         try:
             if local is not None and args.link_mode == "hardlink":
