@@ -14,11 +14,13 @@ import tempfile
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from packaging.utils import parse_wheel_filename
+from packaging.requirements import Requirement
+from packaging.utils import NormalizedName, canonicalize_name, parse_wheel_filename
 
 from resolver_service.engine import ResolverEngine
 from resolver_service.render import requirements_txt
@@ -40,7 +42,7 @@ from venvsmith.v1 import builder_pb2, common_pb2, resolver_pb2
 from .action_cache import ActionResult, FilesystemActionCache, Outcome, OutputRef
 from .archive import pack
 from .digest import Digest
-from .errors import BuilderError
+from .errors import BuilderError, status_of
 from .limits import BuildLimits
 from .store import FilesystemStore
 
@@ -139,6 +141,24 @@ def ref_to_proto(out: OutputRef, http_base_url: str = "", lock_key: str = "") ->
 
 def digest_from_proto(msg: common_pb2.Digest) -> Digest:
     return Digest(msg.hash, msg.size_bytes)
+
+
+@contextmanager
+def building_sdist(pin: Pin, doing: str) -> Iterator[None]:
+    """Report a failure of ``doing`` the sdist of ``pin`` as a :class:`BuilderError` that names the sdist's file and
+    keeps its status and build-log tail: the call stops with it (as pip and uv stop), never tries another version.
+    """
+    try:
+        yield
+    except BuilderError as exc:
+        if pin.file.filename in exc.message:  # said already (a nested build names its own sdist)
+            raise
+        raise BuilderError(exc.status, f"{doing} {pin.file.filename} failed: {exc.message}") from exc
+    except Exception as exc:
+        known = status_of(exc)
+        if known is None:
+            raise
+        raise BuilderError(known[0], f"{doing} {pin.file.filename} failed: {known[1]}") from exc
 
 
 class BuildEngine:
@@ -284,14 +304,29 @@ class BuildEngine:
         )
         return self.store.path(result.outputs[0].digest)
 
-    def _build_env(self, sdist_path, target, options, constraints, fetcher, depth) -> tuple[ResolvingBuildEnv, list]:
-        """A build-env provider for ``sdist_path`` and its static build requirements, resolved now."""
-        from .build_env import ResolvingBuildEnv
+    def _static_build_requires(self, sdist_path: Path, options: builder_pb2.BuildOptions) -> list[str]:
+        """``[build-system].requires`` of the sdist, read from its ``pyproject.toml`` without running anything."""
         from .sdist_build import extract_sdist, read_build_system
 
         with tempfile.TemporaryDirectory(dir=self.tmp) as work:
             source = extract_sdist(sdist_path, Path(work) / "src", max_bytes=self._limits(options).max_output_bytes)
-            requires = list(read_build_system(source, sdist_path).requires)
+            return list(read_build_system(source, sdist_path).requires)
+
+    def build_requirement_names(self, pin: Pin, target: TargetEnvironment, options: builder_pb2.BuildOptions,
+                                fetcher: Fetcher, progress: Progress | None = None) -> frozenset[NormalizedName]:
+        """Projects the sdist of ``pin`` statically needs to build for ``target`` (markers evaluated there)."""
+        names = set()
+        for text in self._static_build_requires(self._sdist(pin, fetcher, progress), options):
+            requirement = Requirement(text)  # read_build_system checked it parses
+            if requirement.marker is None or target.evaluate(requirement.marker):
+                names.add(canonicalize_name(requirement.name))
+        return frozenset(names)
+
+    def _build_env(self, sdist_path, target, options, constraints, fetcher, depth) -> tuple[ResolvingBuildEnv, list]:
+        """A build-env provider for ``sdist_path`` and its static build requirements, resolved now."""
+        from .build_env import ResolvingBuildEnv
+
+        requires = self._static_build_requires(sdist_path, options)
         env = ResolvingBuildEnv(
             resolve=lambda reqs, cons: self._resolve_build(reqs, cons, target, options.index),
             wheel_path=lambda dep: self._dep_wheel_path(dep, target, options, constraints, fetcher, depth),
@@ -307,7 +342,8 @@ class BuildEngine:
             raise BuilderError("FAILED_PRECONDITION", f"build requirements nest deeper than {MAX_BUILD_DEPTH} at {pin}")
         sdist_path = self._sdist(pin, fetcher, progress)
         interpreter = self.interpreter_for(target)
-        env, build_pins = self._build_env(sdist_path, target, options, constraints, fetcher, depth)
+        with building_sdist(pin, "resolving the build requirements of"):
+            env, build_pins = self._build_env(sdist_path, target, options, constraints, fetcher, depth)
         key = "wheel-build:" + build_key(pin.file.sha256, target.digest(), build_pins, dict(options.config_settings))
 
         def build() -> ActionResult:
@@ -330,7 +366,8 @@ class BuildEngine:
                 meta={"log": str(log), "build_requirements": " ".join(outcome.build_requirements)},
             )
 
-        result, outcome = self.actions.get_or_compute_outcome(key, build)
+        with building_sdist(pin, "building"):
+            result, outcome = self.actions.get_or_compute_outcome(key, build)
         return result.outputs[0], outcome
 
     def prepare_metadata(self, pin: Pin, target: TargetEnvironment, options: builder_pb2.BuildOptions
@@ -352,7 +389,8 @@ class BuildEngine:
             digest = self.store.put_bytes(data)
             return ActionResult((OutputRef(digest, "text/plain", "metadata", f"{pin.file.filename}.metadata"),))
 
-        ref = self.actions.get_or_compute(key, prepare)[0].outputs[0]
+        with building_sdist(pin, "preparing the metadata of"):
+            ref = self.actions.get_or_compute(key, prepare)[0].outputs[0]
         with self.store.open(ref.digest) as fh:
             return ref, fh.read()
 
