@@ -111,6 +111,10 @@ def cmd_build(args) -> int:
                          "wheels_built": result.stats.wheels_built, "wheels_cached": result.stats.wheels_cached,
                          "shared_in_flight": result.stats.shared_in_flight,
                          "venv_built": result.stats.venv_built}}
+        if result.HasField("interpreter"):
+            doc["interpreter"] = {"path": result.interpreter.path, "version": result.interpreter.version,
+                                  "implementation": result.interpreter.implementation,
+                                  "identity": result.interpreter.identity}
         print(json.dumps(doc, indent=2))
     else:
         for ref in refs:
