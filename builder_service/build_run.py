@@ -100,14 +100,12 @@ class BuildRun:
     def _start(self, pin: Pin) -> None:
         """Queue the pin: a wheel is fetched at once; an sdist is fetched and waits to build (:meth:`_release`)."""
         self._progress(pin, State.QUEUED)
+        with self.waiting_lock:
+            self.pins.append(pin)
         if pin.file.is_wheel:
-            with self.waiting_lock:
-                self.pins.append(pin)
             self.futures.append(self.engine.pool.submit(self._work, pin, []))
         else:
             wheel: Future = Future()
-            with self.waiting_lock:
-                self.pins.append(pin)
             self.futures.append(wheel)
             self.engine.pool.submit(self._wait_to_build, pin, wheel)
         self._release()
@@ -192,9 +190,6 @@ class BuildRun:
         if end.lock_key and end.lock_key != key:
             raise BuilderError("INVALID_ARGUMENT",
                                f"lock key {end.lock_key} does not match the pins and target (expected {key})")
-        with self.waiting_lock:
-            self.ended = True
-        self._release()
         wheels = [f.result() for f in self.futures]
         options = self.options
         engine = self.engine
