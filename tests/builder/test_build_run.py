@@ -79,3 +79,44 @@ def test_an_sdist_builds_against_the_pinned_build_requirement_in_either_order(tm
     second = built_ext(tmp_path / "b", index_url, sdist_first)
     assert first[1] == second[1] == "BUILT_AGAINST = '1.0'\n"  # the pinned ABI, not the index's newest
     assert first[0] == second[0]
+
+
+def test_wheels_start_at_once_and_an_sdist_build_waits_for_its_build_requirements(tmp_path, index_url):
+    import queue
+    import time
+
+    eng = engine(tmp_path / "home", index_url)
+    try:
+        config = common_pb2.IndexConfig(index_url=index_url)
+        pins = {p.name: p for p in eng.resolver.resolve(resolver_pb2.ResolveRequest(
+            requirements=["ext", "abidep==1.0", "plain"], index=config)).pins}
+        sent: queue.Queue = queue.Queue()
+
+        def requests():
+            while (item := sent.get()) is not None:
+                yield item
+
+        sent.put(builder_pb2.BuildRequest(header=builder_pb2.BuildHeader(
+            target=common_pb2.TargetSpec(), options=builder_pb2.BuildOptions(wheels=True, index=config))))
+        sent.put(builder_pb2.BuildRequest(pin=pins["ext"]))
+        sent.put(builder_pb2.BuildRequest(pin=pins["plain"]))
+        events = BuildRun(eng, requests()).events()
+        done = builder_pb2.PinProgress.DONE
+
+        def until(name: str) -> None:
+            for event in events:
+                assert event.progress.state != builder_pb2.PinProgress.FAILED, event.progress.detail
+                if event.progress.name == name and event.progress.state == done:
+                    return
+
+        until("plain")  # a wheel is fetched before the stream ends
+        time.sleep(0.5)
+        assert eng.counters["sdist_builds"] == 0  # ext needs abidep, not received yet
+        sent.put(builder_pb2.BuildRequest(pin=pins["abidep"]))
+        until("ext")  # built as soon as its build requirement is pinned, before the end
+        sent.put(builder_pb2.BuildRequest(end=builder_pb2.BuildEnd(pin_count=3)))
+        sent.put(None)
+        results = [e.result for e in events if e.WhichOneof("event") == "result"]
+        assert len(results) == 1 and len(results[0].wheels) == 3
+    finally:
+        eng.close()
