@@ -2,7 +2,8 @@
 
 Both transports use it: the gRPC servicer and the CLI's embedded mode. Every expensive step is keyed in the
 action cache (Bazel's ActionCache) and single-flighted: a wheel by its file's sha256, a built wheel by its
-build key, a venv archive by the lock key (exact pins + target environment) — never by a fuzzy request.
+build key, a venv archive by the lock key (exact pins + target environment) plus its base interpreter and
+options — never by a fuzzy request.
 """
 
 from __future__ import annotations
@@ -11,19 +12,28 @@ import os
 import shutil
 import tempfile
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from packaging.utils import parse_wheel_filename
+from packaging.requirements import Requirement
+from packaging.utils import NormalizedName, canonicalize_name, parse_wheel_filename
 
 from venvsmith.core.config import PipIndexConfig, effective_pip_config, venvsmith_home
 from venvsmith.core.convert import target_to_proto
 from venvsmith.core.index.auth import Auth
 from venvsmith.core.index.settings import settings_from_config
-from venvsmith.core.interpreters import Interpreter, QueryCache, discover_interpreters, file_identity
+from venvsmith.core.interpreters import (
+    BaseInterpreter,
+    Interpreter,
+    QueryCache,
+    cached_identify,
+    discover_interpreters,
+    file_identity,
+)
 from venvsmith.core.pin import Pin, requirements_txt
 from venvsmith.core.resolution import CallError, ResolverClient
 from venvsmith.core.target import TargetEnvironment
@@ -32,7 +42,7 @@ from venvsmith.v1 import builder_pb2, common_pb2, resolver_pb2
 from .action_cache import ActionResult, FilesystemActionCache, Outcome, OutputRef
 from .archive import pack
 from .digest import Digest
-from .errors import BuilderError
+from .errors import BuilderError, status_of
 from .limits import BuildLimits
 from .store import FilesystemStore
 from .store.reader import verify_blobs
@@ -133,6 +143,24 @@ def ref_to_proto(out: OutputRef, http_base_url: str = "", lock_key: str = "") ->
         http_url=url,
         lock_key=lock_key,
     )
+
+
+@contextmanager
+def building_sdist(pin: Pin, doing: str) -> Iterator[None]:
+    """Report a failure of ``doing`` the sdist of ``pin`` as a :class:`BuilderError` that names the sdist's file and
+    keeps its status and build-log tail: the call stops with it (as pip and uv stop), never tries another version.
+    """
+    try:
+        yield
+    except BuilderError as exc:
+        if pin.file.filename in exc.message:  # said already (a nested build names its own sdist)
+            raise
+        raise BuilderError(exc.status, f"{doing} {pin.file.filename} failed: {exc.message}") from exc
+    except Exception as exc:
+        known = status_of(exc)
+        if known is None:
+            raise
+        raise BuilderError(known[0], f"{doing} {pin.file.filename} failed: {known[1]}") from exc
 
 
 class BuildEngine:
@@ -303,14 +331,29 @@ class BuildEngine:
         verify_blobs(self.store, [result.outputs[0].digest])  # corrupt: DATA_LOSS, quarantined, fetched next time
         return self.store.path(result.outputs[0].digest)
 
-    def _build_env(self, sdist_path, target, options, constraints, fetcher, depth) -> tuple[ResolvingBuildEnv, list]:
-        """A build-env provider for ``sdist_path`` and its static build requirements, resolved now."""
-        from .build_env import ResolvingBuildEnv
+    def _static_build_requires(self, sdist_path: Path, options: builder_pb2.BuildOptions) -> list[str]:
+        """``[build-system].requires`` of the sdist, read from its ``pyproject.toml`` without running anything."""
         from .sdist_build import extract_sdist, read_build_system
 
         with tempfile.TemporaryDirectory(dir=self.tmp) as work:
             source = extract_sdist(sdist_path, Path(work) / "src", max_bytes=self._limits(options).max_output_bytes)
-            requires = list(read_build_system(source, sdist_path).requires)
+            return list(read_build_system(source, sdist_path).requires)
+
+    def build_requirement_names(self, pin: Pin, target: TargetEnvironment, options: builder_pb2.BuildOptions,
+                                fetcher: Fetcher, progress: Progress | None = None) -> frozenset[NormalizedName]:
+        """Projects the sdist of ``pin`` statically needs to build for ``target`` (markers evaluated there)."""
+        names = set()
+        for text in self._static_build_requires(self._sdist(pin, fetcher, progress), options):
+            requirement = Requirement(text)  # read_build_system checked it parses
+            if requirement.marker is None or target.evaluate(requirement.marker):
+                names.add(canonicalize_name(requirement.name))
+        return frozenset(names)
+
+    def _build_env(self, sdist_path, target, options, constraints, fetcher, depth) -> tuple[ResolvingBuildEnv, list]:
+        """A build-env provider for ``sdist_path`` and its static build requirements, resolved now."""
+        from .build_env import ResolvingBuildEnv
+
+        requires = self._static_build_requires(sdist_path, options)
         env = ResolvingBuildEnv(
             resolve=lambda reqs, cons: self._resolve_build(reqs, cons, target, options.index),
             wheel_path=lambda dep: self._dep_wheel_path(dep, target, options, constraints, fetcher, depth),
@@ -326,7 +369,8 @@ class BuildEngine:
             raise BuilderError("FAILED_PRECONDITION", f"build requirements nest deeper than {MAX_BUILD_DEPTH} at {pin}")
         sdist_path = self._sdist(pin, fetcher, progress)
         interpreter = self.interpreter_for(target)
-        env, build_pins = self._build_env(sdist_path, target, options, constraints, fetcher, depth)
+        with building_sdist(pin, "resolving the build requirements of"):
+            env, build_pins = self._build_env(sdist_path, target, options, constraints, fetcher, depth)
         key = "wheel-build:" + build_key(pin.file.sha256, target.digest(), build_pins, dict(options.config_settings))
 
         def build() -> ActionResult:
@@ -349,7 +393,8 @@ class BuildEngine:
                 meta={"log": str(log), "build_requirements": " ".join(outcome.build_requirements)},
             )
 
-        result, outcome = self.actions.get_or_compute_outcome(key, build)
+        with building_sdist(pin, "building"):
+            result, outcome = self.actions.get_or_compute_outcome(key, build)
         return result.outputs[0], outcome
 
     def prepare_metadata(self, pin: Pin, target: TargetEnvironment, options: builder_pb2.BuildOptions
@@ -371,7 +416,8 @@ class BuildEngine:
             digest = self.store.put_bytes(data)
             return ActionResult((OutputRef(digest, "text/plain", "metadata", f"{pin.file.filename}.metadata"),))
 
-        ref = self.actions.get_or_compute(key, prepare)[0].outputs[0]
+        with building_sdist(pin, "preparing the metadata of"):
+            ref = self.actions.get_or_compute(key, prepare)[0].outputs[0]
         with self.store.open(ref.digest) as fh:
             return ref, fh.read()
 
@@ -425,20 +471,45 @@ class BuildEngine:
 
     # -- whole sets -----------------------------------------------------------------------------------
 
-    def venv_archive(self, lock_key: str, target: TargetEnvironment, wheels: Sequence[OutputRef],
-                     compile_bytecode: bool) -> tuple[OutputRef, Outcome]:
-        """The relocatable venv of exactly these wheels (install order) for ``target``, keyed by the lock key;
-        with how it came (``"computed"``, ``"shared"`` with a concurrent identical build, or ``"cached"``)."""
-        from .venv import build_venv
+    def base_interpreter(self, path: Path) -> BaseInterpreter:
+        """What a venv made with ``path`` depends on (kept while its binary is unchanged)."""
+        with self._lock:
+            found = cached_identify(path, self._query_cache)
+        if found is None:
+            raise BuilderError("FAILED_PRECONDITION", f"the interpreter {path} cannot be run to identify it")
+        return found
 
-        key = f"venv:{lock_key}:{'pyc' if compile_bytecode else 'nopyc'}"
+    def seed_wheel(self, interpreter: Path) -> OutputRef:
+        """The pip wheel bundled with ``interpreter``'s ensurepip, in the store (``--seed``)."""
+        from .venv import bundled_pip
+
+        wheel = bundled_pip(interpreter)
+        return OutputRef(self.store.put_file(wheel), WHEEL_MEDIA, "wheel", wheel.name)
+
+    def venv_archive(self, lock_key: str, target: TargetEnvironment, wheels: Sequence[OutputRef],
+                     compile_bytecode: bool, seed: bool = False) -> tuple[OutputRef, Outcome, BaseInterpreter]:
+        """The relocatable venv of exactly these wheels (install order) for ``target``, keyed by the lock key, the
+        base interpreter and the options (:class:`~builder_service.venv_key.VenvKey`); with how it came
+        (``"computed"``, ``"shared"`` with a concurrent identical build, or ``"cached"``) and the interpreter.
+
+        ``seed`` adds the pip bundled with the interpreter (unless a pin is pip already).
+        """
+        from .venv import build_venv
+        from .venv_key import VenvKey
+
         interpreter = self.interpreter_for(target)
+        base = self.base_interpreter(interpreter)
+        installs = list(wheels)
+        if seed and not any(parse_wheel_filename(w.filename)[0] == "pip" for w in wheels):
+            installs.append(self.seed_wheel(interpreter))
+        seeded = installs[len(wheels):]
+        key = VenvKey(lock_key, base, compile_bytecode, seeded[0].digest.hash if seeded else "").key()
 
         def build() -> ActionResult:
             self.count("venv_builds")
-            with tempfile.TemporaryDirectory(dir=self.tmp) as work, self.store.pin([w.digest for w in wheels]):
-                verify_blobs(self.store, [w.digest for w in wheels])  # a corrupt wheel: DATA_LOSS, quarantined
-                named = [self.named_wheel(w) for w in wheels]
+            with tempfile.TemporaryDirectory(dir=self.tmp) as work, self.store.pin([w.digest for w in installs]):
+                verify_blobs(self.store, [w.digest for w in installs])  # a corrupt wheel: DATA_LOSS, quarantined
+                named = [self.named_wheel(w) for w in installs]
                 venv = Path(work) / "venv"
                 build_venv(interpreter, named, venv, compile_bytecode)
                 archive = Path(work) / "venv.tar.zst"
@@ -449,10 +520,11 @@ class BuildEngine:
 
                     adopt_template(venv, digest.hash, self.settings.templates)
             return ActionResult((OutputRef(digest, ZSTD_MEDIA, "venv_archive", f"venv-{lock_key[:16]}.tar.zst"),),
-                                meta={"lock_key": lock_key, "interpreter": str(interpreter)})
+                                meta={"lock_key": lock_key, "interpreter": base.path,
+                                      "interpreter_identity": base.identity})
 
         result, outcome = self.actions.get_or_compute_outcome(key, build)
-        return result.outputs[0], outcome
+        return result.outputs[0], outcome, base
 
     def wheelhouse(self, lock_key: str, wheels: Sequence[OutputRef]) -> OutputRef:
         """A deterministic tar.zst of ``wheels/`` plus PEP 503 ``simple/`` pages."""

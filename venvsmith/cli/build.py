@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from venvsmith.cli.build_args import _IntermixedParser, add_commands  # noqa: F401 - re-exported
+from venvsmith.clients.builder import check_base_interpreter
 from venvsmith.core.resolution import CallError
 from venvsmith.v1 import builder_pb2, common_pb2
 
@@ -39,6 +40,7 @@ def _options(args, *, venv: bool, wheelhouse: bool) -> builder_pb2.BuildOptions:
         wheelhouse=wheelhouse,
         venv_archive=venv,
         compile_bytecode=args.compile,
+        seed=args.seed,
         limits=builder_pb2.BuildLimits(timeout_seconds=max(args.build_timeout, 0)),
         index=resolve.index,
     )
@@ -122,6 +124,10 @@ def cmd_build(args) -> int:
                          "wheels_built": result.stats.wheels_built, "wheels_cached": result.stats.wheels_cached,
                          "shared_in_flight": result.stats.shared_in_flight,
                          "venv_built": result.stats.venv_built}}
+        if result.HasField("interpreter"):
+            doc["interpreter"] = {"path": result.interpreter.path, "version": result.interpreter.version,
+                                  "implementation": result.interpreter.implementation,
+                                  "identity": result.interpreter.identity}
         print(json.dumps(doc, indent=2))
     else:
         for ref in refs:
@@ -145,6 +151,7 @@ def cmd_venv(args) -> int:
         result = _run(client, builder_pb2.ResolveAndBuildRequest(resolve=resolve, options=options),
                       _Progress(args.quiet))
         archive = result.venv_archive
+        check_base_interpreter(result.interpreter)  # before anything is unpacked
         local = client.local_path(archive)
         try:
             if local is not None and args.link_mode == "hardlink":

@@ -66,9 +66,14 @@ class BuilderServiceServicer:
     def Build(self, request_iterator, context):
         """Build a pinned set. The client streams a BuildHeader, then the pins one per
         message in install order (as ResolveStream emits them), then a BuildEnd.
-        The builder starts fetching/building each pin as it arrives. The server
-        streams per-pin progress and finally one BuildResult. Identical concurrent
-        builds (same lock key and options) do the work once.
+        The builder starts fetching each pin as it arrives; an sdist's build starts
+        once every one of its static build requirements ([build-system].requires)
+        is among the pins received, or the stream has ended, and its build
+        dependencies are constrained by the pins (so the same pinned set builds
+        the same wheels in any stream order). The server streams per-pin progress
+        and finally one BuildResult. Identical concurrent builds (same lock key
+        and options) do the work once. A failed sdist build ends the stream with
+        its status (the message names the sdist's file and carries its log tail).
         Errors: see the service comment (INVALID_ARGUMENT, DATA_LOSS,
         FAILED_PRECONDITION, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED, UNAVAILABLE).
         """
