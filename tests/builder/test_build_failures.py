@@ -13,6 +13,8 @@ from builder_service.errors import status_of
 from builder_service.orchestrate import resolve_and_build
 from resolver_service.engine import EngineSettings, ResolverEngine
 from tests.fixtures.index import IndexBuilder
+from venvsmith.cli.compose import LazyBuilder
+from venvsmith.clients.resolver import EmbeddedResolver
 from venvsmith.core.config import PipIndexConfig
 from venvsmith.v1 import builder_pb2, common_pb2, resolver_pb2
 
@@ -28,8 +30,11 @@ def failure(tmp_path: Path, **sdist) -> tuple[str, str, list[str]]:
     b.add("pkg", "1.0")
     b.add("pkg", "2.0", kind="sdist", backend="intree", **sdist)
     url = b.simple_url()
-    resolver = ResolverEngine(EngineSettings(home=tmp_path / "home", pip=PipIndexConfig(index_url=url)))
-    engine = BuildEngine(BuilderSettings(home=tmp_path / "home"), resolver)
+    made: list[BuildEngine] = []  # the resolver prepares dynamic metadata with the build engine made below
+    resolver = ResolverEngine(EngineSettings(home=tmp_path / "home", pip=PipIndexConfig(index_url=url)),
+                              LazyBuilder(lambda: made[0]))
+    engine = BuildEngine(BuilderSettings(home=tmp_path / "home"), EmbeddedResolver(resolver, close_engine=False))
+    made.append(engine)
     config = common_pb2.IndexConfig(index_url=url)
     request = builder_pb2.ResolveAndBuildRequest(
         resolve=resolver_pb2.ResolveRequest(requirements=["pkg"], index=config),
@@ -44,6 +49,7 @@ def failure(tmp_path: Path, **sdist) -> tuple[str, str, list[str]]:
                 assert event.build.WhichOneof("event") != "result", "a build of pkg succeeded"
     finally:
         engine.close()
+        resolver.close()
     known = status_of(err.value)
     assert known is not None, err.value
     return known[0], known[1], pinned

@@ -259,16 +259,22 @@ class _OtherHostBuilder:
 
 @pytest.mark.slow
 def test_venv_refuses_an_archive_whose_interpreter_this_host_lacks(capsys, hermetic, index, tmp_path):
+    from builder_service.artifact_service import ArtifactServicer
     from builder_service.engine import BuildEngine, BuilderSettings
     from builder_service.service import BuilderServicer
+    from resolver_service.engine import EngineSettings, ResolverEngine
+    from venvsmith.clients.resolver import EmbeddedResolver
     from venvsmith.core.grpc_util import build_server
-    from venvsmith.v1 import builder_pb2_grpc
+    from venvsmith.v1 import artifact_pb2_grpc, builder_pb2_grpc
 
-    engine = BuildEngine(BuilderSettings(home=tmp_path / "server-home"))
+    resolver = EmbeddedResolver(ResolverEngine(EngineSettings(home=tmp_path / "server-home")))
+    engine = BuildEngine(BuilderSettings(home=tmp_path / "server-home"), resolver)
     missing = str(tmp_path / "elsewhere" / "bin" / "python3")
     servicer = _OtherHostBuilder(BuilderServicer(engine), missing)
-    server, port = build_server([(builder_pb2_grpc.add_BuilderServiceServicer_to_server, servicer)],
-                                ["venvsmith.v1.BuilderService"], "127.0.0.1:0")
+    server, port = build_server([(builder_pb2_grpc.add_BuilderServiceServicer_to_server, servicer),
+                                 (artifact_pb2_grpc.add_ArtifactServiceServicer_to_server,
+                                  ArtifactServicer(engine.store))],
+                                ["venvsmith.v1.BuilderService", "venvsmith.v1.ArtifactService"], "127.0.0.1:0")
     server.start()
     try:
         dest = tmp_path / "env"
@@ -277,6 +283,7 @@ def test_venv_refuses_an_archive_whose_interpreter_this_host_lacks(capsys, herme
     finally:
         server.stop(0)
         engine.close()
+        resolver.close()
     assert code == 1
     assert "FAILED_PRECONDITION" in err and missing in err
     assert not dest.exists() or not any(dest.iterdir())  # nothing unpacked
