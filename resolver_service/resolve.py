@@ -6,7 +6,7 @@ Pure: all I/O goes through the :class:`~venvsmith.core.source.PackageSource` it 
 from __future__ import annotations
 
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -23,12 +23,16 @@ from venvsmith.core.source import PackageSource
 from venvsmith.core.target import TargetEnvironment
 
 from .candidate import PYTHON, Candidate, SpecRequirement
+from .conflicts import SteerableProvider, enumerate_small, propagate_forced
 from .errors import TooManyBacktracks
 from .explain import explain_impossible
-from .provider import Provider
 from .selection import SelectionPolicy
 
 DEFAULT_MAX_BACKTRACKS = 100_000
+#: Pins of one project after which the search counts as going round in circles (resolvelib does not end on a
+#: cycle of ``==`` requirements: it re-pins the same projects without rejecting any candidate); the bounded
+#: exhaustive check then proves there is no solution, or finds one to steer a fresh search to.
+REPIN_LIMIT = 100
 
 #: Progress callback: (kind, name, version, detail); kinds are "pinned" and "backtracked".
 OnEvent = Callable[[str, str, str, str], None]
@@ -79,14 +83,29 @@ class Resolution:
     backtracks: int
 
 
-class _Reporter(BaseReporter):
-    """Counts backtracks, enforces limits and forwards progress; never prints."""
+class _GoingInCircles(Exception):
+    """The search re-pinned one project :data:`REPIN_LIMIT` times."""
 
-    def __init__(self, max_backtracks: int, deadline: float | None, on_event: OnEvent | None) -> None:
+
+class _Reporter(BaseReporter):
+    """Counts rounds and backtracks, enforces limits and forwards progress; never prints."""
+
+    def __init__(
+        self,
+        max_backtracks: int,
+        deadline: float | None,
+        on_event: OnEvent | None,
+        backtracks: int = 0,
+        repin_limit: int | None = None,
+    ) -> None:
         self.max_backtracks = max_backtracks
         self.deadline = deadline
         self.on_event = on_event
-        self.backtracks = 0
+        #: Candidates rejected, including those of earlier searches of the same resolution.
+        self.backtracks = backtracks
+        self.rounds = 0
+        self.repin_limit = repin_limit
+        self.pins: Counter[str] = Counter()
         #: identifier -> (requirement, parent) pairs seen, newest last: explains conflicts.
         self.required: dict[str, list[tuple[object, object]]] = defaultdict(list)
 
@@ -98,19 +117,23 @@ class _Reporter(BaseReporter):
             raise DeadlineExceeded("the deadline passed before a resolution was found")
 
     def starting_round(self, index: int) -> None:
+        self.rounds += 1
         self._check_deadline()
 
     def rejecting_candidate(self, criterion, candidate) -> None:
         self.backtracks += 1
         if self.backtracks > self.max_backtracks:
             raise TooManyBacktracks(
-                f"gave up after {self.max_backtracks} backtracks (last rejected: {candidate}); "
+                f"gave up after {self.backtracks} backtracks (last rejected: {candidate}); "
                 "add constraints to narrow the search or raise max_backtracks"
             )
         if self.on_event is not None:
             self.on_event("backtracked", candidate.name, str(candidate.version), "")
 
     def pinning(self, candidate) -> None:
+        self.pins[candidate.id] += 1
+        if self.repin_limit is not None and self.pins[candidate.id] > self.repin_limit:
+            raise _GoingInCircles(candidate.id)
         if self.on_event is not None and isinstance(candidate, Candidate):
             self.on_event("pinned", candidate.name, str(candidate.version), candidate.file.filename)
 
@@ -150,24 +173,43 @@ def resolve(request: ResolutionRequest, source: PackageSource, on_event: OnEvent
     executor = None
     if request.lookahead_workers > 0:
         executor = ThreadPoolExecutor(request.lookahead_workers, thread_name_prefix="lookahead")
-    provider = Provider(source, request.target, request.policy, constraints, order, executor)
+    provider = SteerableProvider(source, request.target, request.policy, constraints, order, executor)
     source.prefetch_files(order)
     provider.speculate(order)
-    reporter = _Reporter(request.max_backtracks, request.deadline, on_event)
-    resolver = Resolver(provider, reporter)
     try:
-        result = resolver.resolve(roots, max_rounds=request.max_backtracks + 10 * len(roots) + 1000)
-    except ResolutionImpossible as exc:
-        raise explain_impossible(exc.causes, provider, reporter.required) from None
-    except ResolutionTooDeep:
-        raise TooManyBacktracks(
-            f"gave up after {reporter.backtracks} backtracks; add constraints to narrow the search"
-        ) from None
+        proof = propagate_forced(provider, roots)
+        if proof is not None:
+            raise proof
+        reporter = _Reporter(request.max_backtracks, request.deadline, on_event, repin_limit=REPIN_LIMIT)
+        try:
+            result = _search(provider, reporter, roots, request)
+        except _GoingInCircles:
+            outcome = enumerate_small(provider, roots)
+            if outcome.no_solution is not None:
+                raise outcome.no_solution from None
+            provider.hints = outcome.solution or {}
+            reporter = _Reporter(request.max_backtracks, request.deadline, on_event, reporter.backtracks)
+            result = _search(provider, reporter, roots, request)
     finally:
         if executor is not None:
             executor.shutdown(wait=False, cancel_futures=True)
     pins = [_with_hash(pin, source) for pin in _pins(result, roots)]
     return Resolution(tuple(pins), reporter.backtracks)
+
+
+def _search(provider: SteerableProvider, reporter: _Reporter, roots: list[SpecRequirement], request: ResolutionRequest):
+    """One resolvelib search; its failures as :class:`ServiceError`\\ s."""
+    try:
+        return Resolver(provider, reporter).resolve(
+            roots, max_rounds=request.max_backtracks + 10 * len(roots) + 1000
+        )
+    except ResolutionImpossible as exc:
+        raise explain_impossible(exc.causes, provider, reporter.required) from None
+    except ResolutionTooDeep:
+        raise TooManyBacktracks(
+            f"gave up after {reporter.rounds} rounds ({reporter.backtracks} candidates rejected); "
+            "add constraints to narrow the search"
+        ) from None
 
 
 def _with_hash(pin: Pin, source: PackageSource) -> Pin:
