@@ -113,6 +113,8 @@ def propagate_forced(provider: Provider, roots: Sequence[AnyRequirement]) -> NoS
     infos: dict[str, list[Info]] = {}
     _add(infos, roots, None)
     forced: dict[str, AnyCandidate] = {}
+    #: identifier -> the requirements that left its forced candidate alone (all from earlier forced ones).
+    reasons: dict[str, list[Info]] = {}
     try:
         while True:
             single: list[tuple[str, AnyCandidate]] = []
@@ -121,7 +123,7 @@ def propagate_forced(provider: Provider, roots: Sequence[AnyRequirement]) -> NoS
                     continue
                 choices = relaxed.candidates(ident, [r for r, _ in pairs])
                 if not choices:
-                    return _forced_conflict(provider, ident, pairs, infos, forced)
+                    return _forced_conflict(provider, ident, pairs, infos, reasons)
                 if len(choices) == 1:
                     single.append((ident, choices[0]))
             if not single:
@@ -129,12 +131,13 @@ def propagate_forced(provider: Provider, roots: Sequence[AnyRequirement]) -> NoS
             # Read wheel metadata before an sdist's: the sdist may need a build to tell its dependencies.
             ident, cand = min(single, key=lambda ic: (not _cheap(ic[1]), provider.user_requested.get(ic[0], 1 << 30)))
             forced[ident] = cand
+            reasons[ident] = list(infos[ident])
             deps = relaxed.dependencies(cand)
             for req in deps:
                 held = forced.get(req.id)
                 if held is not None and not provider.is_satisfied_by(req, held):
                     _add(infos, [req], cand)
-                    return _forced_conflict(provider, req.id, infos[req.id], infos, forced)
+                    return _forced_conflict(provider, req.id, infos[req.id], infos, reasons)
             _add(infos, deps, cand)
     except _GiveUp:
         return None
@@ -149,19 +152,22 @@ def _forced_conflict(
     ident: str,
     pairs: Sequence[Info],
     infos: Mapping[str, Sequence[Info]],
-    forced: Mapping[str, AnyCandidate],
+    reasons: Mapping[str, Sequence[Info]],
 ) -> NoSolution:
     """The usual explanation of the conflict on ``ident``, then the derivation of each forced candidate in it."""
     causes = [RequirementInformation(req, parent) for req, parent in pairs]
     base = explain_impossible(causes, provider, _required_by(infos))
     lines = ["  Found without searching (every package below had one version left, so a solution must have it):"]
 
+    done: set[str] = set()
+
     def derive(cand: AnyCandidate | None) -> None:
-        if cand is None or forced.get(cand.id) is not cand:
+        if cand is None or cand.id in done:
             return
-        for _, parent in infos.get(cand.id, ()):
+        done.add(cand.id)
+        for _, parent in reasons.get(cand.id, ()):
             derive(parent)
-        lines.extend(_why(r, p) for r, p in infos.get(cand.id, ()))
+        lines.extend(_why(r, p) for r, p in reasons.get(cand.id, ()))
         lines.append(f"    - so {cand} is the only version of {cand.id} left")
 
     for _, parent in pairs:

@@ -15,7 +15,10 @@ from packaging.markers import InvalidMarker, UndefinedComparison, UndefinedEnvir
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.utils import NormalizedName, canonicalize_name
-from resolvelib import BaseReporter, ResolutionImpossible, ResolutionTooDeep, Resolver
+from resolvelib import BaseReporter, ResolutionImpossible, ResolutionTooDeep
+from resolvelib.resolvers.abstract import Result
+from resolvelib.resolvers.resolution import Resolution as Search
+from resolvelib.structs import DirectedGraph
 
 from venvsmith.core.errors import DeadlineExceeded, InvalidInput
 from venvsmith.core.pin import Pin
@@ -200,9 +203,7 @@ def resolve(request: ResolutionRequest, source: PackageSource, on_event: OnEvent
 def _search(provider: SteerableProvider, reporter: _Reporter, roots: list[SpecRequirement], request: ResolutionRequest):
     """One resolvelib search; its failures as :class:`ServiceError`\\ s."""
     try:
-        return Resolver(provider, reporter).resolve(
-            roots, max_rounds=request.max_backtracks + 10 * len(roots) + 1000
-        )
+        state = Search(provider, reporter).resolve(roots, max_rounds=request.max_backtracks + 10 * len(roots) + 1000)
     except ResolutionImpossible as exc:
         raise explain_impossible(exc.causes, provider, reporter.required) from None
     except ResolutionTooDeep:
@@ -210,6 +211,42 @@ def _search(provider: SteerableProvider, reporter: _Reporter, roots: list[SpecRe
             f"gave up after {reporter.rounds} rounds ({reporter.backtracks} candidates rejected); "
             "add constraints to narrow the search"
         ) from None
+    return _result(state)
+
+
+def _result(state) -> Result:
+    """resolvelib's result of a final state: the pins reachable from the root requirements, and their graph.
+
+    resolvelib's own ``_build_result`` walks parents recursively without remembering the keys it is
+    visiting, so a cycle of left-over requirements unreachable from the root recurses until RecursionError;
+    this is the same computation as a fixed point.
+    """
+    keys: dict[int, str | None] = {id(v): k for k, v in state.mapping.items()}
+    keys[id(None)] = None
+    parents = {
+        key: {keys[id(p)] for p in criterion.iter_parent() if id(p) in keys}
+        for key, criterion in state.criteria.items()
+    }
+    connected: set[str | None] = {None}
+    grown = True
+    while grown:
+        grown = False
+        for key, of in parents.items():
+            if key not in connected and not of.isdisjoint(connected):
+                connected.add(key)
+                grown = True
+    graph: DirectedGraph = DirectedGraph()
+    graph.add(None)
+    for key in parents:
+        if key in connected:
+            if key not in graph:
+                graph.add(key)
+            for parent in parents[key]:
+                if parent not in graph:
+                    graph.add(parent)
+                graph.connect(parent, key)
+    mapping = {k: v for k, v in state.mapping.items() if k in connected}
+    return Result(mapping=mapping, graph=graph, criteria=state.criteria)
 
 
 def _with_hash(pin: Pin, source: PackageSource) -> Pin:

@@ -119,3 +119,19 @@ def test_backtrack_count_in_the_message_is_the_real_one():
     with pytest.raises(TooManyBacktracks) as err:
         run(src, "a", events=events, max_backtracks=5)
     assert f"after {events.backtracked + 1} backtracks" in err.value.message
+
+
+def test_left_over_cycle_unreachable_from_the_root_does_not_break_the_result():
+    """Found by the brute-force property: resolvelib's own result builder recursed without end here."""
+    src = MemorySource()
+    src.add("alpha", "3.0", ["beta==3.0", "beta!=1.0"])
+    src.add("alpha", "2.0", ["beta"])
+    src.add("alpha", "1.0", ["delta"])
+    src.add("beta", "3.0", ["delta==1.0", "gamma==1.0"])
+    src.add("gamma", "2.0", ["alpha>=2.0"])
+    src.add("gamma", "1.0")
+    src.add("delta", "2.0")
+    src.add("delta", "1.0", ["beta>=1.0"])
+    src.add("delta", "3.0", ["gamma<2.0", "alpha<2.0"])
+    res = run(src, "gamma<3.0")
+    assert {p.name: str(p.version) for p in res.pins} == {"gamma": "1.0"}
