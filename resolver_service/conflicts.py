@@ -16,12 +16,13 @@ solution" is a proof that no pinned set exists, and never rejects a satisfiable 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from resolvelib.structs import RequirementInformation
 
-from venvsmith.core.errors import ServiceError
+from venvsmith.core.errors import DeadlineExceeded, ServiceError
 
 from .candidate import PYTHON, AnyCandidate, AnyRequirement, Candidate, SpecRequirement, UnusableRequirement
 from .errors import NoSolution
@@ -32,6 +33,10 @@ from .provider import Provider
 MAX_NODES = 2000
 #: Distinct candidates whose dependencies the exhaustive check may read (each may be a metadata fetch).
 MAX_EXPANDED = 200
+#: ... and the propagation of forced candidates (each of which the search would read anyway).
+MAX_FORCED = 1000
+#: (requirement, candidate) checks either may make.
+MAX_CHECKS = 200_000
 
 Info = tuple[AnyRequirement, AnyCandidate | None]
 
@@ -46,17 +51,47 @@ class _Relaxed:
 
     provider: Provider
     max_expanded: int = MAX_EXPANDED
+    max_checks: int = MAX_CHECKS
+    #: ``time.monotonic()`` value after which the check stops with :class:`DeadlineExceeded`.
+    deadline: float | None = None
     deps: dict[AnyCandidate, list[AnyRequirement]] = field(default_factory=dict)
     #: (name, extras) -> one candidate object per usable version, so the requirements' memos are reused.
-    pools: dict[tuple[str, frozenset], list[Candidate]] = field(default_factory=dict)
+    pools: dict[tuple[str, frozenset], list[AnyCandidate]] = field(default_factory=dict)
+    #: (identifier, ids of its requirements in order) -> candidates: each branch adds requirements at the end.
+    memo: dict[tuple[str, tuple[int, ...]], list[AnyCandidate]] = field(default_factory=dict)
+    checks: int = 0
 
     def candidates(self, ident: str, reqs: Sequence[AnyRequirement]) -> list[AnyCandidate]:
         """Every candidate of ``ident`` the search could pin under ``reqs`` (a superset of its choices)."""
+        ids = tuple(id(r) for r in reqs)
+        held = self.memo.get((ident, ids))
+        if held is not None:
+            return held
+        direct = any(getattr(r, "direct", None) is not None for r in reqs)
+        start = len(reqs) - 1
+        if direct:
+            start = 0
+        else:
+            while start > 0 and (ident, ids[:start]) not in self.memo:
+                start -= 1
+        held = self.memo[ident, ids[:start]] if start else self._pool(ident, reqs)
+        for k in range(start, len(reqs)):
+            self.checks += len(held)
+            if self.checks > self.max_checks:
+                raise _GiveUp("too many checks")
+            held = [c for c in held if self.provider.is_satisfied_by(reqs[k], c)]
+            if not direct:
+                self.memo[ident, ids[: k + 1]] = held
+        self.memo[ident, ids] = held
+        return held
+
+    def _pool(self, ident: str, reqs: Sequence[AnyRequirement]) -> list[AnyCandidate]:
+        """The candidates of ``ident`` before its requirements: usable versions within the constraints."""
         provider = self.provider
+        if ident == PYTHON:
+            return [provider.python]
         if any(isinstance(r, UnusableRequirement) for r in reqs):
             return []
-        if ident == PYTHON:
-            return [provider.python] if all(provider.is_satisfied_by(r, provider.python) for r in reqs) else []
         name = reqs[0].name
         extras = next((r.extras for r in reqs if isinstance(r, SpecRequirement)), frozenset())
         direct = {r.direct for r in reqs if isinstance(r, SpecRequirement) and r.direct is not None}
@@ -64,28 +99,26 @@ class _Relaxed:
             return []
         if direct:
             file = next(iter(direct))
-            pool = [Candidate(name, file.version, file, extras)]
+            pool: list[AnyCandidate] = [Candidate(name, file.version, file, extras)]
         else:
-            pool = self.pools.get((name, extras))
-            if pool is None:
+            held = self.pools.get((name, extras))
+            if held is None:
                 try:
                     selection = provider.selection(name)
                 except ServiceError as exc:
                     raise _GiveUp(str(exc)) from None
-                pool = self.pools[name, extras] = [Candidate(name, v, f, extras) for v, f in selection.by_version]
+                held = self.pools[name, extras] = [Candidate(name, v, f, extras) for v, f in selection.by_version]
+            pool = held
         constraints = provider.constraints.get(name, ())
-        return [
-            c
-            for c in pool
-            if all(provider.is_satisfied_by(r, c) for r in reqs)
-            and all(s.contains(c.version, prereleases=True) for s in constraints)
-        ]
+        return [c for c in pool if all(s.contains(c.version, prereleases=True) for s in constraints)]
 
     def dependencies(self, candidate: AnyCandidate) -> list[AnyRequirement]:
         held = self.deps.get(candidate)
         if held is None:
             if len(self.deps) >= self.max_expanded:
                 raise _GiveUp("too many candidates to read")
+            if self.deadline is not None and time.monotonic() > self.deadline:
+                raise DeadlineExceeded("the deadline passed before a resolution was found")
             try:
                 held = list(self.provider.get_dependencies(candidate))
             except ServiceError as exc:
@@ -107,9 +140,11 @@ def _required_by(infos: Mapping[str, Sequence[Info]]) -> dict[str, list[Info]]:
 # -- unit propagation ---------------------------------------------------------------------------------------
 
 
-def propagate_forced(provider: Provider, roots: Sequence[AnyRequirement]) -> NoSolution | None:
+def propagate_forced(
+    provider: Provider, roots: Sequence[AnyRequirement], deadline: float | None = None
+) -> NoSolution | None:
     """A :class:`NoSolution` when the root requirements and the candidates they force contradict, else ``None``."""
-    relaxed = _Relaxed(provider)
+    relaxed = _Relaxed(provider, max_expanded=MAX_FORCED, max_checks=5 * MAX_CHECKS, deadline=deadline)
     infos: dict[str, list[Info]] = {}
     _add(infos, roots, None)
     forced: dict[str, AnyCandidate] = {}
@@ -234,9 +269,11 @@ class _Enumerator:
         return None
 
 
-def enumerate_small(provider: Provider, roots: Sequence[AnyRequirement], max_nodes: int = MAX_NODES) -> Enumeration:
+def enumerate_small(
+    provider: Provider, roots: Sequence[AnyRequirement], deadline: float | None = None, max_nodes: int = MAX_NODES
+) -> Enumeration:
     """Search the relaxed problem exhaustively within ``max_nodes`` candidates tried."""
-    relaxed = _Relaxed(provider)
+    relaxed = _Relaxed(provider, deadline=deadline)
     enumerator = _Enumerator(relaxed, max_nodes)
     infos: dict[str, list[Info]] = {}
     _add(infos, roots, None)

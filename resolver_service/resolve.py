@@ -180,14 +180,14 @@ def resolve(request: ResolutionRequest, source: PackageSource, on_event: OnEvent
     source.prefetch_files(order)
     provider.speculate(order)
     try:
-        proof = propagate_forced(provider, roots)
+        proof = propagate_forced(provider, roots, request.deadline)
         if proof is not None:
             raise proof
         reporter = _Reporter(request.max_backtracks, request.deadline, on_event, repin_limit=REPIN_LIMIT)
         try:
             result = _search(provider, reporter, roots, request)
         except _GoingInCircles:
-            outcome = enumerate_small(provider, roots)
+            outcome = enumerate_small(provider, roots, request.deadline)
             if outcome.no_solution is not None:
                 raise outcome.no_solution from None
             provider.hints = outcome.solution or {}

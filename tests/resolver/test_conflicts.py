@@ -135,3 +135,29 @@ def test_left_over_cycle_unreachable_from_the_root_does_not_break_the_result():
     src.add("delta", "3.0", ["gamma<2.0", "alpha<2.0"])
     res = run(src, "gamma<3.0")
     assert {p.name: str(p.version) for p in res.pins} == {"gamma": "1.0"}
+
+
+def test_forced_extra_and_requires_python_conflicts_are_explained():
+    src = MemorySource()
+    src.add("x", "1", extras={"fast": ["y==2"]})
+    src.add("y", "1")
+    src.add("y", "2")
+    src.add("new", "1", requires_python=">=3.12")
+    src.add("new", "0.9")
+    events = Events()
+    with pytest.raises(NoSolution) as err:
+        run(src, "x[fast]==1", "y==1", events=events)
+    assert "x[fast]==1 depends on y==2" in err.value.message
+    with pytest.raises(NoSolution) as err:
+        run(src, "new==1", events=events)
+    assert "Python 3.11.7" in err.value.message and "new==1 depends on Python>=3.12" in err.value.message
+    assert events.pinned == 0
+
+
+def test_unpinned_requests_are_left_to_the_search():
+    src = MemorySource()
+    src.add("x", "1")
+    src.add("x", "3")
+    src.add("y", "2", ["x>=3"])
+    res = run(src, "x", "y==2")
+    assert {p.name: str(p.version) for p in res.pins} == {"x": "3", "y": "2"}
