@@ -208,7 +208,10 @@ def _forced_conflict(
     for _, parent in pairs:
         derive(parent)
     lines.extend(_why(r, p) for r, p in pairs)
-    lines.append(f"    - so no version of {ident} is left.")
+    if ident == PYTHON:
+        lines.append(f"    - so the target's Python {provider.python.version} is ruled out.")
+    else:
+        lines.append(f"    - so no version of {ident} is left.")
     return NoSolution(base.message + "\n" + "\n".join(dict.fromkeys(lines)))
 
 
@@ -270,11 +273,11 @@ class _Enumerator:
 
 
 def enumerate_small(
-    provider: Provider, roots: Sequence[AnyRequirement], deadline: float | None = None, max_nodes: int = MAX_NODES
+    provider: Provider, roots: Sequence[AnyRequirement], deadline: float | None = None, max_nodes: int | None = None
 ) -> Enumeration:
-    """Search the relaxed problem exhaustively within ``max_nodes`` candidates tried."""
+    """Search the relaxed problem exhaustively within ``max_nodes`` (default :data:`MAX_NODES`) candidates tried."""
     relaxed = _Relaxed(provider, deadline=deadline)
-    enumerator = _Enumerator(relaxed, max_nodes)
+    enumerator = _Enumerator(relaxed, MAX_NODES if max_nodes is None else max_nodes)
     infos: dict[str, list[Info]] = {}
     _add(infos, roots, None)
     try:

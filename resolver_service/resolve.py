@@ -99,6 +99,7 @@ class _Reporter(BaseReporter):
         deadline: float | None,
         on_event: OnEvent | None,
         backtracks: int = 0,
+        rounds: int = 0,
         repin_limit: int | None = None,
     ) -> None:
         self.max_backtracks = max_backtracks
@@ -106,7 +107,8 @@ class _Reporter(BaseReporter):
         self.on_event = on_event
         #: Candidates rejected, including those of earlier searches of the same resolution.
         self.backtracks = backtracks
-        self.rounds = 0
+        #: Rounds of the search, likewise.
+        self.rounds = rounds
         self.repin_limit = repin_limit
         self.pins: Counter[str] = Counter()
         #: identifier -> (requirement, parent) pairs seen, newest last: explains conflicts.
@@ -191,7 +193,9 @@ def resolve(request: ResolutionRequest, source: PackageSource, on_event: OnEvent
             if outcome.no_solution is not None:
                 raise outcome.no_solution from None
             provider.hints = outcome.solution or {}
-            reporter = _Reporter(request.max_backtracks, request.deadline, on_event, reporter.backtracks)
+            reporter = _Reporter(
+                request.max_backtracks, request.deadline, on_event, reporter.backtracks, reporter.rounds
+            )
             result = _search(provider, reporter, roots, request)
     finally:
         if executor is not None:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from packaging.requirements import Requirement
 
+from resolver_service import conflicts
 from resolver_service.errors import NoSolution, TooManyBacktracks
 from resolver_service.resolve import ResolutionRequest, resolve
 from venvsmith.core.target import TargetEnvironment
@@ -161,3 +164,19 @@ def test_unpinned_requests_are_left_to_the_search():
     src.add("y", "2", ["x>=3"])
     res = run(src, "x", "y==2")
     assert {p.name: str(p.version) for p in res.pins} == {"x": "3", "y": "2"}
+
+
+def test_search_that_cannot_be_proven_reports_its_real_rounds(monkeypatch):
+    """With the exhaustive check's budget spent, the search runs into its round limit and says how far it got."""
+    monkeypatch.setattr(conflicts, "MAX_NODES", 1)
+    src = MemorySource()
+    src.add("a", "1", ["b==1"])
+    src.add("a", "2", ["b==2"])
+    src.add("b", "1", ["a==2"])
+    src.add("b", "2", ["a==1"])
+    events = Events()
+    with pytest.raises(TooManyBacktracks) as err:
+        run(src, "a", "b", events=events, max_backtracks=10)
+    found = re.search(r"after (\d+) rounds \((\d+) candidates rejected\)", err.value.message)
+    assert found is not None, err.value.message
+    assert int(found[1]) >= 10 + 2 * 10 + 1000 and int(found[2]) == events.backtracked
