@@ -33,8 +33,12 @@ from .provider import Provider
 MAX_NODES = 2000
 #: Distinct candidates whose dependencies the exhaustive check may read (each may be a metadata fetch).
 MAX_EXPANDED = 200
-#: ... and the propagation of forced candidates (each of which the search would read anyway).
+#: ... of which ones the search has not read yet (a fetch each, perhaps an sdist build).
+MAX_NEW_READS = 20
+#: The propagation of forced candidates reads at most this many (each of which the search would read anyway).
 MAX_FORCED = 1000
+#: Dependency lines a proof shows (the explanation travels in a gRPC status, whose size is limited).
+MAX_FACTS = 40
 #: (requirement, candidate) checks either may make.
 MAX_CHECKS = 200_000
 
@@ -45,12 +49,32 @@ class _GiveUp(Exception):
     """The bounded check ran out of budget (or hit an index error): no conclusion."""
 
 
+class SteerableProvider(Provider):
+    """The provider, with ``hints`` (identifier -> candidate) tried first when they match."""
+
+    hints: Mapping[str, AnyCandidate] = {}
+
+    def has_read(self, candidate: AnyCandidate) -> bool:
+        """Whether ``candidate``'s dependencies are known without reading anything."""
+        return not isinstance(candidate, Candidate) or candidate in self._metadata
+
+    def find_matches(self, identifier, requirements, incompatibilities):
+        matches = super().find_matches(identifier, requirements, incompatibilities)
+        hinted = self.hints.get(identifier)
+        if hinted is not None and hinted in matches:
+            matches = [hinted, *(m for m in matches if m != hinted)]
+        return matches
+
+
 @dataclass
 class _Relaxed:
     """The relaxed problem over one provider: candidates and dependencies, memoised."""
 
-    provider: Provider
+    provider: SteerableProvider
     max_expanded: int = MAX_EXPANDED
+    #: Of those, how many the provider had not read already (each a possible metadata fetch or sdist build).
+    max_new_reads: int = MAX_NEW_READS
+    new_reads: int = 0
     max_checks: int = MAX_CHECKS
     #: ``time.monotonic()`` value after which the check stops with :class:`DeadlineExceeded`.
     deadline: float | None = None
@@ -117,6 +141,10 @@ class _Relaxed:
         if held is None:
             if len(self.deps) >= self.max_expanded:
                 raise _GiveUp("too many candidates to read")
+            if not self.provider.has_read(candidate):
+                self.new_reads += 1
+                if self.new_reads > self.max_new_reads:
+                    raise _GiveUp("too many new metadata reads")
             if self.deadline is not None and time.monotonic() > self.deadline:
                 raise DeadlineExceeded("the deadline passed before a resolution was found")
             try:
@@ -141,10 +169,12 @@ def _required_by(infos: Mapping[str, Sequence[Info]]) -> dict[str, list[Info]]:
 
 
 def propagate_forced(
-    provider: Provider, roots: Sequence[AnyRequirement], deadline: float | None = None
+    provider: SteerableProvider, roots: Sequence[AnyRequirement], deadline: float | None = None
 ) -> NoSolution | None:
     """A :class:`NoSolution` when the root requirements and the candidates they force contradict, else ``None``."""
-    relaxed = _Relaxed(provider, max_expanded=MAX_FORCED, max_checks=5 * MAX_CHECKS, deadline=deadline)
+    relaxed = _Relaxed(
+        provider, max_expanded=MAX_FORCED, max_new_reads=MAX_FORCED, max_checks=5 * MAX_CHECKS, deadline=deadline
+    )
     infos: dict[str, list[Info]] = {}
     _add(infos, roots, None)
     forced: dict[str, AnyCandidate] = {}
@@ -158,11 +188,13 @@ def propagate_forced(
                     continue
                 choices = relaxed.candidates(ident, [r for r, _ in pairs])
                 if not choices:
-                    return _forced_conflict(provider, ident, pairs, infos, reasons)
+                    return _forced_conflict(provider, ident, pairs, infos, reasons, forced)
                 if len(choices) == 1:
                     single.append((ident, choices[0]))
             if not single:
                 return None
+            # Wheels' metadata in parallel (never an sdist's: that may be a build the proof does not need).
+            provider.source.prefetch_metadata(c.file for _, c in single if isinstance(c, Candidate) and c.file.is_wheel)
             # Read wheel metadata before an sdist's: the sdist may need a build to tell its dependencies.
             ident, cand = min(single, key=lambda ic: (not _cheap(ic[1]), provider.user_requested.get(ic[0], 1 << 30)))
             forced[ident] = cand
@@ -172,7 +204,7 @@ def propagate_forced(
                 held = forced.get(req.id)
                 if held is not None and not provider.is_satisfied_by(req, held):
                     _add(infos, [req], cand)
-                    return _forced_conflict(provider, req.id, infos[req.id], infos, reasons)
+                    return _forced_conflict(provider, req.id, infos[req.id], infos, reasons, forced)
             _add(infos, deps, cand)
     except _GiveUp:
         return None
@@ -188,25 +220,27 @@ def _forced_conflict(
     pairs: Sequence[Info],
     infos: Mapping[str, Sequence[Info]],
     reasons: Mapping[str, Sequence[Info]],
+    forced: Mapping[str, AnyCandidate],
 ) -> NoSolution:
     """The usual explanation of the conflict on ``ident``, then the derivation of each forced candidate in it."""
     causes = [RequirementInformation(req, parent) for req, parent in pairs]
     base = explain_impossible(causes, provider, _required_by(infos))
     lines = ["  Found without searching (every package below had one version left, so a solution must have it):"]
 
-    done: set[str] = set()
-
-    def derive(cand: AnyCandidate | None) -> None:
-        if cand is None or cand.id in done:
-            return
-        done.add(cand.id)
-        for _, parent in reasons.get(cand.id, ()):
-            derive(parent)
-        lines.extend(_why(r, p) for r, p in reasons.get(cand.id, ()))
-        lines.append(f"    - so {cand} is the only version of {cand.id} left")
-
-    for _, parent in pairs:
-        derive(parent)
+    # The forced candidates behind the conflict, in the order they were forced (each one's reasons first).
+    behind: set[str] = set()
+    todo = [p for _, p in pairs if p is not None]
+    while todo:
+        cand = todo.pop()
+        if cand.id not in behind:
+            behind.add(cand.id)
+            todo.extend(p for _, p in reasons.get(cand.id, ()) if p is not None)
+    for ident_, why in reasons.items():
+        if ident_ in behind:
+            lines.extend(_why(r, p) for r, p in why)
+            lines.append(f"    - so {forced[ident_]} is the only version of {ident_} left")
+    if len(lines) > MAX_FACTS + 1:
+        lines[1:-MAX_FACTS] = [f"    ... {len(lines) - MAX_FACTS - 1} earlier steps"]
     lines.extend(_why(r, p) for r, p in pairs)
     if ident == PYTHON:
         lines.append(f"    - so the target's Python {provider.python.version} is ruled out.")
@@ -273,7 +307,10 @@ class _Enumerator:
 
 
 def enumerate_small(
-    provider: Provider, roots: Sequence[AnyRequirement], deadline: float | None = None, max_nodes: int | None = None
+    provider: SteerableProvider,
+    roots: Sequence[AnyRequirement],
+    deadline: float | None = None,
+    max_nodes: int | None = None,
 ) -> Enumeration:
     """Search the relaxed problem exhaustively within ``max_nodes`` (default :data:`MAX_NODES`) candidates tried."""
     relaxed = _Relaxed(provider, deadline=deadline)
@@ -310,18 +347,7 @@ def _exhausted(provider: Provider, roots: Sequence[AnyRequirement], relaxed: _Re
         for dep in deps
         if dep.id in ids
     )
-    lines.extend(f"  - {cand} depends on {dep}" for cand, dep in facts)
+    lines.extend(f"  - {cand} depends on {dep}" for cand, dep in facts[:MAX_FACTS])
+    if len(facts) > MAX_FACTS:
+        lines.append(f"  ... and {len(facts) - MAX_FACTS} more")
     return NoSolution("\n".join(lines))
-
-
-class SteerableProvider(Provider):
-    """The provider, with ``hints`` (identifier -> candidate) tried first when they match."""
-
-    hints: Mapping[str, AnyCandidate] = {}
-
-    def find_matches(self, identifier, requirements, incompatibilities):
-        matches = super().find_matches(identifier, requirements, incompatibilities)
-        hinted = self.hints.get(identifier)
-        if hinted is not None and hinted in matches:
-            matches = [hinted, *(m for m in matches if m != hinted)]
-        return matches

@@ -180,3 +180,18 @@ def test_search_that_cannot_be_proven_reports_its_real_rounds(monkeypatch):
     found = re.search(r"after (\d+) rounds \((\d+) candidates rejected\)", err.value.message)
     assert found is not None, err.value.message
     assert int(found[1]) >= 10 + 2 * 10 + 1000 and int(found[2]) == events.backtracked
+
+
+def test_long_forced_chain_is_explained_within_a_bounded_message():
+    src = MemorySource()
+    for i in range(300):
+        src.add(f"p{i}", "1", [f"p{i + 1}==1"])
+        src.add(f"p{i}", "2")
+    src.add("p300", "1", ["x>=3"])
+    src.add("x", "1")
+    src.add("x", "3")
+    with pytest.raises(NoSolution) as err:
+        run(src, "p0==1", "x==1")
+    message = err.value.message
+    assert "p300==1 depends on x>=3" in message and "earlier steps" in message
+    assert len(message) < 8000
