@@ -1,5 +1,8 @@
 """The whole resolution algorithm: parse the request, run resolvelib with our provider, shape the pins.
 
+Before the search, :mod:`resolver_service.conflicts` looks for a proof that the user's own pins contradict;
+when the search goes in circles, it proves there is no solution or finds one to steer a fresh search to.
+
 Pure: all I/O goes through the :class:`~venvsmith.core.source.PackageSource` it is handed.
 """
 
@@ -204,8 +207,10 @@ def resolve(request: ResolutionRequest, source: PackageSource, on_event: OnEvent
     return Resolution(tuple(pins), reporter.backtracks)
 
 
-def _search(provider: SteerableProvider, reporter: _Reporter, roots: list[SpecRequirement], request: ResolutionRequest):
-    """One resolvelib search; its failures as :class:`ServiceError`\\ s."""
+def _search(
+    provider: SteerableProvider, reporter: _Reporter, roots: list[SpecRequirement], request: ResolutionRequest
+) -> Result:
+    """One resolvelib search; its failures as :class:`ServiceError` subclasses."""
     try:
         state = Search(provider, reporter).resolve(roots, max_rounds=request.max_backtracks + 10 * len(roots) + 1000)
     except ResolutionImpossible as exc:
