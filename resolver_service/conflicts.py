@@ -20,6 +20,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from packaging.utils import NormalizedName
 from resolvelib.structs import RequirementInformation
 
 from venvsmith.core.errors import DeadlineExceeded, ServiceError
@@ -116,7 +117,7 @@ class _Relaxed:
             return [provider.python]
         if any(isinstance(r, UnusableRequirement) for r in reqs):
             return []
-        name = reqs[0].name
+        name = NormalizedName(reqs[0].name)
         extras = next((r.extras for r in reqs if isinstance(r, SpecRequirement)), frozenset())
         direct = {r.direct for r in reqs if isinstance(r, SpecRequirement) and r.direct is not None}
         if len(direct) > 1:
@@ -337,9 +338,9 @@ def _exhausted(provider: Provider, roots: Sequence[AnyRequirement], relaxed: _Re
     mine = [str(r) for r in roots if r.id in ids]
     if mine:
         lines.append(f"  - you require {', '.join(mine)}")
-    for ident in sorted(ids):
-        for spec in provider.constraints.get(ident, ()):
-            lines.append(f"  - a constraint limits {ident}{spec}")
+    for name in sorted({NormalizedName(ident.split("[", 1)[0]) for ident in ids}):
+        for spec in provider.constraints.get(name, ()):
+            lines.append(f"  - a constraint limits {name}{spec}")
     facts = sorted(
         (str(cand), str(dep))
         for cand, deps in relaxed.deps.items()

@@ -195,3 +195,12 @@ def test_long_forced_chain_is_explained_within_a_bounded_message():
     message = err.value.message
     assert "p300==1 depends on x>=3" in message and "earlier steps" in message
     assert len(message) < 8000
+
+
+def test_constraint_that_leaves_one_version_forces_it():
+    src = _pins_conflict_shape()
+    events = Events()
+    with pytest.raises(NoSolution) as err:
+        run(src, "x", "y==2", constraints=(Requirement("x<2"),), events=events)
+    assert "a constraint limits x<2" in err.value.message and "y==2 depends on x>=3" in err.value.message
+    assert events.pinned == 0
