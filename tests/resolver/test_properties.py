@@ -12,6 +12,7 @@ from packaging.markers import Marker
 from packaging.requirements import Requirement
 from packaging.version import Version
 
+from resolver_service import resolve as resolve_module
 from resolver_service.errors import NoSolution
 from resolver_service.resolve import ResolutionRequest, resolve
 from venvsmith.core.target import TargetEnvironment
@@ -70,10 +71,16 @@ def _brute_force_has_solution(index, roots) -> bool:
     return False
 
 
-@settings(max_examples=150)
-@given(universe())
-def test_answers_satisfy_requirements_and_failures_are_real(case):
-    index, roots = case
+@pytest.mark.parametrize("repin_limit", [resolve_module.REPIN_LIMIT, 0])
+@settings(max_examples=150, deadline=None)
+@given(case=universe())
+def test_answers_satisfy_requirements_and_failures_are_real(repin_limit, case):
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(resolve_module, "REPIN_LIMIT", repin_limit)
+        _check_answer(*case)
+
+
+def _check_answer(index, roots) -> None:
     source = MemorySource()
     for name, versions in index.items():
         for version, deps in versions.items():
@@ -118,12 +125,22 @@ def tight_universe(draw):
     return index, roots
 
 
+@pytest.mark.parametrize("repin_limit", [resolve_module.REPIN_LIMIT, 0])
 @settings(max_examples=300, deadline=None)
-@given(tight_universe())
-def test_no_solution_exactly_when_brute_force_finds_none(case):
+@given(case=tight_universe())
+def test_no_solution_exactly_when_brute_force_finds_none(repin_limit, case):
     """Final releases only, so brute force and the resolver agree on every candidate: a solution must be found
-    whenever one exists, and "no solution" (never "gave up") answered whenever none does."""
-    index, roots = case
+    whenever one exists, and "no solution" (never "gave up") answered whenever none does.
+
+    With a re-pin limit of 0 the exhaustive check runs on every case that gets past the forced pins, so its
+    proofs, and the solutions it steers the search to, are checked as well as the usual path.
+    """
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(resolve_module, "REPIN_LIMIT", repin_limit)
+        _check_against_brute_force(*case)
+
+
+def _check_against_brute_force(index, roots) -> None:
     source = MemorySource()
     for name, versions in index.items():
         for version, deps in versions.items():
