@@ -22,8 +22,6 @@ Results: ``bench/results/<date>-concurrency.md`` (+ ``.json``).
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import json
 import os
 import platform
 import shutil
@@ -33,22 +31,8 @@ import threading
 import time
 from pathlib import Path
 
-from resolve_bench import (
-    QUICK_SET,
-    RESULTS_DIR,
-    SCRUB,
-    ResolverServer,
-    add_common_options,
-    git_describe,
-    md_escape,
-    parse_opts,
-    percentile,
-    report_base,
-    run_against_index,
-    save_report,
-    start_run,
-    wait_idle,
-)
+from common import QUICK_SET, SCRUB, bench_main, bench_parser, run_fields, save_report
+from resolve_bench import ResolverServer, git_describe, md_escape, percentile, start_run, wait_idle
 from venv_bench import VenvTools, code_revision
 
 DEFAULT_SETS = ("jupyter",)
@@ -201,13 +185,8 @@ def run_bench(opts: argparse.Namespace) -> dict:
     if not opts.keep_work:
         shutil.rmtree(work, ignore_errors=True)
     return {
-        "date": dt.date.today().isoformat(),
-        "started": stamp,
-        "quick": opts.quick,
-        "mirror": bool(opts.mirror),
-        "venvsmith_pythonpath": opts.venvsmith_pythonpath or "",
+        **run_fields(opts, stamp, sets),
         "clients": opts.clients,
-        "sets": {name: [ln.strip() for ln in p.read_text().splitlines() if ln.strip()] for name, p in sets},
         "index": index.describe(),
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "load_before": round(load_before, 2),
                     "load_after": round(os.getloadavg()[0], 2)},
@@ -291,36 +270,21 @@ def write_report(results: dict, outdir: Path, base: str) -> Path:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="concurrency_bench", description=__doc__.split("\n\n")[0])
-    p.add_argument("--sets", nargs="+", default=list(DEFAULT_SETS), help="set names under bench/sets or .txt paths")
+    p = bench_parser("concurrency_bench", __doc__, default_sets=DEFAULT_SETS, timeout=1800.0,
+                     quick_help=f"smoke run: {QUICK_SET} only", timeout_help="seconds per call")
     p.add_argument("--clients", type=int, default=50, help="concurrent identical requests (default 50)")
     p.add_argument("--skip-resolver", action="store_true", help="only the builder server")
-    p.add_argument("--quick", action="store_true", help=f"smoke run: {QUICK_SET} only")
-    p.add_argument("--timeout", type=float, default=1800.0, help="seconds per call")
-    p.add_argument("--venvsmith", default=str(Path(__file__).resolve().parent.parent / ".venv" / "bin" / "venvsmith"))
-    p.add_argument("--output-dir", default=str(RESULTS_DIR))
-    p.add_argument("--keep-work", action="store_true")
-    p.add_argument("--as-is", action="store_true", help="run venvsmith with the environment's bytecode setting")
-    p.add_argument("--wait-idle", type=float, default=0.0, metavar="S")
-    p.add_argument("--idle-load", type=float, default=0.5)
-    p.add_argument("--render-only", metavar="JSON", help="re-render the report from a results JSON")
-    add_common_options(p)
     return p
 
 
-def main(argv: list[str] | None = None, strict: bool = True) -> int:
-    opts = parse_opts(build_parser(), argv, strict)
-    if opts.render_only:
-        path = Path(opts.render_only)
-        write_report(json.loads(path.read_text(encoding="utf-8")), path.parent, path.stem)
-        return 0
-    if opts.quick:
-        opts.sets = [QUICK_SET] if opts.sets == list(DEFAULT_SETS) else opts.sets[:1]
+def _check(opts: argparse.Namespace) -> None:
     if opts.clients < 1:
         raise SystemExit("--clients must be at least 1")
-    results = run_against_index(opts, run_bench)
-    write_report(results, Path(opts.output_dir), report_base(results["date"], "concurrency", opts))
-    return 0
+
+
+def main(argv: list[str] | None = None, strict: bool = True) -> int:
+    return bench_main(argv, strict, parser=build_parser(), kind="concurrency", run=run_bench,
+                      write_report=write_report, check=_check)
 
 
 if __name__ == "__main__":

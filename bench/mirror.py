@@ -7,7 +7,7 @@ Built once (and extended when a set is added or changed) under ``bench/work/mirr
    builder), plus ``setuptools`` and ``wheel``, which every tool needs to build an sdist-only project;
    should venvsmith fail on a set, its pins come from ``uv pip compile`` and each file from ``pip download
    --no-deps`` (recorded in the manifest as such);
-2. every pinned file is downloaded (httpx; ``file://`` URLs are copied) and checked against its sha256;
+2. every pinned file is downloaded (venvsmith's client; ``file://`` URLs copied) and checked against its sha256;
 3. ``simple/<name>/index.html`` links each file as ``../../files/<file>#sha256=<hex>`` with
    ``data-requires-python``, and a wheel's ``METADATA`` is written beside it as ``<file>.metadata`` (PEP 658
    ``data-core-metadata``), so that no tool has to download a whole wheel to read its dependencies.
@@ -36,17 +36,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from resolve_bench import (
-    SCRUB,
-    WORK_DIR,
-    IndexArgs,
-    ResolverServer,
-    Tools,
-    canonical,
-    failure_text,
-    free_port,
-    timed,
-)
+from common import SCRUB, WORK_DIR, failure_text
+from resolve_bench import IndexArgs, ResolverServer, Tools, canonical, free_port, timed
 
 MIRROR_DIR = WORK_DIR / "mirror"
 #: What pip, uv and venvsmith fetch to build an sdist-only project with setuptools' legacy backend.
@@ -122,11 +113,11 @@ class Mirror:
 
     def fetch(self, pins: list[dict], cert: str | None) -> None:
         """Download every pin's file not yet in ``files/``, verifying its sha256 (and size when known)."""
-        import httpx
+        from venvsmith.core.index.http import HttpClient, unexpected_status
 
         self.files_dir.mkdir(parents=True, exist_ok=True)
         todo = {p["filename"]: p for p in pins if not (self.files_dir / p["filename"]).exists()}
-        client = httpx.Client(verify=cert or True, timeout=180.0, follow_redirects=True)
+        client = HttpClient(timeout=180.0, ca_bundle=cert)
 
         def one(pin: dict) -> None:
             dest = self.files_dir / pin["filename"]
@@ -135,8 +126,9 @@ class Mirror:
             if parts.scheme == "file":
                 shutil.copyfile(unquote(parts.path), part)
             else:
-                with client.stream("GET", pin["url"]) as response, open(part, "wb") as out:
-                    response.raise_for_status()
+                with client.stream(pin["url"], index=pin["url"]) as response, open(part, "wb") as out:
+                    if response.status_code != 200:
+                        raise unexpected_status(response, pin["url"])
                     for block in response.iter_bytes(1 << 20):
                         out.write(block)
             got = _sha256(part)

@@ -36,22 +36,26 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-BENCH = Path(__file__).resolve().parent
-REPO = BENCH.parent
-SETS_DIR = BENCH / "sets"
-RESULTS_DIR = BENCH / "results"
-WORK_DIR = BENCH / "work"
+from common import (
+    BENCH_VENV,
+    QUICK_SET,
+    REPO,
+    SCRUB,
+    WORK_DIR,
+    bench_main,
+    bench_parser,
+    failure_text,
+    resolve_set_files,
+    run_fields,
+    save_report,
+)
+
 PYCACHE_DIR = WORK_DIR / "pycache"
-BENCH_VENV = BENCH / ".venv"
-BENCH_PACKAGES = ("uv", "matplotlib", "pip-tools")
 DEFAULT_SETS = ("jupyter", "fastapi-all", "datasci")
-#: ``--quick``: one small set, once.
-QUICK_SET = "requests"
 TARGET_PYTHON = "3.11"
 
 # Issue 3's speed goals, checked in the report.
@@ -60,7 +64,6 @@ GOAL_WARM_RATIO = 1.0
 GOAL_SERVER_P50_MS = 5.0
 
 _UV_PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?==([^\s;#\\]+)")
-_URL = re.compile(r"\b([a-zA-Z][a-zA-Z0-9+.-]*)://([^/\s'\"<>]+)")
 
 
 def canonical(name: str) -> str:
@@ -133,27 +136,6 @@ def describe_location(url: str) -> str:
     return f"`{url}`"
 
 
-class Scrubber:
-    """Keeps network host names out of everything written: they become ``<host>``."""
-
-    def __init__(self) -> None:
-        self.hosts: set[str] = set()
-
-    def learn(self, url: str) -> None:
-        parts = urlsplit(url)
-        if parts.scheme in ("http", "https") and parts.hostname:
-            self.hosts.add(parts.hostname)
-
-    def __call__(self, text: str) -> str:
-        text = _URL.sub(lambda m: f"{m.group(1)}://<host>" if m.group(1) != "file" else m.group(0), text)
-        for host in sorted(self.hosts, key=len, reverse=True):
-            text = text.replace(host, "<host>")
-        return text
-
-
-SCRUB = Scrubber()
-
-
 # -- running things ----------------------------------------------------------------------------------
 
 
@@ -186,14 +168,6 @@ def timed(cmd: list[str], env: dict[str, str], cwd: Path, timeout: float
     except OSError as exc:
         return time.perf_counter() - started, None, f"cannot run {cmd[0]}: {exc}"
     return time.perf_counter() - started, proc, ""
-
-
-def failure_text(proc: subprocess.CompletedProcess) -> str:
-    lines = [ln.strip() for ln in (proc.stderr or proc.stdout or "").splitlines() if ln.strip()]
-    tail = " / ".join(lines[-3:]) if lines else "(no output)"
-    if len(tail) > 300:
-        tail = tail[:297] + "..."
-    return f"exit {proc.returncode}: {tail}"
 
 
 def parse_venvsmith(stdout: str) -> tuple[dict[str, str], dict]:
@@ -362,22 +336,6 @@ def tool_version(cmd: list[str]) -> str:
     except (OSError, subprocess.TimeoutExpired) as exc:
         return f"unavailable ({exc})"
     return (out.stdout or out.stderr).strip().splitlines()[0] if (out.stdout or out.stderr).strip() else "?"
-
-
-def ensure_bench_venv() -> None:
-    """``bench/.venv`` with uv, matplotlib and pip-tools (never the project venv)."""
-    python = BENCH_VENV / "bin" / "python"
-    if not python.exists():
-        print(f"creating {BENCH_VENV.relative_to(REPO)} ...", flush=True)
-        base = getattr(sys, "_base_executable", None) or sys.executable
-        subprocess.run([base, "-m", "venv", str(BENCH_VENV)], check=True)
-    probe = subprocess.run(
-        [str(python), "-c", "import matplotlib, piptools, uv"], capture_output=True, check=False
-    )
-    if probe.returncode != 0 or not (BENCH_VENV / "bin" / "uv").exists():
-        print(f"installing {' '.join(BENCH_PACKAGES)} into {BENCH_VENV.relative_to(REPO)} ...", flush=True)
-        subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-                        *BENCH_PACKAGES], check=True)
 
 
 # -- the server scenario -------------------------------------------------------------------------------
@@ -570,18 +528,6 @@ def bench_server(server: ResolverServer, tools: Tools, set_name: str, set_file: 
 # -- the benchmark -----------------------------------------------------------------------------------
 
 
-def resolve_set_files(names: list[str]) -> list[tuple[str, Path]]:
-    out = []
-    for name in names:
-        path = Path(name)
-        if not path.suffix:
-            path = SETS_DIR / f"{name}.txt"
-        if not path.is_file():
-            raise SystemExit(f"no requirement set {name!r} (looked for {path})")
-        out.append((path.stem, path.resolve()))
-    return out
-
-
 def start_run(opts: argparse.Namespace, kind: str) -> tuple[IndexArgs, list[tuple[str, Path]], str, Path]:
     """A bench run's index settings (their URLs scrubbed from reports), requirement sets, time stamp and fresh
     work directory ``bench/work/<kind>-<stamp>``."""
@@ -668,13 +614,8 @@ def run_bench(opts: argparse.Namespace) -> dict:
     load_after = os.getloadavg()[0]
 
     return {
-        "date": dt.date.today().isoformat(),
-        "started": stamp,
-        "quick": opts.quick,
-        "mirror": bool(getattr(opts, "mirror", False)),
-        "venvsmith_pythonpath": getattr(opts, "venvsmith_pythonpath", None) or "",
+        **run_fields(opts, stamp, sets),
         "repeat": opts.repeat,
-        "sets": {name: [ln.strip() for ln in p.read_text().splitlines() if ln.strip()] for name, p in sets},
         "target_python": TARGET_PYTHON,
         "index": index.describe(),
         "machine": {
@@ -948,119 +889,32 @@ def render_markdown(results: dict, chart: str | None) -> str:
     return "\n".join(out) + "\n"
 
 
-def draw_chart(script: str, json_path: Path, png_path: Path) -> str | None:
-    """Runs ``bench/<script>`` under the bench venv (matplotlib lives there, not in the project venv)."""
-    python = BENCH_VENV / "bin" / "python"
-    proc = subprocess.run([str(python), str(BENCH / script), str(json_path), str(png_path)],
-                          capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        print(f"chart failed: {failure_text(proc)}", file=sys.stderr)
-        return None
-    return png_path.name
-
-
-def save_report(results: dict, outdir: Path, base: str, render: Callable[[dict, str | None], str],
-                plot_script: str | None = None) -> Path:
-    """``<base>.json`` (scrubbed), the chart ``<base>.png`` when there is a plot script, and ``<base>.md``
-    rendered by ``render(results, chart file name or None)``; the markdown is printed too."""
-    outdir.mkdir(parents=True, exist_ok=True)
-    json_path, png_path, md_path = outdir / f"{base}.json", outdir / f"{base}.png", outdir / f"{base}.md"
-    json_path.write_text(SCRUB(json.dumps(results, indent=1)) + "\n", encoding="utf-8")
-    chart = draw_chart(plot_script, json_path, png_path) if plot_script else None
-    markdown = SCRUB(render(results, chart))
-    md_path.write_text(markdown, encoding="utf-8")
-    print()
-    print(markdown)
-    print(f"written: {md_path}, {json_path}" + (f", {png_path}" if chart else ""))
-    return md_path
-
-
 # -- entry point -------------------------------------------------------------------------------------
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="resolve_bench", description=__doc__.split("\n\n")[0])
-    p.add_argument("--sets", nargs="+", default=list(DEFAULT_SETS),
-                   help=f"set names under bench/sets (default: {' '.join(DEFAULT_SETS)}) or .txt paths")
-    p.add_argument("--repeat", type=int, default=5, help="cold/warm repetitions per set (default 5)")
+    p = bench_parser("resolve_bench", __doc__, default_sets=DEFAULT_SETS, timeout=900.0,
+                     quick_help=f"smoke run: one small set ({QUICK_SET}, or the first of --sets), repeat 1, no pip",
+                     repeat_help="cold/warm repetitions per set (default 5)")
     p.add_argument("--skip-pip", action="store_true", help="do not time pip's resolver (slow)")
     p.add_argument("--pip-compile", action="store_true", help="also time pip-compile once per set (cold)")
-    p.add_argument("--quick", action="store_true",
-                   help=f"smoke run: one small set ({QUICK_SET}, or the first of --sets), repeat 1, no pip")
     p.add_argument("--server-calls", type=int, default=200, help="Resolve calls through the server (0: skip)")
     p.add_argument("--cli-server-runs", type=int, default=5,
                    help="fresh `venvsmith resolve --server` processes timed per set")
-    p.add_argument("--timeout", type=float, default=900.0, help="seconds per tool invocation")
-    p.add_argument("--venvsmith", default=str(REPO / ".venv" / "bin" / "venvsmith"), help="the CLI to time")
-    p.add_argument("--output-dir", default=str(RESULTS_DIR))
-    p.add_argument("--keep-work", action="store_true", help="keep homes and caches under bench/work/")
-    p.add_argument("--as-is", action="store_true",
-                   help="run venvsmith with the environment's bytecode setting (no warm-up, no pyc cache)")
-    p.add_argument("--wait-idle", type=float, default=0.0, metavar="S",
-                   help="wait up to S seconds for the load average to drop below --idle-load first")
-    p.add_argument("--idle-load", type=float, default=0.5)
-    p.add_argument("--render-only", metavar="JSON", help="re-render the report and chart from a results JSON")
-    add_common_options(p)
     return p
-
-
-def add_common_options(p: argparse.ArgumentParser) -> None:
-    """Options every bench shares (``bench/run.py`` hands the same command line to each)."""
-    from mirror import add_mirror_options
-
-    add_mirror_options(p)
-    p.add_argument("--venvsmith-pythonpath", metavar="DIR",
-                   help="put DIR first on venvsmith's PYTHONPATH (time a candidate fix kept in a scratch tree)")
-
-
-def parse_opts(parser: argparse.ArgumentParser, argv: list[str] | None, strict: bool) -> argparse.Namespace:
-    """``strict``: unknown options are an error (a bench run on its own); else they belong to another bench."""
-    if strict:
-        return parser.parse_args(argv)
-    return parser.parse_known_args(argv)[0]
-
-
-def report_base(date: str, kind: str, opts: argparse.Namespace) -> str:
-    """``<date>-<kind>[-mirror][-candidate][-quick]``: a smoke run, a mirror run or a run of a candidate fix
-    (``--venvsmith-pythonpath``) never overwrites the full report."""
-    candidate = "-candidate" if getattr(opts, "venvsmith_pythonpath", None) else ""
-    return (f"{date}-{kind}{'-mirror' if getattr(opts, 'mirror', False) else ''}{candidate}"
-            f"{'-quick' if opts.quick else ''}")
 
 
 def write_report(results: dict, outdir: Path, base: str) -> Path:
     return save_report(results, outdir, base, render_markdown, "plot_resolve.py")
 
 
-def run_against_index(opts: argparse.Namespace, run: Callable[[argparse.Namespace], dict]) -> dict:
-    """``run(opts)`` once the bench venv exists, against a local mirror of the sets' files with ``--mirror``."""
-    ensure_bench_venv()
-    if not opts.mirror:
-        return run(opts)
-    from mirror import serve_mirror
-
-    with serve_mirror(opts, resolve_set_files(opts.sets)) as index:
-        opts.index_override = index
-        return run(opts)
+def _quick(opts: argparse.Namespace) -> None:
+    opts.skip_pip = True
 
 
 def main(argv: list[str] | None = None, strict: bool = True) -> int:
-    opts = parse_opts(build_parser(), argv, strict)
-    if opts.render_only:
-        path = Path(opts.render_only)
-        results = json.loads(path.read_text(encoding="utf-8"))
-        write_report(results, path.parent, path.stem)
-        return 0
-    if opts.quick:
-        opts.sets = [QUICK_SET] if opts.sets == list(DEFAULT_SETS) else opts.sets[:1]
-        opts.repeat = 1
-        opts.skip_pip = True
-    if opts.repeat < 1:
-        raise SystemExit("--repeat must be at least 1")
-    results = run_against_index(opts, run_bench)
-
-    write_report(results, Path(opts.output_dir), report_base(results["date"], "resolve", opts))
-    return 0
+    return bench_main(argv, strict, parser=build_parser(), kind="resolve", run=run_bench, write_report=write_report,
+                      quick=_quick)
 
 
 if __name__ == "__main__":

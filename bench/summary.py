@@ -18,7 +18,8 @@ from pathlib import Path
 
 import resolve_bench
 import venv_bench
-from resolve_bench import RESULTS_DIR, SCRUB, fmt_cell, fmt_ratio
+from common import RESULTS_DIR, SCRUB
+from resolve_bench import fmt_cell, fmt_ratio
 
 KINDS = ("resolve", "venv", "concurrency")
 

@@ -29,7 +29,6 @@ Results: ``bench/results/<date>-venv.md`` (+ ``.json`` and a ``.png`` drawn by `
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
 import platform
@@ -42,26 +41,17 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+from common import BENCH, QUICK_SET, SCRUB, bench_main, bench_parser, failure_text, run_fields, save_report
 from resolve_bench import (
-    BENCH,
-    QUICK_SET,
-    RESULTS_DIR,
-    SCRUB,
     IndexArgs,
     ResolverServer,
     Run,
     Tools,
-    add_common_options,
     canonical,
     compare_pins,
-    failure_text,
     fmt_cell,
     git_describe,
     md_escape,
-    parse_opts,
-    report_base,
-    run_against_index,
-    save_report,
     start_run,
     summarize,
     tool_version,
@@ -360,13 +350,8 @@ def run_bench(opts: argparse.Namespace) -> dict:
     load_after = os.getloadavg()[0]
     loads.append(load_after)
     return {
-        "date": dt.date.today().isoformat(),
-        "started": stamp,
-        "quick": opts.quick,
-        "mirror": bool(opts.mirror),
-        "venvsmith_pythonpath": opts.venvsmith_pythonpath or "",
+        **run_fields(opts, stamp, sets),
         "repeat": opts.repeat,
-        "sets": {name: [ln.strip() for ln in p.read_text().splitlines() if ln.strip()] for name, p in sets},
         "imports": {name: list(modules_for(name, p)) for name, p in sets},
         "target": {"python": tools.target_version, "interpreter": str(tools.target_python),
                    "venvsmith_args": tools.vs_target},
@@ -696,47 +681,27 @@ def write_report(results: dict, outdir: Path, base: str) -> Path:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="venv_bench", description=__doc__.split("\n\n")[0])
-    p.add_argument("--sets", nargs="+", default=list(DEFAULT_SETS),
-                   help=f"set names under bench/sets (default: {' '.join(DEFAULT_SETS)}) or .txt paths")
-    p.add_argument("--repeat", type=int, default=5, help="repetitions per set (default 5)")
+    p = bench_parser("venv_bench", __doc__, default_sets=DEFAULT_SETS, timeout=1800.0,
+                     quick_help=f"smoke run: {QUICK_SET} once (pip included)",
+                     repeat_help="repetitions per set (default 5)",
+                     keep_work_help="keep homes, caches and venvs under bench/work/")
     p.add_argument("--skip-pip", action="store_true", help="do not time pip")
     p.add_argument("--pip-runs", type=int, default=None, metavar="N",
                    help="time pip in the first N repetitions only (default: all)")
-    p.add_argument("--quick", action="store_true", help=f"smoke run: {QUICK_SET} once (pip included)")
     p.add_argument("--no-profile", action="store_true", help="skip the profile of the repeat path")
     p.add_argument("--profile-set", default="jupyter", help="set whose embedded repeat is profiled")
     p.add_argument("--profile-runs", type=int, default=3, help="timeline runs of the profiled repeat")
-    p.add_argument("--timeout", type=float, default=1800.0, help="seconds per tool invocation")
-    p.add_argument("--venvsmith", default=str(BENCH.parent / ".venv" / "bin" / "venvsmith"), help="the CLI to time")
-    p.add_argument("--output-dir", default=str(RESULTS_DIR))
-    p.add_argument("--keep-work", action="store_true", help="keep homes, caches and venvs under bench/work/")
-    p.add_argument("--as-is", action="store_true",
-                   help="run venvsmith with the environment's bytecode setting (no warm-up, no pyc cache)")
-    p.add_argument("--wait-idle", type=float, default=0.0, metavar="S",
-                   help="wait up to S seconds for the load average to drop below --idle-load first")
-    p.add_argument("--idle-load", type=float, default=0.5)
-    p.add_argument("--render-only", metavar="JSON", help="re-render the report and chart from a results JSON")
-    add_common_options(p)
     return p
 
 
+def _quick(opts: argparse.Namespace) -> None:
+    opts.profile_runs = 1
+    opts.profile_set = opts.sets[0]
+
+
 def main(argv: list[str] | None = None, strict: bool = True) -> int:
-    opts = parse_opts(build_parser(), argv, strict)
-    if opts.render_only:
-        path = Path(opts.render_only)
-        write_report(json.loads(path.read_text(encoding="utf-8")), path.parent, path.stem)
-        return 0
-    if opts.quick:
-        opts.sets = [QUICK_SET] if opts.sets == list(DEFAULT_SETS) else opts.sets[:1]
-        opts.repeat = 1
-        opts.profile_runs = 1
-        opts.profile_set = opts.sets[0]
-    if opts.repeat < 1:
-        raise SystemExit("--repeat must be at least 1")
-    results = run_against_index(opts, run_bench)
-    write_report(results, Path(opts.output_dir), report_base(results["date"], "venv", opts))
-    return 0
+    return bench_main(argv, strict, parser=build_parser(), kind="venv", run=run_bench, write_report=write_report,
+                      quick=_quick)
 
 
 if __name__ == "__main__":

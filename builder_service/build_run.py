@@ -1,4 +1,10 @@
-"""One Build stream: header, pins as they arrive (work starts at once), end; progress events out, then a result."""
+"""One Build stream: header, pins as they arrive, end; progress events out, then a result.
+
+Wheels are fetched as their pins arrive. An sdist is fetched at once too, but its build waits until every one of
+its static build requirements is among the pins received, or the stream has ended; then it is built constrained by
+the pins received (so the whole pinned set where it matters): the same pinned set gives the same wheels and build
+keys in any stream order.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +23,7 @@ from venvsmith.v1 import builder_pb2
 from .action_cache import OutputRef
 from .engine import BuildEngine, ref_to_proto
 from .errors import BuilderError
+from .venv_key import interpreter_to_proto
 
 State = builder_pb2.PinProgress.State
 _DONE = object()
@@ -36,6 +43,11 @@ class BuildRun:
         self.futures: list[Future] = []
         self.outcomes: Counter[str] = Counter()
         self.stats_lock = threading.Lock()
+        #: Sdists whose build waits for their build requirements to be pinned: (pin, requirement names, future).
+        self.waiting: list[tuple[Pin, frozenset[str], Future]] = []
+        #: True once the stream's end arrived: every waiting build may start.
+        self.ended = False
+        self.waiting_lock = threading.Lock()
 
     # -- output ---------------------------------------------------------------------------------------
 
@@ -60,7 +72,7 @@ class BuildRun:
                 if kind == "header":
                     if self.target is not None:
                         raise BuilderError("INVALID_ARGUMENT", "a second header in one Build stream")
-                    self.target = target_from_spec(request.header.target, self.engine.resolver.local)
+                    self.target = target_from_spec(request.header.target, self.engine.local)
                     self.options = request.header.options
                     self.fetcher = self.engine.fetcher(self.options.index)
                 elif self.target is None:
@@ -71,6 +83,9 @@ class BuildRun:
                     self._start(pin_from_proto(request.pin))
                 elif kind == "end":
                     end = request.end
+                    with self.waiting_lock:
+                        self.ended = True
+                    self._release()
                 else:
                     raise BuilderError("INVALID_ARGUMENT", "an empty BuildRequest")
             if end is None:
@@ -83,11 +98,58 @@ class BuildRun:
         self.queue.put(_DONE)
 
     def _start(self, pin: Pin) -> None:
-        """Queue the pin's wheel at once; constraints for its build are the pins received before it."""
-        constraints = [f"{p.name}=={p.version}" for p in self.pins]
-        self.pins.append(pin)
+        """Queue the pin: a wheel is fetched at once; an sdist is fetched and waits to build (:meth:`_release`)."""
         self._progress(pin, State.QUEUED)
-        self.futures.append(self.engine.pool.submit(self._work, pin, constraints))
+        with self.waiting_lock:
+            self.pins.append(pin)
+        if pin.file.is_wheel:
+            self.futures.append(self.engine.pool.submit(self._work, pin, []))
+        else:
+            wheel: Future = Future()
+            self.futures.append(wheel)
+            self.engine.pool.submit(self._wait_to_build, pin, wheel)
+        self._release()
+
+    def _wait_to_build(self, pin: Pin, wheel: Future) -> None:
+        """Read the sdist's static build requirements, then wait in :attr:`waiting` until they are all pinned."""
+        if wheel.cancelled():
+            return
+
+        def progress(done: int, total: int) -> None:
+            self._progress(pin, State.DOWNLOADING, bytes_done=done, bytes_total=total)
+
+        try:
+            needs = self.engine.build_requirement_names(pin, self.target, self.options, self.fetcher, progress)
+        except BaseException as exc:  # noqa: BLE001 - delivered through the pin's future
+            self._progress(pin, State.FAILED, detail=str(exc)[-2000:])
+            if wheel.set_running_or_notify_cancel():  # not when the run was cancelled meanwhile
+                wheel.set_exception(exc)
+            return
+        with self.waiting_lock:
+            self.waiting.append((pin, needs, wheel))
+        self._release()
+
+    def _release(self) -> None:
+        """Start the sdist builds that may start: the stream has ended, or each of their build requirements is
+        pinned. Every build is constrained by all the pins received (uv's match-runtime): a package compiled
+        against numpy is built against the pinned numpy, whichever of the two the stream sent first."""
+        with self.waiting_lock:
+            seen = {p.name for p in self.pins}
+            ready = [w for w in self.waiting if self.ended or w[1] <= seen]
+            if not ready:
+                return
+            self.waiting = [w for w in self.waiting if w not in ready]
+            constraints = [f"{p.name}=={p.version}" for p in self.pins]
+        for pin, _, wheel in ready:
+            self.engine.pool.submit(self._build_into, pin, constraints, wheel)
+
+    def _build_into(self, pin: Pin, constraints: list[str], wheel: Future) -> None:
+        if not wheel.set_running_or_notify_cancel():
+            return
+        try:
+            wheel.set_result(self._work(pin, constraints))
+        except BaseException as exc:  # noqa: BLE001 - delivered through the pin's future
+            wheel.set_exception(exc)
 
     def _work(self, pin: Pin, constraints: list[str]) -> OutputRef:
         def progress(done: int, total: int) -> None:
@@ -141,9 +203,10 @@ class BuildRun:
             result.wheelhouse.CopyFrom(ref_to_proto(engine.wheelhouse(key, wheels), http, key))
         venv_outcome = "cached"
         if options.venv_archive:
-            ref, venv_outcome = engine.venv_archive(key, self.target, wheels, options.compile_bytecode)
+            ref, venv_outcome, base = engine.venv_archive(key, self.target, wheels, options.compile_bytecode,
+                                                          seed=options.seed)
             result.venv_archive.CopyFrom(ref_to_proto(ref, http, key))
-            result.interpreter = str(engine.interpreter_for(self.target))
+            result.interpreter.CopyFrom(interpreter_to_proto(base))
         shared = bool(self.outcomes["shared"]) or venv_outcome == "shared"
         result.stats.CopyFrom(builder_pb2.BuildStats(
             elapsed_ms=(time.perf_counter() - self.started) * 1000,

@@ -2,7 +2,8 @@
 
 Both transports use it: the gRPC servicer and the CLI's embedded mode. Every expensive step is keyed in the
 action cache (Bazel's ActionCache) and single-flighted: a wheel by its file's sha256, a built wheel by its
-build key, a venv archive by the lock key (exact pins + target environment) — never by a fuzzy request.
+build key, a venv archive by the lock key (exact pins + target environment) plus its base interpreter and
+options — never by a fuzzy request.
 """
 
 from __future__ import annotations
@@ -18,26 +19,39 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from packaging.utils import parse_wheel_filename
+from packaging.requirements import Requirement
+from packaging.utils import NormalizedName, canonicalize_name, parse_wheel_filename
 
-from resolver_service.engine import ResolverEngine
-from resolver_service.render import requirements_txt
-from venvsmith.core.config import venvsmith_home
+from venvsmith.core.config import PipIndexConfig, effective_pip_config, venvsmith_home
 from venvsmith.core.convert import target_to_proto
+from venvsmith.core.errors import ServiceError
 from venvsmith.core.index.auth import Auth
-from venvsmith.core.interpreters import Interpreter, QueryCache, discover_interpreters, file_identity
-from venvsmith.core.pin import Pin
+from venvsmith.core.index.settings import settings_from_config
+from venvsmith.core.interpreters import (
+    BaseInterpreter,
+    Interpreter,
+    QueryCache,
+    cached_identify,
+    discover_interpreters,
+    file_identity,
+)
+from venvsmith.core.pin import Pin, requirements_txt
+from venvsmith.core.resolution import CallError, ResolverClient
 from venvsmith.core.target import TargetEnvironment
 from venvsmith.v1 import builder_pb2, common_pb2, resolver_pb2
 
 from .action_cache import ActionResult, FilesystemActionCache, Outcome, OutputRef
 from .archive import pack
 from .digest import Digest
-from .errors import BuilderError
+from .errors import BuilderError, SdistFailed
 from .limits import BuildLimits
 from .store import FilesystemStore
+from .store.reader import verify_blobs
 
 if TYPE_CHECKING:
+    from venvsmith.core.distfile import DistFile
+    from venvsmith.core.index.http import HttpClient
+
     from .build_env import ResolvingBuildEnv
     from .fetch import Fetcher, Progress
 
@@ -69,6 +83,8 @@ class BuilderSettings:
     )
     workers: int = 8
     limits: BuildLimits = field(default_factory=BuildLimits)
+    #: pip's index configuration on this host, completing a request's ``IndexConfig`` (unless it is isolated).
+    pip: PipIndexConfig = field(default_factory=effective_pip_config)
     #: Base URL of the HTTP endpoint serving blobs ("http://host:port/"), when one runs.
     http_base_url: str = ""
     #: Where a venv tree just built and packed is kept as the unpacked template of its archive
@@ -132,22 +148,39 @@ def ref_to_proto(out: OutputRef, http_base_url: str = "", lock_key: str = "") ->
     )
 
 
-def digest_from_proto(msg: common_pb2.Digest) -> Digest:
-    return Digest(msg.hash, msg.size_bytes)
+@contextmanager
+def building_sdist(pin: Pin, doing: str) -> Iterator[None]:
+    """Report a failure of ``doing`` the sdist of ``pin`` as an :class:`SdistFailed` that names the sdist's file and
+    keeps its status, reason, details and build-log tail: the call stops with it (as pip and uv stop), never tries
+    another version.
+    """
+    try:
+        yield
+    except (ServiceError, CallError) as exc:
+        if pin.file.filename in exc.message:  # said already (a nested build names its own sdist)
+            raise
+        raise SdistFailed(pin.file.filename, doing, exc) from exc
 
 
 class BuildEngine:
-    """Builds pinned sets; thread-safe; one per process."""
+    """Builds pinned sets; thread-safe; one per process.
 
-    def __init__(self, settings: BuilderSettings | None = None, resolver: ResolverEngine | None = None) -> None:
+    ``resolver`` resolves build requirements (and ResolveAndBuild's requests): any
+    :class:`~venvsmith.core.resolution.ResolverClient`, embedded or remote, chosen by the composer (the CLI); the
+    engine neither owns nor closes it. The engine is itself a
+    :class:`~venvsmith.core.resolution.MetadataPreparer` (:meth:`prepare`), for a resolver to be given.
+    """
+
+    description = "embedded builder"
+
+    def __init__(self, settings: BuilderSettings | None = None, resolver: ResolverClient | None = None) -> None:
         self.settings = settings or BuilderSettings()
         home = self.settings.home
         self.store = FilesystemStore(home / "store", max_bytes=self.settings.max_store_bytes)
         self.actions = FilesystemActionCache(home / "actions", self.store)
-        self.resolver = resolver or ResolverEngine()
-        self._own_resolver = resolver is None
-        if self.resolver.metadata_preparer is None:
-            self.resolver.metadata_preparer = self._prepare_for_resolver
+        self.resolver = resolver
+        self._local: TargetEnvironment | None = None
+        self._http: HttpClient | None = None
         #: This process's work directory (downloads, sdist builds, venvs), locked while the process lives.
         self.tmp, self._tmp_lock = claim_work_dir(home / "tmp")
         self.pool = ThreadPoolExecutor(self.settings.workers, thread_name_prefix="build")
@@ -158,8 +191,8 @@ class BuildEngine:
 
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
-        if self._own_resolver:
-            self.resolver.close()
+        if self._http is not None:
+            self._http.close()
         try:
             self.tmp.rmdir()  # only when empty: work still running keeps it (the next start removes it)
         except OSError:
@@ -171,6 +204,23 @@ class BuildEngine:
     def count(self, what: str) -> None:
         with self._lock:
             self.counters[what] += 1
+
+    @property
+    def local(self) -> TargetEnvironment:
+        """This process's own target environment (an unset target spec means it)."""
+        if self._local is None:
+            self._local = TargetEnvironment.from_local()
+        return self._local
+
+    @property
+    def http(self) -> HttpClient:
+        """The pooled HTTP client downloads go through (made on first use)."""
+        with self._lock:
+            if self._http is None:
+                from venvsmith.core.index.http import HttpClient
+
+                self._http = HttpClient(ca_bundle=self.settings.pip.cert, client_cert=self.settings.pip.client_cert)
+            return self._http
 
     # -- interpreters ------------------------------------------------------------------------------
 
@@ -233,11 +283,11 @@ class BuildEngine:
     # -- wheels --------------------------------------------------------------------------------------
 
     def fetcher(self, index: common_pb2.IndexConfig) -> Fetcher:
-        settings = self.resolver.index_settings(index)
+        settings = settings_from_config(index, self.settings.pip, None)
         auth = Auth(settings.credentials, [*settings.indexes(), *settings.find_links])
         from .fetch import Fetcher
 
-        return Fetcher(self.store, self.resolver.http, auth, self.tmp)
+        return Fetcher(self.store, self.http, auth, self.tmp)
 
     def wheel_for(
         self,
@@ -274,7 +324,10 @@ class BuildEngine:
 
     @contextmanager
     def _sdist(self, pin: Pin, fetcher: Fetcher, progress: Progress | None) -> Iterator[Path]:
-        """The verified sdist of ``pin`` in the store (downloaded once), pinned against eviction in the block."""
+        """The verified sdist of ``pin`` in the store (downloaded once), pinned against eviction in the block.
+
+        A corrupt stored sdist is DATA_LOSS (quarantined: fetched again next time).
+        """
         for _ in range(SDIST_ATTEMPTS):
             result, _ = self.actions.get_or_compute(
                 f"file:{pin.file.sha256}",
@@ -285,19 +338,37 @@ class BuildEngine:
             with self.store.pin([digest]):
                 path = self.store.path(digest)  # None: evicted before the pin (the next round fetches it again)
                 if path is not None:
+                    verify_blobs(self.store, [digest])
                     yield path
                     return
         raise BuilderError("RESOURCE_EXHAUSTED", f"the store evicts {pin.file.filename} as soon as it is stored; "
                            "it is too small for this build", reason="STORE_FULL")
 
-    def _build_env(self, sdist_path, target, options, constraints, fetcher, depth) -> tuple[ResolvingBuildEnv, list]:
-        """A build-env provider for ``sdist_path`` and its static build requirements, resolved now."""
-        from .build_env import ResolvingBuildEnv
+    def _static_build_requires(self, sdist_path: Path, options: builder_pb2.BuildOptions) -> list[str]:
+        """``[build-system].requires`` of the sdist, read from its ``pyproject.toml`` without running anything."""
         from .sdist_build import extract_sdist, read_build_system
 
         with tempfile.TemporaryDirectory(dir=self.tmp) as work:
             source = extract_sdist(sdist_path, Path(work) / "src", max_bytes=self._limits(options).max_output_bytes)
-            requires = list(read_build_system(source, sdist_path).requires)
+            return list(read_build_system(source, sdist_path).requires)
+
+    def build_requirement_names(self, pin: Pin, target: TargetEnvironment, options: builder_pb2.BuildOptions,
+                                fetcher: Fetcher, progress: Progress | None = None) -> frozenset[NormalizedName]:
+        """Projects the sdist of ``pin`` statically needs to build for ``target`` (markers evaluated there)."""
+        names = set()
+        with self._sdist(pin, fetcher, progress) as sdist_path:
+            requires = self._static_build_requires(sdist_path, options)
+        for text in requires:
+            requirement = Requirement(text)  # read_build_system checked it parses
+            if requirement.marker is None or target.evaluate(requirement.marker):
+                names.add(canonicalize_name(requirement.name))
+        return frozenset(names)
+
+    def _build_env(self, sdist_path, target, options, constraints, fetcher, depth) -> tuple[ResolvingBuildEnv, list]:
+        """A build-env provider for ``sdist_path`` and its static build requirements, resolved now."""
+        from .build_env import ResolvingBuildEnv
+
+        requires = self._static_build_requires(sdist_path, options)
         env = ResolvingBuildEnv(
             resolve=lambda reqs, cons: self._resolve_build(reqs, cons, target, options.index),
             wheel_path=lambda dep: self._dep_wheel_path(dep, target, options, constraints, fetcher, depth),
@@ -317,7 +388,8 @@ class BuildEngine:
         from .sdist_build import build_key, build_wheel
 
         interpreter = self.interpreter_for(target)
-        env, build_pins = self._build_env(sdist_path, target, options, constraints, fetcher, depth)
+        with building_sdist(pin, "resolving the build requirements of"):
+            env, build_pins = self._build_env(sdist_path, target, options, constraints, fetcher, depth)
         key = "wheel-build:" + build_key(pin.file.sha256, target.digest(), build_pins, dict(options.config_settings))
 
         def build() -> ActionResult:
@@ -342,7 +414,8 @@ class BuildEngine:
                 meta={"log": str(log), "build_requirements": " ".join(outcome.build_requirements)},
             )
 
-        result, outcome = self.actions.get_or_compute_outcome(key, build)
+        with building_sdist(pin, "building"):
+            result, outcome = self.actions.get_or_compute_outcome(key, build)
         return result.outputs[0], outcome
 
     def prepare_metadata(self, pin: Pin, target: TargetEnvironment, options: builder_pb2.BuildOptions
@@ -364,12 +437,13 @@ class BuildEngine:
             digest = self.store.put_bytes(data)
             return ActionResult((OutputRef(digest, "text/plain", "metadata", f"{pin.file.filename}.metadata"),))
 
-        ref = self.actions.get_or_compute(key, prepare)[0].outputs[0]
+        with building_sdist(pin, "preparing the metadata of"):
+            ref = self.actions.get_or_compute(key, prepare)[0].outputs[0]
         with self.store.open(ref.digest) as fh:
             return ref, fh.read()
 
-    def _prepare_for_resolver(self, file, target: TargetEnvironment, index: common_pb2.IndexConfig) -> bytes:
-        """The resolver's hook for sdists with dynamic dependencies (see ResolverEngine.metadata_preparer)."""
+    def prepare(self, file: DistFile, target: TargetEnvironment, index: common_pb2.IndexConfig) -> bytes:
+        """:class:`~venvsmith.core.resolution.MetadataPreparer`: :meth:`prepare_metadata` of one sdist."""
         pin = Pin(name=file.name, version=file.version, file=file)
         return self.prepare_metadata(pin, target, builder_pb2.BuildOptions(index=index))[1]
 
@@ -383,8 +457,11 @@ class BuildEngine:
         )
 
     def _resolve_build(self, requirements, constraints, target, index) -> list[Pin]:
+        """Build requirements resolved through :attr:`resolver` (a client: embedded or remote)."""
         from venvsmith.core.convert import pin_from_proto
 
+        if self.resolver is None:
+            raise BuilderError("FAILED_PRECONDITION", "this builder has no resolver for build requirements")
         request = resolver_pb2.ResolveRequest(
             requirements=list(requirements),
             constraints=[c for c in constraints if "[" not in c],
@@ -392,7 +469,12 @@ class BuildEngine:
             index=index,
             options=common_pb2.ResolutionOptions(),
         )
-        return [pin_from_proto(p) for p in self.resolver.resolve(request).pins]
+        try:
+            response = self.resolver.resolve(request)
+        except CallError as exc:
+            # The resolver's status, reason and details (a conflict's chains) go on; the message says where.
+            raise CallError(exc.status, f"resolving build requirements: {exc.message}", exc.details) from None
+        return [pin_from_proto(p) for p in response.pins]
 
     def _dep_wheel_path(self, pin, target, options, constraints, fetcher, depth) -> Path:
         ref, _ = self.wheel_for(pin, target=target, options=options, constraints=constraints, fetcher=fetcher,
@@ -420,19 +502,45 @@ class BuildEngine:
 
     # -- whole sets -----------------------------------------------------------------------------------
 
-    def venv_archive(self, lock_key: str, target: TargetEnvironment, wheels: Sequence[OutputRef],
-                     compile_bytecode: bool) -> tuple[OutputRef, Outcome]:
-        """The relocatable venv of exactly these wheels (install order) for ``target``, keyed by the lock key;
-        with how it came (``"computed"``, ``"shared"`` with a concurrent identical build, or ``"cached"``)."""
-        from .venv import build_venv
+    def base_interpreter(self, path: Path) -> BaseInterpreter:
+        """What a venv made with ``path`` depends on (kept while its binary is unchanged)."""
+        with self._lock:
+            found = cached_identify(path, self._query_cache)
+        if found is None:
+            raise BuilderError("FAILED_PRECONDITION", f"the interpreter {path} cannot be run to identify it")
+        return found
 
-        key = f"venv:{lock_key}:{'pyc' if compile_bytecode else 'nopyc'}"
+    def seed_wheel(self, interpreter: Path) -> OutputRef:
+        """The pip wheel bundled with ``interpreter``'s ensurepip, in the store (``--seed``)."""
+        from .venv import bundled_pip
+
+        wheel = bundled_pip(interpreter)
+        return OutputRef(self.store.put_file(wheel), WHEEL_MEDIA, "wheel", wheel.name)
+
+    def venv_archive(self, lock_key: str, target: TargetEnvironment, wheels: Sequence[OutputRef],
+                     compile_bytecode: bool, seed: bool = False) -> tuple[OutputRef, Outcome, BaseInterpreter]:
+        """The relocatable venv of exactly these wheels (install order) for ``target``, keyed by the lock key, the
+        base interpreter and the options (:class:`~builder_service.venv_key.VenvKey`); with how it came
+        (``"computed"``, ``"shared"`` with a concurrent identical build, or ``"cached"``) and the interpreter.
+
+        ``seed`` adds the pip bundled with the interpreter (unless a pin is pip already).
+        """
+        from .venv import build_venv
+        from .venv_key import VenvKey
+
         interpreter = self.interpreter_for(target)
+        base = self.base_interpreter(interpreter)
+        installs = list(wheels)
+        if seed and not any(parse_wheel_filename(w.filename)[0] == "pip" for w in wheels):
+            installs.append(self.seed_wheel(interpreter))
+        seeded = installs[len(wheels):]
+        key = VenvKey(lock_key, base, compile_bytecode, seeded[0].digest.hash if seeded else "").key()
 
         def build() -> ActionResult:
             self.count("venv_builds")
-            with tempfile.TemporaryDirectory(dir=self.tmp) as work, self.store.pin([w.digest for w in wheels]):
-                named = [self.named_wheel(w) for w in wheels]
+            with tempfile.TemporaryDirectory(dir=self.tmp) as work, self.store.pin([w.digest for w in installs]):
+                verify_blobs(self.store, [w.digest for w in installs])  # a corrupt wheel: DATA_LOSS, quarantined
+                named = [self.named_wheel(w) for w in installs]
                 venv = Path(work) / "venv"
                 build_venv(interpreter, named, venv, compile_bytecode)
                 archive = Path(work) / "venv.tar.zst"
@@ -443,10 +551,11 @@ class BuildEngine:
 
                     adopt_template(venv, digest.hash, self.settings.templates)
             return ActionResult((OutputRef(digest, ZSTD_MEDIA, "venv_archive", f"venv-{lock_key[:16]}.tar.zst"),),
-                                meta={"lock_key": lock_key, "interpreter": str(interpreter)})
+                                meta={"lock_key": lock_key, "interpreter": base.path,
+                                      "interpreter_identity": base.identity})
 
         result, outcome = self.actions.get_or_compute_outcome(key, build)
-        return result.outputs[0], outcome
+        return result.outputs[0], outcome, base
 
     def wheelhouse(self, lock_key: str, wheels: Sequence[OutputRef]) -> OutputRef:
         """A deterministic tar.zst of ``wheels/`` plus PEP 503 ``simple/`` pages."""
@@ -456,6 +565,7 @@ class BuildEngine:
 
         def build() -> ActionResult:
             with tempfile.TemporaryDirectory(dir=self.tmp) as work, self.store.pin([w.digest for w in wheels]):
+                verify_blobs(self.store, [w.digest for w in wheels])
                 tree = Path(work) / "wheelhouse"
                 write_tree(tree, [(w.filename, w.digest.hash, self.stored_path(w)) for w in wheels])
                 archive = Path(work) / "wheelhouse.tar.zst"
@@ -479,21 +589,6 @@ class BuildEngine:
         return OutputRef(digest, TEXT_MEDIA, "lock_file", f"requirements-{lock_key[:16]}.txt")
 
     # -- blobs ----------------------------------------------------------------------------------------
-
-    def read_chunks(self, digest: Digest, offset: int, limit: int, chunk: int = 1 << 20) -> Iterator[tuple[int, bytes]]:
-        """(offset, bytes) chunks of a blob from ``offset``; ``limit`` 0 = to the end."""
-        if offset < 0 or limit < 0:
-            raise BuilderError("INVALID_ARGUMENT", f"negative offset or limit ({offset}, {limit})")
-        if not self.store.contains(digest):
-            raise BuilderError("NOT_FOUND", f"no blob {digest} in the store")
-        if offset > digest.size_bytes:
-            raise BuilderError("OUT_OF_RANGE", f"offset {offset} is past the end of {digest}")
-        end = digest.size_bytes if not limit else min(digest.size_bytes, offset + limit)
-        position = offset
-        while position < end:
-            data = self.store.read_range(digest, position, min(chunk, end - position))
-            yield position, data
-            position += len(data)
 
     def fetch_to(self, ref: OutputRef | Digest, dest: Path) -> None:
         """Copy a blob to ``dest`` verifying its digest on the way."""

@@ -3,7 +3,10 @@ defined next to the code that raises it (digest, store, install, archive, venv, 
 
 from __future__ import annotations
 
-from venvsmith.core.errors import ServiceError
+from dataclasses import replace
+
+from venvsmith.core.errors import MAX_STATUS_MESSAGE, ErrorDetails, ServiceError, fit_message
+from venvsmith.core.resolution import CallError
 
 #: ``ErrorReason`` of a :class:`BuilderError` that names none, by status.
 _DEFAULT_REASONS = {
@@ -25,6 +28,44 @@ class BuilderError(ServiceError):
 
     def __reduce__(self):
         return (type(self), (self.status, self.message, self.error_reason))
+
+
+def with_log_tail(message: str, log_tail: str) -> str:
+    """``message`` and as much of the build log's end as fits a status message (the last lines say what failed)."""
+    if not log_tail:
+        return message
+    head = fit_message(f"{message}\n--- build log (tail) ---\n", MAX_STATUS_MESSAGE // 2)
+    return head + fit_message(log_tail, MAX_STATUS_MESSAGE - len(head.encode()) * 3, keep_end=True)
+
+
+class SdistFailed(BuilderError):
+    """``doing`` (building, resolving the build requirements of ...) the sdist ``filename`` failed with ``cause``.
+
+    The message names the sdist; the status, ``ErrorReason`` and details are the cause's (``ErrorInfo.metadata``
+    gains ``sdist``), so a caller still tells a failed backend from a missing build requirement or a full store.
+    """
+
+    def __init__(self, filename: str, doing: str, cause: ServiceError | CallError) -> None:
+        reason = cause.reason if isinstance(cause, CallError) else cause.error_reason
+        super().__init__(cause.status, f"{doing} {filename} failed: {cause.message}", reason)
+        self.filename = filename
+        self.doing = doing
+        self.cause = cause
+        self.field = getattr(cause, "field", "")
+        self.log_tail = getattr(cause, "log_tail", "")
+
+    def details(self) -> ErrorDetails:
+        details = self.cause.details if isinstance(self.cause, CallError) else self.cause.details()
+        return replace(details, metadata={**details.metadata, "sdist": self.filename})
+
+    def status_message(self) -> str:
+        return with_log_tail(self.message, self.log_tail)
+
+    def under(self, prefix: str) -> SdistFailed:
+        return SdistFailed(self.filename, self.doing, self.cause.under(prefix))
+
+    def __reduce__(self):
+        return (type(self), (self.filename, self.doing, self.cause))
 
 
 def status_of(exc: BaseException) -> tuple[str, str] | None:

@@ -1,27 +1,39 @@
-"""A plain HTTP face of the store: blobs by digest, and each build's wheels as a PEP 503 simple index.
+"""A plain HTTP face of the store: blobs by digest, and each build's wheels as a simple index.
 
-``GET /blobs/<sha256>/<size>/<filename>`` (Range requests honoured) and
-``GET /wheelhouse/<lock key>/simple/[<project>/]`` — so ``pip install --index-url`` / ``uv pip install`` use a
-build's wheels unchanged.
+* ``GET /blobs/<sha256>/<size>/<filename>`` — one blob, verified while sent (Range requests honoured); the file
+  name is cosmetic. ``GET /blobs/<sha256>/<size>/<wheel filename>.metadata`` — that wheel's METADATA (PEP 658).
+* ``GET /wheelhouse/<lock key>/simple/[<project>/]`` — a build's wheels as PEP 503 HTML or PEP 691 JSON (by the
+  ``Accept`` header), with core-metadata hashes (PEP 714), sizes and versions (PEP 700); a page asked for
+  without its trailing slash or by a non-normalized name is redirected (301) to its canonical URL.
+
+So ``pip install --index-url`` / ``uv pip install`` resolve from a build's wheels without downloading them.
 """
 
 from __future__ import annotations
 
+import logging
 import re
-import shutil
 import threading
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from packaging.utils import canonicalize_name
+from packaging.utils import canonicalize_name, parse_wheel_filename
 
+from .action_cache import OutputRef
 from .digest import Digest, DigestMismatch, InvalidDigest
 from .engine import BuildEngine
-from .wheelhouse import HouseWheel, project_page, root_page
+from .errors import status_of
+from .store.reader import verified_chunks
+from .wheel_metadata import core_metadata
+from .wheelhouse import HouseWheel, negotiate, project_json, project_page, root_json, root_page
 
-_BLOB = re.compile(r"^/blobs/([0-9a-f]{64})/(\d+)(?:/[^/]+)?$")
-_HOUSE = re.compile(r"^/wheelhouse/([0-9a-f]{64})/simple/(?:([^/]+)/)?$")
+log = logging.getLogger(__name__)
+
+_BLOB = re.compile(r"^/blobs/([0-9a-f]{64})/(\d{1,19})(?:/([^/]+))?$")
+_HOUSE = re.compile(r"^/wheelhouse/([0-9a-f]{64})/simple(/?)$")
+_PROJECT = re.compile(r"^/wheelhouse/([0-9a-f]{64})/simple/([A-Za-z0-9._-]{1,200})(/?)$")
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+_METADATA_SUFFIX = ".whl.metadata"
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -30,6 +42,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format, *args) -> None:  # noqa: A002 - the base class's signature
         pass
+
+    def log_request(self, code="-", size="-") -> None:
+        log.debug("%s %s %s", self.command, self.path, code)
 
     def do_HEAD(self) -> None:
         self._serve(head=True)
@@ -42,37 +57,85 @@ class _Handler(BaseHTTPRequestHandler):
         if path in ("/healthz", "/"):
             return self._send(HTTPStatus.OK, b"ok\n", "text/plain", head)
         if m := _BLOB.match(path):
-            return self._blob(Digest(m.group(1), int(m.group(2))), head)
+            digest = Digest(m.group(1), int(m.group(2)))
+            if (m.group(3) or "").endswith(_METADATA_SUFFIX):
+                return self._metadata(digest, m.group(3).removesuffix(".metadata"), head)
+            return self._blob(digest, head)
         if m := _HOUSE.match(path):
-            return self._house(m.group(1), m.group(2), head)
+            if not m.group(2):
+                return self._redirect(f"/wheelhouse/{m.group(1)}/simple/")
+            return self._house(m.group(1), None, head)
+        if m := _PROJECT.match(path):
+            name = canonicalize_name(m.group(2))
+            if name != m.group(2) or not m.group(3):  # PEP 503: normalized names, trailing slash
+                return self._redirect(f"/wheelhouse/{m.group(1)}/simple/{name}/")
+            return self._house(m.group(1), name, head)
         self._send(HTTPStatus.NOT_FOUND, b"not found\n", "text/plain", head)
 
+    def _redirect(self, location: str) -> None:
+        self.send_response(HTTPStatus.MOVED_PERMANENTLY)
+        self.send_header("Location", location)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
     def _house(self, lock_key: str, project: str | None, head: bool) -> None:
+        chosen = negotiate(self.headers.get("Accept"))
+        if chosen is None:
+            return self._send(HTTPStatus.NOT_ACCEPTABLE, b"ask for application/vnd.pypi.simple.v1+json or"
+                              b" text/html\n", "text/plain", head, vary=True)
+        form, content_type = chosen
         wheels = self.server.engine.wheels_of(lock_key)
         if wheels is None:
-            return self._send(HTTPStatus.NOT_FOUND, b"unknown lock key\n", "text/plain", head)
-        house = [HouseWheel(w.filename, w.digest.hash, f"/blobs/{w.digest.hash}/{w.digest.size_bytes}/{w.filename}")
-                 for w in wheels]
+            return self._send(HTTPStatus.NOT_FOUND, b"unknown lock key\n", "text/plain", head, vary=True)
         if project is None:
-            page = root_page(house)
+            house = [self._house_wheel(w, with_metadata=False) for w in wheels]
+            page = root_json(house) if form == "json" else root_page(house)
         else:
-            name = canonicalize_name(project)
-            if name != project:
-                self.send_response(HTTPStatus.MOVED_PERMANENTLY)
-                self.send_header("Location", f"/wheelhouse/{lock_key}/simple/{name}/")
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-                return
-            if not any(w.project == name for w in house):
-                return self._send(HTTPStatus.NOT_FOUND, b"unknown project\n", "text/plain", head)
-            page = project_page(name, house)
-        self._send(HTTPStatus.OK, page.encode(), "text/html; charset=utf-8", head)
+            mine = [w for w in wheels if parse_wheel_filename(w.filename)[0] == project]
+            if not mine:
+                return self._send(HTTPStatus.NOT_FOUND, b"unknown project\n", "text/plain", head, vary=True)
+            house = [self._house_wheel(w, with_metadata=True) for w in mine]
+            page = project_json(project, house) if form == "json" else project_page(project, house)
+        self._send(HTTPStatus.OK, page.encode(), content_type, head, vary=True)
+
+    def _house_wheel(self, wheel: OutputRef, *, with_metadata: bool) -> HouseWheel:
+        d = wheel.digest
+        href = f"/blobs/{d.hash}/{d.size_bytes}/{wheel.filename}"
+        if not with_metadata:
+            return HouseWheel(wheel.filename, d.hash, href, d.size_bytes)
+        try:
+            meta = core_metadata(self.server.engine.store, self.server.engine.actions, wheel.filename, d)
+        except Exception as exc:  # noqa: BLE001 - listed without metadata: clients then read the wheel itself
+            if status_of(exc) is None:
+                raise
+            log.warning("no core metadata for %s: %s", wheel.filename, exc)
+            return HouseWheel(wheel.filename, d.hash, href, d.size_bytes)
+        return HouseWheel(wheel.filename, d.hash, href, d.size_bytes, meta.ref.digest.hash, meta.requires_python)
+
+    def _metadata(self, wheel: Digest, filename: str, head: bool) -> None:
+        """PEP 658: the METADATA of a stored wheel, itself verified before it is sent."""
+        store = self.server.engine.store
+        if not store.contains(wheel):
+            return self._send(HTTPStatus.NOT_FOUND, b"no such blob\n", "text/plain", head)
+        try:
+            meta = core_metadata(store, self.server.engine.actions, filename, wheel)
+            data = b"".join(piece for _, piece in verified_chunks(store, meta.ref.digest))
+        except Exception as exc:  # noqa: BLE001
+            known = status_of(exc)
+            if known is None:
+                raise
+            log.warning("no core metadata for %s: %s", filename, exc)
+            return self._send(HTTPStatus.NOT_FOUND, b"no metadata for this blob\n", "text/plain", head)
+        self._send(HTTPStatus.OK, data, "application/octet-stream", head)
 
     def _blob(self, digest: Digest, head: bool) -> None:
+        """One blob, whole (200) or a byte range (206), verified like GetArtifact: a corrupt blob never yields a
+        complete successful response (an error status when found before the headers, else a cut connection)."""
         store = self.server.engine.store
         if not store.contains(digest):
             return self._send(HTTPStatus.NOT_FOUND, b"no such blob\n", "text/plain", head)
         size = digest.size_bytes
+        status, start, end = HTTPStatus.OK, 0, size - 1
         header = self.headers.get("Range")
         if header and (m := _RANGE.match(header.strip())) and (m.group(1) or m.group(2)):
             if m.group(1):
@@ -86,33 +149,36 @@ class _Handler(BaseHTTPRequestHandler):
                 self.send_header("Content-Length", "0")
                 self.end_headers()
                 return
-            data = store.read_range(digest, start, end - start + 1)
-            self.send_response(HTTPStatus.PARTIAL_CONTENT)
-            self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
-            self.send_header("Content-Length", str(len(data)))
-            self.send_header("Accept-Ranges", "bytes")
-            self.end_headers()
-            if not head:
-                self.wfile.write(data)
-            return
-        self.send_response(HTTPStatus.OK)
+            status = HTTPStatus.PARTIAL_CONTENT
+        pieces = iter(()) if head else verified_chunks(store, digest, start, end - start + 1)
+        try:
+            first = next(pieces, None)  # a blob of one chunk is verified whole before any header goes out
+        except DigestMismatch:
+            return self._send(HTTPStatus.INTERNAL_SERVER_ERROR, b"stored blob is corrupt; it was removed\n",
+                              "text/plain", head)
+        self.send_response(status)
         self.send_header("Content-Type", "application/octet-stream")
-        self.send_header("Content-Length", str(size))
+        self.send_header("Content-Length", str(end - start + 1))
         self.send_header("Accept-Ranges", "bytes")
         self.send_header("ETag", f'"{digest.hash}"')
+        if status == HTTPStatus.PARTIAL_CONTENT:
+            self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
         self.end_headers()
-        if head:
+        if first is None:
             return
         try:
-            with store.open(digest) as src:
-                shutil.copyfileobj(src, self.wfile, 1 << 20)
+            self.wfile.write(first[1])
+            for _, data in pieces:
+                self.wfile.write(data)
         except DigestMismatch:
-            self.close_connection = True  # a corrupt blob: cut the response short; it was removed
+            self.close_connection = True  # the last bytes are never sent: the client sees a short body
 
-    def _send(self, status: int, body: bytes, content_type: str, head: bool) -> None:
+    def _send(self, status: int, body: bytes, content_type: str, head: bool, vary: bool = False) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
+        if vary:
+            self.send_header("Vary", "Accept")
         self.end_headers()
         if not head:
             self.wfile.write(body)

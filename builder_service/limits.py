@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, ClassVar
 
 from builder_service import _backend_runner
-from venvsmith.core.errors import MAX_STATUS_MESSAGE, ServiceError, fit_message
+from venvsmith.core.errors import ServiceError
 
 __all__ = [
     "GiB",
@@ -96,10 +96,9 @@ class BuildError(ServiceError):
 
     def status_message(self) -> str:
         """The message and as much of the log's end as fits (the last lines say what failed)."""
-        if not self.log_tail:
-            return self.message
-        head = fit_message(f"{self.message}\n--- build log (tail) ---\n", MAX_STATUS_MESSAGE // 2)
-        return head + fit_message(self.log_tail, MAX_STATUS_MESSAGE - len(head.encode()) * 3, keep_end=True)
+        from builder_service.errors import with_log_tail
+
+        return with_log_tail(self.message, self.log_tail)
 
 
 class BuildFailed(BuildError):

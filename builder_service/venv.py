@@ -20,7 +20,7 @@ from pathlib import Path
 
 from venvsmith.core.errors import ServiceError
 
-__all__ = ["VenvError", "VenvLayout", "build_venv", "create_venv"]
+__all__ = ["VenvError", "VenvLayout", "build_venv", "bundled_pip", "create_venv"]
 
 #: Seconds allowed for the interpreter to create the venv.
 CREATE_TIMEOUT = 120.0
@@ -42,6 +42,10 @@ print(json.dumps({
     "implementation": sys.implementation.name,
 }))
 """
+
+
+# Runs in the target interpreter: where its ensurepip keeps the wheels it installs (offline).
+_BUNDLED = "import ensurepip, os; print(os.path.join(os.path.dirname(ensurepip.__file__), '_bundled'))"
 
 
 class VenvError(ServiceError):
@@ -139,6 +143,35 @@ def create_venv(interpreter: Path, dest: Path, *, timeout: float = CREATE_TIMEOU
         )
     except (ValueError, KeyError, IndexError, TypeError) as exc:
         raise VenvError(dest, f"unexpected answer from {interpreter}: {proc.stdout[-500:]!r}") from exc
+
+
+def bundled_pip(interpreter: Path, *, timeout: float = CREATE_TIMEOUT) -> Path:
+    """The pip wheel bundled with ``interpreter``'s ``ensurepip`` (newest when several); :class:`VenvError` if none.
+
+    This is what ``python -m ensurepip`` installs, without the network: seeding a venv with it is offline.
+    """
+    from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
+
+    try:
+        proc = subprocess.run([os.fspath(interpreter), "-I", "-c", _BUNDLED], capture_output=True, text=True,
+                              timeout=timeout, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise VenvError(Path(interpreter), f"could not run {interpreter}: {exc}") from exc
+    if proc.returncode != 0 or not proc.stdout.strip():
+        raise VenvError(Path(interpreter), f"{interpreter} has no ensurepip to seed pip from: "
+                                           f"{proc.stderr.strip()[-500:]}")
+    bundled = Path(proc.stdout.strip().splitlines()[-1])
+    found = []
+    for wheel in bundled.glob("*.whl") if bundled.is_dir() else ():
+        try:
+            name, version, _, _ = parse_wheel_filename(wheel.name)
+        except InvalidWheelFilename:
+            continue
+        if name == canonicalize_name("pip") and wheel.is_file() and not wheel.is_symlink():
+            found.append((version, wheel))
+    if not found:
+        raise VenvError(Path(interpreter), f"{interpreter}'s ensurepip bundles no pip wheel (in {bundled})")
+    return max(found)[1]
 
 
 def build_venv(

@@ -61,4 +61,5 @@ def policy_from_proto(options: pb.ResolutionOptions) -> SelectionPolicy:
         ),
         exclude_newer=parse_exclude_newer(options.exclude_newer),
         allow_yanked_pins=not options.disallow_yanked,
+        ignore_requires_python_upper_bound=options.ignore_requires_python_upper_bound,
     )

@@ -11,21 +11,17 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import urlsplit
 
-from packaging.utils import canonicalize_name
-
-from venvsmith.core.config import PipIndexConfig, default_index_url, read_pip_config, venvsmith_home
+from venvsmith.core.config import PipIndexConfig, effective_pip_config, venvsmith_home
 from venvsmith.core.convert import pin_to_proto, target_from_spec, target_to_proto
-from venvsmith.core.distfile import DistFile
-from venvsmith.core.errors import InvalidInput, at_field
-from venvsmith.core.index.auth import Credential
-from venvsmith.core.index.settings import IndexSettings
-from venvsmith.core.pin import lock_key
+from venvsmith.core.errors import InvalidInput, at_field, parsed_each
+from venvsmith.core.index.settings import IndexSettings, settings_from_config
+from venvsmith.core.pin import lock_key, requirements_txt
+from venvsmith.core.resolution import MetadataPreparer
 from venvsmith.core.singleflight import SingleFlight
 from venvsmith.core.target import TargetEnvironment
 from venvsmith.v1 import common_pb2, resolver_pb2
@@ -38,7 +34,10 @@ from .resolve import DEFAULT_MAX_BACKTRACKS, ResolutionRequest, parse_constraint
 DEFAULT_TTL_SECONDS = 600.0
 #: Parsed requests remembered by their bytes (the fast path of a repeated request).
 PREPARED_MEMO_ENTRIES = 4096
-MetadataPreparer = Callable[[DistFile, TargetEnvironment, common_pb2.IndexConfig], bytes]
+#: Why an engine constructed without a metadata preparer cannot read dynamic metadata (its composer may say more).
+NO_BUILDER = "this resolver has no builder to prepare it"
+#: Why a request with ``options.no_build`` does not.
+NO_BUILD_REQUESTED = "building sdists to read their metadata is turned off (--no-build)"
 #: Threads walking the likely dependency closure ahead of the search (network-bound, so many).
 LOOKAHEAD_WORKERS = 32
 
@@ -48,29 +47,20 @@ class EngineSettings:
     """Server-side configuration: state directory, pip's index configuration, cache lifetime."""
 
     home: Path = field(default_factory=venvsmith_home)
-    pip: PipIndexConfig = field(default_factory=read_pip_config)
+    pip: PipIndexConfig = field(default_factory=effective_pip_config)
     resolution_ttl: float = field(
         default_factory=lambda: float(os.environ.get("VENVSMITH_RESOLUTION_TTL", DEFAULT_TTL_SECONDS))
     )
 
 
-def _check_url(url: str, what: str) -> str:
-    url = url.strip()
-    parts = urlsplit(url)
-    if parts.scheme in ("http", "https") and parts.netloc:
-        return url
-    if parts.scheme == "file" and parts.path:
-        return url
-    if not parts.scheme and url.startswith(("/", ".")):
-        return url
-    raise InvalidInput(url, f"invalid {what} URL (http, https or file URL, or a directory path)")
-
-
-def _parsed(parse: Callable[[str], object], field: str, texts: Iterable[str]) -> Iterator:
-    """``parse`` each of a repeated request field; an error names its path (``requirements[2]``)."""
-    for i, text in enumerate(texts):
-        with at_field(f"{field}[{i}]"):
-            yield parse(text)
+def _field_of(value: str, request: resolver_pb2.ResolveRequest, requirements, constraints) -> str:
+    """The request field (``constraints[1]``) whose requirement or URL is ``value``; empty when none is."""
+    for name, texts, parsed in (("requirements", request.requirements, requirements),
+                                ("constraints", request.constraints, constraints)):
+        for i, (text, req) in enumerate(zip(texts, parsed, strict=True)):
+            if value in (text.strip(), str(req), getattr(req, "url", None)):
+                return f"{name}[{i}]"
+    return ""
 
 
 def _secret_digest(index: common_pb2.IndexConfig) -> str:
@@ -81,10 +71,17 @@ def _secret_digest(index: common_pb2.IndexConfig) -> str:
 
 
 class ResolverEngine:
-    """Answers Resolve / ResolveStream / DescribeEnvironment; thread-safe."""
+    """Answers Resolve / ResolveStream / DescribeEnvironment; thread-safe.
 
-    def __init__(self, settings: EngineSettings | None = None) -> None:
+    ``metadata_preparer`` reads the metadata of sdists with dynamic dependencies (a builder, embedded or remote);
+    without one such sdists are FAILED_PRECONDITION, the message ending with ``without_preparer``.
+    """
+
+    def __init__(self, settings: EngineSettings | None = None, metadata_preparer: MetadataPreparer | None = None,
+                 *, without_preparer: str = NO_BUILDER) -> None:
         self.settings = settings or EngineSettings()
+        self.metadata_preparer = metadata_preparer
+        self.without_preparer = without_preparer
         self.home = self.settings.home
         self.local = TargetEnvironment.from_local()
         self.cache = ResolutionCache(self.home / "resolutions.sqlite3")
@@ -97,10 +94,6 @@ class ResolverEngine:
         self._http = None
         self._index_cache = None
         self._edge_lock = threading.Lock()
-        #: ``prepare(file, target, index_config) -> METADATA bytes`` for sdists with dynamic dependencies;
-        #: set by a builder (embedded, or a remote one's PrepareMetadata). Without it such sdists are
-        #: FAILED_PRECONDITION.
-        self.metadata_preparer: MetadataPreparer | None = None
 
     @property
     def http(self):
@@ -110,7 +103,7 @@ class ResolverEngine:
                 if self._http is None:
                     from venvsmith.core.index.http import HttpClient
 
-                    self._http = HttpClient(ca_bundle=self.settings.pip.cert)
+                    self._http = HttpClient(ca_bundle=self.settings.pip.cert, client_cert=self.settings.pip.client_cert)
         return self._http
 
     @property
@@ -134,42 +127,19 @@ class ResolverEngine:
     # -- requests ----------------------------------------------------------------------------------
 
     def describe(self, request: resolver_pb2.DescribeEnvironmentRequest) -> common_pb2.TargetEnvironment:
+        """The target environment, and in ``metadata_builder`` how this engine reads dynamic metadata."""
         with at_field("target"):
-            return target_to_proto(target_from_spec(request.target, self.local))
+            answer = target_to_proto(target_from_spec(request.target, self.local))
+        preparer = self.metadata_preparer
+        if preparer is None:
+            answer.metadata_builder = f"none: {self.without_preparer}"
+        else:
+            answer.metadata_builder = getattr(preparer, "description", "") or type(preparer).__name__
+        return answer
 
     def index_settings(self, index: common_pb2.IndexConfig) -> IndexSettings:
         """The effective index configuration: the request's, completed from pip's on the server."""
-        pip = self.settings.pip
-        no_index = index.no_index or pip.no_index
-        with at_field("index.index_url"):
-            index_url = _check_url(index.index_url, "index") if index.index_url else None
-        if index_url is None and not no_index:
-            index_url = default_index_url(pip)
-        extras = list(_parsed(lambda u: _check_url(u, "extra index"), "index.extra_index_urls",
-                              index.extra_index_urls)) or list(pip.extra_index_urls)
-        find_links = list(_parsed(lambda u: _check_url(u, "find-links"), "index.find_links",
-                                  index.find_links)) or list(pip.find_links)
-        known = {u for u in [index_url, *extras] if u}
-        package_index = {}
-        for name, url in index.package_index.items():
-            if url not in known:
-                raise InvalidInput(url, f"package_index for {name} names an index that is not configured",
-                                   field=f"index.package_index[{name}]")
-            package_index[canonicalize_name(name)] = url
-        strategy = "unsafe-best-match" if index.strategy == common_pb2.UNSAFE_BEST_MATCH else "first-index"
-        return IndexSettings(
-            index_url=None if no_index else index_url,
-            extra_index_urls=[] if no_index else extras,
-            find_links=find_links,
-            no_index=no_index,
-            strategy=strategy,
-            package_index=package_index,
-            credentials=[
-                Credential(c.url_prefix, c.username, c.password, c.token) for c in index.credentials
-            ],
-            cache_dir=self.home / "index",
-            ca_bundle=pip.cert,
-        )
+        return settings_from_config(index, self.settings.pip, self.home / "index")
 
     def _prepared(self, request: resolver_pb2.ResolveRequest):
         """:meth:`_prepare`, memoised by the request's bytes: a repeated request skips parsing and expansion."""
@@ -190,8 +160,8 @@ class ResolverEngine:
     def _prepare(self, request: resolver_pb2.ResolveRequest):
         if not request.requirements:
             raise InvalidInput("", "at least one requirement is needed", field="requirements")
-        requirements = tuple(_parsed(parse_requirement, "requirements", request.requirements))
-        constraints = tuple(_parsed(parse_constraint, "constraints", request.constraints))
+        requirements = tuple(parsed_each(parse_requirement, "requirements", request.requirements))
+        constraints = tuple(parsed_each(parse_constraint, "constraints", request.constraints))
         with at_field("target"):
             target = target_from_spec(request.target, self.local)
         with at_field("options"):
@@ -199,6 +169,9 @@ class ResolverEngine:
         with at_field("index"):
             settings = self.index_settings(request.index)
         key_doc = {
+            # Bumped when the stored answer changes shape (2: pins carry the release's sdist; lock files for
+            # every patch release), so answers cached by an older version are not served.
+            "answer_format": 2,
             "requirements": [str(r) for r in requirements],
             "constraints": sorted(str(c) for c in constraints),
             "target": target.digest(),
@@ -273,15 +246,16 @@ class ResolverEngine:
         from venvsmith.core.index.finder import IndexSource
 
         from .prepared import PreparingSource
-        from .render import pylock_toml, requirements_txt
+        from .render import pylock_toml
 
         with IndexSource(
             settings, http=self.http, cache=self.index_cache, on_event=page_event if on_event else None
         ) as index_source:
-            source = index_source
-            if self.metadata_preparer is not None:
-                prepare = self.metadata_preparer
-                source = PreparingSource(index_source, lambda file: prepare(file, target, request.index))
+            no_build = request.options.no_build
+            preparer = None if no_build else self.metadata_preparer
+            why_not = NO_BUILD_REQUESTED if no_build else self.without_preparer
+            prepare = None if preparer is None else (lambda file: preparer.prepare(file, target, request.index))
+            source = PreparingSource(index_source, prepare, why_not)
             try:
                 resolution = resolve(
                     ResolutionRequest(
@@ -297,12 +271,24 @@ class ResolverEngine:
                     on_event=forward if on_event else None,
                 )
             except NoSolution as exc:
+                message = f"{exc.message}\n{settings.describe()}"
                 if settings.strategy == "first-index" and len(settings.indexes()) > 1:
-                    raise NoSolution(exc.message + "\nhint: with the first-index strategy only the first index that "
-                                     "lists a name is asked for it; --index-strategy unsafe-best-match unions them "
-                                     "(at the risk of dependency confusion)", exc.chains) from None
+                    message += ("\nhint: with the first-index strategy only the first index that lists a name is "
+                                "asked for it; --index-strategy unsafe-best-match unions them (at the risk of "
+                                "dependency confusion)")
+                raise NoSolution(message, exc.chains, exc.notes) from None
+            except InvalidInput as exc:  # found while resolving (a URL constraint, a marker): name its field
+                if not exc.field:
+                    exc.field = _field_of(exc.value, request, requirements, constraints)
                 raise
             stats = index_source.stats
+            # PEP 740 publisher identities of the pinned files only (no request for files without provenance).
+            identities = index_source.attestation_identities([p.file for p in resolution.pins])
+            pins = tuple(
+                replace(pin, attestation_identities=found) if found else pin
+                for pin, found in zip(resolution.pins, identities, strict=True)
+            )
+            resolution = replace(resolution, pins=pins)
         key = lock_key(resolution.pins, target)
         expires_at = ""
         if not policy.exclude_newer:

@@ -25,15 +25,17 @@ class ConflictChain:
 class NoSolution(ServiceError):
     """No set of versions satisfies the requirements; ``message`` explains the conflict.
 
-    ``chains`` carries the conflicting requirement chains as data (one PreconditionFailure violation each).
+    ``chains`` carries the conflicting requirement chains as data (one PreconditionFailure violation each);
+    ``notes`` are further violations that are not chains (``YANKED``: yanked files would satisfy the request).
     """
 
     status = "FAILED_PRECONDITION"
     error_reason = "NO_SOLUTION"
 
-    def __init__(self, message: str, chains: Sequence[ConflictChain] = ()) -> None:
+    def __init__(self, message: str, chains: Sequence[ConflictChain] = (), notes: Sequence[Violation] = ()) -> None:
         super().__init__(message)
         self.chains = tuple(chains)
+        self.notes = tuple(notes)
 
     def facts(self) -> dict[str, str]:
         projects = sorted({c.project for c in self.chains})
@@ -41,8 +43,8 @@ class NoSolution(ServiceError):
 
     def violations(self) -> list[Violation]:
         if not self.chains:
-            return super().violations()
-        return [Violation("CONFLICT", c.project, c.text()) for c in self.chains]
+            return [*super().violations(), *self.notes]
+        return [*(Violation("CONFLICT", c.project, c.text()) for c in self.chains), *self.notes]
 
 
 class TooManyBacktracks(ServiceError):

@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 
-from venvsmith.core.errors import IndexUnavailable
+from venvsmith.core.errors import IndexUnavailable, Violation
 
 from .candidate import PYTHON, BaseRequirement, PythonRequirement, SpecRequirement, UnusableRequirement
 from .errors import ConflictChain, NoSolution
+from .selection import yanked_matches
 
 MAX_VERSIONS_SHOWN = 12
 
@@ -51,7 +52,7 @@ def _versions_line(name: str, provider) -> str:
         return ""
     target = provider.target
     where = f"Python {target.python_version}, {target.markers.get('sys_platform', '?')}"
-    usable = [str(v) for v in selection.versions()]
+    usable = [f"{v} (yanked)" if f.is_yanked else str(v) for v, f in selection.by_version]
     if not selection.all_versions:
         return f"    No files of {name} were found in the configured indexes and find-links."
     lines = []
@@ -76,6 +77,7 @@ def explain_impossible(causes, provider, required) -> NoSolution:
         by_id[info.requirement.id].append(info)
     sections = []
     chains: list[ConflictChain] = []
+    notes: list[Violation] = []
     for ident, infos in sorted(by_id.items(), key=lambda kv: (kv[0] == PYTHON, kv[0])):
         first = infos[0].requirement
         project = "python" if ident == PYTHON else first.name
@@ -104,13 +106,39 @@ def explain_impossible(causes, provider, required) -> NoSolution:
             lines.append(f"    - {_who(info.parent, required)} {_requirement_text(info.requirement)}")
         constraints = provider.constraints.get(name, ())
         for spec in constraints:
-            lines.append(f"    - a constraint limits {name}{spec}")
-            chains.append(ConflictChain(name, (f"{name}{spec} (a constraint)",)))
+            if spec:
+                lines.append(f"    - a constraint limits {name}{spec}")
+                chains.append(ConflictChain(name, (f"{name}{spec} (a constraint)",)))
+        pinned = provider.url_constraints.get(name)
+        if pinned is not None:
+            lines.append(f"    - a constraint limits {name} to {pinned.url} (version {pinned.version})")
+            chains.append(ConflictChain(name, (f"{name} @ {pinned.url} (a constraint, version {pinned.version})",)))
+        yanked = _yanked_line(name, [i.requirement for i in infos], provider)
+        if yanked:
+            lines.append(yanked)
+            notes.append(Violation("YANKED", name, yanked.strip()))
         versions = _versions_line(name, provider)
         if versions:
             lines.append(versions)
         sections.append("\n".join(lines))
-    return NoSolution("no solution for the requirements:\n" + "\n".join(sections), chains)
+    return NoSolution("no solution for the requirements:\n" + "\n".join(sections), chains, notes)
+
+
+def _yanked_line(name: str, requirements, provider) -> str:
+    """Say so when yanked files would satisfy the requirements: only the user's own pin may take them."""
+    try:
+        selection = provider.selection(name)
+    except IndexUnavailable:
+        return ""
+    specs = [r.specifier for r in requirements if isinstance(r, SpecRequirement | BaseRequirement)]
+    found = yanked_matches(selection, [*specs, *provider.constraints.get(name, ())])
+    if not found:
+        return ""
+    which = ", ".join(f"{name} {v} is yanked" + (f" ({f.yanked})" if f.yanked else "") for v, f in found[:3])
+    return (
+        f"    {which}: a yanked version is chosen only when your own requirement or constraint pins it "
+        "with == or ===, and no unyanked file satisfies it"
+    )
 
 
 def _requirement_text(req) -> str:

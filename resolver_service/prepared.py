@@ -1,6 +1,7 @@
-"""A package source that asks a builder for the metadata of sdists whose dependencies are dynamic.
+"""A package source that asks a metadata preparer (a builder) for sdists whose dependencies are dynamic.
 
-Resolution itself never runs package code: only the builder does, in isolation (PrepareMetadata).
+Resolution itself never runs package code: only a builder does, in isolation (PrepareMetadata). The resolver
+knows it only as a :class:`~venvsmith.core.resolution.MetadataPreparer`, given to it when it is constructed.
 """
 
 from __future__ import annotations
@@ -14,16 +15,18 @@ from venvsmith.core.errors import DynamicMetadata
 from venvsmith.core.metadata import CoreMetadata
 from venvsmith.core.source import PackageSource
 
-#: ``prepare(file) -> METADATA bytes``, built by the builder for the resolution's target environment.
+#: ``prepare(file) -> METADATA bytes``, bound to the resolution's target environment and index configuration.
 Prepare = Callable[[DistFile], bytes]
 
 
 class PreparingSource:
-    """Delegates to ``source``; on :class:`DynamicMetadata` asks ``prepare`` instead of failing."""
+    """Delegates to ``source``; on :class:`DynamicMetadata` asks ``prepare``, or, without one, fails saying
+    ``why_not`` (there is no builder, or the request turned building off)."""
 
-    def __init__(self, source: PackageSource, prepare: Prepare) -> None:
+    def __init__(self, source: PackageSource, prepare: Prepare | None, why_not: str = "") -> None:
         self.source = source
         self.prepare = prepare
+        self.why_not = why_not
 
     def files(self, name: NormalizedName) -> Sequence[DistFile]:
         return self.source.files(name)
@@ -31,10 +34,12 @@ class PreparingSource:
     def metadata(self, file: DistFile) -> CoreMetadata:
         try:
             return self.source.metadata(file)
-        except DynamicMetadata:
-            if not file.sha256:  # the builder stores what it builds by content: hash the file first
-                file = self.source.resolve_file_url(file.url)
-            return CoreMetadata.from_bytes(self.prepare(file), file.filename)
+        except DynamicMetadata as exc:
+            if self.prepare is None:
+                raise DynamicMetadata(exc.filename, f"{exc.message}; {self.why_not}") from None
+        if not file.sha256:  # the builder stores what it builds by content: hash the file first
+            file = self.source.resolve_file_url(file.url)
+        return CoreMetadata.from_bytes(self.prepare(file), file.filename)
 
     def resolve_file_url(self, url: str) -> DistFile:
         return self.source.resolve_file_url(url)

@@ -17,6 +17,7 @@ from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
 from resolvelib import AbstractProvider
 
+from venvsmith.core.distfile import DistFile
 from venvsmith.core.errors import InvalidDistribution
 from venvsmith.core.metadata import CoreMetadata
 from venvsmith.core.source import PackageSource
@@ -33,7 +34,7 @@ from .candidate import (
     SpecRequirement,
     UnusableRequirement,
 )
-from .selection import Selection, SelectionPolicy, allowed_versions, select
+from .selection import Selection, SelectionPolicy, allowed_versions, lower_bound, pins_exactly, select
 
 #: How many of the next candidates' metadata to fetch ahead of the search. The newest is almost always the
 #: one pinned; an older one is needed only once the search starts rejecting versions of the project.
@@ -55,11 +56,18 @@ class Provider(AbstractProvider):
         constraints: Mapping[NormalizedName, Sequence[SpecifierSet]] = {},
         user_requested: Mapping[str, int] | None = None,
         executor: Executor | None = None,
+        url_constraints: Mapping[NormalizedName, DistFile] = {},
+        user_specifiers: Mapping[NormalizedName, Sequence[SpecifierSet]] = {},
     ) -> None:
         self.source = source
         self.target = target
         self.policy = policy
         self.constraints = constraints
+        #: Projects a URL constraint (``name @ url``) restricts to one file, wherever they are required.
+        self.url_constraints = url_constraints
+        #: The specifiers of the user's own (root) requirements by project, whatever their extras: they hold
+        #: for every identifier of the project, and only they (or a constraint) may pin a yanked version.
+        self.user_specifiers = user_specifiers
         self.user_requested = dict(user_requested or {})
         self.python = PythonCandidate(target.python_version)
         self._selections: dict[NormalizedName, Selection] = {}
@@ -124,10 +132,14 @@ class Provider(AbstractProvider):
 
     def _speculate_one(self, name: NormalizedName) -> None:
         try:
-            allowed = allowed_versions(self.selection(name), self.constraints.get(name, ()), self.policy)
-            if not allowed:
-                return
-            meta = self.source.metadata(allowed[0][1])
+            file = self.url_constraints.get(name)
+            if file is None:
+                users = [*self.constraints.get(name, ()), *self.user_specifiers.get(name, ())]
+                allowed = allowed_versions(self.selection(name), users, self.policy, self._user_pinned(name, []))
+                if not allowed:
+                    return
+                file = allowed[0][1]
+            meta = self.source.metadata(file)
         except Exception:  # noqa: BLE001 - speculation only warms caches; the search reports errors
             return
         self.speculate(
@@ -188,25 +200,46 @@ class Provider(AbstractProvider):
         extras = next((r.extras for r in reqs if isinstance(r, SpecRequirement)), frozenset())
         bad = {c.version for c in incompatibilities[identifier]}
         direct = {r.direct for r in reqs if isinstance(r, SpecRequirement) and r.direct is not None}
+        if name in self.url_constraints:
+            direct.add(self.url_constraints[name])
         if direct:
             if len(direct) > 1:
                 return []
             file = direct.pop()
-            cands = [Candidate(name, file.version, file, extras)]
-            return [c for c in cands if c.version not in bad and all(self._accepts(r, c) for r in reqs)]
-        specifiers = [r.specifier for r in reqs] + list(self.constraints.get(name, ()))
+            cand = Candidate(name, file.version, file, extras)
+            limits = self.constraints.get(name, ())
+            if cand.version in bad or not all(self._contains(s, cand.version) for s in limits):
+                return []
+            return [cand] if all(self._accepts(r, cand) for r in reqs) else []
+        specifiers = [
+            *(r.specifier for r in reqs),
+            *self.constraints.get(name, ()),
+            *self.user_specifiers.get(name, ()),
+        ]
         matches = [
             Candidate(name, version, file, extras)
-            for version, file in allowed_versions(self.selection(name), specifiers, self.policy)
+            for version, file in allowed_versions(
+                self.selection(name), specifiers, self.policy, self._user_pinned(name, reqs)
+            )
             if version not in bad
         ]
         depth = BACKTRACK_PREFETCH_DEPTH if bad else PREFETCH_DEPTH
         self.source.prefetch_metadata(c.file for c in matches[:depth])
         return matches
 
+    def _user_pinned(self, name: NormalizedName, reqs: Sequence[AnyRequirement]) -> bool:
+        """Whether the user's own requirement or constraint pins the project (``==``/``===``), which alone
+        lets a yanked file be chosen (PEP 592); a dependency's pin never does. An extras candidate's base
+        requirement pins the version already accepted for the extras identifier, so it counts too."""
+        users = [*self.constraints.get(name, ()), *self.user_specifiers.get(name, ())]
+        return any(pins_exactly(s) for s in users) or any(isinstance(r, BaseRequirement) for r in reqs)
+
     def _accepts(self, requirement: AnyRequirement, candidate: Candidate) -> bool:
         if isinstance(requirement, SpecRequirement) and requirement.direct is not None:
             return requirement.direct == candidate.file
+        pinned = self.url_constraints.get(candidate.name)
+        if pinned is not None and pinned != candidate.file:
+            return False
         return self._contains(requirement.specifier, candidate.version)
 
     def _contains(self, specifier: SpecifierSet, version: Version) -> bool:
@@ -254,8 +287,11 @@ class Provider(AbstractProvider):
         deps: list[AnyRequirement] = []
         if candidate.extras:
             deps.append(BaseRequirement(candidate.name, candidate.version))
-        if meta.requires_python is not None:
-            deps.append(PythonRequirement(meta.requires_python))
+        requires_python = meta.requires_python
+        if requires_python is not None and self.policy.ignore_requires_python_upper_bound:
+            requires_python = lower_bound(requires_python)
+        if requires_python:
+            deps.append(PythonRequirement(requires_python))
         extras = sorted(candidate.extras)
         for req in meta.requires_dist:
             if req.marker is None:

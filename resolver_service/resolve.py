@@ -1,12 +1,15 @@
 """The whole resolution algorithm: parse the request, run resolvelib with our provider, shape the pins.
 
+Before the search, :mod:`resolver_service.conflicts` looks for a proof that the user's own pins contradict;
+when the search goes in circles, it proves there is no solution or finds one to steer a fresh search to.
+
 Pure: all I/O goes through the :class:`~venvsmith.core.source.PackageSource` it is handed.
 """
 
 from __future__ import annotations
 
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -15,20 +18,30 @@ from packaging.markers import InvalidMarker, UndefinedComparison, UndefinedEnvir
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.utils import NormalizedName, canonicalize_name
-from resolvelib import BaseReporter, ResolutionImpossible, ResolutionTooDeep, Resolver
+from resolvelib import BaseReporter, ResolutionImpossible, ResolutionTooDeep
+from resolvelib.resolvers.abstract import Result
+from resolvelib.resolvers.resolution import Resolution as Search
+from resolvelib.structs import DirectedGraph
 
-from venvsmith.core.errors import DeadlineExceeded, InvalidInput
+from venvsmith.core.distfile import DistFile
+from venvsmith.core.errors import DeadlineExceeded, InvalidInput, ServiceError
 from venvsmith.core.pin import Pin
 from venvsmith.core.source import PackageSource
 from venvsmith.core.target import TargetEnvironment
 
 from .candidate import PYTHON, Candidate, SpecRequirement
+from .conflicts import SteerableProvider, enumerate_small, propagate_forced
+from .direct import direct_file, url_constraints
 from .errors import TooManyBacktracks
 from .explain import explain_impossible
 from .provider import Provider
-from .selection import SelectionPolicy
+from .selection import SelectionPolicy, release_sdist
 
 DEFAULT_MAX_BACKTRACKS = 100_000
+#: Pins of one project after which the search counts as going round in circles (resolvelib does not end on a
+#: cycle of ``==`` requirements: it re-pins the same projects without rejecting any candidate); the bounded
+#: exhaustive check then proves there is no solution, or finds one to steer a fresh search to.
+REPIN_LIMIT = 100
 
 #: Progress callback: (kind, name, version, detail); kinds are "pinned" and "backtracked".
 OnEvent = Callable[[str, str, str, str], None]
@@ -79,14 +92,31 @@ class Resolution:
     backtracks: int
 
 
-class _Reporter(BaseReporter):
-    """Counts backtracks, enforces limits and forwards progress; never prints."""
+class _GoingInCircles(Exception):
+    """The search re-pinned one project :data:`REPIN_LIMIT` times."""
 
-    def __init__(self, max_backtracks: int, deadline: float | None, on_event: OnEvent | None) -> None:
+
+class _Reporter(BaseReporter):
+    """Counts rounds and backtracks, enforces limits and forwards progress; never prints."""
+
+    def __init__(
+        self,
+        max_backtracks: int,
+        deadline: float | None,
+        on_event: OnEvent | None,
+        backtracks: int = 0,
+        rounds: int = 0,
+        repin_limit: int | None = None,
+    ) -> None:
         self.max_backtracks = max_backtracks
         self.deadline = deadline
         self.on_event = on_event
-        self.backtracks = 0
+        #: Candidates rejected, including those of earlier searches of the same resolution.
+        self.backtracks = backtracks
+        #: Rounds of the search, likewise.
+        self.rounds = rounds
+        self.repin_limit = repin_limit
+        self.pins: Counter[str] = Counter()
         #: identifier -> (requirement, parent) pairs seen, newest last: explains conflicts.
         self.required: dict[str, list[tuple[object, object]]] = defaultdict(list)
 
@@ -98,19 +128,23 @@ class _Reporter(BaseReporter):
             raise DeadlineExceeded("the deadline passed before a resolution was found")
 
     def starting_round(self, index: int) -> None:
+        self.rounds += 1
         self._check_deadline()
 
     def rejecting_candidate(self, criterion, candidate) -> None:
         self.backtracks += 1
         if self.backtracks > self.max_backtracks:
             raise TooManyBacktracks(
-                f"gave up after {self.max_backtracks} backtracks (last rejected: {candidate}); "
+                f"gave up after {self.backtracks} backtracks (last rejected: {candidate}); "
                 "add constraints to narrow the search or raise max_backtracks"
             )
         if self.on_event is not None:
             self.on_event("backtracked", candidate.name, str(candidate.version), "")
 
     def pinning(self, candidate) -> None:
+        self.pins[candidate.id] += 1
+        if self.repin_limit is not None and self.pins[candidate.id] > self.repin_limit:
+            raise _GoingInCircles(candidate.id)
         if self.on_event is not None and isinstance(candidate, Candidate):
             self.on_event("pinned", candidate.name, str(candidate.version), candidate.file.filename)
 
@@ -123,11 +157,7 @@ def root_requirements(
     for req in request.requirements:
         if req.marker is not None and not _evaluate(request.target, req):
             continue
-        direct = None
-        if req.url:
-            direct = source.resolve_file_url(req.url)
-            if direct.name != canonicalize_name(req.name):
-                raise InvalidInput(str(req), f"the URL's file is {direct.name}, not {req.name}")
+        direct = direct_file(req, source, request.target) if req.url else None
         roots.append(SpecRequirement.from_requirement(req, direct))
     constraints: dict[NormalizedName, list[SpecifierSet]] = defaultdict(list)
     for con in request.constraints:
@@ -146,41 +176,130 @@ def _evaluate(target: TargetEnvironment, req: Requirement) -> bool:
 def resolve(request: ResolutionRequest, source: PackageSource, on_event: OnEvent | None = None) -> Resolution:
     """Resolve ``request`` against ``source``; raise a :class:`ServiceError` subclass when impossible."""
     roots, constraints = root_requirements(request, source)
+    active = [c for c in request.constraints if c.url and (c.marker is None or _evaluate(request.target, c))]
+    pinned_files = url_constraints(active, roots, source, request.target)
     order = {r.name: i for i, r in enumerate(roots)}
     executor = None
     if request.lookahead_workers > 0:
         executor = ThreadPoolExecutor(request.lookahead_workers, thread_name_prefix="lookahead")
-    provider = Provider(source, request.target, request.policy, constraints, order, executor)
+    user_specifiers: dict[NormalizedName, list[SpecifierSet]] = defaultdict(list)
+    for root in roots:
+        user_specifiers[root.name].append(root.specifier)
+    provider = SteerableProvider(
+        source, request.target, request.policy, constraints, order, executor, pinned_files, user_specifiers
+    )
     source.prefetch_files(order)
     provider.speculate(order)
-    reporter = _Reporter(request.max_backtracks, request.deadline, on_event)
-    resolver = Resolver(provider, reporter)
     try:
-        result = resolver.resolve(roots, max_rounds=request.max_backtracks + 10 * len(roots) + 1000)
+        proof = propagate_forced(provider, roots, request.deadline)
+        if proof is not None:
+            raise proof
+        reporter = _Reporter(request.max_backtracks, request.deadline, on_event, repin_limit=REPIN_LIMIT)
+        try:
+            result = _search(provider, reporter, roots, request)
+        except _GoingInCircles:
+            outcome = enumerate_small(provider, roots, request.deadline)
+            if outcome.no_solution is not None:
+                raise outcome.no_solution from None
+            provider.hints = outcome.solution or {}
+            reporter = _Reporter(
+                request.max_backtracks, request.deadline, on_event, reporter.backtracks, reporter.rounds
+            )
+            result = _search(provider, reporter, roots, request)
+    finally:
+        if executor is not None:
+            executor.shutdown(wait=False, cancel_futures=True)
+    pins = [_completed(pin, cand, source, provider, request) for pin, cand in _pins(result, roots)]
+    return Resolution(tuple(pins), reporter.backtracks)
+
+
+def _completed(
+    pin: Pin, cand: Candidate, source: PackageSource, provider: Provider, request: ResolutionRequest
+) -> Pin:
+    """What a lock file needs of a pin: a sha256, size and Requires-Python of its file, its release's sdist."""
+    file = _with_hash(pin.file, source)
+    if file.requires_python is None:
+        # Listings without Requires-Python (find-links directories, bare pages): the metadata's, read (and
+        # memoised) while resolving; left empty when the metadata has none.
+        requires_python = provider.metadata(cand).requires_python
+        if requires_python is not None:
+            file = replace(file, requires_python=str(requires_python))
+    sdist = None
+    if file.origin != "direct":  # a URL requirement names one file: no listing is asked for its name
+        sdist = release_sdist(file, source.files(pin.name), request.target, request.policy)
+    if sdist is not None and not sdist.sha256:
+        # Hashing means reading the file: done for local files only (a lock's sdist must have a hash). The
+        # sdist is informational: one that cannot be read is left out rather than failing the resolution.
+        try:
+            sdist = _with_hash(sdist, source) if sdist.is_local else None
+        except ServiceError:
+            sdist = None
+    return replace(pin, file=file, sdist=sdist)
+
+
+def _search(
+    provider: SteerableProvider, reporter: _Reporter, roots: list[SpecRequirement], request: ResolutionRequest
+) -> Result:
+    """One resolvelib search; its failures as :class:`ServiceError` subclasses."""
+    try:
+        state = Search(provider, reporter).resolve(roots, max_rounds=request.max_backtracks + 10 * len(roots) + 1000)
     except ResolutionImpossible as exc:
         raise explain_impossible(exc.causes, provider, reporter.required) from None
     except ResolutionTooDeep:
         raise TooManyBacktracks(
-            f"gave up after {reporter.backtracks} backtracks; add constraints to narrow the search"
+            f"gave up after {reporter.rounds} rounds ({reporter.backtracks} candidates rejected); "
+            "add constraints to narrow the search"
         ) from None
-    finally:
-        if executor is not None:
-            executor.shutdown(wait=False, cancel_futures=True)
-    pins = [_with_hash(pin, source) for pin in _pins(result, roots)]
-    return Resolution(tuple(pins), reporter.backtracks)
+    return _result(state)
 
 
-def _with_hash(pin: Pin, source: PackageSource) -> Pin:
-    """Every pin carries a sha256: files listed without one (find-links) are hashed now."""
-    if pin.file.sha256:
-        return pin
-    hashed = source.resolve_file_url(pin.file.url)
-    file = replace(pin.file, hashes={**pin.file.hashes, "sha256": hashed.sha256}, size=hashed.size)
-    return replace(pin, file=file)
+def _result(state) -> Result:
+    """resolvelib's result of a final state: the pins reachable from the root requirements, and their graph.
+
+    resolvelib's own ``_build_result`` walks parents recursively without remembering the keys it is
+    visiting, so a cycle of left-over requirements unreachable from the root recurses until RecursionError;
+    this is the same computation as a fixed point.
+    """
+    keys: dict[int, str | None] = {id(v): k for k, v in state.mapping.items()}
+    keys[id(None)] = None
+    parents = {
+        key: {keys[id(p)] for p in criterion.iter_parent() if id(p) in keys}
+        for key, criterion in state.criteria.items()
+    }
+    connected: set[str | None] = {None}
+    grown = True
+    while grown:
+        grown = False
+        for key, of in parents.items():
+            if key not in connected and not of.isdisjoint(connected):
+                connected.add(key)
+                grown = True
+    graph: DirectedGraph = DirectedGraph()
+    graph.add(None)
+    for key in parents:
+        if key in connected:
+            if key not in graph:
+                graph.add(key)
+            for parent in parents[key]:
+                if parent not in graph:
+                    graph.add(parent)
+                graph.connect(parent, key)
+    mapping = {k: v for k, v in state.mapping.items() if k in connected}
+    return Result(mapping=mapping, graph=graph, criteria=state.criteria)
 
 
-def _pins(result, roots: Sequence[SpecRequirement]) -> list[Pin]:
-    """Turn resolvelib's result into pins in install order, each with its requirement chains."""
+
+def _with_hash(file: DistFile, source: PackageSource) -> DistFile:
+    """Every pinned file carries a sha256: files listed without one (find-links) are hashed now."""
+    if file.sha256:
+        return file
+    hashed = source.resolve_file_url(file.url)
+    return replace(file, hashes={**file.hashes, "sha256": hashed.sha256}, size=hashed.size)
+
+
+def _pins(result, roots: Sequence[SpecRequirement]) -> list[tuple[Pin, Candidate]]:
+    """Turn resolvelib's result into pins in install order, each with its requirement chains (and the
+    candidate it was pinned from)."""
     bases: dict[str, Candidate] = {}
     extras: dict[str, set[str]] = defaultdict(set)
     for ident, cand in result.mapping.items():
@@ -200,13 +319,16 @@ def _pins(result, roots: Sequence[SpecRequirement]) -> list[Pin]:
                 deps[cand.name].add(child_cand.name)
     chains = _chains(result, bases)
     return [
-        Pin(
-            name=cand.name,
-            version=cand.version,
-            file=cand.file,
-            extras=tuple(sorted(extras[name])),
-            required_by=tuple(chains.get(name, ())),
-            dependencies=tuple(sorted(deps[name])),
+        (
+            Pin(
+                name=cand.name,
+                version=cand.version,
+                file=cand.file,
+                extras=tuple(sorted(extras[name])),
+                required_by=tuple(chains.get(name, ())),
+                dependencies=tuple(sorted(deps[name])),
+            ),
+            cand,
         )
         for name, cand in ((n, bases[n]) for n in install_order(deps))
     ]

@@ -63,8 +63,11 @@ class SelectionPolicy:
     binary: BinaryPolicy = field(default_factory=BinaryPolicy)
     #: Files uploaded after this instant are ignored (PEP 700 upload-time).
     exclude_newer: datetime | None = None
-    #: PEP 592: yanked files only for exact ``==`` pins (True) or never (False).
+    #: PEP 592: yanked files only for the user's own exact ``==``/``===`` pins (True) or never (False).
     allow_yanked_pins: bool = True
+    #: Read each Requires-Python by its lower bounds only (uv's choice: ``>=3.8,<=3.10`` allows 3.12). By
+    #: default upper bounds are honoured, as pip does: the package says it does not support the target.
+    ignore_requires_python_upper_bound: bool = False
 
 
 @dataclass
@@ -101,23 +104,44 @@ def _sdist_rank(file: DistFile) -> tuple:
     return (1, 0, 0 if file.filename.endswith(".tar.gz") else 1, file.filename)
 
 
+def lower_bound(specifier: SpecifierSet) -> SpecifierSet:
+    """The lower bounds of a Requires-Python, the rest dropped (uv's reading of it).
+
+    ``>=3.8,<4`` -> ``>=3.8``; ``==3.8.*`` and ``~=3.8`` -> ``>=3.8``; ``<=3.8``, ``!=`` and ``===`` clauses go.
+    """
+    kept = []
+    for clause in specifier:
+        if clause.operator in (">", ">="):
+            kept.append(str(clause))
+        elif clause.operator in ("~=", "=="):
+            kept.append(f">={Version(clause.version.removesuffix('.*')).public}")
+    return SpecifierSet(",".join(kept))
+
+
 @lru_cache(maxsize=1 << 12)
-def _python_allows(requires_python: str, python_version: Version, spelling: str) -> bool | None:
+def _python_allows(
+    requires_python: str, python_version: Version, spelling: str, upper_bounds: bool = True
+) -> bool | None:
     """Whether ``python_version`` satisfies ``requires_python``; ``None`` when that does not parse.
 
     Memoised: a page repeats a handful of Requires-Python strings over all its files. ``spelling`` (the
-    version as written) is part of the key because ``===`` compares strings.
+    version as written) is part of the key because ``===`` compares strings. ``upper_bounds=False``: only
+    the :func:`lower_bound` counts.
     """
     try:
         spec = SpecifierSet(requires_python)
     except InvalidSpecifier:
         return None
+    if not upper_bounds:
+        spec = lower_bound(spec)
     return spec.contains(python_version, prereleases=True)
 
 
-def python_verdict(requires_python: str, python_version: Version, spelling: str | None = None) -> str | None:
+def python_verdict(
+    requires_python: str, python_version: Version, spelling: str | None = None, upper_bounds: bool = True
+) -> str | None:
     """Why a file with this ``requires_python`` cannot be used on ``python_version``, or ``None``."""
-    allowed = _python_allows(requires_python, python_version, spelling or str(python_version))
+    allowed = _python_allows(requires_python, python_version, spelling or str(python_version), upper_bounds)
     if allowed is None:
         return "invalid requires-python in the index listing"
     if not allowed:
@@ -128,9 +152,10 @@ def python_verdict(requires_python: str, python_version: Version, spelling: str 
 def _late_rejection(file: DistFile, target: TargetEnvironment, policy: SelectionPolicy) -> str | None:
     """The checks of :func:`_rejection` after the file-kind ones."""
     if file.requires_python:
-        python = target.python_version
-        if not _python_allows(file.requires_python, python, target.markers["python_full_version"]):
-            return python_verdict(file.requires_python, python, target.markers["python_full_version"])
+        python, spelling = target.python_version, target.markers["python_full_version"]
+        upper = not policy.ignore_requires_python_upper_bound
+        if not _python_allows(file.requires_python, python, spelling, upper):
+            return python_verdict(file.requires_python, python, spelling, upper)
     if policy.exclude_newer is not None:
         if file.upload_time is None:
             if file.origin != "find-links":
@@ -205,33 +230,59 @@ def select(
     return Selection(name, by_version, rejected, frozenset(all_versions), frozenset(sources))
 
 
-def pins_exactly(specifier: SpecifierSet, version: Version) -> bool:
-    """True when ``specifier`` has an ``==`` (no wildcard) or ``===`` clause naming ``version`` (PEP 592)."""
-    for spec in specifier:
-        if spec.operator == "===" and spec.version == str(version):
-            return True
-        if spec.operator == "==" and not spec.version.endswith(".*") and spec.contains(version, prereleases=True):
-            return True
-    return False
+def release_sdist(
+    chosen: DistFile, files: Iterable[DistFile], target: TargetEnvironment, policy: SelectionPolicy
+) -> DistFile | None:
+    """The sdist of ``chosen``'s release that this target and policy could use (yanked only when ``chosen``
+    is), the best one when several are listed; ``None`` when ``chosen`` is itself an sdist or there is none."""
+    if not chosen.is_wheel:
+        return None
+    usable = [
+        f
+        for f in files
+        if not f.is_wheel
+        and f.name == chosen.name
+        and f.version == chosen.version
+        and (f.yanked is None or chosen.yanked is not None)
+        and _rejection(f, target, policy) is None
+    ]
+    return min(usable, key=_sdist_rank, default=None)
+
+
+def pins_exactly(specifier: SpecifierSet) -> bool:
+    """True when ``specifier`` has an ``==`` (no wildcard) or ``===`` clause: an explicit pin (PEP 592)."""
+    return any(s.operator == "===" or (s.operator == "==" and not s.version.endswith(".*")) for s in specifier)
 
 
 def allowed_versions(
     selection: Selection,
     specifiers: Sequence[SpecifierSet],
     policy: SelectionPolicy,
+    user_pinned: bool = False,
 ) -> list[tuple[Version, DistFile]]:
     """The (version, file) pairs of ``selection`` that satisfy every specifier, newest first.
 
     Pre-releases follow packaging's rules for the combined specifier (chosen when a clause names one, or when
-    no final release matches) unless the policy forces them on or off. Yanked files need an exact pin.
+    no final release matches) unless the policy forces them on or off. PEP 592: yanked files are left out,
+    unless ``user_pinned`` (the user's own requirement or constraint pins the project with ``==``/``===``)
+    and no unyanked file satisfies the specifiers.
     """
     combined = SpecifierSet()
     for spec in specifiers:
         combined &= spec
-    usable = [
+    flag = policy.prereleases.flag
+    unyanked = [(v, f) for v, f in selection.by_version if not f.is_yanked]
+    ok = set(combined.filter((v for v, _ in unyanked), prereleases=flag))
+    if ok or not user_pinned:
+        return [(v, f) for v, f in unyanked if v in ok]
+    ok = set(combined.filter((v for v, _ in selection.by_version), prereleases=flag))
+    return [(v, f) for v, f in selection.by_version if v in ok]
+
+
+def yanked_matches(selection: Selection, specifiers: Sequence[SpecifierSet]) -> list[tuple[Version, DistFile]]:
+    """The yanked files of ``selection`` that satisfy every specifier (for explanations)."""
+    return [
         (v, f)
         for v, f in selection.by_version
-        if not f.is_yanked or any(pins_exactly(s, v) for s in specifiers)
+        if f.is_yanked and all(s.contains(v, prereleases=True) for s in specifiers)
     ]
-    ok = set(combined.filter((v for v, _ in usable), prereleases=policy.prereleases.flag))
-    return [(v, f) for v, f in usable if v in ok]

@@ -231,6 +231,17 @@ def test_devnull_ignores_every_file(pipenv: Path, monkeypatch: pytest.MonkeyPatc
     assert assert_same_as_pip().index_url == "http://env/simple"
 
 
+def test_cert_and_client_cert_as_pip_install_reads_them(pipenv: Path, monkeypatch: pytest.MonkeyPatch):
+    from pip._internal.commands import create_command
+
+    write(pipenv, {"home/.config/pip/pip.conf": "[global]\ncert = /etc/corp-ca.pem\nclient-cert = /etc/a.pem\n"})
+    monkeypatch.setenv("PIP_CLIENT_CERT", "/etc/agent.pem")
+    config = read_pip_config()
+    options, _ = create_command("install").parse_args([])
+    assert (config.cert, config.client_cert) == (options.cert, options.client_cert) == ("/etc/corp-ca.pem",
+                                                                                       "/etc/agent.pem")
+
+
 def test_environ_argument_is_used_instead_of_os_environ(pipenv: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("PIP_INDEX_URL", "http://from-os-environ/simple")
     write(pipenv, {"elsewhere/pip/pip.conf": "[global]\nfind-links = /elsewhere\n"})

@@ -15,7 +15,7 @@ from google.rpc import error_details_pb2
 
 from builder_service.archive import UnsafeArchive
 from builder_service.digest import Digest, DigestMismatch, InvalidDigest
-from builder_service.errors import BuilderError, status_of
+from builder_service.errors import BuilderError, SdistFailed, status_of
 from builder_service.install import UnsafeWheel
 from builder_service.limits import BuildError, BuildFailed, BuildOutOfMemory, BuildOutputTooLarge, BuildTimeout
 from builder_service.relocate import NotRelocatable
@@ -46,6 +46,23 @@ ERROR_MODULES = [
     "builder_service.store", "builder_service.install", "builder_service.archive", "builder_service.venv",
     "builder_service.relocate", "builder_service.limits", "builder_service.sdist_unpack", "builder_service.sdist_build",
 ]
+#: Every module of the services and the core (their exception classes are checked below).
+SERVICE_PACKAGES = ["venvsmith/core", "resolver_service", "builder_service", "venvsmith/clients", "venvsmith/cli"]
+#: Exceptions that are not domain errors, each with where it is turned into one (or why it never reaches a caller).
+INTERNAL_EXCEPTIONS = {
+    "builder_service.action_cache.InvalidActionResult": "a stored action result that fails to parse is a miss",
+    "builder_service.action_cache.MissingOutputs": "an action result whose outputs are gone is a miss",
+    "builder_service.orchestrate._Aborted": "ends the build side when the resolution failed (that error goes on)",
+    "resolver_service.conflicts._GiveUp": "a proof given up: the search runs instead",
+    "resolver_service.resolve._GoingInCircles": "the search repeats itself: the exhaustive check runs instead",
+    "venvsmith.core.resolution.CallError": "a failed call: abort() passes its status and details on as they came",
+    "venvsmith.core.reqfile.RequirementsFileError": "CLI only: a requirements file it cannot read",
+    "venvsmith.core.index.pages.PageError": "IndexUnavailable in finder.py",
+    "venvsmith.core.index.http.TransportError": "IndexUnavailable in http.py",
+    "venvsmith.core.index.transport.TrustStoreError": "IndexUnavailable in http.py",
+    "venvsmith.core.index.transport.ProxyConfigError": "IndexUnavailable in http.py",
+    "venvsmith.core.index.ranges.RangesUnsupported": "metadata_fetch.py reads the whole file instead",
+}
 D = Digest("0" * 64, 3)
 
 #: One example of every error class.
@@ -76,12 +93,14 @@ EXAMPLES: dict[type[ServiceError], Callable[[], ServiceError]] = {
     InvalidSdist: lambda: InvalidSdist(Path("/tmp/a-1.0.tar.gz"), "no pyproject.toml"),
     BuildRequirementUnavailable: lambda: BuildRequirementUnavailable("helper>=2", "no version"),
     BuilderError: lambda: BuilderError("INVALID_ARGUMENT", "an empty BuildRequest"),
+    SdistFailed: lambda: SdistFailed("pkg-2.0.tar.gz", "building", BuildFailed("build_wheel", 3, "no\n")),
 }
 
 RESOLVER = {InvalidInput, NoSolution, DynamicMetadata, IndexUnavailable, InvalidDistribution, TooManyBacktracks,
             DeadlineExceeded}
 BUILDS = {BuildError, BuildFailed, BuildTimeout, BuildOutOfMemory, BuildOutputTooLarge, InvalidSdist,
-          BuildRequirementUnavailable, DigestMismatch, InvalidDigest, BlobTooLarge, UnsafeWheel, BuilderError}
+          BuildRequirementUnavailable, DigestMismatch, InvalidDigest, BlobTooLarge, UnsafeWheel, BuilderError,
+          SdistFailed}
 ASSEMBLY = {UnsafeArchive, VenvError, NotRelocatable}
 #: Which error classes each RPC (by method name, whichever service has it) can end with.
 RPC_ERRORS: dict[str, set[type[ServiceError]]] = {
@@ -92,10 +111,10 @@ RPC_ERRORS: dict[str, set[type[ServiceError]]] = {
     "ResolveAndBuild": RESOLVER | BUILDS | ASSEMBLY,
     "PrepareMetadata": RESOLVER | BUILDS,
     "GetArtifact": {BlobNotFound, StoreError, InvalidRange, DigestMismatch, InvalidDigest},
-    "StatArtifacts": {InvalidDigest},
+    "StatArtifacts": {InvalidDigest, BuilderError},
 }
 #: The statuses a BuilderError is raised with by the RPCs it can come from (checked against the sources below).
-BUILDER_ERROR_RPCS = {"Build", "ResolveAndBuild", "PrepareMetadata", "GetArtifact"}
+BUILDER_ERROR_RPCS = {"Build", "ResolveAndBuild", "PrepareMetadata", "GetArtifact", "StatArtifacts"}
 
 
 def all_error_classes() -> set[type[ServiceError]]:
@@ -134,6 +153,22 @@ def test_every_error_class_has_an_example_and_an_rpc():
     classes = all_error_classes()
     assert set(EXAMPLES) == classes, "add the new error class to EXAMPLES and RPC_ERRORS"
     assert set().union(*RPC_ERRORS.values()) == classes
+
+
+def test_every_other_exception_class_is_internal_and_says_where_it_becomes_a_domain_error():
+    """A new exception class (a store backend's, the HTTP client's, the resolver's) is a ServiceError with its
+    status and reason, or is listed in INTERNAL_EXCEPTIONS with the place that turns it into one."""
+    found = set()
+    for package in SERVICE_PACKAGES:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            if path.name == "__main__.py":  # runs the program
+                continue
+            module = importlib.import_module(".".join(path.relative_to(ROOT).with_suffix("").parts))
+            for value in vars(module).values():
+                if (isinstance(value, type) and issubclass(value, BaseException) and value.__module__ == module.__name__
+                        and not issubclass(value, ServiceError)):
+                    found.add(f"{value.__module__}.{value.__qualname__}")
+    assert found == set(INTERNAL_EXCEPTIONS)
 
 
 def test_every_rpc_documents_the_status_of_each_error_it_can_end_with(documented):
@@ -181,6 +216,26 @@ def test_each_error_carries_the_details_its_status_promises(cls):
     # In this process the caller sees the same details a remote caller decodes.
     embedded = CallError.of(error)
     assert (embedded.status, embedded.reason) == (error.status, error.error_reason)
+
+
+def test_a_failed_sdist_keeps_the_reason_and_details_of_its_cause():
+    """building_sdist names the sdist but keeps what the caller acts on: reason, violations, retry, log tail."""
+    cause = BuildFailed("build_wheel", 3, "Traceback ...\nthe backend says no\n")
+    error = SdistFailed("pkg-2.0.tar.gz", "building", cause)
+    assert (error.status, error.error_reason) == ("FAILED_PRECONDITION", "BUILD_FAILED")
+    assert error.message.startswith("building pkg-2.0.tar.gz failed: ")
+    assert error.status_message().endswith("the backend says no\n")
+    details = CallError.of(error).details
+    assert details.metadata == {**cause.details().metadata, "sdist": "pkg-2.0.tar.gz"}
+    assert details.violations == cause.details().violations
+    full = SdistFailed("pkg-2.0.tar.gz", "building", BuilderError("RESOURCE_EXHAUSTED", "full", reason="STORE_FULL"))
+    assert (full.error_reason, full.details().retry_delay) == ("STORE_FULL", 1.0)
+    # A remote resolver's failure (build requirements) keeps its decoded details too.
+    remote = CallError.of(EXAMPLES[NoSolution]())
+    nested = SdistFailed("pkg-2.0.tar.gz", "resolving the build requirements of", remote)
+    assert (nested.error_reason, nested.details().chains) == ("NO_SOLUTION", remote.details.chains)
+    bad = SdistFailed("pkg-2.0.tar.gz", "building", CallError.of(EXAMPLES[InvalidInput]())).under("resolve.")
+    assert [v.field for v in bad.details().field_violations] == ["resolve.requirements[0]"]
 
 
 def test_builder_errors_that_used_to_be_internal_have_their_status():

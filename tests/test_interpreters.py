@@ -150,6 +150,52 @@ def test_the_current_interpreter_is_found() -> None:
     assert me.implementation == sys.implementation.name
     mine = f"{sys.version_info.major}.{sys.version_info.minor}"
     assert find_interpreter(mine, found) == me
-    # And with this machine's real configuration, some interpreter of this version is there too.
-    everything = discover_interpreters()
-    assert any(i.version.release[:2] == sys.version_info[:2] for i in everything) or not everything
+
+
+def _pyenv_root() -> Path:
+    return Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv").expanduser()
+
+
+def _base_interpreter() -> Path:
+    """The interpreter running the tests, seen through its virtual environment (if any)."""
+    return Path(os.path.realpath(getattr(sys, "_base_executable", None) or sys.executable))
+
+
+@posix_only
+def test_this_machines_discovery_finds_the_running_interpreter() -> None:
+    base = _base_interpreter()
+    path_dirs = {os.path.realpath(d) for d in os.environ.get("PATH", "").split(os.pathsep) if d}
+    versions = os.path.realpath(_pyenv_root() / "versions")
+    on_path = str(base.parent) in path_dirs
+    under_pyenv = str(base).startswith(versions + os.sep)
+    if not (on_path or under_pyenv):
+        pytest.skip(f"the running interpreter {base} is neither on PATH nor under pyenv: nothing to discover")
+    found = discover_interpreters()
+    assert found, "discovery found no interpreter at all on this machine"
+    mine = [i for i in found if i.version == Version(platform.python_version())]
+    assert mine, f"no Python {platform.python_version()} among {[str(i) for i in found]}"
+    if under_pyenv:
+        prefix = Path(versions, base.relative_to(versions).parts[0])
+        assert any(Path(os.path.realpath(i.path)).is_relative_to(prefix) for i in mine), (base, found)
+
+
+@posix_only
+def test_this_machines_pyenv_versions_are_all_discovered() -> None:
+    versions = _pyenv_root() / "versions"
+    expected = {}
+    for prefix in sorted(versions.iterdir()) if versions.is_dir() else ():
+        try:
+            version = Version(prefix.name)
+        except ValueError:
+            continue
+        if version.major >= 3 and (prefix / "bin" / "python").exists():
+            expected[prefix.name] = version
+    if not expected:
+        pytest.skip(f"no Python 3 installed by pyenv under {versions}")
+    interpreters = discover_interpreters({"PATH": "", "PYENV_ROOT": str(versions.parent)})
+    found = {i.version for i in interpreters}
+    missing = {name for name, version in expected.items() if version not in found}
+    assert not missing, f"pyenv versions not discovered: {sorted(missing)}"
+    for version in expected.values():  # and each is matched by its minor version
+        match = find_interpreter(f"{version.major}.{version.minor}", interpreters)
+        assert match is not None and match.version.release[:2] == version.release[:2]

@@ -11,6 +11,8 @@ from builder_service.engine import BuildEngine, BuilderSettings
 from builder_service.store import FilesystemStore
 from resolver_service.engine import EngineSettings, ResolverEngine
 from tests.fixtures.index import IndexBuilder, IndexServer
+from venvsmith.cli.compose import LazyBuilder
+from venvsmith.clients.resolver import EmbeddedResolver
 from venvsmith.core.config import PipIndexConfig
 from venvsmith.core.convert import pin_from_proto
 from venvsmith.core.target import TargetEnvironment
@@ -32,8 +34,13 @@ def index(tmp_path: Path):
 
 
 def engines(tmp_path: Path, url: str, max_store_bytes: int | None = None, store=None):
-    resolver = ResolverEngine(EngineSettings(home=tmp_path / "home", pip=PipIndexConfig(index_url=url)))
-    builder = BuildEngine(BuilderSettings(home=tmp_path / "home", max_store_bytes=max_store_bytes), resolver)
+    """A resolver and a builder composed as the CLI does: each reaches the other through its protocol."""
+    made: list[BuildEngine] = []
+    resolver = ResolverEngine(EngineSettings(home=tmp_path / "home", pip=PipIndexConfig(index_url=url)),
+                              LazyBuilder(lambda: made[0]))
+    builder = BuildEngine(BuilderSettings(home=tmp_path / "home", max_store_bytes=max_store_bytes),
+                          EmbeddedResolver(resolver, close_engine=False))
+    made.append(builder)
     if store is not None:
         builder.store = store
         builder.actions.store = store

@@ -223,3 +223,67 @@ def test_fetch_remote_resumes_and_verifies(capsys, server, index, tmp_path):
     code, _, err = run(capsys, "fetch", "--server", server.address, "sha256:" + "1" * 64 + "/9", str(tmp_path / "x"))
     assert code == 1 and "NOT_FOUND" in err
     assert not (tmp_path / "x").exists() and not (tmp_path / "x.part").exists()
+
+
+@pytest.mark.slow
+def test_venv_is_lean_by_default_and_seed_puts_pip_in(capsys, index, tmp_path):
+    lean, seeded = tmp_path / "lean", tmp_path / "seeded"
+    code, _, err = run(capsys, "venv", str(lean), "-q", "--index-url", index.url, "lib")
+    assert code == 0, err
+    code, _, err = run(capsys, "venv", str(seeded), "-q", "--seed", "--index-url", index.url, "lib")
+    assert code == 0, err
+    for venv, works in ((lean, False), (seeded, True)):
+        proc = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "--version"], capture_output=True,
+                              text=True, timeout=60)
+        assert (proc.returncode == 0) is works, proc.stderr
+    assert str(seeded) in proc.stdout
+
+
+class _OtherHostBuilder:
+    """The real builder servicer, reporting the venv's base interpreter at a path this host lacks: what a builder
+    on another machine (its Python installed elsewhere) answers. Nothing else is changed."""
+
+    def __init__(self, real, path: str) -> None:
+        self.real = real
+        self.path = path
+
+    def __getattr__(self, name):
+        return getattr(self.real, name)
+
+    def ResolveAndBuild(self, request, context):  # noqa: N802 - the gRPC method's name
+        for event in self.real.ResolveAndBuild(request, context):
+            if event.WhichOneof("event") == "build" and event.build.WhichOneof("event") == "result":
+                event.build.result.interpreter.path = self.path
+            yield event
+
+
+@pytest.mark.slow
+def test_venv_refuses_an_archive_whose_interpreter_this_host_lacks(capsys, hermetic, index, tmp_path):
+    from builder_service.artifact_service import ArtifactServicer
+    from builder_service.engine import BuildEngine, BuilderSettings
+    from builder_service.service import BuilderServicer
+    from resolver_service.engine import EngineSettings, ResolverEngine
+    from venvsmith.clients.resolver import EmbeddedResolver
+    from venvsmith.core.grpc_util import build_server
+    from venvsmith.v1 import artifact_pb2_grpc, builder_pb2_grpc
+
+    resolver = EmbeddedResolver(ResolverEngine(EngineSettings(home=tmp_path / "server-home")))
+    engine = BuildEngine(BuilderSettings(home=tmp_path / "server-home"), resolver)
+    missing = str(tmp_path / "elsewhere" / "bin" / "python3")
+    servicer = _OtherHostBuilder(BuilderServicer(engine), missing)
+    server, port = build_server([(builder_pb2_grpc.add_BuilderServiceServicer_to_server, servicer),
+                                 (artifact_pb2_grpc.add_ArtifactServiceServicer_to_server,
+                                  ArtifactServicer(engine.store))],
+                                ["venvsmith.v1.BuilderService", "venvsmith.v1.ArtifactService"], "127.0.0.1:0")
+    server.start()
+    try:
+        dest = tmp_path / "env"
+        code, _, err = run(capsys, "venv", str(dest), "-q", "--server", f"127.0.0.1:{port}",
+                           "--index-url", index.url, "lib")
+    finally:
+        server.stop(0)
+        engine.close()
+        resolver.close()
+    assert code == 1
+    assert "FAILED_PRECONDITION" in err and missing in err
+    assert not dest.exists() or not any(dest.iterdir())  # nothing unpacked

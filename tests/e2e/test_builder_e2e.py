@@ -31,7 +31,7 @@ from packaging.version import Version
 
 from tests.fixtures.builder_server import BuilderProcess, cli, hermetic_env
 from tests.fixtures.index import IndexBuilder, IndexServer
-from venvsmith.v1 import builder_pb2, common_pb2, resolver_pb2
+from venvsmith.v1 import artifact_pb2, builder_pb2, common_pb2, resolver_pb2
 
 pytestmark = pytest.mark.slow
 
@@ -113,7 +113,7 @@ def states(progress: list[builder_pb2.PinProgress], name: str) -> list[str]:
 
 def read_blob(stub, digest: common_pb2.Digest, offset: int = 0, limit: int = 0) -> tuple[bytes, list[int]]:
     """The bytes GetArtifact sends from ``offset`` and the offsets of its chunks."""
-    chunks = list(stub.GetArtifact(builder_pb2.GetArtifactRequest(digest=digest, offset=offset, limit=limit)))
+    chunks = list(stub.GetArtifact(artifact_pb2.GetArtifactRequest(digest=digest, offset=offset, limit=limit)))
     return b"".join(c.data for c in chunks), [c.offset for c in chunks]
 
 
@@ -168,7 +168,7 @@ def test_sdist_is_built_once_then_served_from_the_store(server, index, tmp_path)
     assert again.venv_archive.digest == first.venv_archive.digest
     assert [w.digest for w in again.wheels] == [w.digest for w in first.wheels]
     # The wheel built from the sdist is a stored artifact like any other.
-    data, _ = read_blob(server.stub, built["srcpkg-1.0-py3-none-any.whl"].digest)
+    data, _ = read_blob(server.artifacts, built["srcpkg-1.0-py3-none-any.whl"].digest)
     assert hashlib.sha256(data).hexdigest() == built["srcpkg-1.0-py3-none-any.whl"].digest.hash
 
 
@@ -306,28 +306,28 @@ def built(server, index) -> builder_pb2.BuildResult:
 
 def test_get_artifact_reads_resumably_and_reports_bad_ranges(server, built):
     digest = built.venv_archive.digest
-    whole, offsets = read_blob(server.stub, digest)
+    whole, offsets = read_blob(server.artifacts, digest)
     assert len(whole) == digest.size_bytes and hashlib.sha256(whole).hexdigest() == digest.hash
     assert offsets[0] == 0
     for offset in (1, digest.size_bytes // 2, digest.size_bytes - 1):
-        tail, offsets = read_blob(server.stub, digest, offset)
+        tail, offsets = read_blob(server.artifacts, digest, offset)
         assert tail == whole[offset:] and offsets[0] == offset
-    part, _ = read_blob(server.stub, digest, 10, limit=100)
+    part, _ = read_blob(server.artifacts, digest, 10, limit=100)
     assert part == whole[10:110]
-    assert read_blob(server.stub, digest, digest.size_bytes) == (b"", [])  # resuming a complete download
+    assert read_blob(server.artifacts, digest, digest.size_bytes) == (b"", [])  # resuming a complete download
     with pytest.raises(grpc.RpcError) as past:
-        read_blob(server.stub, digest, digest.size_bytes + 1)
+        read_blob(server.artifacts, digest, digest.size_bytes + 1)
     assert past.value.code() == grpc.StatusCode.OUT_OF_RANGE
     unknown = common_pb2.Digest(hash=hashlib.sha256(b"never stored").hexdigest(), size_bytes=12)
     with pytest.raises(grpc.RpcError) as missing:
-        read_blob(server.stub, unknown)
+        read_blob(server.artifacts, unknown)
     assert missing.value.code() == grpc.StatusCode.NOT_FOUND
     for bad in (common_pb2.Digest(hash="xyz", size_bytes=1), common_pb2.Digest(hash=digest.hash, size_bytes=-1)):
         with pytest.raises(grpc.RpcError) as invalid:
-            read_blob(server.stub, bad)
+            read_blob(server.artifacts, bad)
         assert invalid.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     with pytest.raises(grpc.RpcError) as negative:
-        read_blob(server.stub, digest, -1)
+        read_blob(server.artifacts, digest, -1)
     assert negative.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
@@ -337,11 +337,11 @@ def test_stat_artifacts(server, built):
     unknown = common_pb2.Digest(hash=hashlib.sha256(b"nope").hexdigest(), size_bytes=4)
     venv = built.venv_archive.digest
     wrong_size = common_pb2.Digest(hash=venv.hash, size_bytes=venv.size_bytes + 1)
-    answer = server.stub.StatArtifacts(builder_pb2.StatArtifactsRequest(digests=[*present, unknown, wrong_size]))
+    answer = server.artifacts.StatArtifacts(artifact_pb2.StatArtifactsRequest(digests=[*present, unknown, wrong_size]))
     assert list(answer.present) == present
     assert list(answer.missing) == [unknown, wrong_size]
     with pytest.raises(grpc.RpcError) as invalid:
-        server.stub.StatArtifacts(builder_pb2.StatArtifactsRequest(digests=[common_pb2.Digest(hash="0" * 63)]))
+        server.artifacts.StatArtifacts(artifact_pb2.StatArtifactsRequest(digests=[common_pb2.Digest(hash="0" * 63)]))
     assert invalid.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
@@ -353,12 +353,12 @@ def test_artifacts_have_kinds_and_http_urls(server, built):
     assert built.wheelhouse.kind == common_pb2.WHEELHOUSE and built.lock_file.kind == common_pb2.LOCK_FILE
     for ref in (built.venv_archive, built.wheelhouse, built.lock_file, *built.wheels):
         assert ref.http_url.startswith(server.http_url) and ref.lock_key == built.lock_key
-    lock, _ = read_blob(server.stub, built.lock_file.digest)
+    lock, _ = read_blob(server.artifacts, built.lock_file.digest)
     text = lock.decode()
     assert all(f"{name}==1.0" in text for name in ("alpha", "beta", "gamma", "delta"))
     assert text.count("--hash=sha256:") == 4
     # The wheelhouse archive holds wheels/ and simple/ pages linking them with their sha256.
-    house, _ = read_blob(server.stub, built.wheelhouse.digest)
+    house, _ = read_blob(server.artifacts, built.wheelhouse.digest)
     tar_bytes = zstandard.ZstdDecompressor().decompress(house, max_output_size=1 << 26)
     with tarfile.open(fileobj=io.BytesIO(tar_bytes)) as tar:
         names = set(tar.getnames())
@@ -368,7 +368,7 @@ def test_artifacts_have_kinds_and_http_urls(server, built):
 
 def test_http_serves_blobs_with_ranges(server, built):
     ref = built.venv_archive
-    whole, _ = read_blob(server.stub, ref.digest)
+    whole, _ = read_blob(server.artifacts, ref.digest)
     status, headers, body = http_get(ref.http_url)
     assert status == 200 and body == whole and headers.get("Accept-Ranges") == "bytes"
     status, headers, body = http_get(ref.http_url, {"Range": "bytes=10-19"})

@@ -17,7 +17,7 @@ from venvsmith.clients.builder import RemoteBuilder
 from venvsmith.clients.resolver import EmbeddedResolver, RemoteResolver
 from venvsmith.core.config import PipIndexConfig
 from venvsmith.core.resolution import CallError
-from venvsmith.v1 import builder_pb2, builder_pb2_grpc, common_pb2, resolver_pb2
+from venvsmith.v1 import artifact_pb2, artifact_pb2_grpc, builder_pb2, builder_pb2_grpc, common_pb2, resolver_pb2
 
 
 @pytest.fixture
@@ -26,12 +26,15 @@ def builder(tmp_path, monkeypatch) -> Iterator[tuple[str, BuildEngine]]:
         if var.startswith(("PIP_", "VENVSMITH_")):
             monkeypatch.delenv(var)
     monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
-    engine = BuildEngine(BuilderSettings(home=tmp_path / "home"))
+    pip = PipIndexConfig(index_url=(tmp_path / "no-default-index").as_uri())
+    resolver = ResolverEngine(EngineSettings(home=tmp_path / "home", pip=pip))
+    engine = BuildEngine(BuilderSettings(home=tmp_path / "home"), EmbeddedResolver(resolver, close_engine=False))
     server, port = make_server("127.0.0.1:0", engine)
     server.start()
     yield f"127.0.0.1:{port}", engine
     server.stop(0)
     engine.close()
+    resolver.close()
 
 
 def call_error(fn) -> CallError:
@@ -57,14 +60,19 @@ def test_a_pinned_file_that_cannot_be_read_is_unavailable_not_internal(builder, 
 def test_blob_errors_carry_their_reason_and_field(builder):
     address, _ = builder
     with grpc.insecure_channel(address) as channel:
-        stub = builder_pb2_grpc.BuilderServiceStub(channel)
+        stub = artifact_pb2_grpc.ArtifactServiceStub(channel)
         unknown = common_pb2.Digest(hash="0" * 64, size_bytes=3)
-        error = call_error(lambda: list(stub.GetArtifact(builder_pb2.GetArtifactRequest(digest=unknown))))
+        error = call_error(lambda: list(stub.GetArtifact(artifact_pb2.GetArtifactRequest(digest=unknown))))
         assert (error.status, error.reason) == ("NOT_FOUND", "BLOB_NOT_FOUND")
         bad = common_pb2.Digest(hash="XYZ", size_bytes=3)
-        error = call_error(lambda: stub.StatArtifacts(builder_pb2.StatArtifactsRequest(digests=[bad])))
+        error = call_error(lambda: list(stub.GetArtifact(artifact_pb2.GetArtifactRequest(digest=bad))))
+        assert [v.field for v in error.details.field_violations] == ["digest"]
+        error = call_error(lambda: list(stub.GetArtifact(artifact_pb2.GetArtifactRequest(digest=unknown, limit=-1))))
+        assert (error.status, error.reason) == ("INVALID_ARGUMENT", "INVALID_BUILD_REQUEST")
+        assert [v.field for v in error.details.field_violations] == ["limit"]
+        error = call_error(lambda: stub.StatArtifacts(artifact_pb2.StatArtifactsRequest(digests=[unknown, bad])))
     assert (error.status, error.reason) == ("INVALID_ARGUMENT", "INVALID_DIGEST")
-    assert [v.field for v in error.details.field_violations] == ["digest"]
+    assert [v.field for v in error.details.field_violations] == ["digests[1]"]
 
 
 def test_resolve_and_build_names_the_field_inside_resolve(builder):

@@ -25,7 +25,7 @@ from builder_service.service import make_server
 from tests.fixtures.builder_server import BuilderProcess
 from tests.fixtures.dists import ZIP_DATE_TIME, record_hash
 from tests.fixtures.index import IndexBuilder, IndexServer
-from venvsmith.v1 import builder_pb2, builder_pb2_grpc, common_pb2, resolver_pb2
+from venvsmith.v1 import artifact_pb2, builder_pb2, builder_pb2_grpc, common_pb2, resolver_pb2
 
 State = builder_pb2.PinProgress.State
 
@@ -218,7 +218,7 @@ def test_hash_mismatch_is_data_loss_and_nothing_is_stored(server, index, index_b
     assert [p.name for p in failed] == ["tampered"] and entry.filename in failed[0].detail
 
     digests = [common_pb2.Digest(hash=h, size_bytes=entry.size) for h in (entry.sha256, bad)]
-    answer = server.stub.StatArtifacts(builder_pb2.StatArtifactsRequest(digests=digests))
+    answer = server.artifacts.StatArtifacts(artifact_pb2.StatArtifactsRequest(digests=digests))
     assert list(answer.missing) == digests
     blobs = cas_blobs(server.home)
     assert entry.sha256 not in blobs and bad not in blobs
@@ -319,7 +319,7 @@ def test_builder_killed_mid_build_leaves_no_partial_blob_and_recovers(tmp_path, 
         progress, result = run_build(second.stub, request)
         assert result.stats.wheels_built == 1 and result.stats.venv_built
         assert {w.filename for w in result.wheels} == {"crashy-1.0-py3-none-any.whl", "okpkg-1.0-py3-none-any.whl"}
-        present = second.stub.StatArtifacts(builder_pb2.StatArtifactsRequest(
+        present = second.artifacts.StatArtifacts(artifact_pb2.StatArtifactsRequest(
             digests=[result.venv_archive.digest, *(w.digest for w in result.wheels)]))
         assert not present.missing
     for name, path in cas_blobs(home).items():

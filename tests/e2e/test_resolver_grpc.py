@@ -221,3 +221,23 @@ def test_reflection_lists_the_service(stub, engine):
             assert "venvsmith.v1.ResolverService" in names
     finally:
         server.stop(0)
+
+
+def test_contradicting_user_pins_are_proven_without_reading_the_sdist(stub, index_builder, index_server):
+    """The user pins x==1 (an sdist whose dependencies need a build) and y==2, whose wheel needs x>=3."""
+    index_builder.add("x", "1", kind="sdist", dynamic=["dependencies"])
+    index_builder.add("x", "3")
+    index_builder.add("y", "2", deps=["x>=3"])
+    index_builder.add("a", "1", deps=["b==1"])
+    index_builder.add("a", "2", deps=["b==2"])
+    index_builder.add("b", "1", deps=["a==2"])
+    index_builder.add("b", "2", deps=["a==1"])
+    server = index_server()
+    with pytest.raises(grpc.RpcError) as err:
+        stub.Resolve(request(server.url, "x==1", "y==2"))
+    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "y==2 depends on x>=3" in err.value.details() and "you require x==1" in err.value.details()
+    with pytest.raises(grpc.RpcError) as err:
+        stub.Resolve(request(server.url, "a", "b"))
+    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "b==2 depends on a==1" in err.value.details()

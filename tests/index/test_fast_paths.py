@@ -380,9 +380,8 @@ def test_user_agent_is_computed_lazily():
         http_module.NO_SUCH_CONSTANT  # noqa: B018
 
 
-@pytest.mark.parametrize("backend", http_module.BACKENDS)
-def test_client_pool_is_created_on_first_use_and_a_bad_ca_bundle_is_index_unavailable(backend, tmp_path):
-    client = HttpClient(ca_bundle=str(tmp_path / "missing.pem"), retries=1, backend=backend)
+def test_client_pool_is_created_on_first_use_and_a_bad_ca_bundle_is_index_unavailable(tmp_path):
+    client = HttpClient(ca_bundle=str(tmp_path / "missing.pem"), retries=1)
     try:
         assert client._transport is None
         with pytest.raises(IndexUnavailable, match="trust store"):
@@ -391,12 +390,11 @@ def test_client_pool_is_created_on_first_use_and_a_bad_ca_bundle_is_index_unavai
         client.close()
 
 
-@pytest.mark.parametrize(("backend", "http2"), [("urllib3", False), ("httpx", False), ("httpx", True)])
-def test_client_modes_fetch_stream_and_retry(backend, http2, index_builder, index_server):
+def test_client_fetches_streams_and_retries(index_builder, index_server):
     index_builder.add("foo", "1.0")
     server = index_server(fail_status=503, fail_times=1, fail_match="/simple/foo/")
     filename = "foo-1.0-py3-none-any.whl"
-    client = HttpClient(timeout=10, retries=3, backoff=0.01, http2=http2, backend=backend)
+    client = HttpClient(timeout=10, retries=3, backoff=0.01)
     try:
         page = client.get(server.project_url("foo"), index=server.url, headers={"Accept": pages.ACCEPT})
         assert page.status_code == 200 and filename in page.text and server.failures == 1

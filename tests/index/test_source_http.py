@@ -220,7 +220,7 @@ def test_sdist_with_dynamic_dependencies(dist, detail, index_builder, index_serv
     index_builder.add(dist)
     source = make_source(index_url=index_server().url)
     (file,) = source.files("foo")
-    with pytest.raises(DynamicMetadata, match="builder's job") as info:
+    with pytest.raises(DynamicMetadata, match="needs a build") as info:
         source.metadata(file)
     assert info.value.filename == file.filename
     assert detail in info.value.message and file.filename in info.value.message

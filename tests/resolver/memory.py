@@ -46,6 +46,7 @@ class MemorySource:
 
     def __init__(self) -> None:
         self._files: dict[NormalizedName, list[DistFile]] = defaultdict(list)
+        self._unlisted: dict[NormalizedName, list[DistFile]] = defaultdict(list)
         self._meta: dict[DistFile, bytes] = {}
         self.calls: list[tuple[str, str]] = []
 
@@ -66,8 +67,12 @@ class MemorySource:
         metadata_version: str = "2.1",
         metadata_name: str | None = None,
         index: str = INDEX,
+        listed: bool = True,
     ) -> DistFile:
-        """Publish one file of ``name`` ``version`` with the given metadata."""
+        """Publish one file of ``name`` ``version`` with the given metadata.
+
+        ``listed=False``: the file is only reachable by its URL (a direct reference), not in ``files()``.
+        """
         stem = canonicalize_name(name).replace("-", "_")
         filename = f"{stem}-{version}.tar.gz" if sdist else f"{stem}-{version}-{tag}.whl"
         meta = render_metadata(
@@ -84,7 +89,7 @@ class MemorySource:
             upload_time=upload_time,
         )
         assert file is not None, filename
-        self._files[file.name].append(file)
+        (self._files if listed else self._unlisted)[file.name].append(file)
         self._meta[file] = meta
         return file
 
@@ -108,7 +113,7 @@ class MemorySource:
         pass
 
     def resolve_file_url(self, url: str) -> DistFile:
-        for files in self._files.values():
+        for files in [*self._files.values(), *self._unlisted.values()]:
             for file in files:
                 if file.url == url:
                     return file

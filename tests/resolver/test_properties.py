@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import itertools
 
-from hypothesis import given, settings
+import pytest
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from packaging.markers import Marker
 from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
+from resolver_service import resolve as resolve_module
 from resolver_service.errors import NoSolution
 from resolver_service.resolve import ResolutionRequest, resolve
 from venvsmith.core.target import TargetEnvironment
@@ -60,19 +63,62 @@ def _satisfies(choice: dict[str, str], index, roots) -> bool:
     return True
 
 
+def _admissible(choice: dict[str, str], index, roots) -> bool:
+    """Brute force's notion of a solution, with the pre-release rule modelled independently.
+
+    Every active requirement holds; every chosen project is reached from the roots; and a chosen version is
+    one ``packaging`` admits for the intersection of all requirements on that project (a pre-release only
+    when a clause names one or no final release satisfies them all).
+    """
+    if not _satisfies(choice, index, roots):
+        return False
+    on: dict[str, SpecifierSet] = {}
+    reached: set[str] = set()
+    todo = [Requirement(r) for r in roots]
+    while todo:
+        req = todo.pop()
+        if not _active(req):
+            continue
+        on[req.name] = on.get(req.name, SpecifierSet()) & req.specifier
+        if req.name not in reached:
+            reached.add(req.name)
+            todo += [Requirement(r) for r in index[req.name][choice[req.name]]]
+    if reached != set(choice):
+        return False
+    return all(choice[n] in set(on[n].filter(index[n])) for n in choice)
+
+
 def _brute_force_has_solution(index, roots) -> bool:
     options = [[None, *vs] for vs in (list(index[n]) for n in NAMES)]
     for combo in itertools.product(*options):
         choice = {n: v for n, v in zip(NAMES, combo, strict=True) if v is not None}
-        if _satisfies(choice, index, roots):
+        if _admissible(choice, index, roots):
             return True
     return False
 
 
-@settings(max_examples=150)
-@given(universe())
-def test_answers_satisfy_requirements_and_failures_are_real(case):
-    index, roots = case
+#: Projects with only pre-releases: one the roots may take (nothing else satisfies), one whose deps conflict.
+ONLY_PRERELEASES = {
+    "alpha": {"3.0b1": ["beta>=1.5"]},
+    "beta": {"3.0b1": [], "1.0": []},
+    "gamma": {"3.0b1": ["delta<1.0"]},
+    "delta": {"1.0": []},
+}
+
+
+@pytest.mark.parametrize("repin_limit", [resolve_module.REPIN_LIMIT, 0])
+@settings(max_examples=150, deadline=None)
+@given(case=universe())
+@example(case=(ONLY_PRERELEASES, ["alpha"]))
+@example(case=(ONLY_PRERELEASES, ["gamma"]))
+@example(case=(ONLY_PRERELEASES, ["alpha", "beta<1.5"]))
+def test_answers_satisfy_requirements_and_failures_are_real(repin_limit, case):
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(resolve_module, "REPIN_LIMIT", repin_limit)
+        _check_answer(*case)
+
+
+def _check_answer(index, roots) -> None:
     source = MemorySource()
     for name, versions in index.items():
         for version, deps in versions.items():
@@ -81,16 +127,60 @@ def test_answers_satisfy_requirements_and_failures_are_real(case):
     try:
         result = resolve(request, source)
     except NoSolution:
-        # Pre-releases are only used when necessary; brute force may use one where the resolver
-        # legitimately refuses a pre-release that a final release shadows, so compare on finals only.
-        finals = {
-            n: {v: d for v, d in vs.items() if not Version(v).is_prerelease} for n, vs in index.items()
-        }
-        if all(finals.values()):
-            assert not _brute_force_has_solution(finals, roots)
+        assert not _brute_force_has_solution(index, roots)
         return
     choice = {p.name: str(p.version) for p in result.pins}
-    assert _satisfies(choice, index, roots)
+    assert _admissible(choice, index, roots)
     # Nothing is pinned that no active requirement chain asks for.
     for pin in result.pins:
         assert pin.required_by
+
+
+FINALS = ["1.0", "2.0", "3.0"]
+
+
+@st.composite
+def tight_requirement(draw, exclude: str | None = None):
+    """Mostly exact pins and ranges: the shapes (cycles of ``==``) that need a proof rather than a search."""
+    name = draw(st.sampled_from([n for n in NAMES if n != exclude]))
+    op = draw(st.sampled_from(["==", "==", "!=", ">=", "<", ""]))
+    return name if not op else f"{name}{op}{draw(st.sampled_from(FINALS))}"
+
+
+@st.composite
+def tight_universe(draw):
+    index: dict[str, dict[str, list[str]]] = {}
+    for name in NAMES:
+        versions = draw(st.lists(st.sampled_from(FINALS), min_size=1, max_size=3, unique=True))
+        index[name] = {v: draw(st.lists(tight_requirement(exclude=name), max_size=2)) for v in versions}
+    roots = draw(st.lists(tight_requirement(), min_size=1, max_size=3))
+    return index, roots
+
+
+@pytest.mark.parametrize("repin_limit", [resolve_module.REPIN_LIMIT, 0])
+@settings(max_examples=300, deadline=None)
+@given(case=tight_universe())
+def test_no_solution_exactly_when_brute_force_finds_none(repin_limit, case):
+    """Final releases only, so brute force and the resolver agree on every candidate: a solution must be found
+    whenever one exists, and "no solution" (never "gave up") answered whenever none does.
+
+    With a re-pin limit of 0 the exhaustive check runs on every case that gets past the forced pins, so its
+    proofs, and the solutions it steers the search to, are checked as well as the usual path.
+    """
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(resolve_module, "REPIN_LIMIT", repin_limit)
+        _check_against_brute_force(*case)
+
+
+def _check_against_brute_force(index, roots) -> None:
+    source = MemorySource()
+    for name, versions in index.items():
+        for version, deps in versions.items():
+            source.add(name, version, deps)
+    request = ResolutionRequest(tuple(Requirement(r) for r in roots), TARGET)
+    if _brute_force_has_solution(index, roots):
+        result = resolve(request, source)
+        assert _satisfies({p.name: str(p.version) for p in result.pins}, index, roots)
+    else:
+        with pytest.raises(NoSolution):
+            resolve(request, source)

@@ -10,7 +10,7 @@ from packaging.requirements import Requirement
 from resolver_service.errors import NoSolution, TooManyBacktracks
 from resolver_service.resolve import ResolutionRequest, install_order, parse_requirement, resolve
 from resolver_service.selection import BinaryPolicy, Prereleases, SelectionPolicy
-from venvsmith.core.errors import DynamicMetadata
+from venvsmith.core.errors import DynamicMetadata, InvalidInput
 from venvsmith.core.pin import lock_key
 from venvsmith.core.target import TargetEnvironment
 
@@ -258,3 +258,147 @@ def test_bad_requirements_are_invalid_input(bad):
     with pytest.raises(InvalidInput) as err:
         parse_requirement(bad)
     assert repr(bad.strip()) in str(err.value)
+
+
+def test_yanked_local_version_not_chosen_when_an_unyanked_file_satisfies_the_pin(src):
+    # PEP 440: ==2 matches 2+local; PEP 592: a yanked file only when no unyanked one satisfies the request.
+    src.add("foo", "2")
+    src.add("foo", "2+local", yanked="bad build")
+    assert pins(run(src, "foo==2"))["foo"] == "2"
+    assert pins(run(src, "foo", constraints=["foo==2"]))["foo"] == "2"
+    assert pins(run(src, "foo==2+local"))["foo"] == "2+local"  # the user's own pin of the yanked file
+
+
+def test_yanked_version_pinned_by_a_dependency_is_refused_and_explained(src):
+    src.add("a", "1.0", ["c==2.0.0"])
+    src.add("c", "1.0.0")
+    src.add("c", "2.0.0", yanked="broken")
+    with pytest.raises(NoSolution) as err:
+        run(src, "a")
+    message = err.value.message
+    assert "a==1.0 requires c==2.0.0" in message
+    assert "c 2.0.0 is yanked (broken)" in message
+    assert "2.0.0 (yanked), 1.0.0" in message
+    # The user's explicit opt-in: a requirement or a constraint pinning it.
+    assert pins(run(src, "a", "c==2.0.0")) == {"a": "1.0", "c": "2.0.0"}
+    assert pins(run(src, "a", constraints=["c===2.0.0"])) == {"a": "1.0", "c": "2.0.0"}
+    # A loose user requirement is no opt-in.
+    with pytest.raises(NoSolution):
+        run(src, "a", "c>=2")
+
+
+def test_yanked_version_pinned_with_extras(src):
+    src.add("web", "1.0", extras={"fast": ["speedups"]})
+    src.add("web", "2.0", extras={"fast": ["speedups"]}, yanked="oops")
+    src.add("speedups", "1.0")
+    assert pins(run(src, "web[fast]"))["web"] == "1.0"
+    assert pins(run(src, "web[fast]==2.0"))["web"] == "2.0"
+
+
+URL_INDEX = "memory://elsewhere/"
+
+
+def test_url_constraint_restricts_the_project_to_that_file(src):
+    src.add("app", "1.0", ["lib>=1"])
+    src.add("lib", "1.0")
+    src.add("lib", "3.0")
+    pinned = src.add("lib", "2.0", index=URL_INDEX, listed=False)
+    # Transitive: app needs lib; the constrained file wins over the newer index file.
+    res = run(src, "app", constraints=[f"lib @ {pinned.url}"])
+    assert pins(res) == {"app": "1.0", "lib": "2.0"}
+    assert next(p for p in res.pins if p.name == "lib").file.url == pinned.url
+    # Direct, and a constraint adds nothing by itself.
+    assert pins(run(src, "lib", constraints=[f"lib @ {pinned.url}"])) == {"lib": "2.0"}
+    with pytest.raises(InvalidInput) as err:  # the URL's file must be of the constrained project
+        run(src, "app", constraints=[f"other @ {pinned.url}"])
+    assert "other @ " in err.value.message
+
+
+def test_url_constraint_contradicted_by_a_version_requirement_is_no_solution(src):
+    src.add("app", "1.0", ["lib>=3"])
+    src.add("lib", "3.0")
+    pinned = src.add("lib", "2.0", index=URL_INDEX, listed=False)
+    with pytest.raises(NoSolution) as err:
+        run(src, "app", constraints=[f"lib @ {pinned.url}"])
+    assert "lib>=3" in err.value.message and pinned.url in err.value.message
+    with pytest.raises(NoSolution):
+        run(src, "lib>=3", constraints=[f"lib @ {pinned.url}"])
+    with pytest.raises(NoSolution):
+        run(src, "lib", constraints=[f"lib @ {pinned.url}", "lib<2"])
+
+
+def test_two_urls_for_one_project_are_invalid_input(src):
+    one = src.add("lib", "1.0", index=URL_INDEX, listed=False)
+    two = src.add("lib", "2.0", index=URL_INDEX, listed=False)
+    with pytest.raises(InvalidInput) as err:
+        run(src, "lib", constraints=[f"lib @ {one.url}", f"lib @ {two.url}"])
+    assert one.url in err.value.message and two.url in str(err.value)
+    with pytest.raises(InvalidInput) as err:
+        run(src, f"lib @ {two.url}", constraints=[f"lib @ {one.url}"])
+    assert one.url in err.value.message and two.url in str(err.value)
+    # The same URL twice is fine.
+    assert pins(run(src, f"lib @ {one.url}", constraints=[f"lib @ {one.url}"])) == {"lib": "1.0"}
+
+
+def test_url_constraint_wheel_that_does_not_fit_the_target_is_refused(src):
+    src.add("lib", "1.0")
+    win = src.add("lib", "2.0", tag="cp311-cp311-win_amd64", index=URL_INDEX, listed=False)
+    with pytest.raises(InvalidInput) as err:
+        run(src, "lib", constraints=[f"lib @ {win.url}"])
+    assert win.url in str(err.value) and "does not fit the target" in err.value.message
+    with pytest.raises(InvalidInput):
+        run(src, f"lib @ {win.url}")
+    # A constraint whose marker is false for the target is not applied at all.
+    assert pins(run(src, "lib", constraints=[f'lib @ {win.url} ; sys_platform == "win32"'])) == {"lib": "1.0"}
+
+
+LINUX_39 = TargetEnvironment.from_shorthand("3.9", "x86_64-manylinux_2_28")
+
+
+def test_requires_python_upper_bound_honoured_by_default_ignored_on_request(src):
+    src.add("meta", "1.0")
+    src.add("meta", "2.0", requires_python=">=3.6,<=3.8")  # in the metadata
+    src.add("listed", "1.0")
+    src.add("listed", "2.0", file_requires_python="<=3.8")  # in the index listing
+    src.add("star", "1.0")
+    src.add("star", "2.0", file_requires_python="==3.8.*")
+    src.add("lower", "1.0")
+    src.add("lower", "2.0", requires_python=">=3.10,<4")
+    src.add("tilde", "1.0")
+    src.add("tilde", "2.0", file_requires_python="~=3.10")
+    everything = ("meta", "listed", "star", "lower", "tilde")
+    assert pins(run(src, *everything, target=LINUX_39)) == dict.fromkeys(everything, "1.0")
+    ignored = pins(run(src, *everything, target=LINUX_39, ignore_requires_python_upper_bound=True))
+    # Only the lower bounds count then: 3.9 is below 3.10, so lower and tilde stay at 1.0.
+    assert ignored == {"meta": "2.0", "listed": "2.0", "star": "2.0", "lower": "1.0", "tilde": "1.0"}
+    with pytest.raises(NoSolution) as err:
+        run(src, "meta==2.0", target=LINUX_39)
+    assert "<=3.8" in err.value.message and "3.9" in err.value.message
+
+
+def test_lower_bound_of_requires_python():
+    from packaging.specifiers import SpecifierSet
+
+    from resolver_service.selection import lower_bound
+
+    cases = {
+        ">=3.8,<4": ">=3.8",
+        "<=3.8": "",
+        "==3.8.*": ">=3.8",
+        "~=3.10": ">=3.10",
+        "==3.8.1": ">=3.8.1",
+        ">3.7,!=3.9.*": ">3.7",
+        "===3.8": "",
+    }
+    for spec, expected in cases.items():
+        assert lower_bound(SpecifierSet(spec)) == SpecifierSet(expected), spec
+
+
+def test_users_pin_of_a_yanked_version_holds_when_a_dependency_asks_for_extras(src):
+    src.add("app", "1.0", ["web[fast]"])
+    src.add("web", "1.0", extras={"fast": ["speedups"]})
+    src.add("web", "2.0", extras={"fast": ["speedups"]}, yanked="oops")
+    src.add("speedups", "1.0")
+    assert pins(run(src, "app")) == {"app": "1.0", "web": "1.0", "speedups": "1.0"}
+    assert pins(run(src, "app", "web==2.0")) == {"app": "1.0", "web": "2.0", "speedups": "1.0"}
+    assert pins(run(src, "app", constraints=["web==2.0"])) == {"app": "1.0", "web": "2.0", "speedups": "1.0"}

@@ -13,7 +13,6 @@ import sys
 import threading
 from collections.abc import Sequence
 
-from venvsmith.clients.resolver import connect_resolver
 from venvsmith.core.reqfile import ParsedRequirements, RequirementsFileError, read_requirements
 from venvsmith.core.resolution import CallError, ResolverClient
 from venvsmith.v1 import common_pb2, resolver_pb2
@@ -42,6 +41,9 @@ def _add_index_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--index", dest="package_index", action="append", default=[], metavar="NAME=URL",
                    help="only ask URL for project NAME")
+    p.add_argument("--isolated", action="store_true",
+                   help="ignore pip's configuration (files and PIP_* variables): only the indexes given here, "
+                        "else pip's built-in default (also VENVSMITH_ISOLATED=1)")
 
 
 def _add_target_options(p: argparse.ArgumentParser) -> None:
@@ -67,6 +69,10 @@ def add_resolve_inputs(p: argparse.ArgumentParser, server_help: str) -> None:
                    help="comma-separated project names, :all: or :none: (pip semantics)")
     p.add_argument("--exclude-newer", default="", metavar="TS", help="ignore files uploaded after TS")
     p.add_argument("--no-yanked", action="store_true", help="never choose yanked files")
+    p.add_argument("--ignore-requires-python-upper-bound", action="store_true",
+                   help="read Requires-Python by its lower bounds only, as uv does (default: honour it, as pip)")
+    p.add_argument("--no-build", action="store_true",
+                   help="never build an sdist to read dynamic dependencies (such sdists then fail the resolution)")
     p.add_argument("--max-backtracks", type=int, default=0)
     p.add_argument("--no-cache", action="store_true", help="bypass the resolution cache")
     p.add_argument("--timeout", type=float, default=None, help="deadline in seconds")
@@ -94,9 +100,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--http-port", type=int, default=None,
                        help="builder: also serve blobs and wheelhouse indexes over HTTP on this port (0 = any)")
     serve.add_argument("--builder", metavar="HOST:PORT",
-                       help="resolver: ask this builder (PrepareMetadata) for sdists with dynamic dependencies")
+                       help="resolver: ask this builder (PrepareMetadata) for sdists with dynamic dependencies "
+                            "(without it such sdists fail)")
     serve.add_argument("--resolver", metavar="HOST:PORT",
-                       help="builder: resolve through this remote resolver (default: an embedded one, also served)")
+                       help="builder: resolve (build requirements too) through this remote resolver "
+                            "(default: an embedded one, also served)")
 
     from venvsmith.cli.build_args import add_commands
 
@@ -149,6 +157,13 @@ def _local_path(location: str) -> str:
     return os.path.abspath(location)
 
 
+def is_isolated(args) -> bool:
+    """``--isolated`` or ``VENVSMITH_ISOLATED=1``: pip's configuration is ignored."""
+    from venvsmith.core.config import isolated
+
+    return bool(getattr(args, "isolated", False)) or isolated()
+
+
 def build_request(args) -> resolver_pb2.ResolveRequest:
     """Turn CLI arguments (and the files they name) into a ResolveRequest."""
     parsed = ParsedRequirements()
@@ -166,6 +181,7 @@ def build_request(args) -> resolver_pb2.ResolveRequest:
         no_index=args.no_index or parsed.no_index,
         strategy=common_pb2.UNSAFE_BEST_MATCH if args.index_strategy == "unsafe-best-match"
         else common_pb2.FIRST_INDEX,
+        isolated=is_isolated(args),
     )
     for item in args.package_index:
         name, sep, url = item.partition("=")
@@ -178,7 +194,9 @@ def build_request(args) -> resolver_pb2.ResolveRequest:
         only_binary=parsed.only_binary,
         exclude_newer=args.exclude_newer,
         disallow_yanked=args.no_yanked,
+        ignore_requires_python_upper_bound=args.ignore_requires_python_upper_bound,
         max_backtracks=max(args.max_backtracks, 0),
+        no_build=args.no_build,
     )
     return resolver_pb2.ResolveRequest(
         requirements=requirements, constraints=parsed.constraints, target=_target_spec(args),
@@ -233,6 +251,8 @@ def render_env(env: common_pb2.TargetEnvironment, fmt: str) -> str:
     lines = [f"python {env.python_version}" + (f" ({env.interpreter})" if env.interpreter else "")]
     if env.platform:
         lines.append(f"platform {env.platform}")
+    if env.metadata_builder:
+        lines.append(f"metadata builder: {env.metadata_builder}")
     lines.append("markers:")
     lines += [f"  {k} = {v!r}" for k, v in sorted(env.markers.items())]
     lines.append(f"tags ({len(env.tags)}, best first):")
@@ -241,7 +261,9 @@ def render_env(env: common_pb2.TargetEnvironment, fmt: str) -> str:
 
 
 def _client(args) -> ResolverClient:
-    return connect_resolver(getattr(args, "server", None))
+    from venvsmith.cli.compose import resolver_client
+
+    return resolver_client(getattr(args, "server", None), isolated=is_isolated(args))
 
 
 def cmd_resolve(args) -> int:
@@ -273,16 +295,20 @@ def cmd_serve(args) -> int:
 
         return cli_build.cmd_serve_builder(args)
     from resolver_service.service import make_server
+    from venvsmith.cli.compose import resolver_server_engine
 
     host = f"[{args.host}]" if ":" in args.host and not args.host.startswith("[") else args.host
+    engine = resolver_server_engine(args.builder)
     try:
-        server, port, engine = make_server(f"{host}:{args.port}")
+        server, port, engine = make_server(f"{host}:{args.port}", engine)
     except (OSError, RuntimeError) as exc:
+        engine.close()
         print(f"error: cannot listen on {host}:{args.port}: {exc}", file=sys.stderr)
         return EXIT_FAILED
-    if args.builder:
-        engine.metadata_preparer = remote_metadata_preparer(args.builder)
     server.start()
+    builder = engine.metadata_preparer
+    print(f"metadata builder: {builder.description if builder else 'none: ' + engine.without_preparer}",
+          file=sys.stderr, flush=True)
     # Tests and scripts start with --port 0 and read the bound port from this line.
     print(f"venvsmith resolver listening on {host}:{port}", flush=True)
     stop = threading.Event()
@@ -294,37 +320,13 @@ def cmd_serve(args) -> int:
     return EXIT_OK
 
 
-def remote_metadata_preparer(address: str):
-    """A ``ResolverEngine.metadata_preparer`` that calls a remote builder's PrepareMetadata."""
-    import grpc
-
-    from venvsmith.core.convert import pin_to_proto, target_to_proto
-    from venvsmith.core.errors import DynamicMetadata
-    from venvsmith.core.pin import Pin
-    from venvsmith.v1 import builder_pb2, builder_pb2_grpc
-
-    stub = builder_pb2_grpc.BuilderServiceStub(grpc.insecure_channel(address))
-
-    def prepare(file, target, index) -> bytes:
-        request = builder_pb2.PrepareMetadataRequest(
-            pin=pin_to_proto(Pin(name=file.name, version=file.version, file=file)),
-            target=common_pb2.TargetSpec(environment=target_to_proto(target)),
-            options=builder_pb2.BuildOptions(index=index),
-        )
-        try:
-            return stub.PrepareMetadata(request).metadata
-        except grpc.RpcError as exc:
-            reason = f"the builder could not prepare its metadata: {exc.details()}"
-            raise DynamicMetadata(file.filename, reason) from None
-
-    return prepare
-
-
 def cmd_config(args) -> int:
-    from venvsmith.core.config import default_index_url, read_pip_config, venvsmith_home
+    from venvsmith.core.config import default_index_url, effective_pip_config, isolated, venvsmith_home
 
-    config = read_pip_config()
+    config = effective_pip_config()
     print(f"home:             {venvsmith_home()}")
+    if isolated():
+        print("isolated:         VENVSMITH_ISOLATED is set: pip's configuration is ignored")
     print(f"index-url:        {default_index_url(config)}")
     print(f"extra-index-urls: {' '.join(config.extra_index_urls) or '-'}")
     print(f"find-links:       {' '.join(config.find_links) or '-'}")

@@ -11,11 +11,24 @@ import time
 from pathlib import Path
 
 from venvsmith.cli.build_args import _IntermixedParser, add_commands  # noqa: F401 - re-exported
-from venvsmith.clients.builder import connect_builder
+from venvsmith.clients.builder import check_base_interpreter
 from venvsmith.core.resolution import CallError
 from venvsmith.v1 import builder_pb2, common_pb2
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+
+def connect_builder(server: str | None, *, isolated: bool = False):
+    """A remote builder client for ``HOST:PORT``, else the embedded engines (bench/profile_venv.py wraps this)."""
+    from venvsmith.cli.compose import builder_client
+
+    return builder_client(server, isolated=isolated)
+
+
+def _builder(args):
+    from venvsmith.cli import is_isolated
+
+    return connect_builder(args.server, isolated=is_isolated(args))
 
 
 def _options(args, *, venv: bool, wheelhouse: bool) -> builder_pb2.BuildOptions:
@@ -27,6 +40,7 @@ def _options(args, *, venv: bool, wheelhouse: bool) -> builder_pb2.BuildOptions:
         wheelhouse=wheelhouse,
         venv_archive=venv,
         compile_bytecode=args.compile,
+        seed=args.seed,
         limits=builder_pb2.BuildLimits(timeout_seconds=max(args.build_timeout, 0)),
         index=resolve.index,
     )
@@ -96,7 +110,7 @@ def _ref_dict(ref: common_pb2.ArtifactRef) -> dict:
 
 def cmd_build(args) -> int:
     resolve, options = _options(args, venv=not args.no_venv, wheelhouse=not args.no_wheelhouse)
-    with connect_builder(args.server) as client:
+    with _builder(args) as client:
         result = _run(client, builder_pb2.ResolveAndBuildRequest(resolve=resolve, options=options),
                       _Progress(args.quiet))
     refs = [*result.wheels]
@@ -110,6 +124,10 @@ def cmd_build(args) -> int:
                          "wheels_built": result.stats.wheels_built, "wheels_cached": result.stats.wheels_cached,
                          "shared_in_flight": result.stats.shared_in_flight,
                          "venv_built": result.stats.venv_built}}
+        if result.HasField("interpreter"):
+            doc["interpreter"] = {"path": result.interpreter.path, "version": result.interpreter.version,
+                                  "implementation": result.interpreter.implementation,
+                                  "identity": result.interpreter.identity}
         print(json.dumps(doc, indent=2))
     else:
         for ref in refs:
@@ -129,10 +147,11 @@ def cmd_venv(args) -> int:
         print(f"error: {dest} exists and is not an empty directory", file=sys.stderr)
         return EXIT_BAD_INPUT
     resolve, options = _options(args, venv=True, wheelhouse=False)
-    with connect_builder(args.server) as client:
+    with _builder(args) as client:
         result = _run(client, builder_pb2.ResolveAndBuildRequest(resolve=resolve, options=options),
                       _Progress(args.quiet))
         archive = result.venv_archive
+        check_base_interpreter(result.interpreter)  # before anything is unpacked
         local = client.local_path(archive)
         try:
             if local is not None and args.link_mode == "hardlink":
@@ -167,28 +186,32 @@ def cmd_fetch(args) -> int:
     dest = Path(args.dest)
     if dest.is_dir():
         dest = dest / digest.hash
-    with connect_builder(args.server) as client:
+    with _builder(args) as client:
         client.fetch(common_pb2.Digest(hash=digest.hash, size_bytes=digest.size_bytes), dest)
     print(dest)
     return EXIT_OK
 
 
 def cmd_serve_builder(args) -> int:
-    from builder_service.engine import BuildEngine, BuilderSettings
     from builder_service.http_server import BlobHttpServer
     from builder_service.service import make_server
-    from venvsmith.clients.resolver import RemoteResolver
+    from venvsmith.cli.compose import builder_server_engines
 
-    engine = BuildEngine(BuilderSettings())
+    engine, also, closing = builder_server_engines(args.resolver)
+
+    def close_all() -> None:
+        engine.close()
+        for other in closing:
+            other.close()
+
     http = None
     if args.http_port is not None:
         http = BlobHttpServer(engine, args.host, args.http_port).start()
         engine.settings.http_base_url = http.base_url
-    resolver = RemoteResolver(args.resolver) if args.resolver else None
     try:
-        server, port = make_server(f"{args.host}:{args.port}", engine, resolver,
-                                   with_resolver_service=resolver is None)
+        server, port = make_server(f"{args.host}:{args.port}", engine, also)
     except (OSError, RuntimeError) as exc:
+        close_all()
         print(f"error: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
         return EXIT_FAILED
     server.start()
@@ -201,7 +224,7 @@ def cmd_serve_builder(args) -> int:
     server.stop(grace=5).wait()
     if http is not None:
         http.stop()
-    engine.close()
+    close_all()
     return EXIT_OK
 
 

@@ -29,6 +29,9 @@ def add_commands(sub, add_resolve_inputs) -> None:
     build.add_argument("--no-venv", action="store_true", help="do not build the venv archive")
     build.add_argument("--no-wheelhouse", action="store_true", help="do not build the wheelhouse archive")
     build.add_argument("--compile", action="store_true", help="compile bytecode in the venv")
+    build.add_argument("--seed", action="store_true",
+                       help="put pip into the venv (the pip bundled with the interpreter's ensurepip; offline). "
+                            "Default: a lean venv of exactly the pins, without pip")
     build.add_argument("--build-timeout", type=int, default=0, help="seconds one sdist build may take")
     build.add_argument("--format", choices=["text", "json"], default="text")
     build.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
@@ -38,6 +41,9 @@ def add_commands(sub, add_resolve_inputs) -> None:
     venv.add_argument("path", metavar="PATH")
     add_resolve_inputs(venv, "use a remote builder (HOST:PORT) instead of the embedded engines")
     venv.add_argument("--compile", action="store_true", help="compile bytecode in the venv")
+    venv.add_argument("--seed", action="store_true",
+                      help="put pip into the venv (the pip bundled with the interpreter's ensurepip; offline). "
+                           "Default: a lean venv of exactly the pins, without pip")
     venv.add_argument("--build-timeout", type=int, default=0, help="seconds one sdist build may take")
     venv.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     venv.add_argument("--link-mode", choices=["hardlink", "copy"], default="hardlink",

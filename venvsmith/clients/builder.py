@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 from venvsmith.core.resolution import CallError
-from venvsmith.v1 import builder_pb2, common_pb2
+from venvsmith.v1 import artifact_pb2, builder_pb2, common_pb2
 
 #: GetArtifact errors after which a partial download is useless.
 _HOPELESS = frozenset({"NOT_FOUND", "INVALID_ARGUMENT", "OUT_OF_RANGE", "DATA_LOSS"})
@@ -32,21 +33,20 @@ def _fail(exc: BaseException) -> CallError:
 
 
 class EmbeddedBuilder(_Closing):
-    """Resolver and builder engines in this process; state under ``$VENVSMITH_HOME``."""
+    """A build engine in this process (its resolver client composed by the CLI); ``close()`` closes the engine,
+    then ``also_close`` in order."""
 
-    def __init__(self) -> None:
-        from builder_service.engine import BuildEngine, BuilderSettings
-        from venvsmith.core.config import venvsmith_home
-
-        # Built venv trees stay as the templates `venvsmith venv` clones (see builder_service.materialize).
-        self.engine = BuildEngine(BuilderSettings(templates=venvsmith_home() / "venvs"))
+    def __init__(self, engine: Any, *, also_close: Sequence[Any] = ()) -> None:
+        self.engine = engine
+        self._also_close = list(also_close)
 
     def resolve_and_build(self, request: builder_pb2.ResolveAndBuildRequest, timeout: float | None = None
                           ) -> Iterator[builder_pb2.ResolveAndBuildEvent]:
         from builder_service.orchestrate import resolve_and_build
 
         try:
-            yield from resolve_and_build(self.engine, request, self.engine.resolver.resolve_stream)
+            yield from resolve_and_build(self.engine, request,
+                                         lambda r: self.engine.resolver.resolve_stream(r, timeout=timeout))
         except CallError:
             raise
         except Exception as exc:  # noqa: BLE001 - mapped like the server maps it
@@ -69,21 +69,24 @@ class EmbeddedBuilder(_Closing):
 
     def close(self) -> None:
         self.engine.close()
+        for other in self._also_close:
+            other.close()
 
 
 class RemoteBuilder(_Closing):
-    """A builder server reached over gRPC."""
+    """A builder server reached over gRPC: BuilderService for builds, ArtifactService for their bytes."""
 
     def __init__(self, address: str) -> None:
         import grpc
 
-        from venvsmith.v1 import builder_pb2_grpc
+        from venvsmith.v1 import artifact_pb2_grpc, builder_pb2_grpc
 
         self._rpc_error = grpc.RpcError
         self.channel = grpc.insecure_channel(
             address, options=[("grpc.max_receive_message_length", 64 * 1024 * 1024)]
         )
         self.stub = builder_pb2_grpc.BuilderServiceStub(self.channel)
+        self.artifacts = artifact_pb2_grpc.ArtifactServiceStub(self.channel)
 
     def resolve_and_build(self, request, timeout=None):
         try:
@@ -103,7 +106,7 @@ class RemoteBuilder(_Closing):
             offset = 0
         try:
             with open(part, "ab") as out:
-                for chunk in self.stub.GetArtifact(builder_pb2.GetArtifactRequest(digest=digest, offset=offset)):
+                for chunk in self.artifacts.GetArtifact(artifact_pb2.GetArtifactRequest(digest=digest, offset=offset)):
                     if chunk.offset != out.tell():
                         raise CallError("DATA_LOSS", f"chunk at {chunk.offset}, expected {out.tell()}")
                     out.write(chunk.data)
@@ -125,6 +128,61 @@ class RemoteBuilder(_Closing):
         self.channel.close()
 
 
-def connect_builder(server: str | None):
-    """A remote builder client for ``HOST:PORT``, else the embedded engines."""
-    return RemoteBuilder(server) if server else EmbeddedBuilder()
+class RemoteMetadataPreparer:
+    """A :class:`~venvsmith.core.resolution.MetadataPreparer` calling a builder server's PrepareMetadata."""
+
+    def __init__(self, address: str) -> None:
+        import grpc
+
+        from venvsmith.v1 import builder_pb2_grpc
+
+        self.description = f"builder at {address}"
+        self._rpc_error = grpc.RpcError
+        self.channel = grpc.insecure_channel(address)
+        self.stub = builder_pb2_grpc.BuilderServiceStub(self.channel)
+
+    def prepare(self, file, target, index: common_pb2.IndexConfig) -> bytes:
+        from venvsmith.core.convert import pin_to_proto, target_to_proto
+        from venvsmith.core.errors import DynamicMetadata
+        from venvsmith.core.pin import Pin
+
+        request = builder_pb2.PrepareMetadataRequest(
+            pin=pin_to_proto(Pin(name=file.name, version=file.version, file=file)),
+            target=common_pb2.TargetSpec(environment=target_to_proto(target)),
+            options=builder_pb2.BuildOptions(index=index),
+        )
+        try:
+            return self.stub.PrepareMetadata(request).metadata
+        except self._rpc_error as exc:
+            reason = f"{file.filename}: the {self.description} could not prepare its metadata: {exc.details()}"
+            raise DynamicMetadata(file.filename, reason) from None
+
+    def close(self) -> None:
+        self.channel.close()
+
+
+def check_base_interpreter(wanted: builder_pb2.BaseInterpreter) -> None:
+    """Refuse (FAILED_PRECONDITION, naming it) a venv archive whose base interpreter this host does not have.
+
+    The venv's ``bin/python`` links to ``wanted.path`` and its ``pyvenv.cfg`` names that directory: unpacked on a
+    host without that interpreter (or with another version or build of it at that path) it would not run.
+    """
+    from venvsmith.core.interpreters import identify
+
+    if not wanted.path:
+        raise CallError("FAILED_PRECONDITION", "the builder did not say which interpreter the venv was built with")
+    named = f"{wanted.implementation} {wanted.version} at {wanted.path}"
+    if not os.path.isabs(wanted.path) or not os.path.isfile(wanted.path):
+        raise CallError("FAILED_PRECONDITION",
+                        f"the venv was built with {named}, which this host does not have: install that interpreter "
+                        "at that path, or build on this host")
+    have = identify(wanted.path)  # asked afresh: nothing is written on the client
+    if have is None:
+        raise CallError("FAILED_PRECONDITION", f"the venv was built with {named}, which cannot be run on this host")
+    if (have.version, have.implementation) != (wanted.version, wanted.implementation):
+        raise CallError("FAILED_PRECONDITION", f"the venv was built with {named}; this host has "
+                                               f"{have.implementation} {have.version} at that path")
+    if wanted.identity and have.identity != wanted.identity:
+        raise CallError("FAILED_PRECONDITION", f"the venv was built with {named} (identity {wanted.identity[:16]}); "
+                                               f"this host's interpreter at that path is another build of it "
+                                               f"(identity {have.identity[:16]})")

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
+from typing import Any
 
-from venvsmith.core.resolution import CallError, ResolverClient
+from venvsmith.core.resolution import CallError
 
 
 class _Closing:
@@ -16,12 +18,16 @@ class _Closing:
 
 
 class EmbeddedResolver(_Closing):
-    """The resolver engine in this process (the CLI's default): no server, same answers, same errors."""
+    """A resolver engine in this process (the CLI's default): no server, same answers, same errors.
 
-    def __init__(self, engine=None) -> None:
-        from resolver_service.engine import ResolverEngine
+    ``close()`` closes ``also_close`` (in order), then the engine unless ``close_engine`` is false (a builder's view
+    of a resolver engine that its composer closes).
+    """
 
-        self.engine = engine or ResolverEngine()
+    def __init__(self, engine: Any, *, close_engine: bool = True, also_close: Sequence[Any] = ()) -> None:
+        self.engine = engine
+        self._close_engine = close_engine
+        self._also_close = list(also_close)
 
     def _call(self, fn):
         from venvsmith.core.errors import ServiceError
@@ -48,7 +54,10 @@ class EmbeddedResolver(_Closing):
         return self._call(lambda: self.engine.describe(request))
 
     def close(self) -> None:
-        self.engine.close()
+        for other in self._also_close:
+            other.close()
+        if self._close_engine:
+            self.engine.close()
 
 
 class RemoteResolver(_Closing):
@@ -87,8 +96,3 @@ class RemoteResolver(_Closing):
 
     def close(self) -> None:
         self.channel.close()
-
-
-def connect_resolver(server: str | None) -> ResolverClient:
-    """A remote client for ``HOST:PORT``, else the embedded engine."""
-    return RemoteResolver(server) if server else EmbeddedResolver()

@@ -27,13 +27,16 @@ def venvsmith_home(environ: Mapping[str, str] = os.environ) -> Path:
 
 @dataclass(frozen=True)
 class PipIndexConfig:
-    """The index settings pip would use: default index, extra indexes, find-links, no-index, CA bundle."""
+    """The index settings pip would use: default index, extra indexes, find-links, no-index, CA bundle and
+    client certificate."""
 
     index_url: str | None = None
     extra_index_urls: tuple[str, ...] = ()
     find_links: tuple[str, ...] = ()
     no_index: bool = False
     cert: str | None = None
+    #: A PEM file with the client certificate and its key (pip's ``client-cert``).
+    client_cert: str | None = None
     #: Where each value came from, for ``venvsmith config`` ("global.index-url", ":env:.find-links", ...).
     origins: dict[str, str] = field(default_factory=dict)
 
@@ -145,8 +148,19 @@ def read_pip_config(environ: Mapping[str, str] = os.environ) -> PipIndexConfig:
         find_links=listed("find-links"),
         no_index=values.get("no-index", "").strip().lower() in _TRUE,
         cert=values.get("cert", "").strip() or None,
+        client_cert=values.get("client-cert", "").strip() or None,
         origins=origins,
     )
+
+
+def isolated(environ: Mapping[str, str] = os.environ) -> bool:
+    """``VENVSMITH_ISOLATED`` is true: pip's configuration is ignored (as ``--isolated`` does)."""
+    return environ.get("VENVSMITH_ISOLATED", "").strip().lower() in _TRUE
+
+
+def effective_pip_config(environ: Mapping[str, str] = os.environ) -> PipIndexConfig:
+    """:func:`read_pip_config`, or nothing at all when :func:`isolated` (no files, no ``PIP_*`` variables)."""
+    return PipIndexConfig() if isolated(environ) else read_pip_config(environ)
 
 
 def default_index_url(config: PipIndexConfig) -> str:

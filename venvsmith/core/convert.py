@@ -9,6 +9,7 @@ from packaging.version import InvalidVersion, Version
 
 from venvsmith.v1 import common_pb2 as pb
 
+from .distfile import DistFile
 from .errors import InvalidInput
 from .pin import Pin
 from .target import TargetEnvironment
@@ -40,9 +41,6 @@ def target_from_spec(spec: pb.TargetSpec, local: TargetEnvironment) -> TargetEnv
     return local
 
 
-
-
-
 def pin_to_proto(pin: Pin) -> pb.Pin:
     file = pin.file
     msg = pb.Pin(
@@ -61,14 +59,52 @@ def pin_to_proto(pin: Pin) -> pb.Pin:
     )
     if file.upload_time is not None:
         msg.upload_time.FromDatetime(file.upload_time.astimezone(UTC))
+    if pin.sdist is not None:
+        msg.sdist.CopyFrom(_file_ref_to_proto(pin.sdist))
+    for identity in pin.attestation_identities:
+        claims = {k: v for k, v in identity.items() if k != "kind"}
+        msg.attestation_identities.add(kind=identity["kind"], claims=claims)
     return msg
+
+
+def _file_ref_to_proto(file: DistFile) -> pb.DistFileRef:
+    ref = pb.DistFileRef(
+        url=file.url,
+        filename=file.filename,
+        sha256=file.sha256 or "",
+        size=file.size or 0,
+        requires_python=file.requires_python or "",
+    )
+    if file.upload_time is not None:
+        ref.upload_time.FromDatetime(file.upload_time.astimezone(UTC))
+    return ref
+
+
+def _is_sha256(text: str) -> bool:
+    return len(text) == 64 and all(c in "0123456789abcdef" for c in text)
+
+
+def _sdist_from_proto(msg: pb.Pin, index: str, name: str, version: Version) -> DistFile:
+    ref = msg.sdist
+    if not _is_sha256(ref.sha256):
+        raise InvalidInput(ref.sha256, f"the sdist of pin {msg.name}=={msg.version} needs a lowercase hex sha256")
+    sdist = DistFile.from_listing(
+        ref.filename,
+        ref.url,
+        index,
+        hashes={"sha256": ref.sha256},
+        requires_python=ref.requires_python or None,
+        size=ref.size or None,
+        upload_time=ref.upload_time.ToDatetime(tzinfo=UTC) if ref.HasField("upload_time") else None,
+    )
+    if sdist is None or sdist.is_wheel or sdist.name != name or sdist.version != version:
+        raise InvalidInput(ref.filename, f"not an sdist of pin {msg.name}=={msg.version}")
+    return sdist
 
 
 def pin_from_proto(msg: pb.Pin) -> Pin:
     """A wire pin back into the domain; raises :class:`InvalidInput` for a pin the builder cannot use."""
-    from .distfile import DistFile
-
-    if len(msg.sha256) != 64 or any(c not in "0123456789abcdef" for c in msg.sha256):
+    if not _is_sha256(msg.sha256):
         raise InvalidInput(msg.sha256, f"pin {msg.name}=={msg.version} needs a lowercase hex sha256")
     file = DistFile.from_listing(
         msg.filename,
@@ -94,4 +130,9 @@ def pin_from_proto(msg: pb.Pin) -> Pin:
         extras=tuple(msg.extras),
         required_by=tuple(msg.required_by),
         dependencies=tuple(msg.dependencies),
+        sdist=_sdist_from_proto(msg, file.index, file.name, file.version) if msg.HasField("sdist") else None,
+        attestation_identities=tuple(
+            {"kind": identity.kind, **dict(sorted(identity.claims.items()))}
+            for identity in msg.attestation_identities
+        ),
     )

@@ -131,6 +131,8 @@ class DistFile:
     build_tag: tuple = ()
     #: Where the listing came from: "index", "find-links" or "direct" (a URL requirement).
     origin: str = "index"
+    #: PEP 740: URL of the file's provenance document (its attestations), when the index serves one.
+    provenance: str | None = None
 
     @classmethod
     def from_listing(cls, filename: str, url: str, index: str, **info) -> DistFile | None:
@@ -149,6 +151,11 @@ class DistFile:
     @property
     def sha256(self) -> str | None:
         return self.hashes.get("sha256")
+
+    @property
+    def is_local(self) -> bool:
+        """The file is on this machine's disk (a ``file://`` URL)."""
+        return self.url[:7].lower() == "file://"
 
     @property
     def is_yanked(self) -> bool:

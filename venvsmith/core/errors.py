@@ -16,9 +16,11 @@ from a remote call's ``grpc-status-details-bin``.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
+
+T = TypeVar("T")
 
 #: ``ErrorInfo.domain`` of every error the services report.
 DOMAIN = "venvsmith"
@@ -247,6 +249,13 @@ def at_field(path: str) -> Iterator[None]:
         if not exc.field:
             exc.field = path
         raise
+
+
+def parsed_each(parse: Callable[[str], T], path: str, texts: Iterable[str]) -> Iterator[T]:
+    """``parse`` each item of the repeated request field ``path``; an error names its item (``requirements[2]``)."""
+    for i, text in enumerate(texts):
+        with at_field(f"{path}[{i}]"):
+            yield parse(text)
 
 
 class InvalidInput(ServiceError):

@@ -13,6 +13,7 @@ Python 2 and interpreters that fail, hang or answer nonsense are skipped. No pat
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -27,7 +28,16 @@ from pathlib import Path
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
-__all__ = ["ENV_VAR", "Interpreter", "candidate_paths", "discover_interpreters", "find_interpreter", "query"]
+__all__ = [
+    "ENV_VAR",
+    "BaseInterpreter",
+    "Interpreter",
+    "candidate_paths",
+    "discover_interpreters",
+    "find_interpreter",
+    "identify",
+    "query",
+]
 
 log = logging.getLogger(__name__)
 
@@ -167,6 +177,72 @@ def query(path: str | os.PathLike[str], timeout: float = 10.0) -> Interpreter | 
     if executable and os.path.isabs(executable) and os.path.isfile(executable):
         exe = Path(executable)
     return Interpreter(path=exe, version=version, implementation=implementation)
+
+
+# Runs in the interpreter a venv is made with: what the venv's links point at (``venv`` links to
+# ``sys._base_executable``) and what tells this build of it from another of the same version.
+_IDENTIFY = (
+    "import json, os, sys, sysconfig; base = getattr(sys, '_base_executable', '') or sys.executable; "
+    "print(json.dumps({'path': base, "
+    "'version': '%d.%d.%d%s' % (sys.version_info[:3] + ("
+    "{'alpha': 'a', 'beta': 'b', 'candidate': 'rc'}.get(sys.version_info[3], '') + "
+    "(str(sys.version_info[4]) if sys.version_info[3] != 'final' else ''),)), "
+    "'implementation': sys.implementation.name, 'build': [sys.version, sys.implementation.cache_tag or '', "
+    "getattr(sys, 'abiflags', ''), sysconfig.get_config_var('SOABI') or '', "
+    "os.path.realpath(base), sys.base_prefix]}))"
+)
+
+
+@dataclass(frozen=True)
+class BaseInterpreter:
+    """The base interpreter of a venv: the path the venv links to, its version, and the identity of its build."""
+
+    path: str
+    version: str
+    implementation: str
+    #: sha256 hex of sys.version, cache tag, ABI flags, SOABI, the real path of ``path`` and sys.base_prefix.
+    identity: str
+
+    def __str__(self) -> str:
+        return f"{self.implementation} {self.version} at {self.path}"
+
+
+def identify(path: str | os.PathLike[str], timeout: float = 10.0) -> BaseInterpreter | None:
+    """Ask ``path`` what a venv made with it depends on; None when it cannot be run or answers nonsense."""
+    try:
+        proc = subprocess.run([os.fspath(path), "-I", "-c", _IDENTIFY], capture_output=True, encoding="utf-8",
+                              errors="replace", timeout=timeout, stdin=subprocess.DEVNULL)
+        answer = json.loads(proc.stdout.strip().splitlines()[-1]) if proc.returncode == 0 else None
+        if not isinstance(answer, dict):
+            return None
+        build = json.dumps(answer["build"], sort_keys=True, separators=(",", ":"))
+        return BaseInterpreter(
+            path=str(answer["path"]),
+            version=str(Version(answer["version"])),
+            implementation=str(answer["implementation"]),
+            identity=hashlib.sha256(build.encode()).hexdigest(),
+        )
+    except (OSError, subprocess.TimeoutExpired, ValueError, KeyError, IndexError, TypeError, InvalidVersion):
+        return None
+
+
+def cached_identify(path: str | os.PathLike[str], cache: QueryCache | None) -> BaseInterpreter | None:
+    """:func:`identify`, kept in ``cache`` while the interpreter binary is unchanged (see :func:`file_identity`)."""
+    if cache is None:
+        return identify(path)
+    try:
+        key = file_identity(path)
+    except OSError:
+        return None
+    held = cache.get(key, "base")
+    if held:
+        return BaseInterpreter(**held)
+    found = identify(path)
+    if found is not None:
+        cache.put(key, "base", {"path": found.path, "version": found.version,
+                                "implementation": found.implementation, "identity": found.identity})
+        cache.save()
+    return found
 
 
 def file_identity(path: str | os.PathLike[str]) -> str:

@@ -1,14 +1,26 @@
-"""How a caller reaches resolution without importing the resolver: the ``ResolverClient`` protocol."""
+"""How the services reach each other without importing each other (uv's ``BuildContext``, in two protocols).
+
+* :class:`ResolverClient`: how a caller (the CLI, the builder for build requirements) asks for a resolution,
+  embedded or remote.
+* :class:`MetadataPreparer`: how the resolver asks for the metadata of an sdist whose dependencies are dynamic
+  (a builder runs its backend in isolation); given to the resolver when it is constructed.
+
+Which implementation each one gets is decided at the top, in :mod:`venvsmith.cli`.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import replace
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from venvsmith.v1 import common_pb2, resolver_pb2
 
 from .errors import ErrorDetails, FieldViolation, ServiceError, status_proto
+
+if TYPE_CHECKING:
+    from venvsmith.core.distfile import DistFile
+    from venvsmith.core.target import TargetEnvironment
 
 
 class CallError(Exception):
@@ -75,3 +87,17 @@ class ResolverClient(Protocol):
     def __enter__(self) -> ResolverClient: ...
 
     def __exit__(self, *exc) -> None: ...
+
+
+class MetadataPreparer(Protocol):
+    """Reads the core metadata of an sdist with dynamic dependencies by running its build backend (isolated)."""
+
+    #: What this preparer is, for DescribeEnvironment ("embedded builder", "builder at HOST:PORT").
+    description: str
+
+    def prepare(self, file: DistFile, target: TargetEnvironment, index: common_pb2.IndexConfig) -> bytes:
+        """``METADATA`` bytes of ``file`` (hashed) for ``target``; ``index`` says where the file is fetched from.
+
+        Raises :class:`~venvsmith.core.errors.ServiceError` subclasses (``DynamicMetadata`` when it cannot).
+        """
+        ...

@@ -20,7 +20,7 @@ class BuildLimits(_message.Message):
     def __init__(self, timeout_seconds: _Optional[int] = ..., memory_bytes: _Optional[int] = ..., max_output_bytes: _Optional[int] = ...) -> None: ...
 
 class BuildOptions(_message.Message):
-    __slots__ = ("wheels", "wheelhouse", "venv_archive", "compile_bytecode", "limits", "config_settings", "index")
+    __slots__ = ("wheels", "wheelhouse", "venv_archive", "compile_bytecode", "limits", "config_settings", "index", "seed")
     class ConfigSettingsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -35,6 +35,7 @@ class BuildOptions(_message.Message):
     LIMITS_FIELD_NUMBER: _ClassVar[int]
     CONFIG_SETTINGS_FIELD_NUMBER: _ClassVar[int]
     INDEX_FIELD_NUMBER: _ClassVar[int]
+    SEED_FIELD_NUMBER: _ClassVar[int]
     wheels: bool
     wheelhouse: bool
     venv_archive: bool
@@ -42,7 +43,8 @@ class BuildOptions(_message.Message):
     limits: BuildLimits
     config_settings: _containers.ScalarMap[str, str]
     index: _common_pb2.IndexConfig
-    def __init__(self, wheels: _Optional[bool] = ..., wheelhouse: _Optional[bool] = ..., venv_archive: _Optional[bool] = ..., compile_bytecode: _Optional[bool] = ..., limits: _Optional[_Union[BuildLimits, _Mapping]] = ..., config_settings: _Optional[_Mapping[str, str]] = ..., index: _Optional[_Union[_common_pb2.IndexConfig, _Mapping]] = ...) -> None: ...
+    seed: bool
+    def __init__(self, wheels: _Optional[bool] = ..., wheelhouse: _Optional[bool] = ..., venv_archive: _Optional[bool] = ..., compile_bytecode: _Optional[bool] = ..., limits: _Optional[_Union[BuildLimits, _Mapping]] = ..., config_settings: _Optional[_Mapping[str, str]] = ..., index: _Optional[_Union[_common_pb2.IndexConfig, _Mapping]] = ..., seed: _Optional[bool] = ...) -> None: ...
 
 class BuildHeader(_message.Message):
     __slots__ = ("target", "options")
@@ -138,9 +140,21 @@ class BuildResult(_message.Message):
     venv_archive: _common_pb2.ArtifactRef
     lock_file: _common_pb2.ArtifactRef
     stats: BuildStats
-    interpreter: str
+    interpreter: BaseInterpreter
     http_base_url: str
-    def __init__(self, lock_key: _Optional[str] = ..., wheels: _Optional[_Iterable[_Union[_common_pb2.ArtifactRef, _Mapping]]] = ..., wheelhouse: _Optional[_Union[_common_pb2.ArtifactRef, _Mapping]] = ..., venv_archive: _Optional[_Union[_common_pb2.ArtifactRef, _Mapping]] = ..., lock_file: _Optional[_Union[_common_pb2.ArtifactRef, _Mapping]] = ..., stats: _Optional[_Union[BuildStats, _Mapping]] = ..., interpreter: _Optional[str] = ..., http_base_url: _Optional[str] = ...) -> None: ...
+    def __init__(self, lock_key: _Optional[str] = ..., wheels: _Optional[_Iterable[_Union[_common_pb2.ArtifactRef, _Mapping]]] = ..., wheelhouse: _Optional[_Union[_common_pb2.ArtifactRef, _Mapping]] = ..., venv_archive: _Optional[_Union[_common_pb2.ArtifactRef, _Mapping]] = ..., lock_file: _Optional[_Union[_common_pb2.ArtifactRef, _Mapping]] = ..., stats: _Optional[_Union[BuildStats, _Mapping]] = ..., interpreter: _Optional[_Union[BaseInterpreter, _Mapping]] = ..., http_base_url: _Optional[str] = ...) -> None: ...
+
+class BaseInterpreter(_message.Message):
+    __slots__ = ("path", "version", "implementation", "identity")
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    IMPLEMENTATION_FIELD_NUMBER: _ClassVar[int]
+    IDENTITY_FIELD_NUMBER: _ClassVar[int]
+    path: str
+    version: str
+    implementation: str
+    identity: str
+    def __init__(self, path: _Optional[str] = ..., version: _Optional[str] = ..., implementation: _Optional[str] = ..., identity: _Optional[str] = ...) -> None: ...
 
 class BuildEvent(_message.Message):
     __slots__ = ("progress", "result")
@@ -165,38 +179,6 @@ class ResolveAndBuildEvent(_message.Message):
     resolve: _resolver_pb2.ResolveEvent
     build: BuildEvent
     def __init__(self, resolve: _Optional[_Union[_resolver_pb2.ResolveEvent, _Mapping]] = ..., build: _Optional[_Union[BuildEvent, _Mapping]] = ...) -> None: ...
-
-class GetArtifactRequest(_message.Message):
-    __slots__ = ("digest", "offset", "limit")
-    DIGEST_FIELD_NUMBER: _ClassVar[int]
-    OFFSET_FIELD_NUMBER: _ClassVar[int]
-    LIMIT_FIELD_NUMBER: _ClassVar[int]
-    digest: _common_pb2.Digest
-    offset: int
-    limit: int
-    def __init__(self, digest: _Optional[_Union[_common_pb2.Digest, _Mapping]] = ..., offset: _Optional[int] = ..., limit: _Optional[int] = ...) -> None: ...
-
-class Chunk(_message.Message):
-    __slots__ = ("data", "offset")
-    DATA_FIELD_NUMBER: _ClassVar[int]
-    OFFSET_FIELD_NUMBER: _ClassVar[int]
-    data: bytes
-    offset: int
-    def __init__(self, data: _Optional[bytes] = ..., offset: _Optional[int] = ...) -> None: ...
-
-class StatArtifactsRequest(_message.Message):
-    __slots__ = ("digests",)
-    DIGESTS_FIELD_NUMBER: _ClassVar[int]
-    digests: _containers.RepeatedCompositeFieldContainer[_common_pb2.Digest]
-    def __init__(self, digests: _Optional[_Iterable[_Union[_common_pb2.Digest, _Mapping]]] = ...) -> None: ...
-
-class StatArtifactsResponse(_message.Message):
-    __slots__ = ("present", "missing")
-    PRESENT_FIELD_NUMBER: _ClassVar[int]
-    MISSING_FIELD_NUMBER: _ClassVar[int]
-    present: _containers.RepeatedCompositeFieldContainer[_common_pb2.Digest]
-    missing: _containers.RepeatedCompositeFieldContainer[_common_pb2.Digest]
-    def __init__(self, present: _Optional[_Iterable[_Union[_common_pb2.Digest, _Mapping]]] = ..., missing: _Optional[_Iterable[_Union[_common_pb2.Digest, _Mapping]]] = ...) -> None: ...
 
 class ListEnvironmentsRequest(_message.Message):
     __slots__ = ()

@@ -26,7 +26,8 @@ if _version_not_supported:
 
 
 class BuilderServiceStub:
-    """Builds pinned sets into verified, content-addressed artifacts and serves them.
+    """Builds pinned sets into verified, content-addressed artifacts. Their bytes
+    are read through ArtifactService (artifact.proto), served on the same port.
     """
 
     def __init__(self, channel):
@@ -45,16 +46,6 @@ class BuilderServiceStub:
                 request_serializer=venvsmith_dot_v1_dot_builder__pb2.ResolveAndBuildRequest.SerializeToString,
                 response_deserializer=venvsmith_dot_v1_dot_builder__pb2.ResolveAndBuildEvent.FromString,
                 _registered_method=True)
-        self.GetArtifact = channel.unary_stream(
-                '/venvsmith.v1.BuilderService/GetArtifact',
-                request_serializer=venvsmith_dot_v1_dot_builder__pb2.GetArtifactRequest.SerializeToString,
-                response_deserializer=venvsmith_dot_v1_dot_builder__pb2.Chunk.FromString,
-                _registered_method=True)
-        self.StatArtifacts = channel.unary_unary(
-                '/venvsmith.v1.BuilderService/StatArtifacts',
-                request_serializer=venvsmith_dot_v1_dot_builder__pb2.StatArtifactsRequest.SerializeToString,
-                response_deserializer=venvsmith_dot_v1_dot_builder__pb2.StatArtifactsResponse.FromString,
-                _registered_method=True)
         self.ListEnvironments = channel.unary_unary(
                 '/venvsmith.v1.BuilderService/ListEnvironments',
                 request_serializer=venvsmith_dot_v1_dot_builder__pb2.ListEnvironmentsRequest.SerializeToString,
@@ -68,15 +59,22 @@ class BuilderServiceStub:
 
 
 class BuilderServiceServicer:
-    """Builds pinned sets into verified, content-addressed artifacts and serves them.
+    """Builds pinned sets into verified, content-addressed artifacts. Their bytes
+    are read through ArtifactService (artifact.proto), served on the same port.
     """
 
     def Build(self, request_iterator, context):
         """Build a pinned set. The client streams a BuildHeader, then the pins one per
         message in install order (as ResolveStream emits them), then a BuildEnd.
-        The builder starts fetching/building each pin as it arrives. The server
-        streams per-pin progress and finally one BuildResult. Identical concurrent
-        builds (same lock key and options) do the work once.
+        The builder starts fetching each pin as it arrives; an sdist's build starts
+        once every one of its static build requirements ([build-system].requires)
+        is among the pins received, or the stream has ended, and its build
+        dependencies are constrained by the pins (so the same pinned set builds
+        the same wheels in any stream order). The server streams per-pin progress
+        and finally one BuildResult. Identical concurrent builds (same lock key
+        and options) do the work once. A failed sdist build ends the stream with
+        its status (the message names the sdist's file and carries its log tail;
+        ErrorInfo.metadata["sdist"] names it too, the reason stays the build's).
         Errors, each with ErrorInfo:
         INVALID_ARGUMENT    + BadRequest (INVALID_BUILD_REQUEST, INVALID_DIGEST,
         INVALID_INPUT).
@@ -103,25 +101,6 @@ class BuilderServiceServicer:
         the BuildResult. Errors: those of ResolverService.Resolve and of Build,
         with their details (INVALID_ARGUMENT, DATA_LOSS, FAILED_PRECONDITION,
         DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED, UNAVAILABLE).
-        """
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
-    def GetArtifact(self, request, context):
-        """Read a blob by digest in chunks, resumable by offset (like ByteStream.Read).
-        Errors, each with ErrorInfo: NOT_FOUND (BLOB_NOT_FOUND, unknown digest),
-        OUT_OF_RANGE (INVALID_RANGE, offset > size), DATA_LOSS (DIGEST_MISMATCH:
-        the stored blob is corrupt; it is removed), INVALID_ARGUMENT + BadRequest
-        (INVALID_DIGEST, or INVALID_BUILD_REQUEST for a negative offset/limit).
-        """
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
-    def StatArtifacts(self, request, context):
-        """Which of the given digests the store holds. Errors: INVALID_ARGUMENT +
-        BadRequest (INVALID_DIGEST).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -161,16 +140,6 @@ def add_BuilderServiceServicer_to_server(servicer, server):
                     request_deserializer=venvsmith_dot_v1_dot_builder__pb2.ResolveAndBuildRequest.FromString,
                     response_serializer=venvsmith_dot_v1_dot_builder__pb2.ResolveAndBuildEvent.SerializeToString,
             ),
-            'GetArtifact': grpc.unary_stream_rpc_method_handler(
-                    servicer.GetArtifact,
-                    request_deserializer=venvsmith_dot_v1_dot_builder__pb2.GetArtifactRequest.FromString,
-                    response_serializer=venvsmith_dot_v1_dot_builder__pb2.Chunk.SerializeToString,
-            ),
-            'StatArtifacts': grpc.unary_unary_rpc_method_handler(
-                    servicer.StatArtifacts,
-                    request_deserializer=venvsmith_dot_v1_dot_builder__pb2.StatArtifactsRequest.FromString,
-                    response_serializer=venvsmith_dot_v1_dot_builder__pb2.StatArtifactsResponse.SerializeToString,
-            ),
             'ListEnvironments': grpc.unary_unary_rpc_method_handler(
                     servicer.ListEnvironments,
                     request_deserializer=venvsmith_dot_v1_dot_builder__pb2.ListEnvironmentsRequest.FromString,
@@ -190,7 +159,8 @@ def add_BuilderServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class BuilderService:
-    """Builds pinned sets into verified, content-addressed artifacts and serves them.
+    """Builds pinned sets into verified, content-addressed artifacts. Their bytes
+    are read through ArtifactService (artifact.proto), served on the same port.
     """
 
     @staticmethod
@@ -237,60 +207,6 @@ class BuilderService:
             '/venvsmith.v1.BuilderService/ResolveAndBuild',
             venvsmith_dot_v1_dot_builder__pb2.ResolveAndBuildRequest.SerializeToString,
             venvsmith_dot_v1_dot_builder__pb2.ResolveAndBuildEvent.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-    @staticmethod
-    def GetArtifact(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_stream(
-            request,
-            target,
-            '/venvsmith.v1.BuilderService/GetArtifact',
-            venvsmith_dot_v1_dot_builder__pb2.GetArtifactRequest.SerializeToString,
-            venvsmith_dot_v1_dot_builder__pb2.Chunk.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-    @staticmethod
-    def StatArtifacts(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/venvsmith.v1.BuilderService/StatArtifacts',
-            venvsmith_dot_v1_dot_builder__pb2.StatArtifactsRequest.SerializeToString,
-            venvsmith_dot_v1_dot_builder__pb2.StatArtifactsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19venvsmith/v1/common.proto\x12\x0cvenvsmith.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xcf\x01\n\x11TargetEnvironment\x12=\n\x07markers\x18\x01 \x03(\x0b\x32,.venvsmith.v1.TargetEnvironment.MarkersEntry\x12\x0c\n\x04tags\x18\x02 \x03(\t\x12\x16\n\x0epython_version\x18\x03 \x01(\t\x12\x10\n\x08platform\x18\x04 \x01(\t\x12\x13\n\x0binterpreter\x18\x05 \x01(\t\x1a.\n\x0cMarkersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"S\n\x0fTargetShorthand\x12\x16\n\x0epython_version\x18\x01 \x01(\t\x12\x10\n\x08platform\x18\x02 \x01(\t\x12\x16\n\x0eimplementation\x18\x03 \x01(\t\"\x80\x01\n\nTargetSpec\x12\x36\n\x0b\x65nvironment\x18\x01 \x01(\x0b\x32\x1f.venvsmith.v1.TargetEnvironmentH\x00\x12\x32\n\tshorthand\x18\x02 \x01(\x0b\x32\x1d.venvsmith.v1.TargetShorthandH\x00\x42\x06\n\x04spec\"X\n\x0fIndexCredential\x12\x12\n\nurl_prefix\x18\x01 \x01(\t\x12\x10\n\x08username\x18\x02 \x01(\t\x12\x10\n\x08password\x18\x03 \x01(\t\x12\r\n\x05token\x18\x04 \x01(\t\"\xbc\x02\n\x0bIndexConfig\x12\x11\n\tindex_url\x18\x01 \x01(\t\x12\x18\n\x10\x65xtra_index_urls\x18\x02 \x03(\t\x12\x12\n\nfind_links\x18\x03 \x03(\t\x12\x10\n\x08no_index\x18\x04 \x01(\x08\x12-\n\x08strategy\x18\x05 \x01(\x0e\x32\x1b.venvsmith.v1.IndexStrategy\x12\x42\n\rpackage_index\x18\x06 \x03(\x0b\x32+.venvsmith.v1.IndexConfig.PackageIndexEntry\x12\x32\n\x0b\x63redentials\x18\x07 \x03(\x0b\x32\x1d.venvsmith.v1.IndexCredential\x1a\x33\n\x11PackageIndexEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xb8\x01\n\x11ResolutionOptions\x12\x33\n\x0bprereleases\x18\x01 \x01(\x0e\x32\x1e.venvsmith.v1.PrereleasePolicy\x12\x11\n\tno_binary\x18\x02 \x03(\t\x12\x13\n\x0bonly_binary\x18\x03 \x03(\t\x12\x15\n\rexclude_newer\x18\x04 \x01(\t\x12\x17\n\x0f\x64isallow_yanked\x18\x05 \x01(\x08\x12\x16\n\x0emax_backtracks\x18\x06 \x01(\r\"\x87\x02\n\x03Pin\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x0e\n\x06\x65xtras\x18\x03 \x03(\t\x12\x0b\n\x03url\x18\x04 \x01(\t\x12\x10\n\x08\x66ilename\x18\x05 \x01(\t\x12\x0e\n\x06sha256\x18\x06 \x01(\t\x12\x0c\n\x04size\x18\x07 \x01(\x04\x12\r\n\x05index\x18\x08 \x01(\t\x12\x10\n\x08is_wheel\x18\t \x01(\x08\x12\x17\n\x0frequires_python\x18\n \x01(\t\x12\x13\n\x0brequired_by\x18\x0b \x03(\t\x12/\n\x0bupload_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0c\x64\x65pendencies\x18\r \x03(\t\"*\n\x06\x44igest\x12\x0c\n\x04hash\x18\x01 \x01(\t\x12\x12\n\nsize_bytes\x18\x02 \x01(\x03\"\xa7\x01\n\x0b\x41rtifactRef\x12$\n\x06\x64igest\x18\x01 \x01(\x0b\x32\x14.venvsmith.v1.Digest\x12\x12\n\nmedia_type\x18\x02 \x01(\t\x12(\n\x04kind\x18\x03 \x01(\x0e\x32\x1a.venvsmith.v1.ArtifactKind\x12\x10\n\x08\x66ilename\x18\x04 \x01(\t\x12\x10\n\x08http_url\x18\x05 \x01(\t\x12\x10\n\x08lock_key\x18\x06 \x01(\t*W\n\rIndexStrategy\x12\x1e\n\x1aINDEX_STRATEGY_UNSPECIFIED\x10\x00\x12\x0f\n\x0b\x46IRST_INDEX\x10\x01\x12\x15\n\x11UNSAFE_BEST_MATCH\x10\x02*l\n\x10PrereleasePolicy\x12!\n\x1dPRERELEASE_POLICY_UNSPECIFIED\x10\x00\x12\x1c\n\x18IF_NECESSARY_OR_EXPLICIT\x10\x01\x12\t\n\x05\x41LLOW\x10\x02\x12\x0c\n\x08\x44ISALLOW\x10\x03*i\n\x0c\x41rtifactKind\x12\x1d\n\x19\x41RTIFACT_KIND_UNSPECIFIED\x10\x00\x12\t\n\x05WHEEL\x10\x01\x12\x0e\n\nWHEELHOUSE\x10\x02\x12\x10\n\x0cVENV_ARCHIVE\x10\x03\x12\r\n\tLOCK_FILE\x10\x04*\xf5\x04\n\x0b\x45rrorReason\x12\x1c\n\x18\x45RROR_REASON_UNSPECIFIED\x10\x00\x12\x11\n\rINVALID_INPUT\x10\x01\x12\x0f\n\x0bNO_SOLUTION\x10\x02\x12\x17\n\x13TOO_MANY_BACKTRACKS\x10\x03\x12\x15\n\x11INDEX_UNAVAILABLE\x10\x04\x12\x14\n\x10\x44YNAMIC_METADATA\x10\x05\x12\x18\n\x14INVALID_DISTRIBUTION\x10\x06\x12\x15\n\x11\x44\x45\x41\x44LINE_EXCEEDED\x10\x07\x12\x10\n\x0c\x42UILD_FAILED\x10\x08\x12\x11\n\rBUILD_TIMEOUT\x10\t\x12\x17\n\x13\x42UILD_OUT_OF_MEMORY\x10\n\x12\x1a\n\x16\x42UILD_OUTPUT_TOO_LARGE\x10\x0b\x12!\n\x1d\x42UILD_REQUIREMENT_UNAVAILABLE\x10\x0c\x12\x11\n\rINVALID_SDIST\x10\r\x12\x13\n\x0f\x44IGEST_MISMATCH\x10\x0e\x12\x12\n\x0eINVALID_DIGEST\x10\x0f\x12\x10\n\x0cUNSAFE_WHEEL\x10\x10\x12\x12\n\x0eUNSAFE_ARCHIVE\x10\x11\x12\x0f\n\x0bVENV_FAILED\x10\x12\x12\x13\n\x0fNOT_RELOCATABLE\x10\x13\x12\x12\n\x0e\x42LOB_NOT_FOUND\x10\x14\x12\x12\n\x0e\x42LOB_TOO_LARGE\x10\x15\x12\x11\n\rINVALID_RANGE\x10\x16\x12\x19\n\x15INVALID_BUILD_REQUEST\x10\x17\x12\x12\n\x0eNO_INTERPRETER\x10\x18\x12\x16\n\x12WHEEL_INCOMPATIBLE\x10\x19\x12\x16\n\x12\x42UILD_PRECONDITION\x10\x1a\x12\x0e\n\nSTORE_FULL\x10\x1b\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19venvsmith/v1/common.proto\x12\x0cvenvsmith.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe9\x01\n\x11TargetEnvironment\x12=\n\x07markers\x18\x01 \x03(\x0b\x32,.venvsmith.v1.TargetEnvironment.MarkersEntry\x12\x0c\n\x04tags\x18\x02 \x03(\t\x12\x16\n\x0epython_version\x18\x03 \x01(\t\x12\x10\n\x08platform\x18\x04 \x01(\t\x12\x13\n\x0binterpreter\x18\x05 \x01(\t\x12\x18\n\x10metadata_builder\x18\x06 \x01(\t\x1a.\n\x0cMarkersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"S\n\x0fTargetShorthand\x12\x16\n\x0epython_version\x18\x01 \x01(\t\x12\x10\n\x08platform\x18\x02 \x01(\t\x12\x16\n\x0eimplementation\x18\x03 \x01(\t\"\x80\x01\n\nTargetSpec\x12\x36\n\x0b\x65nvironment\x18\x01 \x01(\x0b\x32\x1f.venvsmith.v1.TargetEnvironmentH\x00\x12\x32\n\tshorthand\x18\x02 \x01(\x0b\x32\x1d.venvsmith.v1.TargetShorthandH\x00\x42\x06\n\x04spec\"X\n\x0fIndexCredential\x12\x12\n\nurl_prefix\x18\x01 \x01(\t\x12\x10\n\x08username\x18\x02 \x01(\t\x12\x10\n\x08password\x18\x03 \x01(\t\x12\r\n\x05token\x18\x04 \x01(\t\"\xce\x02\n\x0bIndexConfig\x12\x11\n\tindex_url\x18\x01 \x01(\t\x12\x18\n\x10\x65xtra_index_urls\x18\x02 \x03(\t\x12\x12\n\nfind_links\x18\x03 \x03(\t\x12\x10\n\x08no_index\x18\x04 \x01(\x08\x12-\n\x08strategy\x18\x05 \x01(\x0e\x32\x1b.venvsmith.v1.IndexStrategy\x12\x42\n\rpackage_index\x18\x06 \x03(\x0b\x32+.venvsmith.v1.IndexConfig.PackageIndexEntry\x12\x32\n\x0b\x63redentials\x18\x07 \x03(\x0b\x32\x1d.venvsmith.v1.IndexCredential\x12\x10\n\x08isolated\x18\x08 \x01(\x08\x1a\x33\n\x11PackageIndexEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xf6\x01\n\x11ResolutionOptions\x12\x33\n\x0bprereleases\x18\x01 \x01(\x0e\x32\x1e.venvsmith.v1.PrereleasePolicy\x12\x11\n\tno_binary\x18\x02 \x03(\t\x12\x13\n\x0bonly_binary\x18\x03 \x03(\t\x12\x15\n\rexclude_newer\x18\x04 \x01(\t\x12\x17\n\x0f\x64isallow_yanked\x18\x05 \x01(\x08\x12\x16\n\x0emax_backtracks\x18\x06 \x01(\r\x12*\n\"ignore_requires_python_upper_bound\x18\x07 \x01(\x08\x12\x10\n\x08no_build\x18\x08 \x01(\x08\"\xf4\x02\n\x03Pin\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x0e\n\x06\x65xtras\x18\x03 \x03(\t\x12\x0b\n\x03url\x18\x04 \x01(\t\x12\x10\n\x08\x66ilename\x18\x05 \x01(\t\x12\x0e\n\x06sha256\x18\x06 \x01(\t\x12\x0c\n\x04size\x18\x07 \x01(\x04\x12\r\n\x05index\x18\x08 \x01(\t\x12\x10\n\x08is_wheel\x18\t \x01(\x08\x12\x17\n\x0frequires_python\x18\n \x01(\t\x12\x13\n\x0brequired_by\x18\x0b \x03(\t\x12/\n\x0bupload_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0c\x64\x65pendencies\x18\r \x03(\t\x12(\n\x05sdist\x18\x0e \x01(\x0b\x32\x19.venvsmith.v1.DistFileRef\x12\x41\n\x16\x61ttestation_identities\x18\x0f \x03(\x0b\x32!.venvsmith.v1.AttestationIdentity\"\x94\x01\n\x0b\x44istFileRef\x12\x0b\n\x03url\x18\x01 \x01(\t\x12\x10\n\x08\x66ilename\x18\x02 \x01(\t\x12\x0e\n\x06sha256\x18\x03 \x01(\t\x12\x0c\n\x04size\x18\x04 \x01(\x04\x12/\n\x0bupload_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0frequires_python\x18\x06 \x01(\t\"\x91\x01\n\x13\x41ttestationIdentity\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12=\n\x06\x63laims\x18\x02 \x03(\x0b\x32-.venvsmith.v1.AttestationIdentity.ClaimsEntry\x1a-\n\x0b\x43laimsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"*\n\x06\x44igest\x12\x0c\n\x04hash\x18\x01 \x01(\t\x12\x12\n\nsize_bytes\x18\x02 \x01(\x03\"\xa7\x01\n\x0b\x41rtifactRef\x12$\n\x06\x64igest\x18\x01 \x01(\x0b\x32\x14.venvsmith.v1.Digest\x12\x12\n\nmedia_type\x18\x02 \x01(\t\x12(\n\x04kind\x18\x03 \x01(\x0e\x32\x1a.venvsmith.v1.ArtifactKind\x12\x10\n\x08\x66ilename\x18\x04 \x01(\t\x12\x10\n\x08http_url\x18\x05 \x01(\t\x12\x10\n\x08lock_key\x18\x06 \x01(\t*W\n\rIndexStrategy\x12\x1e\n\x1aINDEX_STRATEGY_UNSPECIFIED\x10\x00\x12\x0f\n\x0b\x46IRST_INDEX\x10\x01\x12\x15\n\x11UNSAFE_BEST_MATCH\x10\x02*l\n\x10PrereleasePolicy\x12!\n\x1dPRERELEASE_POLICY_UNSPECIFIED\x10\x00\x12\x1c\n\x18IF_NECESSARY_OR_EXPLICIT\x10\x01\x12\t\n\x05\x41LLOW\x10\x02\x12\x0c\n\x08\x44ISALLOW\x10\x03*i\n\x0c\x41rtifactKind\x12\x1d\n\x19\x41RTIFACT_KIND_UNSPECIFIED\x10\x00\x12\t\n\x05WHEEL\x10\x01\x12\x0e\n\nWHEELHOUSE\x10\x02\x12\x10\n\x0cVENV_ARCHIVE\x10\x03\x12\r\n\tLOCK_FILE\x10\x04*\xf5\x04\n\x0b\x45rrorReason\x12\x1c\n\x18\x45RROR_REASON_UNSPECIFIED\x10\x00\x12\x11\n\rINVALID_INPUT\x10\x01\x12\x0f\n\x0bNO_SOLUTION\x10\x02\x12\x17\n\x13TOO_MANY_BACKTRACKS\x10\x03\x12\x15\n\x11INDEX_UNAVAILABLE\x10\x04\x12\x14\n\x10\x44YNAMIC_METADATA\x10\x05\x12\x18\n\x14INVALID_DISTRIBUTION\x10\x06\x12\x15\n\x11\x44\x45\x41\x44LINE_EXCEEDED\x10\x07\x12\x10\n\x0c\x42UILD_FAILED\x10\x08\x12\x11\n\rBUILD_TIMEOUT\x10\t\x12\x17\n\x13\x42UILD_OUT_OF_MEMORY\x10\n\x12\x1a\n\x16\x42UILD_OUTPUT_TOO_LARGE\x10\x0b\x12!\n\x1d\x42UILD_REQUIREMENT_UNAVAILABLE\x10\x0c\x12\x11\n\rINVALID_SDIST\x10\r\x12\x13\n\x0f\x44IGEST_MISMATCH\x10\x0e\x12\x12\n\x0eINVALID_DIGEST\x10\x0f\x12\x10\n\x0cUNSAFE_WHEEL\x10\x10\x12\x12\n\x0eUNSAFE_ARCHIVE\x10\x11\x12\x0f\n\x0bVENV_FAILED\x10\x12\x12\x13\n\x0fNOT_RELOCATABLE\x10\x13\x12\x12\n\x0e\x42LOB_NOT_FOUND\x10\x14\x12\x12\n\x0e\x42LOB_TOO_LARGE\x10\x15\x12\x11\n\rINVALID_RANGE\x10\x16\x12\x19\n\x15INVALID_BUILD_REQUEST\x10\x17\x12\x12\n\x0eNO_INTERPRETER\x10\x18\x12\x16\n\x12WHEEL_INCOMPATIBLE\x10\x19\x12\x16\n\x12\x42UILD_PRECONDITION\x10\x1a\x12\x0e\n\nSTORE_FULL\x10\x1b\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,34 +36,42 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_TARGETENVIRONMENT_MARKERSENTRY']._serialized_options = b'8\001'
   _globals['_INDEXCONFIG_PACKAGEINDEXENTRY']._loaded_options = None
   _globals['_INDEXCONFIG_PACKAGEINDEXENTRY']._serialized_options = b'8\001'
-  _globals['_INDEXSTRATEGY']._serialized_start=1578
-  _globals['_INDEXSTRATEGY']._serialized_end=1665
-  _globals['_PRERELEASEPOLICY']._serialized_start=1667
-  _globals['_PRERELEASEPOLICY']._serialized_end=1775
-  _globals['_ARTIFACTKIND']._serialized_start=1777
-  _globals['_ARTIFACTKIND']._serialized_end=1882
-  _globals['_ERRORREASON']._serialized_start=1885
-  _globals['_ERRORREASON']._serialized_end=2514
+  _globals['_ATTESTATIONIDENTITY_CLAIMSENTRY']._loaded_options = None
+  _globals['_ATTESTATIONIDENTITY_CLAIMSENTRY']._serialized_options = b'8\001'
+  _globals['_INDEXSTRATEGY']._serialized_start=2092
+  _globals['_INDEXSTRATEGY']._serialized_end=2179
+  _globals['_PRERELEASEPOLICY']._serialized_start=2181
+  _globals['_PRERELEASEPOLICY']._serialized_end=2289
+  _globals['_ARTIFACTKIND']._serialized_start=2291
+  _globals['_ARTIFACTKIND']._serialized_end=2396
+  _globals['_ERRORREASON']._serialized_start=2399
+  _globals['_ERRORREASON']._serialized_end=3028
   _globals['_TARGETENVIRONMENT']._serialized_start=77
-  _globals['_TARGETENVIRONMENT']._serialized_end=284
-  _globals['_TARGETENVIRONMENT_MARKERSENTRY']._serialized_start=238
-  _globals['_TARGETENVIRONMENT_MARKERSENTRY']._serialized_end=284
-  _globals['_TARGETSHORTHAND']._serialized_start=286
-  _globals['_TARGETSHORTHAND']._serialized_end=369
-  _globals['_TARGETSPEC']._serialized_start=372
-  _globals['_TARGETSPEC']._serialized_end=500
-  _globals['_INDEXCREDENTIAL']._serialized_start=502
-  _globals['_INDEXCREDENTIAL']._serialized_end=590
-  _globals['_INDEXCONFIG']._serialized_start=593
-  _globals['_INDEXCONFIG']._serialized_end=909
-  _globals['_INDEXCONFIG_PACKAGEINDEXENTRY']._serialized_start=858
-  _globals['_INDEXCONFIG_PACKAGEINDEXENTRY']._serialized_end=909
-  _globals['_RESOLUTIONOPTIONS']._serialized_start=912
-  _globals['_RESOLUTIONOPTIONS']._serialized_end=1096
-  _globals['_PIN']._serialized_start=1099
-  _globals['_PIN']._serialized_end=1362
-  _globals['_DIGEST']._serialized_start=1364
-  _globals['_DIGEST']._serialized_end=1406
-  _globals['_ARTIFACTREF']._serialized_start=1409
-  _globals['_ARTIFACTREF']._serialized_end=1576
+  _globals['_TARGETENVIRONMENT']._serialized_end=310
+  _globals['_TARGETENVIRONMENT_MARKERSENTRY']._serialized_start=264
+  _globals['_TARGETENVIRONMENT_MARKERSENTRY']._serialized_end=310
+  _globals['_TARGETSHORTHAND']._serialized_start=312
+  _globals['_TARGETSHORTHAND']._serialized_end=395
+  _globals['_TARGETSPEC']._serialized_start=398
+  _globals['_TARGETSPEC']._serialized_end=526
+  _globals['_INDEXCREDENTIAL']._serialized_start=528
+  _globals['_INDEXCREDENTIAL']._serialized_end=616
+  _globals['_INDEXCONFIG']._serialized_start=619
+  _globals['_INDEXCONFIG']._serialized_end=953
+  _globals['_INDEXCONFIG_PACKAGEINDEXENTRY']._serialized_start=902
+  _globals['_INDEXCONFIG_PACKAGEINDEXENTRY']._serialized_end=953
+  _globals['_RESOLUTIONOPTIONS']._serialized_start=956
+  _globals['_RESOLUTIONOPTIONS']._serialized_end=1202
+  _globals['_PIN']._serialized_start=1205
+  _globals['_PIN']._serialized_end=1577
+  _globals['_DISTFILEREF']._serialized_start=1580
+  _globals['_DISTFILEREF']._serialized_end=1728
+  _globals['_ATTESTATIONIDENTITY']._serialized_start=1731
+  _globals['_ATTESTATIONIDENTITY']._serialized_end=1876
+  _globals['_ATTESTATIONIDENTITY_CLAIMSENTRY']._serialized_start=1831
+  _globals['_ATTESTATIONIDENTITY_CLAIMSENTRY']._serialized_end=1876
+  _globals['_DIGEST']._serialized_start=1878
+  _globals['_DIGEST']._serialized_end=1920
+  _globals['_ARTIFACTREF']._serialized_start=1923
+  _globals['_ARTIFACTREF']._serialized_end=2090
 # @@protoc_insertion_point(module_scope)

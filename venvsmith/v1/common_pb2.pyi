@@ -103,7 +103,7 @@ BUILD_PRECONDITION: ErrorReason
 STORE_FULL: ErrorReason
 
 class TargetEnvironment(_message.Message):
-    __slots__ = ("markers", "tags", "python_version", "platform", "interpreter")
+    __slots__ = ("markers", "tags", "python_version", "platform", "interpreter", "metadata_builder")
     class MarkersEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -116,12 +116,14 @@ class TargetEnvironment(_message.Message):
     PYTHON_VERSION_FIELD_NUMBER: _ClassVar[int]
     PLATFORM_FIELD_NUMBER: _ClassVar[int]
     INTERPRETER_FIELD_NUMBER: _ClassVar[int]
+    METADATA_BUILDER_FIELD_NUMBER: _ClassVar[int]
     markers: _containers.ScalarMap[str, str]
     tags: _containers.RepeatedScalarFieldContainer[str]
     python_version: str
     platform: str
     interpreter: str
-    def __init__(self, markers: _Optional[_Mapping[str, str]] = ..., tags: _Optional[_Iterable[str]] = ..., python_version: _Optional[str] = ..., platform: _Optional[str] = ..., interpreter: _Optional[str] = ...) -> None: ...
+    metadata_builder: str
+    def __init__(self, markers: _Optional[_Mapping[str, str]] = ..., tags: _Optional[_Iterable[str]] = ..., python_version: _Optional[str] = ..., platform: _Optional[str] = ..., interpreter: _Optional[str] = ..., metadata_builder: _Optional[str] = ...) -> None: ...
 
 class TargetShorthand(_message.Message):
     __slots__ = ("python_version", "platform", "implementation")
@@ -154,7 +156,7 @@ class IndexCredential(_message.Message):
     def __init__(self, url_prefix: _Optional[str] = ..., username: _Optional[str] = ..., password: _Optional[str] = ..., token: _Optional[str] = ...) -> None: ...
 
 class IndexConfig(_message.Message):
-    __slots__ = ("index_url", "extra_index_urls", "find_links", "no_index", "strategy", "package_index", "credentials")
+    __slots__ = ("index_url", "extra_index_urls", "find_links", "no_index", "strategy", "package_index", "credentials", "isolated")
     class PackageIndexEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -169,6 +171,7 @@ class IndexConfig(_message.Message):
     STRATEGY_FIELD_NUMBER: _ClassVar[int]
     PACKAGE_INDEX_FIELD_NUMBER: _ClassVar[int]
     CREDENTIALS_FIELD_NUMBER: _ClassVar[int]
+    ISOLATED_FIELD_NUMBER: _ClassVar[int]
     index_url: str
     extra_index_urls: _containers.RepeatedScalarFieldContainer[str]
     find_links: _containers.RepeatedScalarFieldContainer[str]
@@ -176,26 +179,31 @@ class IndexConfig(_message.Message):
     strategy: IndexStrategy
     package_index: _containers.ScalarMap[str, str]
     credentials: _containers.RepeatedCompositeFieldContainer[IndexCredential]
-    def __init__(self, index_url: _Optional[str] = ..., extra_index_urls: _Optional[_Iterable[str]] = ..., find_links: _Optional[_Iterable[str]] = ..., no_index: _Optional[bool] = ..., strategy: _Optional[_Union[IndexStrategy, str]] = ..., package_index: _Optional[_Mapping[str, str]] = ..., credentials: _Optional[_Iterable[_Union[IndexCredential, _Mapping]]] = ...) -> None: ...
+    isolated: bool
+    def __init__(self, index_url: _Optional[str] = ..., extra_index_urls: _Optional[_Iterable[str]] = ..., find_links: _Optional[_Iterable[str]] = ..., no_index: _Optional[bool] = ..., strategy: _Optional[_Union[IndexStrategy, str]] = ..., package_index: _Optional[_Mapping[str, str]] = ..., credentials: _Optional[_Iterable[_Union[IndexCredential, _Mapping]]] = ..., isolated: _Optional[bool] = ...) -> None: ...
 
 class ResolutionOptions(_message.Message):
-    __slots__ = ("prereleases", "no_binary", "only_binary", "exclude_newer", "disallow_yanked", "max_backtracks")
+    __slots__ = ("prereleases", "no_binary", "only_binary", "exclude_newer", "disallow_yanked", "max_backtracks", "ignore_requires_python_upper_bound", "no_build")
     PRERELEASES_FIELD_NUMBER: _ClassVar[int]
     NO_BINARY_FIELD_NUMBER: _ClassVar[int]
     ONLY_BINARY_FIELD_NUMBER: _ClassVar[int]
     EXCLUDE_NEWER_FIELD_NUMBER: _ClassVar[int]
     DISALLOW_YANKED_FIELD_NUMBER: _ClassVar[int]
     MAX_BACKTRACKS_FIELD_NUMBER: _ClassVar[int]
+    IGNORE_REQUIRES_PYTHON_UPPER_BOUND_FIELD_NUMBER: _ClassVar[int]
+    NO_BUILD_FIELD_NUMBER: _ClassVar[int]
     prereleases: PrereleasePolicy
     no_binary: _containers.RepeatedScalarFieldContainer[str]
     only_binary: _containers.RepeatedScalarFieldContainer[str]
     exclude_newer: str
     disallow_yanked: bool
     max_backtracks: int
-    def __init__(self, prereleases: _Optional[_Union[PrereleasePolicy, str]] = ..., no_binary: _Optional[_Iterable[str]] = ..., only_binary: _Optional[_Iterable[str]] = ..., exclude_newer: _Optional[str] = ..., disallow_yanked: _Optional[bool] = ..., max_backtracks: _Optional[int] = ...) -> None: ...
+    ignore_requires_python_upper_bound: bool
+    no_build: bool
+    def __init__(self, prereleases: _Optional[_Union[PrereleasePolicy, str]] = ..., no_binary: _Optional[_Iterable[str]] = ..., only_binary: _Optional[_Iterable[str]] = ..., exclude_newer: _Optional[str] = ..., disallow_yanked: _Optional[bool] = ..., max_backtracks: _Optional[int] = ..., ignore_requires_python_upper_bound: _Optional[bool] = ..., no_build: _Optional[bool] = ...) -> None: ...
 
 class Pin(_message.Message):
-    __slots__ = ("name", "version", "extras", "url", "filename", "sha256", "size", "index", "is_wheel", "requires_python", "required_by", "upload_time", "dependencies")
+    __slots__ = ("name", "version", "extras", "url", "filename", "sha256", "size", "index", "is_wheel", "requires_python", "required_by", "upload_time", "dependencies", "sdist", "attestation_identities")
     NAME_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     EXTRAS_FIELD_NUMBER: _ClassVar[int]
@@ -209,6 +217,8 @@ class Pin(_message.Message):
     REQUIRED_BY_FIELD_NUMBER: _ClassVar[int]
     UPLOAD_TIME_FIELD_NUMBER: _ClassVar[int]
     DEPENDENCIES_FIELD_NUMBER: _ClassVar[int]
+    SDIST_FIELD_NUMBER: _ClassVar[int]
+    ATTESTATION_IDENTITIES_FIELD_NUMBER: _ClassVar[int]
     name: str
     version: str
     extras: _containers.RepeatedScalarFieldContainer[str]
@@ -222,7 +232,40 @@ class Pin(_message.Message):
     required_by: _containers.RepeatedScalarFieldContainer[str]
     upload_time: _timestamp_pb2.Timestamp
     dependencies: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., extras: _Optional[_Iterable[str]] = ..., url: _Optional[str] = ..., filename: _Optional[str] = ..., sha256: _Optional[str] = ..., size: _Optional[int] = ..., index: _Optional[str] = ..., is_wheel: _Optional[bool] = ..., requires_python: _Optional[str] = ..., required_by: _Optional[_Iterable[str]] = ..., upload_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., dependencies: _Optional[_Iterable[str]] = ...) -> None: ...
+    sdist: DistFileRef
+    attestation_identities: _containers.RepeatedCompositeFieldContainer[AttestationIdentity]
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., extras: _Optional[_Iterable[str]] = ..., url: _Optional[str] = ..., filename: _Optional[str] = ..., sha256: _Optional[str] = ..., size: _Optional[int] = ..., index: _Optional[str] = ..., is_wheel: _Optional[bool] = ..., requires_python: _Optional[str] = ..., required_by: _Optional[_Iterable[str]] = ..., upload_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., dependencies: _Optional[_Iterable[str]] = ..., sdist: _Optional[_Union[DistFileRef, _Mapping]] = ..., attestation_identities: _Optional[_Iterable[_Union[AttestationIdentity, _Mapping]]] = ...) -> None: ...
+
+class DistFileRef(_message.Message):
+    __slots__ = ("url", "filename", "sha256", "size", "upload_time", "requires_python")
+    URL_FIELD_NUMBER: _ClassVar[int]
+    FILENAME_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    UPLOAD_TIME_FIELD_NUMBER: _ClassVar[int]
+    REQUIRES_PYTHON_FIELD_NUMBER: _ClassVar[int]
+    url: str
+    filename: str
+    sha256: str
+    size: int
+    upload_time: _timestamp_pb2.Timestamp
+    requires_python: str
+    def __init__(self, url: _Optional[str] = ..., filename: _Optional[str] = ..., sha256: _Optional[str] = ..., size: _Optional[int] = ..., upload_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., requires_python: _Optional[str] = ...) -> None: ...
+
+class AttestationIdentity(_message.Message):
+    __slots__ = ("kind", "claims")
+    class ClaimsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    CLAIMS_FIELD_NUMBER: _ClassVar[int]
+    kind: str
+    claims: _containers.ScalarMap[str, str]
+    def __init__(self, kind: _Optional[str] = ..., claims: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class Digest(_message.Message):
     __slots__ = ("hash", "size_bytes")

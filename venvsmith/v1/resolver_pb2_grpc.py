@@ -102,7 +102,9 @@ class ResolverServiceServicer:
 
     def DescribeEnvironment(self, request, context):
         """Expand a target spec into a full target environment (markers and ordered
-        wheel tags). An empty spec describes the server's own interpreter.
+        wheel tags). An empty spec describes the server's own interpreter. The
+        answer's metadata_builder says whether this server can prepare the
+        metadata of sdists with dynamic dependencies (it has a builder or not).
         Errors: INVALID_ARGUMENT + BadRequest (INVALID_INPUT, field "target") for
         a malformed version or unknown platform.
         """

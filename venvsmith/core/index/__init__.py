@@ -2,7 +2,8 @@
 
 * :mod:`.pages` parses PEP 691 JSON / PEP 503 HTML project pages and find-links pages (pure).
 * :mod:`.auth` finds credentials for a URL and redacts URLs for messages.
-* :mod:`.http` is the pooled HTTP client with retries.
+* :mod:`.http` is the pooled HTTP client, :mod:`.retry` its retry policy (a ``urllib3.Retry``) and
+  :mod:`.transport` its TLS and proxy set-up.
 * :mod:`.cache` is the SQLite cache of index pages and core metadata.
 * :mod:`.metadata_fetch` reads core metadata cheapest first (cache, ``.metadata``, range reads, download),
   with :mod:`.ranges` (a file over HTTP range requests) and :mod:`.archives` (METADATA / PKG-INFO readers).

@@ -26,9 +26,10 @@ from .archives import archive_metadata
 from .auth import Auth, Credential, redact, split_userinfo
 from .cache import CachedPage, IndexCache, parse_cache_control
 from .http import HttpClient, unexpected_status
-from .local import find_links_files, location_path, static_index_files
+from .local import find_links_files, is_file_url, location_path, static_index_files
 from .metadata_fetch import MetadataFetcher, copy_and_hash, parse_metadata, require_static, verify_digests
 from .pages import ACCEPT, PageError, fragment_hashes, parse_links_page, parse_project_page
+from .provenance import MAX_DOCUMENT_BYTES, Identity, publisher_identities
 from .settings import IndexSettings, _Index
 from .stats import SourceStats
 
@@ -106,7 +107,10 @@ class IndexSource:
         self.on_event = on_event
         self._own_http = http is None
         self.http = http or HttpClient(
-            timeout=settings.timeout, retries=settings.retries, ca_bundle=settings.ca_bundle
+            timeout=settings.timeout,
+            retries=settings.retries,
+            ca_bundle=settings.ca_bundle,
+            client_cert=settings.client_cert,
         )
         self._own_cache = cache is None and settings.cache_dir is not None
         self.cache = (
@@ -269,6 +273,40 @@ class IndexSource:
         meta, how = self._metadata.fetch(file)
         self._event("metadata", file.name, f"{file.version} from {file.filename} ({how})")
         return meta
+
+    # --------------------------------------------------------------------------------- provenance
+
+    def attestation_identities(self, files: Sequence[DistFile]) -> list[tuple[Identity, ...]]:
+        """PEP 740 publisher identities of each file (``()`` for a file without a provenance document),
+        fetched in parallel. Informational: a document that cannot be read, is too large or is not one
+        gives ``()`` rather than failing the resolution that asked."""
+        return list(self._executor.map(self._identities, files))
+
+    def _identities(self, file: DistFile) -> tuple[Identity, ...]:
+        url = file.provenance
+        if not url:
+            return ()
+        try:
+            if is_file_url(url):
+                # Only next to a file that is itself on disk: a remote index cannot make the server read
+                # (and echo claims of) its local files.
+                if not file.is_local:
+                    return ()
+                with open(location_path(url) or "", "rb") as fh:
+                    return publisher_identities(fh.read(MAX_DOCUMENT_BYTES + 1))
+            if self.settings.offline or not url.startswith(("http://", "https://")):
+                return ()
+            with self.http.stream(url, index=file.index, auth=self.auth) as response:
+                if response.status_code != 200:
+                    return ()
+                body = bytearray()
+                for chunk in response.iter_bytes():
+                    body += chunk
+                    if len(body) > MAX_DOCUMENT_BYTES:
+                        return ()
+            return publisher_identities(bytes(body))
+        except (OSError, ServiceError):
+            return ()
 
     def resolve_file_url(self, url: str) -> DistFile:
         """A :class:`DistFile` for a direct URL requirement (``name @ https://.../x.whl`` or file://).

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import stat
 import threading
+from dataclasses import replace
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -68,6 +69,22 @@ def list_directory(directory: Path, index: str, origin: str) -> list[DistFile]:
     return out
 
 
+def with_local_sizes(files: list[DistFile]) -> list[DistFile]:
+    """``files`` with the size of each linked file that is on disk and was listed without one (a PEP 503
+    page has no size attribute; lock files need it). A missing file keeps ``size=None``."""
+    out = []
+    for file in files:
+        if file.size is None and file.is_local:
+            try:
+                st = file_url_to_path(file.url).stat()
+            except (OSError, ValueError):
+                st = None
+            if st is not None and stat.S_ISREG(st.st_mode):
+                file = replace(file, size=st.st_size)
+        out.append(file)
+    return out
+
+
 def find_links_files(path: Path, index: str) -> list[DistFile]:
     """Files offered by a local find-links location: a directory, an HTML page, or one archive."""
     if path.is_dir():
@@ -76,7 +93,7 @@ def find_links_files(path: Path, index: str) -> list[DistFile]:
         return []
     if path.suffix.lower() in (".html", ".htm"):
         body = path.read_bytes()
-        return parse_links_page(body, "text/html", path.absolute().as_uri(), index)
+        return with_local_sizes(parse_links_page(body, "text/html", path.absolute().as_uri(), index))
     dist = DistFile.from_listing(
         path.name, path.absolute().as_uri(), index, size=path.stat().st_size, origin="find-links"
     )
@@ -102,7 +119,7 @@ def static_index_files(root: Path, name: NormalizedName, index: str) -> list[Dis
             held = _page_memo.get(key)
         if held is None:
             text = page.read_bytes().decode("utf-8", errors="replace")
-            held = tuple(parse_html_page(text, project.absolute().as_uri() + "/", index, name))
+            held = tuple(with_local_sizes(parse_html_page(text, project.absolute().as_uri() + "/", index, name)))
             with _memo_lock:
                 _page_memo[key] = held
                 while len(_page_memo) > _MEMO_ENTRIES:

@@ -262,7 +262,7 @@ def require_static(file: DistFile, meta: CoreMetadata) -> None:
     why += ", Dynamic: Requires-Dist" if "requires-dist" in meta.dynamic else ", before static metadata (2.2)"
     raise DynamicMetadata(
         file.filename,
-        f"{file.filename} has dynamic dependencies ({why}); building it to read them is the builder's job",
+        f"{file.filename} has dynamic dependencies ({why}); reading them needs a build of it",
     )
 
 

@@ -152,7 +152,7 @@ def _parse_json_page(
             build_tag=build,
             origin=origin,
             # Only these raw values are kept (the page's decoded JSON is freed once the page is parsed).
-            _listing=(get("hashes"), get("upload-time"), get("size"), core, fragment),
+            _listing=(get("hashes"), get("upload-time"), get("size"), core, fragment, get("provenance"), page_url),
         )
         append(dist)
     return out
@@ -204,8 +204,11 @@ class _Deferred:
         return values[self.name]
 
 
-def _deferred_fields(hashes: Any, upload_time: Any, size: Any, core: Any, fragment: str) -> dict[str, Any]:
+def _deferred_fields(
+    hashes: Any, upload_time: Any, size: Any, core: Any, fragment: str, provenance: Any, page_url: str
+) -> dict[str, Any]:
     return {
+        "provenance": _provenance_url(page_url, provenance),
         "hashes": _clean_hashes(hashes) or (fragment_hashes(fragment) if fragment else {}),
         "upload_time": _parse_time(upload_time),
         "size": size if isinstance(size, int) and not isinstance(size, bool) and size >= 0 else None,
@@ -227,6 +230,7 @@ class _ListedFile(DistFile):
     size = _Deferred()
     core_metadata = _Deferred()
     core_metadata_hashes = _Deferred()
+    provenance = _Deferred()
 
 
 def _load_json(body: bytes | str) -> Any:
@@ -345,6 +349,7 @@ def parse_html_page(
             core_metadata=has_core,
             core_metadata_hashes=core_hashes,
             origin=origin,
+            provenance=_provenance_url(base, attrs.get("data-provenance")),
         )
         if dist is not None and (project is None or dist.name == project):
             out.append(dist)
@@ -420,6 +425,13 @@ def _clean_hashes(value: Any) -> dict[str, str]:
         if _hex_lengths().get(name) == len(digest) and _HEX.match(digest):
             out[name] = digest
     return out
+
+
+def _provenance_url(base: str, value: Any) -> str | None:
+    """PEP 740 ``provenance`` / ``data-provenance``: the provenance document's URL (absolute, no user-info)."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    return _split_absolute(base, value.strip())[0]
 
 
 def _requires_python(value: Any) -> str | None:
