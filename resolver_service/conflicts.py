@@ -120,6 +120,8 @@ class _Relaxed:
         name = NormalizedName(reqs[0].name)
         extras = next((r.extras for r in reqs if isinstance(r, SpecRequirement)), frozenset())
         direct = {r.direct for r in reqs if isinstance(r, SpecRequirement) and r.direct is not None}
+        if name in provider.url_constraints:  # as Provider.find_matches: the constrained file is the only one
+            direct.add(provider.url_constraints[name])
         if len(direct) > 1:
             return []
         if direct:
