@@ -152,5 +152,7 @@ class UnusableRequirement:
         return self.reason
 
 
-AnyRequirement = SpecRequirement | BaseRequirement | PythonRequirement | UnusableRequirement
+#: What a candidate can satisfy (each has a ``specifier``).
+UsableRequirement = SpecRequirement | BaseRequirement | PythonRequirement
+AnyRequirement = UsableRequirement | UnusableRequirement
 AnyCandidate = Candidate | PythonCandidate

@@ -120,7 +120,7 @@ class _Relaxed:
         name = NormalizedName(reqs[0].name)
         extras = next((r.extras for r in reqs if isinstance(r, SpecRequirement)), frozenset())
         direct = {r.direct for r in reqs if isinstance(r, SpecRequirement) and r.direct is not None}
-        if name in provider.url_constraints:  # a URL constraint leaves only its file, as in find_matches
+        if name in provider.url_constraints:  # as Provider.find_matches: the constrained file is the only one
             direct.add(provider.url_constraints[name])
         if len(direct) > 1:
             return []
@@ -359,6 +359,6 @@ def _exhausted(provider: Provider, roots: Sequence[AnyRequirement], relaxed: _Re
     return NoSolution("\n".join(lines), chains)
 
 
-def _project(ident: str) -> str:
+def _project(ident: str) -> NormalizedName:
     """The project an identifier is about (``python`` for the target's Python)."""
-    return "python" if ident == PYTHON else NormalizedName(ident.split("[", 1)[0])
+    return NormalizedName("python" if ident == PYTHON else ident.split("[", 1)[0])

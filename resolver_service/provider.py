@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor
-from typing import Any
+from typing import Any, Literal
 
 from packaging.specifiers import SpecifierSet
 from packaging.utils import NormalizedName, canonicalize_name
@@ -33,6 +33,7 @@ from .candidate import (
     PythonRequirement,
     SpecRequirement,
     UnusableRequirement,
+    UsableRequirement,
 )
 from .selection import Selection, SelectionPolicy, allowed_versions, lower_bound, pins_exactly, select
 
@@ -54,7 +55,7 @@ class Provider(AbstractProvider):
         target: TargetEnvironment,
         policy: SelectionPolicy,
         constraints: Mapping[NormalizedName, Sequence[SpecifierSet]] = {},
-        user_requested: Mapping[str, int] | None = None,
+        user_requested: Mapping[NormalizedName, int] | None = None,
         executor: Executor | None = None,
         url_constraints: Mapping[NormalizedName, DistFile] = {},
         user_specifiers: Mapping[NormalizedName, Sequence[SpecifierSet]] = {},
@@ -68,7 +69,8 @@ class Provider(AbstractProvider):
         #: The specifiers of the user's own (root) requirements by project, whatever their extras: they hold
         #: for every identifier of the project, and only they (or a constraint) may pin a yanked version.
         self.user_specifiers = user_specifiers
-        self.user_requested = dict(user_requested or {})
+        #: Order of the user's requirements by project, looked up by (bare) identifier.
+        self.user_requested: dict[str, int] = {name: i for name, i in (user_requested or {}).items()}
         self.python = PythonCandidate(target.python_version)
         self._selections: dict[NormalizedName, Selection] = {}
         self._metadata: dict[Candidate, CoreMetadata | InvalidDistribution] = {}
@@ -189,14 +191,15 @@ class Provider(AbstractProvider):
         identifier: str,
         requirements: Mapping[str, Iterator[AnyRequirement]],
         incompatibilities: Mapping[str, Iterator[AnyCandidate]],
-    ) -> list[AnyCandidate]:
-        reqs = list(requirements[identifier])
+    ) -> Sequence[AnyCandidate]:
+        given = list(requirements[identifier])
+        reqs = [r for r in given if not isinstance(r, UnusableRequirement)]
         if identifier == PYTHON:
             ok = all(r.specifier.contains(self.python.version, prereleases=True) for r in reqs)
             return [self.python] if ok else []
-        if any(isinstance(r, UnusableRequirement) for r in reqs):
+        if len(reqs) < len(given):  # an unusable requirement: nothing satisfies it
             return []
-        name = reqs[0].name if reqs else NormalizedName(identifier.split("[", 1)[0])
+        name = NormalizedName(reqs[0].name if reqs else identifier.split("[", 1)[0])
         extras = next((r.extras for r in reqs if isinstance(r, SpecRequirement)), frozenset())
         bad = {c.version for c in incompatibilities[identifier]}
         direct = {r.direct for r in reqs if isinstance(r, SpecRequirement) and r.direct is not None}
@@ -234,7 +237,7 @@ class Provider(AbstractProvider):
         users = [*self.constraints.get(name, ()), *self.user_specifiers.get(name, ())]
         return any(pins_exactly(s) for s in users) or any(isinstance(r, BaseRequirement) for r in reqs)
 
-    def _accepts(self, requirement: AnyRequirement, candidate: Candidate) -> bool:
+    def _accepts(self, requirement: UsableRequirement, candidate: Candidate) -> bool:
         if isinstance(requirement, SpecRequirement) and requirement.direct is not None:
             return requirement.direct == candidate.file
         pinned = self.url_constraints.get(candidate.name)
@@ -249,7 +252,7 @@ class Provider(AbstractProvider):
         Not remembered for a specifier with an ``===`` clause: it compares version *strings*, so two equal
         versions spelled differently (``1.0`` / ``1.0.0``) may differ there.
         """
-        memo = self._contains_memo.get(specifier, False)
+        memo: dict[Version, bool] | None | Literal[False] = self._contains_memo.get(specifier, False)
         if memo is False:
             memo = None if any(s.operator == "===" for s in specifier) else {}
             self._contains_memo[specifier] = memo

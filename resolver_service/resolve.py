@@ -167,6 +167,7 @@ def root_requirements(
 
 
 def _evaluate(target: TargetEnvironment, req: Requirement) -> bool:
+    assert req.marker is not None  # the callers evaluate only requirements with a marker
     try:
         return target.evaluate(req.marker)
     except (InvalidMarker, UndefinedComparison, UndefinedEnvironmentName) as exc:
@@ -294,6 +295,7 @@ def _with_hash(file: DistFile, source: PackageSource) -> DistFile:
     if file.sha256:
         return file
     hashed = source.resolve_file_url(file.url)
+    assert hashed.sha256 is not None  # resolve_file_url computes it
     return replace(file, hashes={**file.hashes, "sha256": hashed.sha256}, size=hashed.size)
 
 

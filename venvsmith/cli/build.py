@@ -9,11 +9,15 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from venvsmith.cli.build_args import _IntermixedParser, add_commands  # noqa: F401 - re-exported
 from venvsmith.clients.builder import check_base_interpreter
 from venvsmith.core.resolution import CallError
-from venvsmith.v1 import builder_pb2, common_pb2
+from venvsmith.v1 import builder_pb2, common_pb2, resolver_pb2
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -31,7 +35,7 @@ def _builder(args):
     return connect_builder(args.server, isolated=is_isolated(args))
 
 
-def _options(args, *, venv: bool, wheelhouse: bool) -> builder_pb2.BuildOptions:
+def _options(args, *, venv: bool, wheelhouse: bool) -> tuple[resolver_pb2.ResolveRequest, builder_pb2.BuildOptions]:
     from venvsmith.cli import build_request
 
     resolve = build_request(args)
@@ -52,8 +56,8 @@ class _Progress:
     def __init__(self, quiet: bool) -> None:
         self.quiet = quiet
         self.last: dict[str, int] = {}
-        self.rich = None
-        self.tasks: dict[str, int] = {}
+        self.rich: Progress | None = None
+        self.tasks: dict[str, TaskID] = {}
         if not quiet and sys.stderr.isatty():
             from rich.console import Console
             from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn

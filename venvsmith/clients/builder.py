@@ -6,7 +6,7 @@ import hashlib
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from venvsmith.core.resolution import CallError
 from venvsmith.v1 import artifact_pb2, builder_pb2, common_pb2
@@ -16,7 +16,10 @@ _HOPELESS = frozenset({"NOT_FOUND", "INVALID_ARGUMENT", "OUT_OF_RANGE", "DATA_LO
 
 
 class _Closing:
-    def __enter__(self):
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -98,7 +98,7 @@ class ParsedRequirements:
 
 def _join_lines(text: str) -> Iterator[tuple[int, str]]:
     """pip's ``join_lines``: a line ending in ``\\`` continues on the next, unless it is a comment line."""
-    start, parts = 0, []
+    start, parts = 0, list[str]()
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.endswith("\\") or _COMMENT.match(line):
             if _COMMENT.match(line):

@@ -25,7 +25,7 @@ class SingleFlight(Generic[T]):
         with self._lock:
             future = self._flights.get(key)
             leader = future is None
-            if leader:
+            if future is None:
                 future = self._flights[key] = Future()
         if not leader:
             return future.result(), True

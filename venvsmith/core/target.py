@@ -49,7 +49,7 @@ from dataclasses import dataclass, replace
 from functools import cache, cached_property
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, cast
 
 import packaging
 from packaging.markers import Marker, UndefinedComparison, UndefinedEnvironmentName, default_environment
@@ -482,7 +482,7 @@ class TargetEnvironment:
     def from_local(cls) -> TargetEnvironment:
         """This interpreter: ``packaging.markers.default_environment()`` and ``packaging.tags.sys_tags()``."""
         return cls(
-            markers=dict(default_environment()),
+            markers=dict(cast(Mapping[str, str], default_environment())),  # a TypedDict whose values are all str
             tags=tuple(sys_tags()),
             interpreter=sys.executable,
         )

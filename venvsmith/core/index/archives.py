@@ -11,19 +11,30 @@ import tarfile
 import zipfile
 import zlib
 from collections.abc import Callable, Iterable
-from typing import BinaryIO
+from typing import IO, Protocol
 
 from packaging.utils import canonicalize_name
 
 from ..distfile import DistFile
 from ..errors import InvalidDistribution
 
+
+class SeekableReader(Protocol):
+    """What the zip readers need of a file: a local or temporary file, or a range-request :class:`RangeFile`."""
+
+    def seek(self, offset: int, whence: int = 0, /) -> int: ...
+
+    def read(self, n: int = -1, /) -> bytes: ...
+
+    def tell(self) -> int: ...
+
+
 #: Errors that mean "this archive is damaged", whichever reader hit them.
 ARCHIVE_ERRORS = (zipfile.BadZipFile, tarfile.TarError, zlib.error, EOFError, NotImplementedError, OSError)
 
 
 def wheel_metadata(
-    fileobj: BinaryIO, file: DistFile, before_read: Callable[[zipfile.ZipInfo], None] | None = None
+    fileobj: SeekableReader, file: DistFile, before_read: Callable[[zipfile.ZipInfo], None] | None = None
 ) -> bytes:
     """``METADATA`` of the wheel's own ``<name>-<version>.dist-info`` directory.
 
@@ -96,7 +107,7 @@ _MAX_EXTRACT_VERSION = 63
 
 
 def _direct_metadata(
-    fileobj: BinaryIO, file: DistFile, before_read: Callable[[zipfile.ZipInfo], None] | None
+    fileobj: SeekableReader, file: DistFile, before_read: Callable[[zipfile.ZipInfo], None] | None
 ) -> bytes | None:
     """The own METADATA read straight from the central directory's bytes, or ``None`` when the archive is
     anything but a plain zip (then zipfile reads it). Selection and errors are those of the zipfile path."""
@@ -183,7 +194,7 @@ def _scan_directory(directory: bytes, count: int) -> tuple[set[str], dict[str, i
 
 
 def _read_member(
-    fileobj: BinaryIO,
+    fileobj: SeekableReader,
     directory: bytes,
     at: int,
     name: str,
@@ -268,7 +279,7 @@ def _zip64_extra(
     return None
 
 
-def sdist_pkg_info(fileobj: BinaryIO, file: DistFile) -> bytes:
+def sdist_pkg_info(fileobj: IO[bytes], file: DistFile) -> bytes:
     """The top-level ``<dir>/PKG-INFO`` of an sdist (``.tar.gz`` or ``.zip``)."""
     try:
         if file.filename.lower().endswith(".zip"):
@@ -293,6 +304,6 @@ def _is_top_pkg_info(name: str) -> bool:
     return len(parts) == 2 and parts[1] == "PKG-INFO"
 
 
-def archive_metadata(fileobj: BinaryIO, file: DistFile) -> bytes:
+def archive_metadata(fileobj: IO[bytes], file: DistFile) -> bytes:
     """Raw core metadata of a whole archive: a wheel's METADATA or an sdist's PKG-INFO."""
     return wheel_metadata(fileobj, file) if file.is_wheel else sdist_pkg_info(fileobj, file)

@@ -317,8 +317,10 @@ class IndexCache:
                 with self._pending_lock:
                     self._writing = False
                     for op in ops:  # what is on disk now needs no overlay (unless stored again since)
-                        if op[0] == "page" and self._pending_pages.get(op[1].url) is op[1]:
-                            del self._pending_pages[op[1].url]
+                        if op[0] == "page":
+                            page: CachedPage = op[1]
+                            if self._pending_pages.get(page.url) is page:
+                                del self._pending_pages[page.url]
                         elif op[0] == "meta" and self._pending_meta.get(op[1]) is op[2]:
                             del self._pending_meta[op[1]]
                         elif op[0] == "fields" and self._pending_fields.get(op[1]) is op[2]:

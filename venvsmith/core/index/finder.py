@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import BinaryIO, TypeVar
+from typing import IO, TypeVar
 from urllib.parse import unquote, urldefrag, urlsplit
 
 from packaging.utils import NormalizedName, canonicalize_name
@@ -52,7 +52,7 @@ class _SingleFlight:
         with self._lock:
             future = self._futures.get(key)
             owner = future is None
-            if owner:
+            if future is None:
                 future = self._futures[key] = Future()
         if owner:
             try:
@@ -338,7 +338,7 @@ class IndexSource:
         with fetcher.download(stripped, where, filename, expected) as spool:
             return self._direct(spool, filename, stripped, spool.digests["sha256"], spool.size)
 
-    def _direct(self, fileobj: BinaryIO, filename: str, url: str, sha256: str, size: int) -> DistFile:
+    def _direct(self, fileobj: IO[bytes], filename: str, url: str, sha256: str, size: int) -> DistFile:
         """The direct-URL file, with its metadata (or the error reading it) recorded for :meth:`metadata`."""
         file = DistFile.from_listing(filename, url, "", hashes={"sha256": sha256}, size=size, origin="direct")
         assert file is not None

@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from ..errors import IndexUnavailable
 from .auth import Auth, Credential, redact, split_userinfo
@@ -324,7 +324,8 @@ class HttpClient:
 
         if response.status_code in RETRY_STATUSES:  # urllib3 gave the last answer back when the tries ran out
             response.discard()
-            tries = response._raw.retries.failed_tries() + 1 if response._raw.retries is not None else self.tries
+            retries = cast("IndexRetry | None", response._raw.retries)  # the pool's (``new()`` keeps the class)
+            tries = retries.failed_tries() + 1 if retries is not None else self.tries
             raise IndexUnavailable(
                 index, f"HTTP {response.status_code} fetching {redact(url)}; gave up after {tries} tries"
             )

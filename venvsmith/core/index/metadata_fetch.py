@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import tempfile
 from collections.abc import Iterable, Mapping
-from typing import IO
+from typing import IO, cast
 
 from ..distfile import DistFile
 from ..errors import DynamicMetadata, IndexUnavailable, InvalidDistribution
@@ -59,7 +59,7 @@ class MetadataFetcher:
             # Parsed metadata is kept in memory by file hash (a server answers many requests): no database
             # read, no parsing. Only what parsed cleanly is kept; errors name the file, so they are redone.
             key = ("metadata", sha256.lower(), file.name, file.version, file.is_wheel)  # what the checks use
-            meta = self.cache.peek_parsed(key)
+            meta = cast("CoreMetadata | None", self.cache.peek_parsed(key))  # what this key was stored with
             if meta is None:
                 meta = self._from_cache(file, sha256)
                 if meta is not None:
@@ -183,7 +183,7 @@ class MetadataFetcher:
 
     # ------------------------------------------------------------------------------------ downloads
 
-    def download(self, url: str, index: str, filename: str, hashes: Mapping[str, str]) -> IO[bytes]:
+    def download(self, url: str, index: str, filename: str, hashes: Mapping[str, str]) -> Download:
         """The whole file at ``url`` in a rewound temporary file, checked against ``hashes``.
 
         The returned file's ``digests`` attribute maps ``sha256`` (always) and each algorithm in ``hashes``
@@ -196,8 +196,8 @@ class MetadataFetcher:
                 raise unexpected_status(response, index)
             return self._spool(response, filename, hashes)
 
-    def _spool(self, response: Response, filename: str, hashes: Mapping[str, str]) -> IO[bytes]:
-        spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)
+    def _spool(self, response: Response, filename: str, hashes: Mapping[str, str]) -> Download:
+        spool = Download(max_size=SPOOL_BYTES)
         try:
             digests, size = copy_and_hash(response.iter_bytes(), spool, hashes)
             verify_digests(filename, hashes, digests)
@@ -207,9 +207,16 @@ class MetadataFetcher:
         self.stats.add("downloads")
         self.stats.add("bytes_downloaded", size)
         spool.seek(0)
-        spool.digests = digests  # type: ignore[attr-defined]
-        spool.size = size  # type: ignore[attr-defined]
+        spool.digests = digests
+        spool.size = size
         return spool
+
+
+class Download(tempfile.SpooledTemporaryFile[bytes]):
+    """A downloaded file in a temporary file, with the ``digests`` (by algorithm) and ``size`` of its bytes."""
+
+    digests: dict[str, str]
+    size: int
 
 
 def copy_and_hash(

@@ -11,7 +11,7 @@ import hashlib
 import json
 import re
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import cache
@@ -49,6 +49,7 @@ _PLAIN_URL = re.compile(f"https?://(?!/)[{_URL_CHARS}]+")
 #: A URL fragment ``urlsplit`` keeps as written (printable ASCII).
 _PLAIN_FRAGMENT = re.compile(r"[!-~]*")
 
+_fast_loads: Callable[[bytes | str], Any] | None
 try:  # a much faster JSON decoder when installed; ``json`` otherwise (and for anything orjson refuses)
     from orjson import loads as _fast_loads
 except ImportError:  # pragma: no cover - orjson is a dependency, but stay usable without it

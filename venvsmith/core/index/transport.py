@@ -42,8 +42,10 @@ def ssl_context(ca_bundle: str | None = None, client_cert: str | None = None) ->
     client certificate and its private key (pip's ``--client-cert``)."""
     path = ca_bundle or next((os.environ[v] for v in CA_BUNDLE_ENV if os.environ.get(v)), None)
     if path:
-        where = {"capath": path} if os.path.isdir(path) else {"cafile": path}
-        ctx = ssl.create_default_context(**where)
+        if os.path.isdir(path):
+            ctx = ssl.create_default_context(capath=path)
+        else:
+            ctx = ssl.create_default_context(cafile=path)
     else:
         ctx = _system_context()
     if client_cert:
