@@ -5,6 +5,7 @@ from __future__ import annotations
 import grpc
 import pytest
 
+from venvsmith.core.resolution import CallError
 from venvsmith.v1 import common_pb2, resolver_pb2
 
 from .test_resolver_grpc import engine, stub  # noqa: F401 - fixtures
@@ -61,3 +62,19 @@ def test_url_constraint_contradictions(stub, indexes):  # noqa: F811
         stub.Resolve(_request(index.url, ["app"], [f"lib @ {windows.as_uri()}"]))
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert windows.as_uri() in err.value.details() and "does not fit the target" in err.value.details()
+
+
+def test_a_bad_url_constraint_names_its_request_field(stub, indexes):  # noqa: F811
+    """Found while resolving, not while parsing: the error still names the constraint's place in the request."""
+    index, other, local, served, windows = indexes
+    cases = [
+        (["app"], [f"lib @ {local.as_uri()}", f"lib @ {other.file_url(served.name)}"], "constraints[1]"),
+        (["app"], ["lib>=1", f"lib @ {windows.as_uri()}"], "constraints[1]"),
+        ([f"lib @ {local.as_uri()}"], [f"lib @ {other.file_url(served.name)}"], "requirements[0]"),
+    ]
+    for reqs, constraints, field in cases:
+        with pytest.raises(grpc.RpcError) as err:
+            stub.Resolve(_request(index.url, reqs, constraints))
+        error = CallError.from_rpc(err.value)
+        assert (error.status, error.reason) == ("INVALID_ARGUMENT", "INVALID_INPUT")
+        assert [v.field for v in error.details.field_violations] == [field], error.message
