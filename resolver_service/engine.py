@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from venvsmith.core.config import PipIndexConfig, effective_pip_config, venvsmith_home
 from venvsmith.core.convert import pin_to_proto, target_from_spec, target_to_proto
@@ -30,6 +31,10 @@ from .convert import policy_from_proto
 from .errors import NoSolution
 from .resolution_cache import ResolutionCache
 from .resolve import DEFAULT_MAX_BACKTRACKS, ResolutionRequest, parse_constraint, parse_requirement, resolve
+
+if TYPE_CHECKING:
+    from venvsmith.core.index.cache import IndexCache
+    from venvsmith.core.index.http import HttpClient
 
 DEFAULT_TTL_SECONDS = 600.0
 #: Parsed requests remembered by their bytes (the fast path of a repeated request).
@@ -91,8 +96,8 @@ class ResolverEngine:
         self._prepared_memo: dict[bytes, tuple] = {}
         # One pooled HTTP client and one page/metadata cache for every resolution of this process, made on
         # first use (a process answered from the resolution cache never imports the fetching machinery).
-        self._http = None
-        self._index_cache = None
+        self._http: HttpClient | None = None
+        self._index_cache: IndexCache | None = None
         self._edge_lock = threading.Lock()
 
     @property
@@ -229,10 +234,10 @@ class ResolverEngine:
 
         def forward(kind: str, name: str, version: str, detail: str) -> None:
             if on_event is not None:
-                kinds = resolver_pb2.ResolveProgress.Kind
                 on_event(
                     resolver_pb2.ResolveProgress(
-                        kind=kinds.Value(kind.upper()), name=name, version=version, detail=detail
+                        kind=kind.upper(),  # the enum's label: PINNED, BACKTRACKED, ...
+                        name=name, version=version, detail=detail,
                     )
                 )
 
