@@ -250,3 +250,53 @@ def test_the_direct_reader_scans_a_big_directory_without_zipinfo_objects():
     data = build_zip(members)
     with mock.patch.object(zipfile, "ZipInfo", side_effect=AssertionError("zipfile was used")):
         assert archives._direct_metadata(io.BytesIO(data), FILES[0], None) == b"Name: foo"
+
+
+def _bomb_wheel(declared: int, inflated: int) -> bytes:
+    """A wheel whose METADATA declares ``declared`` bytes but inflates to ``inflated`` (headers patched)."""
+    import struct
+    import zlib
+
+    payload = b"Metadata-Version: 2.1\nName: foo\nVersion: 1.0\n" + b"x" * (inflated - 46)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("foo-1.0.dist-info/METADATA", payload)
+        zf.writestr("foo-1.0.dist-info/WHEEL", b"Wheel-Version: 1.0\n")
+    data = bytearray(buf.getvalue())
+    crc = zlib.crc32(payload[:declared])
+    # Local header: crc at 14, sizes at 18 (compressed) and 22 (uncompressed); central record: crc at 16,
+    # uncompressed size at 24. Patch the uncompressed size (and crc) of the first member in both.
+    assert data[:4] == b"PK\x03\x04"
+    struct.pack_into("<I", data, 14, crc)
+    struct.pack_into("<I", data, 22, declared)
+    central = data.index(b"PK\x01\x02")
+    struct.pack_into("<I", data, central + 16, crc)
+    struct.pack_into("<I", data, central + 24, declared)
+    return bytes(data)
+
+
+def test_a_member_that_inflates_past_its_declared_size_is_never_inflated_whole():
+    import tracemalloc
+
+    wheel = _bomb_wheel(declared=1000, inflated=64 << 20)
+    assert len(wheel) < 1 << 20  # a small download ...
+    tracemalloc.start()
+    try:
+        try:  # ... whose METADATA is damaged, or read as the 1000 bytes it declares: never 64 MiB of it
+            assert len(wheel_metadata(io.BytesIO(wheel), FILES[0])) <= 1000
+        except InvalidDistribution:
+            pass
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 << 20, f"inflated {peak} bytes for a member that declares 1000"
+
+
+def test_a_metadata_declared_larger_than_the_cap_is_refused_before_it_is_read():
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("foo-1.0.dist-info/METADATA", b"Metadata-Version: 2.1\n" + b"x" * (archives.MAX_METADATA_BYTES + 1))
+    reads = []
+    with pytest.raises(InvalidDistribution, match="larger than"):
+        wheel_metadata(io.BytesIO(buf.getvalue()), FILES[0], before_read=reads.append)
+    assert reads == []

@@ -30,6 +30,10 @@ class SeekableReader(Protocol):
 
 
 #: Errors that mean "this archive is damaged", whichever reader hit them.
+#: The largest METADATA (or PKG-INFO) read from an archive: real ones are kilobytes; a bigger one is refused
+#: before it is inflated, and inflating never produces more than the member declares.
+MAX_METADATA_BYTES = 4 << 20
+
 ARCHIVE_ERRORS = (zipfile.BadZipFile, tarfile.TarError, zlib.error, EOFError, NotImplementedError, OSError)
 
 
@@ -46,17 +50,25 @@ def wheel_metadata(
     :param before_read: called with the member's :class:`~zipfile.ZipInfo` before it is read (lets a
         range-request file fetch the member's bytes in one request).
     """
+    def checked(info: zipfile.ZipInfo) -> None:
+        if max(info.file_size, info.compress_size) > MAX_METADATA_BYTES:
+            raise InvalidDistribution(file.filename, f"the wheel's METADATA is larger than {MAX_METADATA_BYTES} bytes")
+        if before_read is not None:
+            before_read(info)
+
     try:
-        data = _direct_metadata(fileobj, file, before_read)
+        data = _direct_metadata(fileobj, file, checked)
         if data is not None:
             return data
         with zipfile.ZipFile(fileobj) as zf:
             info = zf.getinfo(f"{_dist_info_dir(_dist_info_dirs(zf.namelist()), file)}/METADATA")
             if info.flag_bits & 0x1:  # zipfile would ask for a password (a RuntimeError)
                 raise InvalidDistribution(file.filename, "the wheel's METADATA is encrypted")
-            if before_read is not None:
-                before_read(info)
-            return zf.read(info)
+            checked(info)
+            with zf.open(info) as member:
+                # A bounded read: zipfile's read() of a whole member inflates all of its stream first, even past
+                # the declared size; read(n) inflates at most n bytes.
+                return member.read(info.file_size)
     except KeyError:
         raise InvalidDistribution(file.filename, "the wheel's .dist-info has no METADATA") from None
     except ARCHIVE_ERRORS as exc:
@@ -220,7 +232,7 @@ def _read_member(
             sizes[1] if sizes[1] is not None else compressed,
             sizes[2] if sizes[2] is not None else offset,
         )
-    if before_read is not None:
+    if before_read is not None:  # always set by wheel_metadata: it checks the declared sizes
         info = zipfile.ZipInfo(name)
         info.orig_filename = name
         info.header_offset = offset
@@ -247,7 +259,12 @@ def _read_member(
     if method == zipfile.ZIP_DEFLATED:
         try:
             inflater = zlib.decompressobj(-15)
-            data = inflater.decompress(data) + inflater.flush()
+            # Never more than the declared size (+1 to see a longer stream): a member that lies about its size
+            # cannot inflate past it (a zip bomb behind a small declared METADATA).
+            data = inflater.decompress(data, size + 1)
+            if inflater.unconsumed_tail or len(data) > size:
+                return None  # longer than declared: zipfile then reports the damage
+            data += inflater.flush()
         except zlib.error:
             return None
     if len(data) != size or zlib.crc32(data) != crc:
