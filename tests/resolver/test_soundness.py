@@ -1,0 +1,70 @@
+"""resolvelib's backjumping can skip the one pin that resolves a conflict (resolvelib issue #206): "no solution"
+is answered only when true, whether the bounded exhaustive check confirms it or, past its budget, a search that
+backtracks chronologically does."""
+
+from __future__ import annotations
+
+import pytest
+from packaging.requirements import Requirement
+
+from resolver_service import conflicts
+from resolver_service.errors import NoSolution
+from resolver_service.resolve import ResolutionRequest, resolve
+from venvsmith.core.target import TargetEnvironment
+
+from .memory import MemorySource
+
+LINUX_311 = TargetEnvironment.from_shorthand("3.11.7", "x86_64-manylinux_2_28")
+
+#: Found by the brute-force property: backjumping drops gamma 2.0's pin together with the one before it.
+PROPERTY_CASE = {
+    "alpha": {"2.0": ["delta==1.0"], "1.0": []},
+    "beta": {"1.0": ["gamma"]},
+    "gamma": {"2.0": ["alpha==2.0"], "1.0": []},
+    "delta": {"1.0": ["gamma<1.0"], "2.0": [], "3.0": []},
+}
+#: The issue's reproducer: p2 1 then p1 2 (which pulls p0 2, wanting p2 2); p1 1 is skipped by the backjump.
+ISSUE_CASE = {
+    "p0": {"2": ["p2==2"]},
+    "p1": {"2": ["p0==2"], "1": []},
+    "p2": {"2": ["p1==3"], "1": ["p1>=1,<=2"]},
+}
+
+
+def _source(index) -> MemorySource:
+    src = MemorySource()
+    for name, versions in index.items():
+        for version, deps in versions.items():
+            src.add(name, version, deps)
+    return src
+
+
+def _pins(index, *reqs) -> dict[str, str]:
+    request = ResolutionRequest(tuple(Requirement(r) for r in reqs), LINUX_311)
+    return {p.name: str(p.version) for p in resolve(request, _source(index)).pins}
+
+
+# max_nodes 0: the exhaustive check gives up at once, so the chronological search has to find the solution.
+@pytest.mark.parametrize("max_nodes", [conflicts.MAX_NODES, 0])
+@pytest.mark.parametrize(
+    ("index", "root", "expected"),
+    [
+        (PROPERTY_CASE, "beta", {"beta": "1.0", "gamma": "1.0"}),
+        (ISSUE_CASE, "p2", {"p2": "1", "p1": "1"}),
+    ],
+    ids=["property-case", "resolvelib-206"],
+)
+def test_solution_skipped_by_backjumping_is_found(monkeypatch, max_nodes, index, root, expected):
+    monkeypatch.setattr(conflicts, "MAX_NODES", max_nodes)
+    assert _pins(index, root) == expected
+
+
+@pytest.mark.parametrize("max_nodes", [conflicts.MAX_NODES, 0])
+def test_real_conflict_after_a_skipping_backjump_is_still_explained(monkeypatch, max_nodes):
+    """Without p1 1 there is no solution: confirmed (by the check, or by the chronological search), and
+    explained by resolvelib's conflict with its chains."""
+    monkeypatch.setattr(conflicts, "MAX_NODES", max_nodes)
+    index = {**ISSUE_CASE, "p1": {"2": ["p0==2"]}}
+    with pytest.raises(NoSolution) as err:
+        _pins(index, "p2")
+    assert "No version of p" in err.value.message and "you require p2 -> " in err.value.message
