@@ -120,6 +120,9 @@ class _Relaxed:
         name = NormalizedName(reqs[0].name)
         extras = next((r.extras for r in reqs if isinstance(r, SpecRequirement)), frozenset())
         direct = {r.direct for r in reqs if isinstance(r, SpecRequirement) and r.direct is not None}
+        pinned = provider.url_constraints.get(name)
+        if pinned is not None:  # a URL constraint: that file is the project's only candidate, listed or not
+            direct.add(pinned)
         if len(direct) > 1:
             return []
         if direct:

@@ -4,10 +4,13 @@ backtracks chronologically does."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from packaging.requirements import Requirement
 
 from resolver_service import conflicts
+from resolver_service import resolve as resolve_module
 from resolver_service.errors import NoSolution
 from resolver_service.resolve import ResolutionRequest, resolve
 from venvsmith.core.target import TargetEnvironment
@@ -68,3 +71,23 @@ def test_real_conflict_after_a_skipping_backjump_is_still_explained(monkeypatch,
     with pytest.raises(NoSolution) as err:
         _pins(index, "p2")
     assert "No version of p" in err.value.message and "you require p2 -> " in err.value.message
+
+
+@pytest.mark.parametrize("repin_limit", [resolve_module.REPIN_LIMIT, 0])
+def test_url_constrained_file_is_a_candidate_of_the_proofs(monkeypatch, repin_limit):
+    """The relaxed problem of the proofs takes a URL constraint's file (not in any listing) as the project's
+    candidate, as the search does: with it there is a solution, and neither check may say otherwise."""
+    monkeypatch.setattr(resolve_module, "REPIN_LIMIT", repin_limit)  # 0: the exhaustive check runs too
+    src = MemorySource()
+    src.add("app", "1.0", ["lib>=2,<3"])
+    src.add("app", "0.5", ["lib==2.0"])
+    src.add("lib", "1.0")
+    src.add("lib", "3.0")
+    pinned = src.add("lib", "2.0", index="memory://elsewhere/", listed=False)
+    request = ResolutionRequest((Requirement("app"),), LINUX_311, constraints=(Requirement(f"lib @ {pinned.url}"),))
+    res = resolve(request, src)
+    assert {p.name: str(p.version) for p in res.pins} == {"app": "1.0", "lib": "2.0"}
+    assert next(p for p in res.pins if p.name == "lib").file.url == pinned.url
+    # Forced: app==1.0 leaves lib one candidate, the constrained file.
+    request = replace(request, requirements=(Requirement("app==1.0"),))
+    assert {p.name: str(p.version) for p in resolve(request, src).pins} == {"app": "1.0", "lib": "2.0"}
