@@ -33,6 +33,15 @@ class Search(Resolution):
         self._pushed += 1
         super()._push_new_state()
 
+    def _remove_information_from_criteria(self, criteria, parents) -> None:
+        """resolvelib drops the requirements of pins that a new pin's requirements no longer allow; the pins
+        themselves are dropped too, so that they are pinned again (with their requirements) before the search
+        ends. Kept, a pin could come to satisfy its criterion again (when the requirement it broke goes with
+        another dropped pin) and end in the answer without its requirements: an answer that breaks them."""
+        super()._remove_information_from_criteria(criteria, parents)
+        for name in parents:
+            self.state.mapping.pop(name, None)
+
     def _backjump(self, causes) -> bool:
         if self.chronological:
             return self._backtrack(causes)

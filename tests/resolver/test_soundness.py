@@ -4,12 +4,13 @@ backtracks chronologically does."""
 
 from __future__ import annotations
 
+import functools
 from dataclasses import replace
 
 import pytest
 from packaging.requirements import Requirement
 
-from resolver_service import conflicts
+from resolver_service import conflicts, search
 from resolver_service import resolve as resolve_module
 from resolver_service.errors import NoSolution
 from resolver_service.resolve import ResolutionRequest, resolve
@@ -91,3 +92,21 @@ def test_url_constrained_file_is_a_candidate_of_the_proofs(monkeypatch, repin_li
     # Forced: app==1.0 leaves lib one candidate, the constrained file.
     request = replace(request, requirements=(Requirement("app==1.0"),))
     assert {p.name: str(p.version) for p in resolve(request, src).pins} == {"app": "1.0", "lib": "2.0"}
+
+
+def test_chronological_search_does_not_answer_a_pin_without_its_requirements(monkeypatch):
+    """Found by brute force with every search chronological: p1 2 (needs p0==1) is unpinned by p0 1's p1>=3,
+    then satisfied again when p3 2's p0>=2 unpins p0 1; resolvelib had dropped p1 2's requirements, so it
+    ended with p1 2 and p0 3. There is no solution."""
+    monkeypatch.setattr(conflicts, "MAX_NODES", 0)
+    monkeypatch.setattr(resolve_module, "Search", functools.partial(search.Search, chronological=True))
+    index = {
+        "p0": {"1": ["p3==2", "p1>=3"], "3": []},
+        "p1": {"1": ["p5<1"], "2": ["p4!=3", "p0==1", "p4"], "3": ["p4>=3"]},
+        "p2": {"1": ["p0==2", "p5"], "2": []},
+        "p3": {"1": [], "2": ["p0>=2"], "3": ["p0==2"]},
+        "p4": {"2": ["p3==3", "p3>=2", "p3<2"], "1": []},
+        "p5": {"3": ["p0!=1"], "1": ["p3<3", "p3>=3"], "2": ["p2<1", "p3", "p3!=1"]},
+    }
+    with pytest.raises(NoSolution):
+        _pins(index, "p1", "p2!=3")
