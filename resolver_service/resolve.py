@@ -31,7 +31,7 @@ from venvsmith.core.target import TargetEnvironment
 from .candidate import PYTHON, Candidate, SpecRequirement
 from .conflicts import SteerableProvider, enumerate_small, propagate_forced
 from .direct import direct_file, url_constraints
-from .errors import TooManyBacktracks
+from .errors import NoSolution, TooManyBacktracks
 from .explain import explain_impossible
 from .provider import Provider
 from .search import Search
@@ -99,9 +99,10 @@ class _GoingInCircles(Exception):
 class _Unproven(Exception):
     """The search ended in ``ResolutionImpossible`` after a backjump that skipped pins: not a proof."""
 
-    def __init__(self, causes) -> None:
+    def __init__(self, conflict: NoSolution) -> None:
         super().__init__("impossible after skipping pins")
-        self.causes = causes
+        #: The explanation of the conflict the search ended on: the answer once the conflict is proven.
+        self.conflict = conflict
 
 
 class _Reporter(BaseReporter):
@@ -251,23 +252,30 @@ def _confirmed_search(
     unproven "impossible", backtracks chronologically, whose "impossible" is a proof; its rounds and
     rejections add to the earlier searches'.
     """
+    unproven: _Unproven | None = None
     try:
         return _search(provider, reporter, roots, request), reporter
     except (_GoingInCircles, _Unproven) as exc:
         outcome = enumerate_small(provider, roots, request.deadline)
         if outcome.no_solution is not None:
-            if isinstance(exc, _Unproven):
-                raise explain_impossible(exc.causes, provider, reporter.required) from None
-            raise outcome.no_solution from None
+            raise (exc.conflict if isinstance(exc, _Unproven) else outcome.no_solution) from None
         provider.hints = outcome.solution or {}
-        chronological = isinstance(exc, _Unproven)
+        if isinstance(exc, _Unproven):
+            unproven = exc
     reporter = reporter.continued()
+    if unproven is None:
+        try:
+            return _search(provider, reporter, roots, request), reporter
+        except _Unproven as exc:
+            unproven = exc
+        reporter = reporter.continued()
     try:
-        return _search(provider, reporter, roots, request, chronological=chronological), reporter
-    except _Unproven:
-        pass
-    reporter = reporter.continued()
-    return _search(provider, reporter, roots, request, chronological=True), reporter
+        return _search(provider, reporter, roots, request, chronological=True), reporter
+    except TooManyBacktracks as exc:
+        raise TooManyBacktracks(
+            f"{exc.message}\nBefore that, a faster search had ended on the conflict below, but it skipped choices "
+            f"on the way there, so the conflict is not a proof that no solution exists:\n{unproven.conflict.message}"
+        ) from None
 
 
 def _search(
@@ -283,9 +291,10 @@ def _search(
     try:
         state = search.resolve(roots, max_rounds=request.max_backtracks + 10 * len(roots) + 1000)
     except ResolutionImpossible as exc:
+        conflict = explain_impossible(exc.causes, provider, reporter.required)
         if search.skipped:
-            raise _Unproven(exc.causes) from None
-        raise explain_impossible(exc.causes, provider, reporter.required) from None
+            raise _Unproven(conflict) from None
+        raise conflict from None
     except ResolutionTooDeep:
         raise TooManyBacktracks(
             f"gave up after {reporter.rounds} rounds ({reporter.backtracks} candidates rejected); "

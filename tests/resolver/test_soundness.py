@@ -12,7 +12,7 @@ from packaging.requirements import Requirement
 
 from resolver_service import conflicts, search
 from resolver_service import resolve as resolve_module
-from resolver_service.errors import NoSolution
+from resolver_service.errors import NoSolution, TooManyBacktracks
 from resolver_service.resolve import ResolutionRequest, resolve
 from venvsmith.core.target import TargetEnvironment
 
@@ -110,3 +110,33 @@ def test_chronological_search_does_not_answer_a_pin_without_its_requirements(mon
     }
     with pytest.raises(NoSolution):
         _pins(index, "p1", "p2!=3")
+
+
+def _two_sided_conflict(n: int) -> MemorySource:
+    """a (via x) needs c<2, b needs c>=2: no solution, but backjumping skips pins on the way to the conflict,
+    and the exhaustive check is kept from proving it here."""
+    src = MemorySource()
+    for i in range(n):
+        src.add("a", f"{i}", ["x", "u"])
+        src.add("x", f"{i}", ["c<2", "w"])
+        src.add("b", f"{i}", ["c>=2", "v"])
+        for name in ("u", "v", "w"):
+            src.add(name, f"{i}")
+    src.add("c", "1")
+    src.add("c", "3")
+    return src
+
+
+def test_conflict_reached_by_skipping_is_confirmed_or_shown_as_unproven(monkeypatch):
+    monkeypatch.setattr(conflicts, "MAX_NODES", 0)
+    request = ResolutionRequest((Requirement("a"), Requirement("b")), LINUX_311, max_backtracks=1000)
+    # Confirmed by the chronological search, and explained by the conflict with its chains.
+    with pytest.raises(NoSolution) as err:
+        resolve(request, _two_sided_conflict(5))
+    assert "No version of c satisfies all of c<2, c>=2" in err.value.message
+    assert "you require a -> a==4 -> x==4 requires c<2" in err.value.message
+    # Out of budget before the confirmation ends: "gave up", with the conflict found, said to be no proof.
+    with pytest.raises(TooManyBacktracks) as gave_up:
+        resolve(replace(request, max_backtracks=300), _two_sided_conflict(5))
+    assert "gave up after 301 backtracks" in gave_up.value.message
+    assert "not a proof" in gave_up.value.message and "No version of c satisfies all of" in gave_up.value.message
