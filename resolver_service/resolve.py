@@ -20,7 +20,6 @@ from packaging.specifiers import SpecifierSet
 from packaging.utils import NormalizedName, canonicalize_name
 from resolvelib import BaseReporter, ResolutionImpossible, ResolutionTooDeep
 from resolvelib.resolvers.abstract import Result
-from resolvelib.resolvers.resolution import Resolution as Search
 from resolvelib.structs import DirectedGraph
 
 from venvsmith.core.distfile import DistFile
@@ -32,9 +31,10 @@ from venvsmith.core.target import TargetEnvironment
 from .candidate import PYTHON, Candidate, SpecRequirement
 from .conflicts import SteerableProvider, enumerate_small, propagate_forced
 from .direct import direct_file, url_constraints
-from .errors import TooManyBacktracks
+from .errors import NoSolution, TooManyBacktracks
 from .explain import explain_impossible
 from .provider import Provider
+from .search import Search
 from .selection import SelectionPolicy, release_sdist
 
 DEFAULT_MAX_BACKTRACKS = 100_000
@@ -96,6 +96,15 @@ class _GoingInCircles(Exception):
     """The search re-pinned one project :data:`REPIN_LIMIT` times."""
 
 
+class _Unproven(Exception):
+    """The search ended in ``ResolutionImpossible`` after a backjump that skipped pins: not a proof."""
+
+    def __init__(self, conflict: NoSolution) -> None:
+        super().__init__("impossible after skipping pins")
+        #: The explanation of the conflict the search ended on: the answer once the conflict is proven.
+        self.conflict = conflict
+
+
 class _Reporter(BaseReporter):
     """Counts rounds and backtracks, enforces limits and forwards progress; never prints."""
 
@@ -119,6 +128,10 @@ class _Reporter(BaseReporter):
         self.pins: Counter[str] = Counter()
         #: identifier -> (requirement, parent) pairs seen, newest last: explains conflicts.
         self.required: dict[str, list[tuple[object, object]]] = defaultdict(list)
+
+    def continued(self) -> _Reporter:
+        """The reporter of a further search of the same resolution: its counts go on, re-pins are not limited."""
+        return _Reporter(self.max_backtracks, self.deadline, self.on_event, self.backtracks, self.rounds)
 
     def adding_requirement(self, requirement, parent) -> None:
         self.required[requirement.id].append((requirement, parent))
@@ -196,17 +209,7 @@ def resolve(request: ResolutionRequest, source: PackageSource, on_event: OnEvent
         if proof is not None:
             raise proof
         reporter = _Reporter(request.max_backtracks, request.deadline, on_event, repin_limit=REPIN_LIMIT)
-        try:
-            result = _search(provider, reporter, roots, request)
-        except _GoingInCircles:
-            outcome = enumerate_small(provider, roots, request.deadline)
-            if outcome.no_solution is not None:
-                raise outcome.no_solution from None
-            provider.hints = outcome.solution or {}
-            reporter = _Reporter(
-                request.max_backtracks, request.deadline, on_event, reporter.backtracks, reporter.rounds
-            )
-            result = _search(provider, reporter, roots, request)
+        result, reporter = _confirmed_search(provider, reporter, roots, request)
     finally:
         if executor is not None:
             executor.shutdown(wait=False, cancel_futures=True)
@@ -238,14 +241,61 @@ def _completed(
     return replace(pin, file=file, sdist=sdist)
 
 
-def _search(
+def _confirmed_search(
     provider: SteerableProvider, reporter: _Reporter, roots: list[SpecRequirement], request: ResolutionRequest
-) -> Result:
-    """One resolvelib search; its failures as :class:`ServiceError` subclasses."""
+) -> tuple[Result, _Reporter]:
+    """Search; answer "no solution" only when it is true. Returns the result and the last search's reporter.
+
+    resolvelib's backjumping can end in "impossible" for a problem with a solution (see :mod:`.search`), and
+    it does not end on a cycle of ``==`` requirements. Either way the bounded exhaustive check runs: it proves
+    there is no solution (then resolvelib's conflict is the explanation), or finds a solution to steer a fresh
+    search to, or gives up. A steered search that again ends "impossible" unproven, and any search after an
+    unproven "impossible", backtracks chronologically, whose "impossible" is a proof; its rounds and
+    rejections add to the earlier searches'.
+    """
+    unproven: _Unproven | None = None
     try:
-        state = Search(provider, reporter).resolve(roots, max_rounds=request.max_backtracks + 10 * len(roots) + 1000)
+        return _search(provider, reporter, roots, request), reporter
+    except (_GoingInCircles, _Unproven) as exc:
+        outcome = enumerate_small(provider, roots, request.deadline)
+        if outcome.no_solution is not None:
+            raise (exc.conflict if isinstance(exc, _Unproven) else outcome.no_solution) from None
+        provider.hints = outcome.solution or {}
+        if isinstance(exc, _Unproven):
+            unproven = exc
+    reporter = reporter.continued()
+    if unproven is None:
+        try:
+            return _search(provider, reporter, roots, request), reporter
+        except _Unproven as exc:
+            unproven = exc
+        reporter = reporter.continued()
+    try:
+        return _search(provider, reporter, roots, request, chronological=True), reporter
+    except TooManyBacktracks as exc:
+        raise TooManyBacktracks(
+            f"{exc.message}\nBefore that, a faster search had ended on the conflict below, but it skipped choices "
+            f"on the way there, so the conflict is not a proof that no solution exists:\n{unproven.conflict.message}"
+        ) from None
+
+
+def _search(
+    provider: SteerableProvider,
+    reporter: _Reporter,
+    roots: list[SpecRequirement],
+    request: ResolutionRequest,
+    *,
+    chronological: bool = False,
+) -> Result:
+    """One resolvelib search; its failures as :class:`ServiceError` subclasses, or :class:`_Unproven`."""
+    search = Search(provider, reporter, chronological=chronological)
+    try:
+        state = search.resolve(roots, max_rounds=request.max_backtracks + 10 * len(roots) + 1000)
     except ResolutionImpossible as exc:
-        raise explain_impossible(exc.causes, provider, reporter.required) from None
+        conflict = explain_impossible(exc.causes, provider, reporter.required)
+        if search.skipped:
+            raise _Unproven(conflict) from None
+        raise conflict from None
     except ResolutionTooDeep:
         raise TooManyBacktracks(
             f"gave up after {reporter.rounds} rounds ({reporter.backtracks} candidates rejected); "
