@@ -52,14 +52,16 @@ class ProbeError(Exception):
     """Probing the interpreter at ``path`` failed; ``reason`` says how, ``kind`` is one of
     run, timeout, output, exit, answer."""
 
-    def __init__(self, path: str, kind: str, reason: str) -> None:
+    def __init__(self, path: str, kind: str, reason: str, stderr: str = "") -> None:
         super().__init__(f"interpreter {path}: {reason}")
         self.path = path
         self.kind = kind
         self.reason = reason
+        #: The end of what the interpreter wrote to standard error.
+        self.stderr = stderr
 
     def __reduce__(self):
-        return (type(self), (self.path, self.kind, self.reason))
+        return (type(self), (self.path, self.kind, self.reason, self.stderr))
 
 
 @dataclass(frozen=True)
@@ -115,8 +117,8 @@ class Probe:
 
 
 # Runs in the probed interpreter. argv[1] is a JSON request: {"packaging": dir, "venv": path or null,
-# "create": bool}. Must stay valid Python 3.6; imports only the standard library, plus our packaging when that
-# imports there.
+# "create": bool, "environment": bool (markers and tags)}. Must stay valid Python 3.6; imports only the
+# standard library, plus our packaging when that imports there.
 PROBE_SCRIPT = r"""
 import json, os, sys
 request = json.loads(sys.argv[1])
@@ -128,7 +130,7 @@ report = {
     "executable": sys.executable or "",
 }
 if v[0] >= 3:
-    import platform, struct, subprocess, sysconfig
+    import sysconfig
     dest = request.get("venv")
     if dest and request.get("create"):
         import venv
@@ -144,6 +146,8 @@ if v[0] >= 3:
         paths = sysconfig.get_paths(scheme, vars=prefix)
         keys = ("purelib", "platlib", "scripts")
         report["scheme"] = dict((key, os.path.relpath(paths[key], dest)) for key in keys)
+if v[0] >= 3 and request.get("environment", True):
+    import platform, struct, subprocess
     sys.path.append(request["packaging"])
     try:
         from packaging.markers import default_environment
@@ -276,9 +280,10 @@ def _run(path: str, request: Mapping[str, Any], timeout: float, max_output: int,
         proc.stdout.close()
         proc.stderr.close()
     if proc.returncode != 0:
-        lines = err.decode("utf-8", "replace").strip().splitlines()
+        stderr = err.decode("utf-8", "replace").strip()
+        lines = stderr.splitlines()
         detail = lines[-1] if lines else f"exit status {proc.returncode}"
-        raise ProbeError(path, "exit", f"not a usable Python 3 interpreter ({detail})")
+        raise ProbeError(path, "exit", f"not a usable Python 3 interpreter ({detail})", stderr)
     text = out.decode("utf-8", "replace")
     try:
         report = json.loads(text)
@@ -301,16 +306,19 @@ def probe(
     """Run the probe script in the interpreter at ``path`` (once while its binary is unchanged, with ``cache``).
 
     With ``venv`` the answer holds the venv scheme for that prefix; with ``create`` too the interpreter first
-    creates an empty venv (symlinks, no pip) there, in the same subprocess (never cached, as it does something).
+    creates an empty venv (symlinks, no pip) there, in the same subprocess (never cached, as it does something;
+    markers and tags are not asked for then).
     Raises :class:`ProbeError`, naming ``path``.
     """
     exe = os.fspath(path)
+    creating = create and venv is not None
+    # Creating a venv is never cached, so the environment (markers, tags) is not asked for then.
     request = {"packaging": _packaging_dir(), "venv": os.fspath(venv) if venv is not None else None,
-               "create": bool(create and venv is not None)}
-    cwd = os.path.dirname(os.fspath(venv)) if create and venv is not None else None
+               "create": creating, "environment": not creating}
+    cwd = os.path.dirname(os.fspath(venv)) if creating and venv is not None else None
     if cwd is not None and not os.path.isdir(cwd):
         cwd = None
-    if cache is None or create:
+    if cache is None or creating:
         if cache is not None:
             cache.count_run()
         return Probe(exe, _run(exe, request, timeout, max_output, cwd))
