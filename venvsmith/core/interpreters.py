@@ -164,10 +164,13 @@ def _interpreter(path: Path, answer: Probe) -> Interpreter | None:
 def query(
     path: str | os.PathLike[str], timeout: float = 10.0, cache: QueryCache | None = None
 ) -> Interpreter | None:
-    """Ask one interpreter for its version and implementation; None when it is unusable or Python 2."""
+    """Ask one interpreter for its version and implementation; None when it is unusable or Python 2.
+
+    With ``cache`` the whole probe answer (environment, identity) is kept for the other callers.
+    """
     exe = Path(path)
     try:
-        answer = probe(exe, timeout=timeout, cache=cache)
+        answer = probe(exe, timeout=timeout, cache=cache, environment=False)
     except ProbeError as exc:
         log.debug("skipping %s: %s", exe, exc.reason)
         return None
@@ -196,7 +199,7 @@ def identify(
     The venv links to ``sys._base_executable``; the identity tells this build of it from another of the same version.
     """
     try:
-        answer = probe(path, timeout=timeout, cache=cache)
+        answer = probe(path, timeout=timeout, cache=cache, environment=False)
         base = answer.base
         build = json.dumps(base["build"], sort_keys=True, separators=(",", ":"))
         return BaseInterpreter(

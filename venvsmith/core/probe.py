@@ -270,11 +270,11 @@ def _run(path: str, request: Mapping[str, Any], timeout: float, max_output: int,
         if over.is_set():
             raise ProbeError(path, "output", f"interpreter wrote more than {max_output} bytes")
     finally:
-        running = proc.returncode is None
-        if running or sys.platform != "win32":
-            _kill(proc)  # it, or the leftovers in its session
-        if running:
+        if proc.returncode is None:
+            _kill(proc)
             proc.wait()
+        elif any(reader.is_alive() for reader in readers):
+            _kill(proc)  # leftovers of its session hold the pipes (so the session, and its id, still exist)
         for reader in readers:
             reader.join(1.0)
         proc.stdout.close()
@@ -301,33 +301,32 @@ def probe(
     cache: ProbeCache | None = None,
     venv: str | os.PathLike[str] | None = None,
     create: bool = False,
+    environment: bool = True,
     max_output: int = MAX_OUTPUT,
 ) -> Probe:
     """Run the probe script in the interpreter at ``path`` (once while its binary is unchanged, with ``cache``).
 
-    With ``venv`` the answer holds the venv scheme for that prefix; with ``create`` too the interpreter first
-    creates an empty venv (symlinks, no pip) there, in the same subprocess (never cached, as it does something;
-    markers and tags are not asked for then).
-    Raises :class:`ProbeError`, naming ``path``.
+    The answer holds version, implementation, executable, base interpreter and, with ``environment`` or a
+    ``cache`` (whose answers serve every caller), markers and tags or the facts for them. With ``venv`` it holds
+    the venv scheme for that prefix; with ``create`` too the interpreter first creates an empty venv (symlinks,
+    no pip) there, in the same subprocess. Answers about a venv are not cached. Raises :class:`ProbeError`,
+    naming ``path``.
     """
     exe = os.fspath(path)
-    creating = create and venv is not None
-    # Creating a venv is never cached, so the environment (markers, tags) is not asked for then.
-    request = {"packaging": _packaging_dir(), "venv": os.fspath(venv) if venv is not None else None,
-               "create": creating, "environment": not creating}
-    cwd = os.path.dirname(os.fspath(venv)) if creating and venv is not None else None
+    dest = os.fspath(venv) if venv is not None else None
+    creating = create and dest is not None
+    request = {"packaging": _packaging_dir(), "venv": dest, "create": creating,
+               "environment": (environment or cache is not None) and not creating}
+    cwd = os.path.dirname(dest) if creating and dest is not None else None
     if cwd is not None and not os.path.isdir(cwd):
         cwd = None
-    if cache is None or creating:
-        if cache is not None:
-            cache.count_run()
+    if cache is None or dest is not None:
         return Probe(exe, _run(exe, request, timeout, max_output, cwd))
     try:
         key = file_identity(exe)
     except OSError as exc:
         raise ProbeError(exe, "run", f"cannot run interpreter ({exc.strerror or exc})") from None
-    kind = "probe" if venv is None else "probe+scheme"
-    held = cache.get(key, kind) or (cache.get(key, "probe+scheme") if venv is None else None)
+    held = cache.get(key, "probe")
     if held is not None:
         if "error" in held:
             raise ProbeError(exe, held.get("kind", "answer"), str(held["error"]))
@@ -337,9 +336,9 @@ def probe(
         report = _run(exe, request, timeout, max_output, cwd)
     except ProbeError as exc:
         if exc.kind != "run":  # a binary that cannot be started now may be fixed without changing it
-            cache.put(key, kind, {"error": exc.reason, "kind": exc.kind})
+            cache.put(key, "probe", {"error": exc.reason, "kind": exc.kind})
         raise
-    cache.put(key, kind, report)
+    cache.put(key, "probe", report)
     return Probe(exe, report)
 
 
