@@ -265,7 +265,7 @@ def _run(path: str, request: Mapping[str, Any], timeout: float, max_output: int,
             raise ProbeError(path, "output", f"interpreter wrote more than {max_output} bytes")
         if proc.returncode is None:
             raise ProbeError(path, "timeout", f"interpreter did not answer within {timeout:g}s")
-        for reader in readers:  # the process ended; what a leftover child still writes is not waited for
+        for reader in readers:  # it ended; a leftover child holding the pipes gets until the deadline
             reader.join(max(deadline - time.monotonic(), 0.1))
         if over.is_set():
             raise ProbeError(path, "output", f"interpreter wrote more than {max_output} bytes")
