@@ -12,7 +12,7 @@ from pathlib import Path
 from venvsmith.core.pin import Pin
 
 from .install import install_wheels
-from .venv import VenvLayout
+from .venv_layout import VenvLayout
 
 #: ``resolve(requirements, constraints) -> pins in install order`` for the build's target environment.
 Resolve = Callable[[Sequence[str], Sequence[str]], list[Pin]]

@@ -237,7 +237,7 @@ class BuildEngine:
             held = self._query_cache.get(identity, "environment")
         if held is not None:
             return TargetEnvironment.from_mapping(held["markers"], held["tags"], interpreter=str(interp.path))
-        env = TargetEnvironment.from_interpreter(interp.path)
+        env = TargetEnvironment.from_interpreter(interp.path, cache=self._query_cache)  # one probe per binary
         with self._lock:
             self._query_cache.put(identity, "environment",
                                   {"markers": dict(env.markers), "tags": [str(t) for t in env.tags]})

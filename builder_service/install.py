@@ -31,7 +31,8 @@ from installer.sources import WheelFile
 from installer.utils import SCHEME_NAMES, Scheme, parse_entrypoints, parse_metadata_file
 
 from builder_service import relocate
-from builder_service.venv import VenvError, VenvLayout
+from builder_service.venv import VenvError
+from builder_service.venv_layout import VenvLayout
 from venvsmith.core.errors import ServiceError
 
 if TYPE_CHECKING:

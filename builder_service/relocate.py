@@ -23,7 +23,7 @@ import os
 import re
 from pathlib import Path
 
-from builder_service.venv import VenvLayout
+from builder_service.venv_layout import VenvLayout
 from venvsmith.core.errors import ServiceError
 
 __all__ = [

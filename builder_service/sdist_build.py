@@ -44,7 +44,8 @@ from pyproject_hooks import BackendUnavailable, BuildBackendHookCaller, HookMiss
 
 from builder_service.limits import BuildError, BuildLimits, BuildOutputTooLarge, BuildTimeout, log_tail, run_limited
 from builder_service.sdist_unpack import InvalidSdist, extract_sdist
-from builder_service.venv import VenvError, VenvLayout, create_venv
+from builder_service.venv import VenvError, create_venv
+from builder_service.venv_layout import VenvLayout
 
 __all__ = [
     "DEFAULT_BUILD_SYSTEM",

@@ -3,45 +3,28 @@
 The venv is made by the *target* interpreter's own ``venv`` module (``--without-pip``), with **symlinks**,
 as uv does: ``bin/python`` points at the base interpreter, which a venv needs on the machine that runs it
 anyway (``home`` in ``pyvenv.cfg``); copying the binary would not make the venv independent of that
-interpreter's standard library, so copies buy nothing and cost space. The same subprocess reports the
-install scheme (``sysconfig``) of that interpreter for the venv, so paths such as
-``lib/python3.12/site-packages`` always match the Python that will import from them.
+interpreter's standard library, so copies buy nothing and cost space. The same subprocess (the interpreter
+probe, :func:`venvsmith.core.probe.probe`) reports the install scheme (``sysconfig``) of that interpreter for
+the venv, so paths such as ``lib/python3.12/site-packages`` always match the Python that will import from them.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
 from pathlib import Path
 
+from builder_service import relocate
+from builder_service.venv_layout import VenvLayout
 from venvsmith.core.errors import ServiceError
+from venvsmith.core.probe import ProbeError, probe
 
 __all__ = ["VenvError", "VenvLayout", "build_venv", "bundled_pip", "create_venv"]
 
 #: Seconds allowed for the interpreter to create the venv.
 CREATE_TIMEOUT = 120.0
-
-# Runs in the target interpreter (any Python 3.6+): creates the venv at argv[1] and prints its scheme as
-# paths relative to the venv root. ``venv`` is what ``python -m venv --without-pip --symlinks`` runs.
-_CREATE = r"""
-import json, os, sys, sysconfig, venv
-dest = sys.argv[1]
-venv.EnvBuilder(symlinks=True, with_pip=False).create(dest)
-names = sysconfig.get_scheme_names()
-scheme = "venv" if "venv" in names else ("nt" if os.name == "nt" else "posix_prefix")
-base = {"base": dest, "platbase": dest, "installed_base": dest, "installed_platbase": dest}
-paths = sysconfig.get_paths(scheme, vars=base)
-rel = dict((key, os.path.relpath(paths[key], dest)) for key in ("purelib", "platlib", "scripts"))
-print(json.dumps({
-    "paths": rel,
-    "version": "%d.%d" % sys.version_info[:2],
-    "implementation": sys.implementation.name,
-}))
-"""
 
 
 # Runs in the target interpreter: where its ensurepip keeps the wheels it installs (offline).
@@ -63,52 +46,6 @@ class VenvError(ServiceError):
         return (type(self), (self.path, self.reason))
 
 
-@dataclass(frozen=True)
-class VenvLayout:
-    """Where things live in one venv; every location but ``root`` is relative, so a moved venv keeps its layout."""
-
-    root: Path
-    #: ``"3.12"`` -- the target interpreter's ``major.minor``.
-    python_version: str
-    #: ``sys.implementation.name`` of the target interpreter.
-    implementation: str
-    scripts: str = "bin"
-    purelib: str = "lib/python3/site-packages"
-    platlib: str = "lib/python3/site-packages"
-
-    @property
-    def python(self) -> Path:
-        """The venv's interpreter (a symlink to the base interpreter)."""
-        return self.root / self.scripts / "python"
-
-    @property
-    def bin_dir(self) -> Path:
-        return self.root / self.scripts
-
-    @property
-    def site_packages(self) -> Path:
-        return self.root / self.purelib
-
-    def headers(self, distribution: str) -> str:
-        """Relative headers directory of ``distribution`` (pip's venv layout: ``include/site/pythonX.Y/NAME``)."""
-        return f"include/site/python{self.python_version}/{distribution}"
-
-    def scheme_dict(self, distribution: str) -> dict[str, str]:
-        """Absolute install-scheme paths for ``installer`` (purelib, platlib, headers, scripts, data)."""
-        rel = {
-            "purelib": self.purelib,
-            "platlib": self.platlib,
-            "headers": self.headers(distribution),
-            "scripts": self.scripts,
-            "data": ".",
-        }
-        return {key: os.path.normpath(self.root / value) for key, value in rel.items()}
-
-    def moved_to(self, root: Path) -> VenvLayout:
-        """The same layout for the venv after it was moved to ``root``."""
-        return replace(self, root=Path(root))
-
-
 def create_venv(interpreter: Path, dest: Path, *, timeout: float = CREATE_TIMEOUT) -> VenvLayout:
     """Create an empty venv (no pip) at ``dest`` with ``interpreter``'s ``venv`` module; return its layout.
 
@@ -118,31 +55,26 @@ def create_venv(interpreter: Path, dest: Path, *, timeout: float = CREATE_TIMEOU
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
         raise VenvError(dest, "destination exists and is not an empty directory")
     try:
-        proc = subprocess.run(
-            [os.fspath(interpreter), "-I", "-c", _CREATE, os.fspath(dest)],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            stdin=subprocess.DEVNULL,
-            cwd=dest.parent if dest.parent.is_dir() else None,
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise VenvError(dest, f"could not run {interpreter}: {exc}") from exc
-    if proc.returncode != 0:
-        raise VenvError(dest, f"{interpreter} failed to create the venv: {proc.stderr.strip()[-2000:]}")
+        answer = probe(interpreter, venv=dest, create=True, timeout=timeout)
+    except ProbeError as exc:
+        if exc.kind in ("run", "timeout"):
+            raise VenvError(dest, f"could not run {interpreter}: {exc.reason}") from exc
+        if exc.kind == "exit":
+            raise VenvError(dest, f"{interpreter} failed to create the venv: {exc.stderr[-2000:]}") from exc
+        raise VenvError(dest, f"unexpected answer from {interpreter}: {exc.reason}") from exc
     try:
-        answer = json.loads(proc.stdout.strip().splitlines()[-1])
-        paths = answer["paths"]
+        scheme = answer.scheme
+        major, minor = answer.version_info[:2]
         return VenvLayout(
             root=dest,
-            python_version=answer["version"],
-            implementation=answer["implementation"],
-            scripts=paths["scripts"],
-            purelib=paths["purelib"],
-            platlib=paths["platlib"],
+            python_version=f"{major}.{minor}",
+            implementation=answer.implementation,
+            scripts=scheme["scripts"],
+            purelib=scheme["purelib"],
+            platlib=scheme["platlib"],
         )
-    except (ValueError, KeyError, IndexError, TypeError) as exc:
-        raise VenvError(dest, f"unexpected answer from {interpreter}: {proc.stdout[-500:]!r}") from exc
+    except (ValueError, KeyError, TypeError) as exc:
+        raise VenvError(dest, f"unexpected answer from {interpreter}: {dict(answer.report)!r:.500}") from exc
 
 
 def bundled_pip(interpreter: Path, *, timeout: float = CREATE_TIMEOUT) -> Path:
@@ -189,7 +121,7 @@ def build_venv(
     ``verify`` the finished tree is scanned for the build directory's absolute path
     (:class:`~builder_service.relocate.NotRelocatable`). On failure ``dest`` is removed again.
     """
-    from builder_service import install, relocate  # here, as both import VenvLayout from this module
+    from builder_service import install  # here until VenvError, which install raises, leaves this module
 
     install.check_wheels(wheels)
     dest = Path(os.path.abspath(dest))

@@ -62,6 +62,7 @@ INTERNAL_EXCEPTIONS = {
     "venvsmith.core.index.transport.TrustStoreError": "IndexUnavailable in http.py",
     "venvsmith.core.index.transport.ProxyConfigError": "IndexUnavailable in http.py",
     "venvsmith.core.index.ranges.RangesUnsupported": "metadata_fetch.py reads the whole file instead",
+    "venvsmith.core.probe.ProbeError": "InvalidInput in target.py, VenvError in venv.py; interpreters.py skips it",
 }
 D = Digest("0" * 64, 3)
 

@@ -24,13 +24,18 @@ posix_only = pytest.mark.skipif(sys.platform == "win32", reason="shell-script fa
 
 
 def fake(path: Path, answer: str = "", *, body: str | None = None) -> Path:
-    """A shell script that answers the discovery query like an interpreter would.
+    """A shell script that answers the probe's discovery questions like an interpreter would.
 
     ``answer`` is "3 12 1 final 0 cpython" (version_info fields and implementation name); the script adds its
     own path as ``sys.executable``.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    script = body if body is not None else f'printf "venvsmith {answer} %s" "$0"'
+    if body is None:
+        major, minor, micro, level, serial, implementation = answer.split()
+        report = (f'{{"version_info": [{major}, {minor}, {micro}, "{level}", {serial}], '
+                  f'"implementation": "{implementation}", "executable": "%s"}}')
+        body = f"printf '{report}' \"$0\""
+    script = body
     path.write_text(f"#!/bin/sh\n{script}\n")
     path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
     return path

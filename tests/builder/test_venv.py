@@ -165,3 +165,20 @@ def test_scheme_comes_from_the_target_interpreter(tmp_path: Path) -> None:
     assert layout.purelib == f"lib/python{version}/site-packages"
     assert run(layout.root / "bin/hello") == "hello 42\n"
     assert list((layout.site_packages / "pkg/__pycache__").glob(f"*{version.replace('.', '')}.pyc"))
+
+
+@pytest.mark.slow
+def test_create_venv_reports_what_the_old_scheme_probe_did(tmp_path: Path) -> None:
+    from tests.fixtures.old_probes import old_create
+    from venvsmith.core.interpreters import discover_interpreters
+
+    interpreters = [i for i in discover_interpreters() if i.implementation == "cpython"]
+    assert interpreters
+    for n, interpreter in enumerate(interpreters):
+        layout = create_venv(interpreter.path, tmp_path / f"new{n}")
+        old = old_create(interpreter.path, tmp_path / f"old{n}")
+        assert (layout.python_version, layout.implementation) == (old["version"], old["implementation"])
+        assert {"purelib": layout.purelib, "platlib": layout.platlib, "scripts": layout.scripts} == old["paths"]
+        assert sorted(p.relative_to(layout.root).as_posix() for p in layout.root.rglob("*")) == sorted(
+            p.relative_to(tmp_path / f"old{n}").as_posix() for p in (tmp_path / f"old{n}").rglob("*")
+        ), interpreter

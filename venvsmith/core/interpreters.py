@@ -7,7 +7,9 @@ Candidates come, in this priority order, from
 3. pyenv -- ``$PYENV_ROOT`` (default ``~/.pyenv``) ``/versions/*/bin/python``.
 
 Candidates are de-duplicated by real path (a symlink and its target are one interpreter; the first spelling
-found is kept), then each is asked once, in a subprocess with a timeout, for its version and implementation.
+found is kept), then each is asked once, by :func:`venvsmith.core.probe.probe` (one isolated subprocess with a
+timeout and an output cap, whose answer also serves target environments and venv identities), for its version
+and implementation.
 Python 2 and interpreters that fail, hang or answer nonsense are skipped. No path is hard-coded.
 """
 
@@ -18,7 +20,6 @@ import json
 import logging
 import os
 import re
-import subprocess
 import sys
 from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -28,12 +29,17 @@ from pathlib import Path
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
+from venvsmith.core.probe import Probe, ProbeCache, ProbeError, file_identity, probe
+
 __all__ = [
     "ENV_VAR",
     "BaseInterpreter",
     "Interpreter",
+    "QueryCache",
+    "cached_identify",
     "candidate_paths",
     "discover_interpreters",
+    "file_identity",
     "find_interpreter",
     "identify",
     "query",
@@ -47,15 +53,6 @@ ENV_VAR = "VENVSMITH_PYTHONS"
 _EXE = ".exe" if sys.platform == "win32" else ""
 _NAME_RE = re.compile(r"(?:python|python3|python3\.\d+|pypy3|pypy3\.\d+)" + re.escape(_EXE), re.IGNORECASE)
 
-# Runs in the candidate: only ``sys`` (a built-in module that nothing on sys.path can shadow), valid in
-# Python 2 too so that Python 2 is recognised and skipped rather than reported as broken.
-_QUERY = (
-    "import sys; v = sys.version_info; "
-    "i = getattr(sys, 'implementation', None); "
-    "sys.stdout.write('venvsmith %d %d %d %s %d %s %s' % "
-    "(v[0], v[1], v[2], v[3], v[4], i.name if i is not None else 'python2', sys.executable or ''))"
-)
-_ANSWER_RE = re.compile(r"venvsmith (\d+) (\d+) (\d+) (alpha|beta|candidate|final) (\d+) (\S+) ?(.*)")
 _PRE = {"alpha": "a", "beta": "b", "candidate": "rc"}
 
 
@@ -141,56 +138,43 @@ def candidate_paths(environ: Mapping[str, str] | None = None) -> list[Path]:
     return unique
 
 
-def query(path: str | os.PathLike[str], timeout: float = 10.0) -> Interpreter | None:
-    """Ask one interpreter for its version and implementation; None when it is unusable or Python 2."""
-    exe = Path(path)
+def _version(answer: Probe) -> Version:
+    major, minor, micro, level, serial = answer.version_info
+    return Version(f"{major}.{minor}.{micro}" + (f"{_PRE[level]}{serial}" if level in _PRE else ""))
+
+
+def _interpreter(path: Path, answer: Probe) -> Interpreter | None:
     try:
-        proc = subprocess.run(
-            [os.fspath(exe), "-E", "-s", "-S", "-c", _QUERY],
-            capture_output=True,
-            encoding="utf-8",
-            errors="replace",
-            timeout=timeout,
-            stdin=subprocess.DEVNULL,
-        )
-    except subprocess.TimeoutExpired:
-        log.debug("skipping %s: no answer within %ss", exe, timeout)
-        return None
-    except OSError as exc:
-        log.debug("skipping %s: %s", exe, exc)
-        return None
-    match = _ANSWER_RE.fullmatch(proc.stdout.strip()) if proc.returncode == 0 else None
-    if match is None:
-        log.debug("skipping %s: exit status %s, output %r", exe, proc.returncode, proc.stdout[:200])
-        return None
-    major, minor, micro, level, serial, implementation, executable = match.groups()
-    if int(major) < 3:
-        log.debug("skipping %s: Python %s", exe, major)
-        return None
-    text = f"{major}.{minor}.{micro}" + (f"{_PRE[level]}{serial}" if level in _PRE else "")
-    try:
-        version = Version(text)
-    except InvalidVersion:  # pragma: no cover - the regex only lets numbers through
+        major = answer.version_info[0]
+        if major < 3:
+            log.debug("skipping %s: Python %s", path, major)
+            return None
+        version, implementation = _version(answer), answer.implementation
+    except (ValueError, KeyError, TypeError, InvalidVersion) as exc:
+        log.debug("skipping %s: %s", path, exc)
         return None
     # The interpreter's own idea of its path: a wrapper (a pyenv shim) names the real binary; a venv's
     # symlinked python keeps the venv's path, as Python does not resolve symlinks in sys.executable.
+    executable = answer.executable
     if executable and os.path.isabs(executable) and os.path.isfile(executable):
-        exe = Path(executable)
-    return Interpreter(path=exe, version=version, implementation=implementation)
+        path = Path(executable)
+    return Interpreter(path=path, version=version, implementation=implementation)
 
 
-# Runs in the interpreter a venv is made with: what the venv's links point at (``venv`` links to
-# ``sys._base_executable``) and what tells this build of it from another of the same version.
-_IDENTIFY = (
-    "import json, os, sys, sysconfig; base = getattr(sys, '_base_executable', '') or sys.executable; "
-    "print(json.dumps({'path': base, "
-    "'version': '%d.%d.%d%s' % (sys.version_info[:3] + ("
-    "{'alpha': 'a', 'beta': 'b', 'candidate': 'rc'}.get(sys.version_info[3], '') + "
-    "(str(sys.version_info[4]) if sys.version_info[3] != 'final' else ''),)), "
-    "'implementation': sys.implementation.name, 'build': [sys.version, sys.implementation.cache_tag or '', "
-    "getattr(sys, 'abiflags', ''), sysconfig.get_config_var('SOABI') or '', "
-    "os.path.realpath(base), sys.base_prefix]}))"
-)
+def query(
+    path: str | os.PathLike[str], timeout: float = 10.0, cache: QueryCache | None = None
+) -> Interpreter | None:
+    """Ask one interpreter for its version and implementation; None when it is unusable or Python 2.
+
+    With ``cache`` the whole probe answer (environment, identity) is kept for the other callers.
+    """
+    exe = Path(path)
+    try:
+        answer = probe(exe, timeout=timeout, cache=cache, environment=False)
+    except ProbeError as exc:
+        log.debug("skipping %s: %s", exe, exc.reason)
+        return None
+    return _interpreter(exe, answer)
 
 
 @dataclass(frozen=True)
@@ -207,95 +191,37 @@ class BaseInterpreter:
         return f"{self.implementation} {self.version} at {self.path}"
 
 
-def identify(path: str | os.PathLike[str], timeout: float = 10.0) -> BaseInterpreter | None:
-    """Ask ``path`` what a venv made with it depends on; None when it cannot be run or answers nonsense."""
+def identify(
+    path: str | os.PathLike[str], timeout: float = 10.0, cache: QueryCache | None = None
+) -> BaseInterpreter | None:
+    """Ask ``path`` what a venv made with it depends on; None when it cannot be run or answers nonsense.
+
+    The venv links to ``sys._base_executable``; the identity tells this build of it from another of the same version.
+    """
     try:
-        proc = subprocess.run([os.fspath(path), "-I", "-c", _IDENTIFY], capture_output=True, encoding="utf-8",
-                              errors="replace", timeout=timeout, stdin=subprocess.DEVNULL)
-        answer = json.loads(proc.stdout.strip().splitlines()[-1]) if proc.returncode == 0 else None
-        if not isinstance(answer, dict):
-            return None
-        build = json.dumps(answer["build"], sort_keys=True, separators=(",", ":"))
+        answer = probe(path, timeout=timeout, cache=cache, environment=False)
+        base = answer.base
+        build = json.dumps(base["build"], sort_keys=True, separators=(",", ":"))
         return BaseInterpreter(
-            path=str(answer["path"]),
-            version=str(Version(answer["version"])),
-            implementation=str(answer["implementation"]),
+            path=str(base["path"]),
+            version=str(_version(answer)),
+            implementation=answer.implementation,
             identity=hashlib.sha256(build.encode()).hexdigest(),
         )
-    except (OSError, subprocess.TimeoutExpired, ValueError, KeyError, IndexError, TypeError, InvalidVersion):
+    except (ProbeError, ValueError, KeyError, TypeError, InvalidVersion):
         return None
 
 
 def cached_identify(path: str | os.PathLike[str], cache: QueryCache | None) -> BaseInterpreter | None:
     """:func:`identify`, kept in ``cache`` while the interpreter binary is unchanged (see :func:`file_identity`)."""
-    if cache is None:
-        return identify(path)
-    try:
-        key = file_identity(path)
-    except OSError:
-        return None
-    held = cache.get(key, "base")
-    if held:
-        return BaseInterpreter(**held)
-    found = identify(path)
-    if found is not None:
-        cache.put(key, "base", {"path": found.path, "version": found.version,
-                                "implementation": found.implementation, "identity": found.identity})
+    found = identify(path, cache=cache)
+    if cache is not None:
         cache.save()
     return found
 
 
-def file_identity(path: str | os.PathLike[str]) -> str:
-    """What must not change for a cached answer about ``path`` to stay valid: real path, size, mtime."""
-    real = os.path.realpath(path)
-    st = os.stat(real)
-    return f"{real}:{st.st_size}:{st.st_mtime_ns}"
-
-
-class QueryCache:
-    """Answers of :func:`query` kept in a JSON file, valid while the interpreter binary is unchanged."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        try:
-            self._data: dict[str, dict] = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            self._data = {}
-        self._dirty = False
-
-    def get(self, identity: str, kind: str) -> dict | None:
-        return self._data.get(f"{kind}|{identity}")
-
-    def put(self, identity: str, kind: str, value: dict) -> None:
-        self._data[f"{kind}|{identity}"] = value
-        self._dirty = True
-
-    def save(self) -> None:
-        if not self._dirty:
-            return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(self._data, sort_keys=True), encoding="utf-8")
-        os.replace(tmp, self.path)
-        self._dirty = False
-
-
-def _cached_query(path: Path, timeout: float, cache: QueryCache | None) -> Interpreter | None:
-    if cache is None:
-        return query(path, timeout)
-    try:
-        identity = file_identity(path)
-    except OSError:
-        return None
-    held = cache.get(identity, "query")
-    if held is not None:
-        if not held:
-            return None
-        return Interpreter(Path(held["path"]), Version(held["version"]), held["implementation"])
-    found = query(path, timeout)
-    cache.put(identity, "query", {} if found is None else
-              {"path": str(found.path), "version": str(found.version), "implementation": found.implementation})
-    return found
+#: The probe cache, by its older name.
+QueryCache = ProbeCache
 
 
 def discover_interpreters(
@@ -309,7 +235,7 @@ def discover_interpreters(
     if not paths:
         return []
     with ThreadPoolExecutor(max_workers=min(8, len(paths))) as pool:
-        answers = list(pool.map(lambda path: _cached_query(path, timeout, cache), paths))
+        answers = list(pool.map(lambda path: query(path, timeout, cache), paths))
     if cache is not None:
         cache.save()
     found: list[Interpreter] = []

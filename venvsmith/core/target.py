@@ -41,13 +41,11 @@ import os
 import platform as _platform
 import re
 import shutil
-import subprocess
 import sys
 import sysconfig
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import cache, cached_property
-from pathlib import Path
 from types import MappingProxyType
 from typing import Any, cast
 
@@ -66,6 +64,7 @@ from packaging.tags import (
 from packaging.version import InvalidVersion, Version
 
 from venvsmith.core.errors import InvalidInput
+from venvsmith.core.probe import ProbeCache, ProbeError, probe
 
 __all__ = [
     "IMPLEMENTATIONS",
@@ -586,8 +585,10 @@ class TargetEnvironment:
         return cls(markers=markers, tags=tuple(tags), platform=spec.name)
 
     @classmethod
-    def from_interpreter(cls, python: str | os.PathLike[str], timeout: float = 30) -> TargetEnvironment:
-        """Ask another interpreter on this machine (Python 3.6+) for its markers and tags.
+    def from_interpreter(
+        cls, python: str | os.PathLike[str], timeout: float = 30, cache: ProbeCache | None = None
+    ) -> TargetEnvironment:
+        """Ask another interpreter on this machine (Python 3.6+) for its markers and tags (:mod:`.probe`).
 
         The interpreter runs isolated (``-I -S -B``: no site-packages, no cwd on ``sys.path``, no bytecode
         written) with the directory of *our* ``packaging`` appended to ``sys.path``, and reports
@@ -595,104 +596,24 @@ class TargetEnvironment:
         (it requires >= 3.10 today); such an interpreter instead reports its marker values (computed as
         ``default_environment`` computes them) and the facts ``sys_tags`` reads (ABI flags, EXT_SUFFIX,
         glibc/macOS version, architecture), and the tags are built here by ``packaging.tags`` from those.
+        With ``cache`` the answer is kept while the interpreter binary is unchanged.
         """
         exe = os.fspath(python)
         if os.sep not in exe and (os.altsep is None or os.altsep not in exe):
             exe = shutil.which(exe) or exe
         exe = os.path.abspath(exe)
-        packaging_dir = str(Path(packaging.__file__).resolve().parent.parent)
         try:
-            proc = subprocess.run(
-                [exe, "-I", "-S", "-B", "-c", _PROBE, packaging_dir],
-                capture_output=True,
-                encoding="utf-8",
-                errors="replace",
-                timeout=timeout,
-                stdin=subprocess.DEVNULL,
-            )
-        except subprocess.TimeoutExpired:
-            raise InvalidInput(exe, f"interpreter did not answer within {timeout:g}s") from None
-        except OSError as exc:
-            raise InvalidInput(exe, f"cannot run interpreter ({exc.strerror or exc})") from None
-        if proc.returncode != 0:
-            lines = proc.stderr.strip().splitlines()
-            detail = lines[-1] if lines else f"exit status {proc.returncode}"
-            raise InvalidInput(exe, f"not a usable Python 3 interpreter ({detail})")
+            answer = probe(exe, timeout=timeout, cache=cache)
+        except ProbeError as exc:
+            raise InvalidInput(exe, exc.reason) from None
         try:
-            report = json.loads(proc.stdout)
-            markers = report["markers"]
-            if "tags" in report:
-                tags = report["tags"]
-            else:
-                tags = [str(tag) for tag in _tags_from_facts(report["facts"], exe)]
+            markers = answer.markers
+            tags = answer.tags
+            if tags is None:
+                tags = [str(tag) for tag in _tags_from_facts(answer.facts, exe)]
         except (ValueError, KeyError, TypeError) as exc:
             raise InvalidInput(exe, f"unexpected answer from interpreter ({exc})") from None
         return cls.from_mapping(markers, tags, interpreter=exe)
-
-
-# Runs inside the target interpreter: must stay valid Python 3.6 and import only the standard library
-# (plus our packaging, when that imports there).
-_PROBE = r"""
-import json, os, platform, struct, subprocess, sys, sysconfig
-sys.path.append(sys.argv[1])
-report = {}
-try:
-    from packaging.markers import default_environment
-    from packaging.tags import sys_tags
-    report["markers"] = dict(default_environment())
-    report["tags"] = [str(tag) for tag in sys_tags()]
-except Exception as exc:
-    report["packaging_error"] = "%s: %s" % (type(exc).__name__, exc)
-
-    def full_version(info):
-        version = "%d.%d.%d" % (info.major, info.minor, info.micro)
-        if info.releaselevel != "final":
-            version += info.releaselevel[0] + str(info.serial)
-        return version
-
-    report["markers"] = {
-        "implementation_name": sys.implementation.name,
-        "implementation_version": full_version(sys.implementation.version),
-        "os_name": os.name,
-        "platform_machine": platform.machine(),
-        "platform_release": platform.release(),
-        "platform_system": platform.system(),
-        "platform_version": platform.version(),
-        "python_full_version": platform.python_version(),
-        "platform_python_implementation": platform.python_implementation(),
-        "python_version": ".".join(platform.python_version_tuple()[:2]),
-        "sys_platform": sys.platform,
-    }
-    try:
-        glibc = os.confstr("CS_GNU_LIBC_VERSION")
-    except (AttributeError, OSError, ValueError):
-        glibc = None
-    mac_version, _, mac_machine = platform.mac_ver()
-    if mac_version.startswith("10.16"):
-        mac_version = subprocess.run(
-            [sys.executable, "-sS", "-c", "import platform; print(platform.mac_ver()[0])"],
-            check=True, env={"SYSTEM_VERSION_COMPAT": "0"}, stdout=subprocess.PIPE, universal_newlines=True,
-        ).stdout.strip()
-    from importlib.machinery import EXTENSION_SUFFIXES
-    names = (
-        "Py_DEBUG", "Py_GIL_DISABLED", "WITH_PYMALLOC", "Py_UNICODE_SIZE", "EXT_SUFFIX", "py_version_nodot"
-    )
-    report["facts"] = {
-        "implementation": sys.implementation.name,
-        "version": list(sys.version_info[:2]),
-        "config": dict((name, sysconfig.get_config_var(name)) for name in names),
-        "gettotalrefcount": hasattr(sys, "gettotalrefcount"),
-        "debug_extensions": "_d.pyd" in EXTENSION_SUFFIXES,
-        "maxunicode": sys.maxunicode,
-        "sysconfig_platform": sysconfig.get_platform(),
-        "system": platform.system(),
-        "is_32bit": struct.calcsize("P") == 4,
-        "glibc": glibc,
-        "mac_version": mac_version,
-        "mac_machine": mac_machine,
-    }
-sys.stdout.write(json.dumps(report))
-"""
 
 
 def _normalize(text: str) -> str:
