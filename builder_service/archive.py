@@ -30,7 +30,7 @@ from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO, BinaryIO, cast
 
 import zstandard
 
@@ -145,7 +145,8 @@ def pack(directory: Path, out_path: Path, *, level: int = ZSTD_LEVEL) -> tuple[s
     try:
         with os.fdopen(fd, "wb") as raw:
             hashing = _HashingWriter(raw)
-            with compressor.stream_writer(hashing, closefd=False) as zst:
+            # zstandard only calls write() and flush(), which _HashingWriter has.
+            with compressor.stream_writer(cast(IO[bytes], hashing), closefd=False) as zst:
                 with tarfile.open(fileobj=zst, mode="w|", format=tarfile.PAX_FORMAT) as tar:
                     for name, entry in iter_tree(directory):
                         info = _tarinfo(name, entry)

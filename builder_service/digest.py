@@ -7,10 +7,14 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from venvsmith.core.errors import ServiceError
 
-__all__ = ["CHUNK_SIZE", "Digest", "DigestMismatch", "Hasher", "InvalidDigest"]
+if TYPE_CHECKING:
+    from venvsmith.core.distfile import DistFile
+
+__all__ = ["CHUNK_SIZE", "Digest", "DigestMismatch", "Hasher", "InvalidDigest", "file_sha256"]
 
 #: Read size for streaming hashes and copies.
 CHUNK_SIZE = 1 << 20
@@ -124,3 +128,10 @@ class DigestMismatch(ServiceError):
 
     def __reduce__(self):  # keep pickling (multiprocessing, futures) working with the custom __init__
         return (type(self), (self.name, self.expected, self.actual))
+
+
+def file_sha256(file: DistFile) -> str:
+    """The sha256 a pinned file is known by (a pin from a request always has one: it is checked on the way in)."""
+    if not file.sha256:
+        raise InvalidDigest(file.filename, "a pinned file needs its sha256")
+    return file.sha256

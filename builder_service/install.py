@@ -245,8 +245,8 @@ def _in_parallel(items: Sequence[T], run: Callable[[T], object], workers: int) -
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="install") as pool:
         futures = [pool.submit(run, item) for item in items]
     for future in futures:
-        if future.exception() is not None:
-            raise future.exception()
+        if (exc := future.exception()) is not None:
+            raise exc
 
 
 def _claims(wheel: Path) -> set[tuple[str, str]]:

@@ -64,7 +64,7 @@ class VerifyingReader(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, b) -> int:  # type: ignore[override]
+    def readinto(self, b) -> int:
         if self._error is not None:
             raise self._error
         n = self._f.readinto(b) or 0
