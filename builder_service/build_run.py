@@ -94,7 +94,7 @@ class BuildRun:
                         raise BuilderError("INVALID_ARGUMENT", "a second header in one Build stream")
                     options = request.header.options
                     self.header = _Header(target_from_spec(request.header.target, self.engine.local), options,
-                                          self.engine.fetcher(options.index))
+                                          self.engine.wheels.fetcher(options.index))
                 elif self.header is None:
                     raise BuilderError("INVALID_ARGUMENT", f"the Build stream must start with a header, not a {kind}")
                 elif kind == "pin":
@@ -140,7 +140,8 @@ class BuildRun:
 
         try:
             header = self._header()
-            needs = self.engine.build_requirement_names(pin, header.target, header.options, header.fetcher, progress)
+            needs = self.engine.wheels.build_requirement_names(pin, header.target, header.options, header.fetcher,
+                                                               progress)
         except BaseException as exc:  # noqa: BLE001 - delivered through the pin's future
             self._progress(pin, State.FAILED, detail=str(exc)[-2000:])
             if wheel.set_running_or_notify_cancel():  # not when the run was cancelled meanwhile
@@ -181,7 +182,7 @@ class BuildRun:
 
         header = self._header()
         try:
-            ref, outcome = self.engine.wheel_for(
+            ref, outcome = self.engine.wheels.wheel_for(
                 pin, target=header.target, options=header.options, constraints=constraints,
                 fetcher=header.fetcher, progress=progress, building=building,
             )
@@ -215,19 +216,19 @@ class BuildRun:
                                f"lock key {end.lock_key} does not match the pins and target (expected {key})")
         wheels = [f.result() for f in self.futures]
         options = header.options
-        engine = self.engine
+        environments = self.engine.environments
         http = self._http()
-        engine.remember_wheels(key, wheels)
+        environments.remember_wheels(key, wheels)
         result = builder_pb2.BuildResult(lock_key=key, http_base_url=http)
         if options.wheels:
             result.wheels.extend(ref_to_proto(w, http, key) for w in wheels)
-        result.lock_file.CopyFrom(ref_to_proto(engine.lock_file(self.pins, header.target, key), http, key))
+        result.lock_file.CopyFrom(ref_to_proto(environments.lock_file(self.pins, header.target, key), http, key))
         if options.wheelhouse:
-            result.wheelhouse.CopyFrom(ref_to_proto(engine.wheelhouse(key, wheels), http, key))
+            result.wheelhouse.CopyFrom(ref_to_proto(environments.wheelhouse(key, wheels), http, key))
         venv_outcome = "cached"
         if options.venv_archive:
-            ref, venv_outcome, base = engine.venv_archive(key, header.target, wheels, options.compile_bytecode,
-                                                          seed=options.seed)
+            ref, venv_outcome, base = environments.venv_archive(key, header.target, wheels, options.compile_bytecode,
+                                                                seed=options.seed)
             result.venv_archive.CopyFrom(ref_to_proto(ref, http, key))
             result.interpreter.CopyFrom(interpreter_to_proto(base))
         shared = bool(self.outcomes["shared"]) or venv_outcome == "shared"

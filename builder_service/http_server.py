@@ -84,7 +84,7 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(HTTPStatus.NOT_ACCEPTABLE, b"ask for application/vnd.pypi.simple.v1+json or"
                               b" text/html\n", "text/plain", head, vary=True)
         form, content_type = chosen
-        wheels = self.server.engine.wheels_of(lock_key)
+        wheels = self.server.engine.environments.wheels_of(lock_key)
         if wheels is None:
             return self._send(HTTPStatus.NOT_FOUND, b"unknown lock key\n", "text/plain", head, vary=True)
         if project is None:

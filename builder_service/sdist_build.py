@@ -11,8 +11,6 @@ The produced wheel is checked against the sdist's name and version before it is 
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import re
 import shutil
@@ -35,7 +33,6 @@ from packaging.utils import (
     InvalidWheelFilename,
     NormalizedName,
     canonicalize_name,
-    canonicalize_version,
     parse_sdist_filename,
     parse_wheel_filename,
 )
@@ -56,7 +53,6 @@ __all__ = [
     "InvalidSdist",
     "WheelDirBuildEnv",
     "build_environ",
-    "build_key",
     "build_wheel",
     "extract_sdist",
     "prepare_metadata",
@@ -66,7 +62,6 @@ __all__ = [
 #: Timestamp every build sees (1980-01-01T00:00:00Z, the earliest a zip can hold), for reproducible wheels.
 SOURCE_DATE_EPOCH = 315532800
 _NO_SETTINGS: Mapping[str, str] = MappingProxyType({})
-_KEY_SCHEMA = "venvsmith.build-key/1"
 _DIST_INFO_METADATA = re.compile(r"[^/]+\.dist-info/METADATA")
 
 
@@ -456,34 +451,6 @@ def prepare_metadata(
 
 
 # ------------------------------------------------------------------------------------------------ cache key
-
-
-def _canonical_pin(pin: str) -> str:
-    name, sep, version = pin.partition("==")
-    try:
-        if not sep or version.startswith("="):
-            raise ValueError("expected name==version")
-        canonical = canonicalize_version(Version(version.strip()), strip_trailing_zero=True)
-        return f"{canonicalize_name(name.strip(), validate=True)}=={canonical}"
-    except (ValueError, InvalidVersion) as exc:
-        raise ValueError(f"not a pin: {pin!r} ({exc})") from exc
-
-
-def build_key(
-    sdist_sha256: str, target_digest: str, build_pins: Sequence[str], config_settings: Mapping[str, str]
-) -> str:
-    """The cache key of a build: sha256 hex of canonical JSON of its inputs (pin order and spelling do not matter)."""
-    if not re.fullmatch(r"[0-9a-fA-F]{64}", sdist_sha256):
-        raise ValueError(f"not a sha256 hex digest: {sdist_sha256!r}")
-    document = {
-        "schema": _KEY_SCHEMA,
-        "sdist_sha256": sdist_sha256.lower(),
-        "target": target_digest,
-        "build_pins": sorted({_canonical_pin(pin) for pin in build_pins}),
-        "config_settings": {str(key): str(value) for key, value in config_settings.items()},
-    }
-    text = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 # ------------------------------------------------------------------------------------------------ test provider

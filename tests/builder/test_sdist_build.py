@@ -27,6 +27,7 @@ from packaging.requirements import Requirement
 from packaging.utils import parse_wheel_filename
 from packaging.version import Version
 
+from builder_service.action_keys import build_key
 from builder_service.limits import (
     BuildError,
     BuildFailed,
@@ -44,7 +45,6 @@ from builder_service.sdist_build import (
     BuildSystem,
     InvalidSdist,
     WheelDirBuildEnv,
-    build_key,
     build_wheel,
     extract_sdist,
     prepare_metadata,

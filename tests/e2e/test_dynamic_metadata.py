@@ -74,7 +74,8 @@ def test_without_a_builder_dynamic_metadata_is_a_precondition_failure(tmp_path, 
 @pytest.mark.slow
 def test_with_a_builder_the_backend_prepares_metadata(tmp_path, index):
     builder = BuildEngine(BuilderSettings(home=tmp_path / "h", pip=PipIndexConfig()))
-    resolver = ResolverEngine(EngineSettings(home=tmp_path / "h", pip=PipIndexConfig(index_url=index[0])), builder)
+    resolver = ResolverEngine(EngineSettings(home=tmp_path / "h", pip=PipIndexConfig(index_url=index[0])),
+                              builder.wheels)
     pins = {p.name: p.version for p in resolver.resolve(_request(index)).pins}
     assert pins == {"dyn": "1.0", "dep": "2.5"}
     builder.close()
