@@ -34,9 +34,9 @@ from typing import IO, BinaryIO, cast
 
 import zstandard
 
-from venvsmith.core.errors import ServiceError
+from .errors import UnsafeArchive
 
-__all__ = ["MTIME", "ZSTD_LEVEL", "UnsafeArchive", "iter_tree", "pack", "unpack"]
+__all__ = ["MTIME", "ZSTD_LEVEL", "iter_tree", "pack", "unpack"]
 
 #: mtime of every member (the epoch, like ``SOURCE_DATE_EPOCH=0``).
 MTIME = 0
@@ -54,29 +54,6 @@ def file_mode(mode: int) -> int:
 
 _INTERPRETER_LINK = re.compile(r"bin/python[^/]*")
 _INTERPRETER_TARGET = re.compile(r"(?:python|pypy)[0-9.]*[a-z]*")
-
-
-class UnsafeArchive(ServiceError):
-    """The archive ``archive`` cannot be extracted safely; ``member`` is the offending entry or None."""
-
-    status = "FAILED_PRECONDITION"
-    error_reason = "UNSAFE_ARCHIVE"
-
-    def __init__(self, archive: Path, member: str | None, reason: str) -> None:
-        where = f" ({member!r})" if member is not None else ""
-        super().__init__(f"refusing archive {archive}{where}: {reason}")
-        self.archive = archive
-        self.member = member
-        self.reason = reason
-
-    def facts(self) -> dict[str, str]:
-        return {"filename": Path(self.archive).name, "member": self.member or ""}
-
-    def subject(self) -> str:
-        return Path(self.archive).name
-
-    def __reduce__(self):
-        return (type(self), (self.archive, self.member, self.reason))
 
 
 # ------------------------------------------------------------------------------------------------ pack

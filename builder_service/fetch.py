@@ -14,7 +14,8 @@ from venvsmith.core.index.http import HttpClient, unexpected_status
 from venvsmith.core.index.local import file_url_to_path, is_file_url
 from venvsmith.core.pin import Pin
 
-from .digest import Digest, DigestMismatch, file_sha256
+from .digest import Digest, file_sha256
+from .errors import DigestMismatch
 from .store import Store
 
 CHUNK = 1 << 20

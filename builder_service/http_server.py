@@ -20,9 +20,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
 from .action_cache import OutputRef
-from .digest import Digest, DigestMismatch, InvalidDigest
+from .digest import Digest
 from .engine import BuildEngine
-from .errors import status_of
+from .errors import DigestMismatch, InvalidDigest, status_of
 from .store.reader import verified_chunks
 from .wheel_metadata import core_metadata
 from .wheelhouse import HouseWheel, negotiate, project_json, project_page, root_json, root_page

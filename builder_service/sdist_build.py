@@ -39,16 +39,23 @@ from packaging.utils import (
 from packaging.version import InvalidVersion, Version
 from pyproject_hooks import BackendUnavailable, BuildBackendHookCaller, HookMissing, UnsupportedOperation
 
-from builder_service.limits import BuildError, BuildLimits, BuildOutputTooLarge, BuildTimeout, log_tail, run_limited
-from builder_service.sdist_unpack import InvalidSdist, extract_sdist
-from builder_service.venv import VenvError, VenvLayout, create_venv
+from builder_service.errors import (
+    BuildError,
+    BuildOutputTooLarge,
+    BuildRequirementUnavailable,
+    BuildTimeout,
+    InvalidSdist,
+    VenvError,
+)
+from builder_service.limits import BuildLimits, log_tail, run_limited
+from builder_service.sdist_unpack import extract_sdist
+from builder_service.venv import VenvLayout, create_venv
 
 __all__ = [
     "DEFAULT_BUILD_SYSTEM",
     "SOURCE_DATE_EPOCH",
     "BuildEnvProvider",
     "BuildOutcome",
-    "BuildRequirementUnavailable",
     "BuildSystem",
     "InvalidSdist",
     "WheelDirBuildEnv",
@@ -63,23 +70,6 @@ __all__ = [
 SOURCE_DATE_EPOCH = 315532800
 _NO_SETTINGS: Mapping[str, str] = MappingProxyType({})
 _DIST_INFO_METADATA = re.compile(r"[^/]+\.dist-info/METADATA")
-
-
-class BuildRequirementUnavailable(BuildError):
-    """No distribution satisfies the build requirement ``requirement``."""
-
-    error_reason = "BUILD_REQUIREMENT_UNAVAILABLE"
-
-    def __init__(self, requirement: str, reason: str) -> None:
-        self.requirement = requirement
-        self.reason = reason
-        super().__init__(requirement, f"build requirement {requirement!r}: {reason}")
-
-    def facts(self) -> dict[str, str]:
-        return {"requirement": self.requirement}
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.requirement, self.reason))
 
 
 class BuildEnvProvider(Protocol):
@@ -384,8 +374,8 @@ def build_wheel(
     """Build the wheel of ``sdist`` for ``interpreter`` in isolation; it and the build log end up in ``out_dir``.
 
     :param work_dir: where the temporary work directory goes (default: the system's temp directory).
-    :raises BuildError: the build failed (:class:`InvalidSdist`, :class:`~builder_service.limits.BuildFailed`,
-        :class:`~builder_service.limits.BuildTimeout`, ...); the log in ``out_dir`` is kept.
+    :raises BuildError: the build failed (:class:`InvalidSdist`, :class:`~builder_service.errors.BuildFailed`,
+        :class:`~builder_service.errors.BuildTimeout`, ...); the log in ``out_dir`` is kept.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     fd, log_name = tempfile.mkstemp(prefix=f"{Path(sdist).name}.", suffix=".build.log", dir=out_dir)

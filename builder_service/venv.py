@@ -18,9 +18,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from venvsmith.core.errors import ServiceError
+from .errors import VenvError
 
-__all__ = ["VenvError", "VenvLayout", "build_venv", "bundled_pip", "create_venv"]
+__all__ = ["VenvLayout", "build_venv", "bundled_pip", "create_venv"]
 
 #: Seconds allowed for the interpreter to create the venv.
 CREATE_TIMEOUT = 120.0
@@ -46,21 +46,6 @@ print(json.dumps({
 
 # Runs in the target interpreter: where its ensurepip keeps the wheels it installs (offline).
 _BUNDLED = "import ensurepip, os; print(os.path.join(os.path.dirname(ensurepip.__file__), '_bundled'))"
-
-
-class VenvError(ServiceError):
-    """Creating or filling the venv at ``path`` failed; ``reason`` says how."""
-
-    status = "FAILED_PRECONDITION"
-    error_reason = "VENV_FAILED"
-
-    def __init__(self, path: Path, reason: str) -> None:
-        super().__init__(f"venv {path}: {reason}")
-        self.path = path
-        self.reason = reason
-
-    def __reduce__(self):
-        return (type(self), (self.path, self.reason))
 
 
 @dataclass(frozen=True)

@@ -20,8 +20,8 @@ from venvsmith.core.index.archives import wheel_metadata
 from .action_cache import ActionCacheBase, ActionResult, OutputRef
 from .action_keys import WheelMetadata
 from .digest import Digest
-from .errors import BuilderError
-from .store import BlobNotFound, Store
+from .errors import BlobNotFound, BuilderError
+from .store import Store
 
 #: Largest METADATA member (declared, compressed or not) read out of a wheel.
 MAX_METADATA_BYTES = 4 << 20

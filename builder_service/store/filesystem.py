@@ -30,7 +30,8 @@ from pathlib import Path
 from typing import BinaryIO, cast
 
 from ..digest import CHUNK_SIZE, Digest
-from .protocol import BlobNotFound, InvalidRange, Store
+from ..errors import BlobNotFound, InvalidRange
+from .protocol import Store
 from .reader import VerifyingReader
 from .size_index import SizeIndex
 from .writer import VerifiedWriter

@@ -13,8 +13,8 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
-from ..digest import CHUNK_SIZE, Digest, DigestMismatch, Hasher
-from .protocol import BlobTooLarge
+from ..digest import CHUNK_SIZE, Digest, Hasher
+from ..errors import BlobTooLarge, DigestMismatch
 
 try:  # POSIX: advisory locks tell a live writer's temp file from a dead one's
     import fcntl

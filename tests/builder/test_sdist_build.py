@@ -28,20 +28,18 @@ from packaging.utils import parse_wheel_filename
 from packaging.version import Version
 
 from builder_service.action_keys import build_key
-from builder_service.limits import (
+from builder_service.errors import (
     BuildError,
     BuildFailed,
-    BuildLimits,
     BuildOutOfMemory,
     BuildOutputTooLarge,
+    BuildRequirementUnavailable,
     BuildTimeout,
-    MiB,
-    run_limited,
 )
+from builder_service.limits import BuildLimits, MiB, run_limited
 from builder_service.sdist_build import (
     DEFAULT_BUILD_SYSTEM,
     SOURCE_DATE_EPOCH,
-    BuildRequirementUnavailable,
     BuildSystem,
     InvalidSdist,
     WheelDirBuildEnv,
