@@ -230,7 +230,7 @@ class Wheels:
         ws = self.workspace
         fetcher = self.fetcher(options.index)
         config_settings = dict(options.config_settings)
-        key = PreparedMetadata(file_sha256(pin.file), target.digest())
+        key = PreparedMetadata(file_sha256(pin.file), target.digest(), config_items(config_settings))
 
         def prepare() -> ActionResult:
             with self._sdist(pin, fetcher, None) as sdist_path:
