@@ -64,16 +64,24 @@ def build_key(
 @dataclass(frozen=True)
 class BuiltWheel:
     """A wheel built from an sdist: its bytes, the target (markers and tags, so the ABI), the static build
-    requirements as resolved (``name==version``) and the backend's config settings."""
+    requirements as resolved (``name==version``) and the backend's config settings; and the pinned set's pins of
+    what the backend asked for besides (``get_requires_for_build_wheel``, resolved under the pinned set), when a
+    build recorded under the key without them installed other versions of those."""
 
     sdist_sha256: str
     target_digest: str
     build_pins: tuple[str, ...]
     config_settings: tuple[tuple[str, str], ...] = ()
+    #: ``name==version`` of the pinned set for the backend's own build requirements; ``()``: the key before them.
+    asked_pins: tuple[str, ...] = ()
 
     def key(self) -> str:
-        return "wheel-build:" + build_key(self.sdist_sha256, self.target_digest, self.build_pins,
-                                          dict(self.config_settings))
+        key = "wheel-build:" + build_key(self.sdist_sha256, self.target_digest, self.build_pins,
+                                         dict(self.config_settings))
+        if not self.asked_pins:
+            return key
+        text = json.dumps(sorted({_canonical_pin(pin) for pin in self.asked_pins}), separators=(",", ":"))
+        return f"{key}:asked:{hashlib.sha256(text.encode()).hexdigest()}"
 
 
 @dataclass(frozen=True)

@@ -10,11 +10,13 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from packaging.requirements import Requirement
 from packaging.utils import NormalizedName, canonicalize_name, parse_wheel_filename
+from packaging.version import Version
 
 from venvsmith.core.convert import target_to_proto
 from venvsmith.core.errors import ServiceError
@@ -45,6 +47,23 @@ if TYPE_CHECKING:
 MAX_BUILD_DEPTH = 3
 #: Rounds of fetching an sdist that the store keeps evicting before the build gives up.
 SDIST_ATTEMPTS = 3
+
+
+def pinned_otherwise(installed: str, build_pins: Sequence[str], constraints: Sequence[str]) -> tuple[str, ...]:
+    """The pinned set's pins (``constraints``) of the build requirements the backend asked for
+    (``get_requires_for_build_wheel``) beyond the static ``build_pins``, when a build that ``installed`` those
+    (``name==version`` separated by spaces, as recorded) has any of them at another version; else ``()``.
+
+    They were resolved under that build's pinned set, which the static build key does not name.
+    """
+    static = {canonicalize_name(pin.partition("==")[0]) for pin in build_pins}
+    asked = {canonicalize_name(name): Version(version) for name, _, version in
+             (pin.partition("==") for pin in installed.split()) if canonicalize_name(name) not in static}
+    pinned = {canonicalize_name(name): (Version(version), pin) for pin in constraints
+              for name, sep, version in [pin.partition("==")] if sep and canonicalize_name(name) in asked}
+    if all(asked[name] == version for name, (version, _) in pinned.items()):
+        return ()
+    return tuple(sorted(pin for _, pin in pinned.values()))
 
 
 @contextmanager
@@ -218,6 +237,9 @@ class Wheels:
 
         with building_sdist(pin, "building"):
             result, outcome = ws.actions.get_or_compute_outcome(key.key(), build)
+            asked = pinned_otherwise(result.meta.get("build_requirements", ""), build_pins, constraints)
+            if asked:  # that build installed other versions of what the backend asked for than this set pins
+                result, outcome = ws.actions.get_or_compute_outcome(replace(key, asked_pins=asked).key(), build)
         return result.outputs[0], outcome
 
     def prepare_metadata(self, pin: Pin, target: TargetEnvironment, options: builder_pb2.BuildOptions
