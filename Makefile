@@ -33,8 +33,8 @@ test: $(STAMP)
 	$(PY) -m mypy
 	$(PY) -m pytest -n 2 -q
 
-# The import-linter contracts of pyproject.toml (layers, no cycles). Not in `test` yet: builder_service still has
-# module cycles; move it into `test` once `make lint-imports` passes.
+# The import-linter contracts of pyproject.toml (layers, no cycles). Not in `test` yet: builder_service's last cycle
+# is venv -> install/relocate -> venv (VenvLayout); move it into `test` once `make lint-imports` passes.
 lint-imports: $(STAMP)
 	$(VENV)/bin/lint-imports
 
