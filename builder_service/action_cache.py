@@ -21,7 +21,8 @@ from typing import Any, Literal, Protocol, get_args, runtime_checkable
 
 from venvsmith.core.singleflight import SingleFlight
 
-from .digest import Digest, InvalidDigest
+from .digest import Digest
+from .errors import InvalidDigest
 from .store import Store
 
 __all__ = [

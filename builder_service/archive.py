@@ -30,13 +30,13 @@ from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO, BinaryIO, cast
 
 import zstandard
 
-from venvsmith.core.errors import ServiceError
+from .errors import UnsafeArchive
 
-__all__ = ["MTIME", "ZSTD_LEVEL", "UnsafeArchive", "iter_tree", "pack", "unpack"]
+__all__ = ["MTIME", "ZSTD_LEVEL", "iter_tree", "pack", "unpack"]
 
 #: mtime of every member (the epoch, like ``SOURCE_DATE_EPOCH=0``).
 MTIME = 0
@@ -54,29 +54,6 @@ def file_mode(mode: int) -> int:
 
 _INTERPRETER_LINK = re.compile(r"bin/python[^/]*")
 _INTERPRETER_TARGET = re.compile(r"(?:python|pypy)[0-9.]*[a-z]*")
-
-
-class UnsafeArchive(ServiceError):
-    """The archive ``archive`` cannot be extracted safely; ``member`` is the offending entry or None."""
-
-    status = "FAILED_PRECONDITION"
-    error_reason = "UNSAFE_ARCHIVE"
-
-    def __init__(self, archive: Path, member: str | None, reason: str) -> None:
-        where = f" ({member!r})" if member is not None else ""
-        super().__init__(f"refusing archive {archive}{where}: {reason}")
-        self.archive = archive
-        self.member = member
-        self.reason = reason
-
-    def facts(self) -> dict[str, str]:
-        return {"filename": Path(self.archive).name, "member": self.member or ""}
-
-    def subject(self) -> str:
-        return Path(self.archive).name
-
-    def __reduce__(self):
-        return (type(self), (self.archive, self.member, self.reason))
 
 
 # ------------------------------------------------------------------------------------------------ pack
@@ -145,7 +122,8 @@ def pack(directory: Path, out_path: Path, *, level: int = ZSTD_LEVEL) -> tuple[s
     try:
         with os.fdopen(fd, "wb") as raw:
             hashing = _HashingWriter(raw)
-            with compressor.stream_writer(hashing, closefd=False) as zst:
+            # zstandard only calls write() and flush(), which _HashingWriter has.
+            with compressor.stream_writer(cast(IO[bytes], hashing), closefd=False) as zst:
                 with tarfile.open(fileobj=zst, mode="w|", format=tarfile.PAX_FORMAT) as tar:
                     for name, entry in iter_tree(directory):
                         info = _tarinfo(name, entry)

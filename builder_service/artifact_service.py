@@ -7,8 +7,8 @@ from collections.abc import Iterator
 from venvsmith.core.grpc_util import abort
 from venvsmith.v1 import artifact_pb2, artifact_pb2_grpc, common_pb2
 
-from .digest import Digest, InvalidDigest
-from .errors import BuilderError
+from .digest import Digest
+from .errors import BuilderError, InvalidDigest
 from .store import Store
 from .store.reader import verified_chunks
 

@@ -14,6 +14,8 @@ import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from venvsmith.core.convert import pin_from_proto, target_from_spec
 from venvsmith.core.pin import Pin, lock_key
@@ -25,8 +27,20 @@ from .engine import BuildEngine, ref_to_proto
 from .errors import BuilderError
 from .venv_key import interpreter_to_proto
 
+if TYPE_CHECKING:
+    from .fetch import Fetcher
+
 State = builder_pb2.PinProgress.State
 _DONE = object()
+
+
+@dataclass(frozen=True)
+class _Header:
+    """What a Build stream's header sets for the whole run."""
+
+    target: TargetEnvironment
+    options: builder_pb2.BuildOptions
+    fetcher: Fetcher
 
 
 class BuildRun:
@@ -37,8 +51,8 @@ class BuildRun:
         self.requests = requests
         self.queue: queue.SimpleQueue = queue.SimpleQueue()
         self.started = time.perf_counter()
-        self.target: TargetEnvironment | None = None
-        self.options: builder_pb2.BuildOptions | None = None
+        #: Set by the stream's first message; every pin comes after it.
+        self.header: _Header | None = None
         self.pins: list[Pin] = []
         self.futures: list[Future] = []
         self.outcomes: Counter[str] = Counter()
@@ -51,7 +65,7 @@ class BuildRun:
 
     # -- output ---------------------------------------------------------------------------------------
 
-    def _progress(self, pin: Pin, state: int, **fields) -> None:
+    def _progress(self, pin: Pin, state: builder_pb2.PinProgress.State, **fields: Any) -> None:
         self.queue.put(builder_pb2.BuildEvent(progress=builder_pb2.PinProgress(
             name=pin.name, version=str(pin.version), state=state, **fields)))
 
@@ -62,6 +76,12 @@ class BuildRun:
                 raise item
             yield item
 
+    def _header(self) -> _Header:
+        """The stream's header (:meth:`_read` takes a pin or the end only after it)."""
+        if self.header is None:
+            raise BuilderError("INVALID_ARGUMENT", "the Build stream must start with a header")
+        return self.header
+
     # -- input ----------------------------------------------------------------------------------------
 
     def _read(self) -> None:
@@ -70,12 +90,12 @@ class BuildRun:
             for request in self.requests:
                 kind = request.WhichOneof("item")
                 if kind == "header":
-                    if self.target is not None:
+                    if self.header is not None:
                         raise BuilderError("INVALID_ARGUMENT", "a second header in one Build stream")
-                    self.target = target_from_spec(request.header.target, self.engine.local)
-                    self.options = request.header.options
-                    self.fetcher = self.engine.fetcher(self.options.index)
-                elif self.target is None:
+                    options = request.header.options
+                    self.header = _Header(target_from_spec(request.header.target, self.engine.local), options,
+                                          self.engine.wheels.fetcher(options.index))
+                elif self.header is None:
                     raise BuilderError("INVALID_ARGUMENT", f"the Build stream must start with a header, not a {kind}")
                 elif kind == "pin":
                     if end is not None:
@@ -119,7 +139,9 @@ class BuildRun:
             self._progress(pin, State.DOWNLOADING, bytes_done=done, bytes_total=total)
 
         try:
-            needs = self.engine.build_requirement_names(pin, self.target, self.options, self.fetcher, progress)
+            header = self._header()
+            needs = self.engine.wheels.build_requirement_names(pin, header.target, header.options, header.fetcher,
+                                                               progress)
         except BaseException as exc:  # noqa: BLE001 - delivered through the pin's future
             self._progress(pin, State.FAILED, detail=str(exc)[-2000:])
             if wheel.set_running_or_notify_cancel():  # not when the run was cancelled meanwhile
@@ -158,10 +180,11 @@ class BuildRun:
         def building() -> None:  # only when a build really starts (not for a wheel built before)
             self._progress(pin, State.BUILDING, detail=f"building {pin.file.filename}")
 
+        header = self._header()
         try:
-            ref, outcome = self.engine.wheel_for(
-                pin, target=self.target, options=self.options, constraints=constraints,
-                fetcher=self.fetcher, progress=progress, building=building,
+            ref, outcome = self.engine.wheels.wheel_for(
+                pin, target=header.target, options=header.options, constraints=constraints,
+                fetcher=header.fetcher, progress=progress, building=building,
             )
         except BaseException as exc:
             self._progress(pin, State.FAILED, detail=str(exc)[-2000:])
@@ -186,25 +209,26 @@ class BuildRun:
             raise BuilderError("INVALID_ARGUMENT", f"the end says {end.pin_count} pins, {len(self.pins)} were sent")
         if not self.pins:
             raise BuilderError("INVALID_ARGUMENT", "a Build stream without pins")
-        key = lock_key(self.pins, self.target)
+        header = self._header()
+        key = lock_key(self.pins, header.target)
         if end.lock_key and end.lock_key != key:
             raise BuilderError("INVALID_ARGUMENT",
                                f"lock key {end.lock_key} does not match the pins and target (expected {key})")
         wheels = [f.result() for f in self.futures]
-        options = self.options
-        engine = self.engine
+        options = header.options
+        environments = self.engine.environments
         http = self._http()
-        engine.remember_wheels(key, wheels)
+        environments.remember_wheels(key, wheels)
         result = builder_pb2.BuildResult(lock_key=key, http_base_url=http)
         if options.wheels:
             result.wheels.extend(ref_to_proto(w, http, key) for w in wheels)
-        result.lock_file.CopyFrom(ref_to_proto(engine.lock_file(self.pins, self.target, key), http, key))
+        result.lock_file.CopyFrom(ref_to_proto(environments.lock_file(self.pins, header.target, key), http, key))
         if options.wheelhouse:
-            result.wheelhouse.CopyFrom(ref_to_proto(engine.wheelhouse(key, wheels), http, key))
+            result.wheelhouse.CopyFrom(ref_to_proto(environments.wheelhouse(key, wheels), http, key))
         venv_outcome = "cached"
         if options.venv_archive:
-            ref, venv_outcome, base = engine.venv_archive(key, self.target, wheels, options.compile_bytecode,
-                                                          seed=options.seed)
+            ref, venv_outcome, base = environments.venv_archive(key, header.target, wheels, options.compile_bytecode,
+                                                                seed=options.seed)
             result.venv_archive.CopyFrom(ref_to_proto(ref, http, key))
             result.interpreter.CopyFrom(interpreter_to_proto(base))
         shared = bool(self.outcomes["shared"]) or venv_outcome == "shared"

@@ -1,4 +1,5 @@
-"""Content digests (sha256 + size, as in Bazel's remote-apis ``Digest``) and the error for content that fails one."""
+"""Content digests (sha256 + size, as in Bazel's remote-apis ``Digest``); content that fails one is a
+:class:`~builder_service.errors.DigestMismatch`."""
 
 from __future__ import annotations
 
@@ -6,36 +7,20 @@ import hashlib
 import os
 import re
 from dataclasses import dataclass
-from pathlib import Path
+from typing import TYPE_CHECKING
 
-from venvsmith.core.errors import ServiceError
+from .errors import InvalidDigest
 
-__all__ = ["CHUNK_SIZE", "Digest", "DigestMismatch", "Hasher", "InvalidDigest"]
+if TYPE_CHECKING:
+    from venvsmith.core.distfile import DistFile
+
+__all__ = ["CHUNK_SIZE", "Digest", "Hasher", "file_sha256"]
 
 #: Read size for streaming hashes and copies.
 CHUNK_SIZE = 1 << 20
 
 _HEX = re.compile(r"[0-9a-f]{64}")
 _TEXT = re.compile(r"sha256:([0-9a-f]{64})/(0|[1-9][0-9]*)")
-
-
-class InvalidDigest(ServiceError, ValueError):
-    """A digest (or its text form) that is not a lowercase sha256 hex plus a non-negative size."""
-
-    status = "INVALID_ARGUMENT"
-    error_reason = "INVALID_DIGEST"
-    field = "digest"
-
-    def __init__(self, value: object, reason: str) -> None:
-        super().__init__(f"invalid digest {value!r}: {reason}")
-        self.value = value
-        self.reason = reason
-
-    def facts(self) -> dict[str, str]:
-        return {"value": repr(self.value)}
-
-    def __reduce__(self):
-        return (type(self), (self.value, self.reason))
 
 
 @dataclass(frozen=True, order=True)
@@ -96,31 +81,8 @@ class Hasher:
         return Digest(self._sha.hexdigest(), self.size)
 
 
-class DigestMismatch(ServiceError):
-    """Content named ``name`` did not match the digest it was supposed to have (maps to gRPC ``DATA_LOSS``).
-
-    ``name`` says what the content is (a file name, a URL, a blob path); ``actual`` is None when the content was
-    rejected before it was complete (more bytes than expected).
-    """
-
-    status = "DATA_LOSS"
-    error_reason = "DIGEST_MISMATCH"
-
-    def __init__(self, name: str | Path, expected: Digest, actual: Digest | None) -> None:
-        self.expected = expected
-        self.actual = actual
-        self.name = str(name)
-        what = f"{self.name}: " if self.name else ""
-        if actual is None:
-            got = f"more than {expected.size_bytes} bytes"
-        elif actual.size_bytes != expected.size_bytes:
-            got = f"{actual.size_bytes} bytes ({actual})"
-        else:
-            got = str(actual)
-        super().__init__(f"{what}digest mismatch: expected {expected}, got {got}")
-
-    def facts(self) -> dict[str, str]:
-        return {"filename": self.name, "expected": str(self.expected), "actual": str(self.actual or "")}
-
-    def __reduce__(self):  # keep pickling (multiprocessing, futures) working with the custom __init__
-        return (type(self), (self.name, self.expected, self.actual))
+def file_sha256(file: DistFile) -> str:
+    """The sha256 a pinned file is known by (a pin from a request always has one: it is checked on the way in)."""
+    if not file.sha256:
+        raise InvalidDigest(file.filename, "a pinned file needs its sha256")
+    return file.sha256

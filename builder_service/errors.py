@@ -1,12 +1,30 @@
-"""The builder's general error; every other builder error is a :class:`~venvsmith.core.errors.ServiceError`
-defined next to the code that raises it (digest, store, install, archive, venv, relocate, limits, sdist_build)."""
+"""The builder's errors, all of them: each a :class:`~venvsmith.core.errors.ServiceError` with its gRPC status and
+``ErrorReason``. The general :class:`BuilderError` and :class:`SdistFailed` first, then by where they are raised:
+builds (limits, sdist unpacking and building), the store, digests, installing and packing a venv.
+
+This module imports no other module of the builder: every one of them may raise these.
+"""
 
 from __future__ import annotations
 
+import signal
 from dataclasses import replace
+from pathlib import Path
+from typing import Any, ClassVar, Protocol
 
 from venvsmith.core.errors import MAX_STATUS_MESSAGE, ErrorDetails, ServiceError, fit_message
 from venvsmith.core.resolution import CallError
+
+
+class DigestLike(Protocol):
+    """A :class:`builder_service.digest.Digest` as an error holds it (named by type only: this module imports no
+    other module of the builder, every one of them may raise these)."""
+
+    @property
+    def hash(self) -> str: ...
+
+    @property
+    def size_bytes(self) -> int: ...
 
 #: ``ErrorReason`` of a :class:`BuilderError` that names none, by status.
 _DEFAULT_REASONS = {
@@ -71,3 +89,336 @@ class SdistFailed(BuilderError):
 def status_of(exc: BaseException) -> tuple[str, str] | None:
     """``(status, message)`` of a domain error, ``None`` for anything else (a bug, reported as INTERNAL)."""
     return (exc.status, exc.status_message()) if isinstance(exc, ServiceError) else None
+
+
+# -- builds (raised by limits.run_limited, sdist_unpack, sdist_build) ------------------------------------------------
+
+
+class BuildError(ServiceError):
+    """A build step failed; ``what`` names the step, ``status`` is the gRPC status code name to report."""
+
+    status: ClassVar[str] = "FAILED_PRECONDITION"
+    error_reason: ClassVar[str] = "BUILD_FAILED"
+
+    def __init__(self, what: str, message: str, log_tail: str = "") -> None:
+        self.what = what
+        self.message = message
+        self.log_tail = log_tail
+        super().__init__(message)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.what, self.message, self.log_tail))
+
+    def __str__(self) -> str:
+        return f"{self.message}\n--- log tail ---\n{self.log_tail}" if self.log_tail else self.message
+
+    def facts(self) -> dict[str, str]:
+        return {"step": Path(self.what).name}
+
+    def subject(self) -> str:
+        return Path(self.what).name
+
+    def status_message(self) -> str:
+        """The message and as much of the log's end as fits (the last lines say what failed)."""
+        return with_log_tail(self.message, self.log_tail)
+
+
+class BuildFailed(BuildError):
+    """The step exited with a non-zero status."""
+
+    def __init__(self, what: str, returncode: int, log_tail: str, hint: str = "") -> None:
+        self.returncode = returncode
+        self.hint = hint
+        how = f"was killed by {_signal_name(-returncode)}" if returncode < 0 else f"exited with status {returncode}"
+        super().__init__(what, f"{what} {how}{hint}", log_tail)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.what, self.returncode, self.log_tail, self.hint))
+
+
+class BuildTimeout(BuildError):
+    """The step ran past the build's time limit and was killed."""
+
+    status: ClassVar[str] = "DEADLINE_EXCEEDED"
+    error_reason: ClassVar[str] = "BUILD_TIMEOUT"
+
+    def __init__(self, what: str, seconds: float, log_tail: str) -> None:
+        self.seconds = seconds
+        super().__init__(what, f"{what} exceeded the time limit of {seconds:g} s and was killed", log_tail)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.what, self.seconds, self.log_tail))
+
+
+class BuildOutOfMemory(BuildError):
+    """The step ran out of memory under the build's memory limit."""
+
+    status: ClassVar[str] = "RESOURCE_EXHAUSTED"
+    error_reason: ClassVar[str] = "BUILD_OUT_OF_MEMORY"
+
+    def __init__(self, what: str, limit_bytes: int, log_tail: str) -> None:
+        self.limit_bytes = limit_bytes
+        super().__init__(what, f"{what} ran out of memory (limit {_size(limit_bytes)})", log_tail)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.what, self.limit_bytes, self.log_tail))
+
+
+class BuildOutputTooLarge(BuildError):
+    """The step wrote a file or log output beyond the build's output size limit."""
+
+    status: ClassVar[str] = "RESOURCE_EXHAUSTED"
+    error_reason: ClassVar[str] = "BUILD_OUTPUT_TOO_LARGE"
+
+    def __init__(self, what: str, limit_bytes: int, log_tail: str) -> None:
+        self.limit_bytes = limit_bytes
+        super().__init__(what, f"{what} produced more output than the limit of {_size(limit_bytes)}", log_tail)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.what, self.limit_bytes, self.log_tail))
+
+
+def _size(n: int) -> str:
+    for unit, scale in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
+        if n >= scale:
+            return f"{n / scale:g} {unit}"
+    return f"{n} bytes"
+
+
+def _signal_name(signum: int) -> str:
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
+
+
+class InvalidSdist(BuildError):
+    """The sdist (its archive, ``pyproject.toml``, backend or the wheel it built) is unusable or unsafe."""
+
+    error_reason = "INVALID_SDIST"
+
+    def __init__(self, sdist: Path, reason: str, log_tail: str = "") -> None:
+        self.sdist = sdist
+        self.reason = reason
+        super().__init__(str(sdist), f"sdist {sdist.name}: {reason}", log_tail)
+
+    def facts(self) -> dict[str, str]:
+        return {"filename": Path(self.sdist).name}
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.sdist, self.reason, self.log_tail))
+
+
+class BuildRequirementUnavailable(BuildError):
+    """No distribution satisfies the build requirement ``requirement``."""
+
+    error_reason = "BUILD_REQUIREMENT_UNAVAILABLE"
+
+    def __init__(self, requirement: str, reason: str) -> None:
+        self.requirement = requirement
+        self.reason = reason
+        super().__init__(requirement, f"build requirement {requirement!r}: {reason}")
+
+    def facts(self) -> dict[str, str]:
+        return {"requirement": self.requirement}
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.requirement, self.reason))
+
+
+# -- the store (every backend raises these) --------------------------------------------------------------------------
+
+
+class StoreError(ServiceError):
+    """Base class for store errors."""
+
+
+class BlobNotFound(StoreError, LookupError):
+    """The store has no (intact-sized) blob for ``digest`` (gRPC ``NOT_FOUND``)."""
+
+    status = "NOT_FOUND"
+    error_reason = "BLOB_NOT_FOUND"
+
+    def __init__(self, digest: DigestLike) -> None:
+        super().__init__(f"blob not found: {digest}")
+        self.digest = digest
+
+    def facts(self) -> dict[str, str]:
+        return {"digest": str(self.digest)}
+
+    def __reduce__(self):
+        return (type(self), (self.digest,))
+
+
+class BlobTooLarge(StoreError):
+    """A write exceeded its ``max_bytes`` limit (gRPC ``RESOURCE_EXHAUSTED``); nothing was stored."""
+
+    status = "RESOURCE_EXHAUSTED"
+    error_reason = "BLOB_TOO_LARGE"
+
+    def __init__(self, name: str, max_bytes: int) -> None:
+        super().__init__(f"{name or 'blob'}: larger than the limit of {max_bytes} bytes")
+        self.name = name
+        self.max_bytes = max_bytes
+
+    def facts(self) -> dict[str, str]:
+        return {"filename": self.name, "max_bytes": str(self.max_bytes)}
+
+    def __reduce__(self):
+        return (type(self), (self.name, self.max_bytes))
+
+
+class InvalidRange(StoreError, ValueError):
+    """``read_range`` outside the blob (gRPC ``OUT_OF_RANGE``)."""
+
+    status = "OUT_OF_RANGE"
+    error_reason = "INVALID_RANGE"
+
+    def __init__(self, digest: DigestLike, offset: int, length: int) -> None:
+        super().__init__(f"invalid range offset={offset} length={length} for {digest}")
+        self.digest = digest
+        self.offset = offset
+        self.length = length
+
+    def facts(self) -> dict[str, str]:
+        return {"digest": str(self.digest), "offset": str(self.offset), "length": str(self.length)}
+
+    def __reduce__(self):
+        return (type(self), (self.digest, self.offset, self.length))
+
+
+# -- digests ---------------------------------------------------------------------------------------------------------
+
+
+class InvalidDigest(ServiceError, ValueError):
+    """A digest (or its text form) that is not a lowercase sha256 hex plus a non-negative size."""
+
+    status = "INVALID_ARGUMENT"
+    error_reason = "INVALID_DIGEST"
+    field = "digest"
+
+    def __init__(self, value: object, reason: str) -> None:
+        super().__init__(f"invalid digest {value!r}: {reason}")
+        self.value = value
+        self.reason = reason
+
+    def facts(self) -> dict[str, str]:
+        return {"value": repr(self.value)}
+
+    def __reduce__(self):
+        return (type(self), (self.value, self.reason))
+
+
+class DigestMismatch(ServiceError):
+    """Content named ``name`` did not match the digest it was supposed to have (maps to gRPC ``DATA_LOSS``).
+
+    ``name`` says what the content is (a file name, a URL, a blob path); ``actual`` is None when the content was
+    rejected before it was complete (more bytes than expected).
+    """
+
+    status = "DATA_LOSS"
+    error_reason = "DIGEST_MISMATCH"
+
+    def __init__(self, name: str | Path, expected: DigestLike, actual: DigestLike | None) -> None:
+        self.expected = expected
+        self.actual = actual
+        self.name = str(name)
+        what = f"{self.name}: " if self.name else ""
+        if actual is None:
+            got = f"more than {expected.size_bytes} bytes"
+        elif actual.size_bytes != expected.size_bytes:
+            got = f"{actual.size_bytes} bytes ({actual})"
+        else:
+            got = str(actual)
+        super().__init__(f"{what}digest mismatch: expected {expected}, got {got}")
+
+    def facts(self) -> dict[str, str]:
+        return {"filename": self.name, "expected": str(self.expected), "actual": str(self.actual or "")}
+
+    def __reduce__(self):  # keep pickling (multiprocessing, futures) working with the custom __init__
+        return (type(self), (self.name, self.expected, self.actual))
+
+
+# -- venvs (install, archive, venv, relocate) ------------------------------------------------------------------------
+
+
+class UnsafeWheel(ServiceError):
+    """The wheel ``wheel_name`` cannot be installed safely; ``member`` is the offending archive member or None."""
+
+    status = "FAILED_PRECONDITION"
+    error_reason = "UNSAFE_WHEEL"
+
+    def __init__(self, wheel_name: str, member: str | None, reason: str) -> None:
+        where = f" ({member!r})" if member is not None else ""
+        super().__init__(f"refusing wheel {wheel_name}{where}: {reason}")
+        self.wheel_name = wheel_name
+        self.member = member
+        self.reason = reason
+
+    def facts(self) -> dict[str, str]:
+        return {"filename": self.wheel_name, "member": self.member or ""}
+
+    def subject(self) -> str:
+        return self.wheel_name
+
+    def __reduce__(self):
+        return (type(self), (self.wheel_name, self.member, self.reason))
+
+
+class UnsafeArchive(ServiceError):
+    """The archive ``archive`` cannot be extracted safely; ``member`` is the offending entry or None."""
+
+    status = "FAILED_PRECONDITION"
+    error_reason = "UNSAFE_ARCHIVE"
+
+    def __init__(self, archive: Path, member: str | None, reason: str) -> None:
+        where = f" ({member!r})" if member is not None else ""
+        super().__init__(f"refusing archive {archive}{where}: {reason}")
+        self.archive = archive
+        self.member = member
+        self.reason = reason
+
+    def facts(self) -> dict[str, str]:
+        return {"filename": Path(self.archive).name, "member": self.member or ""}
+
+    def subject(self) -> str:
+        return Path(self.archive).name
+
+    def __reduce__(self):
+        return (type(self), (self.archive, self.member, self.reason))
+
+
+class VenvError(ServiceError):
+    """Creating or filling the venv at ``path`` failed; ``reason`` says how."""
+
+    status = "FAILED_PRECONDITION"
+    error_reason = "VENV_FAILED"
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(f"venv {path}: {reason}")
+        self.path = path
+        self.reason = reason
+
+    def __reduce__(self):
+        return (type(self), (self.path, self.reason))
+
+
+class NotRelocatable(ServiceError):
+    """``path`` (a file or symlink in the venv) mentions ``needle``, an absolute path of the build."""
+
+    status = "FAILED_PRECONDITION"
+    error_reason = "NOT_RELOCATABLE"
+
+    def __init__(self, path: Path, needle: str) -> None:
+        super().__init__(f"{path} mentions the build path {needle!r}; the venv would not be relocatable")
+        self.path = path
+        self.needle = needle
+
+    def facts(self) -> dict[str, str]:
+        return {"filename": Path(self.path).name}
+
+    def subject(self) -> str:
+        return Path(self.path).name
+
+    def __reduce__(self):
+        return (type(self), (self.path, self.needle))

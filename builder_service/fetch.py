@@ -14,7 +14,8 @@ from venvsmith.core.index.http import HttpClient, unexpected_status
 from venvsmith.core.index.local import file_url_to_path, is_file_url
 from venvsmith.core.pin import Pin
 
-from .digest import Digest, DigestMismatch
+from .digest import Digest, file_sha256
+from .errors import DigestMismatch
 from .store import Store
 
 CHUNK = 1 << 20
@@ -36,7 +37,7 @@ class Fetcher:
     def known(self, pin: Pin) -> Digest | None:
         """The stored digest of ``pin``'s file when its size is known and the store has it."""
         if pin.file.size:
-            digest = Digest(pin.file.sha256, pin.file.size)
+            digest = Digest(file_sha256(pin.file), pin.file.size)
             if self.store.contains(digest):
                 return digest
         return None
@@ -54,7 +55,7 @@ class Fetcher:
             if sha != pin.file.sha256 or (pin.file.size and size != pin.file.size):
                 raise DigestMismatch(
                     pin.file.filename,
-                    Digest(pin.file.sha256, pin.file.size or size),
+                    Digest(file_sha256(pin.file), pin.file.size or size),
                     Digest(sha, size),
                 )
             return self.store.put_file(tmp, expected=Digest(sha, size))

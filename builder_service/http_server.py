@@ -20,9 +20,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
 from .action_cache import OutputRef
-from .digest import Digest, DigestMismatch, InvalidDigest
+from .digest import Digest
 from .engine import BuildEngine
-from .errors import status_of
+from .errors import DigestMismatch, InvalidDigest, status_of
 from .store.reader import verified_chunks
 from .wheel_metadata import core_metadata
 from .wheelhouse import HouseWheel, negotiate, project_json, project_page, root_json, root_page
@@ -84,7 +84,7 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(HTTPStatus.NOT_ACCEPTABLE, b"ask for application/vnd.pypi.simple.v1+json or"
                               b" text/html\n", "text/plain", head, vary=True)
         form, content_type = chosen
-        wheels = self.server.engine.wheels_of(lock_key)
+        wheels = self.server.engine.environments.wheels_of(lock_key)
         if wheels is None:
             return self._send(HTTPStatus.NOT_FOUND, b"unknown lock key\n", "text/plain", head, vary=True)
         if project is None:

@@ -31,16 +31,16 @@ from installer.sources import WheelFile
 from installer.utils import SCHEME_NAMES, Scheme, parse_entrypoints, parse_metadata_file
 
 from builder_service import relocate
-from builder_service.venv import VenvError
+from builder_service.errors import VenvError
 from builder_service.venv_layout import VenvLayout
-from venvsmith.core.errors import ServiceError
+
+from .errors import UnsafeWheel
 
 if TYPE_CHECKING:
     from installer.scripts import ScriptSection
 
 __all__ = [
     "INSTALLER_NAME",
-    "UnsafeWheel",
     "check_wheel",
     "check_wheels",
     "compile_bytecode",
@@ -60,29 +60,6 @@ INSTALL_WORKERS = min(4, os.cpu_count() or 1)
 
 _DRIVE = re.compile(r"^[A-Za-z]:")
 _SEPARATORS = re.compile(r"[\\/]")
-
-
-class UnsafeWheel(ServiceError):
-    """The wheel ``wheel_name`` cannot be installed safely; ``member`` is the offending archive member or None."""
-
-    status = "FAILED_PRECONDITION"
-    error_reason = "UNSAFE_WHEEL"
-
-    def __init__(self, wheel_name: str, member: str | None, reason: str) -> None:
-        where = f" ({member!r})" if member is not None else ""
-        super().__init__(f"refusing wheel {wheel_name}{where}: {reason}")
-        self.wheel_name = wheel_name
-        self.member = member
-        self.reason = reason
-
-    def facts(self) -> dict[str, str]:
-        return {"filename": self.wheel_name, "member": self.member or ""}
-
-    def subject(self) -> str:
-        return self.wheel_name
-
-    def __reduce__(self):
-        return (type(self), (self.wheel_name, self.member, self.reason))
 
 
 def _path_problem(name: str) -> str | None:
@@ -246,8 +223,8 @@ def _in_parallel(items: Sequence[T], run: Callable[[T], object], workers: int) -
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="install") as pool:
         futures = [pool.submit(run, item) for item in items]
     for future in futures:
-        if future.exception() is not None:
-            raise future.exception()
+        if (exc := future.exception()) is not None:
+            raise exc
 
 
 def _claims(wheel: Path) -> set[tuple[str, str]]:

@@ -22,20 +22,15 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, ClassVar
+from typing import BinaryIO
 
 from builder_service import _backend_runner
-from venvsmith.core.errors import ServiceError
+from builder_service.errors import BuildError, BuildFailed, BuildOutOfMemory, BuildOutputTooLarge, BuildTimeout
 
 __all__ = [
     "GiB",
     "MiB",
-    "BuildError",
-    "BuildFailed",
     "BuildLimits",
-    "BuildOutOfMemory",
-    "BuildOutputTooLarge",
-    "BuildTimeout",
     "limited_argv",
     "log_tail",
     "run_limited",
@@ -68,106 +63,6 @@ class BuildLimits:
         for field in ("timeout_seconds", "memory_bytes", "max_output_bytes"):
             if not getattr(self, field) > 0:
                 raise ValueError(f"BuildLimits.{field} must be positive, not {getattr(self, field)!r}")
-
-
-class BuildError(ServiceError):
-    """A build step failed; ``what`` names the step, ``status`` is the gRPC status code name to report."""
-
-    status: ClassVar[str] = "FAILED_PRECONDITION"
-    error_reason: ClassVar[str] = "BUILD_FAILED"
-
-    def __init__(self, what: str, message: str, log_tail: str = "") -> None:
-        self.what = what
-        self.message = message
-        self.log_tail = log_tail
-        super().__init__(message)
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.what, self.message, self.log_tail))
-
-    def __str__(self) -> str:
-        return f"{self.message}\n--- log tail ---\n{self.log_tail}" if self.log_tail else self.message
-
-    def facts(self) -> dict[str, str]:
-        return {"step": Path(self.what).name}
-
-    def subject(self) -> str:
-        return Path(self.what).name
-
-    def status_message(self) -> str:
-        """The message and as much of the log's end as fits (the last lines say what failed)."""
-        from builder_service.errors import with_log_tail
-
-        return with_log_tail(self.message, self.log_tail)
-
-
-class BuildFailed(BuildError):
-    """The step exited with a non-zero status."""
-
-    def __init__(self, what: str, returncode: int, log_tail: str, hint: str = "") -> None:
-        self.returncode = returncode
-        self.hint = hint
-        how = f"was killed by {_signal_name(-returncode)}" if returncode < 0 else f"exited with status {returncode}"
-        super().__init__(what, f"{what} {how}{hint}", log_tail)
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.what, self.returncode, self.log_tail, self.hint))
-
-
-class BuildTimeout(BuildError):
-    """The step ran past the build's time limit and was killed."""
-
-    status: ClassVar[str] = "DEADLINE_EXCEEDED"
-    error_reason: ClassVar[str] = "BUILD_TIMEOUT"
-
-    def __init__(self, what: str, seconds: float, log_tail: str) -> None:
-        self.seconds = seconds
-        super().__init__(what, f"{what} exceeded the time limit of {seconds:g} s and was killed", log_tail)
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.what, self.seconds, self.log_tail))
-
-
-class BuildOutOfMemory(BuildError):
-    """The step ran out of memory under the build's memory limit."""
-
-    status: ClassVar[str] = "RESOURCE_EXHAUSTED"
-    error_reason: ClassVar[str] = "BUILD_OUT_OF_MEMORY"
-
-    def __init__(self, what: str, limit_bytes: int, log_tail: str) -> None:
-        self.limit_bytes = limit_bytes
-        super().__init__(what, f"{what} ran out of memory (limit {_size(limit_bytes)})", log_tail)
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.what, self.limit_bytes, self.log_tail))
-
-
-class BuildOutputTooLarge(BuildError):
-    """The step wrote a file or log output beyond the build's output size limit."""
-
-    status: ClassVar[str] = "RESOURCE_EXHAUSTED"
-    error_reason: ClassVar[str] = "BUILD_OUTPUT_TOO_LARGE"
-
-    def __init__(self, what: str, limit_bytes: int, log_tail: str) -> None:
-        self.limit_bytes = limit_bytes
-        super().__init__(what, f"{what} produced more output than the limit of {_size(limit_bytes)}", log_tail)
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.what, self.limit_bytes, self.log_tail))
-
-
-def _size(n: int) -> str:
-    for unit, scale in (("GiB", GiB), ("MiB", MiB), ("KiB", 1024)):
-        if n >= scale:
-            return f"{n / scale:g} {unit}"
-    return f"{n} bytes"
-
-
-def _signal_name(signum: int) -> str:
-    try:
-        return signal.Signals(signum).name
-    except ValueError:
-        return f"signal {signum}"
 
 
 def limited_argv(argv: Sequence[str], limits: BuildLimits) -> list[str]:

@@ -24,11 +24,11 @@ import re
 from pathlib import Path
 
 from builder_service.venv_layout import VenvLayout
-from venvsmith.core.errors import ServiceError
+
+from .errors import NotRelocatable
 
 __all__ = [
     "SCRIPT_HEADER",
-    "NotRelocatable",
     "check_relocatable",
     "find_references",
     "make_relocatable",
@@ -184,27 +184,6 @@ end
 
 #: ``pyvenv.cfg`` keys dropped because they record the build (``command`` names the build directory).
 _DROPPED_KEYS = frozenset({"command"})
-
-
-class NotRelocatable(ServiceError):
-    """``path`` (a file or symlink in the venv) mentions ``needle``, an absolute path of the build."""
-
-    status = "FAILED_PRECONDITION"
-    error_reason = "NOT_RELOCATABLE"
-
-    def __init__(self, path: Path, needle: str) -> None:
-        super().__init__(f"{path} mentions the build path {needle!r}; the venv would not be relocatable")
-        self.path = path
-        self.needle = needle
-
-    def facts(self) -> dict[str, str]:
-        return {"filename": Path(self.path).name}
-
-    def subject(self) -> str:
-        return Path(self.path).name
-
-    def __reduce__(self):
-        return (type(self), (self.path, self.needle))
 
 
 def relocatable_script(data: bytes) -> bytes:

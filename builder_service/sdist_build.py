@@ -11,8 +11,6 @@ The produced wheel is checked against the sdist's name and version before it is 
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import re
 import shutil
@@ -35,16 +33,23 @@ from packaging.utils import (
     InvalidWheelFilename,
     NormalizedName,
     canonicalize_name,
-    canonicalize_version,
     parse_sdist_filename,
     parse_wheel_filename,
 )
 from packaging.version import InvalidVersion, Version
 from pyproject_hooks import BackendUnavailable, BuildBackendHookCaller, HookMissing, UnsupportedOperation
 
-from builder_service.limits import BuildError, BuildLimits, BuildOutputTooLarge, BuildTimeout, log_tail, run_limited
-from builder_service.sdist_unpack import InvalidSdist, extract_sdist
-from builder_service.venv import VenvError, create_venv
+from builder_service.errors import (
+    BuildError,
+    BuildOutputTooLarge,
+    BuildRequirementUnavailable,
+    BuildTimeout,
+    InvalidSdist,
+    VenvError,
+)
+from builder_service.limits import BuildLimits, log_tail, run_limited
+from builder_service.sdist_unpack import extract_sdist
+from builder_service.venv import create_venv
 from builder_service.venv_layout import VenvLayout
 
 __all__ = [
@@ -52,12 +57,10 @@ __all__ = [
     "SOURCE_DATE_EPOCH",
     "BuildEnvProvider",
     "BuildOutcome",
-    "BuildRequirementUnavailable",
     "BuildSystem",
     "InvalidSdist",
     "WheelDirBuildEnv",
     "build_environ",
-    "build_key",
     "build_wheel",
     "extract_sdist",
     "prepare_metadata",
@@ -67,25 +70,7 @@ __all__ = [
 #: Timestamp every build sees (1980-01-01T00:00:00Z, the earliest a zip can hold), for reproducible wheels.
 SOURCE_DATE_EPOCH = 315532800
 _NO_SETTINGS: Mapping[str, str] = MappingProxyType({})
-_KEY_SCHEMA = "venvsmith.build-key/1"
 _DIST_INFO_METADATA = re.compile(r"[^/]+\.dist-info/METADATA")
-
-
-class BuildRequirementUnavailable(BuildError):
-    """No distribution satisfies the build requirement ``requirement``."""
-
-    error_reason = "BUILD_REQUIREMENT_UNAVAILABLE"
-
-    def __init__(self, requirement: str, reason: str) -> None:
-        self.requirement = requirement
-        self.reason = reason
-        super().__init__(requirement, f"build requirement {requirement!r}: {reason}")
-
-    def facts(self) -> dict[str, str]:
-        return {"requirement": self.requirement}
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.requirement, self.reason))
 
 
 class BuildEnvProvider(Protocol):
@@ -390,8 +375,8 @@ def build_wheel(
     """Build the wheel of ``sdist`` for ``interpreter`` in isolation; it and the build log end up in ``out_dir``.
 
     :param work_dir: where the temporary work directory goes (default: the system's temp directory).
-    :raises BuildError: the build failed (:class:`InvalidSdist`, :class:`~builder_service.limits.BuildFailed`,
-        :class:`~builder_service.limits.BuildTimeout`, ...); the log in ``out_dir`` is kept.
+    :raises BuildError: the build failed (:class:`InvalidSdist`, :class:`~builder_service.errors.BuildFailed`,
+        :class:`~builder_service.errors.BuildTimeout`, ...); the log in ``out_dir`` is kept.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     fd, log_name = tempfile.mkstemp(prefix=f"{Path(sdist).name}.", suffix=".build.log", dir=out_dir)
@@ -457,34 +442,6 @@ def prepare_metadata(
 
 
 # ------------------------------------------------------------------------------------------------ cache key
-
-
-def _canonical_pin(pin: str) -> str:
-    name, sep, version = pin.partition("==")
-    try:
-        if not sep or version.startswith("="):
-            raise ValueError("expected name==version")
-        canonical = canonicalize_version(Version(version.strip()), strip_trailing_zero=True)
-        return f"{canonicalize_name(name.strip(), validate=True)}=={canonical}"
-    except (ValueError, InvalidVersion) as exc:
-        raise ValueError(f"not a pin: {pin!r} ({exc})") from exc
-
-
-def build_key(
-    sdist_sha256: str, target_digest: str, build_pins: Sequence[str], config_settings: Mapping[str, str]
-) -> str:
-    """The cache key of a build: sha256 hex of canonical JSON of its inputs (pin order and spelling do not matter)."""
-    if not re.fullmatch(r"[0-9a-fA-F]{64}", sdist_sha256):
-        raise ValueError(f"not a sha256 hex digest: {sdist_sha256!r}")
-    document = {
-        "schema": _KEY_SCHEMA,
-        "sdist_sha256": sdist_sha256.lower(),
-        "target": target_digest,
-        "build_pins": sorted({_canonical_pin(pin) for pin in build_pins}),
-        "config_settings": {str(key): str(value) for key, value in config_settings.items()},
-    }
-    text = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 # ------------------------------------------------------------------------------------------------ test provider

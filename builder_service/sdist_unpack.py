@@ -7,28 +7,11 @@ import tarfile
 import zipfile
 import zlib
 from pathlib import Path, PurePosixPath
-from typing import IO, Any
+from typing import IO
 
-from builder_service.limits import BuildError, BuildOutputTooLarge
+from builder_service.errors import BuildOutputTooLarge, InvalidSdist
 
-__all__ = ["InvalidSdist", "extract_sdist"]
-
-
-class InvalidSdist(BuildError):
-    """The sdist (its archive, ``pyproject.toml``, backend or the wheel it built) is unusable or unsafe."""
-
-    error_reason = "INVALID_SDIST"
-
-    def __init__(self, sdist: Path, reason: str, log_tail: str = "") -> None:
-        self.sdist = sdist
-        self.reason = reason
-        super().__init__(str(sdist), f"sdist {sdist.name}: {reason}", log_tail)
-
-    def facts(self) -> dict[str, str]:
-        return {"filename": Path(self.sdist).name}
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.sdist, self.reason, self.log_tail))
+__all__ = ["extract_sdist"]
 
 
 class _Unpacker:

@@ -55,7 +55,7 @@ class BuilderServicer(builder_pb2_grpc.BuilderServiceServicer):
                 pin = pin_from_proto(request.pin)
             with at_field("target"):
                 target = target_from_spec(request.target, self.engine.local)
-            ref, data = self.engine.prepare_metadata(pin, target, request.options)
+            ref, data = self.engine.wheels.prepare_metadata(pin, target, request.options)
             from .engine import ref_to_proto
 
             return builder_pb2.PrepareMetadataResponse(metadata=data, ref=ref_to_proto(ref))

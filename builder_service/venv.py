@@ -16,12 +16,13 @@ import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
-from builder_service import relocate
+from builder_service import install, relocate
 from builder_service.venv_layout import VenvLayout
-from venvsmith.core.errors import ServiceError
 from venvsmith.core.probe import ProbeError, probe
 
-__all__ = ["VenvError", "VenvLayout", "build_venv", "bundled_pip", "create_venv"]
+from .errors import VenvError
+
+__all__ = ["VenvLayout", "build_venv", "bundled_pip", "create_venv"]
 
 #: Seconds allowed for the interpreter to create the venv.
 CREATE_TIMEOUT = 120.0
@@ -31,19 +32,6 @@ CREATE_TIMEOUT = 120.0
 _BUNDLED = "import ensurepip, os; print(os.path.join(os.path.dirname(ensurepip.__file__), '_bundled'))"
 
 
-class VenvError(ServiceError):
-    """Creating or filling the venv at ``path`` failed; ``reason`` says how."""
-
-    status = "FAILED_PRECONDITION"
-    error_reason = "VENV_FAILED"
-
-    def __init__(self, path: Path, reason: str) -> None:
-        super().__init__(f"venv {path}: {reason}")
-        self.path = path
-        self.reason = reason
-
-    def __reduce__(self):
-        return (type(self), (self.path, self.reason))
 
 
 def create_venv(interpreter: Path, dest: Path, *, timeout: float = CREATE_TIMEOUT) -> VenvLayout:
@@ -116,13 +104,11 @@ def build_venv(
 ) -> VenvLayout:
     """Create a relocatable venv at ``dest`` holding ``wheels`` (installed in the order given).
 
-    Every wheel is checked before anything is written (:class:`~builder_service.install.UnsafeWheel`).
+    Every wheel is checked before anything is written (:class:`~builder_service.errors.UnsafeWheel`).
     ``compile_bytecode`` writes deterministic ``unchecked-hash`` pycs with the target interpreter. With
     ``verify`` the finished tree is scanned for the build directory's absolute path
-    (:class:`~builder_service.relocate.NotRelocatable`). On failure ``dest`` is removed again.
+    (:class:`~builder_service.errors.NotRelocatable`). On failure ``dest`` is removed again.
     """
-    from builder_service import install  # here until VenvError, which install raises, leaves this module
-
     install.check_wheels(wheels)
     dest = Path(os.path.abspath(dest))
     created = not dest.exists()

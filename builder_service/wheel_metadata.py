@@ -18,9 +18,10 @@ from venvsmith.core.errors import InvalidDistribution
 from venvsmith.core.index.archives import wheel_metadata
 
 from .action_cache import ActionCacheBase, ActionResult, OutputRef
+from .action_keys import WheelMetadata
 from .digest import Digest
-from .errors import BuilderError
-from .store import BlobNotFound, Store
+from .errors import BlobNotFound, BuilderError
+from .store import Store
 
 #: Largest METADATA member (declared, compressed or not) read out of a wheel.
 MAX_METADATA_BYTES = 4 << 20
@@ -48,7 +49,7 @@ def core_metadata(store: Store, actions: ActionCacheBase, wheel_filename: str, w
         return ActionResult((OutputRef(digest, METADATA_MEDIA, "metadata", f"{wheel_filename}.metadata"),),
                             meta={"requires_python": _requires_python(data) or ""})
 
-    result, _ = actions.get_or_compute(f"wheel-metadata:{wheel.hash}:{wheel.size_bytes}", extract)
+    result, _ = actions.get_or_compute(WheelMetadata(wheel.hash, wheel.size_bytes).key(), extract)
     return CoreMetadata(result.outputs[0], result.meta.get("requires_python") or None)
 
 

@@ -13,16 +13,29 @@ import grpc
 import pytest
 from google.rpc import error_details_pb2
 
-from builder_service.archive import UnsafeArchive
-from builder_service.digest import Digest, DigestMismatch, InvalidDigest
-from builder_service.errors import BuilderError, SdistFailed, status_of
-from builder_service.install import UnsafeWheel
-from builder_service.limits import BuildError, BuildFailed, BuildOutOfMemory, BuildOutputTooLarge, BuildTimeout
-from builder_service.relocate import NotRelocatable
-from builder_service.sdist_build import BuildRequirementUnavailable
-from builder_service.sdist_unpack import InvalidSdist
-from builder_service.store import BlobNotFound, BlobTooLarge, InvalidRange, StoreError
-from builder_service.venv import VenvError
+from builder_service.digest import Digest
+from builder_service.errors import (
+    BlobNotFound,
+    BlobTooLarge,
+    BuilderError,
+    BuildError,
+    BuildFailed,
+    BuildOutOfMemory,
+    BuildOutputTooLarge,
+    BuildRequirementUnavailable,
+    BuildTimeout,
+    DigestMismatch,
+    InvalidDigest,
+    InvalidRange,
+    InvalidSdist,
+    NotRelocatable,
+    SdistFailed,
+    StoreError,
+    UnsafeArchive,
+    UnsafeWheel,
+    VenvError,
+    status_of,
+)
 from resolver_service.errors import ConflictChain, NoSolution, TooManyBacktracks
 from venvsmith.core.errors import (
     MAX_DETAILS_BYTES,
@@ -41,11 +54,7 @@ from .test_protos import FILE_SERVICE, SERVICE_METHOD, descriptor_set  # noqa: F
 
 ROOT = Path(__file__).resolve().parent.parent
 #: Modules that define the error classes (imported so that every subclass is known).
-ERROR_MODULES = [
-    "venvsmith.core.errors", "resolver_service.errors", "builder_service.errors", "builder_service.digest",
-    "builder_service.store", "builder_service.install", "builder_service.archive", "builder_service.venv",
-    "builder_service.relocate", "builder_service.limits", "builder_service.sdist_unpack", "builder_service.sdist_build",
-]
+ERROR_MODULES = ["venvsmith.core.errors", "resolver_service.errors", "builder_service.errors"]
 #: Every module of the services and the core (their exception classes are checked below).
 SERVICE_PACKAGES = ["venvsmith/core", "resolver_service", "builder_service", "venvsmith/clients", "venvsmith/cli"]
 #: Exceptions that are not domain errors, each with where it is turned into one (or why it never reaches a caller).
@@ -55,7 +64,7 @@ INTERNAL_EXCEPTIONS = {
     "builder_service.orchestrate._Aborted": "ends the build side when the resolution failed (that error goes on)",
     "resolver_service.conflicts._GiveUp": "a proof given up: the search runs instead",
     "resolver_service.resolve._GoingInCircles": "the search repeats itself: the exhaustive check runs instead",
-    "resolver_service.resolve._Unproven": "an impossible search after a skipping backjump: confirmed before it is answered",
+    "resolver_service.resolve._Unproven": "impossible after a skipping backjump: confirmed before it is answered",
     "venvsmith.core.resolution.CallError": "a failed call: abort() passes its status and details on as they came",
     "venvsmith.core.reqfile.RequirementsFileError": "CLI only: a requirements file it cannot read",
     "venvsmith.core.index.pages.PageError": "IndexUnavailable in finder.py",
@@ -171,6 +180,17 @@ def test_every_other_exception_class_is_internal_and_says_where_it_becomes_a_dom
                         and not issubclass(value, ServiceError)):
                     found.add(f"{value.__module__}.{value.__qualname__}")
     assert found == set(INTERNAL_EXCEPTIONS)
+
+
+def test_the_builder_defines_its_errors_in_one_module():
+    """Every domain error of the builder is in builder_service.errors (which imports no other builder module)."""
+    elsewhere = []
+    for path in sorted((ROOT / "builder_service").rglob("*.py")):
+        module = importlib.import_module(".".join(path.relative_to(ROOT).with_suffix("").parts))
+        elsewhere += [f"{module.__name__}.{value.__qualname__}" for value in vars(module).values()
+                      if isinstance(value, type) and issubclass(value, ServiceError)
+                      and value.__module__ == module.__name__ != "builder_service.errors"]
+    assert elsewhere == []
 
 
 def test_every_rpc_documents_the_status_of_each_error_it_can_end_with(documented):

@@ -1,6 +1,7 @@
 """Content-addressed blob store (Bazel CAS model), one concept per module.
 
-* :mod:`.protocol` — the :class:`Store` interface and its errors (what another backend implements);
+* :mod:`.protocol` — the :class:`Store` interface (what another backend implements; its errors are in
+  :mod:`builder_service.errors`);
 * :mod:`.filesystem` — :class:`FilesystemStore`, the local backend;
 * :mod:`.writer` — the verified writer (temp file, digest check, atomic rename, single-flight);
 * :mod:`.reader` — verified reads (a reader checking the digest at the end, chunked reads that hold back
@@ -8,8 +9,9 @@
 * :mod:`.size_index` — the SQLite index of sizes and access times used for usage and LRU eviction.
 """
 
+from ..errors import BlobNotFound, BlobTooLarge, InvalidRange, StoreError
 from .filesystem import DEFAULT_STALE_TMP_SECONDS, FilesystemStore, StoreStats
-from .protocol import BlobNotFound, BlobTooLarge, BlobWriter, InvalidRange, Store, StoreError
+from .protocol import BlobWriter, Store
 from .writer import VerifiedWriter
 
 __all__ = [

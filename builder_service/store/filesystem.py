@@ -30,7 +30,8 @@ from pathlib import Path
 from typing import BinaryIO, cast
 
 from ..digest import CHUNK_SIZE, Digest
-from .protocol import BlobNotFound, InvalidRange, Store
+from ..errors import BlobNotFound, InvalidRange
+from .protocol import Store
 from .reader import VerifyingReader
 from .size_index import SizeIndex
 from .writer import VerifiedWriter
@@ -368,6 +369,18 @@ class FilesystemStore(Store):
             self.stats.corrupt_removed += 1
         self._index.remove([digest.hash])
         log.error("store %s: removed corrupt blob %s", self.root, digest)
+
+    def _reused(self) -> None:
+        """A write found its blob stored already (:class:`~builder_service.store.writer.WriteTarget`)."""
+        with self._lock:
+            self.stats.reused += 1
+
+    def _stored(self, digest: Digest) -> None:
+        """A write added ``digest``'s blob: counted, then the store is brought under its limit."""
+        with self._lock:
+            self.stats.writes += 1
+            self.stats.bytes_written += digest.size_bytes
+        self._after_put(digest)
 
     def _after_put(self, digest: Digest) -> None:
         if self.max_bytes is not None and self._index.usage() > self.max_bytes:

@@ -1,4 +1,5 @@
-"""The :class:`Store` protocol (a content-addressed blob store) and the errors every backend raises.
+"""The :class:`Store` protocol (a content-addressed blob store); the errors every backend raises are in
+:mod:`builder_service.errors` (:class:`~builder_service.errors.StoreError` and its subclasses).
 
 A backend (the local filesystem here; an OCI registry or a bucket elsewhere) implements only this; the builder, the
 action cache and the artifact service talk to nothing else.
@@ -12,69 +13,9 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import BinaryIO, Protocol, runtime_checkable
 
-from venvsmith.core.errors import ServiceError
-
 from ..digest import Digest
 
-__all__ = ["BlobNotFound", "BlobTooLarge", "BlobWriter", "InvalidRange", "Store", "StoreError"]
-
-
-class StoreError(ServiceError):
-    """Base class for store errors."""
-
-
-class BlobNotFound(StoreError, LookupError):
-    """The store has no (intact-sized) blob for ``digest`` (gRPC ``NOT_FOUND``)."""
-
-    status = "NOT_FOUND"
-    error_reason = "BLOB_NOT_FOUND"
-
-    def __init__(self, digest: Digest) -> None:
-        super().__init__(f"blob not found: {digest}")
-        self.digest = digest
-
-    def facts(self) -> dict[str, str]:
-        return {"digest": str(self.digest)}
-
-    def __reduce__(self):
-        return (type(self), (self.digest,))
-
-
-class BlobTooLarge(StoreError):
-    """A write exceeded its ``max_bytes`` limit (gRPC ``RESOURCE_EXHAUSTED``); nothing was stored."""
-
-    status = "RESOURCE_EXHAUSTED"
-    error_reason = "BLOB_TOO_LARGE"
-
-    def __init__(self, name: str, max_bytes: int) -> None:
-        super().__init__(f"{name or 'blob'}: larger than the limit of {max_bytes} bytes")
-        self.name = name
-        self.max_bytes = max_bytes
-
-    def facts(self) -> dict[str, str]:
-        return {"filename": self.name, "max_bytes": str(self.max_bytes)}
-
-    def __reduce__(self):
-        return (type(self), (self.name, self.max_bytes))
-
-
-class InvalidRange(StoreError, ValueError):
-    """``read_range`` outside the blob (gRPC ``OUT_OF_RANGE``)."""
-
-    status = "OUT_OF_RANGE"
-    error_reason = "INVALID_RANGE"
-
-    def __init__(self, digest: Digest, offset: int, length: int) -> None:
-        super().__init__(f"invalid range offset={offset} length={length} for {digest}")
-        self.digest = digest
-        self.offset = offset
-        self.length = length
-
-    def facts(self) -> dict[str, str]:
-        return {"digest": str(self.digest), "offset": str(self.offset), "length": str(self.length)}
-
-    def __reduce__(self):
-        return (type(self), (self.digest, self.offset, self.length))
+__all__ = ["BlobWriter", "Store"]
 
 
 @runtime_checkable

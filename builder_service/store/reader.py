@@ -6,8 +6,9 @@ from __future__ import annotations
 import io
 from collections.abc import Callable, Iterable, Iterator
 
-from ..digest import CHUNK_SIZE, Digest, DigestMismatch, Hasher
-from .protocol import InvalidRange, Store
+from ..digest import CHUNK_SIZE, Digest, Hasher
+from ..errors import DigestMismatch, InvalidRange
+from .protocol import Store
 
 __all__ = ["VerifyingReader", "verified_chunks", "verify_blobs"]
 
@@ -64,7 +65,7 @@ class VerifyingReader(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, b) -> int:  # type: ignore[override]
+    def readinto(self, b) -> int:
         if self._error is not None:
             raise self._error
         n = self._f.readinto(b) or 0

@@ -10,27 +10,47 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+from collections.abc import Iterable
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import BinaryIO, Protocol
 
-from ..digest import CHUNK_SIZE, Digest, DigestMismatch, Hasher
-from .protocol import BlobTooLarge
+from ..digest import CHUNK_SIZE, Digest, Hasher
+from ..errors import BlobTooLarge, DigestMismatch
 
 try:  # POSIX: advisory locks tell a live writer's temp file from a dead one's
     import fcntl
 except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
-if TYPE_CHECKING:
-    from .filesystem import FilesystemStore
+__all__ = ["VerifiedWriter", "WriteTarget", "fsync_dir"]
 
-__all__ = ["VerifiedWriter", "fsync_dir"]
+
+class WriteTarget(Protocol):
+    """The write path of a :class:`~builder_service.store.filesystem.FilesystemStore`, which a
+    :class:`VerifiedWriter` drives (typed here: the store imports the writer, never the other way)."""
+
+    _tmp: Path
+
+    def _digest_lock(self, h: str) -> AbstractContextManager[None]: ...
+
+    def _present(self, digest: Digest) -> bool: ...
+
+    def _touch(self, digests: Iterable[Digest]) -> None: ...
+
+    def blob_path(self, digest: Digest) -> Path: ...
+
+    def _reused(self) -> None:
+        """A write found its blob stored already."""
+
+    def _stored(self, digest: Digest) -> None:
+        """A write added ``digest``'s blob."""
 
 
 class VerifiedWriter:
-    """One write into a :class:`FilesystemStore`: temp file, hashed as written, verified, renamed on commit."""
+    """One write into a store (:class:`WriteTarget`): temp file, hashed as written, verified, renamed on commit."""
 
-    def __init__(self, store: FilesystemStore, expected: Digest | None, max_bytes: int | None, name: str) -> None:
+    def __init__(self, store: WriteTarget, expected: Digest | None, max_bytes: int | None, name: str) -> None:
         self.digest: Digest | None = None
         self.already_present = False
         self._store = store
@@ -51,8 +71,7 @@ class VerifiedWriter:
                     self._store._touch([self._expected])
                     self.already_present = True
                     self.digest = self._expected
-                    with self._store._lock:
-                        self._store.stats.reused += 1
+                    self._store._reused()
                     return self
             self._open_temp()
         except BaseException:
@@ -135,8 +154,7 @@ class VerifiedWriter:
         with store._digest_lock(actual.hash):  # re-entrant when actual == expected
             if store._present(actual):
                 store._touch([actual])
-                with store._lock:
-                    store.stats.reused += 1
+                store._reused()
                 return actual
             os.fchmod(f.fileno(), 0o444)
             final = store.blob_path(actual)
@@ -147,10 +165,7 @@ class VerifiedWriter:
             self._tmp_path = None
             fsync_dir(final.parent)
             store._touch([actual])
-            with store._lock:
-                store.stats.writes += 1
-                store.stats.bytes_written += actual.size_bytes
-            store._after_put(actual)
+            store._stored(actual)
         return actual
 
     def _discard(self) -> None:

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 import zstandard
 
-from builder_service.archive import MTIME, UnsafeArchive, pack, unpack
+from builder_service.archive import MTIME, pack, unpack
+from builder_service.errors import UnsafeArchive
 from builder_service.venv import build_venv
 from tests.builder.test_venv import assert_works, wheels
 

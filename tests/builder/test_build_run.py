@@ -37,6 +37,9 @@ def index_url(tmp_path_factory) -> str:
     b.add("ext", "1.0", kind="sdist", backend="intree", deps=["abidep"], build_requires=("abidep",),
           build_body=RECORD_ABIDEP)
     b.add("plain", "1.0")
+    # The same, with abidep asked for by get_requires_for_build_wheel (as setuptools asks for setup_requires).
+    b.add("dynext", "1.0", kind="sdist", backend="intree", deps=["abidep"], dynamic_build_requires=("abidep",),
+          build_body=RECORD_ABIDEP.replace("ext/", "dynext/"))
     return b.simple_url()
 
 
@@ -45,25 +48,26 @@ def engine(home: Path, index_url: str) -> BuildEngine:
     return BuildEngine(BuilderSettings(home=home), resolver)
 
 
-def built_ext(home: Path, index_url: str, order) -> tuple[str, str]:
-    """Build the pinned set with the pins sent in ``order(pins)``; ext's wheel digest and what it was built against."""
+def built_ext(home: Path, index_url: str, order=list, project: str = "ext", abidep: str = "1.0") -> tuple[str, str]:
+    """Build the pinned set of ``project``, ``abidep`` and ``plain`` with the pins sent in ``order(pins)``; the
+    project's wheel digest and what it was built against."""
     eng = engine(home, index_url)
     try:
         config = common_pb2.IndexConfig(index_url=index_url)
         pins = list(eng.resolver.resolve(resolver_pb2.ResolveRequest(
-            requirements=["ext", "abidep==1.0", "plain"], index=config)).pins)
-        assert {p.name: p.version for p in pins} == {"ext": "1.0", "abidep": "1.0", "plain": "1.0"}
+            requirements=[project, f"abidep=={abidep}", "plain"], index=config)).pins)
+        assert {p.name: p.version for p in pins} == {project: "1.0", "abidep": abidep, "plain": "1.0"}
         stream = [builder_pb2.BuildRequest(header=builder_pb2.BuildHeader(
             target=common_pb2.TargetSpec(), options=builder_pb2.BuildOptions(wheels=True, index=config)))]
         stream += [builder_pb2.BuildRequest(pin=p) for p in order(pins)]
         stream.append(builder_pb2.BuildRequest(end=builder_pb2.BuildEnd(pin_count=len(pins))))
         results = [e.result for e in BuildRun(eng, iter(stream)).events() if e.WhichOneof("event") == "result"]
-        wheel = next(w for w in results[0].wheels if w.filename.startswith("ext-"))
+        wheel = next(w for w in results[0].wheels if w.filename.startswith(f"{project}-"))
         from builder_service.digest import Digest
 
         data = eng.store.path(Digest(wheel.digest.hash, wheel.digest.size_bytes)).read_bytes()
         with zipfile.ZipFile(io.BytesIO(data)) as zf:
-            return wheel.digest.hash, zf.read("ext/__init__.py").decode()
+            return wheel.digest.hash, zf.read(f"{project}/__init__.py").decode()
     finally:
         eng.close()
 
@@ -79,6 +83,16 @@ def test_an_sdist_builds_against_the_pinned_build_requirement_in_either_order(tm
     second = built_ext(tmp_path / "b", index_url, sdist_first)
     assert first[1] == second[1] == "BUILT_AGAINST = '1.0'\n"  # the pinned ABI, not the index's newest
     assert first[0] == second[0]
+
+
+def test_a_build_requirement_the_backend_asks_for_is_the_pinned_one_in_every_set(tmp_path, index_url):
+    """``get_requires_for_build_wheel``'s abidep is resolved under the pinned set: a set that pins another abidep
+    does not get the wheel built against the first one (same sdist, same static build requirements)."""
+    home = tmp_path / "home"
+    one = built_ext(home, index_url, project="dynext", abidep="1.0")
+    two = built_ext(home, index_url, project="dynext", abidep="2.0")
+    assert (one[1], two[1]) == ("BUILT_AGAINST = '1.0'\n", "BUILT_AGAINST = '2.0'\n")
+    assert built_ext(home, index_url, project="dynext", abidep="1.0") == one  # each build is kept
 
 
 def test_wheels_start_at_once_and_an_sdist_build_waits_for_its_build_requirements(tmp_path, index_url):

@@ -19,13 +19,14 @@ def test_one_probe_per_interpreter_answers_discovery_environment_and_identity(
     monkeypatch.setenv("PYENV_ROOT", str(tmp_path / "no-pyenv"))
     assert len(candidate_paths()) == 1
     engine = BuildEngine(BuilderSettings(home=tmp_path / "home"))
+    workspace = engine.workspace  # interpreter lookups live in the workspace both halves share
     try:
-        [(interpreter, env)] = engine.interpreters()
-        hits = engine._query_cache.stats["hits"]
-        base = engine.base_interpreter(interpreter.path)
-        assert engine.environment_of(interpreter) == env
-        assert engine._query_cache.stats["runs"] == 1
-        assert engine._query_cache.stats["hits"] > hits  # identity from the discovery's answer
+        [(interpreter, env)] = workspace.interpreters()
+        hits = workspace._query_cache.stats["hits"]
+        base = workspace.base_interpreter(interpreter.path)
+        assert workspace.environment_of(interpreter) == env
+        assert workspace._query_cache.stats["runs"] == 1
+        assert workspace._query_cache.stats["hits"] > hits  # identity from the discovery's answer
         assert base.version == str(interpreter.version)
     finally:
         engine.close()

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from builder_service.install import UnsafeWheel, check_wheel, compile_bytecode, install_wheel, install_wheels
+from builder_service.errors import UnsafeWheel
+from builder_service.install import check_wheel, compile_bytecode, install_wheel, install_wheels
 from builder_service.relocate import SCRIPT_HEADER
 from builder_service.venv import VenvLayout, create_venv
 from tests.fixtures.dists import build_wheel, escape_name

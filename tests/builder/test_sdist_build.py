@@ -27,24 +27,22 @@ from packaging.requirements import Requirement
 from packaging.utils import parse_wheel_filename
 from packaging.version import Version
 
-from builder_service.limits import (
+from builder_service.action_keys import build_key
+from builder_service.errors import (
     BuildError,
     BuildFailed,
-    BuildLimits,
     BuildOutOfMemory,
     BuildOutputTooLarge,
+    BuildRequirementUnavailable,
     BuildTimeout,
-    MiB,
-    run_limited,
 )
+from builder_service.limits import BuildLimits, MiB, run_limited
 from builder_service.sdist_build import (
     DEFAULT_BUILD_SYSTEM,
     SOURCE_DATE_EPOCH,
-    BuildRequirementUnavailable,
     BuildSystem,
     InvalidSdist,
     WheelDirBuildEnv,
-    build_key,
     build_wheel,
     extract_sdist,
     prepare_metadata,

@@ -42,7 +42,7 @@ def engines(tmp_path: Path, url: str, max_store_bytes: int | None = None, store=
                           EmbeddedResolver(resolver, close_engine=False))
     made.append(builder)
     if store is not None:
-        builder.store = store
+        builder.workspace.store = store
         builder.actions.store = store
     return resolver, builder
 
@@ -57,8 +57,8 @@ def sdist_pin(resolver: ResolverEngine, url: str, name: str):
 
 def build(builder: BuildEngine, pin, url: str):
     options = builder_pb2.BuildOptions(index=common_pb2.IndexConfig(index_url=url))
-    ref, outcome = builder.wheel_for(pin, target=TargetEnvironment.from_local(), options=options, constraints=[],
-                                     fetcher=builder.fetcher(options.index))
+    ref, outcome = builder.wheels.wheel_for(pin, target=TargetEnvironment.from_local(), options=options, constraints=[],
+                                            fetcher=builder.wheels.fetcher(options.index))
     return ref, outcome
 
 
@@ -118,7 +118,7 @@ def test_a_wheel_evicted_before_use_is_a_full_store_not_a_crash(tmp_path):
         ref = OutputRef(digest, "application/zip", "wheel", "gone-1.0-py3-none-any.whl")
         builder.store.delete(digest)
         with pytest.raises(BuilderError) as info:
-            builder.named_wheel(ref)
+            builder.workspace.named_wheel(ref)
         assert (info.value.status, info.value.error_reason) == ("RESOURCE_EXHAUSTED", "STORE_FULL")
     finally:
         builder.close()

@@ -18,8 +18,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from builder_service.digest import Digest, DigestMismatch, InvalidDigest
-from builder_service.store import BlobNotFound, BlobTooLarge, FilesystemStore, InvalidRange, Store
+from builder_service.digest import Digest
+from builder_service.errors import BlobNotFound, BlobTooLarge, DigestMismatch, InvalidDigest, InvalidRange
+from builder_service.store import FilesystemStore, Store
 
 REPO = Path(__file__).resolve().parents[2]
 HEX = "0123456789abcdef"

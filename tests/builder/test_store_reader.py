@@ -10,8 +10,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from builder_service.digest import CHUNK_SIZE, Digest, DigestMismatch
-from builder_service.store import BlobNotFound, FilesystemStore, InvalidRange
+from builder_service.digest import CHUNK_SIZE, Digest
+from builder_service.errors import BlobNotFound, DigestMismatch, InvalidRange
+from builder_service.store import FilesystemStore
 from builder_service.store.reader import verified_chunks, verify_blobs
 
 DATA = bytes(range(256)) * 5  # 1280 bytes

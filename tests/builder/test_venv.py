@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from builder_service.install import UnsafeWheel
-from builder_service.relocate import NotRelocatable, check_relocatable, find_references, relocatable_script
-from builder_service.venv import VenvError, VenvLayout, build_venv, create_venv
+from builder_service.errors import NotRelocatable, UnsafeWheel, VenvError
+from builder_service.relocate import check_relocatable, find_references, relocatable_script
+from builder_service.venv import VenvLayout, build_venv, create_venv
 from tests.fixtures.dists import build_wheel
 
 INTERPRETER = Path(sys.executable)

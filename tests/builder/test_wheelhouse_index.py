@@ -71,7 +71,7 @@ def house(tmp_path_factory) -> Iterator[House]:
         engine = BuildEngine(BuilderSettings(home=tmp / "home"))
         refs = [OutputRef(engine.store.put_file(path), "application/zip", "wheel", path.name)
                 for path in wheels.values()]
-        engine.remember_wheels(LOCK_KEY, refs)
+        engine.environments.remember_wheels(LOCK_KEY, refs)
         http = BlobHttpServer(engine).start()
         try:
             yield House(engine, http, wheels)

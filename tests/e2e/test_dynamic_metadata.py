@@ -11,20 +11,23 @@ import pytest
 from builder_service.engine import BuildEngine, BuilderSettings
 from resolver_service.engine import EngineSettings, ResolverEngine
 from venvsmith.core.config import PipIndexConfig
+from venvsmith.core.convert import pin_from_proto
 from venvsmith.core.errors import DynamicMetadata
-from venvsmith.v1 import common_pb2, resolver_pb2
+from venvsmith.core.target import TargetEnvironment
+from venvsmith.v1 import builder_pb2, common_pb2, resolver_pb2
 
 INTREE_BACKEND = '''
 import base64, hashlib, os, zipfile
 
-def _meta():
-    return "Metadata-Version: 2.1\\nName: dyn\\nVersion: 1.0\\nRequires-Dist: dep>=2\\n"
+def _meta(config_settings):
+    dep = "dep<2" if (config_settings or {}).get("legacy") else "dep>=2"
+    return "Metadata-Version: 2.1\\nName: dyn\\nVersion: 1.0\\nRequires-Dist: %s\\n" % dep
 
 def prepare_metadata_for_build_wheel(metadata_directory, config_settings=None):
     d = os.path.join(metadata_directory, "dyn-1.0.dist-info")
     os.makedirs(d)
     with open(os.path.join(d, "METADATA"), "w") as f:
-        f.write(_meta())
+        f.write(_meta(config_settings))
     return "dyn-1.0.dist-info"
 
 def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
@@ -74,8 +77,33 @@ def test_without_a_builder_dynamic_metadata_is_a_precondition_failure(tmp_path, 
 @pytest.mark.slow
 def test_with_a_builder_the_backend_prepares_metadata(tmp_path, index):
     builder = BuildEngine(BuilderSettings(home=tmp_path / "h", pip=PipIndexConfig()))
-    resolver = ResolverEngine(EngineSettings(home=tmp_path / "h", pip=PipIndexConfig(index_url=index[0])), builder)
+    resolver = ResolverEngine(EngineSettings(home=tmp_path / "h", pip=PipIndexConfig(index_url=index[0])),
+                              builder.wheels)
     pins = {p.name: p.version for p in resolver.resolve(_request(index)).pins}
     assert pins == {"dyn": "1.0", "dep": "2.5"}
     builder.close()
     resolver.close()
+
+
+@pytest.mark.slow
+def test_metadata_prepared_with_other_config_settings_is_prepared_again(tmp_path, index):
+    """The backend's config settings can change the metadata it prepares, so they are part of its action key."""
+    builder = BuildEngine(BuilderSettings(home=tmp_path / "h", pip=PipIndexConfig()))
+    resolver = ResolverEngine(EngineSettings(home=tmp_path / "h", pip=PipIndexConfig(index_url=index[0])),
+                              builder.wheels)
+    try:
+        pin = pin_from_proto(next(p for p in resolver.resolve(_request(index)).pins if p.name == "dyn"))
+        target = TargetEnvironment.from_local()
+        simple, links = index
+
+        def requires(**config_settings: str) -> bytes:
+            options = builder_pb2.BuildOptions(index=common_pb2.IndexConfig(index_url=simple, find_links=[links]),
+                                               config_settings=config_settings)
+            return builder.wheels.prepare_metadata(pin, target, options)[1]
+
+        assert b"Requires-Dist: dep>=2" in requires()
+        assert b"Requires-Dist: dep<2" in requires(legacy="1")
+        assert b"Requires-Dist: dep>=2" in requires()  # each is kept under its own key
+    finally:
+        builder.close()
+        resolver.close()

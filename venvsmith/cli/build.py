@@ -143,7 +143,8 @@ def cmd_build(args) -> int:
 
 
 def cmd_venv(args) -> int:
-    from builder_service.archive import UnsafeArchive, unpack
+    from builder_service.archive import unpack
+    from builder_service.errors import UnsafeArchive
 
     started = time.perf_counter()
     dest = Path(args.path)
@@ -180,7 +181,8 @@ def cmd_venv(args) -> int:
 
 
 def cmd_fetch(args) -> int:
-    from builder_service.digest import Digest, InvalidDigest
+    from builder_service.digest import Digest
+    from builder_service.errors import InvalidDigest
 
     try:
         digest = Digest.parse(args.ref)

@@ -50,7 +50,7 @@ class LazyBuilder:
             return self._engine
 
     def prepare(self, file, target, index) -> bytes:
-        return self.get().prepare(file, target, index)
+        return self.get().wheels.prepare(file, target, index)
 
     def close(self) -> None:
         with self._lock:
