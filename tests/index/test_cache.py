@@ -107,6 +107,48 @@ def test_metadata_is_shared_between_instances_and_threads(tmp_path):
             thread.join()
 
 
+_CLOSE_WHILE_READING = """
+import sys, threading
+from pathlib import Path
+from venvsmith.core.index.cache import IndexCache
+
+failures = []
+for attempt in range(40):
+    cache = IndexCache(Path(sys.argv[1]) / str(attempt))
+    cache.put_metadata("ab" * 32, b"x" * 4096)
+    cache.flush()
+    stop = threading.Event()
+
+    def read():
+        while not stop.is_set():
+            try:
+                cache.get_metadata("ab" * 32)
+            except Exception as exc:  # noqa: BLE001 - what a read during close() raises is the finding
+                failures.append(repr(exc))
+                return
+
+    readers = [threading.Thread(target=read) for _ in range(4)]
+    for thread in readers:
+        thread.start()
+    cache.close()
+    stop.set()
+    for thread in readers:
+        thread.join()
+print(len(failures), failures[:3])
+sys.exit(1 if failures else 0)
+"""
+
+
+def test_closing_while_other_threads_read_never_breaks_their_reads(tmp_path):
+    # In a child process: closing a connection another thread is executing on can crash the interpreter.
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", _CLOSE_WHILE_READING, str(tmp_path)], capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, (proc.returncode, proc.stdout, proc.stderr[-2000:])
+
+
 def test_parsed_lru_memoises_and_evicts(tmp_path):
     calls = []
     with IndexCache(tmp_path, parsed_entries=2) as cache:

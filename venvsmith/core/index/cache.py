@@ -134,9 +134,11 @@ class IndexCache:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)
         # Readers: a pool of connections (WAL lets them read concurrently), one per concurrent reader thread.
+        # A reader in use is only ever closed by the thread using it: closing a connection another thread is
+        # executing on can crash the interpreter.
         self._readers: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
-        self._all_readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
+        self._readers_closed = False
         self._parsed_lock = threading.Lock()
         self._parsed: OrderedDict[tuple, object] = OrderedDict()
         self._parsed_max = parsed_entries
@@ -160,12 +162,14 @@ class IndexCache:
             reader = self._readers.get_nowait()
         except queue.Empty:
             reader = self._connect()
-            with self._readers_lock:
-                self._all_readers.append(reader)
         try:
             return reader.execute(sql, args).fetchone()
         finally:
-            self._readers.put(reader)
+            with self._readers_lock:
+                if self._readers_closed:
+                    reader.close()  # the cache closed while this read ran: the reader is not pooled again
+                else:
+                    self._readers.put(reader)
 
     # ------------------------------------------------------------------------------------------ pages
 
@@ -367,9 +371,12 @@ class IndexCache:
         if writer is not None:
             writer.join()
         with self._readers_lock:
-            for reader in self._all_readers:
-                reader.close()
-            self._all_readers.clear()
+            self._readers_closed = True
+            while True:  # the idle readers; one in use is closed by its thread when its read ends
+                try:
+                    self._readers.get_nowait().close()
+                except queue.Empty:
+                    break
         with self._lock:
             self._db.close()
 
