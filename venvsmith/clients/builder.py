@@ -6,24 +6,14 @@ import hashlib
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
+from venvsmith.clients.resolver import Closing
 from venvsmith.core.resolution import CallError
 from venvsmith.v1 import artifact_pb2, builder_pb2, common_pb2
 
 #: GetArtifact errors after which a partial download is useless.
 _HOPELESS = frozenset({"NOT_FOUND", "INVALID_ARGUMENT", "OUT_OF_RANGE", "DATA_LOSS"})
-
-
-class _Closing:
-    def close(self) -> None:
-        raise NotImplementedError
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
 
 def _fail(exc: BaseException) -> CallError:
@@ -35,7 +25,7 @@ def _fail(exc: BaseException) -> CallError:
     return CallError.of(exc)
 
 
-class EmbeddedBuilder(_Closing):
+class EmbeddedBuilder(Closing):
     """A build engine in this process (its resolver client composed by the CLI); ``close()`` closes the engine,
     then ``also_close`` in order."""
 
@@ -76,7 +66,7 @@ class EmbeddedBuilder(_Closing):
             other.close()
 
 
-class RemoteBuilder(_Closing):
+class RemoteBuilder(Closing):
     """A builder server reached over gRPC: BuilderService for builds, ArtifactService for their bytes."""
 
     def __init__(self, address: str) -> None:

@@ -9,7 +9,9 @@ from typing import Any, Self
 from venvsmith.core.resolution import CallError
 
 
-class _Closing:
+class Closing:
+    """A client usable as a context manager: ``close()`` on exit."""
+
     def close(self) -> None:
         raise NotImplementedError
 
@@ -20,7 +22,7 @@ class _Closing:
         self.close()
 
 
-class EmbeddedResolver(_Closing):
+class EmbeddedResolver(Closing):
     """A resolver engine in this process (the CLI's default): no server, same answers, same errors.
 
     ``close()`` closes ``also_close`` (in order), then the engine unless ``close_engine`` is false (a builder's view
@@ -63,7 +65,7 @@ class EmbeddedResolver(_Closing):
             self.engine.close()
 
 
-class RemoteResolver(_Closing):
+class RemoteResolver(Closing):
     """A resolver server reached over gRPC."""
 
     def __init__(self, address: str) -> None:
