@@ -426,3 +426,16 @@ def test_prerelease_stands_when_no_final_release_of_the_project_works(src):
     src.add("alpha", "3.0b1")
     src.add("beta", "1.0", ["alpha!=1.0"])
     assert pins(run(src, "alpha")) == {"alpha": "3.0b1"}
+
+
+def test_needless_prerelease_of_a_project_required_with_extras_is_replaced_too(src):
+    # As above, with beta required as beta[x]: the extras candidate's own ``==3.0b1`` on bare beta names the
+    # pre-release only because it was pinned; it does not ask for it.
+    for version, deps in {"1.0": [], "2.0": [], "3.0b1": ["gamma<1.5"]}.items():
+        src.add("beta", version, deps, extras={"x": ["alpha"]})
+    src.add("alpha", "1.0")
+    for version, deps in {"1.5": ["beta[x]!=1.0"], "1.0": [], "2.0": []}.items():
+        src.add("gamma", version, deps)
+    for version, deps in {"1.0": [], "1.5": ["gamma~=1.0"], "3.0b1": []}.items():
+        src.add("delta", version, deps)
+    assert pins(run(src, "delta", "beta[x]!=2.0")) == {"alpha": "1.0", "beta": "1.0", "gamma": "1.0", "delta": "1.5"}
