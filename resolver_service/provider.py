@@ -228,7 +228,7 @@ class Provider(AbstractProvider):
         return matches
 
     def allowed(
-        self, name: NormalizedName, reqs: Sequence[AnyRequirement], *, bases: bool = True
+        self, name: NormalizedName, reqs: Sequence[UsableRequirement], *, bases: bool = True
     ) -> list[tuple[Version, DistFile]]:
         """The (version, file) pairs of ``name`` the selection rules allow under ``reqs`` (with the constraints
         and the user's own specifiers), newest first, before incompatibilities and :attr:`finals_only`.

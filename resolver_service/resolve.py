@@ -28,7 +28,7 @@ from venvsmith.core.pin import Pin
 from venvsmith.core.source import PackageSource
 from venvsmith.core.target import TargetEnvironment
 
-from .candidate import PYTHON, AnyRequirement, Candidate, SpecRequirement
+from .candidate import PYTHON, Candidate, SpecRequirement, UsableRequirement
 from .conflicts import SteerableProvider, enumerate_small, propagate_forced
 from .direct import direct_file, url_constraints
 from .errors import NoSolution, TooManyBacktracks
@@ -334,7 +334,7 @@ def _needless_prereleases(result: Result, provider: Provider) -> list[Normalized
     """Projects pinned to a pre-release that the requirements on them in ``result`` (with the constraints and
     the policy) do not admit: packaging's ``SpecifierSet.filter`` over the usable versions leaves it out."""
     pinned = {ident: cand for ident, cand in result.mapping.items() if ident != PYTHON}
-    on: dict[NormalizedName, list[AnyRequirement]] = defaultdict(list)
+    on: dict[NormalizedName, list[UsableRequirement]] = defaultdict(list)
     for ident, criterion in result.criteria.items():
         if ident not in pinned:
             continue
