@@ -55,6 +55,7 @@ INTERNAL_EXCEPTIONS = {
     "builder_service.orchestrate._Aborted": "ends the build side when the resolution failed (that error goes on)",
     "resolver_service.conflicts._GiveUp": "a proof given up: the search runs instead",
     "resolver_service.resolve._GoingInCircles": "the search repeats itself: the exhaustive check runs instead",
+    "resolver_service.resolve._Unproven": "an unproven conflict: the exhaustive check, then a chronological search",
     "venvsmith.core.resolution.CallError": "a failed call: abort() passes its status and details on as they came",
     "venvsmith.core.reqfile.RequirementsFileError": "CLI only: a requirements file it cannot read",
     "venvsmith.core.index.pages.PageError": "IndexUnavailable in finder.py",
