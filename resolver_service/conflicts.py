@@ -136,6 +136,8 @@ class _Relaxed:
                     raise _GiveUp(str(exc)) from None
                 held = self.pools[name, extras] = [Candidate(name, v, f, extras) for v, f in selection.by_version]
             pool = held
+            if name in provider.finals_only:
+                pool = [c for c in pool if not c.version.is_prerelease]
         constraints = provider.constraints.get(name, ())
         return [c for c in pool if all(s.contains(c.version, prereleases=True) for s in constraints)]
 

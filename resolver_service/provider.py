@@ -71,6 +71,9 @@ class Provider(AbstractProvider):
         self.user_specifiers = user_specifiers
         #: Order of the user's requirements by project, looked up by (bare) identifier.
         self.user_requested: dict[str, int] = {name: i for name, i in (user_requested or {}).items()}
+        #: Projects restricted to final releases: those whose pre-release an answer pinned without its final
+        #: requirements asking for one (see ``resolve``), while a search checks whether a final release works.
+        self.finals_only: set[NormalizedName] = set()
         self.python = PythonCandidate(target.python_version)
         self._selections: dict[NormalizedName, Selection] = {}
         self._metadata: dict[Candidate, CoreMetadata | InvalidDistribution] = {}
@@ -214,21 +217,31 @@ class Provider(AbstractProvider):
             if cand.version in bad or not all(self._contains(s, cand.version) for s in limits):
                 return []
             return [cand] if all(self._accepts(r, cand) for r in reqs) else []
-        specifiers = [
-            *(r.specifier for r in reqs),
-            *self.constraints.get(name, ()),
-            *self.user_specifiers.get(name, ()),
-        ]
+        finals_only = name in self.finals_only
         matches = [
             Candidate(name, version, file, extras)
-            for version, file in allowed_versions(
-                self.selection(name), specifiers, self.policy, self._user_pinned(name, reqs)
-            )
-            if version not in bad
+            for version, file in self.allowed(name, reqs)
+            if version not in bad and not (finals_only and version.is_prerelease)
         ]
         depth = BACKTRACK_PREFETCH_DEPTH if bad else PREFETCH_DEPTH
         self.source.prefetch_metadata(c.file for c in matches[:depth])
         return matches
+
+    def allowed(
+        self, name: NormalizedName, reqs: Sequence[UsableRequirement], *, bases: bool = True
+    ) -> list[tuple[Version, DistFile]]:
+        """The (version, file) pairs of ``name`` the selection rules allow under ``reqs`` (with the constraints
+        and the user's own specifiers), newest first, before incompatibilities and :attr:`finals_only`.
+
+        ``bases=False``: an extras candidate's :class:`BaseRequirement` (``==`` its own version) counts for
+        yanked files only, not as a specifier (it would name the very pre-release being asked about).
+        """
+        specifiers = [
+            *(r.specifier for r in reqs if bases or not isinstance(r, BaseRequirement)),
+            *self.constraints.get(name, ()),
+            *self.user_specifiers.get(name, ()),
+        ]
+        return allowed_versions(self.selection(name), specifiers, self.policy, self._user_pinned(name, reqs))
 
     def _user_pinned(self, name: NormalizedName, reqs: Sequence[AnyRequirement]) -> bool:
         """Whether the user's own requirement or constraint pins the project (``==``/``===``), which alone

@@ -28,7 +28,7 @@ from venvsmith.core.pin import Pin
 from venvsmith.core.source import PackageSource
 from venvsmith.core.target import TargetEnvironment
 
-from .candidate import PYTHON, Candidate, SpecRequirement
+from .candidate import PYTHON, Candidate, SpecRequirement, UsableRequirement
 from .conflicts import SteerableProvider, enumerate_small, propagate_forced
 from .direct import direct_file, url_constraints
 from .errors import NoSolution, TooManyBacktracks
@@ -42,6 +42,9 @@ DEFAULT_MAX_BACKTRACKS = 100_000
 #: cycle of ``==`` requirements: it re-pins the same projects without rejecting any candidate); the bounded
 #: exhaustive check then proves there is no solution, or finds one to steer a fresh search to.
 REPIN_LIMIT = 100
+#: Searches after an answer for one where a pre-release that the answer's requirements do not ask for is a
+#: final release instead (each restricts one more project to final releases, or proves its pre-release needed).
+MAX_PRERELEASE_SEARCHES = 4
 
 #: Progress callback: (kind, name, version, detail); kinds are "pinned" and "backtracked".
 OnEvent = Callable[[str, str, str, str], None]
@@ -105,6 +108,14 @@ class _Unproven(Exception):
         self.conflict = conflict
 
 
+@dataclass
+class _Counts:
+    """Rounds and rejected candidates of all the searches of one resolution: one budget."""
+
+    backtracks: int = 0
+    rounds: int = 0
+
+
 class _Reporter(BaseReporter):
     """Counts rounds and backtracks, enforces limits and forwards progress; never prints."""
 
@@ -113,17 +124,14 @@ class _Reporter(BaseReporter):
         max_backtracks: int,
         deadline: float | None,
         on_event: OnEvent | None,
-        backtracks: int = 0,
-        rounds: int = 0,
+        counts: _Counts | None = None,
         repin_limit: int | None = None,
     ) -> None:
         self.max_backtracks = max_backtracks
         self.deadline = deadline
         self.on_event = on_event
-        #: Candidates rejected, including those of earlier searches of the same resolution.
-        self.backtracks = backtracks
-        #: Rounds of the search, likewise.
-        self.rounds = rounds
+        #: Shared by every search of the same resolution, those that failed included.
+        self.counts = counts if counts is not None else _Counts()
         self.repin_limit = repin_limit
         self.pins: Counter[str] = Counter()
         #: identifier -> (requirement, parent) pairs seen, newest last: explains conflicts.
@@ -131,7 +139,17 @@ class _Reporter(BaseReporter):
 
     def continued(self) -> _Reporter:
         """The reporter of a further search of the same resolution: its counts go on, re-pins are not limited."""
-        return _Reporter(self.max_backtracks, self.deadline, self.on_event, self.backtracks, self.rounds)
+        return _Reporter(self.max_backtracks, self.deadline, self.on_event, self.counts)
+
+    @property
+    def backtracks(self) -> int:
+        """Candidates rejected, including those of earlier searches of the same resolution."""
+        return self.counts.backtracks
+
+    @property
+    def rounds(self) -> int:
+        """Rounds of the search, likewise."""
+        return self.counts.rounds
 
     def adding_requirement(self, requirement, parent) -> None:
         self.required[requirement.id].append((requirement, parent))
@@ -141,11 +159,11 @@ class _Reporter(BaseReporter):
             raise DeadlineExceeded("the deadline passed before a resolution was found")
 
     def starting_round(self, index: int) -> None:
-        self.rounds += 1
+        self.counts.rounds += 1
         self._check_deadline()
 
     def rejecting_candidate(self, criterion, candidate) -> None:
-        self.backtracks += 1
+        self.counts.backtracks += 1
         if self.backtracks > self.max_backtracks:
             raise TooManyBacktracks(
                 f"gave up after {self.backtracks} backtracks (last rejected: {candidate}); "
@@ -210,6 +228,7 @@ def resolve(request: ResolutionRequest, source: PackageSource, on_event: OnEvent
             raise proof
         reporter = _Reporter(request.max_backtracks, request.deadline, on_event, repin_limit=REPIN_LIMIT)
         result, reporter = _confirmed_search(provider, reporter, roots, request)
+        result = _without_needless_prereleases(provider, reporter, roots, request, result)
     finally:
         if executor is not None:
             executor.shutdown(wait=False, cancel_futures=True)
@@ -279,6 +298,60 @@ def _confirmed_search(
         ) from None
 
 
+def _without_needless_prereleases(
+    provider: SteerableProvider,
+    reporter: _Reporter,
+    roots: list[SpecRequirement],
+    request: ResolutionRequest,
+    result: Result,
+) -> Result:
+    """An answer whose pre-releases are all justified: the policy allows them, or the answer's own requirements
+    on that project admit it (a clause names a pre-release, or no final release satisfies them all), or no
+    answer has a final release of that project (the pre-release is necessary).
+
+    The search admits a pre-release when the requirements on the project *at that moment* exclude every final
+    release; after backtracking those requirements may be gone while the pin stays (it still satisfies what is
+    left). Such a project is then restricted to final releases and the search runs again: its answer replaces
+    the first one; its "no solution" proves the pre-release necessary, and the answer stands. One project per
+    search, at most :data:`MAX_PRERELEASE_SEARCHES`; their rounds and rejections count into the same budget.
+    """
+    necessary: set[NormalizedName] = set()
+    for _ in range(MAX_PRERELEASE_SEARCHES):
+        needless = [name for name in _needless_prereleases(result, provider) if name not in necessary]
+        if not needless:
+            break
+        provider.finals_only.add(needless[0])
+        fresh = _Reporter(reporter.max_backtracks, reporter.deadline, reporter.on_event, reporter.counts, REPIN_LIMIT)
+        try:
+            result, _ = _confirmed_search(provider, fresh, roots, request)
+        except NoSolution:
+            provider.finals_only.discard(needless[0])
+            necessary.add(needless[0])
+    return result
+
+
+def _needless_prereleases(result: Result, provider: Provider) -> list[NormalizedName]:
+    """Projects pinned to a pre-release that the requirements on them in ``result`` (with the constraints and
+    the policy) do not admit: packaging's ``SpecifierSet.filter`` over the usable versions leaves it out."""
+    pinned = {ident: cand for ident, cand in result.mapping.items() if ident != PYTHON}
+    on: dict[NormalizedName, list[UsableRequirement]] = defaultdict(list)
+    for ident, criterion in result.criteria.items():
+        if ident not in pinned:
+            continue
+        for info in criterion.information:
+            if info.parent is None or pinned.get(info.parent.id) == info.parent:
+                on[pinned[ident].name].append(info.requirement)
+    needless: list[NormalizedName] = []
+    for cand in pinned.values():
+        if not cand.version.is_prerelease or cand.file.origin == "direct" or cand.name in provider.url_constraints:
+            continue  # a URL names its file: nothing else was a choice
+        if cand.name not in needless and cand.version not in {
+            v for v, _ in provider.allowed(cand.name, on[cand.name], bases=False)
+        }:
+            needless.append(cand.name)
+    return needless
+
+
 def _search(
     provider: SteerableProvider,
     reporter: _Reporter,
@@ -337,7 +410,6 @@ def _result(state) -> Result:
                 graph.connect(parent, key)
     mapping = {k: v for k, v in state.mapping.items() if k in connected}
     return Result(mapping=mapping, graph=graph, criteria=state.criteria)
-
 
 
 def _with_hash(file: DistFile, source: PackageSource) -> DistFile:

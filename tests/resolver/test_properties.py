@@ -63,15 +63,12 @@ def _satisfies(choice: dict[str, str], index, roots) -> bool:
     return True
 
 
-def _admissible(choice: dict[str, str], index, roots) -> bool:
-    """Brute force's notion of a solution, with the pre-release rule modelled independently.
-
-    Every active requirement holds; every chosen project is reached from the roots; and a chosen version is
-    one ``packaging`` admits for the intersection of all requirements on that project (a pre-release only
-    when a clause names one or no final release satisfies them all).
-    """
+def _unjustified(choice: dict[str, str], index, roots) -> set[str] | None:
+    """The chosen projects whose version ``packaging`` does not admit for the intersection of all requirements on
+    that project (a pre-release is admitted only when a clause names one or no final release satisfies them
+    all); ``None`` when the choice is no solution at all (a requirement fails, or a project is not reached)."""
     if not _satisfies(choice, index, roots):
-        return False
+        return None
     on: dict[str, SpecifierSet] = {}
     reached: set[str] = set()
     todo = [Requirement(r) for r in roots]
@@ -84,17 +81,45 @@ def _admissible(choice: dict[str, str], index, roots) -> bool:
             reached.add(req.name)
             todo += [Requirement(r) for r in index[req.name][choice[req.name]]]
     if reached != set(choice):
+        return None
+    return {n for n in choice if choice[n] not in set(on[n].filter(index[n]))}
+
+
+def _strictly_admissible(choice: dict[str, str], index, roots) -> bool:
+    """Brute force's notion of a solution, with the pre-release rule modelled independently: every active
+    requirement holds, every chosen project is reached from the roots, and each chosen version is admitted."""
+    return _unjustified(choice, index, roots) == set()
+
+
+def _admissible(choice: dict[str, str], index, roots) -> bool:
+    """An acceptable answer: strictly admissible, except that a pre-release the answer's requirements do not
+    admit is also acceptable when it is necessary, i.e. no strictly admissible solution has a final release of
+    that project (or leaves it out). The search may admit a pre-release that backtracking later made needless;
+    the resolver then looks for an answer with a final release instead, and keeps the pre-release only when
+    there is none."""
+    unjustified = _unjustified(choice, index, roots)
+    if unjustified is None:
         return False
-    return all(choice[n] in set(on[n].filter(index[n])) for n in choice)
+    assert all(Version(choice[n]).is_prerelease for n in unjustified)  # a final release is always admitted
+    return all(
+        not any(
+            other.get(n) is None or not Version(other[n]).is_prerelease
+            for other in _choices(index)
+            if _strictly_admissible(other, index, roots)
+        )
+        for n in unjustified
+    )
+
+
+def _choices(index):
+    """Every assignment of a version (or nothing) to each project."""
+    options = [[None, *vs] for vs in (list(index[n]) for n in NAMES)]
+    for combo in itertools.product(*options):
+        yield {n: v for n, v in zip(NAMES, combo, strict=True) if v is not None}
 
 
 def _brute_force_has_solution(index, roots) -> bool:
-    options = [[None, *vs] for vs in (list(index[n]) for n in NAMES)]
-    for combo in itertools.product(*options):
-        choice = {n: v for n, v in zip(NAMES, combo, strict=True) if v is not None}
-        if _admissible(choice, index, roots):
-            return True
-    return False
+    return any(_strictly_admissible(choice, index, roots) for choice in _choices(index))
 
 
 #: Projects with only pre-releases: one the roots may take (nothing else satisfies), one whose deps conflict.
@@ -106,12 +131,30 @@ ONLY_PRERELEASES = {
 }
 
 
+#: beta 3.0b1 is pinned while gamma 1.5 asks for beta!=1.0; backtracking drops gamma 1.5 and beta 1.0 works.
+BACKTRACKED_PRERELEASE = {
+    "alpha": {"1.0": []},
+    "beta": {"1.0": [], "2.0": [], "3.0b1": ["gamma<1.5"]},
+    "gamma": {"1.5": ["beta!=1.0"], "1.0": [], "2.0": []},
+    "delta": {"1.0": [], "1.5": ["gamma~=1.0"], "3.0b1": []},
+}
+#: alpha 1.0 -> beta 1.0 -> alpha!=1.0: no final alpha works, alpha 3.0b1 is necessary.
+NECESSARY_PRERELEASE = {
+    "alpha": {"1.0": ["beta"], "3.0b1": []},
+    "beta": {"1.0": ["alpha!=1.0"]},
+    "gamma": {"1.0": []},
+    "delta": {"1.0": []},
+}
+
+
 @pytest.mark.parametrize("repin_limit", [resolve_module.REPIN_LIMIT, 0])
 @settings(max_examples=150, deadline=None)
 @given(case=universe())
 @example(case=(ONLY_PRERELEASES, ["alpha"]))
 @example(case=(ONLY_PRERELEASES, ["gamma"]))
 @example(case=(ONLY_PRERELEASES, ["alpha", "beta<1.5"]))
+@example(case=(BACKTRACKED_PRERELEASE, ["delta", "beta!=2.0"]))
+@example(case=(NECESSARY_PRERELEASE, ["alpha"]))
 def test_answers_satisfy_requirements_and_failures_are_real(repin_limit, case):
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(resolve_module, "REPIN_LIMIT", repin_limit)

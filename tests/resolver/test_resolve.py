@@ -402,3 +402,43 @@ def test_users_pin_of_a_yanked_version_holds_when_a_dependency_asks_for_extras(s
     assert pins(run(src, "app")) == {"app": "1.0", "web": "1.0", "speedups": "1.0"}
     assert pins(run(src, "app", "web==2.0")) == {"app": "1.0", "web": "2.0", "speedups": "1.0"}
     assert pins(run(src, "app", constraints=["web==2.0"])) == {"app": "1.0", "web": "2.0", "speedups": "1.0"}
+
+
+def test_prerelease_pinned_on_the_way_is_replaced_by_a_final_release_when_one_works(src):
+    # gamma 1.5 asks for beta!=1.0; with beta!=2.0 from the roots only beta 3.0b1 is left, and it is pinned.
+    # Backtracking then drops gamma 1.5 (beta 3.0b1 needs gamma<1.5) but beta 3.0b1 still satisfies what is
+    # left (beta!=2.0), which a final release (beta 1.0) satisfies too: the pre-release is not justified.
+    index = {
+        "alpha": {"1.0": []},
+        "beta": {"1.0": [], "2.0": [], "3.0b1": ["gamma<1.5"]},
+        "gamma": {"1.5": ["beta!=1.0"], "1.0": [], "2.0": []},
+        "delta": {"1.0": [], "1.5": ["gamma~=1.0"], "3.0b1": []},
+    }
+    for name, versions in index.items():
+        for version, deps in versions.items():
+            src.add(name, version, deps)
+    assert pins(run(src, "delta", "beta!=2.0")) == {"beta": "1.0", "gamma": "1.0", "delta": "1.5"}
+
+
+def test_prerelease_stands_when_no_final_release_of_the_project_works(src):
+    # alpha 1.0 -> beta 1.0 -> alpha!=1.0: no answer has a final alpha, so alpha 3.0b1 is necessary.
+    src.add("alpha", "1.0", ["beta"])
+    src.add("alpha", "3.0b1")
+    src.add("beta", "1.0", ["alpha!=1.0"])
+    resolution = run(src, "alpha")
+    assert pins(resolution) == {"alpha": "3.0b1"}
+    # The search that proved it rejected alpha 1.0 before ending "no solution": that counts into the budget.
+    assert resolution.backtracks == 1
+
+
+def test_needless_prerelease_of_a_project_required_with_extras_is_replaced_too(src):
+    # As above, with beta required as beta[x]: the extras candidate's own ``==3.0b1`` on bare beta names the
+    # pre-release only because it was pinned; it does not ask for it.
+    for version, deps in {"1.0": [], "2.0": [], "3.0b1": ["gamma<1.5"]}.items():
+        src.add("beta", version, deps, extras={"x": ["alpha"]})
+    src.add("alpha", "1.0")
+    for version, deps in {"1.5": ["beta[x]!=1.0"], "1.0": [], "2.0": []}.items():
+        src.add("gamma", version, deps)
+    for version, deps in {"1.0": [], "1.5": ["gamma~=1.0"], "3.0b1": []}.items():
+        src.add("delta", version, deps)
+    assert pins(run(src, "delta", "beta[x]!=2.0")) == {"alpha": "1.0", "beta": "1.0", "gamma": "1.0", "delta": "1.5"}
