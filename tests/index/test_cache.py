@@ -324,3 +324,19 @@ def test_a_page_refreshed_before_it_is_written_leaves_no_overlay(tmp_path):
         cache.flush()
         assert cache._pending_pages == {}
         assert cache.get_page(page.url).fetched_at == 7.0
+
+
+def test_a_page_revalidated_after_it_was_written_is_seen_fresh_at_once(tmp_path):
+    page = CachedPage("https://i/simple/a/", b"body", "text/html", "https://i/simple/a/", '"e"', None, 100.0, 60.0)
+    with IndexCache(tmp_path / "c") as cache:
+        stored = cache.put_page(page)
+        cache.flush()  # written: no overlay left
+        with cache._pending_lock:  # (re-entrant) hold the writer back: the revalidation stays queued
+            cache.refresh_page(stored, 500.0, 10.0)
+            assert cache._ops
+            seen = cache.get_page(page.url)
+            assert seen is not None and (seen.fetched_at, seen.max_age) == (500.0, 10.0)
+            assert cache.get_page(page.url, body=False).fetched_at == 500.0
+        cache.flush()
+        assert not cache._pending_refreshes  # the overlay is dropped once written
+        assert cache.get_page(page.url).fetched_at == 500.0

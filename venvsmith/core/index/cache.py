@@ -148,6 +148,8 @@ class IndexCache:
         self._pending_lock = threading.Condition()
         self._ops: list[tuple] = []
         self._pending_pages: dict[str, CachedPage] = {}
+        #: Revalidations of pages already written, until they are written too (url -> the queued op).
+        self._pending_refreshes: dict[str, tuple] = {}
         self._pending_meta: dict[str, bytes] = {}
         self._pending_fields: dict[str, str] = {}
         self._writing = False
@@ -178,6 +180,7 @@ class IndexCache:
         and revalidate, without reading a large body that a new download may replace anyway."""
         with self._pending_lock:
             pending = self._pending_pages.get(url)
+            refresh = self._pending_refreshes.get(url)
         if pending is not None:
             return pending if body else replace(pending, body=b"")
         head = "content_type, final_url, etag, last_modified, fetched_at, max_age, h.digest"
@@ -190,7 +193,10 @@ class IndexCache:
             row = self._read_one(f"SELECT x'', {head} FROM page_heads h WHERE url = ?", (url,))
         if row is None:
             return None
-        return CachedPage(url, bytes(row[0]), *row[1:])
+        page = CachedPage(url, bytes(row[0]), *row[1:])
+        if refresh is not None:  # revalidated since it was written: this instance sees that at once too
+            page = replace(page, fetched_at=refresh[2], max_age=refresh[3])
+        return page
 
     def put_page(self, page: CachedPage) -> CachedPage:
         """Store ``page`` (computing its digest); return it with the digest filled in.
@@ -201,6 +207,7 @@ class IndexCache:
         page = replace(page, digest=hashlib.sha256(page.body).hexdigest())
         with self._pending_lock:
             self._pending_pages[page.url] = page
+            self._pending_refreshes.pop(page.url, None)  # the new page supersedes a queued revalidation
             self._enqueue(("page", page))
         return page
 
@@ -231,7 +238,9 @@ class IndexCache:
                 pending = self._pending_pages[page.url] = replace(pending, fetched_at=fetched_at, max_age=max_age)
                 self._enqueue(("page", pending))
             else:
-                self._enqueue(("refresh", page.url, fetched_at, max_age))
+                op = ("refresh", page.url, fetched_at, max_age)
+                self._pending_refreshes[page.url] = op
+                self._enqueue(op)
         return fresh
 
     def parsed(self, key: tuple, parse: Callable[[], T]) -> T:
@@ -325,6 +334,8 @@ class IndexCache:
                             page: CachedPage = op[1]
                             if self._pending_pages.get(page.url) is page:
                                 del self._pending_pages[page.url]
+                        elif op[0] == "refresh" and self._pending_refreshes.get(op[1]) is op:
+                            del self._pending_refreshes[op[1]]
                         elif op[0] == "meta" and self._pending_meta.get(op[1]) is op[2]:
                             del self._pending_meta[op[1]]
                         elif op[0] == "fields" and self._pending_fields.get(op[1]) is op[2]:
