@@ -7,10 +7,18 @@
   without its trailing slash or by a non-normalized name is redirected (301) to its canonical URL.
 
 So ``pip install --index-url`` / ``uv pip install`` resolve from a build's wheels without downloading them.
+
+With tokens (``serve builder --auth-tokens FILE``) every path but ``/`` and ``/healthz`` needs a token of role
+``resolve`` or above, as ``Authorization: Bearer TOKEN`` or as HTTP basic auth with the token as the password
+(any user name; or the token as the user name and no password), so pip and uv can use
+``http://ci:TOKEN@HOST:PORT/wheelhouse/...``. Without one: 401 with ``WWW-Authenticate: Basic``; with an unknown
+token: 401; with a role below what the path needs: 403.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import logging
 import re
 import threading
@@ -18,6 +26,9 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from packaging.utils import canonicalize_name, parse_wheel_filename
+
+from venvsmith.core.auth import Role, TokenStore, bearer_token
+from venvsmith.core.errors import ServiceError
 
 from .action_cache import OutputRef
 from .digest import Digest
@@ -52,10 +63,44 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         self._serve(head=False)
 
+    def _token(self) -> str | None:
+        """The request's token: ``Authorization: Bearer TOKEN`` or basic auth's password (else its user)."""
+        header = self.headers.get("Authorization", "")
+        scheme, _, value = header.strip().partition(" ")
+        if scheme.lower() != "basic":
+            return bearer_token({"authorization": header})
+        try:
+            user, _, password = base64.b64decode(value.strip(), validate=True).decode("utf-8").partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+        return password or user or None
+
+    def _authorized(self, path: str, head: bool) -> bool:
+        tokens = self.server.tokens
+        if tokens is None:
+            return True
+        try:
+            tokens.authorize(f"HTTP {self.command} {path[:200]}", self._token(), Role.RESOLVE)
+        except ServiceError as exc:
+            denied = exc.status == "PERMISSION_DENIED"
+            body = f"{exc.message}\n".encode()
+            self.send_response(HTTPStatus.FORBIDDEN if denied else HTTPStatus.UNAUTHORIZED)
+            if not denied:
+                self.send_header("WWW-Authenticate", 'Basic realm="venvsmith", charset="UTF-8"')
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if not head:
+                self.wfile.write(body)
+            return False
+        return True
+
     def _serve(self, head: bool) -> None:
         path = self.path.split("?", 1)[0]
         if path in ("/healthz", "/"):
             return self._send(HTTPStatus.OK, b"ok\n", "text/plain", head)
+        if not self._authorized(path, head):
+            return None
         if m := _BLOB.match(path):
             digest = Digest(m.group(1), int(m.group(2)))
             if (m.group(3) or "").endswith(_METADATA_SUFFIX):
@@ -187,16 +232,19 @@ class _Handler(BaseHTTPRequestHandler):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], engine: BuildEngine) -> None:
+    def __init__(self, address: tuple[str, int], engine: BuildEngine, tokens: TokenStore | None = None) -> None:
         super().__init__(address, _Handler)
         self.engine = engine
+        self.tokens = tokens
 
 
 class BlobHttpServer:
     """The HTTP endpoint in a background thread; ``base_url`` is what artifact refs point at."""
 
-    def __init__(self, engine: BuildEngine, host: str = "127.0.0.1", port: int = 0) -> None:
-        self._server = _Server((host, port), engine)
+    def __init__(self, engine: BuildEngine, host: str = "127.0.0.1", port: int = 0, *,
+                 tokens: TokenStore | None = None) -> None:
+        """``tokens``: require a token on every path but ``/`` and ``/healthz`` (see the module docstring)."""
+        self._server = _Server((host, port), engine, tokens)
         self.port = self._server.server_address[1]
         self.base_url = f"http://{host}:{self.port}/"
         self._thread = threading.Thread(target=self._server.serve_forever, name="blob-http", daemon=True)
