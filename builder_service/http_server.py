@@ -12,7 +12,8 @@ With tokens (``serve builder --auth-tokens FILE``) every path but ``/`` and ``/h
 ``resolve`` or above, as ``Authorization: Bearer TOKEN`` or as HTTP basic auth with the token as the password
 (any user name; or the token as the user name and no password), so pip and uv can use
 ``http://ci:TOKEN@HOST:PORT/wheelhouse/...``. Without one: 401 with ``WWW-Authenticate: Basic``; with an unknown
-token: 401; with a role below what the path needs: 403.
+token: 401; with a role below what the path needs: 403. With ``serve builder --tls-cert/--tls-key`` the endpoint
+speaks HTTPS with the same certificate (``--tls-client-ca``: clients must present a certificate).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import base64
 import binascii
 import logging
 import re
+import ssl
 import threading
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -29,6 +31,7 @@ from packaging.utils import canonicalize_name, parse_wheel_filename
 
 from venvsmith.core.auth import Role, TokenStore, bearer_token
 from venvsmith.core.errors import ServiceError
+from venvsmith.core.tls import ServerTls
 
 from .action_cache import OutputRef
 from .digest import Digest
@@ -232,21 +235,42 @@ class _Handler(BaseHTTPRequestHandler):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], engine: BuildEngine, tokens: TokenStore | None = None) -> None:
+    def __init__(self, address: tuple[str, int], engine: BuildEngine, tokens: TokenStore | None = None,
+                 tls: ServerTls | None = None) -> None:
         super().__init__(address, _Handler)
         self.engine = engine
         self.tokens = tokens
+        self.tls = tls
+
+    def get_request(self):
+        sock, address = super().get_request()
+        if self.tls is None:
+            return sock, address
+        # The handshake runs in the request's own thread (on its first read): a slow client cannot hold accept().
+        return self.tls.ssl_context().wrap_socket(sock, server_side=True, do_handshake_on_connect=False), address
+
+    def handle_error(self, request, client_address) -> None:
+        import sys
+
+        exc = sys.exc_info()[1]
+        if isinstance(exc, ssl.SSLError | ConnectionError):  # a failed handshake, a plaintext client
+            log.debug("HTTP connection from %s failed: %s", client_address, exc)
+            return
+        super().handle_error(request, client_address)
 
 
 class BlobHttpServer:
     """The HTTP endpoint in a background thread; ``base_url`` is what artifact refs point at."""
 
     def __init__(self, engine: BuildEngine, host: str = "127.0.0.1", port: int = 0, *,
-                 tokens: TokenStore | None = None) -> None:
-        """``tokens``: require a token on every path but ``/`` and ``/healthz`` (see the module docstring)."""
-        self._server = _Server((host, port), engine, tokens)
+                 tokens: TokenStore | None = None, tls: ServerTls | None = None) -> None:
+        """``tokens``: require a token on every path but ``/`` and ``/healthz`` (see the module docstring);
+        ``tls``: serve HTTPS with the gRPC server's certificate (and client CA), re-read when the files change."""
+        if tls is not None:
+            tls.ssl_context()  # unusable files: refuse to start
+        self._server = _Server((host, port), engine, tokens, tls)
         self.port = self._server.server_address[1]
-        self.base_url = f"http://{host}:{self.port}/"
+        self.base_url = f"{'https' if tls else 'http'}://{host}:{self.port}/"
         self._thread = threading.Thread(target=self._server.serve_forever, name="blob-http", daemon=True)
 
     def start(self) -> BlobHttpServer:

@@ -169,3 +169,50 @@ def test_the_cli_serves_and_calls_with_tls_and_the_env_ca(pki, index, tmp_path):
     bad = subprocess.run(cli("serve", "resolver", "--port", "0", "--tls-cert", cert), capture_output=True,
                          text=True, env=hermetic_env(tmp_path / "x"), timeout=60)
     assert bad.returncode == 2 and "--tls-key" in bad.stderr
+
+
+def test_the_builder_serves_grpc_and_http_over_tls_with_tokens(pki, index, tmp_path):
+    """``serve builder --tls-cert --tls-key --auth-tokens --http-port``: TLS on both ports, pip with --cert."""
+    import ssl
+    import sys
+    import urllib.error
+    import urllib.request
+
+    from tests.fixtures.builder_server import BuilderProcess
+    from venvsmith.core.tls import open_channel
+    from venvsmith.v1 import builder_pb2, builder_pb2_grpc
+
+    token = "ci-main-build-0123456789"
+    (tmp_path / "tokens").write_text(f"{token} build\n")
+    cert, key = (str(p) for p in pki["server"])
+    with BuilderProcess(tmp_path / "srv", "--tls-cert", cert, "--tls-key", key,
+                        "--auth-tokens", str(tmp_path / "tokens")) as server:
+        assert server.http_url.startswith("https://127.0.0.1:")
+        config = common_pb2.IndexConfig(index_url=index.url)
+        build = builder_pb2.ResolveAndBuildRequest(
+            resolve=resolver_pb2.ResolveRequest(requirements=["alpha"], index=config),
+            options=builder_pb2.BuildOptions(wheels=True, wheelhouse=True, index=config))
+        channel = open_channel(server.address, ClientSecurity(ca=str(pki["ca"][0]), token=token))
+        try:
+            events = list(builder_pb2_grpc.BuilderServiceStub(channel).ResolveAndBuild(build, timeout=120))
+        finally:
+            channel.close()
+        result = events[-1].build.result
+        assert result.wheels and result.wheels[0].http_url.startswith(server.http_url)
+        root = f"{server.http_url}wheelhouse/{result.lock_key}/simple/"
+        context = ssl.create_default_context(cafile=str(pki["ca"][0]))
+        request = urllib.request.Request(root, headers={"Authorization": f"Bearer {token}"})
+        with urllib.request.urlopen(request, context=context, timeout=30) as response:
+            assert response.status == 200
+        with pytest.raises(urllib.error.URLError, match="CERTIFICATE_VERIFY_FAILED"):  # one that does not trust it
+            urllib.request.urlopen(request, timeout=30, context=ssl.create_default_context())
+        authed = root.replace("https://", f"https://ci:{token}@")
+        uv = shutil.which("uv", path=str(Path(sys.executable).parent))
+        assert uv is not None
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "UV_", "SSL_"))}
+        env.update(UV_NO_CONFIG="1", UV_CACHE_DIR=str(tmp_path / "uv-cache"), UV_PYTHON_DOWNLOADS="never",
+                   SSL_CERT_FILE=str(pki["ca"][0]))
+        proc = subprocess.run([uv, "pip", "install", "--target", str(tmp_path / "dl"), "--python", sys.executable,
+                               "--index-url", authed, "alpha"], capture_output=True, text=True, env=env, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        assert (tmp_path / "dl" / "alpha" / "__init__.py").exists()

@@ -216,7 +216,8 @@ def cmd_serve_builder(args) -> int:
 
     http = None
     if args.http_port is not None:
-        http = BlobHttpServer(engine, args.host, args.http_port, tokens=security.tokens).start()
+        http = BlobHttpServer(engine, args.host, args.http_port, tokens=security.tokens,
+                              tls=security.tls).start()
         engine.settings.http_base_url = http.base_url
     try:
         server, port = make_server(f"{args.host}:{args.port}", engine, also, security=security)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
+import ssl
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -72,6 +73,8 @@ class ServerTls:
         self._files = [self.cert, self.key, *([self.client_ca] if self.client_ca else [])]
         self._stamp = _stamp(self._files)
         self._initial = self._configuration()  # the first read must succeed: no server with unusable files
+        self._ssl: ssl.SSLContext | None = None
+        self._ssl_stamp: tuple = ()
 
     def _configuration(self) -> Any:
         pair = (_read_pem(self.key, "--tls-key"), _read_pem(self.cert, "--tls-cert"))
@@ -92,6 +95,27 @@ class ServerTls:
             self._stamp = stamp
             log.info("TLS certificate re-read from %s", self.cert)
             return config
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """An ``ssl`` server context of the current files (for the builder's HTTP endpoint), made afresh when
+        they changed; with a client CA, clients must present a certificate it signed."""
+        with self._lock:
+            stamp = _stamp(self._files)
+            if self._ssl is None or stamp != self._ssl_stamp:
+                try:
+                    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+                    context.minimum_version = ssl.TLSVersion.TLSv1_2
+                    context.load_cert_chain(self.cert, self.key)
+                    if self.client_ca:
+                        context.verify_mode = ssl.CERT_REQUIRED
+                        context.load_verify_locations(self.client_ca)
+                except (OSError, ssl.SSLError) as exc:
+                    if self._ssl is None:
+                        raise TlsConfigError(f"--tls-cert {self.cert} / --tls-key {self.key}: {exc}") from None
+                    log.error("TLS files changed but cannot be loaded yet, keeping the previous ones: %s", exc)
+                else:
+                    self._ssl, self._ssl_stamp = context, stamp
+            return self._ssl
 
     def credentials(self) -> Any:
         return grpc.dynamic_ssl_server_credentials(
