@@ -39,6 +39,7 @@ def index(tmp_path_factory) -> Iterator[IndexServer]:
     b.add("beta", "1.0")
     b.add("alpha", "1.0", deps=["beta>=1"])
     b.add("delta", "1.0", kind="sdist", backend="intree")
+    b.add("dep", "2.5")  # what the dynamic sdist of test_dynamic_metadata requires
     with IndexServer(b) as server:
         yield server
 
@@ -227,6 +228,25 @@ def test_the_cli_sends_the_token_from_the_environment(server, index, tmp_path):
     build = cli("build", "--server", server.address, "--index-url", index.url, "-q", "--token", RESOLVE, "gamma")
     denied = subprocess.run(build, env=env, capture_output=True, text=True, timeout=120)
     assert denied.returncode == 1 and "PERMISSION_DENIED" in denied.stderr
+
+
+def test_a_resolver_servers_calls_to_the_builder_carry_its_token(server, index, tmp_path):
+    """``serve resolver --builder ADDR --token T``: PrepareMetadata needs a build token."""
+    from tests.e2e.test_dynamic_metadata import _dynamic_sdist
+    from tests.fixtures.builder_server import ResolverProcess
+
+    links = tmp_path / "links"
+    links.mkdir()
+    _dynamic_sdist(links)
+    ask = resolver_pb2.ResolveRequest(requirements=["dyn"], index=common_pb2.IndexConfig(
+        index_url=index.url, find_links=[str(links)]))
+    with ResolverProcess(tmp_path / "ok", "--builder", server.address, "--token", BUILD) as resolver:
+        assert {p.name for p in resolver.resolver_stub.Resolve(ask, timeout=120).pins} == {"dyn", "dep"}
+    with ResolverProcess(tmp_path / "low", "--builder", server.address, "--token", RESOLVE) as resolver:
+        with pytest.raises(grpc.RpcError) as caught:
+            resolver.resolver_stub.Resolve(ask, timeout=120)
+    assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "needs a build token" in caught.value.details()
 
 
 def test_a_rotated_token_file_takes_effect_without_a_restart(server, tokens):
