@@ -7,6 +7,7 @@ builder build and store bytes (cache poisoning: a PR producing main's key would 
 from __future__ import annotations
 
 import base64
+import hashlib
 import os
 import shutil
 import subprocess
@@ -250,11 +251,11 @@ def test_a_resolver_servers_calls_to_the_builder_carry_its_token(server, index, 
 
 
 def test_a_rotated_token_file_takes_effect_without_a_restart(server, tokens):
-    """Last in this module: it replaces the file (the old build token is revoked)."""
+    """Last in this module: it replaces the file (the old build token is revoked; the new one is stored hashed)."""
     ask = resolver_pb2.DescribeEnvironmentRequest()
     server.resolver_stub.DescribeEnvironment(ask, metadata=bearer(BUILD))
     tmp = tokens.with_suffix(".new")
-    tmp.write_text(f"{ROTATED} build\n")
+    tmp.write_text(f"sha256:{hashlib.sha256(ROTATED.encode()).hexdigest()} build  # hashed at rest\n")
     os.replace(tmp, tokens)
     server.resolver_stub.DescribeEnvironment(ask, metadata=bearer(ROTATED))
     with pytest.raises(grpc.RpcError) as caught:
