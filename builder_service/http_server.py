@@ -7,17 +7,31 @@
   without its trailing slash or by a non-normalized name is redirected (301) to its canonical URL.
 
 So ``pip install --index-url`` / ``uv pip install`` resolve from a build's wheels without downloading them.
+
+With tokens (``serve builder --auth-tokens FILE``) every path but ``/`` and ``/healthz`` needs a token of role
+``resolve`` or above, as ``Authorization: Bearer TOKEN`` or as HTTP basic auth with the token as the password
+(any user name; or the token as the user name and no password), so pip and uv can use
+``http://ci:TOKEN@HOST:PORT/wheelhouse/...``. Without one: 401 with ``WWW-Authenticate: Basic``; with an unknown
+token: 401; with a role below what the path needs: 403. With ``serve builder --tls-cert/--tls-key`` the endpoint
+speaks HTTPS with the same certificate (``--tls-client-ca``: clients must present a certificate).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import logging
 import re
+import ssl
 import threading
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from packaging.utils import canonicalize_name, parse_wheel_filename
+
+from venvsmith.core.auth import Role, TokenStore, bearer_token
+from venvsmith.core.errors import ServiceError
+from venvsmith.core.tls import ServerTls
 
 from .action_cache import OutputRef
 from .digest import Digest
@@ -52,10 +66,44 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         self._serve(head=False)
 
+    def _token(self) -> str | None:
+        """The request's token: ``Authorization: Bearer TOKEN`` or basic auth's password (else its user)."""
+        header = self.headers.get("Authorization", "")
+        scheme, _, value = header.strip().partition(" ")
+        if scheme.lower() != "basic":
+            return bearer_token({"authorization": header})
+        try:
+            user, _, password = base64.b64decode(value.strip(), validate=True).decode("utf-8").partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+        return password or user or None
+
+    def _authorized(self, path: str, head: bool) -> bool:
+        tokens = self.server.tokens
+        if tokens is None:
+            return True
+        try:
+            tokens.authorize(f"HTTP {self.command} {path[:200]}", self._token(), Role.RESOLVE)
+        except ServiceError as exc:
+            denied = exc.status == "PERMISSION_DENIED"
+            body = f"{exc.message}\n".encode()
+            self.send_response(HTTPStatus.FORBIDDEN if denied else HTTPStatus.UNAUTHORIZED)
+            if not denied:
+                self.send_header("WWW-Authenticate", 'Basic realm="venvsmith", charset="UTF-8"')
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if not head:
+                self.wfile.write(body)
+            return False
+        return True
+
     def _serve(self, head: bool) -> None:
         path = self.path.split("?", 1)[0]
         if path in ("/healthz", "/"):
             return self._send(HTTPStatus.OK, b"ok\n", "text/plain", head)
+        if not self._authorized(path, head):
+            return None
         if m := _BLOB.match(path):
             digest = Digest(m.group(1), int(m.group(2)))
             if (m.group(3) or "").endswith(_METADATA_SUFFIX):
@@ -187,18 +235,42 @@ class _Handler(BaseHTTPRequestHandler):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], engine: BuildEngine) -> None:
+    def __init__(self, address: tuple[str, int], engine: BuildEngine, tokens: TokenStore | None = None,
+                 tls: ServerTls | None = None) -> None:
         super().__init__(address, _Handler)
         self.engine = engine
+        self.tokens = tokens
+        self.tls = tls
+
+    def get_request(self):
+        sock, address = super().get_request()
+        if self.tls is None:
+            return sock, address
+        # The handshake runs in the request's own thread (on its first read): a slow client cannot hold accept().
+        return self.tls.ssl_context().wrap_socket(sock, server_side=True, do_handshake_on_connect=False), address
+
+    def handle_error(self, request, client_address) -> None:
+        import sys
+
+        exc = sys.exc_info()[1]
+        if isinstance(exc, ssl.SSLError | ConnectionError):  # a failed handshake, a plaintext client
+            log.debug("HTTP connection from %s failed: %s", client_address, exc)
+            return
+        super().handle_error(request, client_address)
 
 
 class BlobHttpServer:
     """The HTTP endpoint in a background thread; ``base_url`` is what artifact refs point at."""
 
-    def __init__(self, engine: BuildEngine, host: str = "127.0.0.1", port: int = 0) -> None:
-        self._server = _Server((host, port), engine)
+    def __init__(self, engine: BuildEngine, host: str = "127.0.0.1", port: int = 0, *,
+                 tokens: TokenStore | None = None, tls: ServerTls | None = None) -> None:
+        """``tokens``: require a token on every path but ``/`` and ``/healthz`` (see the module docstring);
+        ``tls``: serve HTTPS with the gRPC server's certificate (and client CA), re-read when the files change."""
+        if tls is not None:
+            tls.ssl_context()  # unusable files: refuse to start
+        self._server = _Server((host, port), engine, tokens, tls)
         self.port = self._server.server_address[1]
-        self.base_url = f"http://{host}:{self.port}/"
+        self.base_url = f"{'https' if tls else 'http'}://{host}:{self.port}/"
         self._thread = threading.Thread(target=self._server.serve_forever, name="blob-http", daemon=True)
 
     def start(self) -> BlobHttpServer:

@@ -9,7 +9,7 @@ import grpc
 
 from venvsmith.core.convert import pin_from_proto, target_from_spec
 from venvsmith.core.errors import at_field
-from venvsmith.core.grpc_util import abort, build_server
+from venvsmith.core.grpc_util import ServerSecurity, abort, build_server
 from venvsmith.v1 import builder_pb2, builder_pb2_grpc
 
 from .build_run import BuildRun
@@ -70,7 +70,8 @@ SERVICE_NAME = builder_pb2.DESCRIPTOR.services_by_name["BuilderService"].full_na
 ExtraService = tuple[Callable[[Any, grpc.Server], None], Any, str]
 
 
-def make_server(address: str, engine: BuildEngine, also: Iterable[ExtraService] = ()) -> tuple[grpc.Server, int]:
+def make_server(address: str, engine: BuildEngine, also: Iterable[ExtraService] = (), *,
+                security: ServerSecurity | None = None) -> tuple[grpc.Server, int]:
     """A builder server (BuilderService, and ArtifactService on the engine's store); ``also`` adds services to
     the same server (the CLI co-hosts the resolver this way)."""
     from venvsmith.v1 import artifact_pb2_grpc
@@ -82,4 +83,5 @@ def make_server(address: str, engine: BuildEngine, also: Iterable[ExtraService] 
     servicers = [(builder_pb2_grpc.add_BuilderServiceServicer_to_server, BuilderServicer(engine)),
                  (artifact_pb2_grpc.add_ArtifactServiceServicer_to_server, ArtifactServicer(engine.store))]
     servicers += [(add, servicer) for add, servicer, _ in extra]
-    return build_server(servicers, [SERVICE_NAME, ARTIFACTS, *(name for _, _, name in extra)], address)
+    return build_server(servicers, [SERVICE_NAME, ARTIFACTS, *(name for _, _, name in extra)], address,
+                        security=security)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import grpc
 
 from venvsmith.core.errors import DeadlineExceeded
-from venvsmith.core.grpc_util import abort, build_server, deadline_of
+from venvsmith.core.grpc_util import ServerSecurity, abort, build_server, deadline_of
 from venvsmith.v1 import resolver_pb2, resolver_pb2_grpc
 
 from .engine import EngineSettings, ResolverEngine
@@ -43,7 +43,7 @@ SERVICE_NAME = resolver_pb2.DESCRIPTOR.services_by_name["ResolverService"].full_
 
 
 def make_server(
-    address: str = "127.0.0.1:0", engine: ResolverEngine | None = None
+    address: str = "127.0.0.1:0", engine: ResolverEngine | None = None, *, security: ServerSecurity | None = None
 ) -> tuple[grpc.Server, int, ResolverEngine]:
     """A ready-to-start resolver server; ``engine`` defaults to one with the environment's settings."""
     engine = engine or ResolverEngine(EngineSettings())
@@ -51,5 +51,6 @@ def make_server(
         [(resolver_pb2_grpc.add_ResolverServiceServicer_to_server, ResolverServicer(engine))],
         [SERVICE_NAME],
         address,
+        security=security,
     )
     return server, port, engine

@@ -44,7 +44,9 @@ from venvsmith.core.errors import (
     IndexUnavailable,
     InvalidDistribution,
     InvalidInput,
+    RoleDenied,
     ServiceError,
+    Unauthenticated,
 )
 from venvsmith.core.grpc_util import abort
 from venvsmith.core.resolution import CallError
@@ -73,6 +75,9 @@ INTERNAL_EXCEPTIONS = {
     "venvsmith.core.index.transport.ProxyConfigError": "IndexUnavailable in http.py",
     "venvsmith.core.index.ranges.RangesUnsupported": "metadata_fetch.py reads the whole file instead",
     "venvsmith.core.probe.ProbeError": "InvalidInput in target.py, VenvError in venv.py; interpreters.py skips it",
+    "venvsmith.core.auth.SecurityConfigError": "CLI/serve start-up only: a token or TLS file it cannot use",
+    "venvsmith.core.auth.TokenFileError": "serve start-up only (a bad file on reload keeps the old tokens)",
+    "venvsmith.core.tls.TlsConfigError": "serve/client start-up only (a bad file on reload keeps the old ones)",
 }
 D = Digest("0" * 64, 3)
 
@@ -105,6 +110,8 @@ EXAMPLES: dict[type[ServiceError], Callable[[], ServiceError]] = {
     BuildRequirementUnavailable: lambda: BuildRequirementUnavailable("helper>=2", "no version"),
     BuilderError: lambda: BuilderError("INVALID_ARGUMENT", "an empty BuildRequest"),
     SdistFailed: lambda: SdistFailed("pkg-2.0.tar.gz", "building", BuildFailed("build_wheel", 3, "no\n")),
+    Unauthenticated: lambda: Unauthenticated("/venvsmith.v1.BuilderService/Build", "needs a token"),
+    RoleDenied: lambda: RoleDenied("/venvsmith.v1.BuilderService/Build", "resolve", "build"),
 }
 
 RESOLVER = {InvalidInput, NoSolution, DynamicMetadata, IndexUnavailable, InvalidDistribution, TooManyBacktracks,
@@ -113,16 +120,18 @@ BUILDS = {BuildError, BuildFailed, BuildTimeout, BuildOutOfMemory, BuildOutputTo
           BuildRequirementUnavailable, DigestMismatch, InvalidDigest, BlobTooLarge, UnsafeWheel, BuilderError,
           SdistFailed}
 ASSEMBLY = {UnsafeArchive, VenvError, NotRelocatable}
+#: A server with --auth-tokens refuses any RPC with these (venvsmith.core.auth).
+AUTH = {Unauthenticated, RoleDenied}
 #: Which error classes each RPC (by method name, whichever service has it) can end with.
 RPC_ERRORS: dict[str, set[type[ServiceError]]] = {
-    "Resolve": RESOLVER | BUILDS,  # a builder serving ResolverService prepares dynamic metadata
-    "ResolveStream": RESOLVER | BUILDS,
-    "DescribeEnvironment": {InvalidInput},
-    "Build": RESOLVER | BUILDS | ASSEMBLY,
-    "ResolveAndBuild": RESOLVER | BUILDS | ASSEMBLY,
-    "PrepareMetadata": RESOLVER | BUILDS,
-    "GetArtifact": {BlobNotFound, StoreError, InvalidRange, DigestMismatch, InvalidDigest},
-    "StatArtifacts": {InvalidDigest, BuilderError},
+    "Resolve": RESOLVER | BUILDS | AUTH,  # a builder serving ResolverService prepares dynamic metadata
+    "ResolveStream": RESOLVER | BUILDS | AUTH,
+    "DescribeEnvironment": {InvalidInput} | AUTH,
+    "Build": RESOLVER | BUILDS | ASSEMBLY | AUTH,
+    "ResolveAndBuild": RESOLVER | BUILDS | ASSEMBLY | AUTH,
+    "PrepareMetadata": RESOLVER | BUILDS | AUTH,
+    "GetArtifact": {BlobNotFound, StoreError, InvalidRange, DigestMismatch, InvalidDigest} | AUTH,
+    "StatArtifacts": {InvalidDigest, BuilderError} | AUTH,
 }
 #: The statuses a BuilderError is raised with by the RPCs it can come from (checked against the sources below).
 BUILDER_ERROR_RPCS = {"Build", "ResolveAndBuild", "PrepareMetadata", "GetArtifact", "StatArtifacts"}

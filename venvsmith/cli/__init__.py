@@ -13,6 +13,8 @@ import sys
 import threading
 from collections.abc import Sequence
 
+from venvsmith.cli.security_args import add_client_security, add_server_security, client_security
+from venvsmith.core.auth import SecurityConfigError
 from venvsmith.core.reqfile import ParsedRequirements, RequirementsFileError, read_requirements
 from venvsmith.core.resolution import CallError, ResolverClient
 from venvsmith.v1 import common_pb2, resolver_pb2
@@ -76,6 +78,7 @@ def add_resolve_inputs(p: argparse.ArgumentParser, server_help: str) -> None:
     p.add_argument("--max-backtracks", type=int, default=0)
     p.add_argument("--no-cache", action="store_true", help="bypass the resolution cache")
     p.add_argument("--timeout", type=float, default=None, help="deadline in seconds")
+    add_client_security(p)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -87,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     env.add_argument("--format", choices=["text", "json"], default="text")
     env.add_argument("--server", help="ask a remote resolver (HOST:PORT)")
     _add_target_options(env)
+    add_client_security(env)
 
     res = sub.add_parser("resolve", help="resolve requirements to exact pins")
     add_resolve_inputs(res, "use a remote resolver (HOST:PORT) instead of the embedded one")
@@ -105,6 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--resolver", metavar="HOST:PORT",
                        help="builder: resolve (build requirements too) through this remote resolver "
                             "(default: an embedded one, also served)")
+    add_server_security(serve)
 
     from venvsmith.cli.build_args import add_commands
 
@@ -263,7 +268,8 @@ def render_env(env: common_pb2.TargetEnvironment, fmt: str) -> str:
 def _client(args) -> ResolverClient:
     from venvsmith.cli.compose import resolver_client
 
-    return resolver_client(getattr(args, "server", None), isolated=is_isolated(args))
+    server = getattr(args, "server", None)
+    return resolver_client(server, isolated=is_isolated(args), security=client_security(args, server))
 
 
 def cmd_resolve(args) -> int:
@@ -296,11 +302,13 @@ def cmd_serve(args) -> int:
         return cli_build.cmd_serve_builder(args)
     from resolver_service.service import make_server
     from venvsmith.cli.compose import resolver_server_engine
+    from venvsmith.core.grpc_util import ServerSecurity
 
     host = f"[{args.host}]" if ":" in args.host and not args.host.startswith("[") else args.host
-    engine = resolver_server_engine(args.builder)
+    security = ServerSecurity.from_args(args)  # a bad file: exit 2 before anything starts
+    engine = resolver_server_engine(args.builder, client_security(args, args.builder))
     try:
-        server, port, engine = make_server(f"{host}:{args.port}", engine)
+        server, port, engine = make_server(f"{host}:{args.port}", engine, security=security)
     except (OSError, RuntimeError) as exc:
         engine.close()
         print(f"error: cannot listen on {host}:{args.port}: {exc}", file=sys.stderr)
@@ -372,6 +380,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CallError as exc:
         print(f"error ({exc.status}): {exc.message}", file=sys.stderr)
         return EXIT_BAD_INPUT if exc.status == "INVALID_ARGUMENT" else EXIT_FAILED
+    except SecurityConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         return 130
 

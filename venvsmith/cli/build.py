@@ -22,17 +22,18 @@ if TYPE_CHECKING:
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
 
-def connect_builder(server: str | None, *, isolated: bool = False):
+def connect_builder(server: str | None, *, isolated: bool = False, security=None):
     """A remote builder client for ``HOST:PORT``, else the embedded engines (bench/profile_venv.py wraps this)."""
     from venvsmith.cli.compose import builder_client
 
-    return builder_client(server, isolated=isolated)
+    return builder_client(server, isolated=isolated, security=security)
 
 
 def _builder(args):
     from venvsmith.cli import is_isolated
+    from venvsmith.cli.security_args import client_security
 
-    return connect_builder(args.server, isolated=is_isolated(args))
+    return connect_builder(args.server, isolated=is_isolated(args), security=client_security(args, args.server))
 
 
 def _options(args, *, venv: bool, wheelhouse: bool) -> tuple[resolver_pb2.ResolveRequest, builder_pb2.BuildOptions]:
@@ -202,8 +203,11 @@ def cmd_serve_builder(args) -> int:
     from builder_service.http_server import BlobHttpServer
     from builder_service.service import make_server
     from venvsmith.cli.compose import builder_server_engines
+    from venvsmith.cli.security_args import client_security
+    from venvsmith.core.grpc_util import ServerSecurity
 
-    engine, also, closing = builder_server_engines(args.resolver)
+    security = ServerSecurity.from_args(args)  # a bad file: exit 2 before anything starts
+    engine, also, closing = builder_server_engines(args.resolver, client_security(args, args.resolver))
 
     def close_all() -> None:
         engine.close()
@@ -212,10 +216,11 @@ def cmd_serve_builder(args) -> int:
 
     http = None
     if args.http_port is not None:
-        http = BlobHttpServer(engine, args.host, args.http_port).start()
+        http = BlobHttpServer(engine, args.host, args.http_port, tokens=security.tokens,
+                              tls=security.tls).start()
         engine.settings.http_base_url = http.base_url
     try:
-        server, port = make_server(f"{args.host}:{args.port}", engine, also)
+        server, port = make_server(f"{args.host}:{args.port}", engine, also, security=security)
     except (OSError, RuntimeError) as exc:
         close_all()
         print(f"error: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)

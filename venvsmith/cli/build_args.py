@@ -54,3 +54,6 @@ def add_commands(sub, add_resolve_inputs) -> None:
     fetch.add_argument("ref", metavar="REF")
     fetch.add_argument("dest", metavar="DEST")
     fetch.add_argument("--server", help="a remote builder (HOST:PORT); default: the local store")
+    from venvsmith.cli.security_args import add_client_security
+
+    add_client_security(fetch)

@@ -88,9 +88,9 @@ def embedded_resolver(*, isolated: bool = False) -> EmbeddedResolver:
     return EmbeddedResolver(resolver, also_close=[lazy])
 
 
-def resolver_client(server: str | None, *, isolated: bool = False):
-    """A remote resolver client for ``HOST:PORT``, else the embedded one."""
-    return RemoteResolver(server) if server else embedded_resolver(isolated=isolated)
+def resolver_client(server: str | None, *, isolated: bool = False, security=None):
+    """A remote resolver client for ``HOST:PORT`` (``security``: its TLS and token), else the embedded one."""
+    return RemoteResolver(server, security) if server else embedded_resolver(isolated=isolated)
 
 
 def embedded_builder(*, isolated: bool = False) -> EmbeddedBuilder:
@@ -102,24 +102,24 @@ def embedded_builder(*, isolated: bool = False) -> EmbeddedBuilder:
     return EmbeddedBuilder(lazy.get(), also_close=[resolver])  # the engine first, then its resolver
 
 
-def builder_client(server: str | None, *, isolated: bool = False):
-    """A remote builder client for ``HOST:PORT``, else the embedded engines."""
+def builder_client(server: str | None, *, isolated: bool = False, security=None):
+    """A remote builder client for ``HOST:PORT`` (``security``: its TLS and token), else the embedded engines."""
     from venvsmith.clients.builder import RemoteBuilder
 
-    return RemoteBuilder(server) if server else embedded_builder(isolated=isolated)
+    return RemoteBuilder(server, security) if server else embedded_builder(isolated=isolated)
 
 
-def resolver_server_engine(builder: str | None) -> ResolverEngine:
+def resolver_server_engine(builder: str | None, security=None) -> ResolverEngine:
     """The engine of ``venvsmith serve resolver``: with ``--builder ADDR`` that builder prepares dynamic metadata."""
     from resolver_service.engine import EngineSettings, ResolverEngine
     from venvsmith.clients.builder import RemoteMetadataPreparer
 
     if builder:
-        return ResolverEngine(EngineSettings(), RemoteMetadataPreparer(builder))
+        return ResolverEngine(EngineSettings(), RemoteMetadataPreparer(builder, security))
     return ResolverEngine(EngineSettings(), None, without_preparer=SERVER_WITHOUT_BUILDER)
 
 
-def builder_server_engines(resolver: str | None) -> tuple[BuildEngine, list, list]:
+def builder_server_engines(resolver: str | None, security=None) -> tuple[BuildEngine, list, list]:
     """``venvsmith serve builder``: (build engine, services co-hosted on its server, things to close after it).
 
     With ``--resolver ADDR`` build requirements and ResolveAndBuild resolve through that server and no resolver
@@ -129,7 +129,7 @@ def builder_server_engines(resolver: str | None) -> tuple[BuildEngine, list, lis
     from builder_service.engine import BuildEngine, BuilderSettings
 
     if resolver:
-        client = RemoteResolver(resolver)
+        client = RemoteResolver(resolver, security)
         return BuildEngine(BuilderSettings(), client), [], [client]
     from resolver_service.service import SERVICE_NAME, ResolverServicer
     from venvsmith.v1 import resolver_pb2_grpc

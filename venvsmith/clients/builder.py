@@ -69,15 +69,16 @@ class EmbeddedBuilder(Closing):
 class RemoteBuilder(Closing):
     """A builder server reached over gRPC: BuilderService for builds, ArtifactService for their bytes."""
 
-    def __init__(self, address: str) -> None:
+    def __init__(self, address: str, security: Any = None) -> None:
+        """``security``: a :class:`~venvsmith.core.tls.ClientSecurity` (TLS, token); default plaintext, no token."""
         import grpc
 
+        from venvsmith.core.tls import open_channel
         from venvsmith.v1 import artifact_pb2_grpc, builder_pb2_grpc
 
         self._rpc_error = grpc.RpcError
-        self.channel = grpc.insecure_channel(
-            address, options=[("grpc.max_receive_message_length", 64 * 1024 * 1024)]
-        )
+        self.channel = open_channel(address, security,
+                                    options=[("grpc.max_receive_message_length", 64 * 1024 * 1024)])
         self.stub = builder_pb2_grpc.BuilderServiceStub(self.channel)
         self.artifacts = artifact_pb2_grpc.ArtifactServiceStub(self.channel)
 
@@ -124,14 +125,15 @@ class RemoteBuilder(Closing):
 class RemoteMetadataPreparer:
     """A :class:`~venvsmith.core.resolution.MetadataPreparer` calling a builder server's PrepareMetadata."""
 
-    def __init__(self, address: str) -> None:
+    def __init__(self, address: str, security: Any = None) -> None:
         import grpc
 
+        from venvsmith.core.tls import open_channel
         from venvsmith.v1 import builder_pb2_grpc
 
         self.description = f"builder at {address}"
         self._rpc_error = grpc.RpcError
-        self.channel = grpc.insecure_channel(address)
+        self.channel = open_channel(address, security)
         self.stub = builder_pb2_grpc.BuilderServiceStub(self.channel)
 
     def prepare(self, file, target, index: common_pb2.IndexConfig) -> bytes:

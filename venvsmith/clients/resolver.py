@@ -68,13 +68,15 @@ class EmbeddedResolver(Closing):
 class RemoteResolver(Closing):
     """A resolver server reached over gRPC."""
 
-    def __init__(self, address: str) -> None:
+    def __init__(self, address: str, security: Any = None) -> None:
+        """``security``: a :class:`~venvsmith.core.tls.ClientSecurity` (TLS, token); default plaintext, no token."""
         import grpc  # only the remote transport needs it
 
+        from venvsmith.core.tls import open_channel
         from venvsmith.v1 import resolver_pb2_grpc
 
         self._rpc_error = grpc.RpcError
-        self.channel = grpc.insecure_channel(address)
+        self.channel = open_channel(address, security)
         self.stub = resolver_pb2_grpc.ResolverServiceStub(self.channel)
 
     @staticmethod

@@ -329,3 +329,31 @@ class DeadlineExceeded(ServiceError):
 
     status = "DEADLINE_EXCEEDED"
     error_reason = "DEADLINE_EXCEEDED"
+
+
+class Unauthenticated(ServiceError):
+    """A call without a token, or with one the server does not know."""
+
+    status = "UNAUTHENTICATED"
+    error_reason = "AUTH_TOKEN_INVALID"
+
+    def __init__(self, method: str, message: str) -> None:
+        super().__init__(message)
+        self.method = method
+
+    def facts(self) -> dict[str, str]:
+        return {"method": self.method}
+
+
+class RoleDenied(ServiceError):
+    """A known token whose role does not allow the call."""
+
+    status = "PERMISSION_DENIED"
+    error_reason = "AUTH_ROLE_INSUFFICIENT"
+
+    def __init__(self, method: str, role: str, required: str) -> None:
+        super().__init__(f"a {role} token may not call {method}: it needs a {required} token")
+        self.method, self.role, self.required = method, role, required
+
+    def facts(self) -> dict[str, str]:
+        return {"method": self.method, "role": self.role, "required_role": self.required}

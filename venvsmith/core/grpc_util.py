@@ -6,7 +6,8 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from concurrent import futures
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import grpc
 from google.protobuf import descriptor_pb2, descriptor_pool
@@ -16,6 +17,10 @@ from grpc_status import rpc_status
 
 from .errors import ServiceError
 from .resolution import CallError
+
+if TYPE_CHECKING:
+    from .auth import TokenStore
+    from .tls import ServerTls
 
 log = logging.getLogger(__name__)
 
@@ -82,15 +87,52 @@ def _add_reflection(server: grpc.Server, names: list[str]) -> None:
     )
 
 
+@dataclass(frozen=True)
+class ServerSecurity:
+    """A server's TLS (``serve --tls-cert/--tls-key [--tls-client-ca]``) and tokens (``--auth-tokens``)."""
+
+    tls: ServerTls | None = None
+    tokens: TokenStore | None = None
+
+    @classmethod
+    def from_args(cls, args: Any) -> ServerSecurity:
+        """From the ``serve`` flags; a bad file raises :class:`~venvsmith.core.tls.TlsConfigError` or
+        :class:`~venvsmith.core.auth.TokenFileError` naming it."""
+        from .auth import TokenStore
+        from .tls import ServerTls, TlsConfigError
+
+        cert, key, client_ca = (getattr(args, n, None) for n in ("tls_cert", "tls_key", "tls_client_ca"))
+        if (cert is None) != (key is None):
+            raise TlsConfigError("TLS needs both --tls-cert and --tls-key")
+        if client_ca and not cert:
+            raise TlsConfigError("--tls-client-ca needs --tls-cert and --tls-key")
+        tokens = getattr(args, "auth_tokens", None)
+        return cls(tls=ServerTls(cert, key, client_ca) if cert and key else None,
+                   tokens=TokenStore(tokens) if tokens else None)
+
+    def interceptors(self) -> list[grpc.ServerInterceptor]:
+        from .auth import make_interceptor
+
+        return [make_interceptor(self.tokens)] if self.tokens is not None else []
+
+
 def build_server(
     add_servicers: Iterable[tuple[Callable[[Any, grpc.Server], None], Any]],
     service_names: Iterable[str],
     address: str,
     max_workers: int = 32,
+    *,
+    security: ServerSecurity | None = None,
 ) -> tuple[grpc.Server, int]:
-    """A gRPC server with the given servicers, health checking and reflection; returns (server, port)."""
+    """A gRPC server with the given servicers, health checking and reflection; returns (server, port).
+
+    ``security`` adds TLS (with reload) and bearer-token checks (see :mod:`venvsmith.core.auth`); by default the
+    port is plaintext and open.
+    """
+    security = security or ServerSecurity()
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="rpc"),
+        interceptors=security.interceptors(),
         options=[
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
@@ -106,7 +148,10 @@ def build_server(
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
     _add_reflection(server, [*names, health.SERVICE_NAME])
-    port = server.add_insecure_port(address)
+    if security.tls is not None:
+        port = server.add_secure_port(address, security.tls.credentials())
+    else:
+        port = server.add_insecure_port(address)
     if port == 0:
         raise OSError(f"cannot listen on {address}")
     return server, port

@@ -61,6 +61,8 @@ class ArtifactServiceServicer:
         the stored blob is corrupt; it is quarantined), INVALID_ARGUMENT +
         BadRequest (INVALID_DIGEST, or INVALID_BUILD_REQUEST for a negative
         offset/limit).
+        With --auth-tokens: UNAUTHENTICATED (AUTH_TOKEN_INVALID), PERMISSION_DENIED
+        (AUTH_ROLE_INSUFFICIENT), each with ErrorInfo.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -72,6 +74,8 @@ class ArtifactServiceServicer:
         hash is stored with another size is missing.
         Errors: INVALID_ARGUMENT + BadRequest (INVALID_DIGEST for a malformed
         digest, INVALID_BUILD_REQUEST for more than 10000 digests).
+        With --auth-tokens: UNAUTHENTICATED (AUTH_TOKEN_INVALID), PERMISSION_DENIED
+        (AUTH_ROLE_INSUFFICIENT), each with ErrorInfo.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

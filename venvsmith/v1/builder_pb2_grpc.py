@@ -90,6 +90,8 @@ class BuilderServiceServicer:
         BUILD_OUTPUT_TOO_LARGE, BLOB_TOO_LARGE, STORE_FULL,
         TOO_MANY_BACKTRACKS).
         UNAVAILABLE         + RetryInfo (INDEX_UNAVAILABLE).
+        With --auth-tokens: UNAUTHENTICATED (AUTH_TOKEN_INVALID), PERMISSION_DENIED
+        (AUTH_ROLE_INSUFFICIENT), each with ErrorInfo.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -101,6 +103,8 @@ class BuilderServiceServicer:
         the BuildResult. Errors: those of ResolverService.Resolve and of Build,
         with their details (INVALID_ARGUMENT, DATA_LOSS, FAILED_PRECONDITION,
         DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED, UNAVAILABLE).
+        With --auth-tokens: UNAUTHENTICATED (AUTH_TOKEN_INVALID), PERMISSION_DENIED
+        (AUTH_ROLE_INSUFFICIENT), each with ErrorInfo.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -110,6 +114,8 @@ class BuilderServiceServicer:
         """The interpreters this builder can build for, discovered on the builder
         (PATH, pyenv, configuration), each with its marker environment and tags.
         Errors: none but INTERNAL (an interpreter that cannot be queried is left out).
+        With --auth-tokens: UNAUTHENTICATED (AUTH_TOKEN_INVALID), PERMISSION_DENIED
+        (AUTH_ROLE_INSUFFICIENT), each with ErrorInfo.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -122,6 +128,8 @@ class BuilderServiceServicer:
         Errors, with their details as for Build: INVALID_ARGUMENT (a wheel pin,
         a malformed pin or target), DATA_LOSS, FAILED_PRECONDITION,
         DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED, UNAVAILABLE.
+        With --auth-tokens: UNAUTHENTICATED (AUTH_TOKEN_INVALID), PERMISSION_DENIED
+        (AUTH_ROLE_INSUFFICIENT), each with ErrorInfo.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

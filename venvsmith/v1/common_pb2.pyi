@@ -61,6 +61,8 @@ class ErrorReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     WHEEL_INCOMPATIBLE: _ClassVar[ErrorReason]
     BUILD_PRECONDITION: _ClassVar[ErrorReason]
     STORE_FULL: _ClassVar[ErrorReason]
+    AUTH_TOKEN_INVALID: _ClassVar[ErrorReason]
+    AUTH_ROLE_INSUFFICIENT: _ClassVar[ErrorReason]
 INDEX_STRATEGY_UNSPECIFIED: IndexStrategy
 FIRST_INDEX: IndexStrategy
 UNSAFE_BEST_MATCH: IndexStrategy
@@ -101,6 +103,8 @@ NO_INTERPRETER: ErrorReason
 WHEEL_INCOMPATIBLE: ErrorReason
 BUILD_PRECONDITION: ErrorReason
 STORE_FULL: ErrorReason
+AUTH_TOKEN_INVALID: ErrorReason
+AUTH_ROLE_INSUFFICIENT: ErrorReason
 
 class TargetEnvironment(_message.Message):
     __slots__ = ("markers", "tags", "python_version", "platform", "interpreter", "metadata_builder")

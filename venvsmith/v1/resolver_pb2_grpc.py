@@ -83,6 +83,8 @@ class ResolverServiceServicer:
         UNAVAILABLE         + RetryInfo (INDEX_UNAVAILABLE).
         RESOURCE_EXHAUSTED  + RetryInfo (TOO_MANY_BACKTRACKS).
         DEADLINE_EXCEEDED   (DEADLINE_EXCEEDED).
+        With --auth-tokens: UNAUTHENTICATED (AUTH_TOKEN_INVALID), PERMISSION_DENIED
+        (AUTH_ROLE_INSUFFICIENT), each with ErrorInfo.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -95,6 +97,8 @@ class ResolverServiceServicer:
         and details of Resolve (INVALID_ARGUMENT, FAILED_PRECONDITION, DATA_LOSS,
         UNAVAILABLE, RESOURCE_EXHAUSTED, DEADLINE_EXCEEDED); progress events
         already sent stay valid.
+        With --auth-tokens: UNAUTHENTICATED (AUTH_TOKEN_INVALID), PERMISSION_DENIED
+        (AUTH_ROLE_INSUFFICIENT), each with ErrorInfo.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -107,6 +111,8 @@ class ResolverServiceServicer:
         metadata of sdists with dynamic dependencies (it has a builder or not).
         Errors: INVALID_ARGUMENT + BadRequest (INVALID_INPUT, field "target") for
         a malformed version or unknown platform.
+        With --auth-tokens: UNAUTHENTICATED (AUTH_TOKEN_INVALID), PERMISSION_DENIED
+        (AUTH_ROLE_INSUFFICIENT), each with ErrorInfo.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
