@@ -100,9 +100,9 @@ def main() -> int:
 
     real_connect = cli_build.connect_builder
 
-    def connect(server):
+    def connect(server, **options):
         mark("connect")
-        client = real_connect(server)
+        client = real_connect(server, **options)
         mark("connected")
         real_rab = client.resolve_and_build
 
