@@ -51,5 +51,6 @@ def make_server(
         [(resolver_pb2_grpc.add_ResolverServiceServicer_to_server, ResolverServicer(engine))],
         [SERVICE_NAME],
         address,
+        health_state=engine.health,
     )
     return server, port, engine

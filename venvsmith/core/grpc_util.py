@@ -15,6 +15,7 @@ from grpc_reflection.v1alpha import reflection, reflection_pb2, reflection_pb2_g
 from grpc_status import rpc_status
 
 from .errors import ServiceError
+from .health import HealthState
 from .resolution import CallError
 
 log = logging.getLogger(__name__)
@@ -82,13 +83,24 @@ def _add_reflection(server: grpc.Server, names: list[str]) -> None:
     )
 
 
+def _follow_health(servicer: health.HealthServicer, names: list[str], serving: bool) -> None:
+    status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
+    for name in [*names, ""]:
+        servicer.set(name, status)
+
+
 def build_server(
     add_servicers: Iterable[tuple[Callable[[Any, grpc.Server], None], Any]],
     service_names: Iterable[str],
     address: str,
     max_workers: int = 32,
+    *,
+    health_state: HealthState | None = None,
 ) -> tuple[grpc.Server, int]:
-    """A gRPC server with the given servicers, health checking and reflection; returns (server, port)."""
+    """A gRPC server with the given servicers, health checking and reflection; returns (server, port).
+
+    With ``health_state``, the health service follows it: NOT_SERVING while a component is broken.
+    """
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="rpc"),
         options=[
@@ -105,6 +117,8 @@ def build_server(
     for name in names:
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+    if health_state is not None:
+        health_state.subscribe(lambda serving: _follow_health(health_servicer, names, serving))
     _add_reflection(server, [*names, health.SERVICE_NAME])
     port = server.add_insecure_port(address)
     if port == 0:
