@@ -219,3 +219,48 @@ def test_get_or_compute_recomputes_after_eviction(store: FilesystemStore, cache:
     store.evict(0)
     second, computed = cache.get_or_compute("k", lambda: wheel_result(store))
     assert computed and second.digests == first.digests and store.contains(first.digests[0])
+
+
+# -- outputs held until recorded ---------------------------------------------------------------------------------
+
+
+class EvictingStore(FilesystemStore):
+    """A store in which another build evicts everything it can right after each blob lands (the race)."""
+
+    def _stored(self, digest: Digest) -> None:
+        super()._stored(digest)
+        other_build = threading.Thread(target=self.evict, args=(0,))
+        other_build.start()
+        other_build.join()
+
+
+def test_outputs_cannot_be_evicted_between_compute_and_record(tmp_path: Path):
+    store = EvictingStore(tmp_path / "store")
+    cache = FilesystemActionCache(tmp_path / "store", store)
+    try:
+        result, computed = cache.get_or_compute("k", lambda: wheel_result(store))
+        assert computed and cache.get("k") == result
+        # once recorded the outputs are no longer held: a later eviction may take them (and the entry misses)
+        assert store.evict(0)
+        assert cache.get("k") is None
+    finally:
+        cache.close()
+        store.close()
+
+
+def test_corrupt_action_cache_file_is_replaced(tmp_path: Path, store, caplog):
+    first = FilesystemActionCache(tmp_path / "ac", store)
+    result = wheel_result(store)
+    first.put("k", result)
+    first.close()
+    (tmp_path / "ac" / "action_cache.sqlite3").write_bytes(b"\xde\xad" * 8192)
+    with caplog.at_level("WARNING"):
+        cache = FilesystemActionCache(tmp_path / "ac", store)
+    try:
+        assert cache.get("k") is None  # the entry is lost, not the service
+        cache.put("k", result)
+        assert cache.get("k") == result
+        assert any("moved aside" in r.getMessage() for r in caplog.records)
+        assert list((tmp_path / "ac").glob("action_cache.sqlite3.corrupt-*"))
+    finally:
+        cache.close()
