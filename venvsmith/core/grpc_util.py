@@ -15,6 +15,7 @@ from grpc_reflection.v1alpha import reflection, reflection_pb2, reflection_pb2_g
 from grpc_status import rpc_status
 
 from .errors import ServiceError
+from .grpc_decode import DecodeErrorInterceptor
 from .health import HealthState
 from .resolution import CallError
 
@@ -108,6 +109,7 @@ def build_server(
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.so_reuseport", 0),
         ],
+        interceptors=[DecodeErrorInterceptor()],  # garbage request bytes: INVALID_ARGUMENT, not INTERNAL
     )
     for add, servicer in add_servicers:
         add(servicer, server)
