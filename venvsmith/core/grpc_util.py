@@ -14,7 +14,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection, reflection_pb2, reflection_pb2_grpc
 from grpc_status import rpc_status
 
-from .errors import ServiceError
+from .errors import MAX_ECHO, ServiceError, shorten
 from .grpc_decode import DecodeErrorInterceptor
 from .health import HealthState
 from .resolution import CallError
@@ -40,7 +40,7 @@ def abort(context: grpc.ServicerContext, exc: BaseException) -> None:
     if isinstance(exc, ServiceError | CallError):
         context.abort_with_status(rpc_status.to_status(exc.to_status()))
     log.exception("internal error while serving %s", context.peer())
-    context.abort(grpc.StatusCode.INTERNAL, f"internal error: {type(exc).__name__}: {exc}")
+    context.abort(grpc.StatusCode.INTERNAL, f"internal error: {type(exc).__name__}: {shorten(exc, 4 * MAX_ECHO)}")
 
 
 def _reflection_v1_file() -> None:

@@ -11,13 +11,15 @@ from packaging.requirements import Requirement
 
 from .errors import InvalidInput
 
-__all__ = ["MAX_NAME_LENGTH", "MAX_REQUIREMENT_LENGTH", "MAX_VERSION_LENGTH", "check_name", "check_requirement",
-           "check_requirement_text", "check_version"]
+__all__ = ["MAX_FILENAME_LENGTH", "MAX_NAME_LENGTH", "MAX_REQUIREMENT_LENGTH", "MAX_VERSION_LENGTH", "check_filename",
+           "check_name", "check_requirement", "check_requirement_text", "check_version"]
 
 #: Longest project name accepted (the longest on public indexes is well under 100 characters).
 MAX_NAME_LENGTH = 200
 #: Longest version string (in a specifier or a pin) accepted.
 MAX_VERSION_LENGTH = 200
+#: Longest file name accepted (what most file systems take).
+MAX_FILENAME_LENGTH = 255
 #: Longest requirement string accepted (a direct URL with its hash fits many times over).
 MAX_REQUIREMENT_LENGTH = 8192
 
@@ -30,6 +32,11 @@ def check_requirement_text(text: str, what: str = "requirement") -> None:
 def check_name(name: str, what: str = "project name") -> None:
     if len(name) > MAX_NAME_LENGTH:
         raise InvalidInput(name, f"{what} longer than {MAX_NAME_LENGTH} characters")
+
+
+def check_filename(filename: str, what: str = "file name") -> None:
+    if len(filename) > MAX_FILENAME_LENGTH:
+        raise InvalidInput(filename, f"{what} longer than {MAX_FILENAME_LENGTH} characters")
 
 
 def check_version(version: str, what: str = "version") -> None:
