@@ -21,6 +21,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal, Protocol, TypeVar, get_args, runtime_checkable
 
+from venvsmith.core.health import HealthState
 from venvsmith.core.singleflight import SingleFlight
 from venvsmith.core.sqlite_recovery import is_corruption, move_aside, open_checked
 
@@ -228,8 +229,10 @@ class ActionCacheBase(ABC):
 class FilesystemActionCache(ActionCacheBase):
     """:class:`ActionCache` in ``<root>/action_cache.sqlite3`` (WAL), checking outputs against ``store``."""
 
-    def __init__(self, root: str | os.PathLike[str], store: Store, *, filename: str = "action_cache.sqlite3") -> None:
+    def __init__(self, root: str | os.PathLike[str], store: Store, *, filename: str = "action_cache.sqlite3",
+                 health: HealthState | None = None) -> None:
         super().__init__()
+        self._health = health
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self.store = store
@@ -247,8 +250,17 @@ class FilesystemActionCache(ActionCacheBase):
                 if not is_corruption(exc):
                     raise
                 self._conn.close()
-                move_aside(self.path, exc)
-                self._conn = open_checked(self.path, _init_schema, _connect)
+                try:
+                    move_aside(self.path, exc)
+                    self._conn = open_checked(self.path, _init_schema, _connect)
+                except (sqlite3.DatabaseError, OSError) as again:
+                    log.error("action cache %s is unusable and cannot be replaced: %s", self.path, again)
+                    if self._health is not None:
+                        self._health.set_broken(f"action cache {self.path}", str(again))
+                    self._conn = _connect(self.path)  # the next operation tries again
+                    raise
+                if self._health is not None:
+                    self._health.set_ok(f"action cache {self.path}")
                 return operation(self._conn)
 
     def _holding_outputs(self) -> AbstractContextManager[object]:
