@@ -59,3 +59,14 @@ class HealthState:
             self._listeners.append(listener)
             serving = not self._broken
         listener(serving)
+
+    def follow(self, other: HealthState, component: str) -> None:
+        """Be broken (as ``component``) whenever ``other`` is: one server hosting two engines reports both."""
+
+        def changed(serving: bool) -> None:
+            if serving:
+                self.set_ok(component)
+            else:
+                self.set_broken(component, "; ".join(other.broken().values()))
+
+        other.subscribe(changed)
