@@ -6,6 +6,7 @@ output blob is still in the store: one whose blob was evicted is a miss, so the 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -14,12 +15,15 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Literal, Protocol, get_args, runtime_checkable
+from typing import Any, Literal, Protocol, TypeVar, get_args, runtime_checkable
 
+from venvsmith.core.health import HealthState
 from venvsmith.core.singleflight import SingleFlight
+from venvsmith.core.sqlite_recovery import is_corruption, move_aside, open_checked
 
 from .digest import Digest
 from .errors import InvalidDigest
@@ -39,6 +43,7 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 #: How :meth:`ActionCacheBase.get_or_compute_outcome` got its result.
 Outcome = Literal["computed", "shared", "cached"]
@@ -183,6 +188,10 @@ class ActionCacheBase(ABC):
     @abstractmethod
     def get(self, key: str) -> ActionResult | None: ...
 
+    def _holding_outputs(self) -> AbstractContextManager[object]:
+        """A block during which the blobs ``compute()`` stores stay in the store (none: nothing held)."""
+        return contextlib.nullcontext()
+
     @abstractmethod
     def put(self, key: str, result: ActionResult) -> None: ...
 
@@ -206,8 +215,9 @@ class ActionCacheBase(ABC):
             again = self.get(key)  # a flight may have landed between our miss and now
             if again is not None:
                 return again, False
-            result = compute()
-            self.put(key, result)
+            with self._holding_outputs():  # what compute() stores cannot be evicted before put() records it
+                result = compute()
+                self.put(key, result)
             return result, True
 
         (result, computed), shared = self._flights.do(key, flight)
@@ -219,19 +229,43 @@ class ActionCacheBase(ABC):
 class FilesystemActionCache(ActionCacheBase):
     """:class:`ActionCache` in ``<root>/action_cache.sqlite3`` (WAL), checking outputs against ``store``."""
 
-    def __init__(self, root: str | os.PathLike[str], store: Store, *, filename: str = "action_cache.sqlite3") -> None:
+    def __init__(self, root: str | os.PathLike[str], store: Store, *, filename: str = "action_cache.sqlite3",
+                 health: HealthState | None = None) -> None:
         super().__init__()
+        self._health = health
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self.store = store
         self.path = self.root / filename
         self._lock = threading.Lock()
-        self._conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=NORMAL")
-        self._conn.execute(
-            "CREATE TABLE IF NOT EXISTS actions (key TEXT PRIMARY KEY, result TEXT NOT NULL, updated_at REAL NOT NULL)"
-        )
+        self._conn = open_checked(self.path, _init_schema, _connect)
+
+    def _on_disk(self, operation: Callable[[sqlite3.Connection], T]) -> T:
+        """``operation(conn)`` under the lock; a corrupt file (found mid-run) is moved aside, a fresh one opened
+        and the operation retried once: the entries are lost, the outputs stay in the store."""
+        with self._lock:
+            try:
+                return operation(self._conn)
+            except sqlite3.DatabaseError as exc:
+                if not is_corruption(exc):
+                    raise
+                self._conn.close()
+                try:
+                    move_aside(self.path, exc)
+                    self._conn = open_checked(self.path, _init_schema, _connect)
+                except (sqlite3.DatabaseError, OSError) as again:
+                    log.error("action cache %s is unusable and cannot be replaced: %s", self.path, again)
+                    if self._health is not None:
+                        self._health.set_broken(f"action cache {self.path}", str(again))
+                    self._conn = _connect(self.path)  # the next operation tries again
+                    raise
+                if self._health is not None:
+                    self._health.set_ok(f"action cache {self.path}")
+                return operation(self._conn)
+
+    def _holding_outputs(self) -> AbstractContextManager[object]:
+        hold = getattr(self.store, "hold_writes", None)
+        return hold() if hold is not None else contextlib.nullcontext()
 
     def __repr__(self) -> str:
         return f"FilesystemActionCache({str(self.path)!r})"
@@ -242,8 +276,7 @@ class FilesystemActionCache(ActionCacheBase):
 
     def get(self, key: str) -> ActionResult | None:
         _check_key(key)
-        with self._lock:
-            row = self._conn.execute("SELECT result FROM actions WHERE key = ?", (key,)).fetchone()
+        row = self._on_disk(lambda c: c.execute("SELECT result FROM actions WHERE key = ?", (key,)).fetchone())
         if row is None:
             return None
         text: str = row[0]
@@ -266,21 +299,29 @@ class FilesystemActionCache(ActionCacheBase):
         missing = [d for d, ok in self.store.stat(result.digests).items() if not ok]
         if missing:
             raise MissingOutputs(key, missing)
-        with self._lock:
-            self._conn.execute(
-                "INSERT OR REPLACE INTO actions (key, result, updated_at) VALUES (?, ?, ?)",
-                (key, result.to_json(), time.time()),
-            )
+        row = (key, result.to_json(), time.time())
+        self._on_disk(lambda c: c.execute("INSERT OR REPLACE INTO actions (key, result, updated_at) VALUES (?, ?, ?)",
+                                          row))
 
     def delete(self, key: str) -> bool:
         """Forget ``key``; True if it was there."""
-        with self._lock:
-            return self._conn.execute("DELETE FROM actions WHERE key = ?", (key,)).rowcount > 0
+        return self._on_disk(lambda c: c.execute("DELETE FROM actions WHERE key = ?", (key,)).rowcount > 0)
 
     def _drop(self, key: str, text: str) -> None:
         """Delete ``key`` only if it still holds ``text`` (a concurrent put of a fresh result wins)."""
-        with self._lock:
-            self._conn.execute("DELETE FROM actions WHERE key = ? AND result = ?", (key, text))
+        self._on_disk(lambda c: c.execute("DELETE FROM actions WHERE key = ? AND result = ?", (key, text)))
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    return sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
+
+
+def _init_schema(conn: sqlite3.Connection) -> None:
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS actions (key TEXT PRIMARY KEY, result TEXT NOT NULL, updated_at REAL NOT NULL)"
+    )
 
 
 def _check_key(key: str) -> None:

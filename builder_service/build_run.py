@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from venvsmith.core.convert import pin_from_proto, target_from_spec
+from venvsmith.core.errors import at_field
 from venvsmith.core.pin import Pin, lock_key
 from venvsmith.core.target import TargetEnvironment
 from venvsmith.v1 import builder_pb2
@@ -100,7 +101,9 @@ class BuildRun:
                 elif kind == "pin":
                     if end is not None:
                         raise BuilderError("INVALID_ARGUMENT", "a pin after the end of the Build stream")
-                    self._start(pin_from_proto(request.pin))
+                    with at_field(f"pins[{len(self.pins)}]"):  # the n-th pin of the stream
+                        pin = pin_from_proto(request.pin)
+                    self._start(pin)
                 elif kind == "end":
                     end = request.end
                     with self.waiting_lock:

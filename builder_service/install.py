@@ -129,14 +129,19 @@ def _check_source(wheel_name: str, zf: zipfile.ZipFile) -> WheelFile:
     return source
 
 
-def check_wheel(wheel: Path) -> None:
-    """Raise :class:`UnsafeWheel` unless ``wheel`` passes every check; reads (and hashes) the whole wheel."""
+def check_wheel(wheel: Path, filename: str | None = None) -> None:
+    """Raise :class:`UnsafeWheel` unless ``wheel`` passes every check; reads (and hashes) the whole wheel.
+
+    ``filename`` is the wheel's own file name when the file at ``wheel`` is named otherwise (a store blob).
+    """
     wheel = Path(wheel)
+    name = filename or wheel.name
     try:
-        with zipfile.ZipFile(wheel) as zf:
-            _check_source(wheel.name, zf)
+        with open(wheel, "rb") as f, zipfile.ZipFile(f) as zf:
+            zf.filename = name  # what the wheel checks read its name and version from
+            _check_source(name, zf)
     except (zipfile.BadZipFile, OSError) as exc:
-        raise UnsafeWheel(wheel.name, None, f"unreadable archive: {exc}") from exc
+        raise UnsafeWheel(name, None, f"unreadable archive: {exc}") from exc
 
 
 class _VenvDestination(SchemeDictionaryDestination):

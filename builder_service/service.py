@@ -84,4 +84,4 @@ def make_server(address: str, engine: BuildEngine, also: Iterable[ExtraService] 
                  (artifact_pb2_grpc.add_ArtifactServiceServicer_to_server, ArtifactServicer(engine.store))]
     servicers += [(add, servicer) for add, servicer, _ in extra]
     return build_server(servicers, [SERVICE_NAME, ARTIFACTS, *(name for _, _, name in extra)], address,
-                        security=security)
+                        security=security, health_state=engine.workspace.health)

@@ -29,8 +29,8 @@ from venvsmith.v1 import builder_pb2, common_pb2, resolver_pb2
 
 from .action_cache import ActionResult, Outcome, OutputRef
 from .action_keys import BuiltWheel, FetchedFile, PreparedMetadata, config_items
-from .digest import file_sha256
-from .errors import BuilderError, SdistFailed
+from .digest import Digest, file_sha256
+from .errors import BuilderError, SdistFailed, UnsafeWheel
 from .store.reader import verify_blobs
 from .workspace import WHEEL_MEDIA, Workspace
 
@@ -128,12 +128,30 @@ class Wheels:
             def download() -> ActionResult:
                 self.workspace.count("downloads")
                 digest = fetcher.fetch(pin, progress)
+                self._check_fetched_wheel(digest, pin.file.filename)
                 return ActionResult((OutputRef(digest, WHEEL_MEDIA, "wheel", pin.file.filename),))
 
             key = FetchedFile(file_sha256(pin.file)).key()
             result, outcome = self.workspace.actions.get_or_compute_outcome(key, download)
             return result.outputs[0], outcome
         return self._built_wheel(pin, target, options, constraints, fetcher, progress, building, depth)
+
+    def _check_fetched_wheel(self, digest: Digest, filename: str) -> None:
+        """A downloaded wheel enters the store's records only if it could be installed safely (the checks of
+        :func:`~builder_service.install.check_wheel`): an unsafe one is deleted and FAILED_PRECONDITION."""
+        from .install import check_wheel
+
+        store = self.workspace.store
+        with store.pin([digest]):
+            path = store.path(digest)
+            if path is None:
+                raise BuilderError("RESOURCE_EXHAUSTED", f"the store evicted {filename} as soon as it was stored; "
+                                   "it is too small for this build", reason="STORE_FULL")
+            try:
+                check_wheel(path, filename)
+            except UnsafeWheel:
+                store.delete(digest)
+                raise
 
     @contextmanager
     def _sdist(self, pin: Pin, fetcher: Fetcher, progress: Progress | None) -> Iterator[Path]:

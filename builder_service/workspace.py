@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from venvsmith.core.config import PipIndexConfig, effective_pip_config, venvsmith_home
 from venvsmith.core.convert import target_to_proto
+from venvsmith.core.health import HealthState
 from venvsmith.core.interpreters import (
     BaseInterpreter,
     Interpreter,
@@ -112,7 +113,9 @@ class Workspace:
         self.settings = settings
         home = settings.home
         self.store = FilesystemStore(home / "store", max_bytes=settings.max_store_bytes)
-        self.actions = FilesystemActionCache(home / "actions", self.store)
+        #: Whether this builder can serve (NOT_SERVING while a cache file is corrupt and cannot be replaced).
+        self.health = HealthState()
+        self.actions = FilesystemActionCache(home / "actions", self.store, health=self.health)
         self._local: TargetEnvironment | None = None
         self._http: HttpClient | None = None
         #: This process's work directory (downloads, sdist builds, venvs), locked while the process lives.

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from venvsmith.core.config import PipIndexConfig, effective_pip_config, venvsmith_home
 from venvsmith.core.convert import pin_to_proto, target_from_spec, target_to_proto
 from venvsmith.core.errors import InvalidInput, at_field, parsed_each
+from venvsmith.core.health import HealthState
 from venvsmith.core.index.settings import IndexSettings, settings_from_config
 from venvsmith.core.pin import lock_key, requirements_txt
 from venvsmith.core.resolution import MetadataPreparer
@@ -89,7 +90,9 @@ class ResolverEngine:
         self.without_preparer = without_preparer
         self.home = self.settings.home
         self.local = TargetEnvironment.from_local()
-        self.cache = ResolutionCache(self.home / "resolutions.sqlite3")
+        #: Whether this engine can serve (a cache file corrupt and impossible to replace makes it NOT_SERVING).
+        self.health = HealthState()
+        self.cache = ResolutionCache(self.home / "resolutions.sqlite3", health=self.health)
         self.flights: SingleFlight[bytes] = SingleFlight()
         self.resolutions_run = 0
         self._count_lock = threading.Lock()
@@ -119,7 +122,7 @@ class ResolverEngine:
                 if self._index_cache is None:
                     from venvsmith.core.index.cache import IndexCache
 
-                    self._index_cache = IndexCache(self.home / "index")
+                    self._index_cache = IndexCache(self.home / "index", health=self.health)
         return self._index_cache
 
     def close(self) -> None:

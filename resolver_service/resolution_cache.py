@@ -7,11 +7,20 @@ snapshot (exclude-newer) never expires.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
+
+from venvsmith.core.health import HealthState
+from venvsmith.core.sqlite_recovery import is_corruption, move_aside, open_checked
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 MEMORY_ENTRIES = 1024
 
@@ -19,26 +28,52 @@ MEMORY_ENTRIES = 1024
 class ResolutionCache:
     """Thread-safe key -> (bytes, expires_at) map; ``expires_at`` is a Unix time or ``None`` for never."""
 
-    def __init__(self, path: Path | None) -> None:
+    def __init__(self, path: Path | None, *, health: HealthState | None = None) -> None:
         self._lock = threading.Lock()
         self._memory: OrderedDict[str, tuple[bytes, float | None]] = OrderedDict()
         self._db: sqlite3.Connection | None = None
+        self._path = path
+        self._health = health
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute(
-                "CREATE TABLE IF NOT EXISTS resolutions (key TEXT PRIMARY KEY, body BLOB, expires_at REAL)"
-            )
+            try:
+                self._db = open_checked(path, _init_schema, _connect)
+            except (sqlite3.DatabaseError, OSError) as exc:
+                self._give_up(exc)
+
+    def _on_disk(self, operation: Callable[[sqlite3.Connection], T]) -> T | None:
+        """``operation(db)`` (caller holds the lock); a corrupt file is moved aside, a fresh one opened and the
+        operation retried once. None without a database (memory only, or the file could not be replaced)."""
+        for attempt in (1, 2):
+            if self._db is None:
+                return None
+            try:
+                return operation(self._db)
+            except sqlite3.DatabaseError as exc:
+                if not is_corruption(exc) or attempt == 2 or self._path is None:
+                    raise
+                self._db.close()
+                self._db = None
+                try:
+                    move_aside(self._path, exc)
+                    self._db = open_checked(self._path, _init_schema, _connect)
+                except (sqlite3.DatabaseError, OSError) as again:
+                    self._give_up(again)
+        return None
+
+    def _give_up(self, exc: BaseException) -> None:
+        log.error("resolution cache %s is unusable and cannot be replaced: %s", self._path, exc)
+        if self._health is not None:
+            self._health.set_broken(f"resolution cache {self._path}", str(exc))
 
     def get(self, key: str, now: float | None = None) -> tuple[bytes, float | None] | None:
         now = time.time() if now is None else now
         with self._lock:
             hit = self._memory.get(key)
-            if hit is None and self._db is not None:
-                row = self._db.execute(
-                    "SELECT body, expires_at FROM resolutions WHERE key = ?", (key,)
-                ).fetchone()
+            if hit is None:
+                row = self._on_disk(
+                    lambda db: db.execute("SELECT body, expires_at FROM resolutions WHERE key = ?", (key,)).fetchone()
+                )
                 if row is not None:
                     hit = (bytes(row[0]), row[1])
                     self._remember(key, hit)
@@ -53,14 +88,7 @@ class ResolutionCache:
     def put(self, key: str, body: bytes, expires_at: float | None) -> None:
         with self._lock:
             self._remember(key, (body, expires_at))
-            if self._db is not None:
-                self._db.execute(
-                    "INSERT OR REPLACE INTO resolutions (key, body, expires_at) VALUES (?, ?, ?)",
-                    (key, body, expires_at),
-                )
-                self._db.execute(
-                    "DELETE FROM resolutions WHERE expires_at IS NOT NULL AND expires_at < ?", (time.time(),)
-                )
+            self._on_disk(lambda db: _store(db, key, body, expires_at))
 
     def _remember(self, key: str, entry: tuple[bytes, float | None]) -> None:
         self._memory[key] = entry
@@ -73,3 +101,17 @@ class ResolutionCache:
             if self._db is not None:
                 self._db.close()
                 self._db = None
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    return sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
+
+
+def _init_schema(db: sqlite3.Connection) -> None:
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("CREATE TABLE IF NOT EXISTS resolutions (key TEXT PRIMARY KEY, body BLOB, expires_at REAL)")
+
+
+def _store(db: sqlite3.Connection, key: str, body: bytes, expires_at: float | None) -> None:
+    db.execute("INSERT OR REPLACE INTO resolutions (key, body, expires_at) VALUES (?, ?, ?)", (key, body, expires_at))
+    db.execute("DELETE FROM resolutions WHERE expires_at IS NOT NULL AND expires_at < ?", (time.time(),))

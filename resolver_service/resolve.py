@@ -23,7 +23,8 @@ from resolvelib.resolvers.abstract import Result
 from resolvelib.structs import DirectedGraph
 
 from venvsmith.core.distfile import DistFile
-from venvsmith.core.errors import DeadlineExceeded, InvalidInput, ServiceError
+from venvsmith.core.errors import DeadlineExceeded, InvalidInput, ServiceError, shorten
+from venvsmith.core.input_limits import check_requirement, check_requirement_text
 from venvsmith.core.pin import Pin
 from venvsmith.core.source import PackageSource
 from venvsmith.core.target import TargetEnvironment
@@ -55,10 +56,12 @@ def parse_requirement(text: str, *, what: str = "requirement") -> Requirement:
     text = text.strip()
     if not text:
         raise InvalidInput(text, f"empty {what}")
+    check_requirement_text(text, what)
     try:
         req = Requirement(text)
     except InvalidRequirement as exc:
-        raise InvalidInput(text, f"invalid {what} ({exc})") from None
+        raise InvalidInput(text, f"invalid {what} ({shorten(exc, 400)})") from None
+    check_requirement(req, text, what)
     if req.url and not req.url.startswith(("http://", "https://", "file://")):
         raise InvalidInput(text, f"unsupported URL in {what} (http, https and file URLs are)")
     return req

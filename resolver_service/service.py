@@ -52,5 +52,6 @@ def make_server(
         [SERVICE_NAME],
         address,
         security=security,
+        health_state=engine.health,
     )
     return server, port, engine

@@ -25,6 +25,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Collection, Iterable, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, cast
@@ -241,6 +242,32 @@ class FilesystemStore(Store):
                     if self._pins[h] <= 0:
                         del self._pins[h]
 
+    @contextlib.contextmanager
+    def hold_writes(self) -> Iterator[None]:
+        """Every blob written (or found already stored by a write) in this context, by this thread, stays pinned
+        until the block exits: an output lives until the action cache has recorded it, whatever another build
+        evicts meanwhile."""
+        held: list[str] = []
+        token = _HELD.set(held)
+        try:
+            yield
+        finally:
+            _HELD.reset(token)
+            with self._lock:
+                self._pins.subtract(held)
+                for h in held:
+                    if self._pins[h] <= 0:
+                        del self._pins[h]
+
+    def _hold(self, digest: Digest) -> None:
+        """Pin ``digest`` for the enclosing :meth:`hold_writes` (called holding the digest's lock, before the
+        blob can be evicted)."""
+        held = _HELD.get()
+        if held is not None:
+            with self._lock:
+                self._pins[digest.hash] += 1
+            held.append(digest.hash)
+
     def evict(self, target_bytes: int, *, protect: Collection[str] = ()) -> list[Digest]:
         """Evict LRU blobs until usage <= ``target_bytes``, skipping pinned, in-flight and ``protect``-ed hashes."""
         evicted: list[Digest] = []
@@ -370,13 +397,15 @@ class FilesystemStore(Store):
         self._index.remove([digest.hash])
         log.error("store %s: removed corrupt blob %s", self.root, digest)
 
-    def _reused(self) -> None:
+    def _reused(self, digest: Digest) -> None:
         """A write found its blob stored already (:class:`~builder_service.store.writer.WriteTarget`)."""
+        self._hold(digest)
         with self._lock:
             self.stats.reused += 1
 
     def _stored(self, digest: Digest) -> None:
         """A write added ``digest``'s blob: counted, then the store is brought under its limit."""
+        self._hold(digest)
         with self._lock:
             self.stats.writes += 1
             self.stats.bytes_written += digest.size_bytes
@@ -394,6 +423,10 @@ class FilesystemStore(Store):
             return False
         return True
 
+
+
+#: The blobs pinned by the current :meth:`FilesystemStore.hold_writes` block (per thread and context).
+_HELD: ContextVar[list[str] | None] = ContextVar("store_held_writes", default=None)
 
 
 def _is_hex(text: str) -> bool:

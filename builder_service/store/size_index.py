@@ -10,9 +10,10 @@ import contextlib
 import logging
 import sqlite3
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
+
+from venvsmith.core.sqlite_recovery import move_aside
 
 __all__ = ["SizeIndex"]
 
@@ -35,11 +36,7 @@ class SizeIndex:
         try:
             self._conn = self._connect()
         except sqlite3.DatabaseError as e:  # unreadable: the blobs are the truth, start a new index
-            log.warning("store index %s unreadable (%s); rebuilding", path, e)
-            for suffix in ("", "-wal", "-shm"):
-                side = path.with_name(path.name + suffix)
-                if side.exists():
-                    side.replace(side.with_name(f"{side.name}.corrupt-{int(time.time())}"))
+            move_aside(path, e)
             self._conn = self._connect()
 
     def _connect(self) -> sqlite3.Connection:

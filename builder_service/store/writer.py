@@ -40,11 +40,11 @@ class WriteTarget(Protocol):
 
     def blob_path(self, digest: Digest) -> Path: ...
 
-    def _reused(self) -> None:
-        """A write found its blob stored already."""
+    def _reused(self, digest: Digest) -> None:
+        """A write found its blob stored already (called holding the digest's lock)."""
 
     def _stored(self, digest: Digest) -> None:
-        """A write added ``digest``'s blob."""
+        """A write added ``digest``'s blob (called holding the digest's lock)."""
 
 
 class VerifiedWriter:
@@ -71,7 +71,7 @@ class VerifiedWriter:
                     self._store._touch([self._expected])
                     self.already_present = True
                     self.digest = self._expected
-                    self._store._reused()
+                    self._store._reused(self._expected)
                     return self
             self._open_temp()
         except BaseException:
@@ -154,7 +154,7 @@ class VerifiedWriter:
         with store._digest_lock(actual.hash):  # re-entrant when actual == expected
             if store._present(actual):
                 store._touch([actual])
-                store._reused()
+                store._reused(actual)
                 return actual
             os.fchmod(f.fileno(), 0o444)
             final = store.blob_path(actual)

@@ -219,3 +219,105 @@ def test_get_or_compute_recomputes_after_eviction(store: FilesystemStore, cache:
     store.evict(0)
     second, computed = cache.get_or_compute("k", lambda: wheel_result(store))
     assert computed and second.digests == first.digests and store.contains(first.digests[0])
+
+
+# -- outputs held until recorded ---------------------------------------------------------------------------------
+
+
+class EvictingStore(FilesystemStore):
+    """A store in which another build evicts everything it can right after each blob lands (the race)."""
+
+    def _stored(self, digest: Digest) -> None:
+        super()._stored(digest)
+        other_build = threading.Thread(target=self.evict, args=(0,))
+        other_build.start()
+        other_build.join()
+
+
+def test_outputs_cannot_be_evicted_between_compute_and_record(tmp_path: Path):
+    store = EvictingStore(tmp_path / "store")
+    cache = FilesystemActionCache(tmp_path / "store", store)
+    try:
+        result, computed = cache.get_or_compute("k", lambda: wheel_result(store))
+        assert computed and cache.get("k") == result
+        # once recorded the outputs are no longer held: a later eviction may take them (and the entry misses)
+        assert store.evict(0)
+        assert cache.get("k") is None
+    finally:
+        cache.close()
+        store.close()
+
+
+def test_corrupt_action_cache_file_is_replaced(tmp_path: Path, store, caplog):
+    first = FilesystemActionCache(tmp_path / "ac", store)
+    result = wheel_result(store)
+    first.put("k", result)
+    first.close()
+    (tmp_path / "ac" / "action_cache.sqlite3").write_bytes(b"\xde\xad" * 8192)
+    with caplog.at_level("WARNING"):
+        cache = FilesystemActionCache(tmp_path / "ac", store)
+    try:
+        assert cache.get("k") is None  # the entry is lost, not the service
+        cache.put("k", result)
+        assert cache.get("k") == result
+        assert any("moved aside" in r.getMessage() for r in caplog.records)
+        assert list((tmp_path / "ac").glob("action_cache.sqlite3.corrupt-*"))
+    finally:
+        cache.close()
+
+
+def corrupt_open_cache(directory: Path) -> None:
+    """Garbage over a cache file in use, its WAL and its shared-memory index (so the open connection notices)."""
+    for name in ("action_cache.sqlite3", "action_cache.sqlite3-wal", "action_cache.sqlite3-shm"):
+        path = directory / name
+        if path.exists():
+            size = path.stat().st_size
+            with open(path, "r+b") as f:
+                f.write(b"\xde\xad" * max(size, 8192))
+
+
+def test_action_cache_corrupted_mid_run_is_replaced(tmp_path: Path, store, caplog):
+    cache = FilesystemActionCache(tmp_path / "ac", store)
+    try:
+        result = wheel_result(store)
+        cache.put("k", result)
+        corrupt_open_cache(tmp_path / "ac")
+        with caplog.at_level("WARNING"):
+            assert cache.get("k") is None  # the entry is lost, not the service
+        cache.put("k", result)
+        assert cache.get("k") == result
+        assert any("moved aside" in r.getMessage() for r in caplog.records)
+    finally:
+        cache.close()
+
+
+def test_builder_health_follows_an_action_cache_that_cannot_be_replaced(tmp_path: Path):
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    from builder_service.engine import BuildEngine, BuilderSettings
+    from builder_service.service import SERVICE_NAME, make_server
+    from tests.e2e.test_cache_corruption import read_only
+
+    engine = BuildEngine(BuilderSettings(home=tmp_path / "home"))
+    server, port = make_server("127.0.0.1:0", engine)
+    server.start()
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            health = health_pb2_grpc.HealthStub(channel)
+
+            def status() -> int:
+                return health.Check(health_pb2.HealthCheckRequest(service=SERVICE_NAME)).status
+
+            actions = engine.workspace.actions
+            actions.put("k", wheel_result(engine.store))
+            corrupt_open_cache(actions.root)
+            with read_only(actions.root):
+                with pytest.raises((sqlite3.DatabaseError, OSError)):
+                    actions.get("k")
+                assert status() == health_pb2.HealthCheckResponse.NOT_SERVING
+            assert actions.get("k") is None  # recovered once the directory can be written again
+            assert status() == health_pb2.HealthCheckResponse.SERVING
+    finally:
+        server.stop(0)
+        engine.close()

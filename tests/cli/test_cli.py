@@ -363,6 +363,15 @@ def test_config_command_shows_pip_configuration(capsys, tmp_path, monkeypatch):
     assert "index-url from :env:.index-url (PIP_INDEX_URL)" in out
 
 
+def test_config_command_never_prints_index_credentials(capsys, monkeypatch):
+    monkeypatch.setenv("PIP_INDEX_URL", "http://ci-user:s3cret-pw@127.0.0.1:9/simple")
+    monkeypatch.setenv("PIP_EXTRA_INDEX_URL", "http://__token__:tok-secret@127.0.0.1:9/extra")
+    code, out, err = run(capsys, "config")
+    assert code == 0
+    assert "127.0.0.1:9/simple" in out and "127.0.0.1:9/extra" in out
+    assert "s3cret" not in out + err and "tok-secret" not in out + err
+
+
 # ---------------------------------------------------------------------------------- subprocesses
 
 

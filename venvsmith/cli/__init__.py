@@ -330,14 +330,15 @@ def cmd_serve(args) -> int:
 
 def cmd_config(args) -> int:
     from venvsmith.core.config import default_index_url, effective_pip_config, isolated, venvsmith_home
+    from venvsmith.core.index.auth import redact
 
     config = effective_pip_config()
     print(f"home:             {venvsmith_home()}")
     if isolated():
         print("isolated:         VENVSMITH_ISOLATED is set: pip's configuration is ignored")
-    print(f"index-url:        {default_index_url(config)}")
-    print(f"extra-index-urls: {' '.join(config.extra_index_urls) or '-'}")
-    print(f"find-links:       {' '.join(config.find_links) or '-'}")
+    print(f"index-url:        {redact(default_index_url(config))}")  # credentials never printed
+    print(f"extra-index-urls: {' '.join(map(redact, config.extra_index_urls)) or '-'}")
+    print(f"find-links:       {' '.join(map(redact, config.find_links)) or '-'}")
     print(f"no-index:         {config.no_index}")
     for key, origin in sorted(config.origins.items()):
         print(f"  {key} from {origin}")

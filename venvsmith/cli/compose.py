@@ -136,5 +136,6 @@ def builder_server_engines(resolver: str | None, security=None) -> tuple[BuildEn
 
     engine, lazy = embedded_engines()
     builder = lazy.get()
+    builder.workspace.health.follow(engine.health, "resolver")  # one server: its health covers both engines
     also = [(resolver_pb2_grpc.add_ResolverServiceServicer_to_server, ResolverServicer(engine), SERVICE_NAME)]
     return builder, also, [engine]

@@ -11,6 +11,7 @@ from venvsmith.v1 import common_pb2 as pb
 
 from .distfile import DistFile
 from .errors import InvalidInput
+from .input_limits import check_filename, check_name, check_version
 from .pin import Pin
 from .target import TargetEnvironment
 
@@ -104,6 +105,9 @@ def _sdist_from_proto(msg: pb.Pin, index: str, name: str, version: Version) -> D
 
 def pin_from_proto(msg: pb.Pin) -> Pin:
     """A wire pin back into the domain; raises :class:`InvalidInput` for a pin the builder cannot use."""
+    check_name(msg.name, "pin name")
+    check_version(msg.version, "pin version")
+    check_filename(msg.filename, "pin file name")
     if not _is_sha256(msg.sha256):
         raise InvalidInput(msg.sha256, f"pin {msg.name}=={msg.version} needs a lowercase hex sha256")
     file = DistFile.from_listing(

@@ -144,7 +144,7 @@ class DistFile:
             if filename.endswith(SDIST_SUFFIXES):
                 name, version = split_sdist_filename(filename)
                 return cls(filename, url, index, name, version, False, EMPTY_TAGS, **info)
-        except (InvalidWheelFilename, InvalidSdistFilename):
+        except ValueError:  # InvalidWheelFilename, InvalidSdistFilename, or int() of a 4300-digit release segment
             return None
         return None
 

@@ -36,6 +36,19 @@ MAX_DETAIL_TEXT = 500
 RETRYABLE = frozenset({"UNAVAILABLE", "RESOURCE_EXHAUSTED"})
 
 
+#: Longest part of a caller's value repeated in an error message, a detail or a log line (see :func:`shorten`).
+MAX_ECHO = 200
+
+
+def shorten(value: object, limit: int = MAX_ECHO) -> str:
+    """``value`` as text, cut to its first ``limit`` characters plus ``…(N bytes)`` when longer: what errors
+    and logs echo of input that may be megabytes."""
+    text = value if isinstance(value, str) else str(value)
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}…({len(text.encode('utf-8', 'replace'))} bytes)"
+
+
 def _cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
@@ -268,12 +281,12 @@ class InvalidInput(ServiceError):
     error_reason = "INVALID_INPUT"
 
     def __init__(self, value: str, message: str, *, field: str = "") -> None:
-        super().__init__(f"{message}: {value!r}")
-        self.value = value
+        super().__init__(f"{shorten(message, 4 * MAX_ECHO)}: {shorten(value)!r}")
+        self.value = value  # whole, in this process; what is echoed to a caller or a log is shortened
         self.field = field
 
     def facts(self) -> dict[str, str]:
-        return {"value": self.value, "field": self.field}
+        return {"value": shorten(self.value), "field": self.field}
 
 
 class DynamicMetadata(ServiceError):

@@ -15,7 +15,9 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection, reflection_pb2, reflection_pb2_grpc
 from grpc_status import rpc_status
 
-from .errors import ServiceError
+from .errors import MAX_ECHO, ServiceError, shorten
+from .grpc_decode import DecodeErrorInterceptor
+from .health import HealthState
 from .resolution import CallError
 
 if TYPE_CHECKING:
@@ -43,7 +45,7 @@ def abort(context: grpc.ServicerContext, exc: BaseException) -> None:
     if isinstance(exc, ServiceError | CallError):
         context.abort_with_status(rpc_status.to_status(exc.to_status()))
     log.exception("internal error while serving %s", context.peer())
-    context.abort(grpc.StatusCode.INTERNAL, f"internal error: {type(exc).__name__}: {exc}")
+    context.abort(grpc.StatusCode.INTERNAL, f"internal error: {type(exc).__name__}: {shorten(exc, 4 * MAX_ECHO)}")
 
 
 def _reflection_v1_file() -> None:
@@ -116,6 +118,12 @@ class ServerSecurity:
         return [make_interceptor(self.tokens)] if self.tokens is not None else []
 
 
+def _follow_health(servicer: health.HealthServicer, names: list[str], serving: bool) -> None:
+    status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
+    for name in [*names, ""]:
+        servicer.set(name, status)
+
+
 def build_server(
     add_servicers: Iterable[tuple[Callable[[Any, grpc.Server], None], Any]],
     service_names: Iterable[str],
@@ -123,16 +131,19 @@ def build_server(
     max_workers: int = 32,
     *,
     security: ServerSecurity | None = None,
+    health_state: HealthState | None = None,
 ) -> tuple[grpc.Server, int]:
     """A gRPC server with the given servicers, health checking and reflection; returns (server, port).
 
     ``security`` adds TLS (with reload) and bearer-token checks (see :mod:`venvsmith.core.auth`); by default the
-    port is plaintext and open.
+    port is plaintext and open. With ``health_state``, the health service follows it: NOT_SERVING while a
+    component is broken.
     """
     security = security or ServerSecurity()
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="rpc"),
-        interceptors=security.interceptors(),
+        # Tokens first (an unauthenticated call learns nothing), then garbage request bytes: INVALID_ARGUMENT.
+        interceptors=[*security.interceptors(), DecodeErrorInterceptor()],
         options=[
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
@@ -147,6 +158,8 @@ def build_server(
     for name in names:
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+    if health_state is not None:
+        health_state.subscribe(lambda serving: _follow_health(health_servicer, names, serving))
     _add_reflection(server, [*names, health.SERVICE_NAME])
     if security.tls is not None:
         port = server.add_secure_port(address, security.tls.credentials())

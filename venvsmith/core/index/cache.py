@@ -22,6 +22,9 @@ from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import TypeVar
 
+from ..health import HealthState
+from ..sqlite_recovery import is_corruption, move_aside, open_checked
+
 T = TypeVar("T")
 
 log = logging.getLogger(__name__)
@@ -52,6 +55,12 @@ CREATE TABLE IF NOT EXISTS metadata_fields (
 );
 DROP TABLE IF EXISTS pages;
 """
+
+
+def _init_schema(db: sqlite3.Connection) -> None:
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
+    db.executescript(SCHEMA)
 
 
 @dataclass(frozen=True)
@@ -125,18 +134,24 @@ class IndexCache:
 
     FILENAME = "index-cache.sqlite3"
 
-    def __init__(self, directory: Path, parsed_entries: int = 8192) -> None:
+    def __init__(self, directory: Path, parsed_entries: int = 8192, *, health: HealthState | None = None) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         self.path = directory / self.FILENAME
+        self._health = health
         self._lock = threading.Lock()  # the writer connection
-        self._db = self._connect()
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(SCHEMA)
+        #: Bumped on every recovery from a corrupt file: pooled readers of an older generation are closed.
+        self._generation = 0
+        #: Set when the file is corrupt and cannot be replaced: the cache then keeps nothing (a slower cache).
+        self._broken: str | None = None
+        self._db: sqlite3.Connection | None = None
+        try:
+            self._db = open_checked(self.path, _init_schema, lambda path: self._connect())
+        except (sqlite3.DatabaseError, OSError) as exc:
+            self._give_up(exc)
         # Readers: a pool of connections (WAL lets them read concurrently), one per concurrent reader thread.
         # A reader in use is only ever closed by the thread using it: closing a connection another thread is
         # executing on can crash the interpreter.
-        self._readers: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
+        self._readers: queue.SimpleQueue[tuple[int, sqlite3.Connection]] = queue.SimpleQueue()
         self._readers_lock = threading.Lock()
         self._readers_closed = False
         self._parsed_lock = threading.Lock()
@@ -160,18 +175,66 @@ class IndexCache:
         return sqlite3.connect(self.path, check_same_thread=False, timeout=30.0, isolation_level=None)
 
     def _read_one(self, sql: str, args: tuple) -> tuple | None:
+        """One row of ``sql``; a corrupt file is replaced and the read retried once (then a miss)."""
+        for attempt in (1, 2):
+            if self._broken is not None:
+                return None
+            generation = self._generation
+            try:
+                return self._read_once(sql, args)
+            except sqlite3.DatabaseError as exc:
+                if not is_corruption(exc) or attempt == 2:
+                    raise
+                self._recover(generation, exc)
+        return None
+
+    def _read_once(self, sql: str, args: tuple) -> tuple | None:
         try:
-            reader = self._readers.get_nowait()
+            generation, reader = self._readers.get_nowait()
         except queue.Empty:
-            reader = self._connect()
+            generation, reader = self._generation, self._connect()
         try:
             return reader.execute(sql, args).fetchone()
         finally:
             with self._readers_lock:
-                if self._readers_closed:
-                    reader.close()  # the cache closed while this read ran: the reader is not pooled again
+                if self._readers_closed or generation != self._generation:
+                    reader.close()  # the cache closed (or was replaced) while this read ran: not pooled again
                 else:
-                    self._readers.put(reader)
+                    self._readers.put((generation, reader))
+
+    def _recover(self, generation: int, exc: BaseException) -> None:
+        """Replace the corrupt file (unless another thread did since ``generation``); give up when that fails."""
+        with self._lock:
+            if generation != self._generation or self._broken is not None:
+                return
+            with self._readers_lock:
+                self._generation += 1
+                self._close_idle_readers()
+            if self._db is not None:
+                self._db.close()
+                self._db = None
+            try:
+                move_aside(self.path, exc)
+                self._db = open_checked(self.path, _init_schema, lambda path: self._connect())
+            except (sqlite3.DatabaseError, OSError) as again:
+                self._give_up(again)
+                return
+        if self._health is not None:
+            self._health.set_ok(f"index cache {self.path}")
+
+    def _give_up(self, exc: BaseException) -> None:
+        self._broken = str(exc)
+        log.error("index cache %s is unusable and cannot be replaced: %s", self.path, exc)
+        if self._health is not None:
+            self._health.set_broken(f"index cache {self.path}", str(exc))
+
+    def _close_idle_readers(self) -> None:
+        """Close the pooled readers (caller holds ``_readers_lock``); one in use is closed by its thread."""
+        while True:
+            try:
+                self._readers.get_nowait()[1].close()
+            except queue.Empty:
+                break
 
     # ------------------------------------------------------------------------------------------ pages
 
@@ -343,8 +406,24 @@ class IndexCache:
                     self._pending_lock.notify_all()
 
     def _apply(self, ops: list[tuple]) -> None:
+        """Write ``ops`` in one transaction; a corrupt file is replaced and the write retried once."""
+        for attempt in (1, 2):
+            if self._broken is not None:
+                return
+            generation = self._generation
+            try:
+                self._apply_once(ops)
+                return
+            except sqlite3.DatabaseError as exc:
+                if not is_corruption(exc) or attempt == 2:
+                    raise
+                self._recover(generation, exc)
+
+    def _apply_once(self, ops: list[tuple]) -> None:
         with self._lock:
             db = self._db
+            if db is None:
+                return
             db.execute("BEGIN IMMEDIATE")
             try:
                 for op in ops:
@@ -362,7 +441,8 @@ class IndexCache:
                         )
                 db.execute("COMMIT")
             except BaseException:
-                db.execute("ROLLBACK")
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
                 raise
 
     def flush(self) -> None:
@@ -383,13 +463,10 @@ class IndexCache:
             writer.join()
         with self._readers_lock:
             self._readers_closed = True
-            while True:  # the idle readers; one in use is closed by its thread when its read ends
-                try:
-                    self._readers.get_nowait().close()
-                except queue.Empty:
-                    break
+            self._close_idle_readers()
         with self._lock:
-            self._db.close()
+            if self._db is not None:
+                self._db.close()
 
     def __enter__(self) -> IndexCache:
         return self
