@@ -19,6 +19,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal, Protocol, get_args, runtime_checkable
 
+from venvsmith.core import observe
 from venvsmith.core.singleflight import SingleFlight
 
 from .digest import Digest
@@ -199,6 +200,7 @@ class ActionCacheBase(ABC):
         ``"shared"`` (another caller's flight computed it while this one waited) or ``"cached"`` (stored before).
         """
         hit = self.get(key)
+        observe.cache_lookup("action", hit is not None)
         if hit is not None:
             return hit, "cached"
 

@@ -14,6 +14,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection, reflection_pb2, reflection_pb2_grpc
 from grpc_status import rpc_status
 
+from . import lifecycle, observe
 from .errors import ServiceError
 from .resolution import CallError
 
@@ -88,9 +89,15 @@ def build_server(
     address: str,
     max_workers: int = 32,
 ) -> tuple[grpc.Server, int]:
-    """A gRPC server with the given servicers, health checking and reflection; returns (server, port)."""
+    """A gRPC server with the given servicers, health checking and reflection; returns (server, port).
+
+    Every call is measured and carries a request id (:mod:`venvsmith.core.observe`); the server drains and stops
+    through :func:`venvsmith.core.lifecycle.drain_and_stop`.
+    """
+    drain = lifecycle.Drain()
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="rpc"),
+        interceptors=[observe.ObservingInterceptor(drain)],
         options=[
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
@@ -106,6 +113,7 @@ def build_server(
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
     _add_reflection(server, [*names, health.SERVICE_NAME])
+    lifecycle.register(server, health_servicer, drain)
     port = server.add_insecure_port(address)
     if port == 0:
         raise OSError(f"cannot listen on {address}")
