@@ -5,6 +5,7 @@ Both transports use it: the gRPC servicer, and the CLI's embedded (in-process) m
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import json
 import os
@@ -338,7 +339,7 @@ class ResolverEngine:
             finally:
                 events.put(done)
 
-        threading.Thread(target=run, name="resolve-stream", daemon=True).start()
+        threading.Thread(target=contextvars.copy_context().run, args=(run,), name="resolve-stream", daemon=True).start()
         while (item := events.get()) is not done:
             yield resolver_pb2.ResolveEvent(progress=item)
         if "error" in outcome:

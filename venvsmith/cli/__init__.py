@@ -318,10 +318,11 @@ def cmd_serve(args) -> int:
     metrics = serve_options.start_metrics(args)
     # Tests and scripts start with --port 0 and read the bound port from this line.
     print(f"venvsmith resolver listening on {host}:{port}", flush=True)
-    serve_options.serve_until_signalled(server, args)
+    finished = serve_options.serve_until_signalled(server, args)
     if metrics is not None:
         metrics.shutdown()
     engine.close()
+    serve_options.exit_after_drain(finished)
     return EXIT_OK
 
 

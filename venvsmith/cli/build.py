@@ -236,12 +236,13 @@ def cmd_serve_builder(args) -> int:
     metrics = serve_options.start_metrics(args)
     print(f"venvsmith builder listening on {args.host}:{port}"
           + (f" (http {http.base_url})" if http else ""), flush=True)
-    serve_options.serve_until_signalled(server, args)
+    finished = serve_options.serve_until_signalled(server, args)
     if metrics is not None:
         metrics.shutdown()
     if http is not None:
         http.stop()
     close_all()
+    serve_options.exit_after_drain(finished)
     return EXIT_OK
 
 

@@ -173,11 +173,24 @@ def start_metrics(args: argparse.Namespace) -> Any:
     return server
 
 
-def serve_until_signalled(server: Any, args: argparse.Namespace) -> None:
-    """Block until SIGTERM or SIGINT, then :func:`~venvsmith.core.lifecycle.drain_and_stop` within the grace."""
+def serve_until_signalled(server: Any, args: argparse.Namespace) -> bool:
+    """Block until SIGTERM or SIGINT, then :func:`~venvsmith.core.lifecycle.drain_and_stop` within the grace;
+    True when every call finished in it (False: some were cancelled, their threads may still be stuck)."""
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     stop.wait()
     log.info("signalled: draining for at most %.1f s", args.grace_period)
-    lifecycle.drain_and_stop(server, None, args.grace_period)
+    return lifecycle.drain_and_stop(server, None, args.grace_period)
+
+
+def exit_after_drain(finished: bool) -> None:
+    """After the engines are closed: when cancelled work may still hold a thread (a read from an index that
+    trickles), exit 0 now instead of waiting for it at interpreter exit; the grace period is the bound."""
+    if finished:
+        return
+    log.warning("exiting with cancelled work still running")
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)

@@ -13,6 +13,7 @@ import re
 import sys
 import time
 import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import grpc
@@ -40,6 +41,14 @@ def outgoing_metadata() -> list[tuple[str, str]]:
     """Metadata for a call made while serving another: the request id being served, if any."""
     current = request_id.get()
     return [(REQUEST_ID_KEY, current)] if current else []
+
+
+class ContextThreadPool(ThreadPoolExecutor):
+    """A thread pool whose tasks run in a copy of the submitter's context (its request id and RPC): work a call
+    hands to a pool logs, and calls other services, under that call's id."""
+
+    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Future[Any]:
+        return super().submit(contextvars.copy_context().run, fn, *args, **kwargs)
 
 
 class JsonFormatter(logging.Formatter):
