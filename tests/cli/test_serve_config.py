@@ -66,6 +66,17 @@ def test_bad_environment_value_names_the_variable(monkeypatch):
         _args(["serve", "resolver"])
 
 
+@pytest.mark.parametrize(("argv", "named"), [
+    (["--metrics-port", "70000"], "--metrics-port (metrics_port): 70000 is not a port"),
+    (["--port", "-1"], "--port (port): -1 is not a port"),
+    (["--grace-period", "-2"], "--grace-period (grace_period): -2.0 is not a number of seconds"),
+    (["--grace-period", "nan"], "--grace-period (grace_period): nan is not a number of seconds"),
+])
+def test_bad_flag_values_are_exit_2_naming_them(capsys, argv, named):
+    assert main(["serve", "resolver", *argv]) == 2
+    assert named in capsys.readouterr().err
+
+
 def test_missing_config_file(tmp_path, capsys):
     assert main(["serve", "resolver", "--config", str(tmp_path / "nope.toml")]) == 2
     assert "nope.toml: cannot read it" in capsys.readouterr().err

@@ -138,10 +138,22 @@ def apply_config(parser: argparse.ArgumentParser, argv: Sequence[str], args: arg
     if args.config:
         merged.update(read_config(args.config, keys))
     merged.update(read_environment(keys, dict(os.environ)))
-    if not merged:
-        return args
-    serve.set_defaults(**merged)
-    return parser.parse_args(argv)
+    if merged:
+        serve.set_defaults(**merged)
+        args = parser.parse_args(argv)
+    _check_ranges(args)
+    return args
+
+
+def _check_ranges(args: argparse.Namespace) -> None:
+    """Ports are 0-65535 and the grace is not negative, however they were given."""
+    for key in ("port", "http_port", "metrics_port"):
+        value = getattr(args, key, None)
+        if value is not None and not 0 <= value <= 65535:
+            raise ConfigError(f"--{key.replace('_', '-')} ({key}): {value} is not a port (0-65535)")
+    grace = getattr(args, "grace_period", 0.0)
+    if not 0 <= grace < float("inf"):
+        raise ConfigError(f"--grace-period (grace_period): {grace} is not a number of seconds >= 0")
 
 
 def configure_serving(args: argparse.Namespace) -> None:
