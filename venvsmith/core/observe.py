@@ -156,6 +156,8 @@ def _split(full_method: str) -> tuple[str, str]:
 def _code_of(context: grpc.ServicerContext, failed: BaseException | None) -> str:
     code = context.code() if hasattr(context, "code") else None
     if code is None:
+        if isinstance(failed, GeneratorExit):  # a stream its caller cancelled (or whose deadline passed)
+            return "CANCELLED"
         return "UNKNOWN" if failed is not None else "OK"
     return code.name if isinstance(code, grpc.StatusCode) else str(code)
 
