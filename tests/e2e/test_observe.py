@@ -100,10 +100,12 @@ def test_request_id_follows_the_request_from_resolver_to_builder_in_json_logs(tm
     index_builder.add("dep", "2.5")
     index_builder.add("dyn", "1.0", kind="sdist", backend="intree", deps=["dep>=2"], dynamic=["Requires-Dist"])
     rid = "req-7f3a9c-observe"
+    trace_id, parent = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
     with BuilderProcess(tmp_path / "b", "--log-format", "json", http=False) as builder:
         with ResolverProcess(tmp_path / "r", "--builder", builder.address, "--log-format", "json") as resolver:
             response = resolver.resolver_stub.Resolve(_request(index_builder.simple_url(), "dyn"), timeout=120,
-                                                      metadata=[("x-request-id", rid)])
+                                                      metadata=[("x-request-id", rid),
+                                                                ("traceparent", f"00-{trace_id}-{parent}-01")])
             assert {p.name for p in response.pins} == {"dyn", "dep"}
             resolver.resolver_stub.DescribeEnvironment(resolver_pb2.DescribeEnvironmentRequest(), timeout=30)
         resolver_log = _json_lines(resolver.log())
@@ -112,9 +114,14 @@ def test_request_id_follows_the_request_from_resolver_to_builder_in_json_logs(tm
     assert resolved and all(e["request_id"] == rid for e in resolved), resolved
     prepared = [e for e in builder_log if e["rpc"] == "venvsmith.v1.BuilderService/PrepareMetadata"]
     assert prepared and all(e["request_id"] == rid for e in prepared), builder_log
+    # W3C trace context: one trace; the resolver's span is a child of the caller's, the builder's of the resolver's.
+    resolver_spans = {e["span_id"] for e in resolved if e.get("trace_id") == trace_id}
+    builder_spans = {e["span_id"] for e in prepared if e.get("trace_id") == trace_id}
+    assert len(resolver_spans) == 1 and parent not in resolver_spans, resolved
+    assert builder_spans and not builder_spans & resolver_spans, prepared
     # A call without an id gets a fresh one, not the previous call's.
     described = [e for e in resolver_log if e["rpc"] == f"{RESOLVER}/DescribeEnvironment"]
-    assert described and described[0]["request_id"] not in ("", rid)
+    assert described and described[0]["request_id"] not in ("", rid) and "trace_id" not in described[0]
 
 
 @pytest.mark.slow

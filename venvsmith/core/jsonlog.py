@@ -26,7 +26,14 @@ _REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 #: A log message longer than this is cut (inputs are hostile: one 10 MB line helps nobody).
 MAX_MESSAGE_CHARS = 8192
 
+#: The W3C trace context header (``version-trace_id-parent_id-flags``), as OpenTelemetry propagates it.
+TRACEPARENT_KEY = "traceparent"
+_TRACEPARENT = re.compile(r"00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
+
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("venvsmith_request_id", default="")
+#: ``(trace_id, span_id, flags)`` of the call being served when its caller sent a ``traceparent``.
+trace_span: contextvars.ContextVar[tuple[str, str, str] | None] = contextvars.ContextVar("venvsmith_trace",
+                                                                                         default=None)
 rpc_method: contextvars.ContextVar[str] = contextvars.ContextVar("venvsmith_rpc", default="")
 
 
@@ -37,10 +44,26 @@ def accept_request_id(given: str | None) -> str:
     return uuid.uuid4().hex
 
 
+def accept_traceparent(given: str | None) -> tuple[str, str, str] | None:
+    """This server's span in the caller's trace: the caller's trace id, a new span id; None without (or with a
+    malformed or all-zero) ``traceparent``."""
+    match = _TRACEPARENT.fullmatch(given or "")
+    if match is None or match.group(1) == "0" * 32 or match.group(2) == "0" * 16:
+        return None
+    return match.group(1), uuid.uuid4().hex[:16], match.group(3)
+
+
 def outgoing_metadata() -> list[tuple[str, str]]:
-    """Metadata for a call made while serving another: the request id being served, if any."""
+    """Metadata for a call made while serving another: the request id being served, and the trace context (this
+    server's span as the parent) when the call came with one."""
+    metadata = []
     current = request_id.get()
-    return [(REQUEST_ID_KEY, current)] if current else []
+    if current:
+        metadata.append((REQUEST_ID_KEY, current))
+    span = trace_span.get()
+    if span is not None:
+        metadata.append((TRACEPARENT_KEY, f"00-{span[0]}-{span[1]}-{span[2]}"))
+    return metadata
 
 
 class ContextThreadPool(ThreadPoolExecutor):
@@ -66,6 +89,9 @@ class JsonFormatter(logging.Formatter):
             "request_id": getattr(record, "request_id", None) or request_id.get(),
             "rpc": getattr(record, "rpc", None) or rpc_method.get(),
         }
+        span = trace_span.get()
+        if span is not None:
+            entry["trace_id"], entry["span_id"] = span[0], span[1]
         for extra in ("code", "duration_ms", "peer"):
             if hasattr(record, extra):
                 entry[extra] = getattr(record, extra)
@@ -106,7 +132,7 @@ class RequestIdClientInterceptor(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStr
         extra = outgoing_metadata()
         if not extra:
             return details
-        metadata = [(k, v) for k, v in (details.metadata or ()) if k != REQUEST_ID_KEY]
+        metadata = [(k, v) for k, v in (details.metadata or ()) if k not in (REQUEST_ID_KEY, TRACEPARENT_KEY)]
         return _ClientCallDetails(details, [*metadata, *extra])
 
     def intercept_unary_unary(self, continuation, client_call_details, request):

@@ -168,8 +168,11 @@ class _Call:
     def __init__(self, details: grpc.HandlerCallDetails, drain: Any = None) -> None:
         self.drain = drain
         self.service, self.method = _split(details.method)
-        given = dict(details.invocation_metadata or ()).get(jsonlog.REQUEST_ID_KEY)
+        metadata = dict(details.invocation_metadata or ())
+        given = metadata.get(jsonlog.REQUEST_ID_KEY)
         self.request_id = jsonlog.accept_request_id(given if isinstance(given, str) else None)
+        parent = metadata.get(jsonlog.TRACEPARENT_KEY)
+        self.span = jsonlog.accept_traceparent(parent if isinstance(parent, str) else None)
         self.rpc = f"{self.service}/{self.method}"
 
     def admit(self, context: grpc.ServicerContext) -> None:
@@ -178,14 +181,15 @@ class _Call:
             RPC_REQUESTS.labels(self.service, self.method, "UNAVAILABLE").inc()
             context.abort(grpc.StatusCode.UNAVAILABLE, "the server is shutting down: retry on another replica")
 
-    def enter(self) -> tuple[Any, Any, float]:
+    def enter(self) -> tuple[Any, Any, Any, float]:
         RPC_IN_FLIGHT.labels(self.service, self.method).inc()
-        tokens = jsonlog.request_id.set(self.request_id), jsonlog.rpc_method.set(self.rpc)
-        return tokens[0], tokens[1], time.perf_counter()
+        tokens = (jsonlog.request_id.set(self.request_id), jsonlog.rpc_method.set(self.rpc),
+                  jsonlog.trace_span.set(self.span))
+        return tokens[0], tokens[1], tokens[2], time.perf_counter()
 
-    def leave(self, state: tuple[Any, Any, float], context: grpc.ServicerContext, failed: BaseException | None
-              ) -> None:
-        elapsed = time.perf_counter() - state[2]
+    def leave(self, state: tuple[Any, Any, Any, float], context: grpc.ServicerContext,
+              failed: BaseException | None) -> None:
+        elapsed = time.perf_counter() - state[3]
         code = _code_of(context, failed)
         RPC_IN_FLIGHT.labels(self.service, self.method).dec()
         RPC_REQUESTS.labels(self.service, self.method, code).inc()
@@ -193,6 +197,7 @@ class _Call:
         if self.service != "grpc.health.v1.Health":
             log.info("%s %s in %.1f ms", self.rpc, code, elapsed * 1000,
                      extra={"code": code, "duration_ms": round(elapsed * 1000, 3)})
+        jsonlog.trace_span.reset(state[2])
         jsonlog.rpc_method.reset(state[1])
         jsonlog.request_id.reset(state[0])
         if self.drain is not None:
