@@ -18,7 +18,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.fixtures.builder_server import BuilderProcess, ResolverProcess
-from venvsmith.v1 import common_pb2, resolver_pb2
+from venvsmith.v1 import builder_pb2, common_pb2, resolver_pb2
 
 RESOLVER = "venvsmith.v1.ResolverService"
 
@@ -82,17 +82,30 @@ def test_metrics_count_and_time_a_resolve(tmp_path, index_builder):
 
 
 @pytest.mark.slow
-def test_builder_metrics_report_the_store(tmp_path, index_builder):
-    index_builder.add("dep", "1.0")
+def test_builder_metrics_report_builds_and_the_store(tmp_path, index_builder):
+    index_builder.add("srcpkg", "1.0", kind="sdist", backend="intree")
+    index = index_builder.simple_url()
     port = _free_port()
     with BuilderProcess(tmp_path / "b", "--metrics-port", str(port), http=False) as server:
         samples = _scrape(port)
         assert _sample(samples, "venvsmith_store_bytes") == 0
         assert _sample(samples, "venvsmith_store_evictions_total") == 0
         assert _sample(samples, "venvsmith_draining") == 0
-        server.resolver_stub.Resolve(_request(index_builder.simple_url(), "dep"), timeout=60)
+        request = builder_pb2.ResolveAndBuildRequest(
+            resolve=_request(index, "srcpkg"),
+            options=builder_pb2.BuildOptions(wheels=True, index=common_pb2.IndexConfig(index_url=index)),
+        )
+        for _ in range(2):  # the second is answered from the action cache
+            list(server.stub.ResolveAndBuild(request, timeout=300))
         samples = _scrape(port)
-    assert _sample(samples, "venvsmith_rpc_requests_total", service=RESOLVER, method="Resolve", code="OK") == 1
+    builds = {"service": "venvsmith.v1.BuilderService", "method": "ResolveAndBuild", "code": "OK"}
+    assert _sample(samples, "venvsmith_rpc_requests_total", **builds) == 2
+    assert _sample(samples, "venvsmith_build_duration_seconds_count", kind="sdist", outcome="ok") == 1
+    assert _sample(samples, "venvsmith_builds_in_flight", kind="sdist") == 0
+    assert _sample(samples, "venvsmith_store_bytes") > 0
+    assert _sample(samples, "venvsmith_store_writes_total") >= 2  # the sdist and its wheel
+    assert _sample(samples, "venvsmith_cache_lookups_total", layer="action", result="hit") >= 1
+    assert _sample(samples, "venvsmith_cache_lookups_total", layer="resolution", result="hit") == 1
 
 
 @pytest.mark.slow
