@@ -21,6 +21,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal, Protocol, TypeVar, get_args, runtime_checkable
 
+from venvsmith.core import observe
 from venvsmith.core.health import HealthState
 from venvsmith.core.singleflight import SingleFlight
 from venvsmith.core.sqlite_recovery import is_corruption, move_aside, open_checked
@@ -208,6 +209,7 @@ class ActionCacheBase(ABC):
         ``"shared"`` (another caller's flight computed it while this one waited) or ``"cached"`` (stored before).
         """
         hit = self.get(key)
+        observe.cache_lookup("action", hit is not None)
         if hit is not None:
             return hit, "cached"
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from packaging.utils import parse_wheel_filename
 
+from venvsmith.core import observe
 from venvsmith.core.interpreters import BaseInterpreter
 from venvsmith.core.pin import Pin, requirements_txt
 from venvsmith.core.target import TargetEnvironment
@@ -57,6 +58,7 @@ class Environments:
         seeded = installs[len(wheels):]
         key = VenvKey(lock_key, base, compile_bytecode, seeded[0].digest.hash if seeded else "")
 
+        @observe.timed_build("venv")
         def build() -> ActionResult:
             ws.count("venv_builds")
             with tempfile.TemporaryDirectory(dir=ws.tmp) as work, ws.store.pin([w.digest for w in installs]):

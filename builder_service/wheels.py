@@ -18,6 +18,7 @@ from packaging.requirements import Requirement
 from packaging.utils import NormalizedName, canonicalize_name, parse_wheel_filename
 from packaging.version import Version
 
+from venvsmith.core import observe
 from venvsmith.core.convert import target_to_proto
 from venvsmith.core.errors import ServiceError
 from venvsmith.core.index.auth import Auth
@@ -231,6 +232,7 @@ class Wheels:
         config_settings = dict(options.config_settings)
         key = BuiltWheel(file_sha256(pin.file), target.digest(), tuple(build_pins), config_items(config_settings))
 
+        @observe.timed_build("sdist")
         def build() -> ActionResult:
             ws.count("sdist_builds")
             if building is not None:

@@ -11,7 +11,6 @@ import os
 import shutil
 import tempfile
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -27,6 +26,7 @@ from venvsmith.core.interpreters import (
     discover_interpreters,
     file_identity,
 )
+from venvsmith.core.jsonlog import ContextThreadPool
 from venvsmith.core.target import TargetEnvironment
 from venvsmith.v1 import builder_pb2
 
@@ -120,7 +120,7 @@ class Workspace:
         self._http: HttpClient | None = None
         #: This process's work directory (downloads, sdist builds, venvs), locked while the process lives.
         self.tmp, self._tmp_lock = claim_work_dir(home / "tmp")
-        self.pool = ThreadPoolExecutor(settings.workers, thread_name_prefix="build")
+        self.pool = ContextThreadPool(settings.workers, thread_name_prefix="build")
         self._found: list[Interpreter] | None = None
         self._query_cache = QueryCache(home / "interpreters.json")
         self._lock = threading.Lock()

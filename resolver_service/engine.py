@@ -5,6 +5,7 @@ Both transports use it: the gRPC servicer, and the CLI's embedded (in-process) m
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import json
 import os
@@ -17,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from venvsmith.core import observe
 from venvsmith.core.config import PipIndexConfig, effective_pip_config, venvsmith_home
 from venvsmith.core.convert import pin_to_proto, target_from_spec, target_to_proto
 from venvsmith.core.errors import InvalidInput, at_field, parsed_each
@@ -208,6 +210,7 @@ class ResolverEngine:
         key, requirements, constraints, target, policy, settings = self._prepared(request)
         if not request.no_cache:
             hit = self.cache.get(key)
+            observe.cache_lookup("resolution", hit is not None)
             if hit is not None:
                 response = resolver_pb2.ResolveResponse.FromString(hit[0])
                 response.stats.resolution_cache_hit = True
@@ -290,6 +293,10 @@ class ResolverEngine:
                     exc.field = _field_of(exc.value, request, requirements, constraints)
                 raise
             stats = index_source.stats
+            observe.cache_lookup("index_page", True, stats.pages_cached)
+            observe.cache_lookup("index_page", False, stats.pages_fetched)
+            observe.cache_lookup("metadata", True, stats.metadata_cached)
+            observe.cache_lookup("metadata", False, stats.metadata_fetched)
             # PEP 740 publisher identities of the pinned files only (no request for files without provenance).
             identities = index_source.attestation_identities([p.file for p in resolution.pins])
             pins = tuple(
@@ -335,7 +342,7 @@ class ResolverEngine:
             finally:
                 events.put(done)
 
-        threading.Thread(target=run, name="resolve-stream", daemon=True).start()
+        threading.Thread(target=contextvars.copy_context().run, args=(run,), name="resolve-stream", daemon=True).start()
         while (item := events.get()) is not done:
             yield resolver_pb2.ResolveEvent(progress=item)
         if "error" in outcome:

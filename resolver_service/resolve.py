@@ -11,7 +11,6 @@ from __future__ import annotations
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
 from packaging.markers import InvalidMarker, UndefinedComparison, UndefinedEnvironmentName
@@ -25,6 +24,7 @@ from resolvelib.structs import DirectedGraph
 from venvsmith.core.distfile import DistFile
 from venvsmith.core.errors import DeadlineExceeded, InvalidInput, ServiceError, shorten
 from venvsmith.core.input_limits import check_requirement, check_requirement_text
+from venvsmith.core.jsonlog import ContextThreadPool
 from venvsmith.core.pin import Pin
 from venvsmith.core.source import PackageSource
 from venvsmith.core.target import TargetEnvironment
@@ -216,7 +216,7 @@ def resolve(request: ResolutionRequest, source: PackageSource, on_event: OnEvent
     order = {r.name: i for i, r in enumerate(roots)}
     executor = None
     if request.lookahead_workers > 0:
-        executor = ThreadPoolExecutor(request.lookahead_workers, thread_name_prefix="lookahead")
+        executor = ContextThreadPool(request.lookahead_workers, thread_name_prefix="lookahead")
     user_specifiers: dict[NormalizedName, list[SpecifierSet]] = defaultdict(list)
     for root in roots:
         user_specifiers[root.name].append(root.specifier)

@@ -8,9 +8,7 @@ import json
 import logging
 import os
 import re
-import signal
 import sys
-import threading
 from collections.abc import Sequence
 
 from venvsmith.cli.security_args import add_client_security, add_server_security, client_security
@@ -110,6 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="builder: resolve (build requirements too) through this remote resolver "
                             "(default: an embedded one, also served)")
     add_server_security(serve)
+    from venvsmith.cli.serve_options import add_serve_options
+
+    add_serve_options(serve)
 
     from venvsmith.cli.build_args import add_commands
 
@@ -296,12 +297,16 @@ def cmd_env(args) -> int:
 
 
 def cmd_serve(args) -> int:
+    from venvsmith.cli import serve_options
+
+    serve_options.configure_serving(args)
     if args.service == "builder":
         from venvsmith.cli import build as cli_build
 
         return cli_build.cmd_serve_builder(args)
     from resolver_service.service import make_server
     from venvsmith.cli.compose import resolver_server_engine
+    from venvsmith.core import observe
     from venvsmith.core.grpc_util import ServerSecurity
 
     host = f"[{args.host}]" if ":" in args.host and not args.host.startswith("[") else args.host
@@ -315,16 +320,17 @@ def cmd_serve(args) -> int:
         return EXIT_FAILED
     server.start()
     builder = engine.metadata_preparer
-    print(f"metadata builder: {builder.description if builder else 'none: ' + engine.without_preparer}",
-          file=sys.stderr, flush=True)
+    serve_options.announce(
+        args, f"metadata builder: {builder.description if builder else 'none: ' + engine.without_preparer}")
+    observe.add_source(engine, lambda e: {"venvsmith_resolutions_total": e.resolutions_run})
+    metrics = serve_options.start_metrics(args)
     # Tests and scripts start with --port 0 and read the bound port from this line.
     print(f"venvsmith resolver listening on {host}:{port}", flush=True)
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    stop.wait()
-    server.stop(grace=5).wait()
+    finished = serve_options.serve_until_signalled(server, args)
+    if metrics is not None:
+        metrics.shutdown()
     engine.close()
+    serve_options.exit_after_drain(finished)
     return EXIT_OK
 
 
@@ -362,8 +368,18 @@ COMMANDS.update({name: _builder_command(name) for name in ("build", "venv", "fet
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command; returns the exit status (0 ok, 1 no solution or failure, 2 bad input)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        args = build_parser().parse_args(argv)
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if args.command == "serve":
+            from venvsmith.cli.serve_options import ConfigError, apply_config
+
+            try:
+                args = apply_config(parser, argv, args)
+            except ConfigError as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                return EXIT_BAD_INPUT
     except SystemExit as exc:  # argparse: --help (0) or a usage error (2), already printed
         return exc.code if isinstance(exc.code, int) else EXIT_BAD_INPUT
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,

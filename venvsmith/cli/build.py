@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import signal
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -199,11 +197,24 @@ def cmd_fetch(args) -> int:
     return EXIT_OK
 
 
+def _builder_metrics(engine) -> dict[str, float]:
+    """The store's size and counters, read at each scrape."""
+    stats = engine.store.stats
+    return {
+        "venvsmith_store_bytes": engine.store.usage(),
+        "venvsmith_store_evictions_total": stats.evicted,
+        "venvsmith_store_evicted_bytes_total": stats.evicted_bytes,
+        "venvsmith_store_writes_total": stats.writes,
+    }
+
+
 def cmd_serve_builder(args) -> int:
     from builder_service.http_server import BlobHttpServer
     from builder_service.service import make_server
+    from venvsmith.cli import serve_options
     from venvsmith.cli.compose import builder_server_engines
     from venvsmith.cli.security_args import client_security
+    from venvsmith.core import observe
     from venvsmith.core.grpc_util import ServerSecurity
 
     security = ServerSecurity.from_args(args)  # a bad file: exit 2 before anything starts
@@ -226,16 +237,17 @@ def cmd_serve_builder(args) -> int:
         print(f"error: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
         return EXIT_FAILED
     server.start()
+    observe.add_source(engine, _builder_metrics)
+    metrics = serve_options.start_metrics(args)
     print(f"venvsmith builder listening on {args.host}:{port}"
           + (f" (http {http.base_url})" if http else ""), flush=True)
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    stop.wait()
-    server.stop(grace=5).wait()
+    finished = serve_options.serve_until_signalled(server, args)
+    if metrics is not None:
+        metrics.shutdown()
     if http is not None:
         http.stop()
     close_all()
+    serve_options.exit_after_drain(finished)
     return EXIT_OK
 
 

@@ -79,8 +79,11 @@ class RemoteBuilder(Closing):
         self._rpc_error = grpc.RpcError
         self.channel = open_channel(address, security,
                                     options=[("grpc.max_receive_message_length", 64 * 1024 * 1024)])
-        self.stub = builder_pb2_grpc.BuilderServiceStub(self.channel)
-        self.artifacts = artifact_pb2_grpc.ArtifactServiceStub(self.channel)
+        from venvsmith.core.jsonlog import traced_channel
+
+        traced = traced_channel(self.channel)
+        self.stub = builder_pb2_grpc.BuilderServiceStub(traced)
+        self.artifacts = artifact_pb2_grpc.ArtifactServiceStub(traced)
 
     def resolve_and_build(self, request, timeout=None):
         try:
@@ -133,8 +136,10 @@ class RemoteMetadataPreparer:
 
         self.description = f"builder at {address}"
         self._rpc_error = grpc.RpcError
+        from venvsmith.core.jsonlog import traced_channel
+
         self.channel = open_channel(address, security)
-        self.stub = builder_pb2_grpc.BuilderServiceStub(self.channel)
+        self.stub = builder_pb2_grpc.BuilderServiceStub(traced_channel(self.channel))
 
     def prepare(self, file, target, index: common_pb2.IndexConfig) -> bytes:
         from venvsmith.core.convert import pin_to_proto, target_to_proto

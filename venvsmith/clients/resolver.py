@@ -76,8 +76,10 @@ class RemoteResolver(Closing):
         from venvsmith.v1 import resolver_pb2_grpc
 
         self._rpc_error = grpc.RpcError
+        from venvsmith.core.jsonlog import traced_channel
+
         self.channel = open_channel(address, security)
-        self.stub = resolver_pb2_grpc.ResolverServiceStub(self.channel)
+        self.stub = resolver_pb2_grpc.ResolverServiceStub(traced_channel(self.channel))
 
     @staticmethod
     def _error(exc) -> CallError:

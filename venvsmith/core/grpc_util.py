@@ -15,6 +15,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection, reflection_pb2, reflection_pb2_grpc
 from grpc_status import rpc_status
 
+from . import lifecycle, observe
 from .errors import MAX_ECHO, ServiceError, shorten
 from .grpc_decode import DecodeErrorInterceptor
 from .health import HealthState
@@ -137,13 +138,16 @@ def build_server(
 
     ``security`` adds TLS (with reload) and bearer-token checks (see :mod:`venvsmith.core.auth`); by default the
     port is plaintext and open. With ``health_state``, the health service follows it: NOT_SERVING while a
-    component is broken.
+    component is broken. Every call is measured and carries a request id (:mod:`venvsmith.core.observe`); the
+    server drains and stops through :func:`venvsmith.core.lifecycle.drain_and_stop`.
     """
     security = security or ServerSecurity()
+    drain = lifecycle.Drain()
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="rpc"),
-        # Tokens first (an unauthenticated call learns nothing), then garbage request bytes: INVALID_ARGUMENT.
-        interceptors=[*security.interceptors(), DecodeErrorInterceptor()],
+        # Measured first (denied calls are counted too), then tokens (an unauthenticated call learns nothing),
+        # then garbage request bytes: INVALID_ARGUMENT.
+        interceptors=[observe.ObservingInterceptor(drain), *security.interceptors(), DecodeErrorInterceptor()],
         options=[
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
@@ -161,6 +165,7 @@ def build_server(
     if health_state is not None:
         health_state.subscribe(lambda serving: _follow_health(health_servicer, names, serving))
     _add_reflection(server, [*names, health.SERVICE_NAME])
+    lifecycle.register(server, health_servicer, drain)
     if security.tls is not None:
         port = server.add_secure_port(address, security.tls.credentials())
     else:

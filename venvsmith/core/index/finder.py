@@ -12,7 +12,7 @@ import hashlib
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import IO, TypeVar
 from urllib.parse import unquote, urldefrag, urlsplit
@@ -21,6 +21,7 @@ from packaging.utils import NormalizedName, canonicalize_name
 
 from ..distfile import DistFile
 from ..errors import IndexUnavailable, InvalidInput, ServiceError
+from ..jsonlog import ContextThreadPool
 from ..metadata import CoreMetadata
 from .archives import archive_metadata
 from .auth import Auth, Credential, redact, split_userinfo
@@ -124,7 +125,7 @@ class IndexSource:
             canonicalize_name(name): _Index.of(url) for name, url in settings.package_index.items()
         }
         self._metadata = MetadataFetcher(self.http, self.auth, self.cache, self.stats, settings.offline)
-        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="index-source")
+        self._executor = ContextThreadPool(max_workers=workers, thread_name_prefix="index-source")
         self._files = _SingleFlight()
         self._metas = _SingleFlight()
         self._find_links = _SingleFlight()
