@@ -45,6 +45,7 @@ from venvsmith.core.errors import (
     InvalidDistribution,
     InvalidInput,
     ServiceError,
+    UrlNotAllowed,
 )
 from venvsmith.core.grpc_util import abort
 from venvsmith.core.resolution import CallError
@@ -72,6 +73,7 @@ INTERNAL_EXCEPTIONS = {
     "venvsmith.core.index.transport.TrustStoreError": "IndexUnavailable in http.py",
     "venvsmith.core.index.transport.ProxyConfigError": "IndexUnavailable in http.py",
     "venvsmith.core.index.ranges.RangesUnsupported": "metadata_fetch.py reads the whole file instead",
+    "venvsmith.core.index.allowlist._Refused": "UrlNotAllowed in AllowList.check",
     "venvsmith.core.probe.ProbeError": "InvalidInput in target.py, VenvError in venv.py; interpreters.py skips it",
 }
 D = Digest("0" * 64, 3)
@@ -83,6 +85,7 @@ EXAMPLES: dict[type[ServiceError], Callable[[], ServiceError]] = {
     IndexUnavailable: lambda: IndexUnavailable("http://127.0.0.1:1/simple/", "connection refused"),
     InvalidDistribution: lambda: InvalidDistribution("a-1.0-py3-none-any.whl", "name differs"),
     DeadlineExceeded: lambda: DeadlineExceeded("the deadline passed"),
+    UrlNotAllowed: lambda: UrlNotAllowed("http://127.0.0.1:9/x.whl", "not allowed"),
     NoSolution: lambda: NoSolution(
         "no solution", [ConflictChain("u", ("a (required by you)", "u<1 (required by a==1)"))]),
     TooManyBacktracks: lambda: TooManyBacktracks("gave up"),
@@ -108,7 +111,7 @@ EXAMPLES: dict[type[ServiceError], Callable[[], ServiceError]] = {
 }
 
 RESOLVER = {InvalidInput, NoSolution, DynamicMetadata, IndexUnavailable, InvalidDistribution, TooManyBacktracks,
-            DeadlineExceeded}
+            DeadlineExceeded, UrlNotAllowed}
 BUILDS = {BuildError, BuildFailed, BuildTimeout, BuildOutOfMemory, BuildOutputTooLarge, InvalidSdist,
           BuildRequirementUnavailable, DigestMismatch, InvalidDigest, BlobTooLarge, UnsafeWheel, BuilderError,
           SdistFailed}

@@ -61,6 +61,7 @@ class ErrorReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     WHEEL_INCOMPATIBLE: _ClassVar[ErrorReason]
     BUILD_PRECONDITION: _ClassVar[ErrorReason]
     STORE_FULL: _ClassVar[ErrorReason]
+    URL_NOT_ALLOWED: _ClassVar[ErrorReason]
 INDEX_STRATEGY_UNSPECIFIED: IndexStrategy
 FIRST_INDEX: IndexStrategy
 UNSAFE_BEST_MATCH: IndexStrategy
@@ -101,6 +102,7 @@ NO_INTERPRETER: ErrorReason
 WHEEL_INCOMPATIBLE: ErrorReason
 BUILD_PRECONDITION: ErrorReason
 STORE_FULL: ErrorReason
+URL_NOT_ALLOWED: ErrorReason
 
 class TargetEnvironment(_message.Message):
     __slots__ = ("markers", "tags", "python_version", "platform", "interpreter", "metadata_builder")
