@@ -201,9 +201,15 @@ def cmd_fetch(args) -> int:
 def cmd_serve_builder(args) -> int:
     from builder_service.http_server import BlobHttpServer
     from builder_service.service import make_server
+    from venvsmith.cli import server_allow
     from venvsmith.cli.compose import builder_server_engines
 
-    engine, also, closing = builder_server_engines(args.resolver)
+    try:
+        allow = server_allow(args)
+    except ValueError as exc:
+        print(f"error: --allow-index: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    engine, also, closing = builder_server_engines(args.resolver, allow=allow)
 
     def close_all() -> None:
         engine.close()

@@ -24,12 +24,16 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
 from ..errors import UrlNotAllowed
 from .auth import redact
 
-__all__ = ["AllowList", "Location", "normalise"]
+if TYPE_CHECKING:
+    from ..config import PipIndexConfig
+
+__all__ = ["AllowList", "Location", "normalise", "server_allow_list"]
 
 #: Longest URL considered at all.
 MAX_URL_LENGTH = 8192
@@ -201,3 +205,31 @@ class AllowList:
 
     def __repr__(self) -> str:
         return f"AllowList({', '.join(self.described)})"
+
+
+def _origin(url: str) -> str:
+    """The scheme://host:port/ of an http(s) URL (credentials dropped); other locations as they are."""
+    parts = urlsplit(url.strip())
+    if parts.scheme.lower() in _DEFAULT_PORTS and parts.netloc:
+        return f"{parts.scheme.lower()}://{parts.netloc.rpartition('@')[2]}/"
+    return url.strip()
+
+
+def server_allow_list(pip: PipIndexConfig, allowed: Iterable[str] = ()) -> AllowList:
+    """A server's allow-list: the prefixes the operator gave (``serve --allow-index``; they *replace* the
+    default), else the default: the hosts (scheme, host and port) of the indexes and http(s) find-links in the
+    server's own configuration, its find-links directories, and, when the default index is pip's built-in one,
+    the host that index serves its files from."""
+    given = [prefix for prefix in allowed if prefix.strip()]
+    if given:
+        return AllowList.from_prefixes(given)
+    from ..config import default_index_url
+
+    prefixes = [*pip.extra_index_urls, *pip.find_links]
+    if not pip.no_index:
+        prefixes.append(default_index_url(pip))
+        if not pip.index_url:
+            from pip._internal.models.index import PyPI  # only pip's constant, read at run time
+
+            prefixes.append(f"https://{PyPI.file_storage_domain}/")
+    return AllowList.from_prefixes(dict.fromkeys(_origin(p) for p in prefixes))
