@@ -220,3 +220,51 @@ def test_a_resolver_server_configured_with_an_index_allows_that_index_by_default
     with ResolverProcess(tmp_path / "r", env={"PIP_INDEX_URL": index.url}) as server:
         answer = server.resolver_stub.Resolve(resolver_pb2.ResolveRequest(requirements=["plain"]), timeout=60)
     assert [p.name for p in answer.pins] == ["plain"]
+
+
+def test_an_index_page_redirecting_elsewhere_is_refused_before_the_redirect_is_followed(server, listener, redirector):
+    before = listener.connections
+    request = resolver_pb2.ResolveRequest(requirements=["plain"],
+                                          index=common_pb2.IndexConfig(index_url=redirector.base_url + "simple/"))
+    error, details, said = failure(lambda: server.resolver_stub.Resolve(request, timeout=60))
+    assert error.code() == grpc.StatusCode.PERMISSION_DENIED, said
+    assert listener.connections == before
+
+
+def test_the_http_client_checks_each_redirect_and_without_a_list_follows_it(listener, redirector):
+    from venvsmith.core.errors import IndexUnavailable, UrlNotAllowed
+    from venvsmith.core.index.allowlist import AllowList
+    from venvsmith.core.index.http import HttpClient
+
+    url = redirector.base_url + "simple/plain/"
+    before = listener.connections
+    with HttpClient(retries=1, allow=AllowList.from_prefixes([redirector.base_url])) as client:
+        with pytest.raises(UrlNotAllowed):
+            client.get(url, index=redirector.base_url)
+        with pytest.raises(UrlNotAllowed):  # a streamed GET too, and again on the same pooled connection
+            with client.stream(url, index=redirector.base_url):
+                pass
+    assert listener.connections == before
+    with HttpClient(retries=1, timeout=5) as client, pytest.raises(IndexUnavailable):
+        client.get(url, index=redirector.base_url)  # unchecked (the CLI's client): the listener is reached
+    assert listener.connections > before
+
+
+def test_the_embedded_cli_still_reads_the_local_locations_its_user_names(tmp_path, monkeypatch, capsys, links):
+    """The CLI acts for its own user: a file:// index, a find-links directory and a direct file URL all work."""
+    import json
+    import os
+
+    from venvsmith.cli import main
+
+    for var in [v for v in os.environ if v.startswith(("PIP_", "VENVSMITH_"))]:
+        monkeypatch.delenv(var)
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("VENVSMITH_HOME", str(tmp_path / "home"))
+    index = IndexBuilder(tmp_path / "index")
+    index.add("plain", "1.0")
+    wheel = links / "plain-1.0-py3-none-any.whl"
+    for argv in (["--index-url", index.simple_url(), "plain"], ["--no-index", "--find-links", str(links), "plain"],
+                 ["--no-index", f"plain @ {wheel.as_uri()}"]):
+        assert main(["resolve", "--format", "json", *argv]) == 0, capsys.readouterr().err
+        assert [p["name"] for p in json.loads(capsys.readouterr().out)["pins"]] == ["plain"]
