@@ -174,3 +174,34 @@ def test_whatever_the_name_an_allowed_path_stays_in_the_directory(tmp_path_facto
         path = allow.local_path(url) if allow.allows(url) else None
         if path is not None:
             assert path == root.resolve() or path.is_relative_to(root.resolve())
+
+
+def test_a_servers_default_allows_the_hosts_and_find_links_of_its_own_configuration(tmp_path: Path):
+    from venvsmith.core.config import PipIndexConfig
+    from venvsmith.core.index.allowlist import server_allow_list
+
+    links = tmp_path / "links"
+    links.mkdir()
+    pip = PipIndexConfig(index_url="http://user:pw@127.0.0.1:8080/simple/",
+                         extra_index_urls=("https://index.example.test/extra/simple/",), find_links=(str(links),))
+    allow = server_allow_list(pip)
+    assert allow.allows("http://127.0.0.1:8080/files/a-1.0-py3-none-any.whl")  # the index's files, same host
+    assert allow.allows("https://index.example.test/packages/a.whl")
+    assert allow.allows((links / "a.whl").as_uri())
+    assert not allow.allows("http://127.0.0.1:8081/simple/") and not allow.allows("file:///etc/passwd")
+    replaced = server_allow_list(pip, ["http://127.0.0.1:9000/simple/"])  # --allow-index replaces the default
+    assert replaced.allows("http://127.0.0.1:9000/simple/a/")
+    assert not replaced.allows("http://127.0.0.1:8080/simple/a/") and not replaced.allows(str(links / "a.whl"))
+    assert not server_allow_list(PipIndexConfig(index_url=INDEX, no_index=True)).allows(INDEX)
+
+
+def test_with_pips_built_in_default_index_its_file_host_is_allowed_too():
+    from pip._internal.models.index import PyPI  # pip's constants, read at run time
+
+    from venvsmith.core.config import PipIndexConfig
+    from venvsmith.core.index.allowlist import server_allow_list
+
+    allow = server_allow_list(PipIndexConfig())
+    assert allow.allows(PyPI.simple_url + "demo/")
+    assert allow.allows(f"https://{PyPI.file_storage_domain}/packages/aa/bb/demo-1.0-py3-none-any.whl")
+    assert not allow.allows("http://169.254.169.254/latest/meta-data/")

@@ -33,7 +33,7 @@ from .auth import redact
 if TYPE_CHECKING:
     from ..config import PipIndexConfig
 
-__all__ = ["AllowList", "Location", "normalise", "server_allow_list"]
+__all__ = ["AllowList", "Location", "normalise", "origin_of", "server_allow_list"]
 
 #: Longest URL considered at all.
 MAX_URL_LENGTH = 8192
@@ -207,7 +207,7 @@ class AllowList:
         return f"AllowList({', '.join(self.described)})"
 
 
-def _origin(url: str) -> str:
+def origin_of(url: str) -> str:
     """The scheme://host:port/ of an http(s) URL (credentials dropped); other locations as they are."""
     parts = urlsplit(url.strip())
     if parts.scheme.lower() in _DEFAULT_PORTS and parts.netloc:
@@ -232,4 +232,4 @@ def server_allow_list(pip: PipIndexConfig, allowed: Iterable[str] = ()) -> Allow
             from pip._internal.models.index import PyPI  # only pip's constant, read at run time
 
             prefixes.append(f"https://{PyPI.file_storage_domain}/")
-    return AllowList.from_prefixes(dict.fromkeys(_origin(p) for p in prefixes))
+    return AllowList.from_prefixes(dict.fromkeys(origin_of(p) for p in prefixes))
