@@ -181,7 +181,7 @@ class ResolverEngine:
             raise InvalidInput("", "at least one requirement is needed", field="requirements")
         requirements = tuple(parsed_each(parse_requirement, "requirements", request.requirements))
         constraints = tuple(parsed_each(parse_constraint, "constraints", request.constraints))
-        self.settings.allow.check_all(r.url for r in (*requirements, *constraints) if getattr(r, "url", None))
+        self.settings.allow.check_all(r.url for r in (*requirements, *constraints) if r.url)
         with at_field("target"):
             target = target_from_spec(request.target, self.local)
         with at_field("options"):

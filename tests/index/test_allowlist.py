@@ -60,7 +60,8 @@ def test_user_info_tricks_do_not_change_the_host():
 @pytest.mark.parametrize("path", ["/simple/../admin/", "/simple/./../x", "/simple/%2e%2e/admin/",
                                   "/simple/%2E%2e/admin/", "/simple/..%2fadmin/", "/simple/%2f../admin",
                                   "/simple/..%5cadmin/", "/simple/a%00/", "/simple/a\\..\\..\\admin",
-                                  "/simple/\t../admin/", "/simple/\n/"])
+                                  "/simple/\t../admin/", "/simple/\n/", "/simple/..;/admin/",
+                                  "/simple/.;x/../admin"])
 def test_traversal_and_encoded_separators_are_refused(path):
     assert not allowed(AllowList.from_prefixes([INDEX]), "http://127.0.0.1:8080" + path)
 

@@ -100,7 +100,7 @@ def _segments(path: str) -> tuple[str, ...]:
     if _ENCODED_SEPARATORS.search(path):
         raise _Refused("percent-encoded dot, slash, backslash or NUL in the path")
     raw = [s for s in path.split("/") if s]
-    if any(s in (".", "..") for s in raw):
+    if any(s.partition(";")[0] in (".", "..") for s in raw):  # "..;" is ".." to some servers
         raise _Refused("'.' or '..' path segment")
     return tuple(unquote(s) for s in raw)
 

@@ -90,7 +90,7 @@ class IndexRetry(urllib3.Retry):
             try:
                 self.allow.check(urljoin(url or "", location))
             except UrlNotAllowed as denied:
-                error = MaxRetryError(kwargs.get("_pool"), url or "", reason=None)
+                error = MaxRetryError(kwargs.get("_pool"), url or "", reason=None)  # type: ignore[arg-type]
                 error.denied = UrlNotAllowed(  # type: ignore[attr-defined]
                     denied.url, f"a redirect leads there from {redact(url or '')}: {denied.why}")
                 raise error from None
