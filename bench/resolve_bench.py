@@ -408,6 +408,13 @@ class ResolverServer:
         self.home.mkdir(parents=True, exist_ok=True)
         env = {**self.tools.vs_env, "VENVSMITH_HOME": str(self.home)}
         cmd = [str(self.tools.venvsmith), "serve", self.service, "--port", str(self.port)]
+        index = self.tools.index
+        if index.isolated:  # the server's own configuration names no index: allow the hosts the requests name
+            from venvsmith.core.index.allowlist import origin_of
+
+            for url in (index.index_url or "", *index.extra_index_urls, *index.find_links):
+                if url:
+                    cmd += ["--allow-index", origin_of(url)]
         started = time.perf_counter()
         with open(self.log, "w", encoding="utf-8") as log:
             self.proc = subprocess.Popen(cmd, env=env, cwd=self.tools.work, stdout=log,

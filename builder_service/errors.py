@@ -313,18 +313,24 @@ class DigestMismatch(ServiceError):
     """Content named ``name`` did not match the digest it was supposed to have (maps to gRPC ``DATA_LOSS``).
 
     ``name`` says what the content is (a file name, a URL, a blob path); ``actual`` is None when the content was
-    rejected before it was complete (more bytes than expected).
+    rejected before it was complete (more bytes than expected). ``disclose=False`` (content the server fetched
+    from a location the caller named) keeps ``actual`` out of the message and details: the caller learns that the
+    bytes differ, never what they are.
     """
 
     status = "DATA_LOSS"
     error_reason = "DIGEST_MISMATCH"
 
-    def __init__(self, name: str | Path, expected: DigestLike, actual: DigestLike | None) -> None:
+    def __init__(self, name: str | Path, expected: DigestLike, actual: DigestLike | None, *,
+                 disclose: bool = True) -> None:
         self.expected = expected
         self.actual = actual
+        self.disclose = disclose
         self.name = str(name)
         what = f"{self.name}: " if self.name else ""
-        if actual is None:
+        if not disclose:
+            got = "other content (its digest is in the server's log)"
+        elif actual is None:
             got = f"more than {expected.size_bytes} bytes"
         elif actual.size_bytes != expected.size_bytes:
             got = f"{actual.size_bytes} bytes ({actual})"
@@ -333,10 +339,15 @@ class DigestMismatch(ServiceError):
         super().__init__(f"{what}digest mismatch: expected {expected}, got {got}")
 
     def facts(self) -> dict[str, str]:
-        return {"filename": self.name, "expected": str(self.expected), "actual": str(self.actual or "")}
+        actual = str(self.actual or "") if self.disclose else ""
+        return {"filename": self.name, "expected": str(self.expected), "actual": actual}
 
     def __reduce__(self):  # keep pickling (multiprocessing, futures) working with the custom __init__
-        return (type(self), (self.name, self.expected, self.actual))
+        return (_digest_mismatch, (self.name, self.expected, self.actual, self.disclose))
+
+
+def _digest_mismatch(name: str, expected: DigestLike, actual: DigestLike | None, disclose: bool) -> DigestMismatch:
+    return DigestMismatch(name, expected, actual, disclose=disclose)
 
 
 # -- venvs (install, archive, venv, relocate) ------------------------------------------------------------------------

@@ -101,7 +101,7 @@ class Wheels:
         auth = Auth(settings.credentials, [*settings.indexes(), *settings.find_links])
         from .fetch import Fetcher
 
-        return Fetcher(ws.store, ws.http, auth, ws.tmp)
+        return Fetcher(ws.store, ws.http, auth, ws.tmp, allow=ws.settings.allow)
 
     def wheel_for(
         self,

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from venvsmith.core.config import PipIndexConfig, effective_pip_config, venvsmith_home
 from venvsmith.core.convert import target_to_proto
 from venvsmith.core.health import HealthState
+from venvsmith.core.index.allowlist import AllowList
 from venvsmith.core.interpreters import (
     BaseInterpreter,
     Interpreter,
@@ -67,6 +68,9 @@ class BuilderSettings:
     #: (:mod:`~builder_service.materialize`), instead of being deleted: the embedded CLI places venvs from
     #: there, so its first build need not unpack what it has just packed. ``None``: not kept (a server).
     templates: Path | None = None
+    #: Where pinned files (and the indexes a request names) may be fetched from, redirects included; a server's
+    #: is its operator's (``serve --allow-index``), the embedded CLI's everything.
+    allow: AllowList = field(default_factory=AllowList.everything)
 
 
 def claim_work_dir(root: Path) -> tuple[Path, int | None]:
@@ -156,7 +160,8 @@ class Workspace:
             if self._http is None:
                 from venvsmith.core.index.http import HttpClient
 
-                self._http = HttpClient(ca_bundle=self.settings.pip.cert, client_cert=self.settings.pip.client_cert)
+                self._http = HttpClient(ca_bundle=self.settings.pip.cert, client_cert=self.settings.pip.client_cert,
+                                        allow=self.settings.allow)
             return self._http
 
     # -- interpreters ------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from venvsmith.core.config import PipIndexConfig, effective_pip_config, venvsmit
 from venvsmith.core.convert import pin_to_proto, target_from_spec, target_to_proto
 from venvsmith.core.errors import InvalidInput, at_field, parsed_each
 from venvsmith.core.health import HealthState
+from venvsmith.core.index.allowlist import AllowList
 from venvsmith.core.index.settings import IndexSettings, settings_from_config
 from venvsmith.core.pin import lock_key, requirements_txt
 from venvsmith.core.resolution import MetadataPreparer
@@ -59,6 +60,9 @@ class EngineSettings:
     resolution_ttl: float = field(
         default_factory=lambda: float(os.environ.get("VENVSMITH_RESOLUTION_TTL", DEFAULT_TTL_SECONDS))
     )
+    #: Where a request may make this engine fetch from (its indexes, find-links, direct URLs, and where their
+    #: redirects lead); a server's is its operator's (``serve --allow-index``), the embedded CLI's everything.
+    allow: AllowList = field(default_factory=AllowList.everything)
 
 
 def _field_of(value: str, request: resolver_pb2.ResolveRequest, requirements, constraints) -> str:
@@ -69,6 +73,11 @@ def _field_of(value: str, request: resolver_pb2.ResolveRequest, requirements, co
             if value in (text.strip(), str(req), getattr(req, "url", None)):
                 return f"{name}[{i}]"
     return ""
+
+
+def named_locations(index: common_pb2.IndexConfig) -> list[str]:
+    """The index and find-links locations a request's ``IndexConfig`` names itself."""
+    return [url.strip() for url in (index.index_url, *index.extra_index_urls, *index.find_links) if url.strip()]
 
 
 def _secret_digest(index: common_pb2.IndexConfig) -> str:
@@ -113,7 +122,8 @@ class ResolverEngine:
                 if self._http is None:
                     from venvsmith.core.index.http import HttpClient
 
-                    self._http = HttpClient(ca_bundle=self.settings.pip.cert, client_cert=self.settings.pip.client_cert)
+                    self._http = HttpClient(ca_bundle=self.settings.pip.cert, client_cert=self.settings.pip.client_cert,
+                                            allow=self.settings.allow)
         return self._http
 
     @property
@@ -148,8 +158,12 @@ class ResolverEngine:
         return answer
 
     def index_settings(self, index: common_pb2.IndexConfig) -> IndexSettings:
-        """The effective index configuration: the request's, completed from pip's on the server."""
-        return settings_from_config(index, self.settings.pip, self.home / "index")
+        """The effective index configuration: the request's, completed from pip's on the server; an index or
+        find-links location the request names outside the allow-list is
+        :class:`~venvsmith.core.errors.UrlNotAllowed` (the server's own configuration is its operator's)."""
+        settings = settings_from_config(index, self.settings.pip, self.home / "index")
+        self.settings.allow.check_all(named_locations(index))
+        return settings
 
     def _prepared(self, request: resolver_pb2.ResolveRequest):
         """:meth:`_prepare`, memoised by the request's bytes: a repeated request skips parsing and expansion."""
@@ -172,6 +186,7 @@ class ResolverEngine:
             raise InvalidInput("", "at least one requirement is needed", field="requirements")
         requirements = tuple(parsed_each(parse_requirement, "requirements", request.requirements))
         constraints = tuple(parsed_each(parse_constraint, "constraints", request.constraints))
+        self.settings.allow.check_all(r.url for r in (*requirements, *constraints) if r.url)
         with at_field("target"):
             target = target_from_spec(request.target, self.local)
         with at_field("options"):

@@ -47,6 +47,7 @@ from venvsmith.core.errors import (
     RoleDenied,
     ServiceError,
     Unauthenticated,
+    UrlNotAllowed,
 )
 from venvsmith.core.grpc_util import abort
 from venvsmith.core.resolution import CallError
@@ -75,6 +76,7 @@ INTERNAL_EXCEPTIONS = {
     "venvsmith.core.index.transport.TrustStoreError": "IndexUnavailable in http.py",
     "venvsmith.core.index.transport.ProxyConfigError": "IndexUnavailable in http.py",
     "venvsmith.core.index.ranges.RangesUnsupported": "metadata_fetch.py reads the whole file instead",
+    "venvsmith.core.index.allowlist._Refused": "UrlNotAllowed in AllowList.check",
     "venvsmith.core.probe.ProbeError": "InvalidInput in target.py, VenvError in venv.py; interpreters.py skips it",
     "venvsmith.core.auth.SecurityConfigError": "CLI/serve start-up only: a token or TLS file it cannot use",
     "venvsmith.core.auth.TokenFileError": "serve start-up only (a bad file on reload keeps the old tokens)",
@@ -89,6 +91,7 @@ EXAMPLES: dict[type[ServiceError], Callable[[], ServiceError]] = {
     IndexUnavailable: lambda: IndexUnavailable("http://127.0.0.1:1/simple/", "connection refused"),
     InvalidDistribution: lambda: InvalidDistribution("a-1.0-py3-none-any.whl", "name differs"),
     DeadlineExceeded: lambda: DeadlineExceeded("the deadline passed"),
+    UrlNotAllowed: lambda: UrlNotAllowed("http://127.0.0.1:9/x.whl", "not allowed"),
     NoSolution: lambda: NoSolution(
         "no solution", [ConflictChain("u", ("a (required by you)", "u<1 (required by a==1)"))]),
     TooManyBacktracks: lambda: TooManyBacktracks("gave up"),
@@ -116,7 +119,7 @@ EXAMPLES: dict[type[ServiceError], Callable[[], ServiceError]] = {
 }
 
 RESOLVER = {InvalidInput, NoSolution, DynamicMetadata, IndexUnavailable, InvalidDistribution, TooManyBacktracks,
-            DeadlineExceeded}
+            DeadlineExceeded, UrlNotAllowed}
 BUILDS = {BuildError, BuildFailed, BuildTimeout, BuildOutOfMemory, BuildOutputTooLarge, InvalidSdist,
           BuildRequirementUnavailable, DigestMismatch, InvalidDigest, BlobTooLarge, UnsafeWheel, BuilderError,
           SdistFailed}

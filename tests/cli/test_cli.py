@@ -398,11 +398,12 @@ def test_subprocess_cli_matches_in_process(capsys, index, tmp_path):
 class ServerProcess:
     """``venvsmith serve resolver --port 0`` in a subprocess; ``address`` is parsed from its first line."""
 
-    def __init__(self, home: Path) -> None:
+    def __init__(self, home: Path, allow: tuple[str, ...] = ()) -> None:
         home.mkdir(parents=True, exist_ok=True)
         self.log = (home / "server.log").open("w")
         self.proc = subprocess.Popen(
-            _cli("serve", "resolver", "--host", "127.0.0.1", "--port", "0"),
+            _cli("serve", "resolver", "--host", "127.0.0.1", "--port", "0",
+                 *(arg for prefix in allow for arg in ("--allow-index", prefix))),
             env=hermetic_env(home), cwd=home, stdout=subprocess.PIPE, stderr=self.log, text=True,
         )
         lines: queue.Queue[str] = queue.Queue()
@@ -434,8 +435,8 @@ class ServerProcess:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory) -> Iterator[ServerProcess]:
-    process = ServerProcess(tmp_path_factory.mktemp("server-home"))
+def server(tmp_path_factory, index, builder) -> Iterator[ServerProcess]:
+    process = ServerProcess(tmp_path_factory.mktemp("server-home"), allow=(index.base_url, str(builder.root)))
     yield process
     assert process.stop() == 0  # SIGTERM is a clean shutdown
 

@@ -39,8 +39,8 @@ def index(tmp_path_factory) -> Iterator[IndexServer]:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory) -> Iterator[BuilderProcess]:
-    process = BuilderProcess(tmp_path_factory.mktemp("integrity-home"))
+def server(tmp_path_factory, index) -> Iterator[BuilderProcess]:
+    process = BuilderProcess(tmp_path_factory.mktemp("integrity-home"), allow=[index.base_url])
     yield process
     assert process.stop() == 0, process.log()
 

@@ -77,8 +77,8 @@ def index(tmp_path_factory) -> Iterator[IndexServer]:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory) -> Iterator[BuilderProcess]:
-    process = BuilderProcess(tmp_path_factory.mktemp("builder-home"))
+def server(tmp_path_factory, index) -> Iterator[BuilderProcess]:
+    process = BuilderProcess(tmp_path_factory.mktemp("builder-home"), allow=[index.base_url])
     yield process
     assert process.stop() == 0, process.log()  # SIGTERM is a clean shutdown
 
@@ -197,7 +197,7 @@ def test_console_scripts_run_and_the_venv_is_relocatable(server, index, tmp_path
 def test_same_pins_give_the_same_digests_on_another_builder(server, index, tmp_path):
     request = build_request(index, "srcpkg", "clitool", wheelhouse=True, compile_bytecode=True)
     _, first = run_build(server.stub, request)
-    with BuilderProcess(tmp_path / "other-home") as other:
+    with BuilderProcess(tmp_path / "other-home", allow=[index.base_url]) as other:
         _, second = run_build(other.stub, request)
         assert second.stats.wheels_built == 1 and second.stats.venv_built  # really built again, elsewhere
         assert second.http_base_url != first.http_base_url

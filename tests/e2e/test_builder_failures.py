@@ -192,8 +192,8 @@ def index(index_builder) -> Iterator[IndexServer]:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory) -> Iterator[BuilderProcess]:
-    process = BuilderProcess(tmp_path_factory.mktemp("failure-home"))
+def server(tmp_path_factory, index) -> Iterator[BuilderProcess]:
+    process = BuilderProcess(tmp_path_factory.mktemp("failure-home"), allow=[index.base_url])
     yield process
     assert process.stop() == 0, process.log()
 
@@ -275,7 +275,7 @@ def test_builder_killed_mid_build_leaves_no_partial_blob_and_recovers(tmp_path, 
     home = tmp_path / "home"
     request = build_request(index, "crashy")
     marker = marks / "crashy.pid"
-    with BuilderProcess(home) as first:
+    with BuilderProcess(home, allow=[index.base_url]) as first:
         stream = first.stub.ResolveAndBuild(request, timeout=120)
         seen_building = threading.Event()
 
@@ -313,7 +313,7 @@ def test_builder_killed_mid_build_leaves_no_partial_blob_and_recovers(tmp_path, 
         assert sha256_file(path) == name, f"partial or corrupt blob {path}"
     assert not any(k.startswith("wheel-build:") for k in action_keys(home))
 
-    with BuilderProcess(home) as second:
+    with BuilderProcess(home, allow=[index.base_url]) as second:
         # The dead builder's work directory (its half-done build tree) is gone once a builder starts again.
         assert not any(p.exists() for p in left_behind)
         progress, result = run_build(second.stub, request)

@@ -79,8 +79,8 @@ def _dyn_request(index: str) -> resolver_pb2.ResolveRequest:
 
 
 @pytest.mark.slow
-def test_resolver_server_without_builder_says_so(tmp_path, index):
-    with ResolverProcess(tmp_path / "r") as server:
+def test_resolver_server_without_builder_says_so(tmp_path, index, index_builder):
+    with ResolverProcess(tmp_path / "r", allow=[str(index_builder.root)]) as server:
         described = server.resolver_stub.DescribeEnvironment(resolver_pb2.DescribeEnvironmentRequest())
         assert described.metadata_builder == f"none: {NO_BUILDER}"
         with pytest.raises(grpc.RpcError) as err:
@@ -90,9 +90,10 @@ def test_resolver_server_without_builder_says_so(tmp_path, index):
 
 
 @pytest.mark.slow
-def test_resolver_server_with_builder_prepares_metadata(tmp_path, index):
-    with BuilderProcess(tmp_path / "b", http=False) as builder, \
-            ResolverProcess(tmp_path / "r", "--builder", builder.address) as server:
+def test_resolver_server_with_builder_prepares_metadata(tmp_path, index, index_builder):
+    allow = [str(index_builder.root)]
+    with BuilderProcess(tmp_path / "b", http=False, allow=allow) as builder, \
+            ResolverProcess(tmp_path / "r", "--builder", builder.address, allow=allow) as server:
         described = server.resolver_stub.DescribeEnvironment(resolver_pb2.DescribeEnvironmentRequest())
         assert described.metadata_builder == f"builder at {builder.address}"
         response = server.resolver_stub.Resolve(_dyn_request(index), timeout=120)
@@ -100,8 +101,8 @@ def test_resolver_server_with_builder_prepares_metadata(tmp_path, index):
 
 
 @pytest.mark.slow
-def test_builder_server_cohosts_a_resolver_whose_builder_is_itself(tmp_path, index):
-    with BuilderProcess(tmp_path / "b", http=False) as server:
+def test_builder_server_cohosts_a_resolver_whose_builder_is_itself(tmp_path, index, index_builder):
+    with BuilderProcess(tmp_path / "b", http=False, allow=[str(index_builder.root)]) as server:
         described = server.resolver_stub.DescribeEnvironment(resolver_pb2.DescribeEnvironmentRequest())
         assert described.metadata_builder == "embedded builder"
         response = server.resolver_stub.Resolve(_dyn_request(index), timeout=120)
@@ -117,7 +118,8 @@ def test_builder_with_remote_resolver_resolves_build_requirements_there(tmp_path
     server, port, _ = make_server("127.0.0.1:0", engine)
     server.start()
     try:
-        with BuilderProcess(tmp_path / "b", "--resolver", f"127.0.0.1:{port}", http=False) as builder:
+        with BuilderProcess(tmp_path / "b", "--resolver", f"127.0.0.1:{port}", http=False,
+                            allow=[str(index_builder.root)]) as builder:
             request = builder_pb2.ResolveAndBuildRequest(
                 resolve=resolver_pb2.ResolveRequest(requirements=["srcpkg"],
                                                     index=common_pb2.IndexConfig(index_url=index)),

@@ -111,6 +111,10 @@ def build_parser() -> argparse.ArgumentParser:
     from venvsmith.cli.serve_options import add_serve_options
 
     add_serve_options(serve)
+    serve.add_argument("--allow-index", action="append", default=[], metavar="URL-PREFIX",
+                       help="fetch only from locations under this URL prefix or directory (repeatable; replaces "
+                            "the default: the hosts of the indexes and the find-links of this server's own "
+                            "configuration)")
 
     from venvsmith.cli.build_args import add_commands
 
@@ -296,6 +300,14 @@ def cmd_env(args) -> int:
     return EXIT_OK
 
 
+def server_allow(args):
+    """The allow-list of ``venvsmith serve``: ``--allow-index`` prefixes, else this server's configuration."""
+    from venvsmith.core.config import effective_pip_config
+    from venvsmith.core.index.allowlist import server_allow_list
+
+    return server_allow_list(effective_pip_config(), getattr(args, "allow_index", None) or ())
+
+
 def cmd_serve(args) -> int:
     from venvsmith.cli import serve_options
 
@@ -311,7 +323,12 @@ def cmd_serve(args) -> int:
 
     host = f"[{args.host}]" if ":" in args.host and not args.host.startswith("[") else args.host
     security = ServerSecurity.from_args(args)  # a bad file: exit 2 before anything starts
-    engine = resolver_server_engine(args.builder, client_security(args, args.builder))
+    try:
+        allow = server_allow(args)
+    except ValueError as exc:
+        print(f"error: --allow-index: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    engine = resolver_server_engine(args.builder, client_security(args, args.builder), allow=allow)
     try:
         server, port, engine = make_server(f"{host}:{args.port}", engine, security=security)
     except (OSError, RuntimeError) as exc:

@@ -211,14 +211,19 @@ def _builder_metrics(engine) -> dict[str, float]:
 def cmd_serve_builder(args) -> int:
     from builder_service.http_server import BlobHttpServer
     from builder_service.service import make_server
-    from venvsmith.cli import serve_options
+    from venvsmith.cli import serve_options, server_allow
     from venvsmith.cli.compose import builder_server_engines
     from venvsmith.cli.security_args import client_security
     from venvsmith.core import observe
     from venvsmith.core.grpc_util import ServerSecurity
 
     security = ServerSecurity.from_args(args)  # a bad file: exit 2 before anything starts
-    engine, also, closing = builder_server_engines(args.resolver, client_security(args, args.resolver))
+    try:
+        allow = server_allow(args)
+    except ValueError as exc:
+        print(f"error: --allow-index: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    engine, also, closing = builder_server_engines(args.resolver, client_security(args, args.resolver), allow=allow)
 
     def close_all() -> None:
         engine.close()

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from builder_service.engine import BuildEngine
     from resolver_service.engine import ResolverEngine
     from venvsmith.clients.builder import EmbeddedBuilder
+    from venvsmith.core.index.allowlist import AllowList
 
 # The builder's modules are imported when a builder is made: a resolution without dynamic sdists (or answered
 # from the resolution cache) never imports them.
@@ -63,22 +64,24 @@ def _pip(isolated: bool) -> PipIndexConfig:
     return PipIndexConfig() if isolated else effective_pip_config()
 
 
-def embedded_engines(*, isolated: bool = False, templates: Path | None = None
+def embedded_engines(*, isolated: bool = False, templates: Path | None = None, allow: AllowList | None = None
                      ) -> tuple[ResolverEngine, LazyBuilder]:
     """A resolver engine whose metadata preparer is a (lazy) build engine, which resolves its build requirements
-    through that same resolver engine."""
+    through that same resolver engine; both fetch only what ``allow`` allows (default: anything, the CLI)."""
     from resolver_service.engine import EngineSettings, ResolverEngine
+    from venvsmith.core.index.allowlist import AllowList
 
     pip = _pip(isolated)
+    allowed = allow or AllowList.everything()
 
     def make_builder() -> BuildEngine:
         from builder_service.engine import BuildEngine, BuilderSettings
 
         client = EmbeddedResolver(resolver, close_engine=False)
-        return BuildEngine(BuilderSettings(templates=templates, pip=pip), client)
+        return BuildEngine(BuilderSettings(templates=templates, pip=pip, allow=allowed), client)
 
     lazy = LazyBuilder(make_builder)
-    resolver = ResolverEngine(EngineSettings(pip=pip), lazy)
+    resolver = ResolverEngine(EngineSettings(pip=pip, allow=allowed), lazy)
     return resolver, lazy
 
 
@@ -109,17 +112,21 @@ def builder_client(server: str | None, *, isolated: bool = False, security=None)
     return RemoteBuilder(server, security) if server else embedded_builder(isolated=isolated)
 
 
-def resolver_server_engine(builder: str | None, security=None) -> ResolverEngine:
-    """The engine of ``venvsmith serve resolver``: with ``--builder ADDR`` that builder prepares dynamic metadata."""
+def resolver_server_engine(builder: str | None, security=None, *, allow: AllowList | None = None
+                           ) -> ResolverEngine:
+    """The engine of ``venvsmith serve resolver``: with ``--builder ADDR`` that builder prepares dynamic metadata;
+    it fetches only what ``allow`` allows (``serve --allow-index``; default: anything)."""
     from resolver_service.engine import EngineSettings, ResolverEngine
     from venvsmith.clients.builder import RemoteMetadataPreparer
 
+    settings = EngineSettings() if allow is None else EngineSettings(allow=allow)
     if builder:
-        return ResolverEngine(EngineSettings(), RemoteMetadataPreparer(builder, security))
-    return ResolverEngine(EngineSettings(), None, without_preparer=SERVER_WITHOUT_BUILDER)
+        return ResolverEngine(settings, RemoteMetadataPreparer(builder, security))
+    return ResolverEngine(settings, None, without_preparer=SERVER_WITHOUT_BUILDER)
 
 
-def builder_server_engines(resolver: str | None, security=None) -> tuple[BuildEngine, list, list]:
+def builder_server_engines(resolver: str | None, security=None, *, allow: AllowList | None = None
+                           ) -> tuple[BuildEngine, list, list]:
     """``venvsmith serve builder``: (build engine, services co-hosted on its server, things to close after it).
 
     With ``--resolver ADDR`` build requirements and ResolveAndBuild resolve through that server and no resolver
@@ -130,11 +137,12 @@ def builder_server_engines(resolver: str | None, security=None) -> tuple[BuildEn
 
     if resolver:
         client = RemoteResolver(resolver, security)
-        return BuildEngine(BuilderSettings(), client), [], [client]
+        settings = BuilderSettings() if allow is None else BuilderSettings(allow=allow)
+        return BuildEngine(settings, client), [], [client]
     from resolver_service.service import SERVICE_NAME, ResolverServicer
     from venvsmith.v1 import resolver_pb2_grpc
 
-    engine, lazy = embedded_engines()
+    engine, lazy = embedded_engines(allow=allow)
     builder = lazy.get()
     builder.workspace.health.follow(engine.health, "resolver")  # one server: its health covers both engines
     also = [(resolver_pb2_grpc.add_ResolverServiceServicer_to_server, ResolverServicer(engine), SERVICE_NAME)]

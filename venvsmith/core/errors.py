@@ -370,3 +370,22 @@ class RoleDenied(ServiceError):
 
     def facts(self) -> dict[str, str]:
         return {"method": self.method, "role": self.role, "required_role": self.required}
+
+
+class UrlNotAllowed(ServiceError):
+    """A request names a location (index, find-links, direct URL, pinned file, redirect target) outside the
+    server's allow-list; ``url`` is the location, credentials redacted and cut. Nothing was fetched from it."""
+
+    status = "PERMISSION_DENIED"
+    error_reason = "URL_NOT_ALLOWED"
+
+    def __init__(self, url: str, why: str) -> None:
+        super().__init__(f"this server does not fetch from {url}: {why}")
+        self.url = url
+        self.why = why
+
+    def facts(self) -> dict[str, str]:
+        return {"url": self.url}
+
+    def __reduce__(self):
+        return (type(self), (self.url, self.why))

@@ -90,6 +90,9 @@ class BuilderServiceServicer:
         BUILD_OUTPUT_TOO_LARGE, BLOB_TOO_LARGE, STORE_FULL,
         TOO_MANY_BACKTRACKS).
         UNAVAILABLE         + RetryInfo (INDEX_UNAVAILABLE).
+        PERMISSION_DENIED   (URL_NOT_ALLOWED: a pin's file, or an index named in
+        the request, is outside the operator's allow-list;
+        refused before any connection).
         With --auth-tokens: UNAUTHENTICATED (AUTH_TOKEN_INVALID), PERMISSION_DENIED
         (AUTH_ROLE_INSUFFICIENT), each with ErrorInfo.
         """
@@ -102,7 +105,7 @@ class BuilderServiceServicer:
         Build. Events are the resolver's progress, then the build's progress, then
         the BuildResult. Errors: those of ResolverService.Resolve and of Build,
         with their details (INVALID_ARGUMENT, DATA_LOSS, FAILED_PRECONDITION,
-        DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED, UNAVAILABLE).
+        DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED, UNAVAILABLE, PERMISSION_DENIED).
         With --auth-tokens: UNAUTHENTICATED (AUTH_TOKEN_INVALID), PERMISSION_DENIED
         (AUTH_ROLE_INSUFFICIENT), each with ErrorInfo.
         """
@@ -127,7 +130,8 @@ class BuilderServiceServicer:
         isolation. Cached by (sdist sha256, target environment).
         Errors, with their details as for Build: INVALID_ARGUMENT (a wheel pin,
         a malformed pin or target), DATA_LOSS, FAILED_PRECONDITION,
-        DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED, UNAVAILABLE.
+        DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED, UNAVAILABLE, PERMISSION_DENIED
+        (URL_NOT_ALLOWED: the sdist's URL is outside the allow-list).
         With --auth-tokens: UNAUTHENTICATED (AUTH_TOKEN_INVALID), PERMISSION_DENIED
         (AUTH_ROLE_INSUFFICIENT), each with ErrorInfo.
         """

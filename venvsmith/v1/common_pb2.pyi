@@ -63,6 +63,7 @@ class ErrorReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     STORE_FULL: _ClassVar[ErrorReason]
     AUTH_TOKEN_INVALID: _ClassVar[ErrorReason]
     AUTH_ROLE_INSUFFICIENT: _ClassVar[ErrorReason]
+    URL_NOT_ALLOWED: _ClassVar[ErrorReason]
 INDEX_STRATEGY_UNSPECIFIED: IndexStrategy
 FIRST_INDEX: IndexStrategy
 UNSAFE_BEST_MATCH: IndexStrategy
@@ -105,6 +106,7 @@ BUILD_PRECONDITION: ErrorReason
 STORE_FULL: ErrorReason
 AUTH_TOKEN_INVALID: ErrorReason
 AUTH_ROLE_INSUFFICIENT: ErrorReason
+URL_NOT_ALLOWED: ErrorReason
 
 class TargetEnvironment(_message.Message):
     __slots__ = ("markers", "tags", "python_version", "platform", "interpreter", "metadata_builder")

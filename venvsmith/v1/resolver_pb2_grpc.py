@@ -83,6 +83,9 @@ class ResolverServiceServicer:
         UNAVAILABLE         + RetryInfo (INDEX_UNAVAILABLE).
         RESOURCE_EXHAUSTED  + RetryInfo (TOO_MANY_BACKTRACKS).
         DEADLINE_EXCEEDED   (DEADLINE_EXCEEDED).
+        PERMISSION_DENIED   (URL_NOT_ALLOWED: an index, find-links location or
+        direct URL outside the operator's allow-list; refused
+        before any connection).
         With --auth-tokens: UNAUTHENTICATED (AUTH_TOKEN_INVALID), PERMISSION_DENIED
         (AUTH_ROLE_INSUFFICIENT), each with ErrorInfo.
         """
@@ -95,8 +98,8 @@ class ResolverServiceServicer:
         pins one by one in install order (every pin after all of its
         dependencies), then a summary. Errors end the stream with the status codes
         and details of Resolve (INVALID_ARGUMENT, FAILED_PRECONDITION, DATA_LOSS,
-        UNAVAILABLE, RESOURCE_EXHAUSTED, DEADLINE_EXCEEDED); progress events
-        already sent stay valid.
+        UNAVAILABLE, RESOURCE_EXHAUSTED, DEADLINE_EXCEEDED, PERMISSION_DENIED);
+        progress events already sent stay valid.
         With --auth-tokens: UNAUTHENTICATED (AUTH_TOKEN_INVALID), PERMISSION_DENIED
         (AUTH_ROLE_INSUFFICIENT), each with ErrorInfo.
         """

@@ -30,6 +30,7 @@ from .transport import ProxyConfigError, TrustStoreError, load_context
 if TYPE_CHECKING:
     import urllib3
 
+    from .allowlist import AllowList
     from .retry import IndexRetry
     from .transport import Managers
 
@@ -238,6 +239,9 @@ class HttpClient:
         (default ``(timeout + retry.MAX_RETRY_AFTER) * retries``: every try may time out and wait once).
     :param client_cert: a PEM file with the client certificate and its key (pip's ``client-cert``).
     :param sleep: how the client waits between tries (tests pass a recorder).
+    :param allow: an :class:`~.allowlist.AllowList` each redirect's target is checked against before it is
+        followed (a refused one is :class:`~venvsmith.core.errors.UrlNotAllowed`); ``None``: not checked. The
+        URL a caller asks for is the caller's to check.
     """
 
     def __init__(
@@ -253,8 +257,10 @@ class HttpClient:
         max_connections: int = MAX_CONNECTIONS,
         user_agent: str | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        allow: AllowList | None = None,
     ) -> None:
         self.tries = max(1, retries)
+        self.allow = None if allow is None or allow.unrestricted else allow
         self.backoff = backoff
         self._deadline = deadline
         self._timeout = timeout
@@ -360,12 +366,15 @@ class HttpClient:
                 url,
                 headers=send,
                 redirect=True,
-                retries=pool.retry.new(deadline=time.monotonic() + pool.deadline),
+                retries=pool.retry.new(deadline=time.monotonic() + pool.deadline, allow=self.allow),
                 preload_content=whole,
                 decode_content=True,
                 pool_timeout=self._timeout,
             )
         except e.MaxRetryError as exc:
+            denied = getattr(exc, "denied", None)
+            if denied is not None:  # a redirect to a location the allow-list refuses (not followed)
+                raise denied from None
             if isinstance(exc.reason, e.ResponseError):  # redirects exhausted
                 raise IndexUnavailable(
                     index, f"cannot fetch {redact(url)}: exceeded maximum allowed redirects ({MAX_REDIRECTS})"

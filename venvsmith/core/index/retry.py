@@ -29,6 +29,9 @@ class IndexRetry(urllib3.Retry):
     :param deadline: ``time.monotonic()`` value past which no retry starts and no sleep reaches.
     :param max_retry_after: cap of the server's ``Retry-After``, in seconds.
     :param sleeper: called with each delay (``time.sleep``; tests pass a recorder).
+    :param allow: an :class:`~.allowlist.AllowList` every redirect's target must pass *before* it is followed;
+        a refused one ends the request with a :class:`MaxRetryError` whose ``denied`` is the
+        :class:`~venvsmith.core.errors.UrlNotAllowed` (``None``: redirects are not checked).
     """
 
     def __init__(
@@ -38,9 +41,11 @@ class IndexRetry(urllib3.Retry):
         deadline: float | None = None,
         max_retry_after: float = MAX_RETRY_AFTER,
         sleeper: Callable[[float], None] = time.sleep,
+        allow: Any = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
+        self.allow = allow
         self.failures = failures
         self.deadline = deadline
         self.max_retry_after = max_retry_after
@@ -51,6 +56,7 @@ class IndexRetry(urllib3.Retry):
         kw.setdefault("deadline", self.deadline)
         kw.setdefault("max_retry_after", self.max_retry_after)
         kw.setdefault("sleeper", self.sleeper)
+        kw.setdefault("allow", self.allow)
         return super().new(**kw)
 
     def failed_tries(self) -> int:
@@ -67,7 +73,27 @@ class IndexRetry(urllib3.Retry):
         return last_failed and self.deadline is not None and time.monotonic() >= self.deadline
 
     def increment(self, *args: Any, **kwargs: Any) -> IndexRetry:
-        """As urllib3's; the :class:`MaxRetryError` it raises carries ``tries``, the tries made in all."""
+        """As urllib3's; the :class:`MaxRetryError` it raises carries ``tries``, the tries made in all.
+
+        urllib3 calls it with the redirect response before following a redirect: a target outside ``allow``
+        raises there, so no connection is made to it.
+        """
+        response = kwargs.get("response")
+        location = response.get_redirect_location() if self.allow is not None and response is not None else None
+        if location:
+            from urllib.parse import urljoin
+
+            from ..errors import UrlNotAllowed
+            from .auth import redact
+
+            url = kwargs.get("url", args[1] if len(args) > 1 else "")
+            try:
+                self.allow.check(urljoin(url or "", location))
+            except UrlNotAllowed as denied:
+                error = MaxRetryError(kwargs.get("_pool"), url or "", reason=None)  # type: ignore[arg-type]
+                error.denied = UrlNotAllowed(  # type: ignore[attr-defined]
+                    denied.url, f"a redirect leads there from {redact(url or '')}: {denied.why}")
+                raise error from None
         try:
             return super().increment(*args, **kwargs)
         except MaxRetryError as exc:
