@@ -53,8 +53,10 @@ def tokens(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, tokens) -> Iterator[BuilderProcess]:
-    process = BuilderProcess(tmp_path_factory.mktemp("auth-home"), "--auth-tokens", str(tokens))
+def server(tmp_path_factory, tokens, index) -> Iterator[BuilderProcess]:
+    # Allowed: the index, and this run's temporary directories (the find-links a test makes).
+    process = BuilderProcess(tmp_path_factory.mktemp("auth-home"), "--auth-tokens", str(tokens),
+                             allow=[index.base_url, str(tmp_path_factory.getbasetemp())])
     yield process
     assert process.stop() == 0, process.log()
 
@@ -241,9 +243,10 @@ def test_a_resolver_servers_calls_to_the_builder_carry_its_token(server, index, 
     _dynamic_sdist(links)
     ask = resolver_pb2.ResolveRequest(requirements=["dyn"], index=common_pb2.IndexConfig(
         index_url=index.url, find_links=[str(links)]))
-    with ResolverProcess(tmp_path / "ok", "--builder", server.address, "--token", BUILD) as resolver:
+    allow = [index.base_url, str(links)]
+    with ResolverProcess(tmp_path / "ok", "--builder", server.address, "--token", BUILD, allow=allow) as resolver:
         assert {p.name for p in resolver.resolver_stub.Resolve(ask, timeout=120).pins} == {"dyn", "dep"}
-    with ResolverProcess(tmp_path / "low", "--builder", server.address, "--token", RESOLVE) as resolver:
+    with ResolverProcess(tmp_path / "low", "--builder", server.address, "--token", RESOLVE, allow=allow) as resolver:
         with pytest.raises(grpc.RpcError) as caught:
             resolver.resolver_stub.Resolve(ask, timeout=120)
     assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION

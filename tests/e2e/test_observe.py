@@ -62,7 +62,7 @@ def _json_lines(text: str) -> list[dict]:
 def test_metrics_count_and_time_a_resolve(tmp_path, index_builder):
     index_builder.add("dep", "1.0")
     port = _free_port()
-    with ResolverProcess(tmp_path / "r", "--metrics-port", str(port)) as server:
+    with ResolverProcess(tmp_path / "r", "--metrics-port", str(port), allow=[str(index_builder.root)]) as server:
         before = _scrape(port)
         assert _sample(before, "venvsmith_rpc_requests_total", service=RESOLVER, method="Resolve", code="OK") is None
         response = server.resolver_stub.Resolve(_request(index_builder.simple_url(), "dep"), timeout=60)
@@ -86,7 +86,8 @@ def test_builder_metrics_report_builds_and_the_store(tmp_path, index_builder):
     index_builder.add("srcpkg", "1.0", kind="sdist", backend="intree")
     index = index_builder.simple_url()
     port = _free_port()
-    with BuilderProcess(tmp_path / "b", "--metrics-port", str(port), http=False) as server:
+    with BuilderProcess(tmp_path / "b", "--metrics-port", str(port), http=False,
+                        allow=[str(index_builder.root)]) as server:
         samples = _scrape(port)
         assert _sample(samples, "venvsmith_store_bytes") == 0
         assert _sample(samples, "venvsmith_store_evictions_total") == 0
@@ -114,8 +115,10 @@ def test_request_id_follows_the_request_from_resolver_to_builder_in_json_logs(tm
     index_builder.add("dyn", "1.0", kind="sdist", backend="intree", deps=["dep>=2"], dynamic=["Requires-Dist"])
     rid = "req-7f3a9c-observe"
     trace_id, parent = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
-    with BuilderProcess(tmp_path / "b", "--log-format", "json", http=False) as builder:
-        with ResolverProcess(tmp_path / "r", "--builder", builder.address, "--log-format", "json") as resolver:
+    with BuilderProcess(tmp_path / "b", "--log-format", "json", http=False,
+                        allow=[str(index_builder.root)]) as builder:
+        with ResolverProcess(tmp_path / "r", "--builder", builder.address, "--log-format", "json",
+                             allow=[str(index_builder.root)]) as resolver:
             response = resolver.resolver_stub.Resolve(_request(index_builder.simple_url(), "dyn"), timeout=120,
                                                       metadata=[("x-request-id", rid),
                                                                 ("traceparent", f"00-{trace_id}-{parent}-01")])
@@ -141,7 +144,7 @@ def test_request_id_follows_the_request_from_resolver_to_builder_in_json_logs(tm
 def test_sigterm_drains_then_exits_zero(tmp_path, index_builder, index_server):
     index_builder.add("dep", "1.0")
     index = index_server(delay=1.5)  # every page takes 1.5 s: the Resolve is still running at SIGTERM
-    with ResolverProcess(tmp_path / "r", "--grace-period", "30") as server:
+    with ResolverProcess(tmp_path / "r", "--grace-period", "30", allow=[index.url]) as server:
         health = health_pb2_grpc.HealthStub(server.channel)
         assert health.Check(health_pb2.HealthCheckRequest(service=RESOLVER), timeout=10).status == \
             health_pb2.HealthCheckResponse.SERVING
@@ -174,7 +177,7 @@ def test_sigterm_drains_then_exits_zero(tmp_path, index_builder, index_server):
 def test_sigterm_past_the_grace_cancels_the_call_and_exits_zero(tmp_path, index_builder, index_server):
     index_builder.add("dep", "1.0")
     index = index_server(delay=6)
-    with ResolverProcess(tmp_path / "r", "--grace-period", "0.5") as server:
+    with ResolverProcess(tmp_path / "r", "--grace-period", "0.5", allow=[index.url]) as server:
         outcome: dict[str, object] = {}
 
         def call() -> None:

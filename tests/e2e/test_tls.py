@@ -157,7 +157,7 @@ def test_the_cli_serves_and_calls_with_tls_and_the_env_ca(pki, index, tmp_path):
     from tests.fixtures.builder_server import ResolverProcess
 
     cert, key = (str(p) for p in pki["server"])
-    with ResolverProcess(tmp_path / "srv", "--tls-cert", cert, "--tls-key", key) as server:
+    with ResolverProcess(tmp_path / "srv", "--tls-cert", cert, "--tls-key", key, allow=[index.base_url]) as server:
         env = {**hermetic_env(tmp_path / "client"), "VENVSMITH_TLS_CA": str(pki["ca"][0])}
         argv = cli("resolve", "--server", server.address, "--index-url", index.url, "alpha")
         proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
@@ -186,7 +186,7 @@ def test_the_builder_serves_grpc_and_http_over_tls_with_tokens(pki, index, tmp_p
     (tmp_path / "tokens").write_text(f"{token} build\n")
     cert, key = (str(p) for p in pki["server"])
     with BuilderProcess(tmp_path / "srv", "--tls-cert", cert, "--tls-key", key,
-                        "--auth-tokens", str(tmp_path / "tokens")) as server:
+                        "--auth-tokens", str(tmp_path / "tokens"), allow=[index.base_url]) as server:
         assert server.http_url.startswith("https://127.0.0.1:")
         config = common_pb2.IndexConfig(index_url=index.url)
         build = builder_pb2.ResolveAndBuildRequest(
