@@ -1,0 +1,81 @@
+"""``venvsmith verify LOCK [-r FILE] [REQ ...] [index options]``: check a lock against this client's own indexes.
+
+Exit 0: valid; 1: invalid (each reason on stderr); 2: bad input (unreadable lock, malformed TOML, bad options).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from venvsmith.core.reqfile import ParsedRequirements, read_requirements
+
+
+def add_verify_command(sub, add_index_options, add_target_options) -> None:
+    p = sub.add_parser("verify", help="check a lock (pylock.toml or requirements with hashes) against your own "
+                                      "indexes: hashes, requirements and dependency closure")
+    p.add_argument("lock", metavar="LOCK", help="a pylock.toml (.toml) or a requirements file with --hash")
+    p.add_argument("requirements", nargs="*", metavar="REQ", help="requirements the lock must satisfy")
+    p.add_argument("-r", "--requirement", action="append", default=[], metavar="FILE")
+    add_index_options(p)
+    add_target_options(p)
+    p.add_argument("-q", "--quiet", action="store_true", help="print nothing when the lock is valid")
+
+
+def index_source(args, parsed: ParsedRequirements):
+    """An :class:`IndexSource` over the client's own index configuration (command line, ``-r`` files, pip's)."""
+    from venvsmith.cli import index_config, is_isolated
+    from venvsmith.cli.compose import _pip
+    from venvsmith.core.config import venvsmith_home
+    from venvsmith.core.index.finder import IndexSource
+    from venvsmith.core.index.settings import settings_from_config
+
+    settings = settings_from_config(index_config(args, parsed), _pip(is_isolated(args)), venvsmith_home() / "index")
+    return IndexSource(settings)
+
+
+def target_environment(args):
+    from venvsmith.cli import _target_spec
+    from venvsmith.core.convert import target_from_spec
+    from venvsmith.core.target import TargetEnvironment
+
+    return target_from_spec(_target_spec(args), TargetEnvironment.from_local())
+
+
+def report(verdict, quiet: bool, what: str) -> int:
+    from venvsmith.cli import EXIT_FAILED, EXIT_OK
+
+    if verdict.valid:
+        if not quiet:
+            print(f"{what}: valid")
+        return EXIT_OK
+    print(f"{what}: INVALID ({len(verdict.reasons)} reasons)", file=sys.stderr)
+    for reason in verdict.reasons:
+        print(f"  - {reason}", file=sys.stderr)
+    return EXIT_FAILED
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from venvsmith.cli import EXIT_BAD_INPUT
+    from venvsmith.clients.verify import parse_requirements, read_lock, verify
+    from venvsmith.core.errors import ServiceError
+
+    started = time.perf_counter()
+    lock = read_lock(args.lock)
+    parsed = ParsedRequirements()
+    for path in args.requirement:
+        read_requirements(path, parsed)
+    requirements = parse_requirements([*parsed.requirements, *args.requirements])
+    try:
+        target = target_environment(args)
+        source = index_source(args, parsed)
+    except ServiceError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    with source:
+        verdict = verify(lock, requirements, source, target)
+    code = report(verdict, args.quiet, f"{args.lock} ({len(lock.pins)} pins)")
+    if not args.quiet:
+        print(f"# verified in {(time.perf_counter() - started) * 1000:.0f} ms", file=sys.stderr)
+    return code
