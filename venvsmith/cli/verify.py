@@ -23,15 +23,17 @@ def add_verify_command(sub, add_index_options, add_target_options) -> None:
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing when the lock is valid")
 
 
-def index_source(args, parsed: ParsedRequirements):
-    """An :class:`IndexSource` over the client's own index configuration (command line, ``-r`` files, pip's)."""
-    from venvsmith.cli import index_config, is_isolated
+def index_source(args, index, *, cache: bool = True):
+    """An :class:`IndexSource` over the client's own index configuration: ``index`` (an ``IndexConfig`` from the
+    command line and ``-r`` files) completed by pip's configuration unless isolated. ``cache``: pages and metadata
+    are kept in ``$VENVSMITH_HOME/index`` (else nothing is written)."""
+    from venvsmith.cli import is_isolated
     from venvsmith.cli.compose import _pip
     from venvsmith.core.config import venvsmith_home
     from venvsmith.core.index.finder import IndexSource
     from venvsmith.core.index.settings import settings_from_config
 
-    settings = settings_from_config(index_config(args, parsed), _pip(is_isolated(args)), venvsmith_home() / "index")
+    settings = settings_from_config(index, _pip(is_isolated(args)), venvsmith_home() / "index" if cache else None)
     return IndexSource(settings)
 
 
@@ -57,7 +59,7 @@ def report(verdict, quiet: bool, what: str) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from venvsmith.cli import EXIT_BAD_INPUT
+    from venvsmith.cli import EXIT_BAD_INPUT, index_config
     from venvsmith.clients.verify import parse_requirements, read_lock, verify
     from venvsmith.core.errors import ServiceError
 
@@ -69,7 +71,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     requirements = parse_requirements([*parsed.requirements, *args.requirements])
     try:
         target = target_environment(args)
-        source = index_source(args, parsed)
+        source = index_source(args, index_config(args, parsed))
     except ServiceError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -79,3 +81,19 @@ def cmd_verify(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(f"# verified in {(time.perf_counter() - started) * 1000:.0f} ms", file=sys.stderr)
     return code
+
+
+def verify_answer(args, request, pins, interpreter: str):
+    """Checks (1) and (2) on the pins a server answered ``request`` with (``venvsmith venv --server``), against the
+    request's own index configuration read by this client; the target is the request's, else the interpreter the
+    venv was built on (``interpreter``, checked to exist here). Returns the :class:`Verdict`."""
+    from venvsmith.clients.verify import Lock, parse_requirements, pins_from_proto, verify
+    from venvsmith.core.convert import target_from_spec
+    from venvsmith.core.target import TargetEnvironment
+
+    local = TargetEnvironment.from_interpreter(interpreter) if interpreter else TargetEnvironment.from_local()
+    target = target_from_spec(request.target, local)
+    requirements = parse_requirements(request.requirements)
+    with index_source(args, request.index, cache=False) as source:  # a remote client writes nothing locally
+        return verify(Lock("the server's answer", pins_from_proto(pins)), requirements, source, target)
+

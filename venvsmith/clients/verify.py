@@ -207,6 +207,23 @@ def parse_requirements(texts: Iterable[str]) -> list[Requirement]:
     return out
 
 
+def pins_from_proto(pins: Iterable) -> list[LockedPin]:
+    """A server's wire pins (``venvsmith.v1.Pin``) as locked pins: the chosen file, and the sdist it is built from
+    when there is one (its hash is checked too)."""
+    out = []
+    for pin in pins:
+        files = [LockedFile(pin.filename, pin.sha256)]
+        if pin.HasField("sdist") and pin.sdist.filename != pin.filename:
+            files.append(LockedFile(pin.sdist.filename, pin.sdist.sha256))
+        try:
+            version = Version(pin.version)
+        except InvalidVersion:
+            raise RequirementsFileError("answer", 0, f"pin {pin.name} has an invalid version") from None
+        out.append(LockedPin(canonicalize_name(pin.name), version, files, index=pin.index,
+                             extras=frozenset(canonicalize_name(e) for e in pin.extras)))
+    return out
+
+
 # ---------------------------------------------------------------------------------------------- checks
 
 
