@@ -100,3 +100,98 @@ def test_an_honest_server_passes_the_check(capsys, index, lying, tmp_path: Path)
     code, out, err = run(capsys, "venv", str(dest), "-q", "--server", address, "--index-url", index.url, "app")
     assert code == 0, err
     assert (dest / "pyvenv.cfg").is_file()
+
+
+# ------------------------------------------------------------------- check (3): a venv directory or archive
+
+
+@pytest.fixture(scope="module")
+def tool_index(tmp_path_factory) -> Iterator[IndexBuilder]:
+    b = IndexBuilder(tmp_path_factory.mktemp("verify-tree-index"))
+    b.add("tool", "1.0", deps=["lib>=1"], console_scripts={"tool": "tool:main"})  # an installer-written script
+    b.add("lib", "1.0")
+    yield b
+
+
+def _venv_and_lock(capsys, tool_index: IndexBuilder, tmp_path: Path) -> tuple[Path, Path]:
+    url = tool_index.simple_url()
+    dest = tmp_path / "env"
+    code, _, err = run(capsys, "venv", str(dest), "-q", "--isolated", "--link-mode", "copy", "--index-url", url, "tool")
+    assert code == 0, err
+    lock = tmp_path / "pylock.toml"
+    code, _, err = run(capsys, "resolve", "--isolated", "--index-url", url, "--format", "pylock", "-o", str(lock),
+                       "tool")
+    assert code == 0, err
+    return dest, lock
+
+
+def _verify_tree(capsys, tool_index: IndexBuilder, lock: Path, venv: Path) -> tuple[int, str]:
+    code, out, err = run(capsys, "verify", "--isolated", "--index-url", tool_index.simple_url(), str(lock), "tool",
+                         "--venv", str(venv))
+    return code, out + err
+
+
+def _site(venv: Path) -> Path:
+    return next(venv.glob("lib/python*/site-packages"))
+
+
+def test_a_venv_directory_verifies(capsys, tool_index, tmp_path):
+    venv, lock = _venv_and_lock(capsys, tool_index, tmp_path)
+    assert (venv / "bin" / "tool").is_file()
+    code, text = _verify_tree(capsys, tool_index, lock, venv)
+    assert code == 0, text
+
+
+def test_a_modified_file_in_the_venv_is_invalid_and_named(capsys, tool_index, tmp_path):
+    venv, lock = _venv_and_lock(capsys, tool_index, tmp_path)
+    target = _site(venv) / "lib" / "__init__.py"
+    target.write_text(target.read_text() + "import os  # injected\n")
+    code, text = _verify_tree(capsys, tool_index, lock, venv)
+    assert code == 1, text
+    assert f"{target.relative_to(venv)}: modified" in text
+
+
+def test_a_file_changed_with_its_installed_record_is_caught_by_the_pinned_wheel(capsys, tool_index, tmp_path):
+    """A builder that rewrites the RECORD to match its changes: the pinned wheel's own RECORD still disagrees."""
+    import base64
+    import hashlib
+
+    venv, lock = _venv_and_lock(capsys, tool_index, tmp_path)
+    site = _site(venv)
+    target = site / "lib" / "__init__.py"
+    data = target.read_bytes() + b"import os  # injected\n"
+    target.write_bytes(data)
+    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+    record = site / "lib-1.0.dist-info" / "RECORD"
+    lines = [f"lib/__init__.py,sha256={digest},{len(data)}" if line.startswith("lib/__init__.py,") else line
+             for line in record.read_text().splitlines()]
+    record.write_text("\n".join(lines) + "\n")
+    code, text = _verify_tree(capsys, tool_index, lock, venv)
+    assert code == 1, text
+    assert "modified" not in text
+    assert "lib/__init__.py: differs from the pinned wheel lib-1.0-py3-none-any.whl" in text
+
+
+def test_a_file_added_to_site_packages_is_invalid(capsys, tool_index, tmp_path):
+    venv, lock = _venv_and_lock(capsys, tool_index, tmp_path)
+    (_site(venv) / "zz-evil.pth").write_text("import os\n")
+    code, text = _verify_tree(capsys, tool_index, lock, venv)
+    assert code == 1, text
+    assert "zz-evil.pth: in site-packages but in no RECORD" in text
+
+
+def test_a_venv_archive_verifies_and_a_bad_one_is_bad_input(capsys, tool_index, tmp_path):
+    import json
+
+    _venv, lock = _venv_and_lock(capsys, tool_index, tmp_path)
+    code, out, err = run(capsys, "build", "-q", "--isolated", "--format", "json", "--no-wheelhouse",
+                         "--index-url", tool_index.simple_url(), "tool")
+    assert code == 0, err
+    ref = next(a["digest"] for a in json.loads(out)["artifacts"] if a["kind"] == "venv_archive")
+    archive = tmp_path / "env.tar.zst"
+    code, _, err = run(capsys, "fetch", ref, str(archive))
+    assert code == 0, err
+    code, text = _verify_tree(capsys, tool_index, lock, archive)
+    assert code == 0, text
+    code, text = _verify_tree(capsys, tool_index, lock, lock)  # not an archive
+    assert code == 2 and "not a venv directory or .tar.zst archive" in text, text

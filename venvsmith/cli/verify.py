@@ -20,6 +20,9 @@ def add_verify_command(sub, add_index_options, add_target_options) -> None:
     p.add_argument("-r", "--requirement", action="append", default=[], metavar="FILE")
     add_index_options(p)
     add_target_options(p)
+    p.add_argument("--venv", metavar="PATH",
+                   help="also check a venv directory or .tar.zst venv archive: every installed file matches the "
+                        "RECORD of its pinned wheel (downloaded through your indexes, its hash checked first)")
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing when the lock is valid")
 
 
@@ -48,6 +51,8 @@ def target_environment(args):
 def report(verdict, quiet: bool, what: str) -> int:
     from venvsmith.cli import EXIT_FAILED, EXIT_OK
 
+    for note in verdict.notes:
+        print(f"note: {note}", file=sys.stderr)
     if verdict.valid:
         if not quiet:
             print(f"{what}: valid")
@@ -75,8 +80,15 @@ def cmd_verify(args: argparse.Namespace) -> int:
     except ServiceError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    tree = None
+    if args.venv:
+        from venvsmith.clients.verify_venv import read_tree, verify_tree
+
+        tree = read_tree(args.venv)
     with source:
         verdict = verify(lock, requirements, source, target)
+        if tree is not None:
+            verify_tree(tree, verdict.pins, source, verdict)
     code = report(verdict, args.quiet, f"{args.lock} ({len(lock.pins)} pins)")
     if not args.quiet:
         print(f"# verified in {(time.perf_counter() - started) * 1000:.0f} ms", file=sys.stderr)

@@ -89,6 +89,10 @@ class Verdict:
     """The outcome: valid when there is no reason."""
 
     reasons: list[str] = field(default_factory=list)
+    #: What was not checked and why (not failures).
+    notes: list[str] = field(default_factory=list)
+    #: The pins for the target (a pylock's packages whose marker holds), by name.
+    pins: dict[NormalizedName, LockedPin] = field(default_factory=dict)
     #: The index's file chosen for each pin (the one whose metadata was read), by name.
     files: dict[NormalizedName, DistFile] = field(default_factory=dict)
 
@@ -233,7 +237,7 @@ def verify(lock: Lock, requirements: Sequence[Requirement], source: IndexSource,
     verdict = Verdict()
     _check_environment(lock, target, verdict)
     markers = lock.markers
-    pins: dict[NormalizedName, LockedPin] = {}
+    pins = verdict.pins
     for pin in lock.pins:
         marker = markers.get(pin.name)
         if marker is not None and not _applies(marker, target, (), verdict, pin.label):
