@@ -26,17 +26,18 @@ def add_verify_command(sub, add_index_options, add_target_options) -> None:
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing when the lock is valid")
 
 
-def index_source(args, index, *, cache: bool = True):
+def index_source(args, index):
     """An :class:`IndexSource` over the client's own index configuration: ``index`` (an ``IndexConfig`` from the
-    command line and ``-r`` files) completed by pip's configuration unless isolated. ``cache``: pages and metadata
-    are kept in ``$VENVSMITH_HOME/index`` (else nothing is written)."""
+    command line and ``-r`` files) completed by pip's configuration unless isolated.
+
+    No on-disk cache: every page and metadata file is read afresh from the index (a verification does not trust
+    a page cached earlier, and nothing is written to ``$VENVSMITH_HOME``)."""
     from venvsmith.cli import is_isolated
     from venvsmith.cli.compose import _pip
-    from venvsmith.core.config import venvsmith_home
     from venvsmith.core.index.finder import IndexSource
     from venvsmith.core.index.settings import settings_from_config
 
-    settings = settings_from_config(index, _pip(is_isolated(args)), venvsmith_home() / "index" if cache else None)
+    settings = settings_from_config(index, _pip(is_isolated(args)), None)
     return IndexSource(settings)
 
 
@@ -106,6 +107,6 @@ def verify_answer(args, request, pins, interpreter: str):
     local = TargetEnvironment.from_interpreter(interpreter) if interpreter else TargetEnvironment.from_local()
     target = target_from_spec(request.target, local)
     requirements = parse_requirements(request.requirements)
-    with index_source(args, request.index, cache=False) as source:  # a remote client writes nothing locally
+    with index_source(args, request.index) as source:
         return verify(Lock("the server's answer", pins_from_proto(pins)), requirements, source, target)
 

@@ -22,6 +22,7 @@ import hashlib
 import shlex
 import tomllib
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,6 +42,8 @@ from venvsmith.core.target import TargetEnvironment
 
 #: A lock larger than this is refused as bad input (a lock of thousands of pins is a few MB).
 MAX_LOCK_BYTES = 32 << 20
+#: Pins whose index pages are read at the same time.
+LISTING_WORKERS = 16
 
 
 @dataclass(frozen=True)
@@ -246,12 +249,21 @@ def verify(lock: Lock, requirements: Sequence[Requirement], source: IndexSource,
             verdict.reasons.append(f"{pin.name}: pinned twice ({pins[pin.name].version} and {pin.version})")
             continue
         pins[pin.name] = pin
-    source.prefetch_files(pins)
-    for pin in pins.values():
-        chosen = _check_hashes(pin, source, target, verdict)
+
+    def listed(pin: LockedPin) -> tuple[DistFile | None, list[str]]:
+        """Check (1) of one pin, and its metadata read started as soon as its file is known: the pins' pages and
+        metadata are all read in one parallel wave (a resolution reads them level by level of the graph)."""
+        own = Verdict()
+        chosen = _check_hashes(pin, source, target, own)
         if chosen is not None:
-            verdict.files[pin.name] = chosen
-    source.prefetch_metadata(verdict.files.values())
+            source.prefetch_metadata([chosen])
+        return chosen, own.reasons
+
+    with ThreadPoolExecutor(max_workers=LISTING_WORKERS, thread_name_prefix="verify") as pool:
+        for pin, (chosen, reasons) in zip(pins.values(), pool.map(listed, pins.values()), strict=True):
+            verdict.reasons.extend(reasons)  # in lock order, whatever order the pages arrived in
+            if chosen is not None:
+                verdict.files[pin.name] = chosen
     roots = list(requirements) or _default_roots(lock, pins)
     _check_closure(pins, roots, source, target, verdict)
     return verdict
