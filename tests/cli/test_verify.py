@@ -180,3 +180,22 @@ def test_a_requirements_line_without_a_hash_is_bad_input(capsys, tmp_path, publi
     code, text = _verify(capsys, "-i", public.simple_url(), str(lock))
     assert code == 2, text
     assert "no --hash" in text
+
+
+def test_a_pylock_without_requirements_takes_the_unrequired_pins_as_roots(capsys, tmp_path, public):
+    lock = _lock(capsys, tmp_path, "pylock", "-i", public.simple_url(), "app", "other")
+    code, text = _verify(capsys, "-i", public.simple_url(), str(lock))
+    assert code == 0, text
+    _drop_package(lock, "lib")  # still missing: app requires it
+    code, text = _verify(capsys, "-i", public.simple_url(), str(lock))
+    assert code == 1 and "missing: app==1.0 requires lib>=1" in text, text
+
+
+def test_a_pylock_package_whose_marker_is_false_is_not_for_this_target(capsys, tmp_path, public):
+    lock = _lock(capsys, tmp_path, "pylock", "-i", public.simple_url(), "app", "other")
+    text = lock.read_text().replace('name = "other"\n', 'name = "other"\nmarker = "sys_platform == \'win32\'"\n')
+    lock.write_text(text)
+    code, out = _verify(capsys, "-i", public.simple_url(), str(lock), "app")
+    assert code == 0, out  # not installed on linux: not an extra package there
+    code, out = _verify(capsys, "--platform", "windows", "-i", public.simple_url(), str(lock), "app")
+    assert code == 1 and "extra: other==1.0" in out, out
