@@ -199,3 +199,12 @@ def test_a_pylock_package_whose_marker_is_false_is_not_for_this_target(capsys, t
     assert code == 0, out  # not installed on linux: not an extra package there
     code, out = _verify(capsys, "--platform", "windows", "-i", public.simple_url(), str(lock), "app")
     assert code == 1 and "extra: other==1.0" in out, out
+
+
+def test_a_forged_pin_does_not_make_its_dependencies_extra(capsys, tmp_path, public):
+    lock = _lock(capsys, tmp_path, "pylock", "-i", public.simple_url(), "app")
+    _tamper_first_hash(lock, "tiny")  # tiny's metadata is not read: speed (only tiny[fast] needs it) is unknown
+    code, text = _verify(capsys, "-i", public.simple_url(), str(lock), "app")
+    assert code == 1, text
+    assert "tiny==0.3" in text and "extra:" not in text
+    assert "the dependencies of tiny==0.3 are unknown" in text

@@ -433,6 +433,11 @@ def _check_closure(pins: dict[NormalizedName, LockedPin], roots: list[Requiremen
         for requirement in meta.requires_dist:
             if requirement.marker is None or _applies(requirement.marker, target, sorted(asked), verdict, pin.label):
                 need(requirement, pin.label)
+    unknown = sorted(pins[name].label for name in done if metas.get(name) is None)
+    if unknown:  # their dependencies are not known: a pin only they require would be reported as extra
+        verdict.notes.append(f"not checked for pins that nothing requires: the dependencies of {', '.join(unknown)} "
+                             "are unknown")
+        return
     for name, pin in pins.items():
         if name not in done:
             verdict.reasons.append(f"extra: {pin.label} is pinned but nothing requires it")
