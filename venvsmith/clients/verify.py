@@ -264,7 +264,7 @@ def verify(lock: Lock, requirements: Sequence[Requirement], source: IndexSource,
             verdict.reasons.extend(reasons)  # in lock order, whatever order the pages arrived in
             if chosen is not None:
                 verdict.files[pin.name] = chosen
-    roots = list(requirements) or _default_roots(lock, pins)
+    roots = list(requirements) or _default_roots(lock)
     _check_closure(pins, roots, source, target, verdict)
     return verdict
 
@@ -359,12 +359,10 @@ def _check_hashes(pin: LockedPin, source: IndexSource, target: TargetEnvironment
     return usable[0]
 
 
-def _default_roots(lock: Lock, pins: dict[NormalizedName, LockedPin]) -> list[Requirement]:
-    """Without requirements: a requirements-file lock's own lines; a pylock's pins that no pin requires are taken
-    as the roots later (``None`` here marks that)."""
-    if lock.lines:
-        return list(lock.lines)
-    return []
+def _default_roots(lock: Lock) -> list[Requirement]:
+    """Without requirements: a requirements-file lock's own lines; for a pylock ``[]``, and
+    :func:`_check_closure` takes the pins that no pin requires as the roots."""
+    return list(lock.lines)
 
 
 def _metadata(pin: LockedPin, file: DistFile | None, source: IndexSource, verdict: Verdict) -> CoreMetadata | None:
