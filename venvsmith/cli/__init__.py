@@ -120,6 +120,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_commands(sub, add_resolve_inputs)
 
+    from venvsmith.cli.verify import add_verify_command
+
+    add_verify_command(sub, _add_index_options, _add_target_options)
+
     sub.add_parser("config", help="show the index configuration read from pip's configuration")
     return parser
 
@@ -174,16 +178,8 @@ def is_isolated(args) -> bool:
     return bool(getattr(args, "isolated", False)) or isolated()
 
 
-def build_request(args) -> resolver_pb2.ResolveRequest:
-    """Turn CLI arguments (and the files they name) into a ResolveRequest."""
-    parsed = ParsedRequirements()
-    for kind, value in args.format_control:  # the command line first; files may override, as in pip
-        parsed.format_control.add(kind, value)
-    for path in args.requirement:
-        read_requirements(path, parsed)
-    for path in args.constraint:
-        read_requirements(path, parsed, constraint=True)
-    requirements = [*parsed.requirements, *args.requirements]
+def index_config(args, parsed: ParsedRequirements) -> common_pb2.IndexConfig:
+    """The index options of the command line, completed by those found in requirements files (``parsed``)."""
     index = common_pb2.IndexConfig(
         index_url=args.index_url or parsed.index_url or "",
         extra_index_urls=[*args.extra_index_url, *parsed.extra_index_urls],
@@ -198,6 +194,20 @@ def build_request(args) -> resolver_pb2.ResolveRequest:
         if not sep:
             raise RequirementsFileError("--index", 0, f"expected NAME=URL, got {item!r}")
         index.package_index[name.strip()] = url.strip()
+    return index
+
+
+def build_request(args) -> resolver_pb2.ResolveRequest:
+    """Turn CLI arguments (and the files they name) into a ResolveRequest."""
+    parsed = ParsedRequirements()
+    for kind, value in args.format_control:  # the command line first; files may override, as in pip
+        parsed.format_control.add(kind, value)
+    for path in args.requirement:
+        read_requirements(path, parsed)
+    for path in args.constraint:
+        read_requirements(path, parsed, constraint=True)
+    requirements = [*parsed.requirements, *args.requirements]
+    index = index_config(args, parsed)
     options = common_pb2.ResolutionOptions(
         prereleases=common_pb2.ALLOW if (args.pre or parsed.pre) else common_pb2.IF_NECESSARY_OR_EXPLICIT,
         no_binary=parsed.no_binary,
@@ -381,6 +391,15 @@ def _builder_command(name: str):
 
 
 COMMANDS.update({name: _builder_command(name) for name in ("build", "venv", "fetch")})
+
+
+def _cmd_verify(args) -> int:
+    from venvsmith.cli.verify import cmd_verify
+
+    return cmd_verify(args)
+
+
+COMMANDS["verify"] = _cmd_verify
 
 
 def main(argv: Sequence[str] | None = None) -> int:

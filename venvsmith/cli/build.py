@@ -91,11 +91,15 @@ class _Progress:
         print(f"  {state:<11} {p.name}=={p.version}", file=sys.stderr, flush=True)
 
 
-def _run(client, request, progress: _Progress) -> builder_pb2.BuildResult:
+def _run(client, request, progress: _Progress, pins: list | None = None) -> builder_pb2.BuildResult:
+    """The build's result; the resolver's pins streamed before it are appended to ``pins`` when given."""
     result = None
     try:
         for event in client.resolve_and_build(request):
             progress(event)
+            if pins is not None and event.WhichOneof("event") == "resolve" \
+                    and event.resolve.WhichOneof("event") == "pin":
+                pins.append(event.resolve.pin)
             if event.WhichOneof("event") == "build" and event.build.WhichOneof("event") == "result":
                 result = event.build.result
     finally:
@@ -151,11 +155,20 @@ def cmd_venv(args) -> int:
         print(f"error: {dest} exists and is not an empty directory", file=sys.stderr)
         return EXIT_BAD_INPUT
     resolve, options = _options(args, venv=True, wheelhouse=False)
+    pins: list = []
     with _builder(args) as client:
         result = _run(client, builder_pb2.ResolveAndBuildRequest(resolve=resolve, options=options),
-                      _Progress(args.quiet))
+                      _Progress(args.quiet), pins)
         archive = result.venv_archive
         check_base_interpreter(result.interpreter)  # before anything is unpacked
+        if args.server and not args.no_verify:  # a remote answer is checked against our own indexes first
+            from venvsmith.cli.verify import report, verify_answer
+
+            verdict = verify_answer(args, resolve, pins, result.interpreter.path)
+            if not verdict.valid:
+                report(verdict, True, f"the answer of {args.server} ({len(pins)} pins)")
+                print("error: nothing unpacked (--no-verify skips this check)", file=sys.stderr)
+                return EXIT_FAILED
         local = client.local_path(archive)
         try:
             if local is not None and args.link_mode == "hardlink":

@@ -49,6 +49,9 @@ def add_commands(sub, add_resolve_inputs) -> None:
     venv.add_argument("--link-mode", choices=["hardlink", "copy"], default="hardlink",
                       help="hardlink (default): clone an unpacked template of the archive kept under "
                            "$VENVSMITH_HOME (fast; in-place edits of a file reach the template); copy: unpack afresh")
+    venv.add_argument("--no-verify", action="store_true",
+                      help="with --server: do not check the server's pins against your own indexes (hashes, "
+                           "requirements, dependency closure) before unpacking")
 
     fetch = sub.add_parser("fetch", help="fetch an artifact by digest (sha256:<hex>/<size>) to DEST")
     fetch.add_argument("ref", metavar="REF")
