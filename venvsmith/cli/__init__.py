@@ -105,6 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--resolver", metavar="HOST:PORT",
                        help="builder: resolve (build requirements too) through this remote resolver "
                             "(default: an embedded one, also served)")
+    serve.add_argument("--sandbox", choices=["auto", "bwrap", "namespaces", "none"], default="auto",
+                       help="builder: what sdist builds run in (auto: bwrap, else Linux namespaces; refuses to start "
+                            "when neither works, unless 'none')")
 
     from venvsmith.cli.build_args import add_commands
 

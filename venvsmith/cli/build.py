@@ -200,10 +200,17 @@ def cmd_fetch(args) -> int:
 
 def cmd_serve_builder(args) -> int:
     from builder_service.http_server import BlobHttpServer
+    from builder_service.sandbox import SandboxUnavailable, choose_sandbox
     from builder_service.service import make_server
     from venvsmith.cli.compose import builder_server_engines
+    from venvsmith.core.config import venvsmith_home
 
-    engine, also, closing = builder_server_engines(args.resolver)
+    try:
+        sandbox = choose_sandbox(getattr(args, "sandbox", "auto"), hidden=[venvsmith_home()])
+    except SandboxUnavailable as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return EXIT_FAILED
+    engine, also, closing = builder_server_engines(args.resolver, sandbox=sandbox)
 
     def close_all() -> None:
         engine.close()
@@ -223,6 +230,8 @@ def cmd_serve_builder(args) -> int:
     server.start()
     print(f"venvsmith builder listening on {args.host}:{port}"
           + (f" (http {http.base_url})" if http else ""), flush=True)
+    print(f"build sandbox: {sandbox.name}" + (" (builds run unsandboxed)" if sandbox.name == "none" else ""),
+          flush=True)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())

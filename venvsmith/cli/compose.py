@@ -18,6 +18,7 @@ from venvsmith.core.config import PipIndexConfig, effective_pip_config, venvsmit
 
 if TYPE_CHECKING:
     from builder_service.engine import BuildEngine
+    from builder_service.sandbox import Sandbox
     from resolver_service.engine import ResolverEngine
     from venvsmith.clients.builder import EmbeddedBuilder
 
@@ -63,7 +64,7 @@ def _pip(isolated: bool) -> PipIndexConfig:
     return PipIndexConfig() if isolated else effective_pip_config()
 
 
-def embedded_engines(*, isolated: bool = False, templates: Path | None = None
+def embedded_engines(*, isolated: bool = False, templates: Path | None = None, sandbox: Sandbox | None = None
                      ) -> tuple[ResolverEngine, LazyBuilder]:
     """A resolver engine whose metadata preparer is a (lazy) build engine, which resolves its build requirements
     through that same resolver engine."""
@@ -75,7 +76,7 @@ def embedded_engines(*, isolated: bool = False, templates: Path | None = None
         from builder_service.engine import BuildEngine, BuilderSettings
 
         client = EmbeddedResolver(resolver, close_engine=False)
-        return BuildEngine(BuilderSettings(templates=templates, pip=pip), client)
+        return BuildEngine(BuilderSettings(templates=templates, pip=pip, sandbox=sandbox), client)
 
     lazy = LazyBuilder(make_builder)
     resolver = ResolverEngine(EngineSettings(pip=pip), lazy)
@@ -119,7 +120,7 @@ def resolver_server_engine(builder: str | None) -> ResolverEngine:
     return ResolverEngine(EngineSettings(), None, without_preparer=SERVER_WITHOUT_BUILDER)
 
 
-def builder_server_engines(resolver: str | None) -> tuple[BuildEngine, list, list]:
+def builder_server_engines(resolver: str | None, sandbox: Sandbox | None = None) -> tuple[BuildEngine, list, list]:
     """``venvsmith serve builder``: (build engine, services co-hosted on its server, things to close after it).
 
     With ``--resolver ADDR`` build requirements and ResolveAndBuild resolve through that server and no resolver
@@ -130,11 +131,11 @@ def builder_server_engines(resolver: str | None) -> tuple[BuildEngine, list, lis
 
     if resolver:
         client = RemoteResolver(resolver)
-        return BuildEngine(BuilderSettings(), client), [], [client]
+        return BuildEngine(BuilderSettings(sandbox=sandbox), client), [], [client]
     from resolver_service.service import SERVICE_NAME, ResolverServicer
     from venvsmith.v1 import resolver_pb2_grpc
 
-    engine, lazy = embedded_engines()
+    engine, lazy = embedded_engines(sandbox=sandbox)
     builder = lazy.get()
     also = [(resolver_pb2_grpc.add_ResolverServiceServicer_to_server, ResolverServicer(engine), SERVICE_NAME)]
     return builder, also, [engine]
