@@ -1,6 +1,8 @@
 """Set up the filesystem of the ``namespaces`` sandbox, drop every capability, then exec the build command.
 
 Usage: ``python -I -S _sandbox_init.py [--hide DIR]... [--read DIR]... [--write DIR]... [--chdir DIR] -- ARGV...``
+or ``python -I -S _sandbox_init.py --die-with-parent -- ARGV...`` (in front of ``unshare``: exec ``ARGV`` with
+``PR_SET_PDEATHSIG`` set, so that the sandbox dies with the builder, whose ``--kill-child`` then kills the rest).
 
 Runs as root of a fresh user namespace, in fresh mount, network, IPC, UTS and PID namespaces (``unshare
 --user --map-root-user --mount --net --ipc --uts --pid --fork --kill-child --mount-proc``), as their PID 1:
@@ -38,6 +40,7 @@ _KEPT_FLAGS = {
     "nosuid": MS_NOSUID, "nodev": MS_NODEV, "noexec": MS_NOEXEC, "noatime": MS_NOATIME,
     "nodiratime": MS_NODIRATIME, "relatime": MS_RELATIME, "strictatime": MS_STRICTATIME,
 }
+PR_SET_PDEATHSIG = 1
 PR_CAPBSET_DROP = 24
 PR_SET_NO_NEW_PRIVS = 38
 EXIT_SETUP_FAILED = 125
@@ -164,10 +167,23 @@ def setup(dirs: dict[str, list[str]], chdir: str | None) -> None:
     drop_capabilities()
 
 
+def die_with_parent() -> None:
+    """SIGKILL when the process that started this one dies (kept across ``exec``)."""
+    parent = os.getppid()
+    if _libc.prctl(PR_SET_PDEATHSIG, 9, 0, 0, 0) != 0:
+        raise SetupError(f"cannot set the parent-death signal: {os.strerror(ctypes.get_errno())}")
+    if os.getppid() != parent:
+        raise SetupError("the builder exited before the build started")
+
+
 def main(argv: list[str]) -> int:
     try:
-        dirs, chdir, command = parse(argv)
-        setup(dirs, chdir)
+        if argv[:2] == ["--die-with-parent", "--"]:
+            command = argv[2:]
+            die_with_parent()
+        else:
+            dirs, chdir, command = parse(argv)
+            setup(dirs, chdir)
     except (SetupError, OSError, IndexError, KeyError) as exc:
         sys.stderr.write(f"venvsmith: cannot set up the build sandbox: {exc}\n")
         return EXIT_SETUP_FAILED

@@ -7,7 +7,8 @@ A :class:`Sandbox` turns a command line into one that runs it sandboxed (:meth:`
   network, PID, IPC, UTS and cgroup namespaces; ``/`` bound read-only, fresh ``/dev`` and ``/proc``; every
   capability dropped; ``--die-with-parent``.
 - ``namespaces``: util-linux ``unshare`` for the same namespaces and :mod:`builder_service._sandbox_init`
-  for the filesystem (every mount remounted read-only, capabilities dropped before ``exec``).
+  for the filesystem (every mount remounted read-only, capabilities dropped before ``exec``) and for tying the
+  sandbox to the builder's life (``unshare`` gets ``PR_SET_PDEATHSIG``, its ``--kill-child`` does the rest).
 - ``none``: no sandbox (only the limits of :mod:`builder_service.limits`); chosen only when the operator says so.
 
 In both real sandboxes ``/tmp``, the service's home directory and any ``hidden`` directory (the builder's store)
@@ -221,7 +222,8 @@ class NamespaceSandbox(_Probed):
         if self.unshare is None:
             raise SandboxUnavailable("unshare (util-linux) is not installed")
         init = str(Path(__file__).resolve().parent / "_sandbox_init.py")
-        args = [self.unshare, "--user", "--map-root-user", "--mount", "--net", "--ipc", "--uts", "--pid", "--fork",
+        args = [sys.executable, "-I", "-S", init, "--die-with-parent", "--",
+                self.unshare, "--user", "--map-root-user", "--mount", "--net", "--ipc", "--uts", "--pid", "--fork",
                 "--kill-child", "--mount-proc", sys.executable, "-I", "-S", init]
         for path in self.hidden:
             args += ["--hide", str(path)]

@@ -12,7 +12,9 @@ import json
 import os
 import shutil
 import socket
+import subprocess
 import sys
+import textwrap
 import threading
 import time
 import uuid
@@ -22,6 +24,8 @@ from pathlib import Path
 import pytest
 
 from builder_service.engine import BuildEngine, BuilderSettings
+from builder_service.errors import BuildTimeout
+from builder_service.limits import BuildLimits
 from builder_service.orchestrate import resolve_and_build
 from builder_service.sandbox import (
     BwrapSandbox,
@@ -274,3 +278,50 @@ def test_bwrap_missing_is_refused(monkeypatch: pytest.MonkeyPatch, tmp_path: Pat
         choose_sandbox("bwrap")
     with pytest.raises(SandboxUnavailable, match="--sandbox none"):
         choose_sandbox("auto")
+
+
+SLEEPER = """
+import subprocess, time
+subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", TOKEN], start_new_session=True,
+                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+time.sleep(120)
+"""
+
+
+@pytest.mark.parametrize("name", ["bwrap", "namespaces"])
+def test_a_sandboxed_build_over_its_time_limit_is_killed_with_its_tree(tmp_path: Path, name: str) -> None:
+    token = f"venvsmith-sleeper-{uuid.uuid4().hex}"
+    started = time.monotonic()
+    with pytest.raises(BuildTimeout):
+        build(make_sdist(tmp_path, f"TOKEN = {token!r}\n" + SLEEPER), tmp_path, sandbox=sandbox_named(name, tmp_path),
+              limits=BuildLimits(timeout_seconds=2))
+    assert time.monotonic() - started < 15
+    assert gone(token), processes_with(token)
+
+
+@pytest.mark.parametrize("name", ["bwrap", "namespaces"])
+def test_a_sandboxed_build_dies_with_its_builder(tmp_path: Path, name: str) -> None:
+    """SIGKILL of the process running the build: the sandbox (and the ``setsid`` child in it) goes too."""
+    token = f"venvsmith-sleeper-{uuid.uuid4().hex}"
+    sdist = make_sdist(tmp_path, f"TOKEN = {token!r}\n" + SLEEPER)
+    sandbox = "BwrapSandbox" if name == "bwrap" else "NamespaceSandbox"
+    code = textwrap.dedent(f"""
+        from pathlib import Path
+        from builder_service.sandbox import {sandbox}
+        from tests.builder.test_sdist_build import build
+        build(Path({str(sdist)!r}), Path({str(tmp_path)!r}), sandbox={sandbox}(hidden=[Path({str(tmp_path)!r})]))
+    """)
+    builder = subprocess.Popen([sys.executable, "-c", code], cwd=Path(__file__).parents[2])
+    try:
+        end = time.monotonic() + 30
+        while len(processes_with(token)) < 1 and time.monotonic() < end:
+            time.sleep(0.05)
+        assert processes_with(token), "the build never started its sleeper"
+    finally:
+        builder.kill()
+        builder.wait()
+    try:
+        assert gone(token, 5.0), processes_with(token)
+    finally:
+        for pid in processes_with(token):
+            os.kill(pid, 9)
