@@ -24,6 +24,7 @@ a command in it.
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import subprocess
 import sys
@@ -106,8 +107,17 @@ def default_hidden(extra: Iterable[Path] = ()) -> list[Path]:
     return _unique([Path("/tmp"), *([home] if home != Path("/") else []), *extra])
 
 
+#: Run in the sandbox by the probe: the root is read-only, the network and PID namespaces are not the builder's.
+_PROBE_CODE = (
+    "import os, sys\n"
+    "assert os.statvfs('/').f_flag & os.ST_RDONLY, 'the root is writable'\n"
+    "assert os.stat('/proc/self/ns/net').st_ino != int(sys.argv[1]), 'the network is the host one'\n"
+    "assert os.stat('/proc/self/ns/pid').st_ino != int(sys.argv[2]), 'the PID namespace is the host one'\n"
+)
+
+
 class _Probed:
-    """``available()`` by running ``python -c pass`` in the sandbox once."""
+    """``available()`` by running a check of the sandbox's properties in it once."""
 
     name = "?"
 
@@ -133,7 +143,9 @@ class _Probed:
 
     def _probe(self) -> bool:
         with tempfile.TemporaryDirectory(prefix="venvsmith-sandbox-probe-") as tmp:
-            argv = self.wrap([sys.executable, "-I", "-S", "-c", "pass"], Path(tmp), runtime_dirs(), cwd=Path(tmp))
+            host = [str(os.stat(f"/proc/self/ns/{ns}").st_ino) for ns in ("net", "pid")]
+            check = [sys.executable, "-I", "-S", "-c", _PROBE_CODE, *host]
+            argv = self.wrap(check, Path(tmp), runtime_dirs(), cwd=Path(tmp))
             try:
                 done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=_PROBE_TIMEOUT)
             except (OSError, subprocess.TimeoutExpired):

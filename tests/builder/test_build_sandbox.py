@@ -325,3 +325,20 @@ def test_a_sandboxed_build_dies_with_its_builder(tmp_path: Path, name: str) -> N
     finally:
         for pid in processes_with(token):
             os.kill(pid, 9)
+
+
+def test_a_sandbox_that_does_not_isolate_is_not_available() -> None:
+    """The start-up check runs a test of the sandbox's properties, not merely a command."""
+    from builder_service.sandbox import _Probed
+
+    class PassThrough(_Probed):
+        name = "pass-through"
+
+        def program(self) -> tuple[str, ...]:
+            return ("pass-through", uuid.uuid4().hex)
+
+        def wrap(self, argv, build_dir, readable=(), writable=(), cwd=None) -> list[str]:
+            return list(argv)
+
+    sandbox = PassThrough()
+    assert not sandbox.available() and "the root is writable" in sandbox.probe_output
