@@ -34,8 +34,6 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Protocol
 
-from builder_service.errors import BuilderError
-
 __all__ = [
     "MODES",
     "BwrapSandbox",
@@ -53,14 +51,12 @@ _PROBE_TIMEOUT = 20.0
 log = logging.getLogger(__name__)
 
 
-class SandboxUnavailable(BuilderError):
-    """The sandbox the operator asked for does not work on this host."""
+class SandboxUnavailable(RuntimeError):
+    """The sandbox the operator asked for does not work on this host (a start-up error, never an RPC's)."""
 
     def __init__(self, message: str) -> None:
-        super().__init__("FAILED_PRECONDITION", message)
-
-    def __reduce__(self):
-        return (type(self), (self.message,))
+        super().__init__(message)
+        self.message = message
 
 
 class Sandbox(Protocol):
@@ -203,7 +199,8 @@ class BwrapSandbox(_Probed):
         args = [self.executable, "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
                 "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
         for path in self.hidden:
-            args += ["--tmpfs", str(path)]
+            if path.is_dir():  # bwrap cannot make a mount point on the read-only root
+                args += ["--tmpfs", str(path)]
         for path in _unique([*runtime_dirs(), *readable]):
             args += ["--ro-bind-try", str(path), str(path)]
         for path in _unique([build_dir, *writable]):
