@@ -5,9 +5,19 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 REQS ?= bench/sets/run.txt
 
-.PHONY: setup run test protos lint lint-imports serve serve-resolver serve-builder bench clean
+.PHONY: setup sandbox-tools run test protos lint lint-imports serve serve-resolver serve-builder bench clean
 
-setup: $(STAMP)
+setup: $(STAMP) sandbox-tools
+
+# bubblewrap, the build sandbox's preferred backend: installed with apt when missing and running as root; without
+# it (no root, no apt) sdist builds use the Linux-namespaces backend (util-linux `unshare`).
+sandbox-tools:
+	@command -v bwrap >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q bubblewrap >/dev/null 2>&1 \
+	    || { apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q bubblewrap >/dev/null 2>&1; } \
+	    || echo "note: could not install bubblewrap; sdist builds use the namespaces sandbox"; \
+	  else echo "note: bwrap not found; sdist builds use the namespaces sandbox (apt-get install bubblewrap for bwrap)"; fi; }
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,7 +38,7 @@ run: $(STAMP)
 	$(VENV)/bin/venvsmith venv $(DEMO) -r $(REQS)
 	$(DEMO)/bin/python -c 'import requests, rich, httpx; print("demo venv works:", requests.__version__)'
 
-test: $(STAMP)
+test: $(STAMP) sandbox-tools
 	$(PY) -m ruff check .
 	$(PY) -m mypy
 	$(VENV)/bin/lint-imports

@@ -101,7 +101,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self, head: bool) -> None:
         path = self.path.split("?", 1)[0]
         if path in ("/healthz", "/"):
-            return self._send(HTTPStatus.OK, b"ok\n", "text/plain", head)
+            sandbox = self.server.engine.workspace.sandbox.name
+            return self._send(HTTPStatus.OK, f"ok\nbuild sandbox: {sandbox}\n".encode(), "text/plain", head)
         if not self._authorized(path, head):
             return None
         if m := _BLOB.match(path):

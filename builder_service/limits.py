@@ -19,7 +19,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -197,11 +197,13 @@ def run_limited(
     what: str | None = None,
     deadline: float | None = None,
     term_grace: float = TERM_GRACE_SECONDS,
+    wrap: Callable[[list[str]], list[str]] | None = None,
 ) -> subprocess.CompletedProcess[None]:
     """Run ``argv`` under ``limits`` with exactly ``env``, appending its output to ``log_path``.
 
     :param what: names the step in errors (default: ``argv[0]``).
     :param deadline: a :func:`time.monotonic` time the step must also finish by (the rest of a build's budget).
+    :param wrap: turns the limited command line into the one started (a :mod:`~builder_service.sandbox`'s).
     :raises BuildTimeout: the time limit passed; the process group was killed.
     :raises BuildOutputTooLarge: the log would exceed ``max_output_bytes`` or a file write hit ``RLIMIT_FSIZE``.
     :raises BuildOutOfMemory: the command failed with a memory error.
@@ -215,8 +217,9 @@ def run_limited(
         log = _CappedLog(file, limits.max_output_bytes)
         offset = log.written
         log.write(f"+ {what}\n".encode())
+        command = limited_argv(argv, limits)
         popen = subprocess.Popen(
-            limited_argv(argv, limits),
+            wrap(command) if wrap is not None else command,
             cwd=cwd,
             env=dict(env),
             stdin=subprocess.DEVNULL,

@@ -48,6 +48,7 @@ from builder_service.errors import (
     VenvError,
 )
 from builder_service.limits import BuildLimits, log_tail, run_limited
+from builder_service.sandbox import NoSandbox, Sandbox
 from builder_service.sdist_unpack import extract_sdist
 from builder_service.venv import create_venv
 from builder_service.venv_layout import VenvLayout
@@ -263,27 +264,42 @@ def _call_hook(sdist: Path, log: Path, hook: Callable[..., Any], *args: Any, **k
 
 
 class _HookRunner:
-    """A ``pyproject_hooks`` subprocess runner: each hook through :func:`run_limited` with only ``environ``."""
+    """A ``pyproject_hooks`` subprocess runner: each hook through :func:`run_limited` with only ``environ``, in
+    ``sandbox`` with ``work`` writable (and the hook's control directory, where its input and output go)."""
 
-    def __init__(self, environ: Mapping[str, str], limits: BuildLimits, log: Path, deadline: float, label: str):
+    def __init__(self, environ: Mapping[str, str], limits: BuildLimits, log: Path, deadline: float, label: str,
+                 sandbox: Sandbox | None = None, work: Path | None = None, interpreter: Path | None = None):
         self.environ = dict(environ)
         self.limits = limits
         self.log = log
         self.deadline = deadline
         self.label = label
+        self.sandbox = sandbox or NoSandbox()
+        self.work = work
+        #: The base interpreter's installation, which the build venv's ``python`` runs from.
+        self.readable = [Path(os.path.realpath(interpreter)).parent.parent] if interpreter is not None else []
+
+    def _wrap(self, cmd: Sequence[str], cwd: Path) -> Callable[[list[str]], list[str]]:
+        """The sandbox wrapper of one hook call ``[python, _in_process.py, hook, control_dir]``."""
+        readable = [*self.readable, *([Path(cmd[1]).parent] if len(cmd) > 1 else [])]
+        writable = [Path(cmd[3])] if len(cmd) > 3 else []
+        work = self.work or cwd
+        return lambda argv: self.sandbox.wrap(argv, work, readable, writable, cwd=cwd)
 
     def __call__(
         self, cmd: Sequence[str], cwd: str | None = None, extra_environ: Mapping[str, str] | None = None
     ) -> None:
         hook = cmd[2] if len(cmd) > 2 else "build hook"
+        where = Path(os.path.abspath(cwd or "."))
         run_limited(
             cmd,
-            cwd=Path(cwd or "."),
+            cwd=where,
             env={**self.environ, **(extra_environ or {})},
             limits=self.limits,
             log_path=self.log,
             what=f"{hook} of {self.label}",
             deadline=self.deadline,
+            wrap=self._wrap(cmd, where),
         )
 
 
@@ -328,6 +344,7 @@ def _prepared(
     config_settings: Mapping[str, str],
     work_dir: Path | None,
     log: Path | None,
+    sandbox: Sandbox | None = None,
 ) -> Iterator[_Build]:
     """Unpack ``sdist``, create and fill its build venv (both rounds of requirements); removed afterwards."""
     deadline = time.monotonic() + limits.timeout_seconds
@@ -345,7 +362,7 @@ def _prepared(
         for name in ("home", "tmp"):
             (work / name).mkdir()
         environ = build_environ(layout.bin_dir, work / "home", work / "tmp")
-        runner = _HookRunner(environ, limits, log, deadline, label)
+        runner = _HookRunner(environ, limits, log, deadline, label, sandbox, work, interpreter)
         try:
             hooks = BuildBackendHookCaller(
                 str(source), system.backend, list(system.backend_path) or None, runner, str(layout.python)
@@ -371,10 +388,12 @@ def build_wheel(
     limits: BuildLimits,
     config_settings: Mapping[str, str] = _NO_SETTINGS,
     work_dir: Path | None = None,
+    sandbox: Sandbox | None = None,
 ) -> BuildOutcome:
     """Build the wheel of ``sdist`` for ``interpreter`` in isolation; it and the build log end up in ``out_dir``.
 
     :param work_dir: where the temporary work directory goes (default: the system's temp directory).
+    :param sandbox: what the backend's hooks run in (default: none), its work directory the only one writable.
     :raises BuildError: the build failed (:class:`InvalidSdist`, :class:`~builder_service.errors.BuildFailed`,
         :class:`~builder_service.errors.BuildTimeout`, ...); the log in ``out_dir`` is kept.
     """
@@ -390,6 +409,7 @@ def build_wheel(
         config_settings=config_settings,
         work_dir=work_dir,
         log=log,
+        sandbox=sandbox,
     ) as build:
         wheel_dir = build.work / "wheel"
         wheel_dir.mkdir()
@@ -409,6 +429,7 @@ def prepare_metadata(
     config_settings: Mapping[str, str] = _NO_SETTINGS,
     work_dir: Path | None = None,
     log: Path | None = None,
+    sandbox: Sandbox | None = None,
 ) -> bytes:
     """The core metadata (``METADATA`` bytes) of the wheel ``sdist`` would build for ``interpreter``.
 
@@ -423,6 +444,7 @@ def prepare_metadata(
         config_settings=config_settings,
         work_dir=work_dir,
         log=log,
+        sandbox=sandbox,
     ) as build:
         metadata_dir = build.work / "metadata"
         metadata_dir.mkdir()

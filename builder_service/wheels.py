@@ -241,6 +241,7 @@ class Wheels:
                 outcome = build_wheel(
                     sdist_path, interpreter=interpreter, env_provider=env, out_dir=Path(out),
                     limits=ws.limits(options), config_settings=config_settings, work_dir=ws.tmp,
+                    sandbox=ws.sandbox,
                 )
                 tags = parse_wheel_filename(outcome.wheel.name)[3]
                 if target.best_tag_rank(tags) is None:
@@ -279,7 +280,7 @@ class Wheels:
                 env, _ = self._build_env(sdist_path, target, options, [], fetcher, 0)
                 data = prepare_metadata(sdist_path, interpreter=ws.interpreter_for(target), env_provider=env,
                                         limits=ws.limits(options), config_settings=config_settings,
-                                        work_dir=ws.tmp)
+                                        work_dir=ws.tmp, sandbox=ws.sandbox)
             digest = ws.store.put_bytes(data)
             return ActionResult((OutputRef(digest, "text/plain", "metadata", f"{pin.file.filename}.metadata"),))
 

@@ -35,6 +35,7 @@ from .action_cache import FilesystemActionCache, OutputRef
 from .digest import Digest
 from .errors import BuilderError
 from .limits import BuildLimits
+from .sandbox import Sandbox, preferred_sandbox
 from .store import FilesystemStore
 
 if TYPE_CHECKING:
@@ -71,6 +72,9 @@ class BuilderSettings:
     #: Where pinned files (and the indexes a request names) may be fetched from, redirects included; a server's
     #: is its operator's (``serve --allow-index``), the embedded CLI's everything.
     allow: AllowList = field(default_factory=AllowList.everything)
+    #: What sdist builds run in (:mod:`~builder_service.sandbox`); ``None``: the strongest that works here, else
+    #: none (with a warning). ``serve builder`` passes the one ``--sandbox`` chose, which refuses to fall back.
+    sandbox: Sandbox | None = None
 
 
 def claim_work_dir(root: Path) -> tuple[Path, int | None]:
@@ -125,6 +129,8 @@ class Workspace:
         #: This process's work directory (downloads, sdist builds, venvs), locked while the process lives.
         self.tmp, self._tmp_lock = claim_work_dir(home / "tmp")
         self.pool = ContextThreadPool(settings.workers, thread_name_prefix="build")
+        #: The sandbox of this builder's sdist builds; its home (store, keys, configuration) is hidden from them.
+        self.sandbox: Sandbox = settings.sandbox or preferred_sandbox(hidden=[home])
         self._found: list[Interpreter] | None = None
         self._query_cache = QueryCache(home / "interpreters.json")
         self._lock = threading.Lock()
@@ -233,13 +239,13 @@ class Workspace:
     # -- blobs ----------------------------------------------------------------------------------------
 
     def limits(self, options: builder_pb2.BuildOptions) -> BuildLimits:
-        """The request's build limits, each unset one this builder's own."""
+        """The request's build limits, each capped by (and when unset, equal to) this builder's own."""
         base = self.settings.limits
         lim = options.limits
         return BuildLimits(
-            timeout_seconds=lim.timeout_seconds or base.timeout_seconds,
-            memory_bytes=lim.memory_bytes or base.memory_bytes,
-            max_output_bytes=lim.max_output_bytes or base.max_output_bytes,
+            timeout_seconds=min(lim.timeout_seconds or base.timeout_seconds, base.timeout_seconds),
+            memory_bytes=min(lim.memory_bytes or base.memory_bytes, base.memory_bytes),
+            max_output_bytes=min(lim.max_output_bytes or base.max_output_bytes, base.max_output_bytes),
         )
 
     def named_wheel(self, ref: OutputRef) -> Path:

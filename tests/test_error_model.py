@@ -65,6 +65,8 @@ INTERNAL_EXCEPTIONS = {
     "builder_service.action_cache.InvalidActionResult": "a stored action result that fails to parse is a miss",
     "builder_service.action_cache.MissingOutputs": "an action result whose outputs are gone is a miss",
     "builder_service.orchestrate._Aborted": "ends the build side when the resolution failed (that error goes on)",
+    "builder_service.sandbox.SandboxUnavailable": "start-up only: serve builder refuses to start (auto falls back)",
+    "builder_service._sandbox_init.SetupError": "in the sandbox before exec: exit 125, the build's BuildFailed",
     "resolver_service.conflicts._GiveUp": "a proof given up: the search runs instead",
     "resolver_service.resolve._GoingInCircles": "the search repeats itself: the exhaustive check runs instead",
     "resolver_service.resolve._Unproven": "impossible after a skipping backjump: confirmed before it is answered",

@@ -151,6 +151,11 @@ def marks(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("marks")
 
 
+#: The builders of this module run unsandboxed: their backends leave pid files in ``marks``, which a sandbox hides
+#: (tests/builder/test_build_sandbox.py has the sandboxed time limit and builder death).
+UNSANDBOXED = ("--sandbox", "none")
+
+
 @pytest.fixture(scope="module")
 def index_builder(tmp_path_factory, marks) -> IndexBuilder:
     b = IndexBuilder(tmp_path_factory.mktemp("failure-index"))
@@ -193,7 +198,7 @@ def index(index_builder) -> Iterator[IndexServer]:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, index) -> Iterator[BuilderProcess]:
-    process = BuilderProcess(tmp_path_factory.mktemp("failure-home"), allow=[index.base_url])
+    process = BuilderProcess(tmp_path_factory.mktemp("failure-home"), *UNSANDBOXED, allow=[index.base_url])
     yield process
     assert process.stop() == 0, process.log()
 
@@ -275,7 +280,7 @@ def test_builder_killed_mid_build_leaves_no_partial_blob_and_recovers(tmp_path, 
     home = tmp_path / "home"
     request = build_request(index, "crashy")
     marker = marks / "crashy.pid"
-    with BuilderProcess(home, allow=[index.base_url]) as first:
+    with BuilderProcess(home, *UNSANDBOXED, allow=[index.base_url]) as first:
         stream = first.stub.ResolveAndBuild(request, timeout=120)
         seen_building = threading.Event()
 
@@ -313,7 +318,7 @@ def test_builder_killed_mid_build_leaves_no_partial_blob_and_recovers(tmp_path, 
         assert sha256_file(path) == name, f"partial or corrupt blob {path}"
     assert not any(k.startswith("wheel-build:") for k in action_keys(home))
 
-    with BuilderProcess(home, allow=[index.base_url]) as second:
+    with BuilderProcess(home, *UNSANDBOXED, allow=[index.base_url]) as second:
         # The dead builder's work directory (its half-done build tree) is gone once a builder starts again.
         assert not any(p.exists() for p in left_behind)
         progress, result = run_build(second.stub, request)

@@ -115,6 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="fetch only from locations under this URL prefix or directory (repeatable; replaces "
                             "the default: the hosts of the indexes and the find-links of this server's own "
                             "configuration)")
+    serve.add_argument("--sandbox", choices=["auto", "bwrap", "namespaces", "none"], default="auto",
+                       help="builder: what sdist builds run in (auto: bwrap, else Linux namespaces; refuses to start "
+                            "when neither works, unless 'none')")
 
     from venvsmith.cli.build_args import add_commands
 

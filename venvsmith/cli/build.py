@@ -223,11 +223,13 @@ def _builder_metrics(engine) -> dict[str, float]:
 
 def cmd_serve_builder(args) -> int:
     from builder_service.http_server import BlobHttpServer
+    from builder_service.sandbox import SandboxUnavailable, choose_sandbox
     from builder_service.service import make_server
     from venvsmith.cli import serve_options, server_allow
     from venvsmith.cli.compose import builder_server_engines
     from venvsmith.cli.security_args import client_security
     from venvsmith.core import observe
+    from venvsmith.core.config import venvsmith_home
     from venvsmith.core.grpc_util import ServerSecurity
 
     security = ServerSecurity.from_args(args)  # a bad file: exit 2 before anything starts
@@ -236,7 +238,13 @@ def cmd_serve_builder(args) -> int:
     except ValueError as exc:
         print(f"error: --allow-index: {exc}", file=sys.stderr)
         return EXIT_FAILED
-    engine, also, closing = builder_server_engines(args.resolver, client_security(args, args.resolver), allow=allow)
+    try:
+        sandbox = choose_sandbox(getattr(args, "sandbox", "auto"), hidden=[venvsmith_home()])
+    except SandboxUnavailable as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return EXIT_FAILED
+    engine, also, closing = builder_server_engines(args.resolver, client_security(args, args.resolver), allow=allow,
+                                                   sandbox=sandbox)
 
     def close_all() -> None:
         engine.close()
@@ -259,6 +267,8 @@ def cmd_serve_builder(args) -> int:
     metrics = serve_options.start_metrics(args)
     print(f"venvsmith builder listening on {args.host}:{port}"
           + (f" (http {http.base_url})" if http else ""), flush=True)
+    print(f"build sandbox: {sandbox.name}" + (" (builds run unsandboxed)" if sandbox.name == "none" else ""),
+          flush=True)
     finished = serve_options.serve_until_signalled(server, args)
     if metrics is not None:
         metrics.shutdown()
@@ -267,6 +277,3 @@ def cmd_serve_builder(args) -> int:
     close_all()
     serve_options.exit_after_drain(finished)
     return EXIT_OK
-
-
-

@@ -18,6 +18,7 @@ from venvsmith.core.config import PipIndexConfig, effective_pip_config, venvsmit
 
 if TYPE_CHECKING:
     from builder_service.engine import BuildEngine
+    from builder_service.sandbox import Sandbox
     from resolver_service.engine import ResolverEngine
     from venvsmith.clients.builder import EmbeddedBuilder
     from venvsmith.core.index.allowlist import AllowList
@@ -64,7 +65,8 @@ def _pip(isolated: bool) -> PipIndexConfig:
     return PipIndexConfig() if isolated else effective_pip_config()
 
 
-def embedded_engines(*, isolated: bool = False, templates: Path | None = None, allow: AllowList | None = None
+def embedded_engines(*, isolated: bool = False, templates: Path | None = None, allow: AllowList | None = None,
+                     sandbox: Sandbox | None = None
                      ) -> tuple[ResolverEngine, LazyBuilder]:
     """A resolver engine whose metadata preparer is a (lazy) build engine, which resolves its build requirements
     through that same resolver engine; both fetch only what ``allow`` allows (default: anything, the CLI)."""
@@ -78,7 +80,7 @@ def embedded_engines(*, isolated: bool = False, templates: Path | None = None, a
         from builder_service.engine import BuildEngine, BuilderSettings
 
         client = EmbeddedResolver(resolver, close_engine=False)
-        return BuildEngine(BuilderSettings(templates=templates, pip=pip, allow=allowed), client)
+        return BuildEngine(BuilderSettings(templates=templates, pip=pip, allow=allowed, sandbox=sandbox), client)
 
     lazy = LazyBuilder(make_builder)
     resolver = ResolverEngine(EngineSettings(pip=pip, allow=allowed), lazy)
@@ -125,8 +127,8 @@ def resolver_server_engine(builder: str | None, security=None, *, allow: AllowLi
     return ResolverEngine(settings, None, without_preparer=SERVER_WITHOUT_BUILDER)
 
 
-def builder_server_engines(resolver: str | None, security=None, *, allow: AllowList | None = None
-                           ) -> tuple[BuildEngine, list, list]:
+def builder_server_engines(resolver: str | None, security=None, *, allow: AllowList | None = None,
+                           sandbox: Sandbox | None = None) -> tuple[BuildEngine, list, list]:
     """``venvsmith serve builder``: (build engine, services co-hosted on its server, things to close after it).
 
     With ``--resolver ADDR`` build requirements and ResolveAndBuild resolve through that server and no resolver
@@ -137,12 +139,12 @@ def builder_server_engines(resolver: str | None, security=None, *, allow: AllowL
 
     if resolver:
         client = RemoteResolver(resolver, security)
-        settings = BuilderSettings() if allow is None else BuilderSettings(allow=allow)
+        settings = BuilderSettings(sandbox=sandbox) if allow is None else BuilderSettings(allow=allow, sandbox=sandbox)
         return BuildEngine(settings, client), [], [client]
     from resolver_service.service import SERVICE_NAME, ResolverServicer
     from venvsmith.v1 import resolver_pb2_grpc
 
-    engine, lazy = embedded_engines(allow=allow)
+    engine, lazy = embedded_engines(allow=allow, sandbox=sandbox)
     builder = lazy.get()
     builder.workspace.health.follow(engine.health, "resolver")  # one server: its health covers both engines
     also = [(resolver_pb2_grpc.add_ResolverServiceServicer_to_server, ResolverServicer(engine), SERVICE_NAME)]
