@@ -1,0 +1,138 @@
+"""Hostile indexes on 127.0.0.1: an endless page, a trickling server. Bounded bytes and bounded time per fetch."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from venvsmith.core.errors import IndexUnavailable
+from venvsmith.core.index import IndexSettings, IndexSource
+from venvsmith.core.index.http import CHUNK, HttpClient
+from venvsmith.core.index.limits import MAX_PAGE_BYTES
+
+LINE = b'<a href="foo-1.0.tar.gz">foo-1.0.tar.gz</a>\n' * 1000
+
+
+class _Hostile:
+    """A server whose every GET answers with ``body(handler)``; counts the body bytes it managed to send."""
+
+    def __init__(self, body: Callable[[BaseHTTPRequestHandler], None]) -> None:
+        self.sent = 0
+        self.lock = threading.Lock()
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self) -> None:  # noqa: N802
+                try:
+                    body(self)
+                except OSError:  # the client hung up: what it wanted
+                    pass
+                self.close_connection = True
+
+            def send(self, data: bytes) -> None:
+                self.wfile.write(data)
+                self.wfile.flush()
+                with outer.lock:
+                    outer.sent += len(data)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/simple/"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def hostile() -> Iterator[Callable[[Callable[[BaseHTTPRequestHandler], None]], _Hostile]]:
+    servers: list[_Hostile] = []
+
+    def make(body: Callable[[BaseHTTPRequestHandler], None]) -> _Hostile:
+        servers.append(_Hostile(body))
+        return servers[-1]
+
+    yield make
+    for server in servers:
+        server.close()
+
+
+def _endless(handler) -> None:
+    handler.send_response(200)
+    handler.send_header("Content-Type", "text/html")
+    handler.end_headers()  # no length: the body ends when the server closes, which it never does
+    while True:
+        handler.send(LINE)
+
+
+def _headers_then_trickle(handler) -> None:
+    handler.send_response(200)
+    handler.send_header("Content-Type", "text/html")
+    handler.send_header("Content-Length", "100000")
+    handler.end_headers()
+    for _ in range(100000):
+        handler.send(b"<")
+        time.sleep(0.1)
+
+
+def _trickled_headers(handler) -> None:
+    for byte in b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n" + b"X-Slow: " + b"a" * 100000:
+        handler.send(bytes([byte]))
+        time.sleep(0.1)
+
+
+def test_endless_page_ends_at_the_cap_naming_index_and_cap(hostile):
+    server = hostile(_endless)
+    with HttpClient(timeout=10, retries=1) as http, IndexSource(IndexSettings(index_url=server.url), http=http) as src:
+        with pytest.raises(IndexUnavailable) as info:
+            src.files("foo")
+    assert info.value.index == server.url.rstrip("/") or server.url in str(info.value)
+    assert str(MAX_PAGE_BYTES) in str(info.value)
+    # What the client read is at most the cap and a chunk; the rest is what the kernel's socket buffers took.
+    assert server.sent <= MAX_PAGE_BYTES + CHUNK + len(LINE) + 16 * 1024 * 1024
+
+
+@pytest.mark.parametrize("body", [_headers_then_trickle, _trickled_headers], ids=["body", "headers"])
+def test_trickling_index_ends_by_the_deadline(hostile, body):
+    server = hostile(body)
+    deadline = time.monotonic() + 2.0
+    with HttpClient(timeout=10, retries=3, backoff=0.01) as http, IndexSource(
+        IndexSettings(index_url=server.url), http=http, deadline=deadline
+    ) as src, ThreadPoolExecutor(1) as pool:
+        future = pool.submit(src.files, "foo")
+        with pytest.raises(IndexUnavailable, match="allowed for it"):
+            future.result(timeout=30)  # a bounded wait: without the budget this read would last hours
+    assert time.monotonic() < deadline + 5
+
+
+def test_budget_without_deadline_bounds_one_fetch(hostile):
+    server = hostile(_headers_then_trickle)
+    with HttpClient(timeout=10, retries=1) as http, ThreadPoolExecutor(1) as pool:
+        future = pool.submit(http.get, server.url + "foo/", index=server.url, seconds=1.0)
+        with pytest.raises(IndexUnavailable, match=r"within the 1\.0 s allowed"):
+            future.result(timeout=30)
+
+
+def test_declared_length_over_the_cap_is_refused_before_reading(hostile):
+    def big(handler) -> None:
+        handler.send_response(200)
+        handler.send_header("Content-Length", str(10 * 1024 * 1024))
+        handler.end_headers()
+        handler.send(b"x" * 1024)
+
+    server = hostile(big)
+    with HttpClient(timeout=10, retries=1) as http:
+        with pytest.raises(IndexUnavailable, match="over the cap of 1000 bytes"):
+            http.get(server.url, index=server.url, max_bytes=1000)
