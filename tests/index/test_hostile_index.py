@@ -2,79 +2,22 @@
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from tests.fixtures.hostile import LINE, endless, hostile_servers
 from venvsmith.core.errors import IndexUnavailable
 from venvsmith.core.index import IndexSettings, IndexSource
 from venvsmith.core.index.http import CHUNK, HttpClient
 from venvsmith.core.index.limits import MAX_PAGE_BYTES
 
-LINE = b'<a href="foo-1.0.tar.gz">foo-1.0.tar.gz</a>\n' * 1000
-
-
-class _Hostile:
-    """A server whose every GET answers with ``body(handler)``; counts the body bytes it managed to send."""
-
-    def __init__(self, body: Callable[[BaseHTTPRequestHandler], None]) -> None:
-        self.sent = 0
-        self.lock = threading.Lock()
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_GET(self) -> None:  # noqa: N802
-                try:
-                    body(self)
-                except OSError:  # the client hung up: what it wanted
-                    pass
-                self.close_connection = True
-
-            def send(self, data: bytes) -> None:
-                self.wfile.write(data)
-                self.wfile.flush()
-                with outer.lock:
-                    outer.sent += len(data)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/simple/"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
 
 @pytest.fixture
-def hostile() -> Iterator[Callable[[Callable[[BaseHTTPRequestHandler], None]], _Hostile]]:
-    servers: list[_Hostile] = []
-
-    def make(body: Callable[[BaseHTTPRequestHandler], None]) -> _Hostile:
-        servers.append(_Hostile(body))
-        return servers[-1]
-
-    yield make
-    for server in servers:
-        server.close()
-
-
-def _endless(handler) -> None:
-    handler.send_response(200)
-    handler.send_header("Content-Type", "text/html")
-    handler.end_headers()  # no length: the body ends when the server closes, which it never does
-    while True:
-        handler.send(LINE)
+def hostile():
+    with hostile_servers() as make:
+        yield make
 
 
 def _headers_then_trickle(handler) -> None:
@@ -94,7 +37,7 @@ def _trickled_headers(handler) -> None:
 
 
 def test_endless_page_ends_at_the_cap_naming_index_and_cap(hostile):
-    server = hostile(_endless)
+    server = hostile(endless)
     with HttpClient(timeout=10, retries=1) as http, IndexSource(IndexSettings(index_url=server.url), http=http) as src:
         with pytest.raises(IndexUnavailable) as info:
             src.files("foo")
