@@ -8,9 +8,7 @@ import json
 import logging
 import os
 import re
-import signal
 import sys
-import threading
 from collections.abc import Sequence
 
 from venvsmith.core.reqfile import ParsedRequirements, RequirementsFileError, read_requirements
@@ -311,13 +309,9 @@ def cmd_serve(args) -> int:
           file=sys.stderr, flush=True)
     # Tests and scripts start with --port 0 and read the bound port from this line.
     print(f"venvsmith resolver listening on {host}:{port}", flush=True)
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    stop.wait()
-    server.stop(grace=5).wait()
-    engine.close()
-    return EXIT_OK
+    from venvsmith.cli.shutdown import serve_until_signalled
+
+    return serve_until_signalled(server, engine.close)  # exits the process (a stuck worker cannot hold it)
 
 
 def cmd_config(args) -> int:

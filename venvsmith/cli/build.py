@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import signal
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -223,15 +221,14 @@ def cmd_serve_builder(args) -> int:
     server.start()
     print(f"venvsmith builder listening on {args.host}:{port}"
           + (f" (http {http.base_url})" if http else ""), flush=True)
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    stop.wait()
-    server.stop(grace=5).wait()
-    if http is not None:
-        http.stop()
-    close_all()
-    return EXIT_OK
+    from venvsmith.cli.shutdown import serve_until_signalled
+
+    def close_everything() -> None:
+        if http is not None:
+            http.stop()
+        close_all()
+
+    return serve_until_signalled(server, close_everything)  # exits the process (a stuck worker cannot hold it)
 
 
 
