@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from tests.fixtures.hostile import LINE, endless, hostile_servers
-from venvsmith.core.errors import IndexUnavailable
+from venvsmith.core.errors import IndexUnavailable, ServiceError
 from venvsmith.core.index import IndexSettings, IndexSource
 from venvsmith.core.index.http import CHUNK, HttpClient
 from venvsmith.core.index.limits import MAX_PAGE_BYTES
@@ -79,3 +79,26 @@ def test_declared_length_over_the_cap_is_refused_before_reading(hostile):
     with HttpClient(timeout=10, retries=1) as http:
         with pytest.raises(IndexUnavailable, match="over the cap of 1000 bytes"):
             http.get(server.url, index=server.url, max_bytes=1000)
+
+
+@pytest.mark.parametrize("body", [_headers_then_trickle, _trickled_headers], ids=["body", "headers"])
+def test_a_resolve_with_a_2s_deadline_against_a_trickling_index_ends_by_it(tmp_path, hostile, body):
+    from resolver_service.engine import EngineSettings, ResolverEngine
+    from venvsmith.core.config import PipIndexConfig
+    from venvsmith.v1 import common_pb2, resolver_pb2
+
+    server = hostile(body)
+    engine = ResolverEngine(EngineSettings(home=tmp_path / "srv", pip=PipIndexConfig(index_url=server.url)))
+    request = resolver_pb2.ResolveRequest(
+        requirements=["foo"], index=common_pb2.IndexConfig(index_url=server.url, isolated=True)
+    )
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            deadline = time.monotonic() + 2.0
+            future = pool.submit(engine.resolve, request, deadline=deadline)
+            with pytest.raises(ServiceError) as info:
+                future.result(timeout=30)  # a bounded wait: without the budget this resolve would last hours
+        assert info.value.status in ("DEADLINE_EXCEEDED", "UNAVAILABLE")
+        assert time.monotonic() < deadline + 5
+    finally:
+        engine.close()
