@@ -102,3 +102,23 @@ def test_a_resolve_with_a_2s_deadline_against_a_trickling_index_ends_by_it(tmp_p
         assert time.monotonic() < deadline + 5
     finally:
         engine.close()
+
+
+def test_a_gzip_bomb_page_is_cut_at_the_cap_of_decoded_bytes(hostile):
+    import zlib
+
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31)  # gzip
+    bomb = b"".join(packer.compress(LINE * 64) for _ in range(2 * MAX_PAGE_BYTES // (64 * len(LINE)))) + packer.flush()
+
+    def gzipped(handler) -> None:
+        handler.send_response(200)
+        handler.send_header("Content-Type", "text/html")
+        handler.send_header("Content-Encoding", "gzip")
+        handler.send_header("Content-Length", str(len(bomb)))
+        handler.end_headers()
+        handler.send(bomb)
+
+    server = hostile(gzipped)
+    with HttpClient(timeout=10, retries=1) as http, IndexSource(IndexSettings(index_url=server.url), http=http) as src:
+        with pytest.raises(IndexUnavailable, match=f"over the cap of {MAX_PAGE_BYTES} bytes"):
+            src.files("foo")

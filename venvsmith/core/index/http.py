@@ -365,7 +365,9 @@ class HttpClient:
     ) -> Iterator[Response]:
         """Like :meth:`get` but the body is left unread for the caller to stream (within the same bounds)."""
         now = time.monotonic()
-        end = now + (seconds if seconds is not None else MAX_FETCH_SECONDS)
+        if seconds is None:  # a client made with a longer retry deadline keeps it
+            seconds = max(MAX_FETCH_SECONDS, self._deadline or 0.0)
+        end = now + seconds
         if deadline is not None:
             end = min(end, deadline)
         with Fetch(end, allowed=max(0.0, end - now)) as fetch:

@@ -152,13 +152,13 @@ class MetadataFetcher:
             file.url, index=index, auth=self.auth, headers=headers, deadline=self.deadline,
             seconds=MAX_DOWNLOAD_SECONDS,
         ) as response:
+            response.max_bytes = MAX_RANGE_BYTES if response.status_code == 206 else MAX_DOWNLOAD_BYTES
             if response.status_code == 200:
                 # The server ignored the range: this response is the whole file.
                 with self._spool(response, file.filename, file.hashes) as spool:
                     return wheel_metadata(spool, file), "download"
             if response.status_code not in (206, 416):
                 raise unexpected_status(response, index)
-            response.max_bytes = MAX_RANGE_BYTES if response.status_code == 206 else MAX_DOWNLOAD_BYTES
             tail = response.read() if response.status_code == 206 else b""
             extent = parse_content_range(response.headers.get("Content-Range"))
             self.stats.add("range_requests")
