@@ -34,6 +34,8 @@ from typing import IO, BinaryIO, cast
 
 import zstandard
 
+from venvsmith.core.index.limits import archive_problem
+
 from .errors import UnsafeArchive
 
 __all__ = ["MTIME", "ZSTD_LEVEL", "iter_tree", "pack", "unpack"]
@@ -238,6 +240,10 @@ class _Extractor:
         self.taken: set[str] = set()  # names of non-directory members extracted so far
         self.symlinks: set[str] = set()  # ... of which symlinks
         self.writers = _Writers()
+        #: Members and regular-file bytes so far, against ``limits`` (a tar member's data is exactly its size).
+        self.members = 0
+        self.unpacked = 0
+        self.compressed = os.stat(archive).st_size
 
     def refuse(self, member: str | None, reason: str) -> UnsafeArchive:
         return UnsafeArchive(self.archive, member, reason)
@@ -280,6 +286,12 @@ class _Extractor:
         self.taken.add(name)
 
     def extract(self, tar: tarfile.TarFile, member: tarfile.TarInfo) -> None:
+        self.members += 1
+        if member.isreg():
+            self.unpacked += member.size
+        problem = archive_problem(members=self.members, unpacked=self.unpacked, compressed=self.compressed)
+        if problem:
+            raise self.refuse(member.name, problem)
         name = _member_name(member.name)
         if name == "." and member.isdir():
             return

@@ -13,6 +13,7 @@ from venvsmith.core.errors import IndexUnavailable
 from venvsmith.core.index.allowlist import AllowList
 from venvsmith.core.index.auth import Auth, redact
 from venvsmith.core.index.http import HttpClient, unexpected_status
+from venvsmith.core.index.limits import MAX_DOWNLOAD_BYTES, MAX_DOWNLOAD_SECONDS
 from venvsmith.core.index.local import file_url_to_path, is_file_url
 from venvsmith.core.pin import Pin
 
@@ -99,7 +100,11 @@ class Fetcher:
                     out.write(chunk)
                     done += len(chunk)
             return hasher.hexdigest(), done
-        with self.http.stream(url, index=pin.file.index or redact(url), auth=self.auth) as response:
+        # The pin's declared size bounds the download (a longer body is not that file); else the server's cap.
+        cap = pin.file.size or MAX_DOWNLOAD_BYTES
+        with self.http.stream(
+            url, index=pin.file.index or redact(url), auth=self.auth, max_bytes=cap, seconds=MAX_DOWNLOAD_SECONDS
+        ) as response:
             if response.status_code != 200:
                 raise unexpected_status(response, pin.file.index or redact(url))
             total = total or int(response.headers.get("content-length") or 0)

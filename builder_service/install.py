@@ -21,7 +21,7 @@ import subprocess
 import zipfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, TypeVar
+from typing import TYPE_CHECKING, BinaryIO, TypeVar, cast
 
 from installer import install as installer_install
 from installer.destinations import SchemeDictionaryDestination
@@ -33,6 +33,7 @@ from installer.utils import SCHEME_NAMES, Scheme, parse_entrypoints, parse_metad
 from builder_service import relocate
 from builder_service.errors import VenvError
 from builder_service.venv_layout import VenvLayout
+from venvsmith.core.index.limits import archive_problem, unpacked_cap
 
 from .errors import UnsafeWheel
 
@@ -87,8 +88,20 @@ def _named_member(issue: str, names: Sequence[str]) -> str | None:
     return max(found, key=len) if found else None
 
 
-def _check_source(wheel_name: str, zf: zipfile.ZipFile) -> WheelFile:
-    """Every check of the module docstring, on an open wheel; returns installer's source for it."""
+def _check_totals(wheel_name: str, zf: zipfile.ZipFile, compressed: int) -> None:
+    """The sizes the central directory declares, against the caps of :mod:`venvsmith.core.index.limits`
+    (before anything is inflated: checking the RECORD would inflate a bomb whole)."""
+    infos = zf.infolist()
+    problem = archive_problem(
+        members=len(infos), unpacked=sum(info.file_size for info in infos), compressed=compressed
+    )
+    if problem:
+        raise UnsafeWheel(wheel_name, None, problem)
+
+
+def _check_source(wheel_name: str, zf: zipfile.ZipFile, compressed: int) -> WheelFile:
+    """Every check of the module docstring, on an open wheel of ``compressed`` bytes; returns installer's source."""
+    _check_totals(wheel_name, zf, compressed)
     for info in zf.infolist():
         problem = _member_problem(info)
         if problem:
@@ -139,18 +152,49 @@ def check_wheel(wheel: Path, filename: str | None = None) -> None:
     try:
         with open(wheel, "rb") as f, zipfile.ZipFile(f) as zf:
             zf.filename = name  # what the wheel checks read its name and version from
-            _check_source(name, zf)
+            _check_source(name, zf, wheel.stat().st_size)
     except (zipfile.BadZipFile, OSError) as exc:
         raise UnsafeWheel(name, None, f"unreadable archive: {exc}") from exc
 
 
+class _Budget:
+    """The bytes one wheel may still write; :meth:`reader` streams a member through it."""
+
+    def __init__(self, wheel_name: str, cap: int) -> None:
+        self.wheel_name = wheel_name
+        self.cap = cap
+        self.written = 0
+
+    def reader(self, stream: BinaryIO, path: str) -> BinaryIO:
+        budget = self
+
+        class Counted(io.RawIOBase):
+            def readable(self) -> bool:
+                return True
+
+            def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+                data = stream.read(len(buffer))
+                budget.written += len(data)
+                if budget.written > budget.cap:
+                    raise UnsafeWheel(budget.wheel_name, path, f"writes more than {budget.cap} bytes")
+                buffer[: len(data)] = data
+                return len(data)
+
+        return cast(BinaryIO, io.BufferedReader(Counted(), 1 << 16))
+
+
 class _VenvDestination(SchemeDictionaryDestination):
-    """installer's filesystem destination, with relocatable launchers instead of absolute shebangs."""
+    """installer's filesystem destination, with relocatable launchers instead of absolute shebangs, and every
+    byte written counted against ``budget`` (sizes are enforced while writing too: headers can lie)."""
+
+    budget: _Budget | None = None
 
     def write_to_fs(self, scheme: Scheme, path: str, stream: BinaryIO, is_executable: bool) -> RecordEntry:
         # Parents made here, tolerating another thread making them at the same time (installer's own
         # ``mkdir(parents=True)`` would fail then): wheels with disjoint files are installed concurrently.
         Path(self.scheme_dict[scheme], path).parent.mkdir(parents=True, exist_ok=True)
+        if self.budget is not None:
+            stream = self.budget.reader(stream, path)
         return super().write_to_fs(scheme, path, stream, is_executable)
 
     def write_file(
@@ -177,13 +221,16 @@ def install_wheel(wheel: Path, layout: VenvLayout, *, check: bool = True) -> str
     With ``check`` (the default) the wheel is verified first and nothing is written if it fails.
     """
     wheel = Path(wheel)
+    compressed = wheel.stat().st_size
     with zipfile.ZipFile(wheel) as zf:
-        source = _check_source(wheel.name, zf) if check else WheelFile(zf)
+        source = _check_source(wheel.name, zf, compressed) if check else WheelFile(zf)
         destination = _VenvDestination(
             scheme_dict=layout.scheme_dict(source.distribution),
             interpreter="python",  # unused: every launcher gets the relocatable header
             script_kind="posix",
         )
+        # Launchers and INSTALLER/RECORD add a little to what the members declare.
+        destination.budget = _Budget(wheel.name, unpacked_cap(compressed) + (1 << 20))
         installer_install(source, destination, {"INSTALLER": f"{INSTALLER_NAME}\n".encode()})
         return source.dist_info_dir
 

@@ -1,4 +1,5 @@
-"""Unpack an sdist safely: no absolute paths, no ``..``, no links or writes escaping the tree, a size cap."""
+"""Unpack an sdist safely: no absolute paths, no ``..``, no links or writes escaping the tree, caps on its total
+size, member count and compression ratio (``venvsmith.core.index.limits``)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path, PurePosixPath
 from typing import IO
 
 from builder_service.errors import BuildOutputTooLarge, InvalidSdist
+from venvsmith.core.index.limits import MAX_UNPACKED_BYTES, archive_problem
 
 __all__ = ["extract_sdist"]
 
@@ -22,11 +24,28 @@ class _Unpacker:
         self.root = root
         self.budget = max_bytes
         self.max_bytes = max_bytes
+        #: The archive's own size: what it unpacks to is held to ``limits.MAX_RATIO`` times it.
+        self.compressed = sdist.stat().st_size
+        self.members = 0
+        self.written = 0
+
+    def count(self, name: str, size: int = 0) -> None:
+        """One more member (or ``size`` more bytes of the current one), within the caps of ``limits``."""
+        if size:
+            self.written += size
+        else:
+            self.members += 1
+        problem = archive_problem(
+            members=self.members, unpacked=self.written, compressed=self.compressed, max_unpacked=MAX_UNPACKED_BYTES
+        )
+        if problem:
+            raise InvalidSdist(self.sdist, f"refused at member {name!r}: {problem}")
 
     def refuse(self, name: str, reason: str) -> InvalidSdist:
         return InvalidSdist(self.sdist, f"unsafe member {name!r}: {reason}")
 
     def parts(self, name: str) -> tuple[str, ...]:
+        self.count(name)
         path = PurePosixPath(name)
         if "\0" in name or path.is_absolute():
             raise self.refuse(name, "absolute path")
@@ -70,6 +89,7 @@ class _Unpacker:
         with os.fdopen(os.open(target, flags, 0o755 if executable else 0o644), "wb") as out:
             while chunk := stream.read(1 << 20):
                 self.budget -= len(chunk)
+                self.count(name, len(chunk))
                 if self.budget < 0:
                     raise BuildOutputTooLarge(f"unpacking {self.sdist.name}", self.max_bytes, "")
                 out.write(chunk)

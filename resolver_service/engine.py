@@ -275,7 +275,8 @@ class ResolverEngine:
         from .render import pylock_toml
 
         with IndexSource(
-            settings, http=self.http, cache=self.index_cache, on_event=page_event if on_event else None
+            settings, http=self.http, cache=self.index_cache, on_event=page_event if on_event else None,
+            deadline=deadline,
         ) as index_source:
             no_build = request.options.no_build
             preparer = None if no_build else self.metadata_preparer

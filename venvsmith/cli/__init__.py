@@ -359,8 +359,10 @@ def cmd_serve(args) -> int:
     finished = serve_options.serve_until_signalled(server, args)
     if metrics is not None:
         metrics.shutdown()
-    engine.close()
-    serve_options.exit_after_drain(finished)
+    from venvsmith.cli.shutdown import close_within
+
+    closed = close_within(engine.close)  # bounded: a worker stuck in a read cannot hold the exit
+    serve_options.exit_after_drain(finished and closed)
     return EXIT_OK
 
 

@@ -272,8 +272,13 @@ def cmd_serve_builder(args) -> int:
     finished = serve_options.serve_until_signalled(server, args)
     if metrics is not None:
         metrics.shutdown()
-    if http is not None:
-        http.stop()
-    close_all()
-    serve_options.exit_after_drain(finished)
+    from venvsmith.cli.shutdown import close_within
+
+    def close_everything() -> None:
+        if http is not None:
+            http.stop()
+        close_all()
+
+    closed = close_within(close_everything)  # bounded: a worker stuck in a read cannot hold the exit
+    serve_options.exit_after_drain(finished and closed)
     return EXIT_OK

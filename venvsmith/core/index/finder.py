@@ -27,6 +27,7 @@ from .archives import archive_metadata
 from .auth import Auth, Credential, redact, split_userinfo
 from .cache import CachedPage, IndexCache, parse_cache_control
 from .http import HttpClient, unexpected_status
+from .limits import MAX_PAGE_BYTES
 from .local import find_links_files, is_file_url, location_path, static_index_files
 from .metadata_fetch import MetadataFetcher, copy_and_hash, parse_metadata, require_static, verify_digests
 from .pages import ACCEPT, PageError, fragment_hashes, parse_links_page, parse_project_page
@@ -102,8 +103,11 @@ class IndexSource:
         cache: IndexCache | None = None,
         on_event: EventCallback | None = None,
         workers: int = 16,
+        deadline: float | None = None,
     ) -> None:
         self.settings = settings
+        #: The caller's deadline (``time.monotonic()``): no index fetch of this source runs past it.
+        self.deadline = deadline
         self.stats = SourceStats()
         self.on_event = on_event
         self._own_http = http is None
@@ -124,7 +128,7 @@ class IndexSource:
         self._pinned = {
             canonicalize_name(name): _Index.of(url) for name, url in settings.package_index.items()
         }
-        self._metadata = MetadataFetcher(self.http, self.auth, self.cache, self.stats, settings.offline)
+        self._metadata = MetadataFetcher(self.http, self.auth, self.cache, self.stats, settings.offline, deadline)
         self._executor = ContextThreadPool(max_workers=workers, thread_name_prefix="index-source")
         self._files = _SingleFlight()
         self._metas = _SingleFlight()
@@ -233,13 +237,18 @@ class IndexSource:
         if self.settings.offline:
             return None
         headers = {"Accept": ACCEPT, **(cached.validators() if cached is not None else {})}
-        response = self.http.get(url, index=display, auth=self.auth, headers=headers)
+        response = self.http.get(
+            url, index=display, auth=self.auth, headers=headers, max_bytes=MAX_PAGE_BYTES, deadline=self.deadline
+        )
         now = time.time()
         storable, max_age = parse_cache_control(response.headers)
         if response.status_code == 304 and cached is not None and self.cache is not None:
             stored = self.cache.get_page(key)
             if stored is None or stored.digest != cached.digest:  # replaced meanwhile: ask again, unconditionally
-                response = self.http.get(url, index=display, auth=self.auth, headers={"Accept": ACCEPT})
+                response = self.http.get(
+                    url, index=display, auth=self.auth, headers={"Accept": ACCEPT}, max_bytes=MAX_PAGE_BYTES,
+                    deadline=self.deadline,
+                )
                 now = time.time()
                 storable, max_age = parse_cache_control(response.headers)
             else:
@@ -297,7 +306,7 @@ class IndexSource:
                     return publisher_identities(fh.read(MAX_DOCUMENT_BYTES + 1))
             if self.settings.offline or not url.startswith(("http://", "https://")):
                 return ()
-            with self.http.stream(url, index=file.index, auth=self.auth) as response:
+            with self.http.stream(url, index=file.index, auth=self.auth, deadline=self.deadline) as response:
                 if response.status_code != 200:
                     return ()
                 body = bytearray()

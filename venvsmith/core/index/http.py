@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING, Any, cast
 
 from ..errors import IndexUnavailable
 from .auth import Auth, Credential, redact, split_userinfo
+from .budget import Fetch
+from .limits import MAX_FETCH_SECONDS
 from .transport import ProxyConfigError, TrustStoreError, load_context
 
 if TYPE_CHECKING:
@@ -86,13 +88,19 @@ class Response:
     headers: Mapping[str, str]
     url: str
 
-    def __init__(self, raw: urllib3.BaseHTTPResponse, url: str, preloaded: bool, errors: tuple) -> None:
+    def __init__(
+        self, raw: urllib3.BaseHTTPResponse, url: str, errors: tuple, max_bytes: int | None = None,
+        fetch: Fetch | None = None,
+    ) -> None:
         self.status_code = raw.status
         self.headers = raw.headers
         self.url = url
         self._raw = raw
         self._errors = errors
-        self._content: bytes | None = raw.data if preloaded else None
+        self._content: bytes | None = None
+        #: Most (decoded) body bytes read; more is a :class:`TransportError` of kind ``TooLarge``.
+        self.max_bytes = max_bytes
+        self._fetch = fetch
         self.is_closed = False
 
     @property
@@ -111,10 +119,7 @@ class Response:
 
     def read(self) -> bytes:
         if self._content is None:
-            try:
-                self._content = self._raw.read()
-            except self._errors as exc:
-                raise _transport_error(exc) from None
+            self._content = b"".join(self._stream(CHUNK))
         return self._content
 
     def iter_bytes(self, chunk_size: int | None = None) -> Iterator[bytes]:
@@ -124,10 +129,33 @@ class Response:
             for start in range(0, len(self._content), size):
                 yield self._content[start : start + size]
             return
+        yield from self._stream(chunk_size or CHUNK)
+
+    def _stream(self, chunk_size: int) -> Iterator[bytes]:
+        """The body, never more than :attr:`max_bytes` of it, nor past the fetch's time budget."""
+        limit = self.max_bytes
+        if limit is not None:
+            declared = self.headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > limit and "content-encoding" not in self.headers:
+                raise TransportError("TooLarge", f"the body of {declared} bytes is over the cap of {limit} bytes")
+        read = 0
         try:
-            yield from self._raw.stream(chunk_size or CHUNK)
+            for chunk in self._raw.stream(chunk_size):
+                read += len(chunk)
+                if limit is not None and read > limit:
+                    raise TransportError("TooLarge", f"the body is over the cap of {limit} bytes")
+                yield chunk
         except self._errors as exc:
-            raise _transport_error(exc) from None
+            raise self._expired() or _transport_error(exc) from None
+        expired = self._expired()
+        if expired:  # the watchdog cut the connection: a short body is not the whole body
+            raise expired
+
+    def _expired(self) -> TransportError | None:
+        fetch = self._fetch
+        if fetch is not None and fetch.expired:
+            return TransportError("Deadline", f"not finished within the {fetch.allowed:.1f} s allowed for it")
+        return None
 
     def close(self) -> None:
         if not self.is_closed:
@@ -209,6 +237,8 @@ class _Pool:
         self.deadline = deadline
         if verify.verify_mode == ssl.CERT_NONE:
             urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+        self._timeout = timeout
+        self._timeout_cls = urllib3.Timeout
         self.managers: Managers = Managers(
             {
                 "num_pools": 32,
@@ -220,6 +250,12 @@ class _Pool:
                 "retries": retry,
             }
         )
+
+
+    def timeout_until(self, end: float) -> urllib3.Timeout:
+        """The per-try socket timeouts, none reaching past ``end``."""
+        left = max(0.001, end - time.monotonic())
+        return self._timeout_cls(connect=min(self._timeout, 10.0, left), read=min(self._timeout, left))
 
 
 # -------------------------------------------------------------------------------------------- client
@@ -299,24 +335,55 @@ class HttpClient:
             return self._transport
 
     def get(
-        self, url: str, *, index: str, auth: Auth | None = None, headers: Mapping[str, str] | None = None
+        self,
+        url: str,
+        *,
+        index: str,
+        auth: Auth | None = None,
+        headers: Mapping[str, str] | None = None,
+        max_bytes: int | None = None,
+        deadline: float | None = None,
+        seconds: float | None = None,
     ) -> Response:
-        """GET ``url`` and read the body; any status but 401/403/retryable ones is returned to the caller."""
-        with self._open(url, index=index, auth=auth, headers=headers, whole=True) as response:
+        """GET ``url`` and read the body; any status but 401/403/retryable ones is returned to the caller.
+
+        :param max_bytes: the most body bytes read (decoded); a longer body is :class:`IndexUnavailable`.
+        :param deadline: the caller's deadline (``time.monotonic()``): the fetch ends by then, whatever it read.
+        :param seconds: the wall-clock time the whole fetch may take (default :data:`~.limits.MAX_FETCH_SECONDS`).
+        """
+        with self.stream(
+            url, index=index, auth=auth, headers=headers, max_bytes=max_bytes, deadline=deadline, seconds=seconds
+        ) as response:
             response.read()
             return response
 
     @contextmanager
     def stream(
-        self, url: str, *, index: str, auth: Auth | None = None, headers: Mapping[str, str] | None = None
+        self,
+        url: str,
+        *,
+        index: str,
+        auth: Auth | None = None,
+        headers: Mapping[str, str] | None = None,
+        max_bytes: int | None = None,
+        deadline: float | None = None,
+        seconds: float | None = None,
     ) -> Iterator[Response]:
-        """Like :meth:`get` but the body is left unread for the caller to stream."""
-        with self._open(url, index=index, auth=auth, headers=headers, whole=False) as response:
-            yield response
+        """Like :meth:`get` but the body is left unread for the caller to stream (within the same bounds)."""
+        now = time.monotonic()
+        if seconds is None:  # a client made with a longer retry deadline keeps it
+            seconds = max(MAX_FETCH_SECONDS, self._deadline or 0.0)
+        end = now + seconds
+        if deadline is not None:
+            end = min(end, deadline)
+        with Fetch(end, allowed=max(0.0, end - now)) as fetch:
+            with self._open(url, index=index, auth=auth, headers=headers, max_bytes=max_bytes, fetch=fetch) as r:
+                yield r
 
     @contextmanager
     def _open(
-        self, url: str, *, index: str, auth: Auth | None, headers: Mapping[str, str] | None, whole: bool
+        self, url: str, *, index: str, auth: Auth | None, headers: Mapping[str, str] | None, max_bytes: int | None,
+        fetch: Fetch,
     ) -> Iterator[Response]:
         send = dict(headers or {})
         if auth is not None:
@@ -325,7 +392,10 @@ class HttpClient:
             pool = self._pool()
         except TrustStoreError as exc:
             raise IndexUnavailable(index, str(exc)) from None
-        response = self._send(pool, url, send, whole, index)
+        if time.monotonic() >= fetch.end:
+            raise IndexUnavailable(index, f"no time left to fetch {redact(url)} before the request's deadline")
+        response = self._send(pool, url, send, index, fetch)
+        response.max_bytes = max_bytes
         from .retry import RETRY_STATUSES
 
         if response.status_code in RETRY_STATUSES:  # urllib3 gave the last answer back when the tries ran out
@@ -348,7 +418,7 @@ class HttpClient:
         finally:
             response.close()
 
-    def _send(self, pool: _Pool, url: str, headers: Mapping[str, str], whole: bool, index: str) -> Response:
+    def _send(self, pool: _Pool, url: str, headers: Mapping[str, str], index: str, fetch: Fetch) -> Response:
         """One GET with urllib3's redirects and retries; failures are :class:`IndexUnavailable`."""
         e = pool.exceptions
         send = pool.headers
@@ -366,10 +436,11 @@ class HttpClient:
                 url,
                 headers=send,
                 redirect=True,
-                retries=pool.retry.new(deadline=time.monotonic() + pool.deadline, allow=self.allow),
-                preload_content=whole,
+                retries=pool.retry.new(deadline=min(time.monotonic() + pool.deadline, fetch.end), allow=self.allow),
+                preload_content=False,
                 decode_content=True,
                 pool_timeout=self._timeout,
+                timeout=pool.timeout_until(fetch.end),
             )
         except e.MaxRetryError as exc:
             denied = getattr(exc, "denied", None)
@@ -380,6 +451,10 @@ class HttpClient:
                     index, f"cannot fetch {redact(url)}: exceeded maximum allowed redirects ({MAX_REDIRECTS})"
                 ) from None
             failure = _transport_error(exc.reason or exc)
+            if fetch.expired or time.monotonic() >= fetch.end:
+                raise IndexUnavailable(
+                    index, f"fetching {redact(url)} was not finished within the {fetch.allowed:.1f} s allowed for it"
+                ) from None
             tries = getattr(exc, "tries", self.tries)
             raise IndexUnavailable(
                 index,
@@ -399,7 +474,7 @@ class HttpClient:
             for step in history:
                 if step.redirect_location:
                     final = urljoin(final, step.redirect_location)
-        return Response(raw, final, whole, pool.read_errors)
+        return Response(raw, final, pool.read_errors, fetch=fetch)
 
     def close(self) -> None:
         with self._lock:

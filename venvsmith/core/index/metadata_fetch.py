@@ -23,6 +23,7 @@ from .archives import archive_metadata, wheel_metadata
 from .auth import Auth, redact
 from .cache import IndexCache
 from .http import HttpClient, Response, unexpected_status
+from .limits import MAX_DOWNLOAD_BYTES, MAX_DOWNLOAD_SECONDS, MAX_METADATA_BYTES, MAX_RANGE_BYTES
 from .local import file_url_to_path, is_file_url
 from .ranges import TAIL_BYTES, RangeFile, RangesUnsupported, parse_content_range
 from .stats import SourceStats
@@ -45,7 +46,10 @@ class MetadataFetcher:
         cache: IndexCache | None,
         stats: SourceStats,
         offline: bool = False,
+        deadline: float | None = None,
     ) -> None:
+        #: The caller's deadline (``time.monotonic()``): no fetch runs past it.
+        self.deadline = deadline
         self.http = http
         self.auth = auth
         self.cache = cache
@@ -128,7 +132,9 @@ class MetadataFetcher:
     def _metadata_file(self, file: DistFile) -> bytes | None:
         """PEP 658 ``<url>.metadata``; ``None`` when the server does not have it after all."""
         url = file.url + ".metadata"
-        response = self.http.get(url, index=_where(file), auth=self.auth)
+        response = self.http.get(
+            url, index=_where(file), auth=self.auth, max_bytes=MAX_METADATA_BYTES, deadline=self.deadline
+        )
         if response.status_code in (404, 410):
             return None
         if response.status_code != 200:
@@ -142,7 +148,11 @@ class MetadataFetcher:
         """METADATA by a suffix range and one or two more; a whole download if the server ignores ranges."""
         index = _where(file)
         headers = {"Range": f"bytes=-{TAIL_BYTES}", **IDENTITY}
-        with self.http.stream(file.url, index=index, auth=self.auth, headers=headers) as response:
+        with self.http.stream(
+            file.url, index=index, auth=self.auth, headers=headers, deadline=self.deadline,
+            seconds=MAX_DOWNLOAD_SECONDS,
+        ) as response:
+            response.max_bytes = MAX_RANGE_BYTES if response.status_code == 206 else MAX_DOWNLOAD_BYTES
             if response.status_code == 200:
                 # The server ignored the range: this response is the whole file.
                 with self._spool(response, file.filename, file.hashes) as spool:
@@ -169,7 +179,10 @@ class MetadataFetcher:
 
     def _range(self, file: DistFile, start: int, end: int) -> bytes:
         headers = {"Range": f"bytes={start}-{end - 1}", **IDENTITY}
-        response = self.http.get(file.url, index=_where(file), auth=self.auth, headers=headers)
+        response = self.http.get(
+            file.url, index=_where(file), auth=self.auth, headers=headers, max_bytes=MAX_RANGE_BYTES,
+            deadline=self.deadline,
+        )
         self.stats.add("range_requests")
         if response.status_code == 200:
             raise RangesUnsupported("the server answered a range request with the whole file")
@@ -191,7 +204,10 @@ class MetadataFetcher:
         """
         if is_file_url(url):
             raise ValueError("download() is for http(s) URLs")
-        with self.http.stream(url, index=index, auth=self.auth, headers=IDENTITY) as response:
+        with self.http.stream(
+            url, index=index, auth=self.auth, headers=IDENTITY, max_bytes=MAX_DOWNLOAD_BYTES, deadline=self.deadline,
+            seconds=MAX_DOWNLOAD_SECONDS,
+        ) as response:
             if response.status_code != 200:
                 raise unexpected_status(response, index)
             return self._spool(response, filename, hashes)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 from .auth import redact
+from .budget import watch_pools
 
 if TYPE_CHECKING:
     import urllib3
@@ -184,6 +185,7 @@ class Managers:
         self._options = dict(options)
         self._proxies = proxies_from_environment(os.environ if environ is None else environ)
         self._direct = urllib3.PoolManager(**self._options)
+        watch_pools(self._direct)
         self._by_proxy: dict[str, urllib3.PoolManager] = {}
         self._lock = threading.Lock()
 
@@ -196,6 +198,7 @@ class Managers:
             manager = self._by_proxy.get(proxy)
             if manager is None:
                 manager = self._by_proxy[proxy] = _proxy_manager(proxy, self._options)
+                watch_pools(manager)
             return manager
 
     def clear(self) -> None:
