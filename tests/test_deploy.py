@@ -277,3 +277,10 @@ def test_only_the_builder_image_has_a_compiler_and_it_has_the_sandbox():
     assert not compilers.search(installs("resolver"))
     assert compilers.search(installs("builder"))
     assert "bubblewrap" in shlex.split(installs("builder").replace('"', " "))
+
+
+def test_readme_operator_section_names_every_config_key():
+    text = (DEPLOY.parent / "README.md").read_text()
+    section = text.split("### Operating venvsmith", 1)[1].split("\n## ", 1)[0]
+    missing = [key for key in _serve_keys() if f"`{key}`" not in section]
+    assert not missing, f"README 'Operating venvsmith' does not name {missing}"
