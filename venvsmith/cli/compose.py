@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -114,14 +115,16 @@ def builder_client(server: str | None, *, isolated: bool = False, security=None)
     return RemoteBuilder(server, security) if server else embedded_builder(isolated=isolated)
 
 
-def resolver_server_engine(builder: str | None, security=None, *, allow: AllowList | None = None
-                           ) -> ResolverEngine:
+def resolver_server_engine(builder: str | None, security=None, *, allow: AllowList | None = None,
+                           signer=None) -> ResolverEngine:
     """The engine of ``venvsmith serve resolver``: with ``--builder ADDR`` that builder prepares dynamic metadata;
     it fetches only what ``allow`` allows (``serve --allow-index``; default: anything)."""
     from resolver_service.engine import EngineSettings, ResolverEngine
     from venvsmith.clients.builder import RemoteMetadataPreparer
 
     settings = EngineSettings() if allow is None else EngineSettings(allow=allow)
+    if signer is not None:  # ``serve resolver --signing-key``: every answer's lock document is signed
+        settings = replace(settings, signer=signer)
     if builder:
         return ResolverEngine(settings, RemoteMetadataPreparer(builder, security))
     return ResolverEngine(settings, None, without_preparer=SERVER_WITHOUT_BUILDER)
