@@ -57,7 +57,10 @@ def test_a_signed_answer_verifies_and_a_tampered_one_is_refused(tmp_path, index_
         check_response(unsigned, load_trusted_keys([str(public)]))
 
 
-@pytest.mark.parametrize("content", [b"", b"not a key\n", b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"])
+BAD_PEM = b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"
+
+
+@pytest.mark.parametrize("content", [b"", b"not a key\n", BAD_PEM])
 def test_bad_key_files_name_the_file(tmp_path, content):
     path = tmp_path / "bad.key"
     path.write_bytes(content)

@@ -227,12 +227,13 @@ def cmd_serve_builder(args) -> int:
     from builder_service.service import make_server
     from venvsmith.cli import serve_options, server_allow
     from venvsmith.cli.compose import builder_server_engines
-    from venvsmith.cli.security_args import client_security
+    from venvsmith.cli.security_args import client_security, signing_keys
     from venvsmith.core import observe
     from venvsmith.core.config import venvsmith_home
     from venvsmith.core.grpc_util import ServerSecurity
 
     security = ServerSecurity.from_args(args)  # a bad file: exit 2 before anything starts
+    signer, trusted = signing_keys(args)  # likewise a bad --signing-key / --trusted-key
     try:
         allow = server_allow(args)
     except ValueError as exc:
@@ -244,7 +245,7 @@ def cmd_serve_builder(args) -> int:
         print(f"error: {exc.message}", file=sys.stderr)
         return EXIT_FAILED
     engine, also, closing = builder_server_engines(args.resolver, client_security(args, args.resolver), allow=allow,
-                                                   sandbox=sandbox)
+                                                   sandbox=sandbox, signer=signer, trusted=trusted)
 
     def close_all() -> None:
         engine.close()

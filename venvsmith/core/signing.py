@@ -134,6 +134,10 @@ class TrustedKeys:
     def __init__(self, keys: Iterable[Ed25519PublicKey]) -> None:
         self._keys = {key_id(k): k for k in keys}
 
+    def with_key(self, key: Ed25519PublicKey) -> TrustedKeys:
+        """These keys and ``key``."""
+        return TrustedKeys([*self._keys.values(), key])
+
     def __bool__(self) -> bool:
         return bool(self._keys)
 
