@@ -19,7 +19,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Literal, Protocol, TypeVar, get_args, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, get_args, runtime_checkable
 
 from venvsmith.core import observe
 from venvsmith.core.health import HealthState
@@ -29,6 +29,9 @@ from venvsmith.core.sqlite_recovery import is_corruption, move_aside, open_check
 from .digest import Digest
 from .errors import InvalidDigest
 from .store import Store
+
+if TYPE_CHECKING:
+    from venvsmith.core.signing import Signer, TrustedKeys
 
 __all__ = [
     "KINDS",
@@ -228,12 +231,29 @@ class ActionCacheBase(ABC):
         return result, "shared" if shared else "computed"
 
 
+def signed_payload(key: str, text: str) -> bytes:
+    """What an entry's signature covers: its key and its serialised result (a signed result moved to another key
+    does not verify)."""
+    return json.dumps({"format": "venvsmith-action-signature/1", "key": key, "result": text},
+                      sort_keys=True, separators=(",", ":")).encode("utf-8")
+
+
 class FilesystemActionCache(ActionCacheBase):
-    """:class:`ActionCache` in ``<root>/action_cache.sqlite3`` (WAL), checking outputs against ``store``."""
+    """:class:`ActionCache` in ``<root>/action_cache.sqlite3`` (WAL), checking outputs against ``store``.
+
+    With ``signer`` every entry written is signed (ed25519, over :func:`signed_payload`); with ``trusted`` an
+    entry counts only when one of those keys (or ``signer``'s) signed it: unsigned, forged or foreign entries are
+    misses, recomputed and re-signed.
+    """
 
     def __init__(self, root: str | os.PathLike[str], store: Store, *, filename: str = "action_cache.sqlite3",
-                 health: HealthState | None = None) -> None:
+                 health: HealthState | None = None, signer: Signer | None = None,
+                 trusted: TrustedKeys | None = None) -> None:
         super().__init__()
+        self.signer = signer
+        if trusted is not None and signer is not None:
+            trusted = trusted.with_key(signer.private.public_key())
+        self.trusted = trusted
         self._health = health
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
@@ -278,10 +298,16 @@ class FilesystemActionCache(ActionCacheBase):
 
     def get(self, key: str) -> ActionResult | None:
         _check_key(key)
-        row = self._on_disk(lambda c: c.execute("SELECT result FROM actions WHERE key = ?", (key,)).fetchone())
+        row = self._on_disk(lambda c: c.execute(
+            "SELECT a.result, s.key_id, s.signature FROM actions a LEFT JOIN signatures s ON s.key = a.key "
+            "WHERE a.key = ?", (key,)).fetchone())
         if row is None:
             return None
         text: str = row[0]
+        if self.trusted is not None and not self.trusted.accepts(signed_payload(key, text), row[1] or "",
+                                                                 bytes(row[2] or b"")):
+            log.warning("action cache %s: %r is a miss: its entry is not signed by a trusted key", self.path, key)
+            return None  # recomputed; the fresh (signed) entry replaces it
         try:
             result = ActionResult.from_json(text)
         except InvalidActionResult as e:
@@ -301,13 +327,34 @@ class FilesystemActionCache(ActionCacheBase):
         missing = [d for d, ok in self.store.stat(result.digests).items() if not ok]
         if missing:
             raise MissingOutputs(key, missing)
-        row = (key, result.to_json(), time.time())
-        self._on_disk(lambda c: c.execute("INSERT OR REPLACE INTO actions (key, result, updated_at) VALUES (?, ?, ?)",
-                                          row))
+        text = result.to_json()
+        row = (key, text, time.time())
+        signature = self.signer.sign(signed_payload(key, text)) if self.signer is not None else None
+
+        def write(c: sqlite3.Connection) -> None:
+            c.execute("BEGIN IMMEDIATE")
+            try:
+                c.execute("INSERT OR REPLACE INTO actions (key, result, updated_at) VALUES (?, ?, ?)", row)
+                if signature is None:
+                    c.execute("DELETE FROM signatures WHERE key = ?", (key,))
+                else:
+                    c.execute("INSERT OR REPLACE INTO signatures (key, key_id, signature) VALUES (?, ?, ?)",
+                              (key, *signature))
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    c.execute("ROLLBACK")
+                raise
+            c.execute("COMMIT")
+
+        self._on_disk(write)
 
     def delete(self, key: str) -> bool:
         """Forget ``key``; True if it was there."""
-        return self._on_disk(lambda c: c.execute("DELETE FROM actions WHERE key = ?", (key,)).rowcount > 0)
+        def forget(c: sqlite3.Connection) -> bool:
+            c.execute("DELETE FROM signatures WHERE key = ?", (key,))
+            return c.execute("DELETE FROM actions WHERE key = ?", (key,)).rowcount > 0
+
+        return self._on_disk(forget)
 
     def _drop(self, key: str, text: str) -> None:
         """Delete ``key`` only if it still holds ``text`` (a concurrent put of a fresh result wins)."""
@@ -324,6 +371,9 @@ def _init_schema(conn: sqlite3.Connection) -> None:
     conn.execute(
         "CREATE TABLE IF NOT EXISTS actions (key TEXT PRIMARY KEY, result TEXT NOT NULL, updated_at REAL NOT NULL)"
     )
+    # The ed25519 signature of each signed entry (over signed_payload(key, result)); none: unsigned.
+    conn.execute("CREATE TABLE IF NOT EXISTS signatures (key TEXT PRIMARY KEY, key_id TEXT NOT NULL, "
+                 "signature BLOB NOT NULL)")
 
 
 def _check_key(key: str) -> None:

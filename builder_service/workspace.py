@@ -40,6 +40,7 @@ from .store import FilesystemStore
 
 if TYPE_CHECKING:
     from venvsmith.core.index.http import HttpClient
+    from venvsmith.core.signing import Signer, TrustedKeys
 
 try:  # POSIX: a work directory's lock tells a live process's directory from a dead one's
     import fcntl
@@ -75,6 +76,11 @@ class BuilderSettings:
     #: What sdist builds run in (:mod:`~builder_service.sandbox`); ``None``: the strongest that works here, else
     #: none (with a warning). ``serve builder`` passes the one ``--sandbox`` chose, which refuses to fall back.
     sandbox: Sandbox | None = None
+    #: Signs every action-cache entry written (``serve builder --signing-key``); None: unsigned entries.
+    signer: Signer | None = None
+    #: ``serve builder --trusted-key``: an action-cache entry not signed by one of these keys (or ``signer``'s)
+    #: is a miss; None: every entry counts.
+    trusted: TrustedKeys | None = None
 
 
 def claim_work_dir(root: Path) -> tuple[Path, int | None]:
@@ -123,7 +129,8 @@ class Workspace:
         self.store = FilesystemStore(home / "store", max_bytes=settings.max_store_bytes)
         #: Whether this builder can serve (NOT_SERVING while a cache file is corrupt and cannot be replaced).
         self.health = HealthState()
-        self.actions = FilesystemActionCache(home / "actions", self.store, health=self.health)
+        self.actions = FilesystemActionCache(home / "actions", self.store, health=self.health,
+                                             signer=settings.signer, trusted=settings.trusted)
         self._local: TargetEnvironment | None = None
         self._http: HttpClient | None = None
         #: This process's work directory (downloads, sdist builds, venvs), locked while the process lives.

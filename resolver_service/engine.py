@@ -39,6 +39,7 @@ from .resolve import DEFAULT_MAX_BACKTRACKS, ResolutionRequest, parse_constraint
 if TYPE_CHECKING:
     from venvsmith.core.index.cache import IndexCache
     from venvsmith.core.index.http import HttpClient
+    from venvsmith.core.signing import Signer
 
 DEFAULT_TTL_SECONDS = 600.0
 #: Parsed requests remembered by their bytes (the fast path of a repeated request).
@@ -63,6 +64,8 @@ class EngineSettings:
     #: Where a request may make this engine fetch from (its indexes, find-links, direct URLs, and where their
     #: redirects lead); a server's is its operator's (``serve --allow-index``), the embedded CLI's everything.
     allow: AllowList = field(default_factory=AllowList.everything)
+    #: Signs every answer's lock document (``serve resolver --signing-key``); None: answers are unsigned.
+    signer: Signer | None = None
 
 
 def _field_of(value: str, request: resolver_pb2.ResolveRequest, requirements, constraints) -> str:
@@ -230,6 +233,7 @@ class ResolverEngine:
                 response = resolver_pb2.ResolveResponse.FromString(hit[0])
                 response.stats.resolution_cache_hit = True
                 response.stats.elapsed_ms = (time.perf_counter() - started) * 1000
+                self._sign(response)
                 return response
 
         def work() -> bytes:
@@ -245,7 +249,15 @@ class ResolverEngine:
         response = resolver_pb2.ResolveResponse.FromString(body)
         response.stats.shared_in_flight = shared
         response.stats.elapsed_ms = (time.perf_counter() - started) * 1000
+        self._sign(response)
         return response
+
+    def _sign(self, response: resolver_pb2.ResolveResponse) -> None:
+        """Sign the lock document of ``response`` when this engine has a signing key (imported only then)."""
+        if self.settings.signer is not None:
+            from venvsmith.core.signed_lock import sign_response
+
+            sign_response(response, self.settings.signer)
 
     def _resolve_now(
         self, requirements, constraints, target, policy, settings, request, deadline, on_event
@@ -375,5 +387,6 @@ class ResolverEngine:
                 stats=response.stats,
                 pin_count=len(response.pins),
                 expires_at=response.expires_at,
+                signature=response.signature if response.HasField("signature") else None,
             )
         )

@@ -83,6 +83,8 @@ INTERNAL_EXCEPTIONS = {
     "venvsmith.core.auth.SecurityConfigError": "CLI/serve start-up only: a token or TLS file it cannot use",
     "venvsmith.core.auth.TokenFileError": "serve start-up only (a bad file on reload keeps the old tokens)",
     "venvsmith.core.tls.TlsConfigError": "serve/client start-up only (a bad file on reload keeps the old ones)",
+    "venvsmith.core.signing.KeyFileError": "CLI/serve start-up only: a --signing-key/--trusted-key file (exit 2)",
+    "venvsmith.core.signing.UntrustedAnswer": "client side only: an answer it refuses (exit 1); a cache miss",
 }
 D = Digest("0" * 64, 3)
 

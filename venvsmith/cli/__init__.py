@@ -11,7 +11,12 @@ import re
 import sys
 from collections.abc import Sequence
 
-from venvsmith.cli.security_args import add_client_security, add_server_security, client_security
+from venvsmith.cli.security_args import (
+    add_client_security,
+    add_server_security,
+    client_security,
+    signing_keys,
+)
 from venvsmith.core.auth import SecurityConfigError
 from venvsmith.core.reqfile import ParsedRequirements, RequirementsFileError, read_requirements
 from venvsmith.core.resolution import CallError, ResolverClient
@@ -290,10 +295,30 @@ def _client(args) -> ResolverClient:
     return resolver_client(server, isolated=is_isolated(args), security=client_security(args, server))
 
 
+def check_signed(args, response) -> int:
+    """With ``--trusted-key``: 0 when a trusted key signed ``response``'s lock document, else the reason on
+    stderr and exit 1 (a bad key file: exit 2)."""
+    _, trusted = signing_keys(args)
+    if trusted is None:
+        return EXIT_OK
+    from venvsmith.core.signed_lock import check_response
+    from venvsmith.core.signing import UntrustedAnswer
+
+    try:
+        check_response(response, trusted)
+    except UntrustedAnswer as exc:
+        print(f"error: refusing the answer: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
 def cmd_resolve(args) -> int:
     request = build_request(args)
     with _client(args) as client:
         response = client.resolve(request, timeout=args.timeout)
+    refused = check_signed(args, response)
+    if refused:
+        return refused
     text = render(response, args.format)
     if args.output:
         try:
@@ -336,12 +361,14 @@ def cmd_serve(args) -> int:
 
     host = f"[{args.host}]" if ":" in args.host and not args.host.startswith("[") else args.host
     security = ServerSecurity.from_args(args)  # a bad file: exit 2 before anything starts
+    signer, _ = signing_keys(args)  # likewise a bad --signing-key
     try:
         allow = server_allow(args)
     except ValueError as exc:
         print(f"error: --allow-index: {exc}", file=sys.stderr)
         return EXIT_FAILED
-    engine = resolver_server_engine(args.builder, client_security(args, args.builder), allow=allow)
+    engine = resolver_server_engine(args.builder, client_security(args, args.builder), allow=allow,
+                                    signer=signer)
     try:
         server, port, engine = make_server(f"{host}:{args.port}", engine, security=security)
     except (OSError, RuntimeError) as exc:

@@ -91,8 +91,10 @@ class _Progress:
         print(f"  {state:<11} {p.name}=={p.version}", file=sys.stderr, flush=True)
 
 
-def _run(client, request, progress: _Progress, pins: list | None = None) -> builder_pb2.BuildResult:
-    """The build's result; the resolver's pins streamed before it are appended to ``pins`` when given."""
+def _run(client, request, progress: _Progress, pins: list | None = None,
+         summaries: list | None = None) -> builder_pb2.BuildResult:
+    """The build's result; the resolver's pins (and its summary) streamed before it are appended to ``pins``
+    (``summaries``) when given."""
     result = None
     try:
         for event in client.resolve_and_build(request):
@@ -100,6 +102,9 @@ def _run(client, request, progress: _Progress, pins: list | None = None) -> buil
             if pins is not None and event.WhichOneof("event") == "resolve" \
                     and event.resolve.WhichOneof("event") == "pin":
                 pins.append(event.resolve.pin)
+            if summaries is not None and event.WhichOneof("event") == "resolve" \
+                    and event.resolve.WhichOneof("event") == "summary":
+                summaries.append(event.resolve.summary)
             if event.WhichOneof("event") == "build" and event.build.WhichOneof("event") == "result":
                 result = event.build.result
     finally:
@@ -107,6 +112,21 @@ def _run(client, request, progress: _Progress, pins: list | None = None) -> buil
     if result is None:
         raise CallError("INTERNAL", "the build stream ended without a result")
     return result
+
+
+def _refuse_unsigned(args, pins: list, summaries: list) -> int:
+    """With ``--trusted-key``: 0 when a trusted key signed the resolution the builder streamed, else exit 1
+    naming why (a bad key file: exit 2)."""
+    if not getattr(args, "trusted_key", None):
+        return EXIT_OK
+    from venvsmith.cli import check_signed
+
+    summary = summaries[-1] if summaries else resolver_pb2.ResolveSummary()
+    response = resolver_pb2.ResolveResponse(
+        pins=pins, lock_key=summary.lock_key, requirements_txt=summary.requirements_txt,
+        pylock_toml=summary.pylock_toml, environment=summary.environment,
+        signature=summary.signature if summary.HasField("signature") else None)
+    return check_signed(args, response)
 
 
 def _ref_dict(ref: common_pb2.ArtifactRef) -> dict:
@@ -117,9 +137,14 @@ def _ref_dict(ref: common_pb2.ArtifactRef) -> dict:
 
 def cmd_build(args) -> int:
     resolve, options = _options(args, venv=not args.no_venv, wheelhouse=not args.no_wheelhouse)
+    pins: list = []
+    summaries: list = []
     with _builder(args) as client:
         result = _run(client, builder_pb2.ResolveAndBuildRequest(resolve=resolve, options=options),
-                      _Progress(args.quiet))
+                      _Progress(args.quiet), pins, summaries)
+    refused = _refuse_unsigned(args, pins, summaries)
+    if refused:
+        return refused
     refs = [*result.wheels]
     for field in ("wheelhouse", "venv_archive", "lock_file"):
         if result.HasField(field):
@@ -156,9 +181,13 @@ def cmd_venv(args) -> int:
         return EXIT_BAD_INPUT
     resolve, options = _options(args, venv=True, wheelhouse=False)
     pins: list = []
+    summaries: list = []
     with _builder(args) as client:
         result = _run(client, builder_pb2.ResolveAndBuildRequest(resolve=resolve, options=options),
-                      _Progress(args.quiet), pins)
+                      _Progress(args.quiet), pins, summaries)
+        refused = _refuse_unsigned(args, pins, summaries)  # before anything is unpacked
+        if refused:
+            return refused
         archive = result.venv_archive
         check_base_interpreter(result.interpreter)  # before anything is unpacked
         if args.server and not args.no_verify:  # a remote answer is checked against our own indexes first
@@ -227,12 +256,13 @@ def cmd_serve_builder(args) -> int:
     from builder_service.service import make_server
     from venvsmith.cli import serve_options, server_allow
     from venvsmith.cli.compose import builder_server_engines
-    from venvsmith.cli.security_args import client_security
+    from venvsmith.cli.security_args import client_security, signing_keys
     from venvsmith.core import observe
     from venvsmith.core.config import venvsmith_home
     from venvsmith.core.grpc_util import ServerSecurity
 
     security = ServerSecurity.from_args(args)  # a bad file: exit 2 before anything starts
+    signer, trusted = signing_keys(args)  # likewise a bad --signing-key / --trusted-key
     try:
         allow = server_allow(args)
     except ValueError as exc:
@@ -244,7 +274,7 @@ def cmd_serve_builder(args) -> int:
         print(f"error: {exc.message}", file=sys.stderr)
         return EXIT_FAILED
     engine, also, closing = builder_server_engines(args.resolver, client_security(args, args.resolver), allow=allow,
-                                                   sandbox=sandbox)
+                                                   sandbox=sandbox, signer=signer, trusted=trusted)
 
     def close_all() -> None:
         engine.close()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -66,7 +67,7 @@ def _pip(isolated: bool) -> PipIndexConfig:
 
 
 def embedded_engines(*, isolated: bool = False, templates: Path | None = None, allow: AllowList | None = None,
-                     sandbox: Sandbox | None = None
+                     sandbox: Sandbox | None = None, signer=None, trusted=None
                      ) -> tuple[ResolverEngine, LazyBuilder]:
     """A resolver engine whose metadata preparer is a (lazy) build engine, which resolves its build requirements
     through that same resolver engine; both fetch only what ``allow`` allows (default: anything, the CLI)."""
@@ -80,10 +81,11 @@ def embedded_engines(*, isolated: bool = False, templates: Path | None = None, a
         from builder_service.engine import BuildEngine, BuilderSettings
 
         client = EmbeddedResolver(resolver, close_engine=False)
-        return BuildEngine(BuilderSettings(templates=templates, pip=pip, allow=allowed, sandbox=sandbox), client)
+        return BuildEngine(BuilderSettings(templates=templates, pip=pip, allow=allowed, sandbox=sandbox,
+                                           signer=signer, trusted=trusted), client)
 
     lazy = LazyBuilder(make_builder)
-    resolver = ResolverEngine(EngineSettings(pip=pip, allow=allowed), lazy)
+    resolver = ResolverEngine(EngineSettings(pip=pip, allow=allowed, signer=signer), lazy)
     return resolver, lazy
 
 
@@ -114,21 +116,24 @@ def builder_client(server: str | None, *, isolated: bool = False, security=None)
     return RemoteBuilder(server, security) if server else embedded_builder(isolated=isolated)
 
 
-def resolver_server_engine(builder: str | None, security=None, *, allow: AllowList | None = None
-                           ) -> ResolverEngine:
+def resolver_server_engine(builder: str | None, security=None, *, allow: AllowList | None = None,
+                           signer=None) -> ResolverEngine:
     """The engine of ``venvsmith serve resolver``: with ``--builder ADDR`` that builder prepares dynamic metadata;
     it fetches only what ``allow`` allows (``serve --allow-index``; default: anything)."""
     from resolver_service.engine import EngineSettings, ResolverEngine
     from venvsmith.clients.builder import RemoteMetadataPreparer
 
     settings = EngineSettings() if allow is None else EngineSettings(allow=allow)
+    if signer is not None:  # ``serve resolver --signing-key``: every answer's lock document is signed
+        settings = replace(settings, signer=signer)
     if builder:
         return ResolverEngine(settings, RemoteMetadataPreparer(builder, security))
     return ResolverEngine(settings, None, without_preparer=SERVER_WITHOUT_BUILDER)
 
 
 def builder_server_engines(resolver: str | None, security=None, *, allow: AllowList | None = None,
-                           sandbox: Sandbox | None = None) -> tuple[BuildEngine, list, list]:
+                           sandbox: Sandbox | None = None, signer=None, trusted=None
+                           ) -> tuple[BuildEngine, list, list]:
     """``venvsmith serve builder``: (build engine, services co-hosted on its server, things to close after it).
 
     With ``--resolver ADDR`` build requirements and ResolveAndBuild resolve through that server and no resolver
@@ -140,11 +145,12 @@ def builder_server_engines(resolver: str | None, security=None, *, allow: AllowL
     if resolver:
         client = RemoteResolver(resolver, security)
         settings = BuilderSettings(sandbox=sandbox) if allow is None else BuilderSettings(allow=allow, sandbox=sandbox)
+        settings = replace(settings, signer=signer, trusted=trusted)  # --signing-key, --trusted-key
         return BuildEngine(settings, client), [], [client]
     from resolver_service.service import SERVICE_NAME, ResolverServicer
     from venvsmith.v1 import resolver_pb2_grpc
 
-    engine, lazy = embedded_engines(allow=allow, sandbox=sandbox)
+    engine, lazy = embedded_engines(allow=allow, sandbox=sandbox, signer=signer, trusted=trusted)
     builder = lazy.get()
     builder.workspace.health.follow(engine.health, "resolver")  # one server: its health covers both engines
     also = [(resolver_pb2_grpc.add_ResolverServiceServicer_to_server, ResolverServicer(engine), SERVICE_NAME)]

@@ -15,6 +15,9 @@ def add_client_security(p: argparse.ArgumentParser) -> None:
                        help="client certificate for mutual TLS (PEM; also VENVSMITH_TLS_CERT)")
     group.add_argument("--tls-key", metavar="FILE", help="its private key (PEM; also VENVSMITH_TLS_KEY)")
     group.add_argument("--token", help="bearer token sent on every call (also VENVSMITH_TOKEN)")
+    group.add_argument("--trusted-key", action="append", default=[], metavar="FILE",
+                       help="accept only answers signed by this ed25519 public key (PEM or 32 raw bytes; "
+                            "repeatable): an unsigned answer or one by another key is refused (exit 1)")
 
 
 def add_server_security(p: argparse.ArgumentParser) -> None:
@@ -32,6 +35,12 @@ def add_server_security(p: argparse.ArgumentParser) -> None:
     group.add_argument("--tls-ca", metavar="FILE",
                        help="--builder/--resolver: connect with TLS, verifying by this CA (also VENVSMITH_TLS_CA)")
     group.add_argument("--token", help="--builder/--resolver: bearer token for those calls (also VENVSMITH_TOKEN)")
+    group.add_argument("--signing-key", metavar="FILE",
+                       help="sign answers with this ed25519 private key (PEM PKCS#8 or 32 raw bytes): the "
+                            "resolver its lock documents, the builder its action-cache entries")
+    group.add_argument("--trusted-key", action="append", default=[], metavar="FILE",
+                       help="builder: an action-cache entry counts only when signed by one of these ed25519 "
+                            "public keys (repeatable); any other is a miss, rebuilt (and re-signed)")
 
 
 def client_security(args: Any, address: str | None) -> Any:
@@ -42,3 +51,14 @@ def client_security(args: Any, address: str | None) -> Any:
     from venvsmith.core.tls import ClientSecurity
 
     return ClientSecurity.from_args(args)
+
+
+def signing_keys(args: Any) -> tuple[Any, Any]:
+    """``(signer, trusted keys)`` of ``--signing-key`` / ``--trusted-key`` (None each when not given); a bad file
+    raises :class:`~venvsmith.core.signing.KeyFileError` naming it (exit 2)."""
+    path, trusted = getattr(args, "signing_key", None), getattr(args, "trusted_key", None) or []
+    if not path and not trusted:
+        return None, None
+    from venvsmith.core.signing import load_signer, load_trusted_keys
+
+    return (load_signer(path) if path else None), (load_trusted_keys(trusted) if trusted else None)

@@ -296,3 +296,11 @@ class ArtifactRef(_message.Message):
     http_url: str
     lock_key: str
     def __init__(self, digest: _Optional[_Union[Digest, _Mapping]] = ..., media_type: _Optional[str] = ..., kind: _Optional[_Union[ArtifactKind, str]] = ..., filename: _Optional[str] = ..., http_url: _Optional[str] = ..., lock_key: _Optional[str] = ...) -> None: ...
+
+class Signature(_message.Message):
+    __slots__ = ("key_id", "ed25519")
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    ED25519_FIELD_NUMBER: _ClassVar[int]
+    key_id: str
+    ed25519: bytes
+    def __init__(self, key_id: _Optional[str] = ..., ed25519: _Optional[bytes] = ...) -> None: ...
