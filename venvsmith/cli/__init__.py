@@ -294,6 +294,8 @@ def cmd_resolve(args) -> int:
     request = build_request(args)
     with _client(args) as client:
         response = client.resolve(request, timeout=args.timeout)
+    for note in response.notes:  # time sources under exclude-newer, PEP 792 archived/deprecated projects
+        print(f"note: {note}", file=sys.stderr)
     text = render(response, args.format)
     if args.output:
         try:
