@@ -98,7 +98,8 @@ def test_find_links_files_get_a_cooldown_too(engine, index_builder, index_server
     engine.resolve(request("", "pkg", find_links=server.find_links_url))
     index_builder.add("pkg", "2.0")
     clock.now = T2
-    response = engine.resolve(request("", "pkg", exclude_newer="2025-01-15T00:00:00Z", find_links=server.find_links_url))
+    links = server.find_links_url
+    response = engine.resolve(request("", "pkg", exclude_newer="2025-01-15T00:00:00Z", find_links=links))
     assert pins(response) == {"pkg": "1.0"}
 
 
