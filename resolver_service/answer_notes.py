@@ -13,6 +13,8 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC
 from typing import TYPE_CHECKING
 
+from packaging.utils import NormalizedName
+
 from venvsmith.core.errors import Violation
 
 if TYPE_CHECKING:
@@ -26,7 +28,7 @@ PROJECT_STATUS = "PROJECT_STATUS"
 
 
 def answer_notes(
-    pins: Sequence[Pin], policy: SelectionPolicy, statuses: Mapping[str, Sequence[ProjectStatus]]
+    pins: Sequence[Pin], policy: SelectionPolicy, statuses: Mapping[NormalizedName, Sequence[ProjectStatus]]
 ) -> list[str]:
     """The notes of an answer made of ``pins``, in pin order (time sources first, then statuses)."""
     notes: list[str] = []
@@ -46,7 +48,7 @@ def answer_notes(
     return notes
 
 
-def quarantine_violations(statuses: Mapping[str, Sequence[ProjectStatus]]) -> list[Violation]:
+def quarantine_violations(statuses: Mapping[NormalizedName, Sequence[ProjectStatus]]) -> list[Violation]:
     """One ``PROJECT_STATUS`` violation per quarantined project seen while resolving."""
     from venvsmith.core.index.project_status import UNUSABLE
 
