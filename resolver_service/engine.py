@@ -31,6 +31,7 @@ from venvsmith.core.singleflight import SingleFlight
 from venvsmith.core.target import TargetEnvironment
 from venvsmith.v1 import common_pb2, resolver_pb2
 
+from .answer_notes import answer_notes, quarantine_violations
 from .convert import policy_from_proto
 from .errors import NoSolution
 from .resolution_cache import ResolutionCache
@@ -311,11 +312,14 @@ class ResolverEngine:
                 )
             except NoSolution as exc:
                 message = f"{exc.message}\n{settings.describe()}"
+                quarantined = quarantine_violations(index_source.project_statuses())
+                if quarantined:  # "no versions" alone would hide why (PEP 792)
+                    message += "".join(f"\n{v.description}; its files are not used" for v in quarantined)
                 if settings.strategy == "first-index" and len(settings.indexes()) > 1:
                     message += ("\nhint: with the first-index strategy only the first index that lists a name is "
                                 "asked for it; --index-strategy unsafe-best-match unions them (at the risk of "
                                 "dependency confusion)")
-                raise NoSolution(message, exc.chains, exc.notes) from None
+                raise NoSolution(message, exc.chains, (*exc.notes, *quarantined)) from None
             except InvalidInput as exc:  # found while resolving (a URL constraint, a marker): name its field
                 if not exc.field:
                     exc.field = _field_of(exc.value, request, requirements, constraints)
@@ -332,6 +336,7 @@ class ResolverEngine:
                 for pin, found in zip(resolution.pins, identities, strict=True)
             )
             resolution = replace(resolution, pins=pins)
+            notes = answer_notes(resolution.pins, policy, index_source.project_statuses())
         key = lock_key(resolution.pins, target)
         expires_at = ""
         if not policy.exclude_newer:
@@ -350,6 +355,7 @@ class ResolverEngine:
                 backtracks=resolution.backtracks,
             ),
             expires_at=expires_at,
+            notes=notes,
         )
 
     def resolve_stream(
@@ -388,5 +394,6 @@ class ResolverEngine:
                 pin_count=len(response.pins),
                 expires_at=response.expires_at,
                 signature=response.signature if response.HasField("signature") else None,
+                notes=response.notes,
             )
         )

@@ -61,7 +61,8 @@ class SelectionPolicy:
 
     prereleases: Prereleases = Prereleases.IF_NECESSARY_OR_EXPLICIT
     binary: BinaryPolicy = field(default_factory=BinaryPolicy)
-    #: Files uploaded after this instant are ignored (PEP 700 upload-time).
+    #: Files uploaded after this instant are ignored (PEP 700 upload-time; for a listing without one, the time
+    #: this resolver first saw the file, :attr:`DistFile.first_seen`).
     exclude_newer: datetime | None = None
     #: PEP 592: yanked files only for the user's own exact ``==``/``===`` pins (True) or never (False).
     allow_yanked_pins: bool = True
@@ -157,11 +158,15 @@ def _late_rejection(file: DistFile, target: TargetEnvironment, policy: Selection
         if not _python_allows(file.requires_python, python, spelling, upper):
             return python_verdict(file.requires_python, python, spelling, upper)
     if policy.exclude_newer is not None:
-        if file.upload_time is None:
-            if file.origin != "find-links":
-                return "no upload time (exclude-newer is set)"
-        elif file.upload_time > policy.exclude_newer:
-            return "uploaded after exclude-newer"
+        if file.upload_time is not None:
+            if file.upload_time > policy.exclude_newer:
+                return "uploaded after exclude-newer"
+        elif file.first_seen is not None:  # no upload time listed: when this resolver first saw it (a cooldown)
+            if file.first_seen > policy.exclude_newer:
+                seen = file.first_seen.isoformat()
+                return f"no upload time; first seen by this resolver at {seen} (after exclude-newer)"
+        elif file.origin != "find-links":
+            return "no upload time (exclude-newer is set)"
     if file.yanked is not None and not policy.allow_yanked_pins:
         return "yanked"
     return None

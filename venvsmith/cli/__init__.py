@@ -316,6 +316,8 @@ def cmd_resolve(args) -> int:
     request = build_request(args)
     with _client(args) as client:
         response = client.resolve(request, timeout=args.timeout)
+    for note in response.notes:  # time sources under exclude-newer, PEP 792 archived/deprecated projects
+        print(f"note: {note}", file=sys.stderr)
     refused = check_signed(args, response)
     if refused:
         return refused

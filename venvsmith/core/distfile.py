@@ -133,6 +133,9 @@ class DistFile:
     origin: str = "index"
     #: PEP 740: URL of the file's provenance document (its attestations), when the index serves one.
     provenance: str | None = None
+    #: When this resolver first saw the file listed, for a listing without ``upload_time`` (private mirrors,
+    #: find-links): what ``exclude-newer`` compares instead (see :mod:`venvsmith.core.index.first_seen`).
+    first_seen: datetime | None = None
 
     @classmethod
     def from_listing(cls, filename: str, url: str, index: str, **info) -> DistFile | None:

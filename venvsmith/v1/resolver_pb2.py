@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from venvsmith.v1 import common_pb2 as venvsmith_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bvenvsmith/v1/resolver.proto\x12\x0cvenvsmith.v1\x1a\x19venvsmith/v1/common.proto\"\xd3\x01\n\x0eResolveRequest\x12\x14\n\x0crequirements\x18\x01 \x03(\t\x12\x13\n\x0b\x63onstraints\x18\x02 \x03(\t\x12(\n\x06target\x18\x03 \x01(\x0b\x32\x18.venvsmith.v1.TargetSpec\x12(\n\x05index\x18\x04 \x01(\x0b\x32\x19.venvsmith.v1.IndexConfig\x12\x30\n\x07options\x18\x05 \x01(\x0b\x32\x1f.venvsmith.v1.ResolutionOptions\x12\x10\n\x08no_cache\x18\x06 \x01(\x08\"\xce\x01\n\x0cResolveStats\x12\x12\n\nelapsed_ms\x18\x01 \x01(\x01\x12\x1c\n\x14resolution_cache_hit\x18\x02 \x01(\x08\x12\x15\n\rpages_fetched\x18\x03 \x01(\r\x12\x14\n\x0cpages_cached\x18\x04 \x01(\r\x12\x18\n\x10metadata_fetched\x18\x05 \x01(\r\x12\x17\n\x0fmetadata_cached\x18\x06 \x01(\r\x12\x12\n\nbacktracks\x18\x07 \x01(\r\x12\x18\n\x10shared_in_flight\x18\x08 \x01(\x08\"\x94\x02\n\x0fResolveResponse\x12\x1f\n\x04pins\x18\x01 \x03(\x0b\x32\x11.venvsmith.v1.Pin\x12\x10\n\x08lock_key\x18\x02 \x01(\t\x12\x18\n\x10requirements_txt\x18\x03 \x01(\t\x12\x13\n\x0bpylock_toml\x18\x04 \x01(\t\x12\x34\n\x0b\x65nvironment\x18\x05 \x01(\x0b\x32\x1f.venvsmith.v1.TargetEnvironment\x12)\n\x05stats\x18\x06 \x01(\x0b\x32\x1a.venvsmith.v1.ResolveStats\x12\x12\n\nexpires_at\x18\x07 \x01(\t\x12*\n\tsignature\x18\x08 \x01(\x0b\x32\x17.venvsmith.v1.Signature\"\xd5\x01\n\x0fResolveProgress\x12\x30\n\x04kind\x18\x01 \x01(\x0e\x32\".venvsmith.v1.ResolveProgress.Kind\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x04 \x01(\t\"a\n\x04Kind\x12\x14\n\x10KIND_UNSPECIFIED\x10\x00\x12\x10\n\x0cPAGE_FETCHED\x10\x01\x12\x14\n\x10METADATA_FETCHED\x10\x02\x12\n\n\x06PINNED\x10\x03\x12\x0f\n\x0b\x42\x41\x43KTRACKED\x10\x04\"\x85\x02\n\x0eResolveSummary\x12\x10\n\x08lock_key\x18\x01 \x01(\t\x12\x18\n\x10requirements_txt\x18\x02 \x01(\t\x12\x13\n\x0bpylock_toml\x18\x03 \x01(\t\x12\x34\n\x0b\x65nvironment\x18\x04 \x01(\x0b\x32\x1f.venvsmith.v1.TargetEnvironment\x12)\n\x05stats\x18\x05 \x01(\x0b\x32\x1a.venvsmith.v1.ResolveStats\x12\x11\n\tpin_count\x18\x06 \x01(\r\x12\x12\n\nexpires_at\x18\x07 \x01(\t\x12*\n\tsignature\x18\x08 \x01(\x0b\x32\x17.venvsmith.v1.Signature\"\x9d\x01\n\x0cResolveEvent\x12\x31\n\x08progress\x18\x01 \x01(\x0b\x32\x1d.venvsmith.v1.ResolveProgressH\x00\x12 \n\x03pin\x18\x02 \x01(\x0b\x32\x11.venvsmith.v1.PinH\x00\x12/\n\x07summary\x18\x03 \x01(\x0b\x32\x1c.venvsmith.v1.ResolveSummaryH\x00\x42\x07\n\x05\x65vent\"F\n\x1a\x44\x65scribeEnvironmentRequest\x12(\n\x06target\x18\x01 \x01(\x0b\x32\x18.venvsmith.v1.TargetSpec2\x88\x02\n\x0fResolverService\x12\x46\n\x07Resolve\x12\x1c.venvsmith.v1.ResolveRequest\x1a\x1d.venvsmith.v1.ResolveResponse\x12K\n\rResolveStream\x12\x1c.venvsmith.v1.ResolveRequest\x1a\x1a.venvsmith.v1.ResolveEvent0\x01\x12`\n\x13\x44\x65scribeEnvironment\x12(.venvsmith.v1.DescribeEnvironmentRequest\x1a\x1f.venvsmith.v1.TargetEnvironmentb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bvenvsmith/v1/resolver.proto\x12\x0cvenvsmith.v1\x1a\x19venvsmith/v1/common.proto\"\xd3\x01\n\x0eResolveRequest\x12\x14\n\x0crequirements\x18\x01 \x03(\t\x12\x13\n\x0b\x63onstraints\x18\x02 \x03(\t\x12(\n\x06target\x18\x03 \x01(\x0b\x32\x18.venvsmith.v1.TargetSpec\x12(\n\x05index\x18\x04 \x01(\x0b\x32\x19.venvsmith.v1.IndexConfig\x12\x30\n\x07options\x18\x05 \x01(\x0b\x32\x1f.venvsmith.v1.ResolutionOptions\x12\x10\n\x08no_cache\x18\x06 \x01(\x08\"\xce\x01\n\x0cResolveStats\x12\x12\n\nelapsed_ms\x18\x01 \x01(\x01\x12\x1c\n\x14resolution_cache_hit\x18\x02 \x01(\x08\x12\x15\n\rpages_fetched\x18\x03 \x01(\r\x12\x14\n\x0cpages_cached\x18\x04 \x01(\r\x12\x18\n\x10metadata_fetched\x18\x05 \x01(\r\x12\x17\n\x0fmetadata_cached\x18\x06 \x01(\r\x12\x12\n\nbacktracks\x18\x07 \x01(\r\x12\x18\n\x10shared_in_flight\x18\x08 \x01(\x08\"\xa3\x02\n\x0fResolveResponse\x12\x1f\n\x04pins\x18\x01 \x03(\x0b\x32\x11.venvsmith.v1.Pin\x12\x10\n\x08lock_key\x18\x02 \x01(\t\x12\x18\n\x10requirements_txt\x18\x03 \x01(\t\x12\x13\n\x0bpylock_toml\x18\x04 \x01(\t\x12\x34\n\x0b\x65nvironment\x18\x05 \x01(\x0b\x32\x1f.venvsmith.v1.TargetEnvironment\x12)\n\x05stats\x18\x06 \x01(\x0b\x32\x1a.venvsmith.v1.ResolveStats\x12\x12\n\nexpires_at\x18\x07 \x01(\t\x12*\n\tsignature\x18\x08 \x01(\x0b\x32\x17.venvsmith.v1.Signature\x12\r\n\x05notes\x18\t \x03(\t\"\xd5\x01\n\x0fResolveProgress\x12\x30\n\x04kind\x18\x01 \x01(\x0e\x32\".venvsmith.v1.ResolveProgress.Kind\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x04 \x01(\t\"a\n\x04Kind\x12\x14\n\x10KIND_UNSPECIFIED\x10\x00\x12\x10\n\x0cPAGE_FETCHED\x10\x01\x12\x14\n\x10METADATA_FETCHED\x10\x02\x12\n\n\x06PINNED\x10\x03\x12\x0f\n\x0b\x42\x41\x43KTRACKED\x10\x04\"\x94\x02\n\x0eResolveSummary\x12\x10\n\x08lock_key\x18\x01 \x01(\t\x12\x18\n\x10requirements_txt\x18\x02 \x01(\t\x12\x13\n\x0bpylock_toml\x18\x03 \x01(\t\x12\x34\n\x0b\x65nvironment\x18\x04 \x01(\x0b\x32\x1f.venvsmith.v1.TargetEnvironment\x12)\n\x05stats\x18\x05 \x01(\x0b\x32\x1a.venvsmith.v1.ResolveStats\x12\x11\n\tpin_count\x18\x06 \x01(\r\x12\x12\n\nexpires_at\x18\x07 \x01(\t\x12*\n\tsignature\x18\x08 \x01(\x0b\x32\x17.venvsmith.v1.Signature\x12\r\n\x05notes\x18\t \x03(\t\"\x9d\x01\n\x0cResolveEvent\x12\x31\n\x08progress\x18\x01 \x01(\x0b\x32\x1d.venvsmith.v1.ResolveProgressH\x00\x12 \n\x03pin\x18\x02 \x01(\x0b\x32\x11.venvsmith.v1.PinH\x00\x12/\n\x07summary\x18\x03 \x01(\x0b\x32\x1c.venvsmith.v1.ResolveSummaryH\x00\x42\x07\n\x05\x65vent\"F\n\x1a\x44\x65scribeEnvironmentRequest\x12(\n\x06target\x18\x01 \x01(\x0b\x32\x18.venvsmith.v1.TargetSpec2\x88\x02\n\x0fResolverService\x12\x46\n\x07Resolve\x12\x1c.venvsmith.v1.ResolveRequest\x1a\x1d.venvsmith.v1.ResolveResponse\x12K\n\rResolveStream\x12\x1c.venvsmith.v1.ResolveRequest\x1a\x1a.venvsmith.v1.ResolveEvent0\x01\x12`\n\x13\x44\x65scribeEnvironment\x12(.venvsmith.v1.DescribeEnvironmentRequest\x1a\x1f.venvsmith.v1.TargetEnvironmentb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,17 +37,17 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_RESOLVESTATS']._serialized_start=287
   _globals['_RESOLVESTATS']._serialized_end=493
   _globals['_RESOLVERESPONSE']._serialized_start=496
-  _globals['_RESOLVERESPONSE']._serialized_end=772
-  _globals['_RESOLVEPROGRESS']._serialized_start=775
-  _globals['_RESOLVEPROGRESS']._serialized_end=988
-  _globals['_RESOLVEPROGRESS_KIND']._serialized_start=891
-  _globals['_RESOLVEPROGRESS_KIND']._serialized_end=988
-  _globals['_RESOLVESUMMARY']._serialized_start=991
-  _globals['_RESOLVESUMMARY']._serialized_end=1252
-  _globals['_RESOLVEEVENT']._serialized_start=1255
-  _globals['_RESOLVEEVENT']._serialized_end=1412
-  _globals['_DESCRIBEENVIRONMENTREQUEST']._serialized_start=1414
-  _globals['_DESCRIBEENVIRONMENTREQUEST']._serialized_end=1484
-  _globals['_RESOLVERSERVICE']._serialized_start=1487
-  _globals['_RESOLVERSERVICE']._serialized_end=1751
+  _globals['_RESOLVERESPONSE']._serialized_end=787
+  _globals['_RESOLVEPROGRESS']._serialized_start=790
+  _globals['_RESOLVEPROGRESS']._serialized_end=1003
+  _globals['_RESOLVEPROGRESS_KIND']._serialized_start=906
+  _globals['_RESOLVEPROGRESS_KIND']._serialized_end=1003
+  _globals['_RESOLVESUMMARY']._serialized_start=1006
+  _globals['_RESOLVESUMMARY']._serialized_end=1282
+  _globals['_RESOLVEEVENT']._serialized_start=1285
+  _globals['_RESOLVEEVENT']._serialized_end=1442
+  _globals['_DESCRIBEENVIRONMENTREQUEST']._serialized_start=1444
+  _globals['_DESCRIBEENVIRONMENTREQUEST']._serialized_end=1514
+  _globals['_RESOLVERSERVICE']._serialized_start=1517
+  _globals['_RESOLVERSERVICE']._serialized_end=1781
 # @@protoc_insertion_point(module_scope)

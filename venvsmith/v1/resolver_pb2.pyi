@@ -45,7 +45,7 @@ class ResolveStats(_message.Message):
     def __init__(self, elapsed_ms: _Optional[float] = ..., resolution_cache_hit: _Optional[bool] = ..., pages_fetched: _Optional[int] = ..., pages_cached: _Optional[int] = ..., metadata_fetched: _Optional[int] = ..., metadata_cached: _Optional[int] = ..., backtracks: _Optional[int] = ..., shared_in_flight: _Optional[bool] = ...) -> None: ...
 
 class ResolveResponse(_message.Message):
-    __slots__ = ("pins", "lock_key", "requirements_txt", "pylock_toml", "environment", "stats", "expires_at", "signature")
+    __slots__ = ("pins", "lock_key", "requirements_txt", "pylock_toml", "environment", "stats", "expires_at", "signature", "notes")
     PINS_FIELD_NUMBER: _ClassVar[int]
     LOCK_KEY_FIELD_NUMBER: _ClassVar[int]
     REQUIREMENTS_TXT_FIELD_NUMBER: _ClassVar[int]
@@ -54,6 +54,7 @@ class ResolveResponse(_message.Message):
     STATS_FIELD_NUMBER: _ClassVar[int]
     EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
     SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    NOTES_FIELD_NUMBER: _ClassVar[int]
     pins: _containers.RepeatedCompositeFieldContainer[_common_pb2.Pin]
     lock_key: str
     requirements_txt: str
@@ -62,7 +63,8 @@ class ResolveResponse(_message.Message):
     stats: ResolveStats
     expires_at: str
     signature: _common_pb2.Signature
-    def __init__(self, pins: _Optional[_Iterable[_Union[_common_pb2.Pin, _Mapping]]] = ..., lock_key: _Optional[str] = ..., requirements_txt: _Optional[str] = ..., pylock_toml: _Optional[str] = ..., environment: _Optional[_Union[_common_pb2.TargetEnvironment, _Mapping]] = ..., stats: _Optional[_Union[ResolveStats, _Mapping]] = ..., expires_at: _Optional[str] = ..., signature: _Optional[_Union[_common_pb2.Signature, _Mapping]] = ...) -> None: ...
+    notes: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, pins: _Optional[_Iterable[_Union[_common_pb2.Pin, _Mapping]]] = ..., lock_key: _Optional[str] = ..., requirements_txt: _Optional[str] = ..., pylock_toml: _Optional[str] = ..., environment: _Optional[_Union[_common_pb2.TargetEnvironment, _Mapping]] = ..., stats: _Optional[_Union[ResolveStats, _Mapping]] = ..., expires_at: _Optional[str] = ..., signature: _Optional[_Union[_common_pb2.Signature, _Mapping]] = ..., notes: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ResolveProgress(_message.Message):
     __slots__ = ("kind", "name", "version", "detail")
@@ -89,7 +91,7 @@ class ResolveProgress(_message.Message):
     def __init__(self, kind: _Optional[_Union[ResolveProgress.Kind, str]] = ..., name: _Optional[str] = ..., version: _Optional[str] = ..., detail: _Optional[str] = ...) -> None: ...
 
 class ResolveSummary(_message.Message):
-    __slots__ = ("lock_key", "requirements_txt", "pylock_toml", "environment", "stats", "pin_count", "expires_at", "signature")
+    __slots__ = ("lock_key", "requirements_txt", "pylock_toml", "environment", "stats", "pin_count", "expires_at", "signature", "notes")
     LOCK_KEY_FIELD_NUMBER: _ClassVar[int]
     REQUIREMENTS_TXT_FIELD_NUMBER: _ClassVar[int]
     PYLOCK_TOML_FIELD_NUMBER: _ClassVar[int]
@@ -98,6 +100,7 @@ class ResolveSummary(_message.Message):
     PIN_COUNT_FIELD_NUMBER: _ClassVar[int]
     EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
     SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    NOTES_FIELD_NUMBER: _ClassVar[int]
     lock_key: str
     requirements_txt: str
     pylock_toml: str
@@ -106,7 +109,8 @@ class ResolveSummary(_message.Message):
     pin_count: int
     expires_at: str
     signature: _common_pb2.Signature
-    def __init__(self, lock_key: _Optional[str] = ..., requirements_txt: _Optional[str] = ..., pylock_toml: _Optional[str] = ..., environment: _Optional[_Union[_common_pb2.TargetEnvironment, _Mapping]] = ..., stats: _Optional[_Union[ResolveStats, _Mapping]] = ..., pin_count: _Optional[int] = ..., expires_at: _Optional[str] = ..., signature: _Optional[_Union[_common_pb2.Signature, _Mapping]] = ...) -> None: ...
+    notes: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, lock_key: _Optional[str] = ..., requirements_txt: _Optional[str] = ..., pylock_toml: _Optional[str] = ..., environment: _Optional[_Union[_common_pb2.TargetEnvironment, _Mapping]] = ..., stats: _Optional[_Union[ResolveStats, _Mapping]] = ..., pin_count: _Optional[int] = ..., expires_at: _Optional[str] = ..., signature: _Optional[_Union[_common_pb2.Signature, _Mapping]] = ..., notes: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ResolveEvent(_message.Message):
     __slots__ = ("progress", "pin", "summary")

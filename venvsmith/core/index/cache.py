@@ -16,7 +16,7 @@ import sqlite3
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from email.utils import parsedate_to_datetime
 from pathlib import Path
@@ -26,6 +26,9 @@ from ..health import HealthState
 from ..sqlite_recovery import is_corruption, move_aside, open_checked
 
 T = TypeVar("T")
+
+#: Keys per ``first_seen`` query (below SQLite's host-parameter limit).
+_SEEN_BATCH = 500
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +55,10 @@ CREATE TABLE IF NOT EXISTS metadata (
 CREATE TABLE IF NOT EXISTS metadata_fields (
     sha256 TEXT PRIMARY KEY,
     fields TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS first_seen (
+    file TEXT PRIMARY KEY,
+    seen_at REAL NOT NULL
 );
 DROP TABLE IF EXISTS pages;
 """
@@ -134,8 +141,17 @@ class IndexCache:
 
     FILENAME = "index-cache.sqlite3"
 
-    def __init__(self, directory: Path, parsed_entries: int = 8192, *, health: HealthState | None = None) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        parsed_entries: int = 8192,
+        *,
+        health: HealthState | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         directory.mkdir(parents=True, exist_ok=True)
+        #: What "now" is for :meth:`first_seen` (injectable so tests need no sleeps).
+        self.clock = clock
         self.path = directory / self.FILENAME
         self._health = health
         self._lock = threading.Lock()  # the writer connection
@@ -167,6 +183,7 @@ class IndexCache:
         self._pending_refreshes: dict[str, tuple] = {}
         self._pending_meta: dict[str, bytes] = {}
         self._pending_fields: dict[str, str] = {}
+        self._pending_seen: dict[str, float] = {}
         self._writing = False
         self._closed = False
         self._writer: threading.Thread | None = None
@@ -364,6 +381,65 @@ class IndexCache:
             self._pending_meta[sha256.lower()] = data
             self._enqueue(("meta", sha256.lower(), data))
 
+    # ------------------------------------------------------------------------------------ first seen
+
+    def first_seen(self, files: Sequence[str]) -> dict[str, float]:
+        """When this cache first saw each of ``files`` (keys naming a file: ``sha256:<hex>`` or ``url:<url>``).
+
+        Files never seen before are recorded as seen now (:attr:`clock`) and that time returned: a listing
+        that gives no upload time still has a time for ``exclude-newer`` (see :mod:`.first_seen`). Once
+        recorded, a time never changes (only a cache file replaced after corruption forgets them).
+        """
+        out: dict[str, float] = {}
+        with self._pending_lock:
+            for key in files:
+                seen = self._pending_seen.get(key)
+                if seen is not None:
+                    out[key] = seen
+        wanted = [key for key in dict.fromkeys(files) if key not in out]
+        for start in range(0, len(wanted), _SEEN_BATCH):
+            batch = wanted[start : start + _SEEN_BATCH]
+            out.update(self._read_seen(batch))
+        missing = [key for key in wanted if key not in out]
+        if missing:
+            now = self.clock()
+            with self._pending_lock:
+                for key in missing:
+                    # Another thread may have recorded it meanwhile: the first time wins.
+                    out[key] = self._pending_seen.setdefault(key, now)
+                    if out[key] == now:
+                        self._enqueue(("seen", key, now))
+        return out
+
+    def _read_seen(self, keys: list[str]) -> dict[str, float]:
+        marks = ",".join("?" * len(keys))
+        for attempt in (1, 2):
+            if self._broken is not None:
+                return {}
+            generation = self._generation
+            try:
+                return dict(self._read_all(f"SELECT file, seen_at FROM first_seen WHERE file IN ({marks})",
+                                           tuple(keys)))
+            except sqlite3.DatabaseError as exc:
+                if not is_corruption(exc) or attempt == 2:
+                    raise
+                self._recover(generation, exc)
+        return {}
+
+    def _read_all(self, sql: str, args: tuple) -> list[tuple]:
+        try:
+            generation, reader = self._readers.get_nowait()
+        except queue.Empty:
+            generation, reader = self._generation, self._connect()
+        try:
+            return reader.execute(sql, args).fetchall()
+        finally:
+            with self._readers_lock:
+                if self._readers_closed or generation != self._generation:
+                    reader.close()
+                else:
+                    self._readers.put((generation, reader))
+
     # ------------------------------------------------------------------------------------ write-behind
 
     def _enqueue(self, op: tuple) -> None:
@@ -403,6 +479,8 @@ class IndexCache:
                             del self._pending_meta[op[1]]
                         elif op[0] == "fields" and self._pending_fields.get(op[1]) is op[2]:
                             del self._pending_fields[op[1]]
+                        elif op[0] == "seen" and self._pending_seen.get(op[1]) == op[2]:
+                            del self._pending_seen[op[1]]
                     self._pending_lock.notify_all()
 
     def _apply(self, ops: list[tuple]) -> None:
@@ -439,6 +517,8 @@ class IndexCache:
                         db.execute(
                             "INSERT OR REPLACE INTO metadata_fields (sha256, fields) VALUES (?, ?)", (op[1], op[2])
                         )
+                    elif op[0] == "seen":  # the first time wins (another process may have recorded it)
+                        db.execute("INSERT OR IGNORE INTO first_seen (file, seen_at) VALUES (?, ?)", (op[1], op[2]))
                 db.execute("COMMIT")
             except BaseException:
                 if db.in_transaction:

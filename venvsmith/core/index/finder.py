@@ -26,11 +26,13 @@ from ..metadata import CoreMetadata
 from .archives import archive_metadata
 from .auth import Auth, Credential, redact, split_userinfo
 from .cache import CachedPage, IndexCache, parse_cache_control
+from .first_seen import with_first_seen
 from .http import HttpClient, unexpected_status
 from .limits import MAX_PAGE_BYTES
 from .local import find_links_files, is_file_url, location_path, static_index_files
 from .metadata_fetch import MetadataFetcher, copy_and_hash, parse_metadata, require_static, verify_digests
 from .pages import ACCEPT, PageError, fragment_hashes, parse_links_page, parse_project_page
+from .project_status import UNUSABLE, ProjectStatus, page_project_status
 from .provenance import MAX_DOCUMENT_BYTES, Identity, publisher_identities
 from .settings import IndexSettings, _Index
 from .stats import SourceStats
@@ -133,6 +135,8 @@ class IndexSource:
         self._files = _SingleFlight()
         self._metas = _SingleFlight()
         self._find_links = _SingleFlight()
+        #: PEP 792 statuses other than active, per name, in index order (see :meth:`project_statuses`).
+        self._statuses: dict[NormalizedName, list[ProjectStatus]] = {}
         self._closed = False
 
     # -------------------------------------------------------------------------------- PackageSource
@@ -167,7 +171,15 @@ class IndexSource:
             if self.settings.strategy == "first-index":
                 break
         found.extend(f for f in self._find_links_files() if f.name == name)
-        return _unique(found)
+        return with_first_seen(_unique(found), self.cache)
+
+    def project_statuses(self) -> dict[NormalizedName, tuple[ProjectStatus, ...]]:
+        """PEP 792 statuses (other than active) the indexes gave the names listed so far.
+
+        A quarantined project's files on that index were left out of :meth:`files` (and, under the
+        first-index strategy, no later index was asked: the name is known to the first one).
+        """
+        return {name: tuple(found) for name, found in list(self._statuses.items())}
 
     def _index_files(self, index: _Index, name: NormalizedName) -> list[DistFile] | None:
         """Files of ``name`` on one index; ``None`` when the index does not know the name."""
@@ -192,8 +204,19 @@ class IndexSource:
                 ) from None
 
         if self.cache is None:
-            return parse()
-        return self.cache.parsed(("project", page.final_url, index.display, name, page.digest), parse)
+            status = page_project_status(page.body, page.content_type, index.display)
+            files = parse()
+        else:
+            status = self.cache.parsed(
+                ("status", page.final_url, index.display, page.digest),
+                lambda: page_project_status(page.body, page.content_type, index.display),
+            )
+            files = self.cache.parsed(("project", page.final_url, index.display, name, page.digest), parse)
+        if status is not None:
+            self._statuses.setdefault(name, []).append(status)
+            if status.status in UNUSABLE:
+                return []
+        return files
 
     def _find_links_files(self) -> tuple[DistFile, ...]:
         """Every file of every find-links location, read once per source."""

@@ -79,6 +79,14 @@ def parse_project_page(
     return parse_html_page(_decode(body, content_type), page_url, index, project)
 
 
+def listed_upload_time(file: DistFile) -> bool:
+    """Whether the listing gave ``file`` an upload time, without decoding a JSON entry's deferred fields."""
+    listing = file.__dict__.get("_listing")
+    if listing is not None:
+        return isinstance(listing[1], str)
+    return file.upload_time is not None
+
+
 def parse_links_page(body: bytes, content_type: str, page_url: str, index: str) -> list[DistFile]:
     """Every distribution file linked from a find-links page or a web server's directory listing."""
     return parse_html_page(_decode(body, content_type), page_url, index, None, origin="find-links")
