@@ -25,6 +25,7 @@ from venvsmith.core.errors import InvalidInput, at_field, parsed_each
 from venvsmith.core.health import HealthState
 from venvsmith.core.index.allowlist import AllowList
 from venvsmith.core.index.settings import IndexSettings, settings_from_config
+from venvsmith.core.input_limits import MAX_REQUIREMENTS, check_count
 from venvsmith.core.pin import lock_key, requirements_txt
 from venvsmith.core.resolution import MetadataPreparer
 from venvsmith.core.singleflight import SingleFlight
@@ -184,6 +185,8 @@ class ResolverEngine:
     def _prepare(self, request: resolver_pb2.ResolveRequest):
         if not request.requirements:
             raise InvalidInput("", "at least one requirement is needed", field="requirements")
+        check_count(len(request.requirements), MAX_REQUIREMENTS, "requirements")
+        check_count(len(request.constraints), MAX_REQUIREMENTS, "constraints")
         requirements = tuple(parsed_each(parse_requirement, "requirements", request.requirements))
         constraints = tuple(parsed_each(parse_constraint, "constraints", request.constraints))
         self.settings.allow.check_all(r.url for r in (*requirements, *constraints) if r.url)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import grpc
 
+from venvsmith.core.admission import ServerLimits
 from venvsmith.core.errors import DeadlineExceeded
 from venvsmith.core.grpc_util import ServerSecurity, abort, build_server, deadline_of
 from venvsmith.v1 import resolver_pb2, resolver_pb2_grpc
@@ -43,7 +44,8 @@ SERVICE_NAME = resolver_pb2.DESCRIPTOR.services_by_name["ResolverService"].full_
 
 
 def make_server(
-    address: str = "127.0.0.1:0", engine: ResolverEngine | None = None, *, security: ServerSecurity | None = None
+    address: str = "127.0.0.1:0", engine: ResolverEngine | None = None, *, security: ServerSecurity | None = None,
+    limits: ServerLimits | None = None,
 ) -> tuple[grpc.Server, int, ResolverEngine]:
     """A ready-to-start resolver server; ``engine`` defaults to one with the environment's settings."""
     engine = engine or ResolverEngine(EngineSettings())
@@ -53,5 +55,6 @@ def make_server(
         address,
         security=security,
         health_state=engine.health,
+        limits=limits,
     )
     return server, port, engine

@@ -45,6 +45,7 @@ from venvsmith.core.errors import (
     InvalidDistribution,
     InvalidInput,
     RoleDenied,
+    ServerBusy,
     ServiceError,
     Unauthenticated,
     UrlNotAllowed,
@@ -118,6 +119,7 @@ EXAMPLES: dict[type[ServiceError], Callable[[], ServiceError]] = {
     SdistFailed: lambda: SdistFailed("pkg-2.0.tar.gz", "building", BuildFailed("build_wheel", 3, "no\n")),
     Unauthenticated: lambda: Unauthenticated("/venvsmith.v1.BuilderService/Build", "needs a token"),
     RoleDenied: lambda: RoleDenied("/venvsmith.v1.BuilderService/Build", "resolve", "build"),
+    ServerBusy: lambda: ServerBusy("/venvsmith.v1.BuilderService/Build", 4),
 }
 
 RESOLVER = {InvalidInput, NoSolution, DynamicMetadata, IndexUnavailable, InvalidDistribution, TooManyBacktracks,
@@ -128,14 +130,16 @@ BUILDS = {BuildError, BuildFailed, BuildTimeout, BuildOutOfMemory, BuildOutputTo
 ASSEMBLY = {UnsafeArchive, VenvError, NotRelocatable}
 #: A server with --auth-tokens refuses any RPC with these (venvsmith.core.auth).
 AUTH = {Unauthenticated, RoleDenied}
+#: A server refuses an expensive call beyond --max-concurrent-calls with this (venvsmith.core.admission).
+BUSY = {ServerBusy}
 #: Which error classes each RPC (by method name, whichever service has it) can end with.
 RPC_ERRORS: dict[str, set[type[ServiceError]]] = {
-    "Resolve": RESOLVER | BUILDS | AUTH,  # a builder serving ResolverService prepares dynamic metadata
-    "ResolveStream": RESOLVER | BUILDS | AUTH,
+    "Resolve": RESOLVER | BUILDS | AUTH | BUSY,  # a builder serving ResolverService prepares dynamic metadata
+    "ResolveStream": RESOLVER | BUILDS | AUTH | BUSY,
     "DescribeEnvironment": {InvalidInput} | AUTH,
-    "Build": RESOLVER | BUILDS | ASSEMBLY | AUTH,
-    "ResolveAndBuild": RESOLVER | BUILDS | ASSEMBLY | AUTH,
-    "PrepareMetadata": RESOLVER | BUILDS | AUTH,
+    "Build": RESOLVER | BUILDS | ASSEMBLY | AUTH | BUSY,
+    "ResolveAndBuild": RESOLVER | BUILDS | ASSEMBLY | AUTH | BUSY,
+    "PrepareMetadata": RESOLVER | BUILDS | AUTH | BUSY,
     "GetArtifact": {BlobNotFound, StoreError, InvalidRange, DigestMismatch, InvalidDigest} | AUTH,
     "StatArtifacts": {InvalidDigest, BuilderError} | AUTH,
 }

@@ -111,6 +111,9 @@ def build_parser() -> argparse.ArgumentParser:
     from venvsmith.cli.serve_options import add_serve_options
 
     add_serve_options(serve)
+    from venvsmith.core.admission import add_limit_options
+
+    add_limit_options(serve)
     serve.add_argument("--allow-index", action="append", default=[], metavar="URL-PREFIX",
                        help="fetch only from locations under this URL prefix or directory (repeatable; replaces "
                             "the default: the hosts of the indexes and the find-links of this server's own "
@@ -332,6 +335,7 @@ def cmd_serve(args) -> int:
     from resolver_service.service import make_server
     from venvsmith.cli.compose import resolver_server_engine
     from venvsmith.core import observe
+    from venvsmith.core.admission import ServerLimits
     from venvsmith.core.grpc_util import ServerSecurity
 
     host = f"[{args.host}]" if ":" in args.host and not args.host.startswith("[") else args.host
@@ -343,7 +347,8 @@ def cmd_serve(args) -> int:
         return EXIT_FAILED
     engine = resolver_server_engine(args.builder, client_security(args, args.builder), allow=allow)
     try:
-        server, port, engine = make_server(f"{host}:{args.port}", engine, security=security)
+        server, port, engine = make_server(f"{host}:{args.port}", engine, security=security,
+                                           limits=ServerLimits.from_args(args))
     except (OSError, RuntimeError) as exc:
         engine.close()
         print(f"error: cannot listen on {host}:{args.port}: {exc}", file=sys.stderr)

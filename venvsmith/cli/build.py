@@ -229,6 +229,7 @@ def cmd_serve_builder(args) -> int:
     from venvsmith.cli.compose import builder_server_engines
     from venvsmith.cli.security_args import client_security
     from venvsmith.core import observe
+    from venvsmith.core.admission import ServerLimits
     from venvsmith.core.config import venvsmith_home
     from venvsmith.core.grpc_util import ServerSecurity
 
@@ -257,7 +258,8 @@ def cmd_serve_builder(args) -> int:
                               tls=security.tls).start()
         engine.settings.http_base_url = http.base_url
     try:
-        server, port = make_server(f"{args.host}:{args.port}", engine, also, security=security)
+        server, port = make_server(f"{args.host}:{args.port}", engine, also, security=security,
+                                   limits=ServerLimits.from_args(args))
     except (OSError, RuntimeError) as exc:
         close_all()
         print(f"error: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
