@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from venvsmith.core import observe
+from venvsmith.core import cancellation, observe
 from venvsmith.core.config import PipIndexConfig, effective_pip_config, venvsmith_home
 from venvsmith.core.convert import pin_to_proto, target_from_spec, target_to_proto
 from venvsmith.core.errors import InvalidInput, at_field, parsed_each
@@ -222,8 +222,13 @@ class ResolverEngine:
         *,
         deadline: float | None = None,
         on_event: Callable[[resolver_pb2.ResolveProgress], None] | None = None,
+        is_active: Callable[[], bool] | None = None,
     ) -> resolver_pb2.ResolveResponse:
-        """Resolve one request; raises :class:`~venvsmith.core.errors.ServiceError` subclasses."""
+        """Resolve one request; raises :class:`~venvsmith.core.errors.ServiceError` subclasses.
+
+        ``is_active`` tells whether the caller still waits (``grpc.ServicerContext.is_active``): a resolution
+        stops (:class:`~venvsmith.core.cancellation.Cancelled`) once no caller sharing it does.
+        """
         started = time.perf_counter()
         key, requirements, constraints, target, policy, settings = self._prepared(request)
         if not request.no_cache:
@@ -235,16 +240,17 @@ class ResolverEngine:
                 response.stats.elapsed_ms = (time.perf_counter() - started) * 1000
                 return response
 
-        def work() -> bytes:
-            response = self._resolve_now(
-                requirements, constraints, target, policy, settings, request, deadline, on_event
-            )
+        def work(should_stop: Callable[[], bool]) -> bytes:
+            with cancellation.stopping_when(should_stop):
+                response = self._resolve_now(
+                    requirements, constraints, target, policy, settings, request, deadline, on_event
+                )
             body = response.SerializeToString()
             expires = None if policy.exclude_newer else time.time() + self.settings.resolution_ttl
             self.cache.put(key, body, expires)
             return body
 
-        body, shared = self.flights.do(key, work)
+        body, shared = self.flights.do_shared(key, work, is_active)
         response = resolver_pb2.ResolveResponse.FromString(body)
         response.stats.shared_in_flight = shared
         response.stats.elapsed_ms = (time.perf_counter() - started) * 1000
@@ -344,7 +350,8 @@ class ResolverEngine:
         )
 
     def resolve_stream(
-        self, request: resolver_pb2.ResolveRequest, *, deadline: float | None = None
+        self, request: resolver_pb2.ResolveRequest, *, deadline: float | None = None,
+        is_active: Callable[[], bool] | None = None,
     ) -> Iterator[resolver_pb2.ResolveEvent]:
         """Progress events while resolving, then pins in install order, then the summary."""
         events: queue.SimpleQueue = queue.SimpleQueue()
@@ -354,7 +361,7 @@ class ResolverEngine:
         def run() -> None:
             try:
                 outcome["response"] = self.resolve(
-                    request, deadline=deadline, on_event=lambda p: events.put(p)
+                    request, deadline=deadline, on_event=lambda p: events.put(p), is_active=is_active
                 )
             except BaseException as exc:  # re-raised in the caller's thread
                 outcome["error"] = exc

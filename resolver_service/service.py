@@ -20,13 +20,14 @@ class ResolverServicer(resolver_pb2_grpc.ResolverServiceServicer):
 
     def Resolve(self, request, context):
         try:
-            return self.engine.resolve(request, deadline=deadline_of(context))
+            return self.engine.resolve(request, deadline=deadline_of(context), is_active=context.is_active)
         except Exception as exc:
             abort(context, exc)
 
     def ResolveStream(self, request, context):
         try:
-            for event in self.engine.resolve_stream(request, deadline=deadline_of(context)):
+            for event in self.engine.resolve_stream(request, deadline=deadline_of(context),
+                                                    is_active=context.is_active):
                 if not context.is_active():
                     raise DeadlineExceeded("the caller went away")
                 yield event

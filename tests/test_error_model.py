@@ -39,6 +39,7 @@ from builder_service.errors import (
 from resolver_service.errors import ConflictChain, NoSolution, TooManyBacktracks
 from venvsmith.core.errors import (
     MAX_DETAILS_BYTES,
+    Cancelled,
     DeadlineExceeded,
     DynamicMetadata,
     IndexUnavailable,
@@ -120,6 +121,7 @@ EXAMPLES: dict[type[ServiceError], Callable[[], ServiceError]] = {
     Unauthenticated: lambda: Unauthenticated("/venvsmith.v1.BuilderService/Build", "needs a token"),
     RoleDenied: lambda: RoleDenied("/venvsmith.v1.BuilderService/Build", "resolve", "build"),
     ServerBusy: lambda: ServerBusy("/venvsmith.v1.BuilderService/Build", 4),
+    Cancelled: lambda: Cancelled("every caller cancelled"),
 }
 
 RESOLVER = {InvalidInput, NoSolution, DynamicMetadata, IndexUnavailable, InvalidDistribution, TooManyBacktracks,
@@ -134,8 +136,8 @@ AUTH = {Unauthenticated, RoleDenied}
 BUSY = {ServerBusy}
 #: Which error classes each RPC (by method name, whichever service has it) can end with.
 RPC_ERRORS: dict[str, set[type[ServiceError]]] = {
-    "Resolve": RESOLVER | BUILDS | AUTH | BUSY,  # a builder serving ResolverService prepares dynamic metadata
-    "ResolveStream": RESOLVER | BUILDS | AUTH | BUSY,
+    "Resolve": RESOLVER | BUILDS | AUTH | BUSY | {Cancelled},  # a builder prepares dynamic metadata
+    "ResolveStream": RESOLVER | BUILDS | AUTH | BUSY | {Cancelled},
     "DescribeEnvironment": {InvalidInput} | AUTH,
     "Build": RESOLVER | BUILDS | ASSEMBLY | AUTH | BUSY,
     "ResolveAndBuild": RESOLVER | BUILDS | ASSEMBLY | AUTH | BUSY,

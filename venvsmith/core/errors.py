@@ -408,3 +408,11 @@ class ServerBusy(ServiceError):
 
     def __reduce__(self):
         return (type(self), (self.method, self.limit))
+
+
+class Cancelled(ServiceError):
+    """Every caller of the work cancelled its call (or went away): the work stopped. Nobody is left to read this;
+    a caller that joins shared work just as it stops starts it again instead."""
+
+    status = "CANCELLED"
+    error_reason = "CALL_CANCELLED"

@@ -65,6 +65,7 @@ class ErrorReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     AUTH_ROLE_INSUFFICIENT: _ClassVar[ErrorReason]
     URL_NOT_ALLOWED: _ClassVar[ErrorReason]
     SERVER_BUSY: _ClassVar[ErrorReason]
+    CALL_CANCELLED: _ClassVar[ErrorReason]
 INDEX_STRATEGY_UNSPECIFIED: IndexStrategy
 FIRST_INDEX: IndexStrategy
 UNSAFE_BEST_MATCH: IndexStrategy
@@ -109,6 +110,7 @@ AUTH_TOKEN_INVALID: ErrorReason
 AUTH_ROLE_INSUFFICIENT: ErrorReason
 URL_NOT_ALLOWED: ErrorReason
 SERVER_BUSY: ErrorReason
+CALL_CANCELLED: ErrorReason
 
 class TargetEnvironment(_message.Message):
     __slots__ = ("markers", "tags", "python_version", "platform", "interpreter", "metadata_builder")
