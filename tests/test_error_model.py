@@ -31,6 +31,7 @@ from builder_service.errors import (
     NotRelocatable,
     SdistFailed,
     StoreError,
+    StoreFull,
     UnsafeArchive,
     UnsafeWheel,
     VenvError,
@@ -108,6 +109,7 @@ EXAMPLES: dict[type[ServiceError], Callable[[], ServiceError]] = {
     StoreError: lambda: BlobNotFound(D),
     BlobNotFound: lambda: BlobNotFound(D),
     BlobTooLarge: lambda: BlobTooLarge("a.whl", 10),
+    StoreFull: lambda: StoreFull("a.whl", 10, 20),
     InvalidRange: lambda: InvalidRange(D, 5, 1),
     BuildError: lambda: BuildError("build_wheel", "failed"),
     BuildFailed: lambda: BuildFailed("build_wheel", 1, "Traceback ...\nSystemExit: 1\n"),
@@ -128,7 +130,7 @@ RESOLVER = {InvalidInput, NoSolution, DynamicMetadata, IndexUnavailable, Invalid
             DeadlineExceeded, UrlNotAllowed}
 BUILDS = {BuildError, BuildFailed, BuildTimeout, BuildOutOfMemory, BuildOutputTooLarge, InvalidSdist,
           BuildRequirementUnavailable, DigestMismatch, InvalidDigest, BlobTooLarge, UnsafeWheel, BuilderError,
-          SdistFailed}
+          SdistFailed, StoreFull}
 ASSEMBLY = {UnsafeArchive, VenvError, NotRelocatable}
 #: A server with --auth-tokens refuses any RPC with these (venvsmith.core.auth).
 AUTH = {Unauthenticated, RoleDenied}

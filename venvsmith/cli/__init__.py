@@ -121,6 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--sandbox", choices=["auto", "bwrap", "namespaces", "none"], default="auto",
                        help="builder: what sdist builds run in (auto: bwrap, else Linux namespaces; refuses to start "
                             "when neither works, unless 'none')")
+    from builder_service.store.disk_guard import add_free_space_option
+
+    add_free_space_option(serve)
 
     from venvsmith.cli.build_args import add_commands
 

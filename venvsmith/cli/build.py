@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import tempfile
 import time
@@ -234,6 +235,7 @@ def cmd_serve_builder(args) -> int:
     from venvsmith.core.grpc_util import ServerSecurity
 
     security = ServerSecurity.from_args(args)  # a bad file: exit 2 before anything starts
+    os.environ["VENVSMITH_MIN_FREE_SPACE"] = args.min_free_space  # read by BuilderSettings (the store's floor)
     try:
         allow = server_allow(args)
     except ValueError as exc:
