@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable, Hashable
 from concurrent.futures import Future
@@ -78,7 +79,7 @@ class SingleFlight(Generic[T]):
                 flight.callers.append(is_active)
             if leader:
                 try:
-                    result = fn(lambda f=flight: f.should_stop(self._lock))
+                    result = fn(functools.partial(flight.should_stop, self._lock))
                 except BaseException as exc:
                     flight.future.set_exception(exc)
                     raise
