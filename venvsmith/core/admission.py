@@ -30,8 +30,9 @@ __all__ = ["DEFAULT_MAX_CONCURRENT_CALLS", "EXPENSIVE_METHODS", "KEEPALIVE_OPTIO
 
 log = logging.getLogger(__name__)
 
-#: Expensive calls a server runs at once by default (the rest are refused, not queued).
-DEFAULT_MAX_CONCURRENT_CALLS = 16
+#: Expensive calls a server runs at once by default (the rest are refused, not queued): above the 32 concurrent
+#: CI clients of the load test, whose identical calls share their work but each hold a call.
+DEFAULT_MAX_CONCURRENT_CALLS = 64
 #: Calls beyond the expensive ones that gRPC itself still accepts (cheap reads, health checks): the hard bound
 #: is ``max_concurrent_calls`` plus this, beyond which gRPC answers RESOURCE_EXHAUSTED itself.
 CHEAP_HEADROOM = 64
@@ -101,7 +102,8 @@ class ServerLimits:
         return cls(max_concurrent_calls=DEFAULT_MAX_CONCURRENT_CALLS if value is None else value)
 
     def hard_limit(self) -> int:
-        """gRPC's ``maximum_concurrent_rpcs``: every call, cheap ones included."""
+        """gRPC's ``maximum_concurrent_rpcs``: every call, cheap ones included (also the most worker threads,
+        so that no accepted call waits for a thread in an unbounded queue)."""
         return self.max_concurrent_calls + CHEAP_HEADROOM
 
 

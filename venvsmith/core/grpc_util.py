@@ -153,7 +153,8 @@ def build_server(
     limits = limits or ServerLimits()
     drain = lifecycle.Drain()
     server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="rpc"),
+        # A thread for every call gRPC accepts (at most the hard limit): admission decides, not a hidden queue.
+        futures.ThreadPoolExecutor(max_workers=max(max_workers, limits.hard_limit()), thread_name_prefix="rpc"),
         # Measured first (denied calls are counted too), then tokens (an unauthenticated call learns nothing),
         # then admission (only authenticated calls take a slot), then garbage request bytes: INVALID_ARGUMENT.
         interceptors=[observe.ObservingInterceptor(drain), *security.interceptors(),
