@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from venvsmith.core.convert import pin_from_proto, target_from_spec
 from venvsmith.core.errors import at_field
+from venvsmith.core.input_limits import MAX_BUILD_PINS, check_count
 from venvsmith.core.pin import Pin, lock_key
 from venvsmith.core.target import TargetEnvironment
 from venvsmith.v1 import builder_pb2
@@ -101,6 +102,7 @@ class BuildRun:
                 elif kind == "pin":
                     if end is not None:
                         raise BuilderError("INVALID_ARGUMENT", "a pin after the end of the Build stream")
+                    check_count(len(self.pins) + 1, MAX_BUILD_PINS, "pins")
                     with at_field(f"pins[{len(self.pins)}]"):  # the n-th pin of the stream
                         pin = pin_from_proto(request.pin)
                     self._start(pin)

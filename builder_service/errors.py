@@ -250,6 +250,25 @@ class BlobNotFound(StoreError, LookupError):
         return (type(self), (self.digest,))
 
 
+class StoreFull(StoreError):
+    """A write would leave less free disk space than the store's floor (``serve builder --min-free-space``), even
+    after evicting what it could (gRPC ``RESOURCE_EXHAUSTED``); nothing was stored."""
+
+    status = "RESOURCE_EXHAUSTED"
+    error_reason = "STORE_FULL"
+
+    def __init__(self, name: str, free_bytes: int, min_free_bytes: int) -> None:
+        super().__init__(f"{name or 'blob'}: the store's disk has {free_bytes} bytes free, and this write would "
+                         f"leave less than its floor of {min_free_bytes} bytes even after eviction")
+        self.name, self.free_bytes, self.min_free_bytes = name, free_bytes, min_free_bytes
+
+    def facts(self) -> dict[str, str]:
+        return {"filename": self.name, "free_bytes": str(self.free_bytes), "min_free_bytes": str(self.min_free_bytes)}
+
+    def __reduce__(self):
+        return (type(self), (self.name, self.free_bytes, self.min_free_bytes))
+
+
 class BlobTooLarge(StoreError):
     """A write exceeded its ``max_bytes`` limit (gRPC ``RESOURCE_EXHAUSTED``); nothing was stored."""
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import grpc
 
+from venvsmith.core.admission import ServerLimits
 from venvsmith.core.convert import pin_from_proto, target_from_spec
 from venvsmith.core.errors import at_field
 from venvsmith.core.grpc_util import ServerSecurity, abort, build_server
@@ -71,7 +72,8 @@ ExtraService = tuple[Callable[[Any, grpc.Server], None], Any, str]
 
 
 def make_server(address: str, engine: BuildEngine, also: Iterable[ExtraService] = (), *,
-                security: ServerSecurity | None = None) -> tuple[grpc.Server, int]:
+                security: ServerSecurity | None = None,
+                limits: ServerLimits | None = None) -> tuple[grpc.Server, int]:
     """A builder server (BuilderService, and ArtifactService on the engine's store); ``also`` adds services to
     the same server (the CLI co-hosts the resolver this way)."""
     from venvsmith.v1 import artifact_pb2_grpc
@@ -84,4 +86,4 @@ def make_server(address: str, engine: BuildEngine, also: Iterable[ExtraService] 
                  (artifact_pb2_grpc.add_ArtifactServiceServicer_to_server, ArtifactServicer(engine.store))]
     servicers += [(add, servicer) for add, servicer, _ in extra]
     return build_server(servicers, [SERVICE_NAME, ARTIFACTS, *(name for _, _, name in extra)], address,
-                        security=security, health_state=engine.workspace.health)
+                        security=security, health_state=engine.workspace.health, limits=limits)

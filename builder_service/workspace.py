@@ -37,6 +37,7 @@ from .errors import BuilderError
 from .limits import BuildLimits
 from .sandbox import Sandbox, preferred_sandbox
 from .store import FilesystemStore
+from .store.disk_guard import DEFAULT_MIN_FREE_SPACE, parse_free_space
 
 if TYPE_CHECKING:
     from venvsmith.core.index.http import HttpClient
@@ -60,6 +61,10 @@ class BuilderSettings:
         default_factory=lambda: int(os.environ["VENVSMITH_STORE_MAX_BYTES"])
         if os.environ.get("VENVSMITH_STORE_MAX_BYTES") else None
     )
+    #: The free disk space the store keeps (``serve builder --min-free-space``; ``VENVSMITH_MIN_FREE_SPACE``):
+    #: a write evicts first, then is refused STORE_FULL (:mod:`~builder_service.store.disk_guard`).
+    min_free_space: str = field(default_factory=lambda: os.environ.get("VENVSMITH_MIN_FREE_SPACE")
+                                or DEFAULT_MIN_FREE_SPACE)
     workers: int = 8
     limits: BuildLimits = field(default_factory=BuildLimits)
     #: pip's index configuration on this host, completing a request's ``IndexConfig`` (unless it is isolated).
@@ -126,7 +131,8 @@ class Workspace:
     def __init__(self, settings: BuilderSettings) -> None:
         self.settings = settings
         home = settings.home
-        self.store = FilesystemStore(home / "store", max_bytes=settings.max_store_bytes)
+        self.store = FilesystemStore(home / "store", max_bytes=settings.max_store_bytes,
+                                     min_free=parse_free_space(settings.min_free_space))
         #: Whether this builder can serve (NOT_SERVING while a cache file is corrupt and cannot be replaced).
         self.health = HealthState()
         self.actions = FilesystemActionCache(home / "actions", self.store, health=self.health,

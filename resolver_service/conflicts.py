@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from packaging.utils import NormalizedName
 from resolvelib.structs import RequirementInformation
 
+from venvsmith.core import cancellation
 from venvsmith.core.errors import DeadlineExceeded, ServiceError
 
 from .candidate import PYTHON, AnyCandidate, AnyRequirement, Candidate, SpecRequirement, UnusableRequirement
@@ -152,6 +153,7 @@ class _Relaxed:
                     raise _GiveUp("too many new metadata reads")
             if self.deadline is not None and time.monotonic() > self.deadline:
                 raise DeadlineExceeded("the deadline passed before a resolution was found")
+            cancellation.check()
             try:
                 held = list(self.provider.get_dependencies(candidate))
             except ServiceError as exc:

@@ -18,13 +18,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from venvsmith.core import observe
+from venvsmith.core import cancellation, observe
 from venvsmith.core.config import PipIndexConfig, effective_pip_config, venvsmith_home
 from venvsmith.core.convert import pin_to_proto, target_from_spec, target_to_proto
 from venvsmith.core.errors import InvalidInput, at_field, parsed_each
 from venvsmith.core.health import HealthState
 from venvsmith.core.index.allowlist import AllowList
 from venvsmith.core.index.settings import IndexSettings, settings_from_config
+from venvsmith.core.input_limits import MAX_REQUIREMENTS, check_count
 from venvsmith.core.pin import lock_key, requirements_txt
 from venvsmith.core.resolution import MetadataPreparer
 from venvsmith.core.singleflight import SingleFlight
@@ -188,6 +189,8 @@ class ResolverEngine:
     def _prepare(self, request: resolver_pb2.ResolveRequest):
         if not request.requirements:
             raise InvalidInput("", "at least one requirement is needed", field="requirements")
+        check_count(len(request.requirements), MAX_REQUIREMENTS, "requirements")
+        check_count(len(request.constraints), MAX_REQUIREMENTS, "constraints")
         requirements = tuple(parsed_each(parse_requirement, "requirements", request.requirements))
         constraints = tuple(parsed_each(parse_constraint, "constraints", request.constraints))
         self.settings.allow.check_all(r.url for r in (*requirements, *constraints) if r.url)
@@ -223,8 +226,13 @@ class ResolverEngine:
         *,
         deadline: float | None = None,
         on_event: Callable[[resolver_pb2.ResolveProgress], None] | None = None,
+        is_active: Callable[[], bool] | None = None,
     ) -> resolver_pb2.ResolveResponse:
-        """Resolve one request; raises :class:`~venvsmith.core.errors.ServiceError` subclasses."""
+        """Resolve one request; raises :class:`~venvsmith.core.errors.ServiceError` subclasses.
+
+        ``is_active`` tells whether the caller still waits (``grpc.ServicerContext.is_active``): a resolution
+        stops (:class:`~venvsmith.core.cancellation.Cancelled`) once no caller sharing it does.
+        """
         started = time.perf_counter()
         key, requirements, constraints, target, policy, settings = self._prepared(request)
         if not request.no_cache:
@@ -237,16 +245,17 @@ class ResolverEngine:
                 self._sign(response)
                 return response
 
-        def work() -> bytes:
-            response = self._resolve_now(
-                requirements, constraints, target, policy, settings, request, deadline, on_event
-            )
+        def work(should_stop: Callable[[], bool]) -> bytes:
+            with cancellation.stopping_when(should_stop):
+                response = self._resolve_now(
+                    requirements, constraints, target, policy, settings, request, deadline, on_event
+                )
             body = response.SerializeToString()
             expires = None if policy.exclude_newer else time.time() + self.settings.resolution_ttl
             self.cache.put(key, body, expires)
             return body
 
-        body, shared = self.flights.do(key, work)
+        body, shared = self.flights.do_shared(key, work, is_active)
         response = resolver_pb2.ResolveResponse.FromString(body)
         response.stats.shared_in_flight = shared
         response.stats.elapsed_ms = (time.perf_counter() - started) * 1000
@@ -359,7 +368,8 @@ class ResolverEngine:
         )
 
     def resolve_stream(
-        self, request: resolver_pb2.ResolveRequest, *, deadline: float | None = None
+        self, request: resolver_pb2.ResolveRequest, *, deadline: float | None = None,
+        is_active: Callable[[], bool] | None = None,
     ) -> Iterator[resolver_pb2.ResolveEvent]:
         """Progress events while resolving, then pins in install order, then the summary."""
         events: queue.SimpleQueue = queue.SimpleQueue()
@@ -369,7 +379,7 @@ class ResolverEngine:
         def run() -> None:
             try:
                 outcome["response"] = self.resolve(
-                    request, deadline=deadline, on_event=lambda p: events.put(p)
+                    request, deadline=deadline, on_event=lambda p: events.put(p), is_active=is_active
                 )
             except BaseException as exc:  # re-raised in the caller's thread
                 outcome["error"] = exc

@@ -21,6 +21,7 @@ from resolvelib import BaseReporter, ResolutionImpossible, ResolutionTooDeep
 from resolvelib.resolvers.abstract import Result
 from resolvelib.structs import DirectedGraph
 
+from venvsmith.core import cancellation
 from venvsmith.core.distfile import DistFile
 from venvsmith.core.errors import DeadlineExceeded, InvalidInput, ServiceError, shorten
 from venvsmith.core.input_limits import check_requirement, check_requirement_text
@@ -160,6 +161,7 @@ class _Reporter(BaseReporter):
     def _check_deadline(self) -> None:
         if self.deadline is not None and time.monotonic() > self.deadline:
             raise DeadlineExceeded("the deadline passed before a resolution was found")
+        cancellation.check()  # every caller went away: stop
 
     def starting_round(self, index: int) -> None:
         self.counts.rounds += 1

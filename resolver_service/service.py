@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import grpc
 
+from venvsmith.core.admission import ServerLimits
 from venvsmith.core.errors import DeadlineExceeded
 from venvsmith.core.grpc_util import ServerSecurity, abort, build_server, deadline_of
 from venvsmith.v1 import resolver_pb2, resolver_pb2_grpc
@@ -19,13 +20,14 @@ class ResolverServicer(resolver_pb2_grpc.ResolverServiceServicer):
 
     def Resolve(self, request, context):
         try:
-            return self.engine.resolve(request, deadline=deadline_of(context))
+            return self.engine.resolve(request, deadline=deadline_of(context), is_active=context.is_active)
         except Exception as exc:
             abort(context, exc)
 
     def ResolveStream(self, request, context):
         try:
-            for event in self.engine.resolve_stream(request, deadline=deadline_of(context)):
+            for event in self.engine.resolve_stream(request, deadline=deadline_of(context),
+                                                    is_active=context.is_active):
                 if not context.is_active():
                     raise DeadlineExceeded("the caller went away")
                 yield event
@@ -43,7 +45,8 @@ SERVICE_NAME = resolver_pb2.DESCRIPTOR.services_by_name["ResolverService"].full_
 
 
 def make_server(
-    address: str = "127.0.0.1:0", engine: ResolverEngine | None = None, *, security: ServerSecurity | None = None
+    address: str = "127.0.0.1:0", engine: ResolverEngine | None = None, *, security: ServerSecurity | None = None,
+    limits: ServerLimits | None = None,
 ) -> tuple[grpc.Server, int, ResolverEngine]:
     """A ready-to-start resolver server; ``engine`` defaults to one with the environment's settings."""
     engine = engine or ResolverEngine(EngineSettings())
@@ -53,5 +56,6 @@ def make_server(
         address,
         security=security,
         health_state=engine.health,
+        limits=limits,
     )
     return server, port, engine

@@ -31,6 +31,7 @@ from builder_service.errors import (
     NotRelocatable,
     SdistFailed,
     StoreError,
+    StoreFull,
     UnsafeArchive,
     UnsafeWheel,
     VenvError,
@@ -39,12 +40,14 @@ from builder_service.errors import (
 from resolver_service.errors import ConflictChain, NoSolution, TooManyBacktracks
 from venvsmith.core.errors import (
     MAX_DETAILS_BYTES,
+    Cancelled,
     DeadlineExceeded,
     DynamicMetadata,
     IndexUnavailable,
     InvalidDistribution,
     InvalidInput,
     RoleDenied,
+    ServerBusy,
     ServiceError,
     Unauthenticated,
     UrlNotAllowed,
@@ -108,6 +111,7 @@ EXAMPLES: dict[type[ServiceError], Callable[[], ServiceError]] = {
     StoreError: lambda: BlobNotFound(D),
     BlobNotFound: lambda: BlobNotFound(D),
     BlobTooLarge: lambda: BlobTooLarge("a.whl", 10),
+    StoreFull: lambda: StoreFull("a.whl", 10, 20),
     InvalidRange: lambda: InvalidRange(D, 5, 1),
     BuildError: lambda: BuildError("build_wheel", "failed"),
     BuildFailed: lambda: BuildFailed("build_wheel", 1, "Traceback ...\nSystemExit: 1\n"),
@@ -120,24 +124,28 @@ EXAMPLES: dict[type[ServiceError], Callable[[], ServiceError]] = {
     SdistFailed: lambda: SdistFailed("pkg-2.0.tar.gz", "building", BuildFailed("build_wheel", 3, "no\n")),
     Unauthenticated: lambda: Unauthenticated("/venvsmith.v1.BuilderService/Build", "needs a token"),
     RoleDenied: lambda: RoleDenied("/venvsmith.v1.BuilderService/Build", "resolve", "build"),
+    ServerBusy: lambda: ServerBusy("/venvsmith.v1.BuilderService/Build", 4),
+    Cancelled: lambda: Cancelled("every caller cancelled"),
 }
 
 RESOLVER = {InvalidInput, NoSolution, DynamicMetadata, IndexUnavailable, InvalidDistribution, TooManyBacktracks,
             DeadlineExceeded, UrlNotAllowed}
 BUILDS = {BuildError, BuildFailed, BuildTimeout, BuildOutOfMemory, BuildOutputTooLarge, InvalidSdist,
           BuildRequirementUnavailable, DigestMismatch, InvalidDigest, BlobTooLarge, UnsafeWheel, BuilderError,
-          SdistFailed}
+          SdistFailed, StoreFull}
 ASSEMBLY = {UnsafeArchive, VenvError, NotRelocatable}
 #: A server with --auth-tokens refuses any RPC with these (venvsmith.core.auth).
 AUTH = {Unauthenticated, RoleDenied}
+#: A server refuses an expensive call beyond --max-concurrent-calls with this (venvsmith.core.admission).
+BUSY = {ServerBusy}
 #: Which error classes each RPC (by method name, whichever service has it) can end with.
 RPC_ERRORS: dict[str, set[type[ServiceError]]] = {
-    "Resolve": RESOLVER | BUILDS | AUTH,  # a builder serving ResolverService prepares dynamic metadata
-    "ResolveStream": RESOLVER | BUILDS | AUTH,
+    "Resolve": RESOLVER | BUILDS | AUTH | BUSY | {Cancelled},  # a builder prepares dynamic metadata
+    "ResolveStream": RESOLVER | BUILDS | AUTH | BUSY | {Cancelled},
     "DescribeEnvironment": {InvalidInput} | AUTH,
-    "Build": RESOLVER | BUILDS | ASSEMBLY | AUTH,
-    "ResolveAndBuild": RESOLVER | BUILDS | ASSEMBLY | AUTH,
-    "PrepareMetadata": RESOLVER | BUILDS | AUTH,
+    "Build": RESOLVER | BUILDS | ASSEMBLY | AUTH | BUSY,
+    "ResolveAndBuild": RESOLVER | BUILDS | ASSEMBLY | AUTH | BUSY,
+    "PrepareMetadata": RESOLVER | BUILDS | AUTH | BUSY,
     "GetArtifact": {BlobNotFound, StoreError, InvalidRange, DigestMismatch, InvalidDigest} | AUTH,
     "StatArtifacts": {InvalidDigest, BuilderError} | AUTH,
 }

@@ -32,6 +32,7 @@ from typing import BinaryIO, cast
 
 from ..digest import CHUNK_SIZE, Digest
 from ..errors import BlobNotFound, InvalidRange
+from .disk_guard import FreeSpaceFloor
 from .protocol import Store
 from .reader import VerifyingReader
 from .size_index import SizeIndex
@@ -68,6 +69,7 @@ class FilesystemStore(Store):
 
     :param max_bytes: capacity; after a put that exceeds it, LRU unpinned blobs are evicted down to
         ``low_water * max_bytes``. None: unbounded.
+    :param min_free: the free disk space a write must leave (evicting LRU blobs first), else StoreFull.
     :param stale_tmp_seconds: at startup, temp files older than this whose writer is gone are removed.
     """
 
@@ -78,6 +80,7 @@ class FilesystemStore(Store):
         max_bytes: int | None = None,
         low_water: float = 0.9,
         stale_tmp_seconds: float = DEFAULT_STALE_TMP_SECONDS,
+        min_free: FreeSpaceFloor | None = None,
     ) -> None:
         if max_bytes is not None and max_bytes < 0:
             raise ValueError(f"max_bytes must be >= 0, got {max_bytes}")
@@ -86,6 +89,8 @@ class FilesystemStore(Store):
         self.root = Path(root)
         self.max_bytes = max_bytes
         self.low_water = low_water
+        #: The disk-space floor writes keep (:mod:`.disk_guard`); None: none.
+        self.min_free = min_free
         self.stats = StoreStats()
         self._cas = self.root / "cas" / "sha256"
         self._tmp = self.root / "tmp"
@@ -410,6 +415,14 @@ class FilesystemStore(Store):
             self.stats.writes += 1
             self.stats.bytes_written += digest.size_bytes
         self._after_put(digest)
+
+    def _ensure_space(self, incoming: int, name: str) -> None:
+        if self.min_free is not None:
+            self.min_free.ensure(self.root, incoming, name, self._evict_bytes)
+
+    def _evict_bytes(self, needed: int) -> int:
+        """Evict LRU unpinned blobs totalling at least ``needed`` bytes (as far as there are); the bytes freed."""
+        return sum(d.size_bytes for d in self.evict(max(0, self._index.usage() - needed)))
 
     def _after_put(self, digest: Digest) -> None:
         if self.max_bytes is not None and self._index.usage() > self.max_bytes:

@@ -38,6 +38,9 @@ class WriteTarget(Protocol):
 
     def _touch(self, digests: Iterable[Digest]) -> None: ...
 
+    def _ensure_space(self, incoming: int, name: str) -> None:
+        """Room for ``incoming`` more bytes above the disk-space floor (evicting first), else StoreFull."""
+
     def blob_path(self, digest: Digest) -> Path: ...
 
     def _reused(self, digest: Digest) -> None:
@@ -73,6 +76,8 @@ class VerifiedWriter:
                     self.digest = self._expected
                     self._store._reused(self._expected)
                     return self
+            if self._expected is not None:  # the whole size is known: refuse before writing anything
+                self._store._ensure_space(self._expected.size_bytes, self._name)
             self._open_temp()
         except BaseException:
             self._stack.close()
@@ -97,6 +102,7 @@ class VerifiedWriter:
             raise ValueError(f"{self._name}: writer is not open")
         try:
             self._check_size(self._hasher.size + n)
+            self._store._ensure_space(n, self._name)
             self._file.write(data)
             self._hasher.update(data)
         except BaseException as e:

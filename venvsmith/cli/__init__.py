@@ -116,6 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
     from venvsmith.cli.serve_options import add_serve_options
 
     add_serve_options(serve)
+    from venvsmith.core.admission import add_limit_options
+
+    add_limit_options(serve)
     serve.add_argument("--allow-index", action="append", default=[], metavar="URL-PREFIX",
                        help="fetch only from locations under this URL prefix or directory (repeatable; replaces "
                             "the default: the hosts of the indexes and the find-links of this server's own "
@@ -123,6 +126,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--sandbox", choices=["auto", "bwrap", "namespaces", "none"], default="auto",
                        help="builder: what sdist builds run in (auto: bwrap, else Linux namespaces; refuses to start "
                             "when neither works, unless 'none')")
+    from builder_service.store.disk_guard import add_free_space_option
+
+    add_free_space_option(serve)
 
     from venvsmith.cli.build_args import add_commands
 
@@ -359,6 +365,7 @@ def cmd_serve(args) -> int:
     from resolver_service.service import make_server
     from venvsmith.cli.compose import resolver_server_engine
     from venvsmith.core import observe
+    from venvsmith.core.admission import ServerLimits
     from venvsmith.core.grpc_util import ServerSecurity
 
     host = f"[{args.host}]" if ":" in args.host and not args.host.startswith("[") else args.host
@@ -372,7 +379,8 @@ def cmd_serve(args) -> int:
     engine = resolver_server_engine(args.builder, client_security(args, args.builder), allow=allow,
                                     signer=signer)
     try:
-        server, port, engine = make_server(f"{host}:{args.port}", engine, security=security)
+        server, port, engine = make_server(f"{host}:{args.port}", engine, security=security,
+                                           limits=ServerLimits.from_args(args))
     except (OSError, RuntimeError) as exc:
         engine.close()
         print(f"error: cannot listen on {host}:{args.port}: {exc}", file=sys.stderr)

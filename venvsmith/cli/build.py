@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import tempfile
 import time
@@ -258,11 +259,13 @@ def cmd_serve_builder(args) -> int:
     from venvsmith.cli.compose import builder_server_engines
     from venvsmith.cli.security_args import client_security, signing_keys
     from venvsmith.core import observe
+    from venvsmith.core.admission import ServerLimits
     from venvsmith.core.config import venvsmith_home
     from venvsmith.core.grpc_util import ServerSecurity
 
     security = ServerSecurity.from_args(args)  # a bad file: exit 2 before anything starts
     signer, trusted = signing_keys(args)  # likewise a bad --signing-key / --trusted-key
+    os.environ["VENVSMITH_MIN_FREE_SPACE"] = args.min_free_space  # read by BuilderSettings (the store's floor)
     try:
         allow = server_allow(args)
     except ValueError as exc:
@@ -287,7 +290,8 @@ def cmd_serve_builder(args) -> int:
                               tls=security.tls).start()
         engine.settings.http_base_url = http.base_url
     try:
-        server, port = make_server(f"{args.host}:{args.port}", engine, also, security=security)
+        server, port = make_server(f"{args.host}:{args.port}", engine, also, security=security,
+                                   limits=ServerLimits.from_args(args))
     except (OSError, RuntimeError) as exc:
         close_all()
         print(f"error: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)

@@ -389,3 +389,30 @@ class UrlNotAllowed(ServiceError):
 
     def __reduce__(self):
         return (type(self), (self.url, self.why))
+
+
+class ServerBusy(ServiceError):
+    """The server already runs as many expensive calls as its operator allows (``--max-concurrent-calls``)."""
+
+    status = "RESOURCE_EXHAUSTED"
+    error_reason = "SERVER_BUSY"
+    retry_delay = 2.0
+
+    def __init__(self, method: str, limit: int) -> None:
+        super().__init__(f"the server is busy: it already runs {limit} calls like {method.rsplit('/', 1)[-1]} "
+                         "(serve --max-concurrent-calls); retry later")
+        self.method, self.limit = method, limit
+
+    def facts(self) -> dict[str, str]:
+        return {"method": self.method, "max_concurrent_calls": str(self.limit)}
+
+    def __reduce__(self):
+        return (type(self), (self.method, self.limit))
+
+
+class Cancelled(ServiceError):
+    """Every caller of the work cancelled its call (or went away): the work stopped. Nobody is left to read this;
+    a caller that joins shared work just as it stops starts it again instead."""
+
+    status = "CANCELLED"
+    error_reason = "CALL_CANCELLED"

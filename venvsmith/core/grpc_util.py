@@ -22,6 +22,7 @@ from .health import HealthState
 from .resolution import CallError
 
 if TYPE_CHECKING:
+    from .admission import ServerLimits
     from .auth import TokenStore
     from .tls import ServerTls
 
@@ -30,6 +31,9 @@ log = logging.getLogger(__name__)
 #: The current reflection service; its messages are those of ``v1alpha`` under another package.
 REFLECTION_V1 = "grpc.reflection.v1.ServerReflection"
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+#: Largest request message a server accepts (answers may be up to :data:`MAX_MESSAGE_BYTES`): a thousand
+#: requirements of the longest accepted length fit, a 64 MiB request of garbage does not reach a handler.
+MAX_REQUEST_BYTES = 4 * 1024 * 1024
 
 
 def deadline_of(context: grpc.ServicerContext) -> float | None:
@@ -133,26 +137,36 @@ def build_server(
     *,
     security: ServerSecurity | None = None,
     health_state: HealthState | None = None,
+    limits: ServerLimits | None = None,
 ) -> tuple[grpc.Server, int]:
     """A gRPC server with the given servicers, health checking and reflection; returns (server, port).
 
     ``security`` adds TLS (with reload) and bearer-token checks (see :mod:`venvsmith.core.auth`); by default the
     port is plaintext and open. With ``health_state``, the health service follows it: NOT_SERVING while a
     component is broken. Every call is measured and carries a request id (:mod:`venvsmith.core.observe`); the
-    server drains and stops through :func:`venvsmith.core.lifecycle.drain_and_stop`.
+    server drains and stops through :func:`venvsmith.core.lifecycle.drain_and_stop`. ``limits`` bound the
+    expensive calls run at once (:mod:`venvsmith.core.admission`; refused beyond, never queued without bound).
     """
+    from .admission import KEEPALIVE_OPTIONS, Admission, AdmissionInterceptor, ServerLimits
+
     security = security or ServerSecurity()
+    limits = limits or ServerLimits()
     drain = lifecycle.Drain()
     server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="rpc"),
+        # A thread for every call gRPC accepts (at most the hard limit): admission decides, not a hidden queue.
+        futures.ThreadPoolExecutor(max_workers=max(max_workers, limits.hard_limit()), thread_name_prefix="rpc"),
         # Measured first (denied calls are counted too), then tokens (an unauthenticated call learns nothing),
-        # then garbage request bytes: INVALID_ARGUMENT.
-        interceptors=[observe.ObservingInterceptor(drain), *security.interceptors(), DecodeErrorInterceptor()],
+        # then admission (only authenticated calls take a slot), then garbage request bytes: INVALID_ARGUMENT.
+        interceptors=[observe.ObservingInterceptor(drain), *security.interceptors(),
+                      AdmissionInterceptor(Admission(limits.max_concurrent_calls)), DecodeErrorInterceptor()],
         options=[
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_receive_message_length", MAX_REQUEST_BYTES),
             ("grpc.so_reuseport", 0),
+            *KEEPALIVE_OPTIONS,
         ],
+        # The hard bound on calls of any kind; beyond it gRPC answers RESOURCE_EXHAUSTED itself.
+        maximum_concurrent_rpcs=limits.hard_limit(),
     )
     for add, servicer in add_servicers:
         add(servicer, server)

@@ -11,8 +11,9 @@ from packaging.requirements import Requirement
 
 from .errors import InvalidInput
 
-__all__ = ["MAX_FILENAME_LENGTH", "MAX_NAME_LENGTH", "MAX_REQUIREMENT_LENGTH", "MAX_VERSION_LENGTH", "check_filename",
-           "check_name", "check_requirement", "check_requirement_text", "check_version"]
+__all__ = ["MAX_BUILD_PINS", "MAX_FILENAME_LENGTH", "MAX_NAME_LENGTH", "MAX_REQUIREMENTS", "MAX_REQUIREMENT_LENGTH",
+           "MAX_VERSION_LENGTH", "check_count", "check_filename", "check_name",
+           "check_requirement", "check_requirement_text", "check_version"]
 
 #: Longest project name accepted (the longest on public indexes is well under 100 characters).
 MAX_NAME_LENGTH = 200
@@ -22,6 +23,16 @@ MAX_VERSION_LENGTH = 200
 MAX_FILENAME_LENGTH = 255
 #: Longest requirement string accepted (a direct URL with its hash fits many times over).
 MAX_REQUIREMENT_LENGTH = 8192
+#: Most requirements (and, separately, constraints) one request may carry.
+MAX_REQUIREMENTS = 1000
+#: Most pins one Build stream may carry (a resolution of a large monorepo has a few hundred).
+MAX_BUILD_PINS = 5000
+
+
+def check_count(count: int, limit: int, field: str) -> None:
+    """At most ``limit`` items in the repeated ``field``: INVALID_ARGUMENT naming it otherwise."""
+    if count > limit:
+        raise InvalidInput(f"{count} items", f"{field}: more than {limit} items in one request", field=field)
 
 
 def check_requirement_text(text: str, what: str = "requirement") -> None:

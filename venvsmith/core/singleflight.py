@@ -2,12 +2,28 @@
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable, Hashable
 from concurrent.futures import Future
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
+
+#: How often a waiting caller checks whether it is still active (seconds).
+POLL_SECONDS = 0.05
+
+
+class _Shared:
+    """One shared flight: its future and the ``is_active`` tests of its callers (``None``: always active)."""
+
+    def __init__(self) -> None:
+        self.future: Future = Future()
+        self.callers: list[Callable[[], bool] | None] = []
+
+    def should_stop(self, lock: threading.Lock) -> bool:
+        with lock:
+            return not any(active is None or active() for active in self.callers)
 
 
 class SingleFlight(Generic[T]):
@@ -19,6 +35,7 @@ class SingleFlight(Generic[T]):
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._flights: dict[Hashable, Future[T]] = {}
+        self._shared: dict[Hashable, _Shared] = {}
 
     def do(self, key: Hashable, fn: Callable[[], T]) -> tuple[T, bool]:
         """Return ``(result, shared)``; ``shared`` is True when another caller did the work."""
@@ -41,6 +58,50 @@ class SingleFlight(Generic[T]):
             with self._lock:
                 del self._flights[key]
 
+    def do_shared(
+        self, key: Hashable, fn: Callable[[Callable[[], bool]], T], is_active: Callable[[], bool] | None = None
+    ) -> tuple[T, bool]:
+        """As :meth:`do`, for work that may be cancelled: ``fn(should_stop)`` runs once per key at a time, and
+        ``should_stop()`` is true once every caller sharing it is no longer active (``is_active`` false).
+
+        A waiting caller that goes inactive stops waiting (:class:`~venvsmith.core.cancellation.Cancelled`); the
+        work goes on for the others. A caller still active when the work stopped for lack of callers (it joined
+        just then) runs it again.
+        """
+        from .cancellation import Cancelled
+
+        while True:
+            with self._lock:
+                flight = self._shared.get(key)
+                leader = flight is None
+                if flight is None:
+                    flight = self._shared[key] = _Shared()
+                flight.callers.append(is_active)
+            if leader:
+                try:
+                    result = fn(functools.partial(flight.should_stop, self._lock))
+                except BaseException as exc:
+                    flight.future.set_exception(exc)
+                    raise
+                else:
+                    flight.future.set_result(result)
+                    return result, False
+                finally:
+                    with self._lock:
+                        del self._shared[key]
+            while True:
+                try:
+                    return flight.future.result(timeout=POLL_SECONDS), True
+                except TimeoutError:
+                    if is_active is not None and not is_active():
+                        with self._lock:
+                            flight.callers.remove(is_active)
+                        raise Cancelled("the caller cancelled while waiting for shared work") from None
+                except Cancelled:
+                    if is_active is not None and not is_active():
+                        raise
+                    break  # the work stopped as this caller joined: run it again
+
     def in_flight(self) -> int:
         with self._lock:
-            return len(self._flights)
+            return len(self._flights) + len(self._shared)

@@ -95,6 +95,8 @@ class BuilderServiceServicer:
         refused before any connection).
         With --auth-tokens: UNAUTHENTICATED (AUTH_TOKEN_INVALID), PERMISSION_DENIED
         (AUTH_ROLE_INSUFFICIENT), each with ErrorInfo.
+        When the server already runs --max-concurrent-calls expensive calls:
+        RESOURCE_EXHAUSTED + RetryInfo (SERVER_BUSY), refused at once, not queued.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -108,6 +110,8 @@ class BuilderServiceServicer:
         DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED, UNAVAILABLE, PERMISSION_DENIED).
         With --auth-tokens: UNAUTHENTICATED (AUTH_TOKEN_INVALID), PERMISSION_DENIED
         (AUTH_ROLE_INSUFFICIENT), each with ErrorInfo.
+        When the server already runs --max-concurrent-calls expensive calls:
+        RESOURCE_EXHAUSTED + RetryInfo (SERVER_BUSY), refused at once, not queued.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -134,6 +138,8 @@ class BuilderServiceServicer:
         (URL_NOT_ALLOWED: the sdist's URL is outside the allow-list).
         With --auth-tokens: UNAUTHENTICATED (AUTH_TOKEN_INVALID), PERMISSION_DENIED
         (AUTH_ROLE_INSUFFICIENT), each with ErrorInfo.
+        When the server already runs --max-concurrent-calls expensive calls:
+        RESOURCE_EXHAUSTED + RetryInfo (SERVER_BUSY), refused at once, not queued.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -64,6 +64,8 @@ class ErrorReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     AUTH_TOKEN_INVALID: _ClassVar[ErrorReason]
     AUTH_ROLE_INSUFFICIENT: _ClassVar[ErrorReason]
     URL_NOT_ALLOWED: _ClassVar[ErrorReason]
+    SERVER_BUSY: _ClassVar[ErrorReason]
+    CALL_CANCELLED: _ClassVar[ErrorReason]
 INDEX_STRATEGY_UNSPECIFIED: IndexStrategy
 FIRST_INDEX: IndexStrategy
 UNSAFE_BEST_MATCH: IndexStrategy
@@ -107,6 +109,8 @@ STORE_FULL: ErrorReason
 AUTH_TOKEN_INVALID: ErrorReason
 AUTH_ROLE_INSUFFICIENT: ErrorReason
 URL_NOT_ALLOWED: ErrorReason
+SERVER_BUSY: ErrorReason
+CALL_CANCELLED: ErrorReason
 
 class TargetEnvironment(_message.Message):
     __slots__ = ("markers", "tags", "python_version", "platform", "interpreter", "metadata_builder")

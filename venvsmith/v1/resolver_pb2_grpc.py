@@ -88,6 +88,10 @@ class ResolverServiceServicer:
         before any connection).
         With --auth-tokens: UNAUTHENTICATED (AUTH_TOKEN_INVALID), PERMISSION_DENIED
         (AUTH_ROLE_INSUFFICIENT), each with ErrorInfo.
+        When the server already runs --max-concurrent-calls expensive calls:
+        RESOURCE_EXHAUSTED + RetryInfo (SERVER_BUSY), refused at once, not queued.
+        A call its client cancels ends CANCELLED (CALL_CANCELLED, never seen by
+        that client): its resolution stops unless an identical call shares it.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -102,6 +106,10 @@ class ResolverServiceServicer:
         progress events already sent stay valid.
         With --auth-tokens: UNAUTHENTICATED (AUTH_TOKEN_INVALID), PERMISSION_DENIED
         (AUTH_ROLE_INSUFFICIENT), each with ErrorInfo.
+        When the server already runs --max-concurrent-calls expensive calls:
+        RESOURCE_EXHAUSTED + RetryInfo (SERVER_BUSY), refused at once, not queued.
+        A call its client cancels ends CANCELLED (CALL_CANCELLED, never seen by
+        that client): its resolution stops unless an identical call shares it.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
