@@ -22,10 +22,12 @@ _current = threading.local()
 class Fetch:
     """One fetch's end (a ``time.monotonic()`` value) and the sockets it uses."""
 
-    def __init__(self, end: float, allowed: float = 0.0) -> None:
+    def __init__(self, end: float, allowed: float = 0.0, by_deadline: bool = False) -> None:
         self.end = end
         #: Seconds the fetch was given (for messages).
         self.allowed = allowed
+        #: Whether ``end`` is the caller's deadline (running out is then DEADLINE_EXCEEDED, not the index's fault).
+        self.by_deadline = by_deadline
         self.expired = False
         self._socks: list[socket.socket] = []
         self._done = False

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, cast
 
-from ..errors import IndexUnavailable
+from ..errors import DeadlineExceeded, IndexUnavailable
 from .auth import Auth, Credential, redact, split_userinfo
 from .budget import Fetch
 from .limits import MAX_FETCH_SECONDS
@@ -374,9 +374,10 @@ class HttpClient:
         if seconds is None:  # a client made with a longer retry deadline keeps it
             seconds = max(MAX_FETCH_SECONDS, self._deadline or 0.0)
         end = now + seconds
+        by_deadline = deadline is not None and deadline <= end
         if deadline is not None:
             end = min(end, deadline)
-        with Fetch(end, allowed=max(0.0, end - now)) as fetch:
+        with Fetch(end, allowed=max(0.0, end - now), by_deadline=by_deadline) as fetch:
             with self._open(url, index=index, auth=auth, headers=headers, max_bytes=max_bytes, fetch=fetch) as r:
                 yield r
 
@@ -393,7 +394,7 @@ class HttpClient:
         except TrustStoreError as exc:
             raise IndexUnavailable(index, str(exc)) from None
         if time.monotonic() >= fetch.end:
-            raise IndexUnavailable(index, f"no time left to fetch {redact(url)} before the request's deadline")
+            raise _out_of_time(fetch, index, url)
         response = self._send(pool, url, send, index, fetch)
         response.max_bytes = max_bytes
         from .retry import RETRY_STATUSES
@@ -414,6 +415,8 @@ class HttpClient:
         try:
             yield response
         except TransportError as exc:
+            if fetch.expired:
+                raise _out_of_time(fetch, index, url) from None
             raise IndexUnavailable(index, f"reading {redact(url)} failed: {redact(exc.detail)}") from None
         finally:
             response.close()
@@ -452,9 +455,7 @@ class HttpClient:
                 ) from None
             failure = _transport_error(exc.reason or exc)
             if fetch.expired or time.monotonic() >= fetch.end:
-                raise IndexUnavailable(
-                    index, f"fetching {redact(url)} was not finished within the {fetch.allowed:.1f} s allowed for it"
-                ) from None
+                raise _out_of_time(fetch, index, url) from None
             tries = getattr(exc, "tries", self.tries)
             raise IndexUnavailable(
                 index,
@@ -488,6 +489,16 @@ class HttpClient:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _out_of_time(fetch: Fetch, index: str, url: str) -> IndexUnavailable | DeadlineExceeded:
+    """A fetch that ran out of time: the caller's deadline passing is DEADLINE_EXCEEDED; the fetch's own limit
+    (an index too slow for :data:`~.limits.MAX_FETCH_SECONDS`) is the index's fault, UNAVAILABLE."""
+    if fetch.by_deadline:
+        return DeadlineExceeded(f"the request's deadline passed while fetching {redact(url)} from {index}")
+    return IndexUnavailable(
+        index, f"fetching {redact(url)} was not finished within the {fetch.allowed:.1f} s allowed for it"
+    )
 
 
 def unexpected_status(response: Response, index: str) -> IndexUnavailable:
