@@ -42,6 +42,7 @@ def index(tmp_path_factory) -> Iterator[IndexServer]:
     b.add("beta", "1.0")
     b.add("alpha", "1.0", deps=["beta>=1"])
     b.add("delta", "1.0", kind="sdist", backend="intree")
+    b.add("gamma", "1.0")  # its files fail with a 500 in test_failing_fetches_and_refused_credentials_leak_nowhere
     with IndexServer(b, auth=(USER, PASSWORD)) as server:
         yield server
 
@@ -155,3 +156,32 @@ def test_credentials_from_netrc_leak_nowhere(tmp_path, index):
     rc.write_text(f"machine 127.0.0.1 login {USER} password {PASSWORD}\n")
     rc.chmod(0o600)
     assert _run_everything(tmp_path, index, index.url, {"NETRC": str(rc)}) == []
+
+
+def test_failing_fetches_and_refused_credentials_leak_nowhere(tmp_path, index):
+    """Error paths naming URLs: a file download answered 500, and a wrong password (which contains the right one, so
+    the grep catches either) refused with 401."""
+    wrong = index.auth_url.replace(PASSWORD, f"wrong-{PASSWORD}")
+    assert wrong != index.auth_url
+    server = BuilderProcess(tmp_path / "server-home", "--log-format", "json", allow=[index.base_url])
+    env = hermetic_env(tmp_path / "client-home")
+    outputs = []
+    index.fail_status, index.fail_match = 500, "/files/gamma"
+    try:
+        for url in (index.auth_url, wrong):
+            for argv in (cli("resolve", "--server", server.address, "--index-url", url, "--format", "json", "gamma"),
+                         cli("build", "--server", server.address, "--index-url", url, "--format", "json", "gamma"),
+                         cli("resolve", "--index-url", url, "gamma")):
+                outputs.append(subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300))
+    finally:
+        index.fail_status, index.fail_match = None, None
+        assert server.stop() == 0, server.log()
+    assert all(p.returncode != 0 and "HTTP 500" in p.stderr for p in outputs[:3]), [p.stderr for p in outputs]
+    assert all(p.returncode != 0 and "401" in p.stderr for p in outputs[3:]), [p.stderr for p in outputs]
+    leaks: list[str] = []
+    for n, proc in enumerate(outputs):
+        leaks += _leaks_in_text(f"run {n} stdout", proc.stdout) + _leaks_in_text(f"run {n} stderr", proc.stderr)
+    leaks += _leaks_in_text("server log", server.log())
+    for root in (tmp_path / "server-home", tmp_path / "client-home"):
+        leaks += _leaks_in_tree(root, [])
+    assert leaks == []
