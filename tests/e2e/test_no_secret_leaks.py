@@ -22,6 +22,7 @@ import pytest
 
 from tests.fixtures.builder_server import BuilderProcess, cli, hermetic_env
 from tests.fixtures.index import IndexBuilder, IndexServer
+from venvsmith.v1 import builder_pb2, common_pb2, resolver_pb2
 
 pytestmark = pytest.mark.slow
 
@@ -121,6 +122,12 @@ def _run_everything(tmp_path: Path, index: IndexServer, index_url: str, env_extr
         }
         for label, argv in runs.items():
             outputs.append((label, subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300)))
+        config = common_pb2.IndexConfig(index_url=index_url)
+        ask = resolver_pb2.ResolveRequest(requirements=["alpha", "delta"], index=config)
+        answer = server.resolver_stub.Resolve(ask, timeout=120)
+        events = list(server.stub.ResolveAndBuild(builder_pb2.ResolveAndBuildRequest(
+            resolve=ask, options=builder_pb2.BuildOptions(wheels=True, wheelhouse=True, venv_archive=True,
+                                                          index=config)), timeout=300))
         metrics = _scrape(port)
     finally:
         assert server.stop() == 0, server.log()
@@ -136,6 +143,11 @@ def _run_everything(tmp_path: Path, index: IndexServer, index_url: str, env_extr
     for label, proc in outputs:
         leaks += _leaks_in_text(f"{label} stdout", proc.stdout) + _leaks_in_text(f"{label} stderr", proc.stderr)
     leaks += _leaks_in_text("server log", server.log()) + _leaks_in_text("metrics", metrics)
+    assert sorted(p.name for p in answer.pins) == ["alpha", "beta", "delta"]
+    assert len(events) > 1
+    for n, message in enumerate([answer, *events]):
+        data = message.SerializeToString()
+        leaks += [f"gRPC message {n}" for needle in NEEDLES if needle in data]
     scanned: list[str] = []
     for root in (server_home, client_home, tmp_path / "venv"):
         leaks += _leaks_in_tree(root, scanned)
