@@ -1,0 +1,199 @@
+"""Index credentials never leak: a whole resolve + build against a password-protected index on 127.0.0.1, through a
+real ``venvsmith serve builder --log-format json`` and the real CLI, then a grep for the password (and its Basic
+``user:pass`` base64 form) in every stdout/stderr, the server's log, its metrics, every file under the server's and
+the client's ``VENVSMITH_HOME`` (SQLite files' raw bytes, lock documents, wheels unzipped, ``.zst`` archives
+decompressed) and the produced venv. The credentials come once as URL user-info, once from a netrc file (``NETRC``).
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import secrets
+import socket
+import subprocess
+import tarfile
+import urllib.request
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.fixtures.builder_server import BuilderProcess, cli, hermetic_env
+from tests.fixtures.index import IndexBuilder, IndexServer
+from venvsmith.v1 import builder_pb2, common_pb2, resolver_pb2
+
+pytestmark = pytest.mark.slow
+
+USER = "ci-leak-user"
+PASSWORD = f"s3cr3t-DO-NOT-LEAK-{secrets.token_hex(8)}"
+NEEDLES = (PASSWORD.encode(), base64.b64encode(f"{USER}:{PASSWORD}".encode()))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def index(tmp_path_factory) -> Iterator[IndexServer]:
+    b = IndexBuilder(tmp_path_factory.mktemp("secret-index"))
+    b.add("beta", "1.0")
+    b.add("alpha", "1.0", deps=["beta>=1"])
+    b.add("delta", "1.0", kind="sdist", backend="intree")
+    b.add("gamma", "1.0")  # its files fail with a 500 in test_failing_fetches_and_refused_credentials_leak_nowhere
+    with IndexServer(b, auth=(USER, PASSWORD)) as server:
+        yield server
+
+
+def _expand(name: str, data: bytes, depth: int = 0) -> Iterator[tuple[str, bytes]]:
+    """The bytes of a file and of whatever archive members it holds (zip, tar, zstd), recursively."""
+    yield name, data
+    if depth > 3:
+        return
+    if data[:4] == b"\x28\xb5\x2f\xfd":
+        import zstandard
+
+        try:
+            inner = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(data)).read()
+        except zstandard.ZstdError:
+            return
+        yield from _expand(f"{name}!zst", inner, depth + 1)
+        return
+    if data[:4] == b"PK\x03\x04":
+        try:
+            with zipfile.ZipFile(io.BytesIO(data)) as zf:
+                for member in zf.namelist():
+                    yield from _expand(f"{name}!{member}", zf.read(member), depth + 1)
+        except zipfile.BadZipFile:
+            pass
+        return
+    try:
+        with tarfile.open(fileobj=io.BytesIO(data)) as tf:
+            for member in tf.getmembers():
+                if member.isfile() and (f := tf.extractfile(member)) is not None:
+                    yield from _expand(f"{name}!{member.name}", f.read(), depth + 1)
+    except (tarfile.TarError, EOFError, OSError):
+        pass
+
+
+def _leaks_in_tree(root: Path, scanned: list[str]) -> list[str]:
+    found = []
+    for path in sorted(root.rglob("*")):
+        if path.is_file() and not path.is_symlink():
+            for name, data in _expand(str(path.relative_to(root)), path.read_bytes()):
+                scanned.append(name)
+                found += [f"{root.name}/{name}" for needle in NEEDLES if needle in data]
+    return found
+
+
+def _leaks_in_text(label: str, text: str) -> list[str]:
+    return [label for needle in NEEDLES if needle in text.encode()]
+
+
+def _scrape(port: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as answer:
+        return answer.read().decode()
+
+
+def _run_everything(tmp_path: Path, index: IndexServer, index_url: str, env_extra: dict[str, str]) -> list[str]:
+    """Every command of a resolve + build, one failing; returns where a credential was seen."""
+    port = _free_port()
+    server_home, client_home = tmp_path / "server-home", tmp_path / "client-home"
+    server = BuilderProcess(server_home, "--log-format", "json", "--metrics-port", str(port),
+                            allow=[index.base_url], env=env_extra)
+    outputs: list[tuple[str, subprocess.CompletedProcess[str]]] = []
+    env = {**hermetic_env(client_home), **env_extra}
+    try:
+        common = ["--server", server.address, "--index-url", index_url]
+        runs = {
+            "resolve-pylock": cli("resolve", *common, "--format", "pylock", "alpha", "delta"),
+            "resolve-requirements": cli("resolve", *common, "--format", "requirements", "alpha", "delta"),
+            "resolve-json": cli("resolve", *common, "--format", "json", "alpha", "delta"),
+            "resolve-pylock-file": cli("resolve", *common, "--format", "pylock", "-o",
+                                       str(client_home / "pylock.toml"), "alpha"),
+            "build-json": cli("build", *common, "--format", "json", "alpha", "delta"),
+            "venv": cli("venv", str(tmp_path / "venv"), *common, "alpha", "delta"),
+            "resolve-missing": cli("resolve", *common, "--format", "json", "no-such-project-here"),
+            "build-missing": cli("build", *common, "--format", "json", "no-such-project-here"),
+            "resolve-local-missing": cli("resolve", "--index-url", index_url, "no-such-project-here"),
+        }
+        for label, argv in runs.items():
+            outputs.append((label, subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300)))
+        config = common_pb2.IndexConfig(index_url=index_url)
+        ask = resolver_pb2.ResolveRequest(requirements=["alpha", "delta"], index=config)
+        answer = server.resolver_stub.Resolve(ask, timeout=120)
+        events = list(server.stub.ResolveAndBuild(builder_pb2.ResolveAndBuildRequest(
+            resolve=ask, options=builder_pb2.BuildOptions(wheels=True, wheelhouse=True, venv_archive=True,
+                                                          index=config)), timeout=300))
+        metrics = _scrape(port)
+    finally:
+        assert server.stop() == 0, server.log()
+    by_label = dict(outputs)
+    for label in ("resolve-pylock", "resolve-requirements", "resolve-json", "build-json", "venv"):
+        assert by_label[label].returncode == 0, (label, by_label[label].stderr)
+    assert "beta" in by_label["resolve-requirements"].stdout  # the index was reached, with the credentials
+    for label in ("resolve-missing", "build-missing", "resolve-local-missing"):
+        assert by_label[label].returncode != 0, (label, by_label[label].stdout)
+        assert "no-such-project-here" in by_label[label].stdout + by_label[label].stderr
+    assert (tmp_path / "venv").is_dir()
+    leaks: list[str] = []
+    for label, proc in outputs:
+        leaks += _leaks_in_text(f"{label} stdout", proc.stdout) + _leaks_in_text(f"{label} stderr", proc.stderr)
+    leaks += _leaks_in_text("server log", server.log()) + _leaks_in_text("metrics", metrics)
+    assert sorted(p.name for p in answer.pins) == ["alpha", "beta", "delta"]
+    assert len(events) > 1
+    for n, message in enumerate([answer, *events]):
+        data = message.SerializeToString()
+        leaks += [f"gRPC message {n}" for needle in NEEDLES if needle in data]
+    scanned: list[str] = []
+    for root in (server_home, client_home, tmp_path / "venv"):
+        leaks += _leaks_in_tree(root, scanned)
+    # The scan looked inside what was built: wheels' members, the zstd venv archive's tar, the SQLite files.
+    assert any(".whl!" in name and name.endswith("METADATA") for name in scanned), scanned[:50]
+    assert any("!zst!" in name for name in scanned), scanned[:50]
+    assert any(name.endswith((".sqlite3", ".db", ".sqlite")) for name in scanned), scanned[:50]
+    return leaks
+
+
+def test_credentials_in_the_index_url_leak_nowhere(tmp_path, index):
+    assert PASSWORD in index.auth_url
+    assert _run_everything(tmp_path, index, index.auth_url, {}) == []
+
+
+def test_credentials_from_netrc_leak_nowhere(tmp_path, index):
+    rc = tmp_path / "netrc"
+    rc.write_text(f"machine 127.0.0.1 login {USER} password {PASSWORD}\n")
+    rc.chmod(0o600)
+    assert _run_everything(tmp_path, index, index.url, {"NETRC": str(rc)}) == []
+
+
+def test_failing_fetches_and_refused_credentials_leak_nowhere(tmp_path, index):
+    """Error paths naming URLs: a file download answered 500, and a wrong password (which contains the right one, so
+    the grep catches either) refused with 401."""
+    wrong = index.auth_url.replace(PASSWORD, f"wrong-{PASSWORD}")
+    assert wrong != index.auth_url
+    server = BuilderProcess(tmp_path / "server-home", "--log-format", "json", allow=[index.base_url])
+    env = hermetic_env(tmp_path / "client-home")
+    outputs = []
+    index.fail_status, index.fail_match = 500, "/files/gamma"
+    try:
+        for url in (index.auth_url, wrong):
+            for argv in (cli("resolve", "--server", server.address, "--index-url", url, "--format", "json", "gamma"),
+                         cli("build", "--server", server.address, "--index-url", url, "--format", "json", "gamma"),
+                         cli("resolve", "--index-url", url, "gamma")):
+                outputs.append(subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300))
+    finally:
+        index.fail_status, index.fail_match = None, None
+        assert server.stop() == 0, server.log()
+    assert all(p.returncode != 0 and "HTTP 500" in p.stderr for p in outputs[:3]), [p.stderr for p in outputs]
+    assert all(p.returncode != 0 and "401" in p.stderr for p in outputs[3:]), [p.stderr for p in outputs]
+    leaks: list[str] = []
+    for n, proc in enumerate(outputs):
+        leaks += _leaks_in_text(f"run {n} stdout", proc.stdout) + _leaks_in_text(f"run {n} stderr", proc.stderr)
+    leaks += _leaks_in_text("server log", server.log())
+    for root in (tmp_path / "server-home", tmp_path / "client-home"):
+        leaks += _leaks_in_tree(root, [])
+    assert leaks == []
