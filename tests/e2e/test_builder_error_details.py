@@ -3,38 +3,19 @@
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Iterator
 
 import grpc
 import pytest
 
-from builder_service.engine import BuildEngine, BuilderSettings
-from builder_service.service import make_server
 from resolver_service.engine import EngineSettings, ResolverEngine
 from resolver_service.service import make_server as make_resolver_server
+from tests.fixtures.inprocess import inprocess_builder  # noqa: F401 - the `builder` fixture
 from venvsmith.clients.builder import RemoteBuilder
 from venvsmith.clients.resolver import EmbeddedResolver, RemoteResolver
 from venvsmith.core.config import PipIndexConfig
 from venvsmith.core.resolution import CallError
 from venvsmith.v1 import artifact_pb2, artifact_pb2_grpc, builder_pb2, builder_pb2_grpc, common_pb2, resolver_pb2
-
-
-@pytest.fixture
-def builder(tmp_path, monkeypatch) -> Iterator[tuple[str, BuildEngine]]:
-    for var in list(os.environ):
-        if var.startswith(("PIP_", "VENVSMITH_")):
-            monkeypatch.delenv(var)
-    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
-    pip = PipIndexConfig(index_url=(tmp_path / "no-default-index").as_uri())
-    resolver = ResolverEngine(EngineSettings(home=tmp_path / "home", pip=pip))
-    engine = BuildEngine(BuilderSettings(home=tmp_path / "home"), EmbeddedResolver(resolver, close_engine=False))
-    server, port = make_server("127.0.0.1:0", engine)
-    server.start()
-    yield f"127.0.0.1:{port}", engine
-    server.stop(0)
-    engine.close()
-    resolver.close()
 
 
 def call_error(fn) -> CallError:
