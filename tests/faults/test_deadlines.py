@@ -1,0 +1,39 @@
+"""A deadline that passes while the builder waits on a slow index is DEADLINE_EXCEEDED, and the builder builds the
+next request in time. (The resolver's: ``test_index_faults.py``, ``tests/e2e/test_resolver_grpc.py``.)"""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+
+from tests.fixtures.inprocess import inprocess_builder  # noqa: F401 - the `builder` fixture
+from venvsmith.core.resolution import CallError
+from venvsmith.v1 import builder_pb2, builder_pb2_grpc, common_pb2, resolver_pb2
+
+
+def request(url: str) -> builder_pb2.ResolveAndBuildRequest:
+    config = common_pb2.IndexConfig(index_url=url)
+    return builder_pb2.ResolveAndBuildRequest(
+        resolve=resolver_pb2.ResolveRequest(requirements=["app"], index=config, no_cache=True),
+        options=builder_pb2.BuildOptions(wheels=True, index=config))
+
+
+def wheels(events) -> list[str]:
+    return [w.filename for e in events if e.WhichOneof("event") == "build"
+            and e.build.WhichOneof("event") == "result" for w in e.build.result.wheels]
+
+
+@pytest.mark.parametrize("slow_path", ["/simple/", "/files/"], ids=["while-resolving", "while-downloading"])
+def test_resolve_and_build_past_its_deadline_is_deadline_exceeded(builder, index_builder, index_server, slow_path):
+    address, _ = builder
+    index_builder.add("app", "1.0")
+    index = index_server()
+    with grpc.insecure_channel(address) as channel:
+        stub = builder_pb2_grpc.BuilderServiceStub(channel)
+        index.delay, index.delay_match = 3.0, slow_path
+        with pytest.raises(grpc.RpcError) as info:
+            list(stub.ResolveAndBuild(request(index.url), timeout=1.0))
+        error = CallError.from_rpc(info.value)
+        assert error.status == "DEADLINE_EXCEEDED", error
+        index.delay = 0.0
+        assert wheels(stub.ResolveAndBuild(request(index.url), timeout=60)) == ["app-1.0-py3-none-any.whl"]
