@@ -23,7 +23,9 @@ def wheels(events) -> list[str]:
             and e.build.WhichOneof("event") == "result" for w in e.build.result.wheels]
 
 
-@pytest.mark.parametrize("slow_path", ["/simple/", "/files/"], ids=["while-resolving", "while-downloading"])
+#: Slow index pages (the resolution waits), or slow files: the PEP 658 metadata the resolution reads and the wheel
+#: the build downloads.
+@pytest.mark.parametrize("slow_path", ["/simple/", "/files/"], ids=["slow-pages", "slow-files"])
 def test_resolve_and_build_past_its_deadline_is_deadline_exceeded(builder, index_builder, index_server, slow_path):
     address, _ = builder
     index_builder.add("app", "1.0")
@@ -34,6 +36,7 @@ def test_resolve_and_build_past_its_deadline_is_deadline_exceeded(builder, index
         with pytest.raises(grpc.RpcError) as info:
             list(stub.ResolveAndBuild(request(index.url), timeout=1.0))
         error = CallError.from_rpc(info.value)
-        assert error.status == "DEADLINE_EXCEEDED", error
+        # the client's own deadline fires about when the server's does: the server's reason may not arrive first
+        assert error.status == "DEADLINE_EXCEEDED" and error.reason in ("", "DEADLINE_EXCEEDED"), error
         index.delay = 0.0
         assert wheels(stub.ResolveAndBuild(request(index.url), timeout=60)) == ["app-1.0-py3-none-any.whl"]

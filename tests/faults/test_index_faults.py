@@ -100,6 +100,7 @@ def test_a_slow_index_past_the_deadline_is_deadline_exceeded_and_answers_in_time
     with pytest.raises(grpc.RpcError) as info:
         stub.Resolve(request(slow.url), timeout=0.5)
     error = CallError.from_rpc(info.value)
-    assert error.status == "DEADLINE_EXCEEDED", error
+    # the client's own deadline fires about when the server's does: the server's reason may not arrive first
+    assert error.status == "DEADLINE_EXCEEDED" and error.reason in ("", "DEADLINE_EXCEEDED"), error
     slow.delay = 0.3  # slow, but within the deadline
     assert [p.name for p in stub.Resolve(request(slow.url), timeout=60).pins] == ["app"]
