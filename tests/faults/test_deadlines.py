@@ -3,6 +3,8 @@ next request in time. (The resolver's: ``test_index_faults.py``, ``tests/e2e/tes
 
 from __future__ import annotations
 
+import time
+
 import grpc
 import pytest
 
@@ -40,3 +42,35 @@ def test_resolve_and_build_past_its_deadline_is_deadline_exceeded(builder, index
         assert error.status == "DEADLINE_EXCEEDED" and error.reason in ("", "DEADLINE_EXCEEDED"), error
         index.delay = 0.0
         assert wheels(stub.ResolveAndBuild(request(index.url), timeout=60)) == ["app-1.0-py3-none-any.whl"]
+
+
+def test_an_identical_call_with_a_later_deadline_is_answered_when_the_first_one_runs_out(tmp_path, index_builder,
+                                                                                        index_server):
+    """Identical calls share one resolution, which runs within the first call's deadline: the second caller gets
+    the answer within its own, not the first one's DEADLINE_EXCEEDED."""
+    from resolver_service.engine import EngineSettings, ResolverEngine
+    from resolver_service.service import make_server
+    from venvsmith.core.config import PipIndexConfig
+    from venvsmith.v1 import resolver_pb2_grpc
+
+    index_builder.add("app", "1.0")
+    index = index_server(delay=1.0, delay_match="/simple/")
+    pip = PipIndexConfig(index_url=(tmp_path / "no-default-index").as_uri())
+    engine = ResolverEngine(EngineSettings(home=tmp_path / "home", pip=pip))
+    server, port, _ = make_server("127.0.0.1:0", engine)
+    server.start()
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = resolver_pb2_grpc.ResolverServiceStub(channel)
+            resolve = request(index.url).resolve
+            first = stub.Resolve.future(resolve, timeout=0.5)
+            while not index.requests:  # the first resolution waits on the slow page
+                time.sleep(0.01)
+            second = stub.Resolve.future(resolve, timeout=60)
+            with pytest.raises(grpc.RpcError) as info:
+                first.result()
+            assert info.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+            assert [p.name for p in second.result().pins] == ["app"]
+    finally:
+        server.stop(0)
+        engine.close()
