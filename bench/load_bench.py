@@ -139,7 +139,8 @@ class Calls:
                 try:
                     stub.Resolve(self.resolve_request(["p0==="]), timeout=TIMEOUT[0])
                 except grpc.RpcError as exc:
-                    return "" if exc.code() == grpc.StatusCode.INVALID_ARGUMENT else f"{exc.code().name}: {exc.details()}"
+                    wanted = exc.code() == grpc.StatusCode.INVALID_ARGUMENT
+                    return "" if wanted else f"{exc.code().name}: {exc.details()}"
                 return "a malformed requirement was answered"
         except grpc.RpcError as exc:
             return f"{exc.code().name}: {exc.details()}"

@@ -40,9 +40,9 @@ from builder_service.errors import (
 from resolver_service.errors import ConflictChain, NoSolution, TooManyBacktracks
 from venvsmith.core.errors import (
     MAX_DETAILS_BYTES,
+    BuilderUnavailable,
     Cancelled,
     DeadlineExceeded,
-    BuilderUnavailable,
     DynamicMetadata,
     IndexUnavailable,
     InvalidDistribution,
