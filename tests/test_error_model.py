@@ -40,6 +40,7 @@ from builder_service.errors import (
 from resolver_service.errors import ConflictChain, NoSolution, TooManyBacktracks
 from venvsmith.core.errors import (
     MAX_DETAILS_BYTES,
+    BuilderUnavailable,
     Cancelled,
     DeadlineExceeded,
     DynamicMetadata,
@@ -95,6 +96,7 @@ D = Digest("0" * 64, 3)
 EXAMPLES: dict[type[ServiceError], Callable[[], ServiceError]] = {
     InvalidInput: lambda: InvalidInput("x ===", "invalid requirement", field="requirements[0]"),
     DynamicMetadata: lambda: DynamicMetadata("a-1.0.tar.gz", "dynamic dependencies"),
+    BuilderUnavailable: lambda: BuilderUnavailable("127.0.0.1:1", "a-1.0.tar.gz", "connection refused"),
     IndexUnavailable: lambda: IndexUnavailable("http://127.0.0.1:1/simple/", "connection refused"),
     InvalidDistribution: lambda: InvalidDistribution("a-1.0-py3-none-any.whl", "name differs"),
     DeadlineExceeded: lambda: DeadlineExceeded("the deadline passed"),
@@ -140,8 +142,9 @@ AUTH = {Unauthenticated, RoleDenied}
 BUSY = {ServerBusy}
 #: Which error classes each RPC (by method name, whichever service has it) can end with.
 RPC_ERRORS: dict[str, set[type[ServiceError]]] = {
-    "Resolve": RESOLVER | BUILDS | AUTH | BUSY | {Cancelled},  # a builder prepares dynamic metadata
-    "ResolveStream": RESOLVER | BUILDS | AUTH | BUSY | {Cancelled},
+    # a builder prepares dynamic metadata (a resolver server's --builder may be down: BuilderUnavailable)
+    "Resolve": RESOLVER | BUILDS | AUTH | BUSY | {Cancelled, BuilderUnavailable},
+    "ResolveStream": RESOLVER | BUILDS | AUTH | BUSY | {Cancelled, BuilderUnavailable},
     "DescribeEnvironment": {InvalidInput} | AUTH,
     "Build": RESOLVER | BUILDS | ASSEMBLY | AUTH | BUSY,
     "ResolveAndBuild": RESOLVER | BUILDS | ASSEMBLY | AUTH | BUSY,

@@ -306,6 +306,22 @@ class DynamicMetadata(ServiceError):
         return self.filename
 
 
+class BuilderUnavailable(ServiceError):
+    """The builder asked to prepare an sdist's metadata cannot be reached (or is busy); ``builder`` is its
+    address."""
+
+    status = "UNAVAILABLE"
+    error_reason = "BUILDER_UNAVAILABLE"
+
+    def __init__(self, builder: str, filename: str, message: str) -> None:
+        super().__init__(message)
+        self.builder = builder
+        self.filename = filename
+
+    def facts(self) -> dict[str, str]:
+        return {"builder": self.builder, "filename": self.filename}
+
+
 class IndexUnavailable(ServiceError):
     """An index could not be reached or kept failing; ``index`` is its redacted URL."""
 

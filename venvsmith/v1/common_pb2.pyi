@@ -66,6 +66,7 @@ class ErrorReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     URL_NOT_ALLOWED: _ClassVar[ErrorReason]
     SERVER_BUSY: _ClassVar[ErrorReason]
     CALL_CANCELLED: _ClassVar[ErrorReason]
+    BUILDER_UNAVAILABLE: _ClassVar[ErrorReason]
 INDEX_STRATEGY_UNSPECIFIED: IndexStrategy
 FIRST_INDEX: IndexStrategy
 UNSAFE_BEST_MATCH: IndexStrategy
@@ -111,6 +112,7 @@ AUTH_ROLE_INSUFFICIENT: ErrorReason
 URL_NOT_ALLOWED: ErrorReason
 SERVER_BUSY: ErrorReason
 CALL_CANCELLED: ErrorReason
+BUILDER_UNAVAILABLE: ErrorReason
 
 class TargetEnvironment(_message.Message):
     __slots__ = ("markers", "tags", "python_version", "platform", "interpreter", "metadata_builder")

@@ -80,7 +80,9 @@ class ResolverServiceServicer:
         dynamic metadata also the FAILED_PRECONDITION,
         DATA_LOSS, DEADLINE_EXCEEDED and RESOURCE_EXHAUSTED
         errors of BuilderService.PrepareMetadata.
-        UNAVAILABLE         + RetryInfo (INDEX_UNAVAILABLE).
+        UNAVAILABLE         + RetryInfo (INDEX_UNAVAILABLE; BUILDER_UNAVAILABLE:
+        the metadata builder of serve resolver --builder is
+        down or busy).
         RESOURCE_EXHAUSTED  + RetryInfo (TOO_MANY_BACKTRACKS).
         DEADLINE_EXCEEDED   (DEADLINE_EXCEEDED).
         PERMISSION_DENIED   (URL_NOT_ALLOWED: an index, find-links location or
