@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 BENCH = Path(__file__).resolve().parent.parent / "bench"
-BENCHES = ("resolve_bench", "venv_bench", "concurrency_bench", "load_bench")
+BENCHES = ("resolve_bench", "venv_bench", "concurrency_bench", "load_bench", "verify_bench")
 
 
 @pytest.fixture
@@ -37,7 +37,7 @@ def test_every_bench_has_the_common_options(bench_modules):
 
 
 def test_quick_and_repeat_are_applied_by_the_shared_main(bench_modules, tmp_path, monkeypatch):
-    common, (resolve_bench, venv_bench, concurrency_bench, _) = bench_modules
+    common, (resolve_bench, venv_bench, concurrency_bench, *_) = bench_modules
     seen = {}
 
     def run(opts):
