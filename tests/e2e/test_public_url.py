@@ -11,6 +11,7 @@ import hashlib
 import json
 import re
 import subprocess
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from html.parser import HTMLParser
@@ -109,16 +110,16 @@ def test_public_url_is_in_every_artifact_url_and_wheelhouse_link(tmp_path, index
         result = _build(server.port, index)
         http_port = _http_port(server)
         links = _page_links(http_port, result.lock_key, "root") + _page_links(http_port, result.lock_key, "leaf")
+        # A page asked for by a non-normalized name is redirected under the public URL too.
+        request = urllib.request.Request(f"http://127.0.0.1:{http_port}/wheelhouse/{result.lock_key}/simple/Root")
+        with pytest.raises(urllib.error.HTTPError) as redirect:
+            urllib.request.build_opener(_NoRedirect).open(request, timeout=30)
     assert result.http_base_url == PUBLIC + "/"
     for ref in _refs(result):
         assert ref.http_url.startswith(PUBLIC + "/blobs/"), ref
     assert len(links) == 4
     for link in links:
         assert link.startswith(PUBLIC + "/blobs/"), link
-    # A page asked for by a non-normalized name is redirected under the public URL too.
-    request = urllib.request.Request(f"http://127.0.0.1:{http_port}/wheelhouse/{result.lock_key}/simple/Root")
-    with pytest.raises(urllib.error.HTTPError) as redirect:
-        urllib.request.build_opener(_NoRedirect).open(request, timeout=30)
     assert redirect.value.headers["Location"] == f"{PUBLIC}/wheelhouse/{result.lock_key}/simple/root/"
 
 

@@ -287,8 +287,14 @@ def cmd_serve_builder(args) -> int:
     http = None
     if args.http_port is not None:
         http = BlobHttpServer(engine, args.host, args.http_port, tokens=security.tokens,
-                              tls=security.tls).start()
+                              tls=security.tls, public_url=getattr(args, "public_url", None)).start()
         engine.settings.http_base_url = http.base_url
+        from venvsmith.core.public_url import url_host
+
+        serve_options.announce(args, f"HTTP endpoint on {url_host(args.host)}:{http.port}; artifact URLs are "
+                                     f"{http.base_url} ({http.why})")
+    elif getattr(args, "public_url", None):
+        serve_options.announce(args, "--public-url is ignored: there is no HTTP endpoint (--http-port)")
     try:
         server, port = make_server(f"{args.host}:{args.port}", engine, also, security=security,
                                    limits=ServerLimits.from_args(args))
