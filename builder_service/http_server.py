@@ -7,7 +7,8 @@
   without its trailing slash or by a non-normalized name is redirected (301) to its canonical URL.
 
 Links (and redirects) are under the operator's public URL (``serve builder --public-url``) when it is set, else
-root-relative. So ``pip install --index-url`` / ``uv pip install`` resolve from a build's wheels without downloading them.
+root-relative. So ``pip install --index-url`` / ``uv pip install`` resolve from a build's wheels without
+downloading them.
 
 With tokens (``serve builder --auth-tokens FILE``) every path but ``/`` and ``/healthz`` needs a token of role
 ``resolve`` or above, as ``Authorization: Bearer TOKEN`` or as HTTP basic auth with the token as the password
