@@ -78,7 +78,8 @@ def _usable(address: str) -> bool:
 
 def _resolve(name: str) -> list[str]:
     try:
-        return list(dict.fromkeys(info[4][0] for info in socket.getaddrinfo(name, None, proto=socket.IPPROTO_TCP)))
+        infos = socket.getaddrinfo(name, None, proto=socket.IPPROTO_TCP)
+        return list(dict.fromkeys(str(info[4][0]) for info in infos))
     except (OSError, UnicodeError):
         return []
 
