@@ -39,6 +39,7 @@ from packaging.utils import (
 from packaging.version import InvalidVersion, Version
 from pyproject_hooks import BackendUnavailable, BuildBackendHookCaller, HookMissing, UnsupportedOperation
 
+from builder_service.build_log import BuildLog
 from builder_service.errors import (
     BuildError,
     BuildOutputTooLarge,
@@ -47,7 +48,6 @@ from builder_service.errors import (
     InvalidSdist,
     VenvError,
 )
-from builder_service.build_log import BuildLog
 from builder_service.limits import BuildLimits, run_limited
 from builder_service.sandbox import NoSandbox, Sandbox
 from builder_service.sdist_unpack import extract_sdist

@@ -50,8 +50,8 @@ def test_100_mb_of_output_stays_within_the_cap_on_disk_and_in_memory(tmp_path):
 
 
 def test_a_build_printing_100_mb_succeeds_with_a_bounded_log(tmp_path):
-    code = ("import sys\nblock = b'z' * 1023 + b'\\n'\nfor _ in range(100 * 1024):\n    sys.stdout.buffer.write(block)\n"
-            "print('done printing', flush=True)\n")
+    code = ("import sys\nblock = b'z' * 1023 + b'\\n'\nfor _ in range(100 * 1024):\n"
+            "    sys.stdout.buffer.write(block)\nprint('done printing', flush=True)\n")
     limits = BuildLimits(timeout_seconds=120, max_output_bytes=GiB)
     log = BuildLog(tmp_path / "log", max_bytes=MiB, kill_bytes=limits.max_output_bytes)
     tracemalloc.start()
