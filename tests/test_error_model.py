@@ -345,3 +345,25 @@ def test_huge_errors_fit_the_default_trailer_limit():
     finally:
         channel.close()
         server.stop(0)
+
+
+def test_a_failed_builds_last_lines_are_a_detail_trimmed_to_whole_lines():
+    """ErrorInfo.metadata["log_tail"]: the last lines of the build log that fit the details' budget (its end kept,
+    whole lines), and ["build_log"] the stored log; they give way before the PreconditionFailure does."""
+    from builder_service.errors import SdistFailed
+    from venvsmith.core.errors import ErrorDetails
+
+    lines = [f"warning: line {i:02d} " + "é" * 30 for i in range(1, 21)]
+    cause = BuildFailed("build_wheel of pkg 1.0", 1, "\n".join(lines))
+    cause.build_log = str(Digest("ab" * 32, 1234))
+    error = SdistFailed("pkg-1.0.tar.gz", "building", cause)
+    status = error.to_status()
+    assert sum(d.ByteSize() for d in status.details) <= MAX_DETAILS_BYTES
+    details = ErrorDetails.from_status(status)
+    tail = details.metadata["log_tail"].split("\n")
+    assert tail[-1] == lines[-1] and tail == lines[-len(tail):] and len(tail) < len(lines)
+    assert details.metadata["build_log"] == f"sha256:{'ab' * 32}/1234"
+    assert details.metadata["sdist"] == "pkg-1.0.tar.gz" and details.violations
+    assert lines[-1] in status.message  # the message keeps the end of the log too
+    short = SdistFailed("pkg-1.0.tar.gz", "building", BuildFailed("build_wheel of pkg 1.0", 1, "one\ntwo\n"))
+    assert ErrorDetails.from_status(short.to_status()).metadata["log_tail"] == "one\ntwo"

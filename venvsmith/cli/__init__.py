@@ -84,6 +84,16 @@ def add_resolve_inputs(p: argparse.ArgumentParser, server_help: str) -> None:
     add_client_security(p)
 
 
+def _public_url(text: str) -> str:
+    """``--public-url``: checked and normalised (a trailing slash)."""
+    from venvsmith.core.public_url import check_public_url
+
+    try:
+        return check_public_url(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="venvsmith", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true")
@@ -106,6 +116,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=50051)
     serve.add_argument("--http-port", type=int, default=None,
                        help="builder: also serve blobs and wheelhouse indexes over HTTP on this port (0 = any)")
+    serve.add_argument("--public-url", metavar="URL", type=_public_url, default=None,
+                       help="builder: the base URL callers reach the HTTP endpoint at (behind a Kubernetes Service "
+                            "or a proxy: its address), used in every artifact URL and wheelhouse link; http or "
+                            "https, no user info, no query. Default: http(s)://HOST:HTTP-PORT/ with HOST the "
+                            "--host address, or when that is 0.0.0.0/::, this host's name if it resolves to an "
+                            "address of this host, else its first non-loopback address")
     serve.add_argument("--builder", metavar="HOST:PORT",
                        help="resolver: ask this builder (PrepareMetadata) for sdists with dynamic dependencies "
                             "(without it such sdists fail)")

@@ -30,6 +30,7 @@ class ArtifactKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     WHEELHOUSE: _ClassVar[ArtifactKind]
     VENV_ARCHIVE: _ClassVar[ArtifactKind]
     LOCK_FILE: _ClassVar[ArtifactKind]
+    BUILD_LOG: _ClassVar[ArtifactKind]
 
 class ErrorReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -79,6 +80,7 @@ WHEEL: ArtifactKind
 WHEELHOUSE: ArtifactKind
 VENV_ARCHIVE: ArtifactKind
 LOCK_FILE: ArtifactKind
+BUILD_LOG: ArtifactKind
 ERROR_REASON_UNSPECIFIED: ErrorReason
 INVALID_INPUT: ErrorReason
 NO_SOLUTION: ErrorReason
