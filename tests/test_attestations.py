@@ -115,11 +115,11 @@ def test_verification_reaches_no_network_and_writes_nothing_to_the_users_directo
     a home directory of its own that must stay empty (sigstore's TUF cache would be written there)."""
     home = tmp_path / "home"
     home.mkdir()
-    script = textwrap.dedent(f"""
+    script = textwrap.dedent("""
         import sys
         def refuse(event, args):
             if event in ("socket.connect", "socket.getaddrinfo", "socket.gethostbyname"):
-                raise RuntimeError(f"network use: {{event}} {{args}}")
+                raise RuntimeError(f"network use: {event} {args}")
         sys.addaudithook(refuse)
         from tests.fixtures.attestations import provenance, SDIST, SDIST_SHA256
         from venvsmith.core.attestations import verify_provenance
