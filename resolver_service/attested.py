@@ -3,19 +3,14 @@ verified (their pinned files must carry attestations that verify offline)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 
-from venvsmith.core.attestations import required, verify_provenance
+from venvsmith.core.attestations import attestation_names, required, verify_provenance
 from venvsmith.core.index.finder import IndexSource
 from venvsmith.core.pin import Pin
 
-from .convert import project_names
-
-
-def attestation_names(values: Iterable[str]) -> frozenset[str]:
-    """``ResolutionOptions.require_attestations``: canonical names, or ``:all:`` (INVALID_INPUT otherwise)."""
-    return project_names(values, "require-attestations")
+__all__ = ["attestation_names", "with_identities"]
 
 
 def with_identities(pins: Sequence[Pin], names: frozenset[str], source: IndexSource) -> tuple[Pin, ...]:

@@ -36,8 +36,7 @@ def parse_exclude_newer(text: str) -> datetime | None:
     return moment.astimezone(UTC)
 
 
-def project_names(values, what: str) -> frozenset[str]:
-    """Canonical project names (comma-separated or repeated), or ``:all:``; ``:none:`` clears (pip semantics)."""
+def _names(values, what: str) -> frozenset[str]:
     out: set[str] = set()
     for raw in values:
         for value in raw.split(","):
@@ -57,8 +56,8 @@ def policy_from_proto(options: pb.ResolutionOptions) -> SelectionPolicy:
     return SelectionPolicy(
         prereleases=_PRERELEASES.get(options.prereleases, Prereleases.IF_NECESSARY_OR_EXPLICIT),
         binary=BinaryPolicy(
-            no_binary=project_names(options.no_binary, "no-binary"),
-            only_binary=project_names(options.only_binary, "only-binary"),
+            no_binary=_names(options.no_binary, "no-binary"),
+            only_binary=_names(options.only_binary, "only-binary"),
         ),
         exclude_newer=parse_exclude_newer(options.exclude_newer),
         allow_yanked_pins=not options.disallow_yanked,

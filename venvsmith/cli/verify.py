@@ -23,6 +23,9 @@ def add_verify_command(sub, add_index_options, add_target_options) -> None:
     p.add_argument("--venv", metavar="PATH",
                    help="also check a venv directory or .tar.zst venv archive: every installed file matches the "
                         "RECORD of its pinned wheel (downloaded through your indexes, its hash checked first)")
+    p.add_argument("--require-attestations", nargs="+", action="extend", default=[], metavar="NAME",
+                   help="also check that the index's file of each named pin (or :all:) carries PEP 740 "
+                        "attestations that verify offline here, against sigstore's shipped trust root")
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing when the lock is valid")
 
 
@@ -66,7 +69,8 @@ def report(verdict, quiet: bool, what: str) -> int:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     from venvsmith.cli import EXIT_BAD_INPUT, index_config
-    from venvsmith.clients.verify import parse_requirements, read_lock, verify
+    from venvsmith.clients.verify import check_attestations, parse_requirements, read_lock, verify
+    from venvsmith.core.attestations import attestation_names
     from venvsmith.core.errors import ServiceError
 
     started = time.perf_counter()
@@ -76,6 +80,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         read_requirements(path, parsed)
     requirements = parse_requirements([*parsed.requirements, *args.requirements])
     try:
+        names = attestation_names(args.require_attestations)
         target = target_environment(args)
         source = index_source(args, index_config(args, parsed))
     except ServiceError as exc:
@@ -88,6 +93,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
         tree = read_tree(args.venv)
     with source:
         verdict = verify(lock, requirements, source, target)
+        if names:
+            check_attestations(verdict, names, source)
         if tree is not None:
             verify_tree(tree, verdict.pins, source, verdict)
     code = report(verdict, args.quiet, f"{args.lock} ({len(lock.pins)} pins)")

@@ -20,13 +20,19 @@ Only the digest is needed (never the file's bytes). Not checked: that the publis
 from __future__ import annotations
 
 import json
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from functools import cache
 from importlib import resources
 
-from packaging.utils import InvalidSdistFilename, InvalidWheelFilename, parse_sdist_filename, parse_wheel_filename
+from packaging.utils import (
+    InvalidSdistFilename,
+    InvalidWheelFilename,
+    canonicalize_name,
+    parse_sdist_filename,
+    parse_wheel_filename,
+)
 
-from .errors import AttestationUnverified
+from .errors import AttestationUnverified, InvalidInput
 from .index.provenance import MAX_DOCUMENT_BYTES, Identity, publisher_identity
 
 #: ``--require-attestations :all:``: every pin.
@@ -39,6 +45,22 @@ _STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 _PAYLOAD_TYPE = "application/vnd.in-toto+json"
 #: Where the sigstore package ships the production instance's trusted root (its embedded TUF target).
 _EMBEDDED_ROOT = ("sigstore._store", "https%3A%2F%2Ftuf-repo-cdn.sigstore.dev", "trusted_root.json")
+
+
+def attestation_names(values: Iterable[str]) -> frozenset[str]:
+    """``--require-attestations`` / ``require_attestations``: canonical project names (each value may be
+    comma-separated) or :data:`ALL`; :class:`InvalidInput` for anything else."""
+    out: set[str] = set()
+    for raw in values:
+        for value in raw.split(","):
+            value = value.strip()
+            if value == ALL:
+                out.add(ALL)
+            elif value:
+                if not all(c.isalnum() or c in "-_." for c in value):
+                    raise InvalidInput(value, "invalid project name in require-attestations")
+                out.add(canonicalize_name(value))
+    return frozenset(out)
 
 
 def required(names: Collection[str], project: str) -> bool:
