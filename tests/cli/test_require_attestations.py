@@ -102,3 +102,27 @@ def test_verify_fails_a_file_other_than_the_attested_one(capsys, index_builder, 
     code, _out, err = verify(capsys, path, index.url, "--require-attestations", PROJECT)
     assert code == 1
     assert f"it is for sha256 {SDIST_SHA256}, not {hashlib.sha256(other).hexdigest()}" in err
+
+
+def test_a_remote_answer_is_checked_for_attestations_by_the_client(index, index_builder, tmp_path):
+    """``venv --server`` checks the answer against the client's own indexes (verify_answer): attestations too,
+    when the request requires them, so a server that skipped the check or lied about it is caught."""
+    from resolver_service.engine import EngineSettings, ResolverEngine
+    from venvsmith.cli import build_parser, build_request
+    from venvsmith.cli.verify import verify_answer
+    from venvsmith.core.config import PipIndexConfig
+
+    args = build_parser().parse_args(["resolve", PROJECT, "lib", *TARGET, "--index-url", index.url,
+                                      "--require-attestations", PROJECT])
+    request = build_request(args)
+    engine = ResolverEngine(EngineSettings(home=tmp_path / "server", pip=PipIndexConfig()))
+    try:
+        answer = engine.resolve(request)
+    finally:
+        engine.close()
+    assert verify_answer(args, request, answer.pins, "").valid
+    index_builder.attest(SDIST.name, provenance(attestations=[tampered_statement()]))
+    reasons = verify_answer(args, request, answer.pins, "").reasons
+    assert len(reasons) == 1 and reasons[0].startswith(
+        f"{PROJECT}==0.0.3: {SDIST.name} has no attestation that verifies: attestation 1 of the GitLab publisher "
+        "facutuesca/gitlab-oidc-project: Sigstore verification failed: "), reasons
