@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
@@ -9,6 +10,8 @@ import sys
 import textwrap
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.fixtures.attestations import (
     GITHUB,
@@ -132,3 +135,31 @@ def test_verification_reaches_no_network_and_writes_nothing_to_the_users_directo
     assert done.returncode == 0, done.stderr
     assert "facutuesca/gitlab-oidc-project" in done.stdout
     assert list(home.rglob("*")) == []
+
+
+JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+                    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+                    max_leaves=8)
+#: Paths into the real attestation whose value a mutation replaces.
+PATHS = [("version",), ("envelope", "statement"), ("envelope", "signature"), ("verification_material", "certificate"),
+         ("verification_material", "transparency_entries"),
+         ("verification_material", "transparency_entries", 0, "inclusionProof"),
+         ("verification_material", "transparency_entries", 0, "canonicalizedBody"),
+         ("verification_material", "transparency_entries", 0, "logIndex"),
+         ("verification_material", "transparency_entries", 0, "integratedTime")]
+BASE64 = st.binary(max_size=64).map(lambda b: base64.b64encode(b).decode())
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(path=st.sampled_from(PATHS), value=JSON | BASE64)
+def test_any_change_to_an_attestation_is_a_failure_with_a_reason_never_a_crash(path, value):
+    att = attestation()
+    node = att
+    for key in path[:-1]:
+        node = node[key]
+    if node[path[-1]] == value:
+        return
+    node[path[-1]] = value
+    with pytest.raises(AttestationUnverified) as caught:
+        verify_provenance("gitlab-oidc-project", SDIST.name, SDIST_SHA256, provenance(attestations=[att]))
+    assert caught.value.reason
