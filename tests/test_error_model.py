@@ -40,6 +40,7 @@ from builder_service.errors import (
 from resolver_service.errors import ConflictChain, NoSolution, TooManyBacktracks
 from venvsmith.core.errors import (
     MAX_DETAILS_BYTES,
+    AttestationUnverified,
     BuilderUnavailable,
     Cancelled,
     DeadlineExceeded,
@@ -128,10 +129,11 @@ EXAMPLES: dict[type[ServiceError], Callable[[], ServiceError]] = {
     RoleDenied: lambda: RoleDenied("/venvsmith.v1.BuilderService/Build", "resolve", "build"),
     ServerBusy: lambda: ServerBusy("/venvsmith.v1.BuilderService/Build", 4),
     Cancelled: lambda: Cancelled("every caller cancelled"),
+    AttestationUnverified: lambda: AttestationUnverified("a", "a-1.0-py3-none-any.whl", "no provenance document"),
 }
 
 RESOLVER = {InvalidInput, NoSolution, DynamicMetadata, IndexUnavailable, InvalidDistribution, TooManyBacktracks,
-            DeadlineExceeded, UrlNotAllowed}
+            DeadlineExceeded, UrlNotAllowed, AttestationUnverified}
 BUILDS = {BuildError, BuildFailed, BuildTimeout, BuildOutOfMemory, BuildOutputTooLarge, InvalidSdist,
           BuildRequirementUnavailable, DigestMismatch, InvalidDigest, BlobTooLarge, UnsafeWheel, BuilderError,
           SdistFailed, StoreFull}

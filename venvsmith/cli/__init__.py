@@ -79,6 +79,10 @@ def add_resolve_inputs(p: argparse.ArgumentParser, server_help: str) -> None:
     p.add_argument("--no-build", action="store_true",
                    help="never build an sdist to read dynamic dependencies (such sdists then fail the resolution)")
     p.add_argument("--max-backtracks", type=int, default=0)
+    p.add_argument("--require-attestations", nargs="+", action="extend", default=[], metavar="NAME",
+                   help="the pinned file of each named project (or :all:) must carry PEP 740 attestations that "
+                        "verify offline against sigstore's shipped trust root; else the resolution fails. "
+                        "Repeatable; put requirements before it (or after --)")
     p.add_argument("--no-cache", action="store_true", help="bypass the resolution cache")
     p.add_argument("--timeout", type=float, default=None, help="deadline in seconds")
     add_client_security(p)
@@ -247,6 +251,7 @@ def build_request(args) -> resolver_pb2.ResolveRequest:
         ignore_requires_python_upper_bound=args.ignore_requires_python_upper_bound,
         max_backtracks=max(args.max_backtracks, 0),
         no_build=args.no_build,
+        require_attestations=args.require_attestations,
     )
     return resolver_pb2.ResolveRequest(
         requirements=requirements, constraints=parsed.constraints, target=_target_spec(args),

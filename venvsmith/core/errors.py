@@ -443,3 +443,26 @@ class Cancelled(ServiceError):
 
     status = "CANCELLED"
     error_reason = "CALL_CANCELLED"
+
+
+class AttestationUnverified(ServiceError):
+    """A project whose attestations are required (``--require-attestations``) has a pinned file without PEP 740
+    attestations that verify; ``reason`` says why (no provenance document, malformed, a failed check)."""
+
+    status = "FAILED_PRECONDITION"
+    error_reason = "ATTESTATION_UNVERIFIED"
+
+    def __init__(self, project: str, filename: str, reason: str) -> None:
+        super().__init__(f"{project}: attestations are required but {filename} has none that verify: {reason}")
+        self.project = project
+        self.filename = filename
+        self.reason = reason
+
+    def facts(self) -> dict[str, str]:
+        return {"project": self.project, "filename": self.filename, "reason": self.reason}
+
+    def subject(self) -> str:
+        return self.filename
+
+    def __reduce__(self):
+        return (type(self), (self.project, self.filename, self.reason))

@@ -76,7 +76,9 @@ class ResolverServiceServicer:
         "constraints[i]", "target", "options", "index...").
         FAILED_PRECONDITION + PreconditionFailure (NO_SOLUTION with one CONFLICT
         violation per chain; DYNAMIC_METADATA,
-        INVALID_DISTRIBUTION). On a builder that prepares
+        INVALID_DISTRIBUTION; ATTESTATION_UNVERIFIED when
+        options.require_attestations names a project whose
+        pinned file's attestations do not verify). On a builder that prepares
         dynamic metadata also the FAILED_PRECONDITION,
         DATA_LOSS, DEADLINE_EXCEEDED and RESOURCE_EXHAUSTED
         errors of BuilderService.PrepareMetadata.
