@@ -19,6 +19,8 @@ if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+#: ``venv --link-mode`` values (builder_service.materialize.LINK_MODES, not imported to keep start-up light).
+LINK_MODES = ("hardlink", "copy", "symlink", "reflink")
 
 
 def connect_builder(server: str | None, *, isolated: bool = False, security=None):
@@ -177,8 +179,14 @@ def cmd_venv(args) -> int:
 
     started = time.perf_counter()
     dest = Path(args.path)
-    if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
-        print(f"error: {dest} exists and is not an empty directory", file=sys.stderr)
+    link_mode = args.link_mode or os.environ.get("VENVSMITH_LINK_MODE") or "hardlink"
+    if link_mode not in LINK_MODES:
+        print(f"error: VENVSMITH_LINK_MODE={link_mode!r}: not one of {', '.join(LINK_MODES)}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    occupied = dest.is_symlink() or (dest.exists() and (not dest.is_dir() or any(dest.iterdir())))
+    if occupied and not args.clear:
+        print(f"error: {dest} exists and is not an empty directory (--clear removes what is in it first)",
+              file=sys.stderr)
         return EXIT_BAD_INPUT
     resolve, options = _options(args, venv=True, wheelhouse=False)
     pins: list = []
@@ -200,14 +208,15 @@ def cmd_venv(args) -> int:
                 print("error: nothing unpacked (--no-verify skips this check)", file=sys.stderr)
                 return EXIT_FAILED
         local = client.local_path(archive)
+        if occupied:  # only now, once there is a venv to put in its place
+            clear_directory(dest)
         try:
-            if local is not None and args.link_mode == "hardlink":
+            if local is not None:
                 from builder_service.materialize import materialize
                 from venvsmith.core.config import venvsmith_home
 
-                materialize(local, archive.digest.hash, dest, venvsmith_home() / "venvs")
-            elif local is not None:
-                unpack(local, dest)
+                materialize(local, archive.digest.hash, dest, venvsmith_home() / "venvs", link_mode,
+                            note=lambda message: print(f"warning: {message}", file=sys.stderr, flush=True))
             else:
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 with tempfile.TemporaryDirectory(dir=dest.parent) as work:
@@ -220,6 +229,21 @@ def cmd_venv(args) -> int:
     print(f"venv ready at {dest} ({len(result.wheels)} packages, lock key {result.lock_key[:16]}, "
           f"{elapsed:.2f} s{', from the store' if result.stats.cached else ''})")
     return EXIT_OK
+
+
+def clear_directory(path: Path) -> None:
+    """Empty ``path`` for ``venv --clear``: a symlink or file there is unlinked; in a directory, every entry is
+    removed without following symlinks (a link to a directory outside loses the link, never the directory)."""
+    import shutil
+
+    if path.is_symlink() or not path.is_dir():
+        path.unlink()
+        return
+    for entry in os.scandir(path):
+        if entry.is_dir(follow_symlinks=False):
+            shutil.rmtree(entry.path)  # never follows symlinks (the fd-based variant on Linux)
+        else:
+            os.unlink(entry.path)
 
 
 def cmd_fetch(args) -> int:
