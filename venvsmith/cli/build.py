@@ -256,12 +256,24 @@ def cmd_fetch(args) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     dest = Path(args.dest)
-    if dest.is_dir():
-        dest = dest / digest.hash
+    wanted = common_pb2.Digest(hash=digest.hash, size_bytes=digest.size_bytes)
     with _builder(args) as client:
-        client.fetch(common_pb2.Digest(hash=digest.hash, size_bytes=digest.size_bytes), dest)
+        if dest.is_dir():  # into a directory: under the name the build gave the artifact, else its hash
+            ref = client.describe(wanted)
+            name = safe_filename(ref.filename) if ref is not None else None
+            dest = dest / (name or digest.hash)
+        client.fetch(wanted, dest)
     print(dest)
     return EXIT_OK
+
+
+def safe_filename(name: str) -> str | None:
+    """``name`` when it is a plain file name to create in a directory (no separator, not hidden, no control
+    character), else None: the server's word is never a path."""
+    if not name or name in (".", "..") or name.startswith(".") or "/" in name or "\\" in name \
+            or any(ord(c) < 32 or ord(c) == 127 for c in name) or len(name.encode()) > 255:
+        return None
+    return name
 
 
 def _builder_metrics(engine) -> dict[str, float]:
