@@ -99,6 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_resolve_inputs(res, "use a remote resolver (HOST:PORT) instead of the embedded one")
     res.add_argument("--format", choices=["text", "json", "requirements", "pylock"], default="text")
     res.add_argument("-o", "--output", help="write the rendering to this file instead of stdout")
+    res.add_argument("--no-strip-extras", action="store_true",
+                     help="--format requirements: keep each pin's extras in its line (pkg[a]==1.0); by default "
+                          "they are stripped (pkg==1.0), as uv and pip-tools do, since what they require is pinned")
 
     serve = sub.add_parser("serve", help="run a server")
     serve.add_argument("service", choices=["resolver", "builder"])
@@ -238,7 +241,7 @@ def build_request(args) -> resolver_pb2.ResolveRequest:
     )
 
 
-def render(response: resolver_pb2.ResolveResponse, fmt: str) -> str:
+def render(response: resolver_pb2.ResolveResponse, fmt: str, *, strip_extras: bool = True) -> str:
     if fmt == "json":
         doc = {
             "pins": [
@@ -263,7 +266,11 @@ def render(response: resolver_pb2.ResolveResponse, fmt: str) -> str:
         }
         return json.dumps(doc, indent=2) + "\n"
     if fmt == "requirements":
-        return response.requirements_txt
+        if strip_extras:
+            return response.requirements_txt
+        from venvsmith.core.pin import with_extras
+
+        return with_extras(response.requirements_txt, {p.name: list(p.extras) for p in response.pins})
     if fmt == "pylock":
         return response.pylock_toml
     width = max((len(p.name) + len(p.version) + 2 for p in response.pins), default=0)
@@ -327,7 +334,7 @@ def cmd_resolve(args) -> int:
     refused = check_signed(args, response)
     if refused:
         return refused
-    text = render(response, args.format)
+    text = render(response, args.format, strip_extras=not args.no_strip_extras)
     if args.output:
         try:
             with open(args.output, "w", encoding="utf-8") as fh:
