@@ -103,10 +103,14 @@ def build_parser() -> argparse.ArgumentParser:
                      help="--format requirements: keep each pin's extras in its line (pkg[a]==1.0); by default "
                           "they are stripped (pkg==1.0), as uv and pip-tools do, since what they require is pinned")
 
-    serve = sub.add_parser("serve", help="run a server")
+    from venvsmith.cli.serve_options import DEFAULT_PORTS, DefaultsHelpFormatter
+
+    serve = sub.add_parser("serve", help="run a server", formatter_class=DefaultsHelpFormatter)
     serve.add_argument("service", choices=["resolver", "builder"])
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=50051)
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
+    serve.add_argument("--port", type=int, default=None,
+                       help=f"gRPC port (0 = any free port; default: {DEFAULT_PORTS['resolver']} for the resolver, "
+                            f"{DEFAULT_PORTS['builder']} for the builder)")
     serve.add_argument("--http-port", type=int, default=None,
                        help="builder: also serve blobs and wheelhouse indexes over HTTP on this port (0 = any)")
     serve.add_argument("--builder", metavar="HOST:PORT",
