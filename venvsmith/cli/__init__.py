@@ -281,7 +281,7 @@ def render(response: resolver_pb2.ResolveResponse, fmt: str, *, strip_extras: bo
     lines = [f"{(p.name + '==' + p.version):<{width}}  {p.filename}  ({p.index})" for p in response.pins]
     stats = response.stats
     lines.append(
-        f"# {len(response.pins)} pins, lock key {response.lock_key[:16]}, {stats.elapsed_ms:.0f} ms"
+        f"# {len(response.pins)} pins, lock key {response.lock_key}, {stats.elapsed_ms:.0f} ms"
         + (" (cached)" if stats.resolution_cache_hit else "")
     )
     return "\n".join(lines) + "\n"

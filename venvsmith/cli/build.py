@@ -226,7 +226,7 @@ def cmd_venv(args) -> int:
         except UnsafeArchive as exc:
             raise CallError.of(exc) from None
     elapsed = time.perf_counter() - started
-    print(f"venv ready at {dest} ({len(result.wheels)} packages, lock key {result.lock_key[:16]}, "
+    print(f"venv ready at {dest} ({len(result.wheels)} packages, lock key {result.lock_key}, "
           f"{elapsed:.2f} s{', from the store' if result.stats.cached else ''})")
     return EXIT_OK
 
