@@ -90,7 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     env = sub.add_parser("env", help="print a target environment (markers and ordered wheel tags)")
-    env.add_argument("--format", choices=["text", "json"], default="text")
+    env.add_argument("--format", choices=["text", "json", "summary"], default="text",
+                     help="text: the markers and every tag; json: the same as data; summary: a few lines (the "
+                          "interpreter, platform, tag count and the best tags)")
     env.add_argument("--server", help="ask a remote resolver (HOST:PORT)")
     _add_target_options(env)
     add_client_security(env)
@@ -287,6 +289,10 @@ def render(response: resolver_pb2.ResolveResponse, fmt: str, *, strip_extras: bo
     return "\n".join(lines) + "\n"
 
 
+#: Tags ``env --format summary`` shows.
+SUMMARY_TAGS = 3
+
+
 def render_env(env: common_pb2.TargetEnvironment, fmt: str) -> str:
     if fmt == "json":
         doc = {"markers": dict(sorted(env.markers.items())), "tags": list(env.tags),
@@ -294,6 +300,16 @@ def render_env(env: common_pb2.TargetEnvironment, fmt: str) -> str:
                "interpreter": env.interpreter}
         return json.dumps(doc, indent=2) + "\n"
     lines = [f"python {env.python_version}" + (f" ({env.interpreter})" if env.interpreter else "")]
+    if fmt == "summary":
+        markers = env.markers
+        lines[0] += (f": {markers.get('implementation_name', '?')} on {markers.get('sys_platform', '?')} "
+                     f"{markers.get('platform_machine', '?')}" + (f", platform {env.platform}" if env.platform else ""))
+        if env.metadata_builder:
+            lines.append(f"metadata builder: {env.metadata_builder}")
+        best = ", ".join(env.tags[:SUMMARY_TAGS])
+        more = f", ... ({len(env.tags) - SUMMARY_TAGS} more: --format text)" if len(env.tags) > SUMMARY_TAGS else ""
+        lines.append(f"tags: {len(env.tags)}, best first: {best}{more}")
+        return "\n".join(lines) + "\n"
     if env.platform:
         lines.append(f"platform {env.platform}")
     if env.metadata_builder:
