@@ -31,11 +31,11 @@ DEMO := build/demo-venv
 # The main job on the embedded default: resolve a real requirement set against
 # the index pip is configured for, print the pins, then build a ready venv of
 # exactly those pins (a second run is served from the store) and use it.
+# (`venvsmith env` without --format summary lists every wheel tag; without -q, venv shows each pin's progress.)
 run: $(STAMP)
-	$(VENV)/bin/venvsmith env
+	$(VENV)/bin/venvsmith env --format summary
 	$(VENV)/bin/venvsmith resolve -r $(REQS)
-	rm -rf $(DEMO)
-	$(VENV)/bin/venvsmith venv $(DEMO) -r $(REQS)
+	$(VENV)/bin/venvsmith venv $(DEMO) -r $(REQS) -q --clear
 	$(DEMO)/bin/python -c 'import requests, rich, httpx; print("demo venv works:", requests.__version__)'
 
 test: $(STAMP) sandbox-tools

@@ -199,6 +199,10 @@ class ActionCacheBase(ABC):
     @abstractmethod
     def put(self, key: str, result: ActionResult) -> None: ...
 
+    def describe(self, digests: Iterable[Digest]) -> dict[Digest, OutputRef]:
+        """The output (kind, media type, file name) of some build for each of ``digests`` known (none: {})."""
+        return {}
+
     def get_or_compute(self, key: str, compute: Callable[[], ActionResult]) -> tuple[ActionResult, bool]:
         """``(result, computed_here)``: N concurrent callers of the same key run ``compute`` once.
 
@@ -321,6 +325,25 @@ class FilesystemActionCache(ActionCacheBase):
             self._drop(key, text)
             return None
         return result
+
+    def describe(self, digests: Iterable[Digest]) -> dict[Digest, OutputRef]:
+        """The output of a build for each of ``digests`` that one is (its entry found as :meth:`get` finds it:
+        trusted, outputs present); one scan of the entries per digest, for ``venvsmith fetch`` and StatArtifacts."""
+        found: dict[Digest, OutputRef] = {}
+        for digest in digests:
+            needle = f'%"digest":"{digest}"%'
+            def matching(c: sqlite3.Connection, n: str = needle) -> list[str]:
+                return [row[0] for row in c.execute(
+                    "SELECT key FROM actions WHERE result LIKE ? ORDER BY updated_at DESC LIMIT 8", (n,))]
+
+            keys = self._on_disk(matching)
+            for key in keys:
+                result = self.get(key)
+                ref = next((o for o in result.outputs if o.digest == digest), None) if result else None
+                if ref is not None:
+                    found[digest] = ref
+                    break
+        return found
 
     def put(self, key: str, result: ActionResult) -> None:
         _check_key(key)

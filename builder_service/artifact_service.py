@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from venvsmith.core.grpc_util import abort
 from venvsmith.v1 import artifact_pb2, artifact_pb2_grpc, common_pb2
@@ -14,6 +14,9 @@ from .store.reader import verified_chunks
 
 #: Most digests one StatArtifacts request may name (FindMissingBlobs-style batches stay bounded).
 MAX_STAT_DIGESTS = 10_000
+
+#: What the digests are, when they are builds' outputs (present digests in, refs of the known ones out).
+Describe = Callable[[list[Digest]], dict[Digest, common_pb2.ArtifactRef]]
 
 SERVICE_NAME = artifact_pb2.DESCRIPTOR.services_by_name["ArtifactService"].full_name
 
@@ -35,8 +38,10 @@ def read_chunks(store: Store, digest: Digest, offset: int, limit: int) -> Iterat
     return verified_chunks(store, digest, offset, limit)
 
 
-def stat_artifacts(store: Store, digests: list[common_pb2.Digest]) -> artifact_pb2.StatArtifactsResponse:
-    """Present and missing digests, each in request order."""
+def stat_artifacts(store: Store, digests: list[common_pb2.Digest],
+                   describe: Describe | None = None) -> artifact_pb2.StatArtifactsResponse:
+    """Present and missing digests, each in request order; with ``describe``, the ArtifactRef of each present
+    digest it knows as a build's output."""
     if len(digests) > MAX_STAT_DIGESTS:
         error = BuilderError("INVALID_ARGUMENT",
                              f"{len(digests)} digests in one StatArtifacts request; at most {MAX_STAT_DIGESTS}")
@@ -53,14 +58,20 @@ def stat_artifacts(store: Store, digests: list[common_pb2.Digest]) -> artifact_p
     response = artifact_pb2.StatArtifactsResponse()
     for digest in digests:
         (response.present if found[digest_from_proto(digest)] else response.missing).append(digest)
+    if describe is not None:
+        present = [digest_from_proto(d) for d in response.present]
+        known = describe(present)
+        response.described.extend(known[d] for d in present if d in known)
     return response
 
 
 class ArtifactServicer(artifact_pb2_grpc.ArtifactServiceServicer):
     """Serves a :class:`Store`: nothing here builds, so any backend of the protocol can sit behind it."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, describe: Describe | None = None) -> None:
+        """``describe``: what a digest is when it is a build's output (the action cache's ``describe``)."""
         self.store = store
+        self.describe = describe
 
     def GetArtifact(self, request, context):
         try:
@@ -72,6 +83,6 @@ class ArtifactServicer(artifact_pb2_grpc.ArtifactServiceServicer):
 
     def StatArtifacts(self, request, context):
         try:
-            return stat_artifacts(self.store, list(request.digests))
+            return stat_artifacts(self.store, list(request.digests), self.describe)
         except Exception as exc:
             abort(context, exc)

@@ -96,6 +96,11 @@ class BuildEngine:
         """Copy a blob to ``dest`` verifying its digest on the way."""
         self.workspace.fetch_to(ref, dest)
 
+    def describe(self, digests: list[Digest]) -> dict[Digest, common_pb2.ArtifactRef]:
+        """The ArtifactRef (kind, media type, file name, HTTP URL) of each of ``digests`` that a build produced."""
+        return {digest: ref_to_proto(out, self.settings.http_base_url)
+                for digest, out in self.actions.describe(digests).items()}
+
     def close(self) -> None:
         self.workspace.close()
 

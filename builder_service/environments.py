@@ -70,7 +70,7 @@ class Environments:
                 pack(venv, archive)
                 digest = ws.store.put_file(archive, link=True)
                 if ws.settings.templates is not None:
-                    from .materialize import adopt_template
+                    from .venv_template import adopt_template
 
                     adopt_template(venv, digest.hash, ws.settings.templates)
             return ActionResult((OutputRef(digest, ZSTD_MEDIA, "venv_archive", f"venv-{lock_key[:16]}.tar.zst"),),

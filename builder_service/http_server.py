@@ -48,6 +48,7 @@ log = logging.getLogger(__name__)
 
 _BLOB = re.compile(r"^/blobs/([0-9a-f]{64})/(\d{1,19})(?:/([^/]+))?$")
 _HOUSE = re.compile(r"^/wheelhouse/([0-9a-f]{64})/simple(/?)$")
+_SHORT_KEY = re.compile(r"^/wheelhouse/[0-9a-f]{1,63}(/|$)")
 _PROJECT = re.compile(r"^/wheelhouse/([0-9a-f]{64})/simple/([A-Za-z0-9._-]{1,200})(/?)$")
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 _METADATA_SUFFIX = ".whl.metadata"
@@ -122,6 +123,9 @@ class _Handler(BaseHTTPRequestHandler):
             if name != m.group(2) or not m.group(3):  # PEP 503: normalized names, trailing slash
                 return self._redirect(f"/wheelhouse/{m.group(1)}/simple/{name}/")
             return self._house(m.group(1), name, head)
+        if _SHORT_KEY.match(path):
+            return self._send(HTTPStatus.NOT_FOUND, b"unknown lock key: a lock key is 64 hex digits, as venvsmith "
+                              b"prints it\n", "text/plain", head)
         self._send(HTTPStatus.NOT_FOUND, b"not found\n", "text/plain", head)
 
     def _redirect(self, location: str) -> None:

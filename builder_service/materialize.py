@@ -1,73 +1,41 @@
-"""Put a ready venv at a new path fast: unpack its archive once into a template, then hard-link the template.
+"""Put a ready venv at a new path fast: unpack its archive once into a template, then place the template.
 
 A venv archive is relocatable, so every copy of it is the same tree: the first request for an archive unpacks
-it (safely, :func:`~builder_service.archive.unpack`) into ``<root>/<sha256>/``; every later one clones that
-template with hard links (as uv installs from its cache), falling back to copies across filesystems.
-Hard-linked files share their bytes with the template: editing a file *in place* in one venv edits it in the
-template too (deleting, replacing or adding files does not), the trade-off uv's default link mode makes as well.
+it into a template (:mod:`~builder_service.venv_template`); every later one places that template at the new
+path in one of the link modes uv has (``--link-mode``):
+
+* ``hardlink`` (the default): files are hard links to the template's (as uv installs from its cache), copies
+  across filesystems. A venv shares its files' bytes with the template and every other hard-linked venv: an
+  in-place edit of a file in one of them is seen in all of those. It never reaches a venv placed *later*: each
+  placement compares every template file's size, mtime, inode and mode with what was recorded when the template
+  was made, and a changed template is rebuilt from the archive (with a warning) before anything is placed.
+* ``copy``: the archive unpacked afresh; nothing shared.
+* ``reflink``: files cloned from the template (``FICLONE``: copy-on-write, e.g. btrfs, XFS): as fast as links
+  where the filesystem can, and independent files; elsewhere copies, with a note.
+* ``symlink``: directories made, files symbolic links to the template's (uv's symlink mode, which links into
+  its cache): the fastest and smallest, but the venv breaks when the template is deleted (``$VENVSMITH_HOME``
+  cleaned), and an edit through a link is an edit of the template; the next placement finds the template
+  changed and rebuilds it, which also undoes the edit in every symlinked venv.
 """
 
 from __future__ import annotations
 
+import fcntl
+import logging
 import os
 import shutil
-import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
-from .archive import file_mode, unpack
+from . import venv_template
+from .archive import unpack
+from .venv_template import FileStat, Template, adopt_template, template_for  # noqa: F401 - re-exported
 
+log = logging.getLogger(__name__)
 
-def template_for(archive: Path, sha256: str, root: Path) -> Path:
-    """The unpacked template of ``archive`` (whose content digest is ``sha256``) under ``root``."""
-    template = root / sha256
-    if template.is_dir():
-        return template
-    root.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{sha256[:12]}-", dir=root))
-    try:
-        unpack(archive, work / "tree")
-        try:
-            os.replace(work / "tree", template)
-        except OSError:
-            if not template.is_dir():  # another process won the race: theirs is identical
-                raise
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    return template
-
-
-def adopt_template(tree: Path, sha256: str, root: Path) -> bool:
-    """Keep ``tree`` (the directory just packed into the archive whose digest is ``sha256``) as that archive's
-    template, moving it (same filesystem) rather than unpacking the archive again. Its modes are normalised as
-    :func:`~builder_service.archive.unpack` would write them. False when a template is already there or the
-    move is not possible (the tree is left in place)."""
-    template = root / sha256
-    if template.is_dir():
-        return False
-    _normalise_modes(os.fspath(tree))
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-        os.rename(tree, template)
-    except OSError:  # another filesystem, or a concurrent adopter won: theirs is the same tree
-        return False
-    return True
-
-
-def _normalise_modes(path: str) -> None:
-    os.chmod(path, 0o755)
-    with os.scandir(path) as it:
-        entries = list(it)
-    for entry in entries:
-        if entry.is_symlink():
-            continue
-        if entry.is_dir(follow_symlinks=False):
-            _normalise_modes(entry.path)
-            continue
-        mode = entry.stat(follow_symlinks=False).st_mode & 0o7777
-        wanted = file_mode(mode)
-        if mode != wanted:
-            os.chmod(entry.path, wanted)
-
+LINK_MODES = ("hardlink", "copy", "symlink", "reflink")
+#: ioctl(dest_fd, FICLONE, src_fd): linux/fs.h ``_IOW(0x94, 9, int)``.
+FICLONE = 0x40049409
 
 #: Threads making the hard links (system calls that release the GIL; measured neutral to 1.5x with 2 on 2
 #: cores, the disk deciding).
@@ -75,32 +43,49 @@ CLONE_WORKERS = 2
 _CHUNK = 512
 
 
-def clone_tree(template: Path, dest: Path) -> None:
-    """Recreate ``template`` at ``dest`` (absent or empty): directories made, files hard-linked (copied when
-    links are not possible), symlinks copied."""
-    dest.mkdir(parents=True, exist_ok=True)
+class TemplateChanged(Exception):
+    """The template's files are not those recorded when it was made: ``what`` says the first difference."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(what)
+        self.what = what
+
+
+def clone_tree(template: Path, dest: Path, mode: str = "hardlink", expected: Template | None = None,
+               note: Callable[[str], None] | None = None) -> None:
+    """Recreate ``template`` at ``dest`` (absent or empty): directories made, files placed in ``mode``
+    (``hardlink``, ``reflink``, ``symlink``; copies when that is not possible, said through ``note``), symlinks
+    copied. With ``expected``, the files are first checked against it: :class:`TemplateChanged` before anything
+    is made at ``dest``."""
     dirs: list[str] = []
     files: list[tuple[str, str]] = []
     links: list[tuple[str, str]] = []
-    _collect(os.fspath(template), os.fspath(dest), dirs, files, links)
+    seen: dict[str, FileStat] | None = {} if expected is not None else None
+    _collect(os.fspath(template), os.fspath(dest), "", dirs, files, links, seen)
+    if expected is not None and seen is not None:
+        what = venv_template.changed(expected, seen)
+        if what is not None:
+            raise TemplateChanged(what)
+    dest.mkdir(parents=True, exist_ok=True)
     for directory in dirs:  # parents before children
         os.mkdir(directory)
     for target, path in links:
         os.symlink(target, path)
-    mode = [os.link]
+    place = _Placer(mode, note)
     chunks = [files[i : i + _CHUNK] for i in range(0, len(files), _CHUNK)]
     if CLONE_WORKERS <= 1 or len(chunks) <= 1:
         for chunk in chunks:
-            _link_all(chunk, mode)
+            place.all(chunk)
         return
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(max_workers=CLONE_WORKERS, thread_name_prefix="clone") as pool:
-        for future in [pool.submit(_link_all, chunk, mode) for chunk in chunks]:
+        for future in [pool.submit(place.all, chunk) for chunk in chunks]:
             future.result()
 
 
-def _collect(src: str, dst: str, dirs: list, files: list, links: list) -> None:
+def _collect(src: str, dst: str, rel: str, dirs: list, files: list, links: list,
+             seen: dict[str, FileStat] | None) -> None:
     # os.scandir's entries know their type without a stat; plain strings instead of Path objects: a venv has
     # 10k+ files, and placing them is most of the time a repeat request takes.
     with os.scandir(src) as it:
@@ -111,26 +96,78 @@ def _collect(src: str, dst: str, dirs: list, files: list, links: list) -> None:
             links.append((os.readlink(entry.path), target))
         elif entry.is_dir(follow_symlinks=False):
             dirs.append(target)
-            _collect(entry.path, target, dirs, files, links)
+            _collect(entry.path, target, f"{rel}{entry.name}/", dirs, files, links, seen)
         else:
             files.append((entry.path, target))
+            if seen is not None:
+                seen[f"{rel}{entry.name}"] = venv_template.stat_key(entry.stat(follow_symlinks=False))
 
 
-def _link_all(pairs: list[tuple[str, str]], mode: list) -> None:
-    for src, dst in pairs:
-        try:
-            mode[0](src, dst)
-        except OSError:  # another filesystem, or links not allowed: copy instead from now on
-            if mode[0] is _copy:
-                raise
-            mode[0] = _copy
-            _copy(src, dst)
+class _Placer:
+    """Places files in one mode; the first failure of a hard link or clone switches to copies, noted once."""
+
+    def __init__(self, mode: str, note: Callable[[str], None] | None) -> None:
+        self.mode = mode
+        self.note = note
+        self.how: Callable[[str, str], None] = {"hardlink": os.link, "reflink": _reflink, "symlink": _symlink,
+                                                "copy": _copy}[mode]
+
+    def all(self, pairs: list[tuple[str, str]]) -> None:
+        for src, dst in pairs:
+            try:
+                self.how(src, dst)
+            except OSError as exc:  # another filesystem, links not allowed, no reflinks: copy from now on
+                if self.how is _copy or self.mode == "symlink":
+                    raise
+                if self.how is not _copy:
+                    self.how = _copy
+                    message = (f"--link-mode {self.mode}: not possible from {Path(src).parent} to {Path(dst).parent}"
+                               f" ({os.strerror(exc.errno) if exc.errno else exc}); copying the files instead")
+                    log.info("%s", message)
+                    if self.note is not None:
+                        self.note(message)
+                _copy(src, dst)
 
 
-def _copy(src: str, dst: os.PathLike[str] | str) -> None:
+def _copy(src: str, dst: str) -> None:
     shutil.copy2(src, dst)
 
 
-def materialize(archive: Path, sha256: str, dest: Path, root: Path) -> None:
-    """A ready venv at ``dest`` from ``archive``, through the template cache at ``root``."""
-    clone_tree(template_for(archive, sha256, root), dest)
+def _symlink(src: str, dst: str) -> None:
+    os.symlink(os.path.abspath(src), dst)
+
+
+def _reflink(src: str, dst: str) -> None:
+    with open(src, "rb") as fin:
+        fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            fcntl.ioctl(fd, FICLONE, fin.fileno())
+        except OSError:
+            os.close(fd)
+            os.unlink(dst)
+            raise
+        os.close(fd)
+    shutil.copystat(src, dst)
+
+
+def materialize(archive: Path, sha256: str, dest: Path, root: Path, mode: str = "hardlink",
+                note: Callable[[str], None] | None = None) -> None:
+    """A ready venv at ``dest`` from ``archive`` (content digest ``sha256``), placed in ``mode`` from the
+    template cache at ``root``; a changed template is rebuilt first, said through ``note`` and the log."""
+    if mode not in LINK_MODES:
+        raise ValueError(f"unknown link mode {mode!r} (one of {', '.join(LINK_MODES)})")
+    if mode == "copy":
+        unpack(archive, dest)
+        return
+    template = template_for(archive, sha256, root)
+    try:
+        clone_tree(template.tree, dest, mode, template, note)
+        return
+    except TemplateChanged as exc:
+        message = (f"the venv template {template.path} was changed in place ({exc.what}); rebuilt it from the "
+                   f"archive {sha256[:16]} before placing {dest}")
+        log.warning("%s", message)
+        if note is not None:
+            note(message)
+    template = venv_template.rebuild(archive, sha256, root)
+    clone_tree(template.tree, dest, mode, template, note)

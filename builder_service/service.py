@@ -83,7 +83,8 @@ def make_server(address: str, engine: BuildEngine, also: Iterable[ExtraService] 
 
     extra = list(also)
     servicers = [(builder_pb2_grpc.add_BuilderServiceServicer_to_server, BuilderServicer(engine)),
-                 (artifact_pb2_grpc.add_ArtifactServiceServicer_to_server, ArtifactServicer(engine.store))]
+                 (artifact_pb2_grpc.add_ArtifactServiceServicer_to_server,
+                  ArtifactServicer(engine.store, engine.describe))]
     servicers += [(add, servicer) for add, servicer, _ in extra]
     return build_server(servicers, [SERVICE_NAME, ARTIFACTS, *(name for _, _, name in extra)], address,
                         security=security, health_state=engine.workspace.health, limits=limits)

@@ -126,10 +126,14 @@ def test_container_serves_what_its_ports_and_probes_say(component, tmp_path, mon
     assert pod["terminationGracePeriodSeconds"] > args.grace_period
 
 
-def test_resolver_listens_on_the_codes_default_port(tmp_path, monkeypatch):
-    default = _serve_keys()["port"].default
-    assert _effective("resolver", tmp_path, monkeypatch).port == default
-    assert _ports(_container("resolver"))["grpc"] == default
+@pytest.mark.parametrize("component", ["resolver", "builder"])
+def test_each_server_listens_on_the_codes_default_port(component, tmp_path, monkeypatch):
+    from venvsmith.cli.serve_options import DEFAULT_PORTS
+
+    default = DEFAULT_PORTS[component]
+    assert _effective(component, tmp_path, monkeypatch).port == default
+    assert _ports(_container(component))["grpc"] == default
+    assert "port" not in tomllib.loads(_config_map(component)["data"]["config.toml"]), "the default needs no key"
 
 
 @pytest.mark.parametrize("component", ["resolver", "builder"])

@@ -69,6 +69,7 @@ SERVICE_PACKAGES = ["venvsmith/core", "resolver_service", "builder_service", "ve
 INTERNAL_EXCEPTIONS = {
     "builder_service.action_cache.InvalidActionResult": "a stored action result that fails to parse is a miss",
     "builder_service.action_cache.MissingOutputs": "an action result whose outputs are gone is a miss",
+    "builder_service.materialize.TemplateChanged": "materialize() rebuilds the template from the archive (a warning)",
     "builder_service.orchestrate._Aborted": "ends the build side when the resolution failed (that error goes on)",
     "builder_service.sandbox.SandboxUnavailable": "start-up only: serve builder refuses to start (auto falls back)",
     "builder_service._sandbox_init.SetupError": "in the sandbox before exec: exit 125, the build's BuildFailed",

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
+
 from builder_service.archive import pack
 from builder_service.materialize import materialize
 
@@ -35,10 +37,11 @@ def test_clones_share_bytes_with_the_template_and_match_the_archive(tmp_path: Pa
     first, second = tmp_path / "a", tmp_path / "b"
     materialize(archive, sha, first, root)
     materialize(archive, sha, second, root)
-    assert _tree(first) == _tree(second) == _tree(root / sha) == _tree(src)
+    assert _tree(first) == _tree(second) == _tree(root / sha / "tree") == _tree(src)
     assert os.path.samefile(first / "lib" / "pkg" / "__init__.py", second / "lib" / "pkg" / "__init__.py")
     assert (second / "bin" / "alias").is_symlink() and os.access(second / "bin" / "tool", os.X_OK)
     assert [p.name for p in root.iterdir()] == [sha]  # one template, no leftovers
+    assert sorted(p.name for p in (root / sha).iterdir()) == ["files.json", "tree"]
     (second / "lib" / "pkg" / "__init__.py").unlink()  # deleting in one venv leaves the others alone
     assert (first / "lib" / "pkg" / "__init__.py").read_text() == "X = 1\n"
 
@@ -53,7 +56,7 @@ def _modes(root: Path) -> dict[str, int]:
 
 def test_an_adopted_tree_is_the_template_unpacking_would_make(tmp_path: Path):
     from builder_service.archive import unpack
-    from builder_service.materialize import adopt_template
+    from builder_service.venv_template import adopt_template
 
     src = tmp_path / "src"
     (src / "bin").mkdir(parents=True)
@@ -69,8 +72,8 @@ def test_an_adopted_tree_is_the_template_unpacking_would_make(tmp_path: Path):
 
     assert adopt_template(src, sha, root)
     assert not src.exists()
-    assert _tree(root / sha) == _tree(tmp_path / "unpacked")
-    assert _modes(root / sha) == _modes(tmp_path / "unpacked")
+    assert _tree(root / sha / "tree") == _tree(tmp_path / "unpacked")
+    assert _modes(root / sha / "tree") == _modes(tmp_path / "unpacked")
     other = tmp_path / "other"
     other.mkdir()
     assert not adopt_template(other, sha, root) and other.exists()  # one template per archive
@@ -100,3 +103,109 @@ def test_clone_of_many_files_and_copy_when_links_fail(tmp_path: Path, monkeypatc
     m.clone_tree(template, tmp_path / "copied")
     assert _tree(tmp_path / "copied") == _tree(template)
     assert not os.path.samefile(tmp_path / "copied/d0/e0/f0.py", template / "d0/e0/f0.py")
+
+
+def _archive(tmp_path: Path) -> tuple[Path, str]:
+    src = tmp_path / "src"
+    (src / "lib" / "pkg").mkdir(parents=True)
+    (src / "lib" / "pkg" / "__init__.py").write_text("X = 1\n")
+    (src / "lib" / "pkg" / "data.txt").write_text("data\n")
+    os.symlink("pkg", src / "lib" / "alias")
+    archive = tmp_path / "venv.tar.zst"
+    sha, _ = pack(src, archive)
+    return archive, sha
+
+
+def _append(path: Path) -> None:
+    with open(path, "ab") as f:
+        f.write(b"#")
+
+
+def _same_size_edit(path: Path) -> None:
+    with open(path, "r+b") as f:
+        f.write(b"Y")
+
+
+def _chmod(path: Path) -> None:
+    os.chmod(path, 0o700)
+
+
+def _replace(path: Path) -> None:  # same bytes, same mtime, another inode
+    st = path.stat()
+    data = path.read_bytes()
+    path.unlink()
+    path.write_bytes(data)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+def _remove(path: Path) -> None:
+    path.unlink()
+
+
+def _add(path: Path) -> None:
+    (path.parent / "extra.py").write_text("")
+
+
+@pytest.mark.parametrize("edit", [_append, _same_size_edit, _chmod, _replace, _remove, _add])
+def test_a_changed_template_is_rebuilt_before_placing(tmp_path: Path, edit):
+    archive, sha = _archive(tmp_path)
+    root = tmp_path / "templates"
+    notes: list[str] = []
+    materialize(archive, sha, tmp_path / "a", root, note=notes.append)
+    assert notes == []
+    edit(root / sha / "tree" / "lib" / "pkg" / "__init__.py")
+    materialize(archive, sha, tmp_path / "b", root, note=notes.append)
+    assert len(notes) == 1 and "changed in place" in notes[0] and "lib/pkg/" in notes[0], notes
+    assert _tree(tmp_path / "b") == _tree(tmp_path / "src")
+    assert _modes(tmp_path / "b") == _modes(tmp_path / "src")
+    assert sorted(p.name for p in root.iterdir()) == [sha]  # the stale template is gone
+    materialize(archive, sha, tmp_path / "c", root, note=notes.append)
+    assert len(notes) == 1  # rebuilt once
+
+
+def test_a_template_of_the_old_layout_or_a_lost_record_is_rebuilt(tmp_path: Path):
+    from builder_service.archive import unpack
+
+    archive, sha = _archive(tmp_path)
+    root = tmp_path / "templates"
+    root.mkdir()
+    unpack(archive, root / sha)  # the tree itself at <root>/<sha>, as before files were recorded
+    materialize(archive, sha, tmp_path / "a", root)
+    assert _tree(tmp_path / "a") == _tree(tmp_path / "src")
+    (root / sha / "files.json").write_text("{not json")
+    notes: list[str] = []
+    materialize(archive, sha, tmp_path / "b", root, note=notes.append)
+    assert _tree(tmp_path / "b") == _tree(tmp_path / "src") and "no record" in notes[0]
+
+
+def test_an_archive_that_is_not_its_digest_makes_no_template(tmp_path: Path):
+    from builder_service.errors import UnsafeArchive
+
+    archive, sha = _archive(tmp_path)
+    other = "0" * 64
+    with pytest.raises(UnsafeArchive):
+        materialize(archive, other, tmp_path / "a", tmp_path / "templates")
+    assert not (tmp_path / "a").exists()
+    assert not (tmp_path / "templates").exists() or not any((tmp_path / "templates").iterdir())
+
+
+def test_reflink_falls_back_to_copies_with_a_note_and_symlink_links_files(tmp_path: Path, monkeypatch):
+    import builder_service.materialize as m
+
+    archive, sha = _archive(tmp_path)
+    root = tmp_path / "templates"
+
+    def no_clone(fd, request, arg):
+        raise OSError(95, "Operation not supported")
+
+    monkeypatch.setattr(m.fcntl, "ioctl", no_clone)
+    notes: list[str] = []
+    materialize(archive, sha, tmp_path / "r", root, "reflink", note=notes.append)
+    assert _tree(tmp_path / "r") == _tree(tmp_path / "src") and _modes(tmp_path / "r") == _modes(tmp_path / "src")
+    assert len(notes) == 1 and "copying the files instead" in notes[0]
+    assert (tmp_path / "r" / "lib" / "pkg" / "__init__.py").stat().st_nlink == 1
+    materialize(archive, sha, tmp_path / "s", root, "symlink")
+    placed = tmp_path / "s" / "lib" / "pkg" / "__init__.py"
+    assert placed.is_symlink() and placed.resolve() == (root / sha / "tree" / "lib" / "pkg" / "__init__.py")
+    assert (tmp_path / "s" / "lib" / "alias").is_symlink() and os.readlink(tmp_path / "s" / "lib" / "alias") == "pkg"
+    assert placed.read_text() == "X = 1\n" and (tmp_path / "s" / "lib" / "pkg").is_dir()

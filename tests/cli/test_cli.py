@@ -170,7 +170,7 @@ def test_text_format(capsys, index):
     lines = out.splitlines()
     assert re.match(rf"^lib==1\.0\s+{re.escape(LINUX_WHEEL)}\s+\({re.escape(index.url)}\)$", lines[0])
     assert lines[1].startswith("app==1.0 ")
-    assert re.match(r"^# 2 pins, lock key [0-9a-f]{16}, \d+ ms$", lines[-1])
+    assert re.match(r"^# 2 pins, lock key [0-9a-f]{64}, \d+ ms$", lines[-1])
 
 
 # ----------------------------------------------------------------------------------------- exit codes

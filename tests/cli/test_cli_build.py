@@ -186,8 +186,11 @@ def test_fetch_embedded(capsys, hermetic, index, tmp_path):
     assert out.strip() == str(dest) and sha256_file(dest) == digest
     folder = tmp_path / "into"
     folder.mkdir()
-    code, out, _ = run(capsys, "fetch", ref, str(folder))
-    assert code == 0 and out.strip() == str(folder / digest) and sha256_file(folder / digest) == digest
+    name = by_kind(doc)["wheel"][0]["filename"]
+    assert name.startswith("lib-1.0-") and name.endswith(".whl")
+    code, out, _ = run(capsys, "fetch", ref, str(folder))  # into a directory: the artifact's own file name
+    assert code == 0 and out.strip() == str(folder / name) and sha256_file(folder / name) == digest
+    assert [p.name for p in folder.iterdir()] == [name]
     code, _, err = run(capsys, "fetch", "sha256:" + "0" * 64 + "/3", str(tmp_path / "none"))
     assert code == 1 and "NOT_FOUND" in err
     code, _, err = run(capsys, "fetch", "md5:abc", str(tmp_path / "none"))
@@ -204,6 +207,12 @@ def test_fetch_remote_resumes_and_verifies(capsys, server, index, tmp_path):
     dest = tmp_path / "venv.tar.zst"
     code, _, err = run(capsys, "fetch", "--server", server.address, ref, str(dest))
     assert code == 0, err
+    folder = tmp_path / "into"
+    folder.mkdir()
+    code, out, err = run(capsys, "fetch", "--server", server.address, ref, str(folder))
+    assert code == 0, err
+    assert archive["filename"].startswith("venv-") and out.strip() == str(folder / archive["filename"])
+    assert (folder / archive["filename"]).read_bytes() == dest.read_bytes()
     whole = dest.read_bytes()
     assert hashlib.sha256(whole).hexdigest() == digest and len(whole) == size
     # A partial download is resumed from its offset ...
@@ -287,3 +296,34 @@ def test_venv_refuses_an_archive_whose_interpreter_this_host_lacks(capsys, herme
     assert code == 1
     assert "FAILED_PRECONDITION" in err and missing in err
     assert not dest.exists() or not any(dest.iterdir())  # nothing unpacked
+
+
+def test_fetch_names_a_blob_of_no_build_by_its_hash_and_never_uses_a_name_as_a_path(capsys, hermetic, tmp_path):
+    from hypothesis import given
+    from hypothesis import strategies as st
+
+    from builder_service.engine import BuildEngine, BuilderSettings
+    from venvsmith.cli.build import safe_filename
+
+    engine = BuildEngine(BuilderSettings(home=hermetic))
+    try:
+        digest = engine.store.put_bytes(b"not from a build")
+    finally:
+        engine.close()
+    folder = tmp_path / "into"
+    folder.mkdir()
+    code, out, err = run(capsys, "fetch", str(digest), str(folder))
+    assert code == 0, err
+    assert out.strip() == str(folder / digest.hash) and (folder / digest.hash).read_bytes() == b"not from a build"
+
+    @given(st.text(max_size=40))
+    def plain_names_only(name: str) -> None:
+        safe = safe_filename(name)
+        if safe is not None:
+            assert safe == name and Path(name).name == name and not name.startswith(".")
+            assert (tmp_path / name).parent == tmp_path
+
+    plain_names_only()
+    for bad in ("../x.whl", "a/b.whl", ".hidden", "..", "", "x\n.whl"):
+        assert safe_filename(bad) is None
+    assert safe_filename("pkg-1.0-py3-none-any.whl") == "pkg-1.0-py3-none-any.whl"

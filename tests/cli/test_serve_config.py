@@ -41,7 +41,7 @@ def test_file_then_env_then_flag(tmp_path, monkeypatch):
 
 def test_defaults_without_file_or_env():
     args = _args(["serve", "builder"])
-    assert (args.port, args.metrics_port, args.grace_period, args.log_format) == (50051, None, 20.0, "text")
+    assert (args.port, args.metrics_port, args.grace_period, args.log_format) == (50052, None, 20.0, "text")
 
 
 @pytest.mark.parametrize(("text", "named"), [

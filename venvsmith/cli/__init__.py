@@ -104,7 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     env = sub.add_parser("env", help="print a target environment (markers and ordered wheel tags)")
-    env.add_argument("--format", choices=["text", "json"], default="text")
+    env.add_argument("--format", choices=["text", "json", "summary"], default="text",
+                     help="text: the markers and every tag; json: the same as data; summary: a few lines (the "
+                          "interpreter, platform, tag count and the best tags)")
     env.add_argument("--server", help="ask a remote resolver (HOST:PORT)")
     _add_target_options(env)
     add_client_security(env)
@@ -113,11 +115,18 @@ def build_parser() -> argparse.ArgumentParser:
     add_resolve_inputs(res, "use a remote resolver (HOST:PORT) instead of the embedded one")
     res.add_argument("--format", choices=["text", "json", "requirements", "pylock"], default="text")
     res.add_argument("-o", "--output", help="write the rendering to this file instead of stdout")
+    res.add_argument("--no-strip-extras", action="store_true",
+                     help="--format requirements: keep each pin's extras in its line (pkg[a]==1.0); by default "
+                          "they are stripped (pkg==1.0), as uv and pip-tools do, since what they require is pinned")
 
-    serve = sub.add_parser("serve", help="run a server")
+    from venvsmith.cli.serve_options import DEFAULT_PORTS, DefaultsHelpFormatter
+
+    serve = sub.add_parser("serve", help="run a server", formatter_class=DefaultsHelpFormatter)
     serve.add_argument("service", choices=["resolver", "builder"])
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=50051)
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
+    serve.add_argument("--port", type=int, default=None,
+                       help=f"gRPC port (0 = any free port; default: {DEFAULT_PORTS['resolver']} for the resolver, "
+                            f"{DEFAULT_PORTS['builder']} for the builder)")
     serve.add_argument("--http-port", type=int, default=None,
                        help="builder: also serve blobs and wheelhouse indexes over HTTP on this port (0 = any)")
     serve.add_argument("--public-url", metavar="URL", type=_public_url, default=None,
@@ -259,7 +268,7 @@ def build_request(args) -> resolver_pb2.ResolveRequest:
     )
 
 
-def render(response: resolver_pb2.ResolveResponse, fmt: str) -> str:
+def render(response: resolver_pb2.ResolveResponse, fmt: str, *, strip_extras: bool = True) -> str:
     if fmt == "json":
         doc = {
             "pins": [
@@ -284,17 +293,25 @@ def render(response: resolver_pb2.ResolveResponse, fmt: str) -> str:
         }
         return json.dumps(doc, indent=2) + "\n"
     if fmt == "requirements":
-        return response.requirements_txt
+        if strip_extras:
+            return response.requirements_txt
+        from venvsmith.core.pin import with_extras
+
+        return with_extras(response.requirements_txt, {p.name: list(p.extras) for p in response.pins})
     if fmt == "pylock":
         return response.pylock_toml
     width = max((len(p.name) + len(p.version) + 2 for p in response.pins), default=0)
     lines = [f"{(p.name + '==' + p.version):<{width}}  {p.filename}  ({p.index})" for p in response.pins]
     stats = response.stats
     lines.append(
-        f"# {len(response.pins)} pins, lock key {response.lock_key[:16]}, {stats.elapsed_ms:.0f} ms"
+        f"# {len(response.pins)} pins, lock key {response.lock_key}, {stats.elapsed_ms:.0f} ms"
         + (" (cached)" if stats.resolution_cache_hit else "")
     )
     return "\n".join(lines) + "\n"
+
+
+#: Tags ``env --format summary`` shows.
+SUMMARY_TAGS = 3
 
 
 def render_env(env: common_pb2.TargetEnvironment, fmt: str) -> str:
@@ -304,6 +321,16 @@ def render_env(env: common_pb2.TargetEnvironment, fmt: str) -> str:
                "interpreter": env.interpreter}
         return json.dumps(doc, indent=2) + "\n"
     lines = [f"python {env.python_version}" + (f" ({env.interpreter})" if env.interpreter else "")]
+    if fmt == "summary":
+        markers = env.markers
+        lines[0] += (f": {markers.get('implementation_name', '?')} on {markers.get('sys_platform', '?')} "
+                     f"{markers.get('platform_machine', '?')}" + (f", platform {env.platform}" if env.platform else ""))
+        if env.metadata_builder:
+            lines.append(f"metadata builder: {env.metadata_builder}")
+        best = ", ".join(env.tags[:SUMMARY_TAGS])
+        more = f", ... ({len(env.tags) - SUMMARY_TAGS} more: --format text)" if len(env.tags) > SUMMARY_TAGS else ""
+        lines.append(f"tags: {len(env.tags)}, best first: {best}{more}")
+        return "\n".join(lines) + "\n"
     if env.platform:
         lines.append(f"platform {env.platform}")
     if env.metadata_builder:
@@ -348,7 +375,7 @@ def cmd_resolve(args) -> int:
     refused = check_signed(args, response)
     if refused:
         return refused
-    text = render(response, args.format)
+    text = render(response, args.format, strip_extras=not args.no_strip_extras)
     if args.output:
         try:
             with open(args.output, "w", encoding="utf-8") as fh:

@@ -19,6 +19,8 @@ if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+#: ``venv --link-mode`` values (builder_service.materialize.LINK_MODES, not imported to keep start-up light).
+LINK_MODES = ("hardlink", "copy", "symlink", "reflink")
 
 
 def connect_builder(server: str | None, *, isolated: bool = False, security=None):
@@ -196,8 +198,14 @@ def cmd_venv(args) -> int:
 
     started = time.perf_counter()
     dest = Path(args.path)
-    if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
-        print(f"error: {dest} exists and is not an empty directory", file=sys.stderr)
+    link_mode = args.link_mode or os.environ.get("VENVSMITH_LINK_MODE") or "hardlink"
+    if link_mode not in LINK_MODES:
+        print(f"error: VENVSMITH_LINK_MODE={link_mode!r}: not one of {', '.join(LINK_MODES)}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    occupied = dest.is_symlink() or (dest.exists() and (not dest.is_dir() or any(dest.iterdir())))
+    if occupied and not args.clear:
+        print(f"error: {dest} exists and is not an empty directory (--clear removes what is in it first)",
+              file=sys.stderr)
         return EXIT_BAD_INPUT
     resolve, options = _options(args, venv=True, wheelhouse=False)
     pins: list = []
@@ -219,14 +227,15 @@ def cmd_venv(args) -> int:
                 print("error: nothing unpacked (--no-verify skips this check)", file=sys.stderr)
                 return EXIT_FAILED
         local = client.local_path(archive)
+        if occupied:  # only now, once there is a venv to put in its place
+            clear_directory(dest)
         try:
-            if local is not None and args.link_mode == "hardlink":
+            if local is not None:
                 from builder_service.materialize import materialize
                 from venvsmith.core.config import venvsmith_home
 
-                materialize(local, archive.digest.hash, dest, venvsmith_home() / "venvs")
-            elif local is not None:
-                unpack(local, dest)
+                materialize(local, archive.digest.hash, dest, venvsmith_home() / "venvs", link_mode,
+                            note=lambda message: print(f"warning: {message}", file=sys.stderr, flush=True))
             else:
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 with tempfile.TemporaryDirectory(dir=dest.parent) as work:
@@ -236,9 +245,24 @@ def cmd_venv(args) -> int:
         except UnsafeArchive as exc:
             raise CallError.of(exc) from None
     elapsed = time.perf_counter() - started
-    print(f"venv ready at {dest} ({len(result.wheels)} packages, lock key {result.lock_key[:16]}, "
+    print(f"venv ready at {dest} ({len(result.wheels)} packages, lock key {result.lock_key}, "
           f"{elapsed:.2f} s{', from the store' if result.stats.cached else ''})")
     return EXIT_OK
+
+
+def clear_directory(path: Path) -> None:
+    """Empty ``path`` for ``venv --clear``: a symlink or file there is unlinked; in a directory, every entry is
+    removed without following symlinks (a link to a directory outside loses the link, never the directory)."""
+    import shutil
+
+    if path.is_symlink() or not path.is_dir():
+        path.unlink()
+        return
+    for entry in os.scandir(path):
+        if entry.is_dir(follow_symlinks=False):
+            shutil.rmtree(entry.path)  # never follows symlinks (the fd-based variant on Linux)
+        else:
+            os.unlink(entry.path)
 
 
 def cmd_fetch(args) -> int:
@@ -251,12 +275,24 @@ def cmd_fetch(args) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     dest = Path(args.dest)
-    if dest.is_dir():
-        dest = dest / digest.hash
+    wanted = common_pb2.Digest(hash=digest.hash, size_bytes=digest.size_bytes)
     with _builder(args) as client:
-        client.fetch(common_pb2.Digest(hash=digest.hash, size_bytes=digest.size_bytes), dest)
+        if dest.is_dir():  # into a directory: under the name the build gave the artifact, else its hash
+            ref = client.describe(wanted)
+            name = safe_filename(ref.filename) if ref is not None else None
+            dest = dest / (name or digest.hash)
+        client.fetch(wanted, dest)
     print(dest)
     return EXIT_OK
+
+
+def safe_filename(name: str) -> str | None:
+    """``name`` when it is a plain file name to create in a directory (no separator, not hidden, no control
+    character), else None: the server's word is never a path."""
+    if not name or name in (".", "..") or name.startswith(".") or "/" in name or "\\" in name \
+            or any(ord(c) < 32 or ord(c) == 127 for c in name) or len(name.encode()) > 255:
+        return None
+    return name
 
 
 def _builder_metrics(engine) -> dict[str, float]:

@@ -60,9 +60,17 @@ def add_commands(sub, add_resolve_inputs) -> None:
     venv.add_argument("--build-timeout", type=int, default=0, help="seconds one sdist build may take")
     venv.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     _add_verbose(venv)
-    venv.add_argument("--link-mode", choices=["hardlink", "copy"], default="hardlink",
-                      help="hardlink (default): clone an unpacked template of the archive kept under "
-                           "$VENVSMITH_HOME (fast; in-place edits of a file reach the template); copy: unpack afresh")
+    venv.add_argument("--link-mode", choices=["hardlink", "copy", "symlink", "reflink"], default=None,
+                      help="how the venv's files are placed from the unpacked template of its archive kept under "
+                           "$VENVSMITH_HOME, as uv's --link-mode: hardlink (default; fast; venvs share files, an "
+                           "in-place edit is seen in the venvs linked before it, never in later ones: a changed "
+                           "template is rebuilt), copy (unpacked afresh), reflink (copy-on-write clones where the "
+                           "filesystem supports them, else copies), symlink (links into the template: breaks when "
+                           "$VENVSMITH_HOME is cleaned). Env: VENVSMITH_LINK_MODE. With --server the fetched "
+                           "archive is unpacked")
+    venv.add_argument("--clear", action="store_true",
+                      help="remove everything in PATH first when it is an existing non-empty directory (as uv "
+                           "venv --clear); symlinks in it are removed, never followed")
     venv.add_argument("--no-verify", action="store_true",
                       help="with --server: do not check the server's pins against your own indexes (hashes, "
                            "requirements, dependency closure) before unpacking")

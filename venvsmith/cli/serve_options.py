@@ -28,6 +28,22 @@ _NOT_KEYS = {"help", "service", "config", "verbose"}
 MAX_CONFIG_BYTES = 1024 * 1024
 
 
+#: The gRPC port of each server when neither ``--port`` nor the ``port`` key says: apart, so that both run on one
+#: host as they are (the builder also serves ResolverService on its port).
+DEFAULT_PORTS = {"resolver": 50051, "builder": 50052}
+
+
+class DefaultsHelpFormatter(argparse.HelpFormatter):
+    """``--help`` shows each option's default (``(default: 20.0)``), as ArgumentDefaultsHelpFormatter does, except
+    where there is none to show (None, False, an empty list) or the help text already says it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if (action.default in (None, False, [], argparse.SUPPRESS) or "default" in text or not action.option_strings):
+            return text
+        return f"{text} (default: %(default)s)".lstrip()
+
+
 class ConfigError(Exception):
     """A bad key or value in the config file or the environment (exit 2, the message names it)."""
 
@@ -143,6 +159,8 @@ def apply_config(parser: argparse.ArgumentParser, argv: Sequence[str], args: arg
     if merged:
         serve.set_defaults(**merged)
         args = parser.parse_args(argv)
+    if getattr(args, "port", 0) is None:
+        args.port = DEFAULT_PORTS[args.service]
     _check_ranges(args)
     return args
 

@@ -60,6 +60,15 @@ class EmbeddedBuilder(Closing):
         except Exception as exc:  # noqa: BLE001
             raise _fail(exc) from None
 
+    def describe(self, digest: common_pb2.Digest) -> common_pb2.ArtifactRef | None:
+        """What the blob is (kind, media type, file name) when a build produced it."""
+        from builder_service.digest import Digest
+
+        wanted = Digest(digest.hash, digest.size_bytes)
+        if not self.engine.store.contains(wanted):
+            return None
+        return self.engine.describe([wanted]).get(wanted)
+
     def close(self) -> None:
         self.engine.close()
         for other in self._also_close:
@@ -93,6 +102,15 @@ class RemoteBuilder(Closing):
 
     def local_path(self, ref) -> Path | None:
         return None
+
+    def describe(self, digest: common_pb2.Digest) -> common_pb2.ArtifactRef | None:
+        """What the blob is (kind, media type, file name) when the server knows it as a build's output
+        (StatArtifacts' ``described``)."""
+        try:
+            answer = self.artifacts.StatArtifacts(artifact_pb2.StatArtifactsRequest(digests=[digest]))
+        except self._rpc_error as exc:
+            raise CallError.from_rpc(exc) from None
+        return next((ref for ref in answer.described if ref.digest == digest), None)
 
     def fetch(self, digest: common_pb2.Digest, dest: Path) -> None:
         """Stream a blob into ``dest``, resuming a partial ``dest.part`` by offset; verified before rename."""

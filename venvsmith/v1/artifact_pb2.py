@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from venvsmith.v1 import common_pb2 as venvsmith_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bvenvsmith/v1/artifact.proto\x12\x0cvenvsmith.v1\x1a\x19venvsmith/v1/common.proto\"Y\n\x12GetArtifactRequest\x12$\n\x06\x64igest\x18\x01 \x01(\x0b\x32\x14.venvsmith.v1.Digest\x12\x0e\n\x06offset\x18\x02 \x01(\x03\x12\r\n\x05limit\x18\x03 \x01(\x03\"%\n\x05\x43hunk\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x0e\n\x06offset\x18\x02 \x01(\x03\"=\n\x14StatArtifactsRequest\x12%\n\x07\x64igests\x18\x01 \x03(\x0b\x32\x14.venvsmith.v1.Digest\"e\n\x15StatArtifactsResponse\x12%\n\x07present\x18\x01 \x03(\x0b\x32\x14.venvsmith.v1.Digest\x12%\n\x07missing\x18\x02 \x03(\x0b\x32\x14.venvsmith.v1.Digest2\xb3\x01\n\x0f\x41rtifactService\x12\x46\n\x0bGetArtifact\x12 .venvsmith.v1.GetArtifactRequest\x1a\x13.venvsmith.v1.Chunk0\x01\x12X\n\rStatArtifacts\x12\".venvsmith.v1.StatArtifactsRequest\x1a#.venvsmith.v1.StatArtifactsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bvenvsmith/v1/artifact.proto\x12\x0cvenvsmith.v1\x1a\x19venvsmith/v1/common.proto\"Y\n\x12GetArtifactRequest\x12$\n\x06\x64igest\x18\x01 \x01(\x0b\x32\x14.venvsmith.v1.Digest\x12\x0e\n\x06offset\x18\x02 \x01(\x03\x12\r\n\x05limit\x18\x03 \x01(\x03\"%\n\x05\x43hunk\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x0e\n\x06offset\x18\x02 \x01(\x03\"=\n\x14StatArtifactsRequest\x12%\n\x07\x64igests\x18\x01 \x03(\x0b\x32\x14.venvsmith.v1.Digest\"\x93\x01\n\x15StatArtifactsResponse\x12%\n\x07present\x18\x01 \x03(\x0b\x32\x14.venvsmith.v1.Digest\x12%\n\x07missing\x18\x02 \x03(\x0b\x32\x14.venvsmith.v1.Digest\x12,\n\tdescribed\x18\x03 \x03(\x0b\x32\x19.venvsmith.v1.ArtifactRef2\xb3\x01\n\x0f\x41rtifactService\x12\x46\n\x0bGetArtifact\x12 .venvsmith.v1.GetArtifactRequest\x1a\x13.venvsmith.v1.Chunk0\x01\x12X\n\rStatArtifacts\x12\".venvsmith.v1.StatArtifactsRequest\x1a#.venvsmith.v1.StatArtifactsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,8 +38,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CHUNK']._serialized_end=200
   _globals['_STATARTIFACTSREQUEST']._serialized_start=202
   _globals['_STATARTIFACTSREQUEST']._serialized_end=263
-  _globals['_STATARTIFACTSRESPONSE']._serialized_start=265
-  _globals['_STATARTIFACTSRESPONSE']._serialized_end=366
-  _globals['_ARTIFACTSERVICE']._serialized_start=369
-  _globals['_ARTIFACTSERVICE']._serialized_end=548
+  _globals['_STATARTIFACTSRESPONSE']._serialized_start=266
+  _globals['_STATARTIFACTSRESPONSE']._serialized_end=413
+  _globals['_ARTIFACTSERVICE']._serialized_start=416
+  _globals['_ARTIFACTSERVICE']._serialized_end=595
 # @@protoc_insertion_point(module_scope)

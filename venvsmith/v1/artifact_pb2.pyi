@@ -32,9 +32,11 @@ class StatArtifactsRequest(_message.Message):
     def __init__(self, digests: _Optional[_Iterable[_Union[_common_pb2.Digest, _Mapping]]] = ...) -> None: ...
 
 class StatArtifactsResponse(_message.Message):
-    __slots__ = ("present", "missing")
+    __slots__ = ("present", "missing", "described")
     PRESENT_FIELD_NUMBER: _ClassVar[int]
     MISSING_FIELD_NUMBER: _ClassVar[int]
+    DESCRIBED_FIELD_NUMBER: _ClassVar[int]
     present: _containers.RepeatedCompositeFieldContainer[_common_pb2.Digest]
     missing: _containers.RepeatedCompositeFieldContainer[_common_pb2.Digest]
-    def __init__(self, present: _Optional[_Iterable[_Union[_common_pb2.Digest, _Mapping]]] = ..., missing: _Optional[_Iterable[_Union[_common_pb2.Digest, _Mapping]]] = ...) -> None: ...
+    described: _containers.RepeatedCompositeFieldContainer[_common_pb2.ArtifactRef]
+    def __init__(self, present: _Optional[_Iterable[_Union[_common_pb2.Digest, _Mapping]]] = ..., missing: _Optional[_Iterable[_Union[_common_pb2.Digest, _Mapping]]] = ..., described: _Optional[_Iterable[_Union[_common_pb2.ArtifactRef, _Mapping]]] = ...) -> None: ...
