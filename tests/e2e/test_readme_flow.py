@@ -50,8 +50,9 @@ def test_the_readme_flow_works_end_to_end(index, tmp_path):
     try:
         (tmp_path / "requirements.txt").write_text(f"--index-url {index.url}\nrequests\n")
         venv = readme_command(".venv/bin/venvsmith venv ./env -r requirements.txt --server ")
-        assert venv[-1] == "127.0.0.1:50052", venv
-        argv = cli(*venv[1:-1], builder.address)
+        at = venv.index("--server") + 1
+        assert venv[at] == "127.0.0.1:50052", venv
+        argv = cli(*venv[1:at], builder.address, *venv[at + 1:])
         done = subprocess.run(argv, cwd=tmp_path, env=hermetic_env(tmp_path / "client-home"), capture_output=True,
                               text=True, timeout=300)
         assert done.returncode == 0, done.stdout + done.stderr
