@@ -4,8 +4,7 @@ with the main server's health (NOT_SERVING while it drains). A real resolver ser
 from __future__ import annotations
 
 import shutil
-import socket
-import threading
+import subprocess
 import time
 
 import grpc
@@ -13,7 +12,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from tests.e2e.test_tls import make_ca, make_leaf
-from tests.fixtures.builder_server import ResolverProcess
+from tests.fixtures.builder_server import BackgroundCall, ResolverProcess, cli, free_port, hermetic_env
 from venvsmith.v1 import common_pb2, resolver_pb2, resolver_pb2_grpc
 
 pytestmark = [pytest.mark.slow,
@@ -21,12 +20,6 @@ pytestmark = [pytest.mark.slow,
 
 RESOLVER = "venvsmith.v1.ResolverService"
 SERVING, NOT_SERVING = health_pb2.HealthCheckResponse.SERVING, health_pb2.HealthCheckResponse.NOT_SERVING
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _status(channel: grpc.Channel, service: str) -> int:
@@ -39,7 +32,7 @@ def test_plaintext_health_port_beside_mutual_tls_follows_the_drain(tmp_path, ind
     server_cert, client_cert = make_leaf(tmp_path, "server", ca), make_leaf(tmp_path, "client", ca, server=False)
     index_builder.add("dep", "1.0")
     index = index_server(delay=2)  # every page takes 2 s: the Resolve is in flight at SIGTERM
-    health_port = _free_port()
+    health_port = free_port()
     with ResolverProcess(tmp_path / "r", "--tls-cert", str(server_cert[0]), "--tls-key", str(server_cert[1]),
                          "--tls-client-ca", str(ca[0]), "--health-port", str(health_port), "--grace-period", "30",
                          allow=[index.url]) as server:
@@ -60,29 +53,20 @@ def test_plaintext_health_port_beside_mutual_tls_follows_the_drain(tmp_path, ind
                     resolver_pb2.DescribeEnvironmentRequest(), timeout=10)
             assert other.value.code() == grpc.StatusCode.UNIMPLEMENTED
 
-            outcome: dict[str, object] = {}
-
-            def call() -> None:
-                request = resolver_pb2.ResolveRequest(requirements=["dep"],
-                                                      index=common_pb2.IndexConfig(index_url=index.url))
-                try:
-                    outcome["response"] = resolver_pb2_grpc.ResolverServiceStub(secure).Resolve(request, timeout=60)
-                except grpc.RpcError as exc:
-                    outcome["error"] = exc
-
-            caller = threading.Thread(target=call)
-            caller.start()
+            request = resolver_pb2.ResolveRequest(requirements=["dep"],
+                                                  index=common_pb2.IndexConfig(index_url=index.url))
+            caller = BackgroundCall(lambda: resolver_pb2_grpc.ResolverServiceStub(secure).Resolve(request, timeout=60))
             time.sleep(0.7)  # the call is in flight, waiting on the slow index
             server.proc.terminate()
             seen = []
-            while not outcome and len(seen) < 200:
+            while not caller.done and len(seen) < 200:
                 seen.append(_status(probe, RESOLVER))
                 if seen[-1] == NOT_SERVING:
                     break
                 time.sleep(0.02)
-            assert seen and seen[-1] == NOT_SERVING and not outcome, (seen, outcome)
+            assert seen and seen[-1] == NOT_SERVING and not caller.done, seen
             assert _status(probe, "") == NOT_SERVING
-            caller.join(60)
+            outcome = caller.join(60)
             assert "error" not in outcome, outcome.get("error")
             assert [p.name for p in outcome["response"].pins] == ["dep"]  # type: ignore[attr-defined]
             assert server.proc.wait(30) == 0
@@ -95,9 +79,7 @@ def test_plaintext_health_port_beside_mutual_tls_follows_the_drain(tmp_path, ind
 
 
 def test_health_port_is_a_checked_port_option(tmp_path):
-    import subprocess
 
-    from tests.fixtures.builder_server import cli, hermetic_env
 
     done = subprocess.run(cli("serve", "resolver", "--port", "0", "--health-port", "70000"),
                           env=hermetic_env(tmp_path), capture_output=True, text=True, timeout=60)
