@@ -110,13 +110,15 @@ def test_container_serves_what_its_ports_and_probes_say(component, tmp_path, mon
     assert args.command == "serve" and args.service == component
     assert args.host == "0.0.0.0", "a server listening on 127.0.0.1 is unreachable from the Service"
     container = _container(component)
-    expected = {"grpc": args.port, "metrics": args.metrics_port}
+    expected = {"grpc": args.port, "metrics": args.metrics_port, "health": args.health_port}
     if args.http_port is not None:
         expected["http"] = args.http_port
     assert _ports(container) == expected
+    # The probes ask the plaintext health port: it answers whether or not the main port speaks TLS.
+    assert args.health_port is not None and args.health_port not in (args.port, args.metrics_port, args.http_port)
     for probe in PROBES:
         grpc_probe = container[probe]["grpc"]
-        assert grpc_probe["port"] == args.port, probe
+        assert grpc_probe["port"] == args.health_port, probe
         assert grpc_probe.get("service", "") in HEALTH_NAMES[component], probe
     assert container["readinessProbe"]["grpc"]["service"] == MAIN_SERVICE[component]
     annotations = DEPLOYMENTS[component]["spec"]["template"]["metadata"]["annotations"]
@@ -146,6 +148,24 @@ def test_config_keys_are_serve_options(component):
     assert commented and set(commented) <= set(keys), commented
 
 
+@pytest.mark.parametrize(("component", "key"), [("resolver", "max_concurrent_calls"),
+                                              ("builder", "max_concurrent_calls"), ("builder", "min_free_space")])
+def test_limits_are_stated_with_the_codes_defaults(component, key, tmp_path, monkeypatch):
+    """An operator tuning a limit finds it in the ConfigMap, set to what the code would do without it."""
+    config = tomllib.loads(_config_map(component)["data"]["config.toml"])
+    assert key in config, f"{component}: the ConfigMap does not state {key}"
+    assert getattr(_effective(component, tmp_path, monkeypatch), key) == _serve_keys()[key].default
+
+
+@pytest.mark.parametrize("component", ["resolver", "builder"])
+def test_signing_and_tracing_are_ready_to_enable(component):
+    text = _config_map(component)["data"]["config.toml"]
+    commented = set(re.findall(r"^\s*#\s*([a-z_]+)\s*=", text, re.MULTILINE))
+    assert {"signing_key", "otlp_endpoint"} <= commented, commented
+    if component == "builder":
+        assert "trusted_key" in commented
+
+
 @pytest.mark.parametrize("component", ["resolver", "builder"])
 def test_configured_files_are_mounted(component, tmp_path, monkeypatch):
     args = _effective(component, tmp_path, monkeypatch)
@@ -162,7 +182,7 @@ def test_configured_files_are_mounted(component, tmp_path, monkeypatch):
             assert not mount.get("readOnly"), "the state directory must be writable"
             continue
         volume = volumes[mount["name"]]
-        if "/tokens/" in path or "/tls/" in path:
+        if "/tokens/" in path or "/tls/" in path or "/signing/" in path:
             assert "secret" in volume, f"{path} must come from a Secret"
             assert "subPath" not in mount, f"{path}: a subPath mount never sees a rotated Secret"
 
@@ -199,7 +219,7 @@ def test_services_budgets_and_policies_select_the_pods(component):
     service = _named("Service", deployment["metadata"]["name"])
     assert service["spec"]["selector"].items() <= labels.items()
     for port in service["spec"]["ports"]:
-        assert port["targetPort"] in ports
+        assert port["targetPort"] in ports and port["targetPort"] != "health"
         assert port["port"] == ports[port["targetPort"]], "clients use the same port number as the container"
     def selects(selector: dict[str, Any]) -> bool:
         return selector["matchLabels"].items() <= labels.items()
@@ -209,7 +229,8 @@ def test_services_budgets_and_policies_select_the_pods(component):
     policies = [p for p in _of_kind("NetworkPolicy") if selects(p["spec"]["podSelector"])]
     assert len(policies) == 1 and set(policies[0]["spec"]["policyTypes"]) == {"Ingress", "Egress"}
     allowed = {p["port"] for rule in policies[0]["spec"]["ingress"] for p in rule["ports"]}
-    assert allowed == set(ports.values())
+    # The health port is the kubelet's (from the node, which NetworkPolicy does not govern): no pod may reach it.
+    assert allowed == set(ports.values()) - {ports["health"]}
     egress = {p["port"] for rule in policies[0]["spec"]["egress"] for p in rule["ports"]}
     assert 53 in egress and 443 in egress
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import io
 import secrets
-import socket
 import subprocess
 import tarfile
 import urllib.request
@@ -20,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures.builder_server import BuilderProcess, cli, hermetic_env
+from tests.fixtures.builder_server import BuilderProcess, cli, free_port, hermetic_env
 from tests.fixtures.index import IndexBuilder, IndexServer
 from venvsmith.v1 import builder_pb2, common_pb2, resolver_pb2
 
@@ -29,12 +28,6 @@ pytestmark = pytest.mark.slow
 USER = "ci-leak-user"
 PASSWORD = f"s3cr3t-DO-NOT-LEAK-{secrets.token_hex(8)}"
 NEEDLES = (PASSWORD.encode(), base64.b64encode(f"{USER}:{PASSWORD}".encode()))
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +93,7 @@ def _scrape(port: int) -> str:
 
 def _run_everything(tmp_path: Path, index: IndexServer, index_url: str, env_extra: dict[str, str]) -> list[str]:
     """Every command of a resolve + build, one failing; returns where a credential was seen."""
-    port = _free_port()
+    port = free_port()
     server_home, client_home = tmp_path / "server-home", tmp_path / "client-home"
     server = BuilderProcess(server_home, "--log-format", "json", "--metrics-port", str(port),
                             allow=[index.base_url], env=env_extra)

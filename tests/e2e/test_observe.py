@@ -7,8 +7,6 @@ Real server subprocesses on 127.0.0.1 (tests/fixtures/builder_server.py).
 from __future__ import annotations
 
 import json
-import socket
-import threading
 import time
 import urllib.request
 
@@ -17,16 +15,10 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.fixtures.builder_server import BuilderProcess, ResolverProcess
+from tests.fixtures.builder_server import BackgroundCall, BuilderProcess, ResolverProcess, free_port
 from venvsmith.v1 import builder_pb2, common_pb2, resolver_pb2
 
 RESOLVER = "venvsmith.v1.ResolverService"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -61,7 +53,7 @@ def _json_lines(text: str) -> list[dict]:
 @pytest.mark.slow
 def test_metrics_count_and_time_a_resolve(tmp_path, index_builder):
     index_builder.add("dep", "1.0")
-    port = _free_port()
+    port = free_port()
     with ResolverProcess(tmp_path / "r", "--metrics-port", str(port), allow=[str(index_builder.root)]) as server:
         before = _scrape(port)
         assert _sample(before, "venvsmith_rpc_requests_total", service=RESOLVER, method="Resolve", code="OK") is None
@@ -85,7 +77,7 @@ def test_metrics_count_and_time_a_resolve(tmp_path, index_builder):
 def test_builder_metrics_report_builds_and_the_store(tmp_path, index_builder):
     index_builder.add("srcpkg", "1.0", kind="sdist", backend="intree")
     index = index_builder.simple_url()
-    port = _free_port()
+    port = free_port()
     with BuilderProcess(tmp_path / "b", "--metrics-port", str(port), http=False,
                         allow=[str(index_builder.root)]) as server:
         samples = _scrape(port)
@@ -148,16 +140,7 @@ def test_sigterm_drains_then_exits_zero(tmp_path, index_builder, index_server):
         health = health_pb2_grpc.HealthStub(server.channel)
         assert health.Check(health_pb2.HealthCheckRequest(service=RESOLVER), timeout=10).status == \
             health_pb2.HealthCheckResponse.SERVING
-        outcome: dict[str, object] = {}
-
-        def call() -> None:
-            try:
-                outcome["response"] = server.resolver_stub.Resolve(_request(index.url, "dep"), timeout=60)
-            except grpc.RpcError as exc:
-                outcome["error"] = exc
-
-        caller = threading.Thread(target=call)
-        caller.start()
+        caller = BackgroundCall(lambda: server.resolver_stub.Resolve(_request(index.url, "dep"), timeout=60))
         time.sleep(0.7)  # the call is in flight, waiting on the slow index
         server.proc.terminate()
         time.sleep(0.3)
@@ -167,7 +150,7 @@ def test_sigterm_drains_then_exits_zero(tmp_path, index_builder, index_server):
         with pytest.raises(grpc.RpcError) as refused:
             server.resolver_stub.DescribeEnvironment(resolver_pb2.DescribeEnvironmentRequest(), timeout=10)
         assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
-        caller.join(60)
+        outcome = caller.join(60)
         assert "error" not in outcome, outcome.get("error")
         assert [p.name for p in outcome["response"].pins] == ["dep"]  # type: ignore[attr-defined]
         assert server.proc.wait(30) == 0
@@ -178,21 +161,12 @@ def test_sigterm_past_the_grace_cancels_the_call_and_exits_zero(tmp_path, index_
     index_builder.add("dep", "1.0")
     index = index_server(delay=6)
     with ResolverProcess(tmp_path / "r", "--grace-period", "0.5", allow=[index.url]) as server:
-        outcome: dict[str, object] = {}
-
-        def call() -> None:
-            try:
-                outcome["response"] = server.resolver_stub.Resolve(_request(index.url, "dep"), timeout=60)
-            except grpc.RpcError as exc:
-                outcome["error"] = exc
-
-        caller = threading.Thread(target=call)
-        caller.start()
+        caller = BackgroundCall(lambda: server.resolver_stub.Resolve(_request(index.url, "dep"), timeout=60))
         time.sleep(0.7)
         started = time.monotonic()
         server.proc.terminate()
         assert server.proc.wait(30) == 0
         assert time.monotonic() - started < 4, "the server waited past its grace period for the stuck call"
-        caller.join(30)
+        outcome = caller.join(30)
     assert isinstance(outcome.get("error"), grpc.RpcError)
     assert outcome["error"].code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED)  # type: ignore[attr-defined]

@@ -394,61 +394,36 @@ def cmd_env(args) -> int:
     return EXIT_OK
 
 
-def server_allow(args):
-    """The allow-list of ``venvsmith serve``: ``--allow-index`` prefixes, else this server's configuration."""
-    from venvsmith.core.config import effective_pip_config
-    from venvsmith.core.index.allowlist import server_allow_list
-
-    return server_allow_list(effective_pip_config(), getattr(args, "allow_index", None) or ())
-
-
 def cmd_serve(args) -> int:
-    from venvsmith.cli import serve_options
+    from venvsmith.cli import serve_start
 
-    serve_options.configure_serving(args)
-    if args.service == "builder":
-        from venvsmith.cli import build as cli_build
+    try:
+        if args.service == "builder":
+            from venvsmith.cli import build as cli_build
 
-        return cli_build.cmd_serve_builder(args)
+            return cli_build.cmd_serve_builder(args)
+        return _serve_resolver(args)
+    except serve_start.StartupError as exc:
+        return serve_start.failed(exc)
+
+
+def _serve_resolver(args) -> int:
     from resolver_service.service import make_server
+    from venvsmith.cli import serve_options, serve_start
     from venvsmith.cli.compose import resolver_server_engine
     from venvsmith.core import observe
-    from venvsmith.core.admission import ServerLimits
-    from venvsmith.core.grpc_util import ServerSecurity
 
-    host = f"[{args.host}]" if ":" in args.host and not args.host.startswith("[") else args.host
-    security = ServerSecurity.from_args(args)  # a bad file: exit 2 before anything starts
-    signer, _ = signing_keys(args)  # likewise a bad --signing-key
-    try:
-        allow = server_allow(args)
-    except ValueError as exc:
-        print(f"error: --allow-index: {exc}", file=sys.stderr)
-        return EXIT_FAILED
-    engine = resolver_server_engine(args.builder, client_security(args, args.builder), allow=allow,
-                                    signer=signer)
-    try:
-        server, port, engine = make_server(f"{host}:{args.port}", engine, security=security,
-                                           limits=ServerLimits.from_args(args))
-    except (OSError, RuntimeError) as exc:
-        engine.close()
-        print(f"error: cannot listen on {host}:{args.port}: {exc}", file=sys.stderr)
-        return EXIT_FAILED
-    server.start()
+    start = serve_start.prepare(args)
+    engine = resolver_server_engine(args.builder, client_security(args, args.builder), allow=start.allow,
+                                    signer=start.signer)
+    server, port, engine = serve_start.listen(
+        start, args.port, lambda address: make_server(address, engine, security=start.security,
+                                                      limits=start.limits), engine.close)
     builder = engine.metadata_preparer
     serve_options.announce(
         args, f"metadata builder: {builder.description if builder else 'none: ' + engine.without_preparer}")
     observe.add_source(engine, lambda e: {"venvsmith_resolutions_total": e.resolutions_run})
-    metrics = serve_options.start_metrics(args)
-    # Tests and scripts start with --port 0 and read the bound port from this line.
-    print(f"venvsmith resolver listening on {host}:{port}", flush=True)
-    finished = serve_options.serve_until_signalled(server, args)
-    if metrics is not None:
-        metrics.shutdown()
-    from venvsmith.cli.shutdown import close_within
-
-    closed = close_within(engine.close)  # bounded: a worker stuck in a read cannot hold the exit
-    serve_options.exit_after_drain(finished and closed)
-    return EXIT_OK
+    return serve_start.run(args, start, server, engine.close, [f"venvsmith resolver listening on {start.host}:{port}"])
 
 
 def cmd_config(args) -> int:

@@ -310,39 +310,33 @@ def cmd_serve_builder(args) -> int:
     from builder_service.http_server import BlobHttpServer
     from builder_service.sandbox import SandboxUnavailable, choose_sandbox
     from builder_service.service import make_server
-    from venvsmith.cli import serve_options, server_allow
+    from venvsmith.cli import serve_start
     from venvsmith.cli.compose import builder_server_engines
-    from venvsmith.cli.security_args import client_security, signing_keys
+    from venvsmith.cli.security_args import client_security
     from venvsmith.core import observe
-    from venvsmith.core.admission import ServerLimits
     from venvsmith.core.config import venvsmith_home
-    from venvsmith.core.grpc_util import ServerSecurity
 
-    security = ServerSecurity.from_args(args)  # a bad file: exit 2 before anything starts
-    signer, trusted = signing_keys(args)  # likewise a bad --signing-key / --trusted-key
+    start = serve_start.prepare(args)
     os.environ["VENVSMITH_MIN_FREE_SPACE"] = args.min_free_space  # read by BuilderSettings (the store's floor)
-    try:
-        allow = server_allow(args)
-    except ValueError as exc:
-        print(f"error: --allow-index: {exc}", file=sys.stderr)
-        return EXIT_FAILED
     try:
         sandbox = choose_sandbox(getattr(args, "sandbox", "auto"), hidden=[venvsmith_home()])
     except SandboxUnavailable as exc:
-        print(f"error: {exc.message}", file=sys.stderr)
-        return EXIT_FAILED
-    engine, also, closing = builder_server_engines(args.resolver, client_security(args, args.resolver), allow=allow,
-                                                   sandbox=sandbox, signer=signer, trusted=trusted)
+        raise serve_start.StartupError(exc.message) from None
+    engine, also, closing = builder_server_engines(args.resolver, client_security(args, args.resolver),
+                                                   allow=start.allow, sandbox=sandbox, signer=start.signer,
+                                                   trusted=start.trusted)
+    http = None
 
     def close_all() -> None:
+        if http is not None:
+            http.stop()
         engine.close()
         for other in closing:
             other.close()
 
-    http = None
     if args.http_port is not None:
-        http = BlobHttpServer(engine, args.host, args.http_port, tokens=security.tokens,
-                              tls=security.tls, public_url=getattr(args, "public_url", None)).start()
+        http = BlobHttpServer(engine, args.host, args.http_port, tokens=start.security.tokens,
+                              tls=start.security.tls, public_url=getattr(args, "public_url", None)).start()
         engine.settings.http_base_url = http.base_url
         from venvsmith.core.public_url import url_host
 
@@ -350,30 +344,11 @@ def cmd_serve_builder(args) -> int:
                                      f"{http.base_url} ({http.why})")
     elif getattr(args, "public_url", None):
         serve_options.announce(args, "--public-url is ignored: there is no HTTP endpoint (--http-port)")
-    try:
-        server, port = make_server(f"{args.host}:{args.port}", engine, also, security=security,
-                                   limits=ServerLimits.from_args(args))
-    except (OSError, RuntimeError) as exc:
-        close_all()
-        print(f"error: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
-        return EXIT_FAILED
-    server.start()
+    server, port = serve_start.listen(
+        start, args.port, lambda address: make_server(address, engine, also, security=start.security,
+                                                      limits=start.limits), close_all)
     observe.add_source(engine, _builder_metrics)
-    metrics = serve_options.start_metrics(args)
-    print(f"venvsmith builder listening on {args.host}:{port}"
-          + (f" (http {http.base_url})" if http else ""), flush=True)
-    print(f"build sandbox: {sandbox.name}" + (" (builds run unsandboxed)" if sandbox.name == "none" else ""),
-          flush=True)
-    finished = serve_options.serve_until_signalled(server, args)
-    if metrics is not None:
-        metrics.shutdown()
-    from venvsmith.cli.shutdown import close_within
-
-    def close_everything() -> None:
-        if http is not None:
-            http.stop()
-        close_all()
-
-    closed = close_within(close_everything)  # bounded: a worker stuck in a read cannot hold the exit
-    serve_options.exit_after_drain(finished and closed)
-    return EXIT_OK
+    return serve_start.run(args, start, server, close_all, [
+        f"venvsmith builder listening on {start.host}:{port}" + (f" (http {http.base_url})" if http else ""),
+        f"build sandbox: {sandbox.name}" + (" (builds run unsandboxed)" if sandbox.name == "none" else ""),
+    ])

@@ -56,11 +56,20 @@ def add_serve_options(serve: argparse.ArgumentParser) -> None:
                        help="state directory (caches, store; default: $VENVSMITH_HOME or the user cache directory)")
     serve.add_argument("--metrics-port", type=int, default=None,
                        help="serve Prometheus metrics on http://HOST:PORT/metrics (0 = any free port; default: off)")
+    serve.add_argument("--health-port", type=int, default=None,
+                       help="also serve grpc.health.v1 alone, in plaintext, on this port (same --host; 0 = any "
+                            "free port): probes that cannot speak the main port's TLS (kubelet) use it. The same "
+                            "health as the main port: NOT_SERVING while draining (default: off)")
+    serve.add_argument("--otlp-endpoint", metavar="URL", default=None,
+                       help="send OpenTelemetry traces (a span per RPC, W3C traceparent to the services called) "
+                            "to this OTLP gRPC collector (http://HOST:PORT plaintext, https:// TLS; default: "
+                            "$OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or $OTEL_EXPORTER_OTLP_ENDPOINT, else off)")
     serve.add_argument("--grace-period", type=float, default=lifecycle.DEFAULT_GRACE_SECONDS,
                        help="seconds a SIGTERM'd server lets calls in flight finish (health NOT_SERVING, new "
                             "calls refused) before cancelling them and exiting 0")
     serve.add_argument("--log-format", choices=["text", "json"], default="text",
-                       help="json: one JSON object per line (ts, level, logger, msg, request_id, rpc)")
+                       help="json: one JSON object per line (ts, level, logger, msg, request_id, rpc; trace_id and "
+                            "span_id in a traced call)")
     serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"], default=None,
                        help="default: info with --log-format json, else warning")
 
@@ -167,7 +176,7 @@ def apply_config(parser: argparse.ArgumentParser, argv: Sequence[str], args: arg
 
 def _check_ranges(args: argparse.Namespace) -> None:
     """Ports are 0-65535 and the grace is not negative, however they were given."""
-    for key in ("port", "http_port", "metrics_port"):
+    for key in ("port", "http_port", "metrics_port", "health_port"):
         value = getattr(args, key, None)
         if value is not None and not 0 <= value <= 65535:
             raise ConfigError(f"--{key.replace('_', '-')} ({key}): {value} is not a port (0-65535)")

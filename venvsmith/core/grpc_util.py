@@ -187,3 +187,23 @@ def build_server(
     if port == 0:
         raise OSError(f"cannot listen on {address}")
     return server, port
+
+
+def serve_health_port(server: grpc.Server, address: str) -> int:
+    """Start a plaintext server on ``address`` that serves only ``grpc.health.v1`` with ``server``'s health (the
+    same servicer: NOT_SERVING while a component is broken or the server drains), for probes that cannot speak the
+    main port's TLS (kubelet's gRPC probes); it stops when ``server`` is drained and stopped. Returns its port."""
+    servicer = lifecycle.health_of(server)
+    if servicer is None:
+        raise RuntimeError("the server was not made by build_server: it has no health servicer")
+    # A probe is one cheap call: a few threads, and a bound on calls (Watch streams) that hold one.
+    probe = grpc.server(futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="health"),
+                        options=[("grpc.so_reuseport", 0), ("grpc.max_receive_message_length", 64 * 1024)],
+                        maximum_concurrent_rpcs=16)
+    health_pb2_grpc.add_HealthServicer_to_server(servicer, probe)
+    port = probe.add_insecure_port(address)
+    if port == 0:
+        raise OSError(f"cannot listen on {address}")
+    probe.start()
+    lifecycle.add_companion(server, probe)
+    return port

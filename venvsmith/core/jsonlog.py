@@ -19,6 +19,8 @@ from typing import Any
 import grpc
 import orjson
 
+from . import tracing
+
 #: The metadata key that carries the request id between services.
 REQUEST_ID_KEY = "x-request-id"
 #: What a caller-supplied request id may look like (anything else is replaced by a generated one).
@@ -53,13 +55,17 @@ def accept_traceparent(given: str | None) -> tuple[str, str, str] | None:
     return match.group(1), uuid.uuid4().hex[:16], match.group(3)
 
 
-def outgoing_metadata() -> list[tuple[str, str]]:
-    """Metadata for a call made while serving another: the request id being served, and the trace context (this
-    server's span as the parent) when the call came with one."""
+def outgoing_metadata(client_span: Any = None) -> list[tuple[str, str]]:
+    """Metadata for a call made while serving another: the request id being served, and the trace context: the
+    call's own ``client_span`` (with a collector) as the parent, else this server's span when the call came with
+    one."""
     metadata = []
     current = request_id.get()
     if current:
         metadata.append((REQUEST_ID_KEY, current))
+    if client_span is not None:
+        metadata.append((TRACEPARENT_KEY, tracing.traceparent(client_span)))
+        return metadata
     span = trace_span.get()
     if span is not None:
         metadata.append((TRACEPARENT_KEY, f"00-{span[0]}-{span[1]}-{span[2]}"))
@@ -126,26 +132,44 @@ class _ClientCallDetails(grpc.ClientCallDetails):
 
 class RequestIdClientInterceptor(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor,
                                  grpc.StreamUnaryClientInterceptor, grpc.StreamStreamClientInterceptor):
-    """Adds the request id being served (if any) to every call made on the channel."""
+    """Adds the request id being served (if any) to every call made on the channel, and with a collector a client
+    span (:mod:`venvsmith.core.tracing`) that ends when the call does."""
 
-    def _details(self, details: Any) -> Any:
-        extra = outgoing_metadata()
-        if not extra:
-            return details
-        metadata = [(k, v) for k, v in (details.metadata or ()) if k not in (REQUEST_ID_KEY, TRACEPARENT_KEY)]
-        return _ClientCallDetails(details, [*metadata, *extra])
+    def _call(self, continuation: Any, details: Any, request: Any) -> Any:
+        span = tracing.client_span(details.method, trace_span.get())
+        extra = outgoing_metadata(span)
+        if extra:
+            metadata = [(k, v) for k, v in (details.metadata or ()) if k not in (REQUEST_ID_KEY, TRACEPARENT_KEY)]
+            details = _ClientCallDetails(details, [*metadata, *extra])
+        if span is None:
+            return continuation(details, request)
+        try:
+            call = continuation(details, request)
+        except BaseException:
+            tracing.end(span, "UNKNOWN")
+            raise
+        call.add_done_callback(lambda done: tracing.end(span, _code_name(done)))
+        return call
 
     def intercept_unary_unary(self, continuation, client_call_details, request):
-        return continuation(self._details(client_call_details), request)
+        return self._call(continuation, client_call_details, request)
 
     def intercept_unary_stream(self, continuation, client_call_details, request):
-        return continuation(self._details(client_call_details), request)
+        return self._call(continuation, client_call_details, request)
 
     def intercept_stream_unary(self, continuation, client_call_details, request_iterator):
-        return continuation(self._details(client_call_details), request_iterator)
+        return self._call(continuation, client_call_details, request_iterator)
 
     def intercept_stream_stream(self, continuation, client_call_details, request_iterator):
-        return continuation(self._details(client_call_details), request_iterator)
+        return self._call(continuation, client_call_details, request_iterator)
+
+
+def _code_name(call: Any) -> str:
+    try:
+        code = call.code()
+    except Exception:  # noqa: BLE001 -- a call that cannot say: its span still ends
+        return "UNKNOWN"
+    return code.name if isinstance(code, grpc.StatusCode) else "UNKNOWN"
 
 
 def traced_channel(channel: grpc.Channel) -> grpc.Channel:

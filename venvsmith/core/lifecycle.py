@@ -70,6 +70,7 @@ class Drain:
 
 _health: weakref.WeakKeyDictionary[grpc.Server, object] = weakref.WeakKeyDictionary()
 _drains: weakref.WeakKeyDictionary[grpc.Server, Drain] = weakref.WeakKeyDictionary()
+_companions: weakref.WeakKeyDictionary[grpc.Server, list[grpc.Server]] = weakref.WeakKeyDictionary()
 
 
 def register(server: grpc.Server, health: object, drain: Drain) -> None:
@@ -80,6 +81,12 @@ def register(server: grpc.Server, health: object, drain: Drain) -> None:
 
 def health_of(server: grpc.Server) -> object | None:
     return _health.get(server)
+
+
+def add_companion(server: grpc.Server, companion: grpc.Server) -> None:
+    """Stop ``companion`` (the plaintext health port) when ``server`` stops, after its drain: probes on it see
+    NOT_SERVING for as long as the drain lasts."""
+    _companions.setdefault(server, []).append(companion)
 
 
 def drain_and_stop(server: grpc.Server, health: object | None = None, grace: float = DEFAULT_GRACE_SECONDS) -> bool:
@@ -103,5 +110,7 @@ def drain_and_stop(server: grpc.Server, health: object | None = None, grace: flo
             log.warning("grace period of %.1f s over: cancelling %d call(s) still in flight", grace, drain.active)
     left = max(0.0, grace - (time.monotonic() - started)) if finished else 0.0
     server.stop(grace=min(left, 1.0)).wait()
+    for companion in _companions.pop(server, []):
+        companion.stop(None).wait()
     log.info("stopped after %.1f s", time.monotonic() - started)
     return finished

@@ -21,7 +21,7 @@ from prometheus_client import REGISTRY, Counter, Gauge, Histogram, disable_creat
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from . import jsonlog
+from . import jsonlog, tracing
 
 log = logging.getLogger("venvsmith.rpc")
 
@@ -172,7 +172,10 @@ class _Call:
         given = metadata.get(jsonlog.REQUEST_ID_KEY)
         self.request_id = jsonlog.accept_request_id(given if isinstance(given, str) else None)
         parent = metadata.get(jsonlog.TRACEPARENT_KEY)
-        self.span = jsonlog.accept_traceparent(parent if isinstance(parent, str) else None)
+        parent = parent if isinstance(parent, str) else None
+        # With a collector: an OpenTelemetry server span; without, the caller's trace id with a new span id.
+        self.traced = tracing.server_span(details.method, parent)
+        self.span = tracing.ids(self.traced) if self.traced is not None else jsonlog.accept_traceparent(parent)
         self.rpc = f"{self.service}/{self.method}"
 
     def admit(self, context: grpc.ServicerContext) -> None:
@@ -197,6 +200,7 @@ class _Call:
         if self.service != "grpc.health.v1.Health":
             log.info("%s %s in %.1f ms", self.rpc, code, elapsed * 1000,
                      extra={"code": code, "duration_ms": round(elapsed * 1000, 3)})
+        tracing.end(self.traced, code)
         jsonlog.trace_span.reset(state[2])
         jsonlog.rpc_method.reset(state[1])
         jsonlog.request_id.reset(state[0])
