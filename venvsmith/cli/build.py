@@ -310,7 +310,7 @@ def cmd_serve_builder(args) -> int:
     from builder_service.http_server import BlobHttpServer
     from builder_service.sandbox import SandboxUnavailable, choose_sandbox
     from builder_service.service import make_server
-    from venvsmith.cli import serve_start
+    from venvsmith.cli import serve_options, serve_start
     from venvsmith.cli.compose import builder_server_engines
     from venvsmith.cli.security_args import client_security
     from venvsmith.core import observe
