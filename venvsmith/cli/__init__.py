@@ -6,8 +6,6 @@ import argparse
 import gc
 import json
 import logging
-import os
-import re
 import sys
 from collections.abc import Sequence
 
@@ -23,7 +21,6 @@ from venvsmith.core.resolution import CallError, ResolverClient
 from venvsmith.v1 import common_pb2, resolver_pb2
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
-_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 
 class _FormatControlAction(argparse.Action):
