@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from venvsmith.core import cancellation, observe
 from venvsmith.core.config import PipIndexConfig, effective_pip_config, venvsmith_home
 from venvsmith.core.convert import pin_to_proto, target_from_spec, target_to_proto
-from venvsmith.core.errors import InvalidInput, at_field, parsed_each
+from venvsmith.core.errors import InvalidInput, UrlNotAllowed, at_field, parsed_each
 from venvsmith.core.health import HealthState
 from venvsmith.core.index.allowlist import AllowList
 from venvsmith.core.index.settings import IndexSettings, settings_from_config
@@ -83,6 +83,23 @@ def _field_of(value: str, request: resolver_pb2.ResolveRequest, requirements, co
 def named_locations(index: common_pb2.IndexConfig) -> list[str]:
     """The index and find-links locations a request's ``IndexConfig`` names itself."""
     return [url.strip() for url in (index.index_url, *index.extra_index_urls, *index.find_links) if url.strip()]
+
+
+def check_named_locations(allow: AllowList, index: common_pb2.IndexConfig, at: str = "index") -> None:
+    """Each location ``index`` names itself is allowed, else :class:`UrlNotAllowed` saying which request field
+    named it and that the server's allow-list (``serve --allow-index``) is what refuses it."""
+    fields = [("index_url", index.index_url)]
+    fields += [(f"extra_index_urls[{i}]", u) for i, u in enumerate(index.extra_index_urls)]
+    fields += [(f"find_links[{i}]", u) for i, u in enumerate(index.find_links)]
+    for name, url in fields:
+        if not url.strip():
+            continue
+        try:
+            allow.check(url.strip())
+        except UrlNotAllowed as exc:
+            raise UrlNotAllowed(exc.url, f"the request's {at}.{name} (the caller's index configuration) is not "
+                                         "under a location this server allows (its --allow-index list); ask "
+                                         "its operator to allow it, or run without --server") from None
 
 
 def _secret_digest(index: common_pb2.IndexConfig) -> str:
@@ -167,7 +184,7 @@ class ResolverEngine:
         find-links location the request names outside the allow-list is
         :class:`~venvsmith.core.errors.UrlNotAllowed` (the server's own configuration is its operator's)."""
         settings = settings_from_config(index, self.settings.pip, self.home / "index")
-        self.settings.allow.check_all(named_locations(index))
+        check_named_locations(self.settings.allow, index)
         return settings
 
     def _prepared(self, request: resolver_pb2.ResolveRequest):

@@ -91,12 +91,21 @@ def _scrape(port: int) -> str:
         return answer.read().decode()
 
 
-def _run_everything(tmp_path: Path, index: IndexServer, index_url: str, env_extra: dict[str, str]) -> list[str]:
+def _server_netrc(tmp_path: Path) -> dict[str, str]:
+    """The server's own credentials (a client's are not sent to it without --forward-credentials)."""
+    rc = tmp_path / "server-netrc"
+    rc.write_text(f"machine 127.0.0.1 login {USER} password {PASSWORD}\n")
+    rc.chmod(0o600)
+    return {"NETRC": str(rc)}
+
+
+def _run_everything(tmp_path: Path, index: IndexServer, index_url: str, env_extra: dict[str, str],
+                    server_env: dict[str, str] | None = None) -> list[str]:
     """Every command of a resolve + build, one failing; returns where a credential was seen."""
     port = free_port()
     server_home, client_home = tmp_path / "server-home", tmp_path / "client-home"
     server = BuilderProcess(server_home, "--log-format", "json", "--metrics-port", str(port),
-                            allow=[index.base_url], env=env_extra)
+                            allow=[index.base_url], env={**env_extra, **(server_env or {})})
     outputs: list[tuple[str, subprocess.CompletedProcess[str]]] = []
     env = {**hermetic_env(client_home), **env_extra}
     try:
@@ -153,7 +162,7 @@ def _run_everything(tmp_path: Path, index: IndexServer, index_url: str, env_extr
 
 def test_credentials_in_the_index_url_leak_nowhere(tmp_path, index):
     assert PASSWORD in index.auth_url
-    assert _run_everything(tmp_path, index, index.auth_url, {}) == []
+    assert _run_everything(tmp_path, index, index.auth_url, {}, _server_netrc(tmp_path)) == []
 
 
 def test_credentials_from_netrc_leak_nowhere(tmp_path, index):
@@ -168,7 +177,8 @@ def test_failing_fetches_and_refused_credentials_leak_nowhere(tmp_path, index):
     the grep catches either) refused with 401."""
     wrong = index.auth_url.replace(PASSWORD, f"wrong-{PASSWORD}")
     assert wrong != index.auth_url
-    server = BuilderProcess(tmp_path / "server-home", "--log-format", "json", allow=[index.base_url])
+    server = BuilderProcess(tmp_path / "server-home", "--log-format", "json", allow=[index.base_url],
+                            env=_server_netrc(tmp_path))
     env = hermetic_env(tmp_path / "client-home")
     outputs = []
     index.fail_status, index.fail_match = 500, "/files/gamma"
@@ -181,8 +191,9 @@ def test_failing_fetches_and_refused_credentials_leak_nowhere(tmp_path, index):
     finally:
         index.fail_status, index.fail_match = None, None
         assert server.stop() == 0, server.log()
-    assert all(p.returncode != 0 and "HTTP 500" in p.stderr for p in outputs[:3]), [p.stderr for p in outputs]
-    assert all(p.returncode != 0 and "401" in p.stderr for p in outputs[3:]), [p.stderr for p in outputs]
+    # The remote runs use the server's own credentials (the client's URL credentials are not sent to it).
+    assert all(p.returncode != 0 and "HTTP 500" in p.stderr for p in outputs[:5]), [p.stderr for p in outputs]
+    assert outputs[5].returncode != 0 and "401" in outputs[5].stderr, outputs[5].stderr
     leaks: list[str] = []
     for n, proc in enumerate(outputs):
         leaks += _leaks_in_text(f"run {n} stdout", proc.stdout) + _leaks_in_text(f"run {n} stderr", proc.stderr)

@@ -6,8 +6,6 @@ import argparse
 import gc
 import json
 import logging
-import os
-import re
 import sys
 from collections.abc import Sequence
 
@@ -23,7 +21,6 @@ from venvsmith.core.resolution import CallError, ResolverClient
 from venvsmith.v1 import common_pb2, resolver_pb2
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
-_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 
 class _FormatControlAction(argparse.Action):
@@ -86,6 +83,14 @@ def add_resolve_inputs(p: argparse.ArgumentParser, server_help: str) -> None:
     p.add_argument("--no-cache", action="store_true", help="bypass the resolution cache")
     p.add_argument("--timeout", type=float, default=None, help="deadline in seconds")
     add_client_security(p)
+    _add_forward_credentials(p)
+
+
+def _add_forward_credentials(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--forward-credentials", action="store_true",
+                   help="with --server over TLS (--tls-ca): send the credentials of your index URLs and your "
+                        "netrc entries for their hosts with the request (default: never sent; the server uses "
+                        "its own netrc, keyring or configuration). Refused over plaintext")
 
 
 def _public_url(text: str) -> str:
@@ -167,7 +172,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_verify_command(sub, _add_index_options, _add_target_options)
 
-    sub.add_parser("config", help="show the index configuration read from pip's configuration")
+    config = sub.add_parser("config", help="show the index configuration resolve/build/venv use and send to a "
+                                           "--server (command line, pip's configuration and environment)")
+    _add_index_options(config)
+    config.add_argument("--server", help="show what is sent to this server (credentials withheld unless "
+                                         "--forward-credentials)")
+    add_client_security(config)
+    _add_forward_credentials(config)
     return parser
 
 
@@ -207,11 +218,9 @@ def _target_spec(args) -> common_pb2.TargetSpec:
 
 
 def _local_path(location: str) -> str:
-    """A find-links directory named relative to the caller's directory, made absolute (the server may run
-    elsewhere); URLs are kept as given."""
-    if _URL.match(location) or not os.path.exists(location):
-        return location
-    return os.path.abspath(location)
+    from venvsmith.cli.sent_config import local_path
+
+    return local_path(location)
 
 
 def is_isolated(args) -> bool:
@@ -240,17 +249,36 @@ def index_config(args, parsed: ParsedRequirements) -> common_pb2.IndexConfig:
     return index
 
 
+def pip_config(args):
+    """This caller's pip configuration (files and ``PIP_*``), or nothing when :func:`is_isolated`."""
+    from venvsmith.core.config import PipIndexConfig, effective_pip_config
+
+    return PipIndexConfig() if is_isolated(args) else effective_pip_config()
+
+
+def effective_index(args, parsed: ParsedRequirements, pip) -> common_pb2.IndexConfig:
+    """:func:`index_config` completed from this caller's pip configuration ``pip``: what the embedded engine
+    resolves with, and (credentials aside, see :func:`outgoing`) what ``--server`` sends."""
+    from venvsmith.cli.sent_config import complete_from_pip
+
+    return complete_from_pip(index_config(args, parsed), pip)
+
+
 def build_request(args) -> resolver_pb2.ResolveRequest:
-    """Turn CLI arguments (and the files they name) into a ResolveRequest."""
+    """Turn CLI arguments (the files they name, and pip's configuration) into a ResolveRequest: the caller's
+    effective configuration, credentials included (:func:`outgoing` makes the copy a server gets)."""
     parsed = ParsedRequirements()
+    pip = pip_config(args)
     for kind, value in args.format_control:  # the command line first; files may override, as in pip
         parsed.format_control.add(kind, value)
     for path in args.requirement:
         read_requirements(path, parsed)
+    for path in pip.constraints:  # pip's `constraint` / PIP_CONSTRAINT, before the command line's, as pip
+        read_requirements(path, parsed, constraint=True)
     for path in args.constraint:
         read_requirements(path, parsed, constraint=True)
     requirements = [*parsed.requirements, *args.requirements]
-    index = index_config(args, parsed)
+    index = effective_index(args, parsed, pip)
     options = common_pb2.ResolutionOptions(
         prereleases=common_pb2.ALLOW if (args.pre or parsed.pre) else common_pb2.IF_NECESSARY_OR_EXPLICIT,
         no_binary=parsed.no_binary,
@@ -266,6 +294,27 @@ def build_request(args) -> resolver_pb2.ResolveRequest:
         requirements=requirements, constraints=parsed.constraints, target=_target_spec(args),
         index=index, options=options, no_cache=args.no_cache,
     )
+
+
+def outgoing(args, request: resolver_pb2.ResolveRequest) -> resolver_pb2.ResolveRequest:
+    """``request`` as sent with ``--server``: URL credentials removed, unless ``--forward-credentials`` (over TLS
+    only; else :class:`SecurityConfigError`, exit 2) sends them, and this caller's netrc's, as IndexCredential.
+    Without ``--server``: ``request`` itself (the embedded engine acts for this user)."""
+    server = getattr(args, "server", None)
+    forward = bool(getattr(args, "forward_credentials", False))
+    if not server:
+        return request
+    from venvsmith.cli.sent_config import for_server
+
+    security = client_security(args, server)
+    sent = for_server(request.index, forward=forward, tls=bool(security.ca))
+    for url in sent.withheld:
+        print(f"note: credentials of {url} are not sent to the server (it uses its own netrc, keyring or "
+              "configuration; --forward-credentials over TLS sends them)", file=sys.stderr)
+    wire = resolver_pb2.ResolveRequest()
+    wire.CopyFrom(request)
+    wire.index.CopyFrom(sent.index)
+    return wire
 
 
 def render(response: resolver_pb2.ResolveResponse, fmt: str, *, strip_extras: bool = True) -> str:
@@ -367,7 +416,7 @@ def check_signed(args, response) -> int:
 
 
 def cmd_resolve(args) -> int:
-    request = build_request(args)
+    request = outgoing(args, build_request(args))
     with _client(args) as client:
         response = client.resolve(request, timeout=args.timeout)
     for note in response.notes:  # time sources under exclude-newer, PEP 792 archived/deprecated projects
@@ -427,19 +476,41 @@ def _serve_resolver(args) -> int:
 
 
 def cmd_config(args) -> int:
-    from venvsmith.core.config import default_index_url, effective_pip_config, isolated, venvsmith_home
+    """The effective index configuration, field by field as a request carries it, with where each value came
+    from, pip's constraints, and the pip settings ignored."""
+    from venvsmith.core.config import default_index_url, isolated, venvsmith_home
     from venvsmith.core.index.auth import redact
 
-    config = effective_pip_config()
+    pip = pip_config(args)
+    local = effective_index(args, ParsedRequirements(), pip)
+    from venvsmith.cli.sent_config import for_server
+    from venvsmith.core.tls import ClientSecurity
+
+    sent = for_server(local, forward=args.forward_credentials, tls=bool(ClientSecurity.from_args(args).ca)).index
     print(f"home:             {venvsmith_home()}")
-    if isolated():
-        print("isolated:         VENVSMITH_ISOLATED is set: pip's configuration is ignored")
-    print(f"index-url:        {redact(default_index_url(config))}")  # credentials never printed
-    print(f"extra-index-urls: {' '.join(map(redact, config.extra_index_urls)) or '-'}")
-    print(f"find-links:       {' '.join(map(redact, config.find_links)) or '-'}")
-    print(f"no-index:         {config.no_index}")
-    for key, origin in sorted(config.origins.items()):
-        print(f"  {key} from {origin}")
+    if isolated() or args.isolated:
+        print("isolated:         pip's configuration is ignored (--isolated or VENVSMITH_ISOLATED)")
+    print(f"index-url:        {redact(local.index_url or default_index_url(pip))}"  # credentials never printed
+          + ("" if local.index_url else "  (none configured: a --server uses its own default)"))
+    print(f"extra-index-urls: {' '.join(map(redact, local.extra_index_urls)) or '-'}")
+    print(f"find-links:       {' '.join(map(redact, local.find_links)) or '-'}")
+    print(f"no-index:         {local.no_index}")
+    print(f"constraints:      {' '.join(pip.constraints) or '-'}")
+    for key, origin in sorted(pip.origins.items()):
+        if key not in {k for k, _, _ in pip.ignored}:
+            print(f"  {key} from {origin}")
+    for key, origin, why in pip.ignored:
+        print(f"ignored:          {key} (from {origin}): {why}")
+    print("sent with --server (fields left empty take the server's own configuration):")
+    print(f"  index_url:        {redact(sent.index_url) or '(empty)'}")
+    print(f"  extra_index_urls: {' '.join(map(redact, sent.extra_index_urls)) or '(empty)'}")
+    print(f"  find_links:       {' '.join(map(redact, sent.find_links)) or '(empty)'}")
+    print(f"  no_index:         {sent.no_index}")
+    print(f"  isolated:         {sent.isolated}")
+    forwarded = [c.url_prefix for c in sent.credentials]
+    withheld = [redact(u) for u in (local.index_url, *local.extra_index_urls, *local.find_links) if "@" in u]
+    print(f"  credentials:      {'forwarded for ' + ' '.join(forwarded) if forwarded else 'none'}"
+          + (f" (kept here: {' '.join(withheld)})" if withheld and not forwarded else ""))
     return EXIT_OK
 
 

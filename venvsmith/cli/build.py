@@ -37,10 +37,13 @@ def _builder(args):
     return connect_builder(args.server, isolated=is_isolated(args), security=client_security(args, args.server))
 
 
-def _options(args, *, venv: bool, wheelhouse: bool) -> tuple[resolver_pb2.ResolveRequest, builder_pb2.BuildOptions]:
-    from venvsmith.cli import build_request
+def _options(args, *, venv: bool, wheelhouse: bool
+             ) -> tuple[resolver_pb2.ResolveRequest, builder_pb2.BuildOptions, resolver_pb2.ResolveRequest]:
+    """(the request as sent, the build options, the request as this caller resolves it: with its credentials)."""
+    from venvsmith.cli import build_request, outgoing
 
-    resolve = build_request(args)
+    local = build_request(args)
+    resolve = outgoing(args, local)
     return resolve, builder_pb2.BuildOptions(
         wheels=True,
         wheelhouse=wheelhouse,
@@ -50,7 +53,7 @@ def _options(args, *, venv: bool, wheelhouse: bool) -> tuple[resolver_pb2.Resolv
         limits=builder_pb2.BuildLimits(timeout_seconds=max(args.build_timeout, 0)),
         index=resolve.index,
         stream_build_log=_verbose(args),
-    )
+    ), local
 
 
 def _verbose(args) -> bool:
@@ -158,7 +161,7 @@ def _ref_dict(ref: common_pb2.ArtifactRef) -> dict:
 
 
 def cmd_build(args) -> int:
-    resolve, options = _options(args, venv=not args.no_venv, wheelhouse=not args.no_wheelhouse)
+    resolve, options, _ = _options(args, venv=not args.no_venv, wheelhouse=not args.no_wheelhouse)
     pins: list = []
     summaries: list = []
     with _builder(args) as client:
@@ -207,7 +210,7 @@ def cmd_venv(args) -> int:
         print(f"error: {dest} exists and is not an empty directory (--clear removes what is in it first)",
               file=sys.stderr)
         return EXIT_BAD_INPUT
-    resolve, options = _options(args, venv=True, wheelhouse=False)
+    resolve, options, own_request = _options(args, venv=True, wheelhouse=False)
     pins: list = []
     summaries: list = []
     with _builder(args) as client:
@@ -221,7 +224,7 @@ def cmd_venv(args) -> int:
         if args.server and not args.no_verify:  # a remote answer is checked against our own indexes first
             from venvsmith.cli.verify import report, verify_answer
 
-            verdict = verify_answer(args, resolve, pins, result.interpreter.path)
+            verdict = verify_answer(args, own_request, pins, result.interpreter.path)
             if not verdict.valid:
                 report(verdict, True, f"the answer of {args.server} ({len(pins)} pins)")
                 print("error: nothing unpacked (--no-verify skips this check)", file=sys.stderr)

@@ -36,6 +36,7 @@ from packaging.version import InvalidVersion, Version
 from venvsmith.core.attestations import required, verify_provenance
 from venvsmith.core.distfile import DistFile
 from venvsmith.core.errors import AttestationUnverified, ServiceError
+from venvsmith.core.index.auth import strip_userinfo
 from venvsmith.core.index.finder import IndexSource
 from venvsmith.core.index.local import file_url_to_path
 from venvsmith.core.metadata import CoreMetadata
@@ -338,8 +339,9 @@ def _check_hashes(pin: LockedPin, source: IndexSource, target: TargetEnvironment
                                        f"the hash {file.index} publishes")
             else:
                 matched.append(file)
-        lock_index = pin.index.rstrip("/")
-        if lock_index and matched and lock_index != matched[0].index.rstrip("/"):
+        # Compared without user-info: a server is sent the index without the caller's credentials.
+        lock_index = strip_userinfo(pin.index).rstrip("/")
+        if lock_index and matched and lock_index != strip_userinfo(matched[0].index).rstrip("/"):
             verdict.reasons.append(f"{pin.label}: the lock names index {pin.index}; the index that serves "
                                    f"{pin.name} is {matched[0].index}")
     else:

@@ -37,6 +37,10 @@ class PipIndexConfig:
     cert: str | None = None
     #: A PEM file with the client certificate and its key (pip's ``client-cert``).
     client_cert: str | None = None
+    #: Constraints files pip applies to every install (``constraint``, ``PIP_CONSTRAINT``), as given.
+    constraints: tuple[str, ...] = ()
+    #: Settings read but not applied (``(key, origin, why)``), for ``venvsmith config`` and ``-v``.
+    ignored: tuple[tuple[str, str, str], ...] = ()
     #: Where each value came from, for ``venvsmith config`` ("global.index-url", ":env:.find-links", ...).
     origins: dict[str, str] = field(default_factory=dict)
 
@@ -48,6 +52,23 @@ _ENV_NAMES_IGNORED = ("version", "help")
 _TRUE = ("y", "yes", "t", "true", "on", "1")
 #: pip's section override order for ``pip install``: ``[global]``, then ``[install]``, then ``PIP_*``.
 _SECTIONS = ("global", "install", ":env:")
+#: The pip settings venvsmith applies (the index options, TLS trust and constraints); any other is ignored.
+APPLIED = frozenset({"index-url", "extra-index-url", "find-links", "no-index", "cert", "client-cert",
+                     "constraint"})
+#: Why some often-set pip settings are ignored (others: not an option of a resolution).
+_IGNORED_WHY = {
+    "require-virtualenv": "venvsmith installs into no environment of yours",
+    "user": "venvsmith installs into no environment of yours",
+    "target": "venvsmith installs into no environment of yours",
+    "prefix": "venvsmith installs into no environment of yours",
+    "break-system-packages": "venvsmith installs into no environment of yours",
+    "trusted-host": "venvsmith always verifies TLS (set cert to trust a CA)",
+    "pre": "not read from pip's configuration: pass --pre",
+    "no-binary": "not read from pip's configuration: pass --no-binary",
+    "only-binary": "not read from pip's configuration: pass --only-binary",
+    "requirement": "not read from pip's configuration: pass -r",
+}
+_IGNORED_DEFAULT = "not a setting venvsmith applies"
 
 
 def _normalize_name(name: str) -> str:
@@ -138,6 +159,8 @@ def read_pip_config(environ: Mapping[str, str] = os.environ) -> PipIndexConfig:
                 values[key] = value
                 origins[key] = origin
     origins.pop("config-file", None)
+    ignored = tuple((key, origins[key], _IGNORED_WHY.get(key, _IGNORED_DEFAULT))
+                    for key in sorted(values) if key not in APPLIED and key in origins)
 
     def listed(key: str) -> tuple[str, ...]:
         return tuple(values.get(key, "").split())
@@ -149,6 +172,8 @@ def read_pip_config(environ: Mapping[str, str] = os.environ) -> PipIndexConfig:
         no_index=values.get("no-index", "").strip().lower() in _TRUE,
         cert=values.get("cert", "").strip() or None,
         client_cert=values.get("client-cert", "").strip() or None,
+        constraints=listed("constraint"),
+        ignored=ignored,
         origins=origins,
     )
 
