@@ -189,6 +189,8 @@ def test_fetch_embedded(capsys, hermetic, index, tmp_path):
     code, out, _ = run(capsys, "fetch", ref, str(folder))
     assert code == 0 and out.strip() == str(folder / digest) and sha256_file(folder / digest) == digest
     code, _, err = run(capsys, "fetch", "sha256:" + "0" * 64 + "/3", str(tmp_path / "none"))
+    assert code == 1 and "NOT_FOUND" not in err  # embedded: the status name only with -v
+    code, _, err = run(capsys, "-v", "fetch", "sha256:" + "0" * 64 + "/3", str(tmp_path / "none"))
     assert code == 1 and "NOT_FOUND" in err
     code, _, err = run(capsys, "fetch", "md5:abc", str(tmp_path / "none"))
     assert code == 2 and "md5:abc" in err

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
+import io
 import json
 import logging
 import os
@@ -85,8 +87,10 @@ def add_resolve_inputs(p: argparse.ArgumentParser, server_help: str) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="venvsmith", description=__doc__)
-    parser.add_argument("-v", "--verbose", action="store_true")
+    from venvsmith.cli import exits, options
+
+    parser = argparse.ArgumentParser(prog="venvsmith", description=__doc__, epilog=exits.EPILOG)
+    options.add_global(parser)
     sub = parser.add_subparsers(dest="command", required=True)
 
     env = sub.add_parser("env", help="print a target environment (markers and ordered wheel tags)")
@@ -139,6 +143,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_verify_command(sub, _add_index_options, _add_target_options)
 
     sub.add_parser("config", help="show the index configuration read from pip's configuration")
+    from venvsmith.clients.retry import DEFAULT_RETRIES
+
+    options.complete_subcommands(sub, DEFAULT_RETRIES)
+    for command in sub.choices.values():
+        command.epilog = command.epilog or exits.EPILOG
     return parser
 
 
@@ -298,7 +307,8 @@ def _client(args) -> ResolverClient:
     from venvsmith.cli.compose import resolver_client
 
     server = getattr(args, "server", None)
-    return resolver_client(server, isolated=is_isolated(args), security=client_security(args, server))
+    return resolver_client(server, isolated=is_isolated(args), security=client_security(args, server),
+                           retries=getattr(args, "retries", None))
 
 
 def check_signed(args, response) -> int:
@@ -445,41 +455,68 @@ COMMANDS["verify"] = _cmd_verify
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command; returns the exit status (0 ok, 1 no solution or failure, 2 bad input)."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    try:
-        parser = build_parser()
-        args = parser.parse_args(argv)
-        if args.command == "serve":
-            from venvsmith.cli.serve_options import ConfigError, apply_config
+    """Run the command; returns the exit status (see :mod:`venvsmith.cli.exits`: 0 ok, 1 no solution or failure,
+    2 bad input or usage, 3 unavailable)."""
+    from venvsmith.cli import exits, options
 
-            try:
-                args = apply_config(parser, argv, args)
-            except ConfigError as exc:
-                print(f"error: {exc}", file=sys.stderr)
-                return EXIT_BAD_INPUT
-    except SystemExit as exc:  # argparse: --help (0) or a usage error (2), already printed
-        return exc.code if isinstance(exc.code, int) else EXIT_BAD_INPUT
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    as_json = options.wants_json(argv)
+    parser = build_parser()
+    usage = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(usage):
+            args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse: --help/--version (0) or a usage error (2), printed on usage
+        sys.stderr.write(usage.getvalue())
+        code = exc.code if isinstance(exc.code, int) else EXIT_BAD_INPUT
+        if code and as_json:
+            message = usage.getvalue().strip().splitlines()[-1:] or ["bad usage"]
+            _print_json(exits.local_failure(exits.USAGE, message[0], code))
+        return code
+    sys.stderr.write(usage.getvalue())
+    _configure_logging(args)
     if args.command != "serve":
         # A short-lived process that allocates many small objects and few cycles: collect far less often
         # (measured: 0.15-0.2 s of a cold resolution went to the cycle collector).
         gc.freeze()
         gc.set_threshold(200_000, 50, 50)
     try:
+        if args.command == "serve":
+            from venvsmith.cli.serve_options import apply_config
+
+            args = apply_config(parser, argv, args)
         return COMMANDS[args.command](args)
-    except RequirementsFileError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except CallError as exc:
-        print(f"error ({exc.status}): {exc.message}", file=sys.stderr)
-        return EXIT_BAD_INPUT if exc.status == "INVALID_ARGUMENT" else EXIT_FAILED
-    except SecurityConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except KeyboardInterrupt:
-        return 130
+    except (Exception, KeyboardInterrupt) as exc:
+        failure = exits.failure_of(exc)
+        if failure is None:
+            raise
+    from venvsmith.cli import messages
+
+    show_status = bool(getattr(args, "server", None)) or bool(args.verbose)
+    messages.print_failure(failure, show_status=show_status)
+    if as_json and getattr(args, "format", "") == "json":
+        _print_json(failure)
+    return failure.exit
+
+
+def _print_json(failure) -> None:
+    """A failure as ``{"error": {...}}`` on stdout: a script that asked for JSON always gets JSON."""
+    sys.stdout.write(json.dumps(failure.to_json(), indent=2) + "\n")
+    sys.stdout.flush()
+
+
+def _configure_logging(args) -> None:
+    """``-v``: venvsmith's debug log and every library's info; ``-vv``: every library's debug log (stderr)."""
+    level = logging.WARNING
+    if args.verbose >= 2:
+        level = logging.DEBUG
+    elif args.verbose:
+        level = logging.INFO
+    if args.quiet:
+        level = logging.ERROR
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    if args.verbose:
+        logging.getLogger("venvsmith").setLevel(logging.DEBUG)
 
 
 if __name__ == "__main__":

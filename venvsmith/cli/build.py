@@ -21,18 +21,19 @@ if TYPE_CHECKING:
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
 
-def connect_builder(server: str | None, *, isolated: bool = False, security=None):
+def connect_builder(server: str | None, *, isolated: bool = False, security=None, retries: int | None = None):
     """A remote builder client for ``HOST:PORT``, else the embedded engines (bench/profile_venv.py wraps this)."""
     from venvsmith.cli.compose import builder_client
 
-    return builder_client(server, isolated=isolated, security=security)
+    return builder_client(server, isolated=isolated, security=security, retries=retries)
 
 
 def _builder(args):
     from venvsmith.cli import is_isolated
     from venvsmith.cli.security_args import client_security
 
-    return connect_builder(args.server, isolated=is_isolated(args), security=client_security(args, args.server))
+    return connect_builder(args.server, isolated=is_isolated(args), security=client_security(args, args.server),
+                           retries=getattr(args, "retries", None))
 
 
 def _options(args, *, venv: bool, wheelhouse: bool) -> tuple[resolver_pb2.ResolveRequest, builder_pb2.BuildOptions]:
