@@ -76,6 +76,8 @@ INTERNAL_EXCEPTIONS = {
     "venvsmith.core.resolution.CallError": "a failed call: abort() passes its status and details on as they came",
     "venvsmith.core.reqfile.RequirementsFileError": "CLI only: a requirements file it cannot read",
     "venvsmith.cli.serve_options.ConfigError": "CLI only: a bad serve option (config file, variable, flag): exit 2",
+    "venvsmith.cli.exits.CommandFailed": "CLI only: a command stops with one line (a port in use, no requirements): "
+                                         "exit 2 (venvsmith.cli.exits)",
     "venvsmith.core.index.pages.PageError": "IndexUnavailable in finder.py",
     "venvsmith.core.index.http.TransportError": "IndexUnavailable in http.py",
     "venvsmith.core.index.transport.TrustStoreError": "IndexUnavailable in http.py",

@@ -13,18 +13,18 @@ import re
 import sys
 from collections.abc import Sequence
 
+from venvsmith.cli.messages import plural
 from venvsmith.cli.security_args import (
     add_client_security,
     add_server_security,
     client_security,
     signing_keys,
 )
-from venvsmith.core.auth import SecurityConfigError
 from venvsmith.core.reqfile import ParsedRequirements, RequirementsFileError, read_requirements
-from venvsmith.core.resolution import CallError, ResolverClient
+from venvsmith.core.resolution import ResolverClient
 from venvsmith.v1 import common_pb2, resolver_pb2
 
-EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+from venvsmith.cli.exits import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, EXIT_UNAVAILABLE  # noqa: E402, F401
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 
@@ -279,7 +279,7 @@ def render(response: resolver_pb2.ResolveResponse, fmt: str) -> str:
     lines = [f"{(p.name + '==' + p.version):<{width}}  {p.filename}  ({p.index})" for p in response.pins]
     stats = response.stats
     lines.append(
-        f"# {len(response.pins)} pins, lock key {response.lock_key[:16]}, {stats.elapsed_ms:.0f} ms"
+        f"# {plural(len(response.pins), 'pin')}, lock key {response.lock_key[:16]}, {stats.elapsed_ms:.0f} ms"
         + (" (cached)" if stats.resolution_cache_hit else "")
     )
     return "\n".join(lines) + "\n"
@@ -329,23 +329,36 @@ def check_signed(args, response) -> int:
 
 
 def cmd_resolve(args) -> int:
-    request = build_request(args)
-    with _client(args) as client:
-        response = client.resolve(request, timeout=args.timeout)
-    for note in response.notes:  # time sources under exclude-newer, PEP 792 archived/deprecated projects
-        print(f"note: {note}", file=sys.stderr)
+    from venvsmith.cli.messages import note
+    from venvsmith.cli.verbose import phase, resolve_verbosely
+
+    with phase("read requirements", args.verbose):
+        request = build_request(args)
+    if not request.requirements:
+        from venvsmith.cli.exits import EXIT_BAD_INPUT as BAD
+        from venvsmith.cli.exits import CommandFailed
+
+        raise CommandFailed("INVALID_ARGUMENT", "no requirements given: name some (REQ ...) or a file (-r FILE)", BAD)
+    with phase("resolve", args.verbose), _client(args) as client:
+        if args.verbose:
+            response = resolve_verbosely(client, request, args.timeout)
+        else:
+            response = client.resolve(request, timeout=args.timeout)
+    for text in response.notes:  # time sources under exclude-newer, PEP 792 archived/deprecated projects
+        note(text, quiet=args.quiet)
     refused = check_signed(args, response)
     if refused:
         return refused
-    text = render(response, args.format)
-    if args.output:
-        try:
-            with open(args.output, "w", encoding="utf-8") as fh:
-                fh.write(text)
-        except OSError as exc:
-            raise RequirementsFileError(args.output, 0, f"cannot write: {exc.strerror or exc}") from None
-    else:
-        sys.stdout.write(text)
+    with phase("write", args.verbose):
+        text = render(response, args.format)
+        if args.output:
+            try:
+                with open(args.output, "w", encoding="utf-8") as fh:
+                    fh.write(text)
+            except OSError as exc:
+                raise RequirementsFileError(args.output, 0, f"cannot write: {exc.strerror or exc}") from None
+        else:
+            sys.stdout.write(text)
     return EXIT_OK
 
 
@@ -492,8 +505,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
     from venvsmith.cli import messages
 
-    show_status = bool(getattr(args, "server", None)) or bool(args.verbose)
-    messages.print_failure(failure, show_status=show_status)
+    messages.print_failure(failure, show_status=bool(getattr(args, "server", None)), show_reason=bool(args.verbose))
     if as_json and getattr(args, "format", "") == "json":
         _print_json(failure)
     return failure.exit

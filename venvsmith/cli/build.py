@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from venvsmith.cli.build_args import _IntermixedParser, add_commands  # noqa: F401 - re-exported
+from venvsmith.cli.messages import plural
 from venvsmith.clients.builder import check_base_interpreter
 from venvsmith.core.resolution import CallError
 from venvsmith.v1 import builder_pb2, common_pb2, resolver_pb2
@@ -197,7 +198,7 @@ def cmd_venv(args) -> int:
 
             verdict = verify_answer(args, resolve, pins, result.interpreter.path)
             if not verdict.valid:
-                report(verdict, True, f"the answer of {args.server} ({len(pins)} pins)")
+                report(verdict, True, f"the answer of {args.server} ({plural(len(pins), 'pin')})")
                 print("error: nothing unpacked (--no-verify skips this check)", file=sys.stderr)
                 return EXIT_FAILED
         local = client.local_path(archive)
@@ -218,7 +219,7 @@ def cmd_venv(args) -> int:
         except UnsafeArchive as exc:
             raise CallError.of(exc) from None
     elapsed = time.perf_counter() - started
-    print(f"venv ready at {dest} ({len(result.wheels)} packages, lock key {result.lock_key[:16]}, "
+    print(f"venv ready at {dest} ({plural(len(result.wheels), 'package')}, lock key {result.lock_key[:16]}, "
           f"{elapsed:.2f} s{', from the store' if result.stats.cached else ''})")
     return EXIT_OK
 

@@ -34,6 +34,8 @@ _BAD_INPUT = frozenset({"INVALID_ARGUMENT", "OUT_OF_RANGE", "UNAUTHENTICATED", "
                         "UNIMPLEMENTED", "ALREADY_EXISTS"})
 #: RESOURCE_EXHAUSTED reasons that are about the server's capacity, not the request (exit 3).
 _CAPACITY_REASONS = frozenset({"SERVER_BUSY", "STORE_FULL"})
+#: Reasons of a build that failed by its own limits (``--build-timeout``): exit 1 whatever their status.
+_BUILD_FAILED_REASONS = frozenset({"BUILD_TIMEOUT", "BUILD_OUT_OF_MEMORY", "BUILD_OUTPUT_TOO_LARGE"})
 
 
 def exit_code(status: str, reason: str = "") -> int:
@@ -41,6 +43,8 @@ def exit_code(status: str, reason: str = "") -> int:
     ``ErrorReason`` ``reason``."""
     if status == "OK":
         return EXIT_OK
+    if reason in _BUILD_FAILED_REASONS:  # an sdist build that ran out of its own time: the build failed
+        return EXIT_FAILED
     if status in _UNAVAILABLE:
         return EXIT_UNAVAILABLE
     if status == "RESOURCE_EXHAUSTED":

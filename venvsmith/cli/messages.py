@@ -44,12 +44,13 @@ def _label(line: str) -> str | None:
     return None
 
 
-def render_failure(failure: Failure, *, show_status: bool, stream: IO[str]) -> str:
+def render_failure(failure: Failure, *, show_status: bool, show_reason: bool = False, stream: IO[str]) -> str:
     """The text of ``failure`` on ``stream``: ``error: MESSAGE`` (``error (STATUS): ...`` when ``show_status``,
-    which is so for ``--server`` calls and with ``-v``), its ``hint:`` lines coloured as hints."""
+    which is so for ``--server`` calls and with ``-v``; ``error (STATUS, REASON)`` when ``show_reason``: ``-v``),
+    its ``hint:`` lines coloured as hints."""
     label = "error"
-    if show_status and failure.code:
-        label += f" ({failure.code}" + (f", {failure.reason}" if failure.reason else "") + ")"
+    if (show_status or show_reason) and failure.code:
+        label += f" ({failure.code}" + (f", {failure.reason}" if failure.reason and show_reason else "") + ")"
     first, *rest = failure.message.split("\n") or [""]
     lines = [f"{paint(label + ':', 'error', stream)} {first}"]
     for line in [*rest, *(f"hint: {h}" for h in failure.hints)]:
@@ -58,8 +59,8 @@ def render_failure(failure: Failure, *, show_status: bool, stream: IO[str]) -> s
     return "\n".join(lines) + "\n"
 
 
-def print_failure(failure: Failure, *, show_status: bool) -> None:
-    sys.stderr.write(render_failure(failure, show_status=show_status, stream=sys.stderr))
+def print_failure(failure: Failure, *, show_status: bool, show_reason: bool = False) -> None:
+    sys.stderr.write(render_failure(failure, show_status=show_status, show_reason=show_reason, stream=sys.stderr))
     sys.stderr.flush()
 
 

@@ -11,6 +11,7 @@ running.
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 from collections.abc import Callable, Iterator
@@ -19,6 +20,7 @@ from typing import Any, TypeVar
 from venvsmith.core.resolution import CallError
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 #: ``--retries`` default: waits for the channel after the first (about 4 s in all before giving up).
 DEFAULT_RETRIES = 3
@@ -61,6 +63,8 @@ class Reconnecting:
             future.result(timeout=budget)
         except self._grpc.FutureTimeoutError:
             future.cancel()
+            log.info("waiting for the %s at %s: not ready after %.1f s (attempt %d of %d)", self.what, self.address,
+                     budget, attempt + 1, self.retries + 1)
             return False
         self._ready = True
         return True
