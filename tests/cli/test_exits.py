@@ -259,3 +259,71 @@ def test_verbose_and_quiet_before_or_after_the_command(capsys, index, where):
                     ["fetch", "r", "d"], ["serve", "resolver"]):
         parser_help = subprocess.run(cli(*command, "--help"), capture_output=True, text=True, timeout=60)
         assert "-v, --verbose" in parser_help.stdout and "-q, --quiet" in parser_help.stdout, command
+
+
+# ------------------------------------------------------------------------------------------ bad requirements
+
+
+@pytest.mark.parametrize(("text", "expected", "column"), [
+    ("foo>=>1", "no such operator '>=>' at column 4", 3),
+    ("foo>=1,<>2", "no such operator '<>' at column 8", 7),
+    ("foo ==", "operator '==' at column 5 needs a version", 4),
+    ("foo[bar", "at column 8", 7),
+])
+def test_a_bad_requirement_points_at_its_column(capsys, index, text, expected, column):
+    code, out, err = run(capsys, "resolve", "--index-url", index.url, text)
+    assert code == 2 and out == ""
+    assert expected in err, err
+    lines = err.splitlines()
+    shown = lines.index(f"    {text}")
+    assert lines[shown + 1] == " " * (4 + column) + "^"  # the caret under the offending column
+
+
+@pytest.mark.parametrize("text", ["git+https://127.0.0.1:9/repo.git", "https://127.0.0.1:9/foo-1.0-py3-none-any.whl"])
+def test_a_bare_url_says_name_at_url(capsys, index, text):
+    code, _, err = run(capsys, "resolve", "--index-url", index.url, text)
+    assert code == 2 and f"'NAME @ {text}'" in err
+
+
+def test_resolve_without_requirements_says_so(capsys, index):
+    code, out, err = run(capsys, "resolve", "--index-url", index.url)
+    assert code == 2 and out == ""
+    assert "no requirements given" in err and "''" not in err
+
+
+# ------------------------------------------------------------------------------------------ hints
+
+
+@pytest.fixture(scope="module")
+def second_index(tmp_path_factory) -> Iterator[IndexServer]:
+    """Another index that also has urllib3, in a version the first one lacks."""
+    b = IndexBuilder(tmp_path_factory.mktemp("exits-second"))
+    b.add("urllib3", "2.5")
+    with IndexServer(b) as server:
+        yield server
+
+
+def test_a_typo_gets_the_close_name_and_no_first_index_hint(capsys, index, second_index):
+    for url in (index.url, index.builder.simple_url()):  # HTTP (root page) and a file:// tree (its directories)
+        code, out, err = run(capsys, "resolve", "--index-url", url, "--extra-index-url", second_index.url, *LINUX,
+                             "reqeusts")
+        assert code == 1 and out == ""
+        assert "did you mean `requests`?" in err, err
+        assert "first-index" not in err  # every index was asked for reqeusts: that hint does not apply
+
+
+def test_the_first_index_hint_only_when_first_index_hid_a_version(capsys, index, second_index):
+    # urllib3 is on the extra index (asked first) in 2.5 only, and on the default index in 1.0: `right` needs <2
+    code, _, err = run(capsys, "resolve", "--index-url", index.url, "--extra-index-url", second_index.url, *LINUX,
+                       "right")
+    assert code == 1
+    assert "hint: with the first-index strategy" in err
+    assert "did you mean" not in err
+    code, out, err = run(capsys, "resolve", "--index-url", index.url, "--extra-index-url", second_index.url, *LINUX,
+                         "--index-strategy", "unsafe-best-match", "right")
+    assert code == 0, err
+
+
+def test_no_hint_without_a_close_name(capsys, index):
+    code, _, err = run(capsys, "resolve", "--index-url", index.url, *LINUX, "zzzzqqqq")
+    assert code == 1 and "did you mean" not in err and "hint:" not in err
