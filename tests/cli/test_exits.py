@@ -327,3 +327,33 @@ def test_the_first_index_hint_only_when_first_index_hid_a_version(capsys, index,
 def test_no_hint_without_a_close_name(capsys, index):
     code, _, err = run(capsys, "resolve", "--index-url", index.url, *LINUX, "zzzzqqqq")
     assert code == 1 and "did you mean" not in err and "hint:" not in err
+
+
+# ------------------------------------------------------------------------------------------ serve
+
+
+@pytest.mark.parametrize("argv", [
+    ["serve", "resolver", "--port", "{port}"],
+    ["serve", "resolver", "--port", "0", "--metrics-port", "{port}"],
+    ["serve", "builder", "--port", "0", "--http-port", "{port}", "--sandbox", "none"],
+])
+def test_a_port_in_use_is_one_line_and_exit_2(tmp_path, argv):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(cli(*(a.format(port=port) for a in argv), "--host", "127.0.0.1"),
+                              env=hermetic_env(tmp_path / "home"), capture_output=True, text=True, timeout=120,
+                              stdin=subprocess.DEVNULL)
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"127.0.0.1:{port}" in lines[0] and "already in use" in lines[0], done.stderr
+    assert "Traceback" not in done.stderr and "listening" not in done.stdout
+
+
+def test_an_unreadable_config_file_is_one_line_and_exit_2(tmp_path):
+    done = subprocess.run(cli("serve", "resolver", "--port", "0", "--config", str(tmp_path / "missing.toml")),
+                          env=hermetic_env(tmp_path / "home"), capture_output=True, text=True, timeout=120,
+                          stdin=subprocess.DEVNULL)
+    assert done.returncode == 2
+    assert done.stderr.strip().count("\n") == 0 and "missing.toml" in done.stderr

@@ -13,6 +13,7 @@ import re
 import sys
 from collections.abc import Sequence
 
+from venvsmith.cli.exits import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, EXIT_UNAVAILABLE  # noqa: F401 - re-exported
 from venvsmith.cli.messages import plural
 from venvsmith.cli.security_args import (
     add_client_security,
@@ -24,7 +25,6 @@ from venvsmith.core.reqfile import ParsedRequirements, RequirementsFileError, re
 from venvsmith.core.resolution import ResolverClient
 from venvsmith.v1 import common_pb2, resolver_pb2
 
-from venvsmith.cli.exits import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, EXIT_UNAVAILABLE  # noqa: E402, F401
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 
@@ -379,8 +379,11 @@ def server_allow(args):
 
 def cmd_serve(args) -> int:
     from venvsmith.cli import serve_options
+    from venvsmith.cli.listen import check_ports
 
     serve_options.configure_serving(args)
+    check_ports(args.host, {"--port": args.port, "--http-port": getattr(args, "http_port", None),
+                            "--metrics-port": getattr(args, "metrics_port", None)})  # exit 2 before anything starts
     if args.service == "builder":
         from venvsmith.cli import build as cli_build
 
@@ -407,7 +410,7 @@ def cmd_serve(args) -> int:
     except (OSError, RuntimeError) as exc:
         engine.close()
         print(f"error: cannot listen on {host}:{args.port}: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+        return EXIT_BAD_INPUT
     server.start()
     builder = engine.metadata_preparer
     serve_options.announce(

@@ -288,8 +288,14 @@ def cmd_serve_builder(args) -> int:
 
     http = None
     if args.http_port is not None:
-        http = BlobHttpServer(engine, args.host, args.http_port, tokens=security.tokens,
-                              tls=security.tls).start()
+        from venvsmith.cli.listen import listening
+
+        try:
+            http = listening("--http-port", args.host, args.http_port, lambda: BlobHttpServer(
+                engine, args.host, args.http_port, tokens=security.tokens, tls=security.tls).start())
+        except Exception:
+            close_all()
+            raise
         engine.settings.http_base_url = http.base_url
     try:
         server, port = make_server(f"{args.host}:{args.port}", engine, also, security=security,
@@ -297,7 +303,7 @@ def cmd_serve_builder(args) -> int:
     except (OSError, RuntimeError) as exc:
         close_all()
         print(f"error: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+        return EXIT_BAD_INPUT
     server.start()
     observe.add_source(engine, _builder_metrics)
     metrics = serve_options.start_metrics(args)
