@@ -6,7 +6,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 
-from packaging.utils import NormalizedName, canonicalize_name
+from packaging.utils import canonicalize_name
 
 #: How alike two canonical names must be (difflib ratio) to suggest one for the other.
 CUTOFF = 0.75
@@ -19,7 +19,7 @@ def close_names(name: str, known: Iterable[str], limit: int = 3) -> list[str]:
     return difflib.get_close_matches(wanted, pool, n=limit, cutoff=CUTOFF)
 
 
-def did_you_mean(missing: Iterable[NormalizedName], known: Iterable[str]) -> list[str]:
+def did_you_mean(missing: Iterable[str], known: Iterable[str]) -> list[str]:
     """One ``hint:`` line per name of ``missing`` (no index lists it) that is close to a ``known`` name."""
     known = list(known)
     lines = []

@@ -193,7 +193,7 @@ class IndexSource:
         :data:`ROOT_PAGE_BYTES` (a public index's is far larger: not read). For "did you mean" hints."""
         from venvsmith.core.index.project_list import root_names
 
-        names = {name for name, files in self._files.done().items() if files}
+        names = {canonicalize_name(str(name)) for name, files in self._files.done().items() if files}
         names.update(f.name for f in self._find_links_files())
         for index in [*self._indexes, *self._pinned.values()]:
             names.update(root_names(index, self.http, self.auth, self.deadline))
