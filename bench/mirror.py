@@ -245,8 +245,20 @@ class Mirror:
         return text
 
 
+#: ``python -m http.server`` with a listen backlog of 128 (its default, 5, drops connections of concurrent
+#: clients: each then waits a SYN retry of a second or more): ``python -c _SERVE PORT DIRECTORY``.
+_SERVE = """
+import functools, http.server, sys
+class Server(http.server.ThreadingHTTPServer):
+    request_queue_size = 128
+    daemon_threads = True
+handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=sys.argv[2])
+Server(("127.0.0.1", int(sys.argv[1])), handler).serve_forever()
+"""
+
+
 class MirrorServer:
-    """``python -m http.server`` over the mirror tree, bound to 127.0.0.1."""
+    """An ``http.server`` over the mirror tree, bound to 127.0.0.1 (a backlog of 128)."""
 
     def __init__(self, root: Path, python: Path, log: Path) -> None:
         self.root = root
@@ -259,8 +271,7 @@ class MirrorServer:
     def start(self, timeout: float = 30.0) -> None:
         with open(self.log, "w", encoding="utf-8") as log:
             self.proc = subprocess.Popen(
-                [str(self.python), "-m", "http.server", str(self.port), "--bind", "127.0.0.1", "--directory",
-                 str(self.root)], stdout=log, stderr=subprocess.STDOUT)
+                [str(self.python), "-c", _SERVE, str(self.port), str(self.root)], stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
         while True:
             try:

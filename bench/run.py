@@ -8,7 +8,12 @@ Benches (in ``BENCHES``; each module's ``--help`` lists its options):
 - ``venv`` (``bench/venv_bench.py``): time-to-ready venv on a fresh directory, next to uv and pip, and a
   profile of venvsmith's repeat path;
 - ``concurrency`` (``bench/concurrency_bench.py``): 50 concurrent identical cold requests to a fresh builder
-  (and resolver) server: how much work ran, latency, peak RSS.
+  (and resolver) server: how much work ran, latency, peak RSS;
+- ``load`` (``bench/load_bench.py``): 500 mixed requests (cache hits, cold resolves, builds, artifact stats, bad
+  input) from 32 concurrent clients against a resolver and a builder on 127.0.0.1 with a hermetic index:
+  failures, p50 / p99 per kind, peak RSS of each server;
+- ``verify`` (``bench/verify_bench.py``): ``venvsmith verify`` of a lock (cold and warm) next to the cold
+  resolution that produced it.
 
 The same command line goes to every bench (``--quick``, ``--repeat``, ``--mirror``, ``--sets`` ...); an option
 no selected bench knows is an error. Afterwards ``bench/summary.py`` writes ``bench/results/<date>.md``, one
@@ -28,7 +33,8 @@ REPO = BENCH.parent
 PROJECT_PYTHON = REPO / ".venv" / "bin" / "python"
 
 # name -> module under bench/ with a ``main(argv) -> int``
-BENCHES = {"resolve": "resolve_bench", "venv": "venv_bench", "concurrency": "concurrency_bench"}
+BENCHES = {"resolve": "resolve_bench", "venv": "venv_bench", "concurrency": "concurrency_bench", "load": "load_bench",
+           "verify": "verify_bench"}
 
 
 def _ensure_project_python() -> None:

@@ -18,16 +18,19 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from venvsmith.core.convert import pin_from_proto, target_from_spec
-from venvsmith.core.errors import at_field
+from venvsmith.core.errors import ServiceError, at_field
 from venvsmith.core.input_limits import MAX_BUILD_PINS, check_count
 from venvsmith.core.pin import Pin, lock_key
 from venvsmith.core.target import TargetEnvironment
 from venvsmith.v1 import builder_pb2
 
 from .action_cache import OutputRef
+from .digest import Digest
 from .engine import BuildEngine, ref_to_proto
 from .errors import BuilderError
 from .venv_key import interpreter_to_proto
+from .wheels import BuildWatch
+from .workspace import TEXT_MEDIA
 
 if TYPE_CHECKING:
     from .fetch import Fetcher
@@ -43,6 +46,17 @@ class _Header:
     target: TargetEnvironment
     options: builder_pb2.BuildOptions
     fetcher: Fetcher
+
+
+def _failed_log(exc: BaseException, pin: Pin) -> OutputRef | None:
+    """The stored log of the failed build ``exc`` reports (see :class:`~builder_service.wheels.BuildWatch`)."""
+    text = getattr(exc, "build_log", "")
+    if not text:
+        return None
+    try:
+        return OutputRef(Digest.parse(text), TEXT_MEDIA, "log", f"{pin.file.filename}.build.log")
+    except ServiceError:
+        return None
 
 
 class BuildRun:
@@ -185,14 +199,20 @@ class BuildRun:
         def building() -> None:  # only when a build really starts (not for a wheel built before)
             self._progress(pin, State.BUILDING, detail=f"building {pin.file.filename}")
 
+        def lines(batch: list[str]) -> None:  # this pin's own build's lines (each build has its own log)
+            self._progress(pin, State.BUILDING, log_lines=batch)
+
         header = self._header()
+        watch = BuildWatch(lines if header.options.stream_build_log else None)
         try:
             ref, outcome = self.engine.wheels.wheel_for(
                 pin, target=header.target, options=header.options, constraints=constraints,
-                fetcher=header.fetcher, progress=progress, building=building,
+                fetcher=header.fetcher, progress=progress, building=building, watch=watch,
             )
         except BaseException as exc:
-            self._progress(pin, State.FAILED, detail=str(exc)[-2000:])
+            failed_log = _failed_log(exc, pin)
+            self._progress(pin, State.FAILED, detail=str(exc)[-2000:],
+                           **({"build_log": ref_to_proto(failed_log, self._http())} if failed_log else {}))
             raise
         with self.stats_lock:
             if outcome == "computed":
@@ -201,7 +221,8 @@ class BuildRun:
                 self.outcomes["cached"] += 1
                 self.outcomes["shared"] += outcome == "shared"
         done = State.DONE if outcome == "computed" else State.CACHED
-        self._progress(pin, done, wheel=ref_to_proto(ref, self._http()))
+        log = {"build_log": ref_to_proto(watch.log, self._http())} if watch.log else {}
+        self._progress(pin, done, wheel=ref_to_proto(ref, self._http()), **log)
         return ref
 
     def _http(self) -> str:

@@ -29,7 +29,7 @@ __all__ = ["BuildEngine", "BuilderSettings", "ref_to_proto"]
 
 _KINDS = {
     "wheel": common_pb2.WHEEL, "wheelhouse": common_pb2.WHEELHOUSE,
-    "venv_archive": common_pb2.VENV_ARCHIVE, "lock_file": common_pb2.LOCK_FILE,
+    "venv_archive": common_pb2.VENV_ARCHIVE, "lock_file": common_pb2.LOCK_FILE, "log": common_pb2.BUILD_LOG,
 }
 
 

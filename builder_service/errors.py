@@ -12,7 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
-from venvsmith.core.errors import MAX_STATUS_MESSAGE, ErrorDetails, ServiceError, fit_message
+from venvsmith.core.errors import LOG_TAIL, MAX_STATUS_MESSAGE, ErrorDetails, ServiceError, fit_message
 from venvsmith.core.resolution import CallError
 
 
@@ -71,10 +71,15 @@ class SdistFailed(BuilderError):
         self.cause = cause
         self.field = getattr(cause, "field", "")
         self.log_tail = getattr(cause, "log_tail", "")
+        #: The stored log of the build that failed (``sha256:<hex>/<size>``), when it was stored.
+        self.build_log = getattr(cause, "build_log", "")
 
     def details(self) -> ErrorDetails:
         details = self.cause.details if isinstance(self.cause, CallError) else self.cause.details()
-        return replace(details, metadata={**details.metadata, "sdist": self.filename})
+        metadata = {**details.metadata, "sdist": self.filename}
+        if self.build_log:
+            metadata.setdefault("build_log", self.build_log)
+        return replace(details, metadata=metadata)
 
     def status_message(self) -> str:
         return with_log_tail(self.message, self.log_tail)
@@ -100,11 +105,21 @@ class BuildError(ServiceError):
     status: ClassVar[str] = "FAILED_PRECONDITION"
     error_reason: ClassVar[str] = "BUILD_FAILED"
 
+    #: The build's stored log (``sha256:<hex>/<size>``), set by the builder once it stored it.
+    build_log: str = ""
+
     def __init__(self, what: str, message: str, log_tail: str = "") -> None:
         self.what = what
         self.message = message
         self.log_tail = log_tail
         super().__init__(message)
+
+    def details(self) -> ErrorDetails:
+        """Also, in ``ErrorInfo.metadata``: ``log_tail`` (the log's last lines; trimmed to fit, its end kept) and
+        ``build_log`` (the stored log's digest)."""
+        details = super().details()
+        extra = {LOG_TAIL: self.log_tail.strip("\n"), "build_log": self.build_log}
+        return replace(details, metadata={**details.metadata, **{k: v for k, v in extra.items() if v}})
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.what, self.message, self.log_tail))

@@ -6,7 +6,9 @@
   ``Accept`` header), with core-metadata hashes (PEP 714), sizes and versions (PEP 700); a page asked for
   without its trailing slash or by a non-normalized name is redirected (301) to its canonical URL.
 
-So ``pip install --index-url`` / ``uv pip install`` resolve from a build's wheels without downloading them.
+Links (and redirects) are under the operator's public URL (``serve builder --public-url``) when it is set, else
+root-relative. So ``pip install --index-url`` / ``uv pip install`` resolve from a build's wheels without
+downloading them.
 
 With tokens (``serve builder --auth-tokens FILE``) every path but ``/`` and ``/healthz`` needs a token of role
 ``resolve`` or above, as ``Authorization: Bearer TOKEN`` or as HTTP basic auth with the token as the password
@@ -31,6 +33,7 @@ from packaging.utils import canonicalize_name, parse_wheel_filename
 
 from venvsmith.core.auth import Role, TokenStore, bearer_token
 from venvsmith.core.errors import ServiceError
+from venvsmith.core.public_url import advertised_host
 from venvsmith.core.tls import ServerTls
 
 from .action_cache import OutputRef
@@ -123,7 +126,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _redirect(self, location: str) -> None:
         self.send_response(HTTPStatus.MOVED_PERMANENTLY)
-        self.send_header("Location", location)
+        self.send_header("Location", self.server.link(location))
         self.send_header("Content-Length", "0")
         self.end_headers()
 
@@ -149,7 +152,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _house_wheel(self, wheel: OutputRef, *, with_metadata: bool) -> HouseWheel:
         d = wheel.digest
-        href = f"/blobs/{d.hash}/{d.size_bytes}/{wheel.filename}"
+        href = self.server.link(f"/blobs/{d.hash}/{d.size_bytes}/{wheel.filename}")
         if not with_metadata:
             return HouseWheel(wheel.filename, d.hash, href, d.size_bytes)
         try:
@@ -237,11 +240,17 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
 
     def __init__(self, address: tuple[str, int], engine: BuildEngine, tokens: TokenStore | None = None,
-                 tls: ServerTls | None = None) -> None:
+                 tls: ServerTls | None = None, public_url: str | None = None) -> None:
         super().__init__(address, _Handler)
         self.engine = engine
         self.tokens = tokens
         self.tls = tls
+        self.public_url = public_url
+
+    def link(self, path: str) -> str:
+        """A link to ``path`` (``/blobs/...``) in a page or a redirect: under the operator's public URL when there
+        is one (it may carry a path prefix, behind a proxy), else root-relative (to the address the client used)."""
+        return self.public_url + path.lstrip("/") if self.public_url else path
 
     def get_request(self):
         sock, address = super().get_request()
@@ -261,17 +270,27 @@ class _Server(ThreadingHTTPServer):
 
 
 class BlobHttpServer:
-    """The HTTP endpoint in a background thread; ``base_url`` is what artifact refs point at."""
+    """The HTTP endpoint in a background thread; ``base_url`` is what artifact refs point at (``why`` says how it
+    was chosen)."""
 
     def __init__(self, engine: BuildEngine, host: str = "127.0.0.1", port: int = 0, *,
-                 tokens: TokenStore | None = None, tls: ServerTls | None = None) -> None:
+                 tokens: TokenStore | None = None, tls: ServerTls | None = None,
+                 public_url: str | None = None) -> None:
         """``tokens``: require a token on every path but ``/`` and ``/healthz`` (see the module docstring);
-        ``tls``: serve HTTPS with the gRPC server's certificate (and client CA), re-read when the files change."""
+        ``tls``: serve HTTPS with the gRPC server's certificate (and client CA), re-read when the files change;
+        ``public_url``: the base URL callers reach this endpoint at (checked by
+        :func:`~venvsmith.core.public_url.check_public_url`), else an address of this host clients can reach
+        (:func:`~venvsmith.core.public_url.advertised_host`: never ``0.0.0.0`` or ``::``)."""
         if tls is not None:
             tls.ssl_context()  # unusable files: refuse to start
-        self._server = _Server((host, port), engine, tokens, tls)
+        self._server = _Server((host, port), engine, tokens, tls, public_url)
         self.port = self._server.server_address[1]
-        self.base_url = f"{'https' if tls else 'http'}://{host}:{self.port}/"
+        if public_url:
+            self.base_url, self.why = public_url, "--public-url"
+        else:
+            advertised = advertised_host(host)
+            self.base_url = f"{'https' if tls else 'http'}://{advertised.host}:{self.port}/"
+            self.why = f"--public-url not set: {advertised.why}"
         self._thread = threading.Thread(target=self._server.serve_forever, name="blob-http", daemon=True)
 
     def start(self) -> BlobHttpServer:

@@ -2,7 +2,8 @@
 
 :func:`run_limited` starts the command in a new session (its own process group) through
 :mod:`builder_service._backend_runner`, which applies ``RLIMIT_AS`` (memory) and ``RLIMIT_FSIZE`` (largest file
-written) before ``exec``. Output goes to a log file capped at ``max_output_bytes``. On timeout the whole process
+written) before ``exec``. Output goes to the build's :class:`~builder_service.build_log.BuildLog` (bounded: its
+head and tail are kept); a build whose output passes ``max_output_bytes`` in all is killed. On timeout the whole process
 group gets SIGTERM, then SIGKILL after a grace period; processes the command left behind are killed too.
 Failures raise a :class:`BuildError` whose ``status`` is the gRPC status code name the builder returns.
 
@@ -22,9 +23,9 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
 
 from builder_service import _backend_runner
+from builder_service.build_log import DEFAULT_MAX_LOG_BYTES, TAIL_CHARS, BuildLog
 from builder_service.errors import BuildError, BuildFailed, BuildOutOfMemory, BuildOutputTooLarge, BuildTimeout
 
 __all__ = [
@@ -39,8 +40,6 @@ __all__ = [
 MiB = 1024**2
 GiB = 1024**3
 
-#: Characters of log kept in error messages.
-TAIL_CHARS = 4000
 #: Seconds between SIGTERM and SIGKILL of a timed-out process group.
 TERM_GRACE_SECONDS = 5.0
 
@@ -56,11 +55,15 @@ class BuildLimits:
     timeout_seconds: float = 3600
     #: Address-space limit (``RLIMIT_AS``) of every build process, in bytes.
     memory_bytes: int = 8 * GiB
-    #: Largest file a build process may write (``RLIMIT_FSIZE``), largest wheel and largest build log, in bytes.
+    #: Largest file a build process may write (``RLIMIT_FSIZE``), largest wheel, and most output (stdout and
+    #: stderr) a build may print in all before it is killed, in bytes.
     max_output_bytes: int = 2 * GiB
+    #: Largest stored build log, in bytes: beyond it the log keeps its first and last halves
+    #: (:class:`~builder_service.build_log.BuildLog`); the build goes on.
+    max_log_bytes: int = DEFAULT_MAX_LOG_BYTES
 
     def __post_init__(self) -> None:
-        for field in ("timeout_seconds", "memory_bytes", "max_output_bytes"):
+        for field in ("timeout_seconds", "memory_bytes", "max_output_bytes", "max_log_bytes"):
             if not getattr(self, field) > 0:
                 raise ValueError(f"BuildLimits.{field} must be positive, not {getattr(self, field)!r}")
 
@@ -82,31 +85,10 @@ def log_tail(log_path: Path, start: int = 0, chars: int = TAIL_CHARS) -> str:
         return ""
 
 
-class _CappedLog:
-    """Appends to a log file until ``cap`` bytes, counting what the file already held."""
-
-    def __init__(self, file: BinaryIO, cap: int) -> None:
-        self.file = file
-        self.cap = cap
-        self.written = file.seek(0, os.SEEK_END)
-        self.overflowed = False
-
-    def write(self, data: bytes) -> None:
-        room = self.cap - self.written
-        if len(data) > room:
-            self.overflowed = True
-            data = data[: max(room, 0)]
-        self.file.write(data)
-        self.written += len(data)
-        if self.overflowed:
-            self.file.write(f"\n[venvsmith: output exceeded {self.cap} bytes; the build was killed]\n".encode())
-        self.file.flush()
-
-
 class _Process:
     """A started process group: its output pump and its killing."""
 
-    def __init__(self, popen: subprocess.Popen[bytes], log: _CappedLog) -> None:
+    def __init__(self, popen: subprocess.Popen[bytes], log: BuildLog) -> None:
         self.popen = popen
         self.log = log
         assert popen.stdout is not None
@@ -193,49 +175,58 @@ def run_limited(
     cwd: Path,
     env: Mapping[str, str],
     limits: BuildLimits,
-    log_path: Path,
+    log_path: Path | None = None,
+    log: BuildLog | None = None,
     what: str | None = None,
     deadline: float | None = None,
     term_grace: float = TERM_GRACE_SECONDS,
     wrap: Callable[[list[str]], list[str]] | None = None,
 ) -> subprocess.CompletedProcess[None]:
-    """Run ``argv`` under ``limits`` with exactly ``env``, appending its output to ``log_path``.
+    """Run ``argv`` under ``limits`` with exactly ``env``, its output going to ``log`` (the build's
+    :class:`~builder_service.build_log.BuildLog`), or to a log of its own appended to ``log_path``.
 
-    :param what: names the step in errors (default: ``argv[0]``).
+    :param what: names the step in errors and in the log (default: ``argv[0]``).
     :param deadline: a :func:`time.monotonic` time the step must also finish by (the rest of a build's budget).
     :param wrap: turns the limited command line into the one started (a :mod:`~builder_service.sandbox`'s).
     :raises BuildTimeout: the time limit passed; the process group was killed.
-    :raises BuildOutputTooLarge: the log would exceed ``max_output_bytes`` or a file write hit ``RLIMIT_FSIZE``.
+    :raises BuildOutputTooLarge: the output of the build passed ``max_output_bytes`` or a file write hit
+        ``RLIMIT_FSIZE``.
     :raises BuildOutOfMemory: the command failed with a memory error.
     :raises BuildFailed: any other non-zero exit.
     """
+    if log is None:
+        if log_path is None:
+            raise TypeError("run_limited needs log or log_path")
+        own = BuildLog(log_path, min(DEFAULT_MAX_LOG_BYTES, limits.max_output_bytes),
+                       kill_bytes=limits.max_output_bytes)
+        try:
+            return run_limited(argv, cwd=cwd, env=env, limits=limits, log=own, what=what, deadline=deadline,
+                               term_grace=term_grace, wrap=wrap)
+        finally:
+            own.close()
     what = what or str(argv[0])
     start = time.monotonic()
     end = start + limits.timeout_seconds if deadline is None else min(start + limits.timeout_seconds, deadline)
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "ab") as file:
-        log = _CappedLog(file, limits.max_output_bytes)
-        offset = log.written
-        log.write(f"+ {what}\n".encode())
-        command = limited_argv(argv, limits)
-        popen = subprocess.Popen(
-            wrap(command) if wrap is not None else command,
-            cwd=cwd,
-            env=dict(env),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            close_fds=True,
-        )
-        process = _Process(popen, log)
-        try:
-            outcome = process.run(end)
-            if outcome == "timeout":
-                process.terminate(term_grace)
-        finally:
-            returncode = process.close()
-    tail = log_tail(log_path, offset)
+    log.begin(what)
+    command = limited_argv(argv, limits)
+    popen = subprocess.Popen(
+        wrap(command) if wrap is not None else command,
+        cwd=cwd,
+        env=dict(env),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        close_fds=True,
+    )
+    process = _Process(popen, log)
+    try:
+        outcome = process.run(end)
+        if outcome == "timeout":
+            process.terminate(term_grace)
+    finally:
+        returncode = process.close()
+    tail = log.tail_text()
     if outcome == "timeout":
         raise BuildTimeout(what, limits.timeout_seconds, tail)
     if outcome == "overflow":

@@ -39,6 +39,7 @@ from packaging.utils import (
 from packaging.version import InvalidVersion, Version
 from pyproject_hooks import BackendUnavailable, BuildBackendHookCaller, HookMissing, UnsupportedOperation
 
+from builder_service.build_log import BuildLog
 from builder_service.errors import (
     BuildError,
     BuildOutputTooLarge,
@@ -47,7 +48,7 @@ from builder_service.errors import (
     InvalidSdist,
     VenvError,
 )
-from builder_service.limits import BuildLimits, log_tail, run_limited
+from builder_service.limits import BuildLimits, run_limited
 from builder_service.sandbox import NoSandbox, Sandbox
 from builder_service.sdist_unpack import extract_sdist
 from builder_service.venv import create_venv
@@ -238,7 +239,7 @@ class _Build:
     hooks: BuildBackendHookCaller
     pins: tuple[str, ...]
     limits: BuildLimits
-    log: Path
+    log: BuildLog
     config_settings: dict[str, str]
 
     @property
@@ -250,7 +251,7 @@ class _Build:
         return _call_hook(self.sdist, self.log, hook, *args, **kwargs)
 
 
-def _call_hook(sdist: Path, log: Path, hook: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+def _call_hook(sdist: Path, log: BuildLog, hook: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     try:
         return hook(*args, **kwargs)
     except BackendUnavailable as exc:
@@ -260,14 +261,14 @@ def _call_hook(sdist: Path, log: Path, hook: Callable[..., Any], *args: Any, **k
     except UnsupportedOperation as exc:
         raise InvalidSdist(sdist, "build backend does not support this operation", exc.traceback) from exc
     except (OSError, ValueError, KeyError) as exc:  # no or garbled output.json from the hook process
-        raise InvalidSdist(sdist, f"build hook gave no result: {exc!r}", log_tail(log)) from exc
+        raise InvalidSdist(sdist, f"build hook gave no result: {exc!r}", log.tail_text()) from exc
 
 
 class _HookRunner:
     """A ``pyproject_hooks`` subprocess runner: each hook through :func:`run_limited` with only ``environ``, in
     ``sandbox`` with ``work`` writable (and the hook's control directory, where its input and output go)."""
 
-    def __init__(self, environ: Mapping[str, str], limits: BuildLimits, log: Path, deadline: float, label: str,
+    def __init__(self, environ: Mapping[str, str], limits: BuildLimits, log: BuildLog, deadline: float, label: str,
                  sandbox: Sandbox | None = None, work: Path | None = None, interpreter: Path | None = None):
         self.environ = dict(environ)
         self.limits = limits
@@ -296,7 +297,7 @@ class _HookRunner:
             cwd=where,
             env={**self.environ, **(extra_environ or {})},
             limits=self.limits,
-            log_path=self.log,
+            log=self.log,
             what=f"{hook} of {self.label}",
             deadline=self.deadline,
             wrap=self._wrap(cmd, where),
@@ -345,15 +346,21 @@ def _prepared(
     work_dir: Path | None,
     log: Path | None,
     sandbox: Sandbox | None = None,
+    log_lines: Callable[[list[str]], None] | None = None,
 ) -> Iterator[_Build]:
-    """Unpack ``sdist``, create and fill its build venv (both rounds of requirements); removed afterwards."""
+    """Unpack ``sdist``, create and fill its build venv (both rounds of requirements); removed afterwards.
+
+    The build's output goes to a :class:`BuildLog` at ``log`` (closed, so complete, when the block ends: also when
+    it raised), bounded by ``limits.max_log_bytes`` and ``limits.max_output_bytes``; ``log_lines`` gets its lines.
+    """
     deadline = time.monotonic() + limits.timeout_seconds
     sdist = Path(os.path.abspath(sdist))
     if work_dir is not None:
         work_dir.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="venvsmith-build-", dir=work_dir))
+    build_log = BuildLog(log or work / "build.log", min(limits.max_log_bytes, limits.max_output_bytes),
+                         kill_bytes=limits.max_output_bytes, on_lines=log_lines)
     try:
-        log = log or work / "build.log"
         source = extract_sdist(sdist, work / "src", max_bytes=limits.max_output_bytes)
         project = _sdist_project(sdist, source, top_level=source != work / "src")
         label = f"{project[0]} {project[1]}"
@@ -362,7 +369,7 @@ def _prepared(
         for name in ("home", "tmp"):
             (work / name).mkdir()
         environ = build_environ(layout.bin_dir, work / "home", work / "tmp")
-        runner = _HookRunner(environ, limits, log, deadline, label, sandbox, work, interpreter)
+        runner = _HookRunner(environ, limits, build_log, deadline, label, sandbox, work, interpreter)
         try:
             hooks = BuildBackendHookCaller(
                 str(source), system.backend, list(system.backend_path) or None, runner, str(layout.python)
@@ -371,11 +378,12 @@ def _prepared(
             raise InvalidSdist(sdist, f"pyproject.toml: backend-path {list(system.backend_path)}: {exc}") from exc
         pins = _install(env_provider, system.requires, layout, runner)
         settings = dict(config_settings)
-        extra = _call_hook(sdist, log, hooks.get_requires_for_build_wheel, settings)
+        extra = _call_hook(sdist, build_log, hooks.get_requires_for_build_wheel, settings)
         extra = _parse_requirements(sdist, extra, "get_requires_for_build_wheel")
         pins += _install(env_provider, extra, layout, runner)
-        yield _Build(sdist, work, project, hooks, tuple(sorted(set(pins))), limits, log, settings)
+        yield _Build(sdist, work, project, hooks, tuple(sorted(set(pins))), limits, build_log, settings)
     finally:
+        build_log.close()
         remove_tree(work)
 
 
@@ -389,18 +397,23 @@ def build_wheel(
     config_settings: Mapping[str, str] = _NO_SETTINGS,
     work_dir: Path | None = None,
     sandbox: Sandbox | None = None,
+    log: Path | None = None,
+    log_lines: Callable[[list[str]], None] | None = None,
 ) -> BuildOutcome:
     """Build the wheel of ``sdist`` for ``interpreter`` in isolation; it and the build log end up in ``out_dir``.
 
     :param work_dir: where the temporary work directory goes (default: the system's temp directory).
     :param sandbox: what the backend's hooks run in (default: none), its work directory the only one writable.
+    :param log: where the build log goes (default: a new ``*.build.log`` in ``out_dir``).
+    :param log_lines: called with the build log's lines as they are written (a caller following the build).
     :raises BuildError: the build failed (:class:`InvalidSdist`, :class:`~builder_service.errors.BuildFailed`,
-        :class:`~builder_service.errors.BuildTimeout`, ...); the log in ``out_dir`` is kept.
+        :class:`~builder_service.errors.BuildTimeout`, ...); the log is kept, complete.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
-    fd, log_name = tempfile.mkstemp(prefix=f"{Path(sdist).name}.", suffix=".build.log", dir=out_dir)
-    os.close(fd)
-    log = Path(log_name)
+    if log is None:
+        fd, log_name = tempfile.mkstemp(prefix=f"{Path(sdist).name}.", suffix=".build.log", dir=out_dir)
+        os.close(fd)
+        log = Path(log_name)
     with _prepared(
         sdist,
         interpreter=interpreter,
@@ -410,6 +423,7 @@ def build_wheel(
         work_dir=work_dir,
         log=log,
         sandbox=sandbox,
+        log_lines=log_lines,
     ) as build:
         wheel_dir = build.work / "wheel"
         wheel_dir.mkdir()

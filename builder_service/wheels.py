@@ -10,7 +10,7 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -33,7 +33,7 @@ from .action_keys import BuiltWheel, FetchedFile, PreparedMetadata, config_items
 from .digest import Digest, file_sha256
 from .errors import BuilderError, SdistFailed, UnsafeWheel
 from .store.reader import verify_blobs
-from .workspace import WHEEL_MEDIA, Workspace
+from .workspace import TEXT_MEDIA, WHEEL_MEDIA, Workspace
 
 if TYPE_CHECKING:
     from venvsmith.core.distfile import DistFile
@@ -81,6 +81,16 @@ def building_sdist(pin: Pin, doing: str) -> Iterator[None]:
         raise SdistFailed(pin.file.filename, doing, exc) from exc
 
 
+@dataclass
+class BuildWatch:
+    """What a caller follows of the sdist build behind a wheel: ``lines`` gets the build log's lines as they are
+    written (only a build this call runs has any), and :attr:`log` is then the stored log of the build that made
+    the wheel (this call's, or the earlier one's when the wheel came from the store)."""
+
+    lines: Callable[[list[str]], None] | None = None
+    log: OutputRef | None = None
+
+
 class Wheels:
     """The wheel of a pin for a target: fetched, or built from its sdist; thread-safe.
 
@@ -114,11 +124,13 @@ class Wheels:
         progress: Progress | None = None,
         building: Callable[[], None] | None = None,
         depth: int = 0,
+        watch: BuildWatch | None = None,
     ) -> tuple[OutputRef, Outcome]:
         """The wheel of ``pin`` for ``target`` and how it came: ``"computed"`` (downloaded or built by this call),
         ``"shared"`` (a concurrent identical call did it) or ``"cached"`` (in the store before).
 
-        Sdists are built once per build key; ``building()`` is called when a build really starts.
+        Sdists are built once per build key; ``building()`` is called when a build really starts; ``watch``
+        follows its log (see :class:`BuildWatch`).
         """
         if pin.file.is_wheel:
             if target.best_tag_rank(pin.file.tags) is None:
@@ -135,7 +147,7 @@ class Wheels:
             key = FetchedFile(file_sha256(pin.file)).key()
             result, outcome = self.workspace.actions.get_or_compute_outcome(key, download)
             return result.outputs[0], outcome
-        return self._built_wheel(pin, target, options, constraints, fetcher, progress, building, depth)
+        return self._built_wheel(pin, target, options, constraints, fetcher, progress, building, depth, watch)
 
     def _check_fetched_wheel(self, digest: Digest, filename: str) -> None:
         """A downloaded wheel enters the store's records only if it could be installed safely (the checks of
@@ -214,15 +226,30 @@ class Wheels:
 
     def _built_wheel(self, pin: Pin, target: TargetEnvironment, options: builder_pb2.BuildOptions,
                      constraints: Sequence[str], fetcher: Fetcher, progress: Progress | None,
-                     building: Callable[[], None] | None, depth: int) -> tuple[OutputRef, Outcome]:
+                     building: Callable[[], None] | None, depth: int, watch: BuildWatch | None
+                     ) -> tuple[OutputRef, Outcome]:
         if depth > MAX_BUILD_DEPTH:
             raise BuilderError("FAILED_PRECONDITION", f"build requirements nest deeper than {MAX_BUILD_DEPTH} at {pin}")
         with self._sdist(pin, fetcher, progress) as sdist_path:
-            return self._build_sdist(pin, sdist_path, target, options, constraints, fetcher, building, depth)
+            return self._build_sdist(pin, sdist_path, target, options, constraints, fetcher, building, depth,
+                                     watch or BuildWatch())
+
+    def _store_log(self, log: Path, pin: Pin) -> Digest | None:
+        """The build log at ``log`` put in the store (None when there is none, or the store cannot take it: the
+        log is worth less than the build's own answer)."""
+        try:
+            if not log.is_file() or not log.stat().st_size:
+                return None
+            return self.workspace.store.put_file(log)
+        except (OSError, ServiceError) as exc:
+            import logging
+
+            logging.getLogger(__name__).warning("the build log of %s was not stored: %s", pin.file.filename, exc)
+            return None
 
     def _build_sdist(self, pin: Pin, sdist_path: Path, target: TargetEnvironment, options: builder_pb2.BuildOptions,
-                     constraints: Sequence[str], fetcher: Fetcher, building: Callable[[], None] | None, depth: int
-                     ) -> tuple[OutputRef, Outcome]:
+                     constraints: Sequence[str], fetcher: Fetcher, building: Callable[[], None] | None, depth: int,
+                     watch: BuildWatch) -> tuple[OutputRef, Outcome]:
         from .sdist_build import build_wheel
 
         ws = self.workspace
@@ -238,11 +265,19 @@ class Wheels:
             if building is not None:
                 building()
             with tempfile.TemporaryDirectory(dir=ws.tmp) as out:
-                outcome = build_wheel(
-                    sdist_path, interpreter=interpreter, env_provider=env, out_dir=Path(out),
-                    limits=ws.limits(options), config_settings=config_settings, work_dir=ws.tmp,
-                    sandbox=ws.sandbox,
-                )
+                log_path = Path(out) / "build.log"
+                try:
+                    outcome = build_wheel(
+                        sdist_path, interpreter=interpreter, env_provider=env, out_dir=Path(out),
+                        limits=ws.limits(options), config_settings=config_settings, work_dir=ws.tmp,
+                        sandbox=ws.sandbox, log=log_path, log_lines=watch.lines,
+                    )
+                except (ServiceError, CallError) as exc:
+                    # The whole log of the failed build, for the caller to read (its error shows the last lines);
+                    # a nested sdist's failure keeps the log of the build that failed.
+                    if not getattr(exc, "build_log", "") and (failed_log := self._store_log(log_path, pin)):
+                        exc.build_log = str(failed_log)  # type: ignore[union-attr]
+                    raise
                 tags = parse_wheel_filename(outcome.wheel.name)[3]
                 if target.best_tag_rank(tags) is None:
                     raise BuilderError("FAILED_PRECONDITION",
@@ -261,6 +296,9 @@ class Wheels:
             asked = pinned_otherwise(result.meta.get("build_requirements", ""), build_pins, constraints)
             if asked:  # that build installed other versions of what the backend asked for than this set pins
                 result, outcome = ws.actions.get_or_compute_outcome(replace(key, asked_pins=asked).key(), build)
+        if result.meta.get("log"):
+            watch.log = OutputRef(Digest.parse(result.meta["log"]), TEXT_MEDIA, "log",
+                                  f"{pin.file.filename}.build.log")
         return result.outputs[0], outcome
 
     def prepare_metadata(self, pin: Pin, target: TargetEnvironment, options: builder_pb2.BuildOptions

@@ -259,6 +259,7 @@ class Workspace:
             timeout_seconds=min(lim.timeout_seconds or base.timeout_seconds, base.timeout_seconds),
             memory_bytes=min(lim.memory_bytes or base.memory_bytes, base.memory_bytes),
             max_output_bytes=min(lim.max_output_bytes or base.max_output_bytes, base.max_output_bytes),
+            max_log_bytes=base.max_log_bytes,
         )
 
     def named_wheel(self, ref: OutputRef) -> Path:

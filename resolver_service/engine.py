@@ -293,8 +293,12 @@ class ResolverEngine:
 
         from venvsmith.core.index.finder import IndexSource
 
+        from .attested import attestation_names, with_identities
         from .prepared import PreparingSource
         from .render import pylock_toml
+
+        with at_field("options.require_attestations"):
+            attested = attestation_names(request.options.require_attestations)
 
         with IndexSource(
             settings, http=self.http, cache=self.index_cache, on_event=page_event if on_event else None,
@@ -335,13 +339,8 @@ class ResolverEngine:
             observe.cache_lookup("index_page", False, stats.pages_fetched)
             observe.cache_lookup("metadata", True, stats.metadata_cached)
             observe.cache_lookup("metadata", False, stats.metadata_fetched)
-            # PEP 740 publisher identities of the pinned files only (no request for files without provenance).
-            identities = index_source.attestation_identities([p.file for p in resolution.pins])
-            pins = tuple(
-                replace(pin, attestation_identities=found) if found else pin
-                for pin, found in zip(resolution.pins, identities, strict=True)
-            )
-            resolution = replace(resolution, pins=pins)
+            # PEP 740 publisher identities of the pinned files only; verified offline for the projects named.
+            resolution = replace(resolution, pins=with_identities(resolution.pins, attested, index_source))
             notes = answer_notes(resolution.pins, policy, index_source.project_statuses())
         key = lock_key(resolution.pins, target)
         expires_at = ""

@@ -56,8 +56,8 @@ def index_server(index_builder: IndexBuilder) -> Iterator[Callable[..., IndexSer
     """Factory: ``index_server(builder=None, **options)`` -> a started :class:`IndexServer`.
 
     ``options`` are :class:`IndexServer`'s keyword arguments (``formats``, ``ranges``, ``auth``, ``token``,
-    ``fail_status``, ``fail_times``, ``fail_match``, ``delay``, ``cache_control``). Every server started
-    through the factory is stopped at teardown.
+    ``fail_status``, ``fail_times``, ``fail_match``, ``delay``, ``delay_match``, ``cache_control``). Every server
+    started through the factory is stopped at teardown.
     """
     started: list[IndexServer] = []
 

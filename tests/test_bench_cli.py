@@ -1,6 +1,7 @@
 """The benches' command line: one shared parser of the common options (bench/common.py), ``bench/run.py --help``.
 
-Only argument parsing runs here: the benches themselves need the network and are never run by the tests."""
+Only argument parsing runs here for the benches that need the network; the load bench, hermetic, runs its quick
+mode."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 
 BENCH = Path(__file__).resolve().parent.parent / "bench"
-BENCHES = ("resolve_bench", "venv_bench", "concurrency_bench")
+BENCHES = ("resolve_bench", "venv_bench", "concurrency_bench", "load_bench", "verify_bench")
 
 
 @pytest.fixture
@@ -36,7 +37,7 @@ def test_every_bench_has_the_common_options(bench_modules):
 
 
 def test_quick_and_repeat_are_applied_by_the_shared_main(bench_modules, tmp_path, monkeypatch):
-    common, (resolve_bench, venv_bench, concurrency_bench) = bench_modules
+    common, (resolve_bench, venv_bench, concurrency_bench, *_) = bench_modules
     seen = {}
 
     def run(opts):
@@ -70,3 +71,19 @@ def test_run_help_lists_every_bench():
     bad = subprocess.run([sys.executable, str(BENCH / "run.py"), "--no-such-option"], capture_output=True,
                          text=True, timeout=60, check=False)
     assert bad.returncode == 2 and "unrecognized arguments" in bad.stderr
+
+
+@pytest.mark.slow
+def test_the_load_bench_quick_mode_runs_every_kind_without_a_failure(bench_modules, tmp_path):
+    import json
+
+    load_bench = bench_modules[1][3]
+    assert load_bench.main(["--quick", "--output-dir", str(tmp_path)]) == 0
+    (report,) = tmp_path.glob("*-load-quick.json")
+    results = json.loads(report.read_text())
+    assert results["calls_made"] == results["requests"] == load_bench.QUICK_REQUESTS
+    assert results["clients"] == load_bench.QUICK_CLIENTS
+    assert results["failures"] == 0, results["kinds"]
+    assert set(results["kinds"]) == set(load_bench.KINDS)
+    assert all(s["alive_at_end"] and s["rss_peak_mib"] > 0 for s in results["servers"].values())
+    assert "| resolve-hit |" in report.with_suffix(".md").read_text()

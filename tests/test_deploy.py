@@ -217,6 +217,18 @@ def test_resolver_reaches_the_builder_service(tmp_path, monkeypatch):
     assert int(port) in {p["port"] for p in builder["spec"]["ports"] if p["name"] == "grpc"}
 
 
+def test_builder_advertises_its_services_address(tmp_path, monkeypatch):
+    """Artifact URLs name the builder's Service (what CI jobs reach), not the pod's own address."""
+    from urllib.parse import urlsplit
+
+    args = _effective("builder", tmp_path, monkeypatch)
+    assert args.public_url, "the builder must set VENVSMITH_PUBLIC_URL (public_url): the Service's address"
+    url = urlsplit(args.public_url)
+    service = _named("Service", url.hostname.split(".")[0])
+    assert service["spec"]["selector"] == DEPLOYMENTS["builder"]["spec"]["selector"]["matchLabels"]
+    assert url.port in {p["port"] for p in service["spec"]["ports"] if p["name"] == "http"}
+
+
 # --- the Dockerfile --------------------------------------------------------------------------------------------
 
 

@@ -40,6 +40,8 @@ from builder_service.errors import (
 from resolver_service.errors import ConflictChain, NoSolution, TooManyBacktracks
 from venvsmith.core.errors import (
     MAX_DETAILS_BYTES,
+    AttestationUnverified,
+    BuilderUnavailable,
     Cancelled,
     DeadlineExceeded,
     DynamicMetadata,
@@ -97,6 +99,7 @@ D = Digest("0" * 64, 3)
 EXAMPLES: dict[type[ServiceError], Callable[[], ServiceError]] = {
     InvalidInput: lambda: InvalidInput("x ===", "invalid requirement", field="requirements[0]"),
     DynamicMetadata: lambda: DynamicMetadata("a-1.0.tar.gz", "dynamic dependencies"),
+    BuilderUnavailable: lambda: BuilderUnavailable("127.0.0.1:1", "a-1.0.tar.gz", "connection refused"),
     IndexUnavailable: lambda: IndexUnavailable("http://127.0.0.1:1/simple/", "connection refused"),
     InvalidDistribution: lambda: InvalidDistribution("a-1.0-py3-none-any.whl", "name differs"),
     DeadlineExceeded: lambda: DeadlineExceeded("the deadline passed"),
@@ -128,10 +131,11 @@ EXAMPLES: dict[type[ServiceError], Callable[[], ServiceError]] = {
     RoleDenied: lambda: RoleDenied("/venvsmith.v1.BuilderService/Build", "resolve", "build"),
     ServerBusy: lambda: ServerBusy("/venvsmith.v1.BuilderService/Build", 4),
     Cancelled: lambda: Cancelled("every caller cancelled"),
+    AttestationUnverified: lambda: AttestationUnverified("a", "a-1.0-py3-none-any.whl", "no provenance document"),
 }
 
 RESOLVER = {InvalidInput, NoSolution, DynamicMetadata, IndexUnavailable, InvalidDistribution, TooManyBacktracks,
-            DeadlineExceeded, UrlNotAllowed}
+            DeadlineExceeded, UrlNotAllowed, AttestationUnverified}
 BUILDS = {BuildError, BuildFailed, BuildTimeout, BuildOutOfMemory, BuildOutputTooLarge, InvalidSdist,
           BuildRequirementUnavailable, DigestMismatch, InvalidDigest, BlobTooLarge, UnsafeWheel, BuilderError,
           SdistFailed, StoreFull}
@@ -142,8 +146,9 @@ AUTH = {Unauthenticated, RoleDenied}
 BUSY = {ServerBusy}
 #: Which error classes each RPC (by method name, whichever service has it) can end with.
 RPC_ERRORS: dict[str, set[type[ServiceError]]] = {
-    "Resolve": RESOLVER | BUILDS | AUTH | BUSY | {Cancelled},  # a builder prepares dynamic metadata
-    "ResolveStream": RESOLVER | BUILDS | AUTH | BUSY | {Cancelled},
+    # a builder prepares dynamic metadata (a resolver server's --builder may be down: BuilderUnavailable)
+    "Resolve": RESOLVER | BUILDS | AUTH | BUSY | {Cancelled, BuilderUnavailable},
+    "ResolveStream": RESOLVER | BUILDS | AUTH | BUSY | {Cancelled, BuilderUnavailable},
     "DescribeEnvironment": {InvalidInput} | AUTH,
     "Build": RESOLVER | BUILDS | ASSEMBLY | AUTH | BUSY,
     "ResolveAndBuild": RESOLVER | BUILDS | ASSEMBLY | AUTH | BUSY,
@@ -344,3 +349,25 @@ def test_huge_errors_fit_the_default_trailer_limit():
     finally:
         channel.close()
         server.stop(0)
+
+
+def test_a_failed_builds_last_lines_are_a_detail_trimmed_to_whole_lines():
+    """ErrorInfo.metadata["log_tail"]: the last lines of the build log that fit the details' budget (its end kept,
+    whole lines), and ["build_log"] the stored log; they give way before the PreconditionFailure does."""
+    from builder_service.errors import SdistFailed
+    from venvsmith.core.errors import ErrorDetails
+
+    lines = [f"warning: line {i:02d} " + "é" * 30 for i in range(1, 21)]
+    cause = BuildFailed("build_wheel of pkg 1.0", 1, "\n".join(lines))
+    cause.build_log = str(Digest("ab" * 32, 1234))
+    error = SdistFailed("pkg-1.0.tar.gz", "building", cause)
+    status = error.to_status()
+    assert sum(d.ByteSize() for d in status.details) <= MAX_DETAILS_BYTES
+    details = ErrorDetails.from_status(status)
+    tail = details.metadata["log_tail"].split("\n")
+    assert tail[-1] == lines[-1] and tail == lines[-len(tail):] and len(tail) < len(lines)
+    assert details.metadata["build_log"] == f"sha256:{'ab' * 32}/1234"
+    assert details.metadata["sdist"] == "pkg-1.0.tar.gz" and details.violations
+    assert lines[-1] in status.message  # the message keeps the end of the log too
+    short = SdistFailed("pkg-1.0.tar.gz", "building", BuildFailed("build_wheel of pkg 1.0", 1, "one\ntwo\n"))
+    assert ErrorDetails.from_status(short.to_status()).metadata["log_tail"] == "one\ntwo"

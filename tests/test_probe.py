@@ -157,3 +157,20 @@ def test_every_pyenv_interpreter_answers_as_the_three_old_probes_did(tmp_path: P
         assert dict(env.markers) == markers, interpreter
         assert [str(t) for t in env.tags] == tags, interpreter
         assert base is not None and base.__dict__ == old_identify(exe), interpreter
+
+
+def test_a_probe_cache_removes_the_temp_file_a_killed_writer_left_but_not_a_live_ones(tmp_path):
+    import subprocess
+    import sys
+
+    from venvsmith.core.probe import ProbeCache
+
+    path = tmp_path / "interpreters.json"
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True)
+    orphan = tmp_path / f"interpreters.json.{int(dead.stdout)}.1234.tmp"
+    live = tmp_path / f"interpreters.json.{os.getppid()}.1234.tmp"
+    orphan.write_text("{", encoding="utf-8")
+    live.write_text("{", encoding="utf-8")
+    ProbeCache(path)
+    assert not orphan.exists() and live.exists()

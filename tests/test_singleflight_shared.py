@@ -80,3 +80,41 @@ def test_a_waiting_caller_that_goes_away_stops_waiting_and_the_last_one_stops_th
     assert stopped.wait(5)
     leader.join(5)
     assert flight.in_flight() == 0
+
+
+def test_a_caller_sharing_work_that_ran_out_of_the_leaders_deadline_runs_it_again():
+    """The work ran within its first caller's deadline; another caller's deadline may be later."""
+    from venvsmith.core.errors import DeadlineExceeded
+
+    flight: SingleFlight[str] = SingleFlight()
+    joined, runs = threading.Event(), []
+
+    def leaders_work(should_stop) -> str:
+        runs.append("leader")
+        joined.wait(5)
+        time.sleep(0.1)  # the follower is waiting on this flight
+        raise DeadlineExceeded("the deadline passed before a resolution was found")
+
+    def followers_work(should_stop) -> str:
+        runs.append("follower")
+        return "answer"
+
+    outcome: dict = {}
+
+    def leader() -> None:
+        with pytest.raises(DeadlineExceeded):
+            flight.do_shared("k", leaders_work)
+        outcome["leader"] = "deadline"
+
+    first = threading.Thread(target=leader)
+    first.start()
+    while not runs:
+        time.sleep(0.01)
+    follower = threading.Thread(target=lambda: outcome.setdefault("follower", flight.do_shared("k", followers_work)))
+    follower.start()
+    time.sleep(0.05)
+    joined.set()
+    first.join(5)
+    follower.join(5)
+    assert outcome == {"leader": "deadline", "follower": ("answer", False)}
+    assert runs == ["leader", "follower"]

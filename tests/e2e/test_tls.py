@@ -97,6 +97,8 @@ def test_plaintext_client_against_a_tls_server_is_unavailable(serve, pki, index)
     with pytest.raises(CallError) as caught:
         resolve(address, index, None)
     assert caught.value.status == "UNAVAILABLE"
+    # the server keeps serving TLS clients
+    assert resolve(address, index, ClientSecurity(ca=str(pki["ca"][0]))) == ["alpha==1.0", "beta==2.0"]
 
 
 def test_a_client_that_does_not_trust_the_servers_ca_is_refused(serve, pki, index, tmp_path):

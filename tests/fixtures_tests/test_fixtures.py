@@ -622,3 +622,28 @@ def test_sdist_sidecar_override_and_unhashed_listing(index_builder: IndexBuilder
         index_builder.add("w", "1", dynamic=["Requires-Dist"])
     with pytest.raises(ValueError, match="kind"):
         Dist("w", "1", kind="egg")  # type: ignore[arg-type]
+
+
+
+def _listen_backlog(port: int) -> int:
+    """The backlog of the socket listening on 127.0.0.1:``port`` (``ss``'s Send-Q of a LISTEN socket)."""
+    import shutil
+    import subprocess
+
+    if shutil.which("ss") is None:
+        pytest.skip("needs ss (iproute2)")
+    out = subprocess.run(["ss", "-Hltn", f"sport = :{port}"], capture_output=True, text=True, check=True).stdout
+    return int(out.split()[2])
+
+
+def test_fixture_http_servers_listen_with_a_backlog_for_concurrent_clients(index_builder) -> None:
+    """socketserver's default backlog (5) drops connections of concurrent clients (each then waits a SYN retry)."""
+    from tests.fixtures.hostile import Hostile
+
+    hostile = Hostile(lambda handler: None)
+    try:
+        with IndexServer(index_builder) as server:
+            assert _listen_backlog(server.port) >= 128
+        assert _listen_backlog(hostile.server.server_address[1]) >= 128
+    finally:
+        hostile.close()

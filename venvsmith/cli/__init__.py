@@ -81,9 +81,23 @@ def add_resolve_inputs(p: argparse.ArgumentParser, server_help: str) -> None:
     p.add_argument("--no-build", action="store_true",
                    help="never build an sdist to read dynamic dependencies (such sdists then fail the resolution)")
     p.add_argument("--max-backtracks", type=int, default=0)
+    p.add_argument("--require-attestations", nargs="+", action="extend", default=[], metavar="NAME",
+                   help="the pinned file of each named project (or :all:) must carry PEP 740 attestations that "
+                        "verify offline against sigstore's shipped trust root; else the resolution fails. "
+                        "Repeatable; put requirements before it (or after --)")
     p.add_argument("--no-cache", action="store_true", help="bypass the resolution cache")
     p.add_argument("--timeout", type=float, default=None, help="deadline in seconds")
     add_client_security(p)
+
+
+def _public_url(text: str) -> str:
+    """``--public-url``: checked and normalised (a trailing slash)."""
+    from venvsmith.core.public_url import check_public_url
+
+    try:
+        return check_public_url(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -110,6 +124,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=50051)
     serve.add_argument("--http-port", type=int, default=None,
                        help="builder: also serve blobs and wheelhouse indexes over HTTP on this port (0 = any)")
+    serve.add_argument("--public-url", metavar="URL", type=_public_url, default=None,
+                       help="builder: the base URL callers reach the HTTP endpoint at (behind a Kubernetes Service "
+                            "or a proxy: its address), used in every artifact URL and wheelhouse link; http or "
+                            "https, no user info, no query. Default: http(s)://HOST:HTTP-PORT/ with HOST the "
+                            "--host address, or when that is 0.0.0.0/::, this host's name if it resolves to an "
+                            "address of this host, else its first non-loopback address")
     serve.add_argument("--builder", metavar="HOST:PORT",
                        help="resolver: ask this builder (PrepareMetadata) for sdists with dynamic dependencies "
                             "(without it such sdists fail)")
@@ -240,6 +260,7 @@ def build_request(args) -> resolver_pb2.ResolveRequest:
         ignore_requires_python_upper_bound=args.ignore_requires_python_upper_bound,
         max_backtracks=max(args.max_backtracks, 0),
         no_build=args.no_build,
+        require_attestations=args.require_attestations,
     )
     return resolver_pb2.ResolveRequest(
         requirements=requirements, constraints=parsed.constraints, target=_target_spec(args),

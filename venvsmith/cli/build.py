@@ -49,14 +49,22 @@ def _options(args, *, venv: bool, wheelhouse: bool) -> tuple[resolver_pb2.Resolv
         seed=args.seed,
         limits=builder_pb2.BuildLimits(timeout_seconds=max(args.build_timeout, 0)),
         index=resolve.index,
+        stream_build_log=_verbose(args),
     )
 
 
-class _Progress:
-    """Progress from the event stream: rich bars per pin on a terminal, one line per state change otherwise."""
+def _verbose(args) -> bool:
+    """``-v`` (before or after the command): the builds' output is shown."""
+    return bool(getattr(args, "verbose", 0))
 
-    def __init__(self, quiet: bool) -> None:
+
+class _Progress:
+    """Progress from the event stream: rich bars per pin on a terminal, one line per state change otherwise; with
+    ``verbose``, each line of a build's log as ``  name | line``."""
+
+    def __init__(self, quiet: bool, verbose: bool = False) -> None:
         self.quiet = quiet
+        self.verbose = verbose
         self.last: dict[str, int] = {}
         self.rich: Progress | None = None
         self.tasks: dict[str, TaskID] = {}
@@ -79,6 +87,10 @@ class _Progress:
         if build.WhichOneof("event") != "progress":
             return
         p = build.progress
+        if p.log_lines:
+            if self.verbose:
+                self._show_lines(p.name, p.log_lines)
+            return
         state = builder_pb2.PinProgress.State.Name(p.state).lower()
         if self.rich is not None:
             task = self.tasks.get(p.name)
@@ -92,6 +104,13 @@ class _Progress:
             return
         self.last[p.name] = p.state
         print(f"  {state:<11} {p.name}=={p.version}", file=sys.stderr, flush=True)
+
+    def _show_lines(self, name: str, lines) -> None:
+        text = "\n".join(f"  {name} | {line}" for line in lines)
+        if self.rich is not None:
+            self.rich.console.print(text, markup=False, highlight=False, soft_wrap=True)
+        else:
+            print(text, file=sys.stderr, flush=True)
 
 
 def _run(client, request, progress: _Progress, pins: list | None = None,
@@ -144,7 +163,7 @@ def cmd_build(args) -> int:
     summaries: list = []
     with _builder(args) as client:
         result = _run(client, builder_pb2.ResolveAndBuildRequest(resolve=resolve, options=options),
-                      _Progress(args.quiet), pins, summaries)
+                      _Progress(args.quiet, _verbose(args)), pins, summaries)
     refused = _refuse_unsigned(args, pins, summaries)
     if refused:
         return refused
@@ -187,7 +206,7 @@ def cmd_venv(args) -> int:
     summaries: list = []
     with _builder(args) as client:
         result = _run(client, builder_pb2.ResolveAndBuildRequest(resolve=resolve, options=options),
-                      _Progress(args.quiet), pins, summaries)
+                      _Progress(args.quiet, _verbose(args)), pins, summaries)
         refused = _refuse_unsigned(args, pins, summaries)  # before anything is unpacked
         if refused:
             return refused
@@ -292,11 +311,18 @@ def cmd_serve_builder(args) -> int:
 
         try:
             http = listening("--http-port", args.host, args.http_port, lambda: BlobHttpServer(
-                engine, args.host, args.http_port, tokens=security.tokens, tls=security.tls).start())
+                engine, args.host, args.http_port, tokens=security.tokens, tls=security.tls,
+                public_url=getattr(args, "public_url", None)).start())
         except Exception:
             close_all()
             raise
         engine.settings.http_base_url = http.base_url
+        from venvsmith.core.public_url import url_host
+
+        serve_options.announce(args, f"HTTP endpoint on {url_host(args.host)}:{http.port}; artifact URLs are "
+                                     f"{http.base_url} ({http.why})")
+    elif getattr(args, "public_url", None):
+        serve_options.announce(args, "--public-url is ignored: there is no HTTP endpoint (--http-port)")
     try:
         server, port = make_server(f"{args.host}:{args.port}", engine, also, security=security,
                                    limits=ServerLimits.from_args(args))

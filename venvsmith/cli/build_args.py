@@ -22,6 +22,18 @@ class _IntermixedParser(argparse.ArgumentParser):
             self._inner = False
 
 
+_BUILD_OUTPUT_HELP = ("show the output of each sdist build on stderr as it runs, each line prefixed by its "
+                      "project (the builder streams it; remote with --server too)")
+
+
+def _add_verbose(parser: argparse.ArgumentParser) -> None:
+    """``-v`` after the command (``venvsmith build ... -v``), unless the command already has one; it adds to the
+    main parser's ``-v`` (read as ``getattr(args, "verbose", 0)``)."""
+    if any("-v" in action.option_strings for action in parser._actions):
+        return
+    parser.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS, help=_BUILD_OUTPUT_HELP)
+
+
 def add_commands(sub, add_resolve_inputs) -> None:
     build = sub.add_parser("build", help="resolve and build: print artifact references (wheels, wheelhouse, venv)")
     build.__class__ = _IntermixedParser
@@ -35,6 +47,7 @@ def add_commands(sub, add_resolve_inputs) -> None:
     build.add_argument("--build-timeout", type=int, default=0, help="seconds one sdist build may take")
     build.add_argument("--format", choices=["text", "json"], default="text")
     build.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    _add_verbose(build)
 
     venv = sub.add_parser("venv", help="resolve, build, fetch and unpack a ready venv at PATH")
     venv.__class__ = _IntermixedParser
@@ -46,6 +59,7 @@ def add_commands(sub, add_resolve_inputs) -> None:
                            "Default: a lean venv of exactly the pins, without pip")
     venv.add_argument("--build-timeout", type=int, default=0, help="seconds one sdist build may take")
     venv.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    _add_verbose(venv)
     venv.add_argument("--link-mode", choices=["hardlink", "copy"], default="hardlink",
                       help="hardlink (default): clone an unpacked template of the archive kept under "
                            "$VENVSMITH_HOME (fast; in-place edits of a file reach the template); copy: unpack afresh")

@@ -87,7 +87,9 @@ def _scalar(action: argparse.Action, value: Any, where: str) -> Any:
         raise ConfigError(f"{where}: expected an integer, not {value!r}")
     try:
         converted = kind(value)
-    except (TypeError, ValueError, argparse.ArgumentTypeError) as exc:
+    except argparse.ArgumentTypeError as exc:  # the option's own check: its message shows what may be shown
+        raise ConfigError(f"{where}: {exc}") from None
+    except (TypeError, ValueError) as exc:
         raise ConfigError(f"{where}: invalid value {str(value)[:200]!r}: {exc}") from None
     if action.choices is not None and converted not in action.choices:
         choices = ", ".join(map(str, action.choices))

@@ -23,6 +23,9 @@ def add_verify_command(sub, add_index_options, add_target_options) -> None:
     p.add_argument("--venv", metavar="PATH",
                    help="also check a venv directory or .tar.zst venv archive: every installed file matches the "
                         "RECORD of its pinned wheel (downloaded through your indexes, its hash checked first)")
+    p.add_argument("--require-attestations", nargs="+", action="extend", default=[], metavar="NAME",
+                   help="also check that the index's file of each named pin (or :all:) carries PEP 740 "
+                        "attestations that verify offline here, against sigstore's shipped trust root")
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing when the lock is valid")
 
 
@@ -68,7 +71,8 @@ def report(verdict, quiet: bool, what: str) -> int:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     from venvsmith.cli import EXIT_BAD_INPUT, index_config
-    from venvsmith.clients.verify import parse_requirements, read_lock, verify
+    from venvsmith.clients.verify import check_attestations, parse_requirements, read_lock, verify
+    from venvsmith.core.attestations import attestation_names
     from venvsmith.core.errors import ServiceError
 
     started = time.perf_counter()
@@ -78,6 +82,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         read_requirements(path, parsed)
     requirements = parse_requirements([*parsed.requirements, *args.requirements])
     try:
+        names = attestation_names(args.require_attestations)
         target = target_environment(args)
         source = index_source(args, index_config(args, parsed))
     except ServiceError as exc:
@@ -90,6 +95,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
         tree = read_tree(args.venv)
     with source:
         verdict = verify(lock, requirements, source, target)
+        if names:
+            check_attestations(verdict, names, source)
         if tree is not None:
             verify_tree(tree, verdict.pins, source, verdict)
     from venvsmith.cli.messages import plural
@@ -103,14 +110,20 @@ def cmd_verify(args: argparse.Namespace) -> int:
 def verify_answer(args, request, pins, interpreter: str):
     """Checks (1) and (2) on the pins a server answered ``request`` with (``venvsmith venv --server``), against the
     request's own index configuration read by this client; the target is the request's, else the interpreter the
-    venv was built on (``interpreter``, checked to exist here). Returns the :class:`Verdict`."""
-    from venvsmith.clients.verify import Lock, parse_requirements, pins_from_proto, verify
+    venv was built on (``interpreter``, checked to exist here); and (3) when the request requires attestations,
+    verified here too. Returns the :class:`Verdict`."""
+    from venvsmith.clients.verify import Lock, check_attestations, parse_requirements, pins_from_proto, verify
+    from venvsmith.core.attestations import attestation_names
     from venvsmith.core.convert import target_from_spec
     from venvsmith.core.target import TargetEnvironment
 
     local = TargetEnvironment.from_interpreter(interpreter) if interpreter else TargetEnvironment.from_local()
     target = target_from_spec(request.target, local)
     requirements = parse_requirements(request.requirements)
+    names = attestation_names(request.options.require_attestations)
     with index_source(args, request.index) as source:
-        return verify(Lock("the server's answer", pins_from_proto(pins)), requirements, source, target)
+        verdict = verify(Lock("the server's answer", pins_from_proto(pins)), requirements, source, target)
+        if names:
+            check_attestations(verdict, names, source)
+        return verdict
 

@@ -137,8 +137,12 @@ class RemoteMetadataPreparer:
         from venvsmith.core.tls import open_channel
         from venvsmith.v1 import builder_pb2_grpc
 
+        self.address = address
         self.description = f"builder at {address}"
         self._rpc_error = grpc.RpcError
+        #: The builder's answers that mean "not now" (down, unreachable, busy): the sdist's metadata may be
+        #: prepared later, so the resolution is UNAVAILABLE, not a precondition failure.
+        self._transient = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED)
         from venvsmith.core.jsonlog import traced_channel
 
         self.channel = open_channel(address, security)
@@ -146,7 +150,7 @@ class RemoteMetadataPreparer:
 
     def prepare(self, file, target, index: common_pb2.IndexConfig) -> bytes:
         from venvsmith.core.convert import pin_to_proto, target_to_proto
-        from venvsmith.core.errors import DynamicMetadata
+        from venvsmith.core.errors import BuilderUnavailable, DynamicMetadata
         from venvsmith.core.pin import Pin
 
         request = builder_pb2.PrepareMetadataRequest(
@@ -157,6 +161,11 @@ class RemoteMetadataPreparer:
         try:
             return self.stub.PrepareMetadata(request).metadata
         except self._rpc_error as exc:
+            if exc.code() in self._transient:
+                raise BuilderUnavailable(
+                    self.address, file.filename,
+                    f"{file.filename}: the {self.description} is unavailable to prepare its metadata "
+                    f"({exc.code().name}: {exc.details()})") from None
             reason = f"{file.filename}: the {self.description} could not prepare its metadata: {exc.details()}"
             raise DynamicMetadata(file.filename, reason) from None
 

@@ -7,7 +7,8 @@ Checks, each failure one line of :attr:`Verdict.reasons`:
    extra index is looked up there only, so a lock that took it from a public index fails);
 2. **closure**: the pinned set satisfies every requirement and is closed under each pin's own dependency
    metadata (Requires-Dist evaluated for the target with the extras asked along the chains): no pin missing,
-   no pin that nothing requires, every edge satisfied by the pinned version.
+   no pin that nothing requires, every edge satisfied by the pinned version;
+3. **attestations** (only for the projects named by ``--require-attestations``, see :func:`check_attestations`).
 
 No search: each pinned name is listed once and each pinned file's metadata read once (PEP 658 file, range
 read or download, through the index cache), so it costs a small fraction of a resolution.
@@ -32,8 +33,9 @@ from packaging.specifiers import SpecifierSet
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
+from venvsmith.core.attestations import required, verify_provenance
 from venvsmith.core.distfile import DistFile
-from venvsmith.core.errors import ServiceError
+from venvsmith.core.errors import AttestationUnverified, ServiceError
 from venvsmith.core.index.finder import IndexSource
 from venvsmith.core.index.local import file_url_to_path
 from venvsmith.core.metadata import CoreMetadata
@@ -442,3 +444,21 @@ def _check_closure(pins: dict[NormalizedName, LockedPin], roots: list[Requiremen
             verdict.reasons.append(f"extra: {pin.label} is pinned but nothing requires it")
 
 
+
+
+def check_attestations(verdict: Verdict, names: frozenset[str], source: IndexSource) -> None:
+    """Check (3), ``--require-attestations``: the index's file chosen for each named pin (:attr:`Verdict.files`)
+    carries PEP 740 attestations that verify offline here (:mod:`venvsmith.core.attestations`), whatever the
+    server that made the lock said. A pin whose file check (1) already refused is not checked again."""
+    chosen = [(pin, verdict.files[name]) for name, pin in verdict.pins.items()
+              if required(names, name) and name in verdict.files]
+    try:
+        documents = source.provenance_documents([file for _pin, file in chosen])
+    except ServiceError as exc:
+        verdict.reasons.append(f"cannot read provenance documents: {exc.message}")
+        return
+    for (pin, file), document in zip(chosen, documents, strict=True):
+        try:
+            verify_provenance(pin.name, file.filename, _sha256(file) or "", document)
+        except AttestationUnverified as exc:
+            verdict.reasons.append(f"{pin.label}: {file.filename} has no attestation that verifies: {exc.reason}")

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, TypeVar
 
 T = TypeVar("T")
@@ -32,6 +32,9 @@ MAX_STATUS_MESSAGE = 2400
 MAX_DETAILS_BYTES = 1200
 #: Longest description of one violation or metadata value.
 MAX_DETAIL_TEXT = 500
+#: ``ErrorInfo.metadata`` key of a failed build's last log lines: as many whole lines as fit the details'
+#: budget (its end kept), and it gives way before any violation does.
+LOG_TAIL = "log_tail"
 #: Statuses after which the details say how long to wait before retrying.
 RETRYABLE = frozenset({"UNAVAILABLE", "RESOURCE_EXHAUSTED"})
 
@@ -213,8 +216,16 @@ def status_proto(status: str, message: str, details: ErrorDetails) -> Any:
     omitted = 0
     while True:
         anys = _packed(details, violations, omitted)
-        if sum(a.ByteSize() for a in anys) <= MAX_DETAILS_BYTES or not violations:
+        over = sum(a.ByteSize() for a in anys) - MAX_DETAILS_BYTES
+        tail = details.metadata.get(LOG_TAIL, "")
+        if over <= 0 or not (violations or tail):
             break
+        if tail:  # a build log's last lines give way first, whole lines from their start
+            kept = tail[over:]
+            kept = kept[kept.find("\n") + 1:] if "\n" in kept else ""
+            metadata = {k: v for k, v in details.metadata.items() if k != LOG_TAIL}
+            details = replace(details, metadata={**metadata, LOG_TAIL: kept} if kept else metadata)
+            continue
         violations.pop()
         omitted += 1
     return status_pb2.Status(code=code, message=fit_message(message), details=anys)
@@ -306,6 +317,22 @@ class DynamicMetadata(ServiceError):
 
     def subject(self) -> str:
         return self.filename
+
+
+class BuilderUnavailable(ServiceError):
+    """The builder asked to prepare an sdist's metadata cannot be reached (or is busy); ``builder`` is its
+    address."""
+
+    status = "UNAVAILABLE"
+    error_reason = "BUILDER_UNAVAILABLE"
+
+    def __init__(self, builder: str, filename: str, message: str) -> None:
+        super().__init__(message)
+        self.builder = builder
+        self.filename = filename
+
+    def facts(self) -> dict[str, str]:
+        return {"builder": self.builder, "filename": self.filename}
 
 
 class IndexUnavailable(ServiceError):
@@ -418,3 +445,26 @@ class Cancelled(ServiceError):
 
     status = "CANCELLED"
     error_reason = "CALL_CANCELLED"
+
+
+class AttestationUnverified(ServiceError):
+    """A project whose attestations are required (``--require-attestations``) has a pinned file without PEP 740
+    attestations that verify; ``reason`` says why (no provenance document, malformed, a failed check)."""
+
+    status = "FAILED_PRECONDITION"
+    error_reason = "ATTESTATION_UNVERIFIED"
+
+    def __init__(self, project: str, filename: str, reason: str) -> None:
+        super().__init__(f"{project}: attestations are required but {filename} has none that verify: {reason}")
+        self.project = project
+        self.filename = filename
+        self.reason = reason
+
+    def facts(self) -> dict[str, str]:
+        return {"project": self.project, "filename": self.filename, "reason": self.reason}
+
+    def subject(self) -> str:
+        return self.filename
+
+    def __reduce__(self):
+        return (type(self), (self.project, self.filename, self.reason))

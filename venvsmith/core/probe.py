@@ -18,6 +18,7 @@ size, mtime), and counts the subprocesses it ran.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -351,6 +352,7 @@ class ProbeCache:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._remove_orphaned_temp_files()
         try:
             self._data: dict[str, dict] = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
@@ -375,6 +377,15 @@ class ProbeCache:
         with self._lock:
             self.stats["runs"] += 1
 
+    def _remove_orphaned_temp_files(self) -> None:
+        """Delete the ``<name>.<pid>.<thread>.tmp`` files of :meth:`save` that a process killed mid-write left
+        (one whose pid no longer runs); a live writer's file is left alone."""
+        for tmp in self.path.parent.glob(f"{self.path.name}.*.*.tmp"):
+            pid = tmp.name[len(self.path.name) + 1:].split(".", 1)[0]
+            if pid.isdigit() and int(pid) != os.getpid() and not _process_exists(int(pid)):
+                with contextlib.suppress(OSError):
+                    tmp.unlink()
+
     def save(self) -> None:
         with self._lock:
             if not self._dirty:
@@ -384,3 +395,13 @@ class ProbeCache:
             tmp.write_text(json.dumps(self._data, sort_keys=True), encoding="utf-8")
             os.replace(tmp, self.path)
             self._dirty = False
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -66,9 +66,11 @@ class SingleFlight(Generic[T]):
 
         A waiting caller that goes inactive stops waiting (:class:`~venvsmith.core.cancellation.Cancelled`); the
         work goes on for the others. A caller still active when the work stopped for lack of callers (it joined
-        just then) runs it again.
+        just then) runs it again, as does a caller whose work ended :class:`~venvsmith.core.errors.DeadlineExceeded`:
+        that was the first caller's deadline (``fn`` is bound to it), this caller's may be later.
         """
         from .cancellation import Cancelled
+        from .errors import DeadlineExceeded
 
         while True:
             with self._lock:
@@ -101,6 +103,8 @@ class SingleFlight(Generic[T]):
                     if is_active is not None and not is_active():
                         raise
                     break  # the work stopped as this caller joined: run it again
+                except DeadlineExceeded:
+                    break  # the leader's deadline, not this caller's: run it again (within this caller's)
 
     def in_flight(self) -> int:
         with self._lock:

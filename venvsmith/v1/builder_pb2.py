@@ -26,7 +26,7 @@ from venvsmith.v1 import common_pb2 as venvsmith_dot_v1_dot_common__pb2
 from venvsmith.v1 import resolver_pb2 as venvsmith_dot_v1_dot_resolver__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1avenvsmith/v1/builder.proto\x12\x0cvenvsmith.v1\x1a\x19venvsmith/v1/common.proto\x1a\x1bvenvsmith/v1/resolver.proto\"V\n\x0b\x42uildLimits\x12\x17\n\x0ftimeout_seconds\x18\x01 \x01(\r\x12\x14\n\x0cmemory_bytes\x18\x02 \x01(\x04\x12\x18\n\x10max_output_bytes\x18\x03 \x01(\x04\"\xc5\x02\n\x0c\x42uildOptions\x12\x0e\n\x06wheels\x18\x01 \x01(\x08\x12\x12\n\nwheelhouse\x18\x02 \x01(\x08\x12\x14\n\x0cvenv_archive\x18\x03 \x01(\x08\x12\x18\n\x10\x63ompile_bytecode\x18\x04 \x01(\x08\x12)\n\x06limits\x18\x05 \x01(\x0b\x32\x19.venvsmith.v1.BuildLimits\x12G\n\x0f\x63onfig_settings\x18\x06 \x03(\x0b\x32..venvsmith.v1.BuildOptions.ConfigSettingsEntry\x12(\n\x05index\x18\x07 \x01(\x0b\x32\x19.venvsmith.v1.IndexConfig\x12\x0c\n\x04seed\x18\x08 \x01(\x08\x1a\x35\n\x13\x43onfigSettingsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"d\n\x0b\x42uildHeader\x12(\n\x06target\x18\x01 \x01(\x0b\x32\x18.venvsmith.v1.TargetSpec\x12+\n\x07options\x18\x02 \x01(\x0b\x32\x1a.venvsmith.v1.BuildOptions\"/\n\x08\x42uildEnd\x12\x11\n\tpin_count\x18\x01 \x01(\r\x12\x10\n\x08lock_key\x18\x02 \x01(\t\"\x8c\x01\n\x0c\x42uildRequest\x12+\n\x06header\x18\x01 \x01(\x0b\x32\x19.venvsmith.v1.BuildHeaderH\x00\x12 \n\x03pin\x18\x02 \x01(\x0b\x32\x11.venvsmith.v1.PinH\x00\x12%\n\x03\x65nd\x18\x03 \x01(\x0b\x32\x16.venvsmith.v1.BuildEndH\x00\x42\x06\n\x04item\"\xac\x02\n\x0bPinProgress\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12.\n\x05state\x18\x03 \x01(\x0e\x32\x1f.venvsmith.v1.PinProgress.State\x12\x12\n\nbytes_done\x18\x04 \x01(\x04\x12\x13\n\x0b\x62ytes_total\x18\x05 \x01(\x04\x12\x0e\n\x06\x64\x65tail\x18\x06 \x01(\t\x12(\n\x05wheel\x18\x07 \x01(\x0b\x32\x19.venvsmith.v1.ArtifactRef\"k\n\x05State\x12\x15\n\x11STATE_UNSPECIFIED\x10\x00\x12\n\n\x06QUEUED\x10\x01\x12\x0f\n\x0b\x44OWNLOADING\x10\x02\x12\x0c\n\x08\x42UILDING\x10\x03\x12\n\n\x06\x43\x41\x43HED\x10\x04\x12\x08\n\x04\x44ONE\x10\x05\x12\n\n\x06\x46\x41ILED\x10\x06\"\xa6\x01\n\nBuildStats\x12\x12\n\nelapsed_ms\x18\x01 \x01(\x01\x12\x0e\n\x06\x63\x61\x63hed\x18\x02 \x01(\x08\x12\x19\n\x11wheels_downloaded\x18\x03 \x01(\r\x12\x14\n\x0cwheels_built\x18\x04 \x01(\r\x12\x15\n\rwheels_cached\x18\x05 \x01(\r\x12\x18\n\x10shared_in_flight\x18\x06 \x01(\x08\x12\x12\n\nvenv_built\x18\x07 \x01(\x08\"\xd2\x02\n\x0b\x42uildResult\x12\x10\n\x08lock_key\x18\x01 \x01(\t\x12)\n\x06wheels\x18\x02 \x03(\x0b\x32\x19.venvsmith.v1.ArtifactRef\x12-\n\nwheelhouse\x18\x03 \x01(\x0b\x32\x19.venvsmith.v1.ArtifactRef\x12/\n\x0cvenv_archive\x18\x04 \x01(\x0b\x32\x19.venvsmith.v1.ArtifactRef\x12,\n\tlock_file\x18\x05 \x01(\x0b\x32\x19.venvsmith.v1.ArtifactRef\x12\'\n\x05stats\x18\x06 \x01(\x0b\x32\x18.venvsmith.v1.BuildStats\x12\x32\n\x0binterpreter\x18\t \x01(\x0b\x32\x1d.venvsmith.v1.BaseInterpreter\x12\x15\n\rhttp_base_url\x18\x08 \x01(\tJ\x04\x08\x07\x10\x08\"Z\n\x0f\x42\x61seInterpreter\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x16\n\x0eimplementation\x18\x03 \x01(\t\x12\x10\n\x08identity\x18\x04 \x01(\t\"q\n\nBuildEvent\x12-\n\x08progress\x18\x01 \x01(\x0b\x32\x19.venvsmith.v1.PinProgressH\x00\x12+\n\x06result\x18\x02 \x01(\x0b\x32\x19.venvsmith.v1.BuildResultH\x00\x42\x07\n\x05\x65vent\"t\n\x16ResolveAndBuildRequest\x12-\n\x07resolve\x18\x01 \x01(\x0b\x32\x1c.venvsmith.v1.ResolveRequest\x12+\n\x07options\x18\x02 \x01(\x0b\x32\x1a.venvsmith.v1.BuildOptions\"y\n\x14ResolveAndBuildEvent\x12-\n\x07resolve\x18\x01 \x01(\x0b\x32\x1a.venvsmith.v1.ResolveEventH\x00\x12)\n\x05\x62uild\x18\x02 \x01(\x0b\x32\x18.venvsmith.v1.BuildEventH\x00\x42\x07\n\x05\x65vent\"\x19\n\x17ListEnvironmentsRequest\"Q\n\x18ListEnvironmentsResponse\x12\x35\n\x0c\x65nvironments\x18\x01 \x03(\x0b\x32\x1f.venvsmith.v1.TargetEnvironment\"\x8f\x01\n\x16PrepareMetadataRequest\x12\x1e\n\x03pin\x18\x01 \x01(\x0b\x32\x11.venvsmith.v1.Pin\x12(\n\x06target\x18\x02 \x01(\x0b\x32\x18.venvsmith.v1.TargetSpec\x12+\n\x07options\x18\x03 \x01(\x0b\x32\x1a.venvsmith.v1.BuildOptions\"S\n\x17PrepareMetadataResponse\x12\x10\n\x08metadata\x18\x01 \x01(\x0c\x12&\n\x03ref\x18\x02 \x01(\x0b\x32\x19.venvsmith.v1.ArtifactRef2\xf5\x02\n\x0e\x42uilderService\x12\x41\n\x05\x42uild\x12\x1a.venvsmith.v1.BuildRequest\x1a\x18.venvsmith.v1.BuildEvent(\x01\x30\x01\x12]\n\x0fResolveAndBuild\x12$.venvsmith.v1.ResolveAndBuildRequest\x1a\".venvsmith.v1.ResolveAndBuildEvent0\x01\x12\x61\n\x10ListEnvironments\x12%.venvsmith.v1.ListEnvironmentsRequest\x1a&.venvsmith.v1.ListEnvironmentsResponse\x12^\n\x0fPrepareMetadata\x12$.venvsmith.v1.PrepareMetadataRequest\x1a%.venvsmith.v1.PrepareMetadataResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1avenvsmith/v1/builder.proto\x12\x0cvenvsmith.v1\x1a\x19venvsmith/v1/common.proto\x1a\x1bvenvsmith/v1/resolver.proto\"V\n\x0b\x42uildLimits\x12\x17\n\x0ftimeout_seconds\x18\x01 \x01(\r\x12\x14\n\x0cmemory_bytes\x18\x02 \x01(\x04\x12\x18\n\x10max_output_bytes\x18\x03 \x01(\x04\"\xdf\x02\n\x0c\x42uildOptions\x12\x0e\n\x06wheels\x18\x01 \x01(\x08\x12\x12\n\nwheelhouse\x18\x02 \x01(\x08\x12\x14\n\x0cvenv_archive\x18\x03 \x01(\x08\x12\x18\n\x10\x63ompile_bytecode\x18\x04 \x01(\x08\x12)\n\x06limits\x18\x05 \x01(\x0b\x32\x19.venvsmith.v1.BuildLimits\x12G\n\x0f\x63onfig_settings\x18\x06 \x03(\x0b\x32..venvsmith.v1.BuildOptions.ConfigSettingsEntry\x12(\n\x05index\x18\x07 \x01(\x0b\x32\x19.venvsmith.v1.IndexConfig\x12\x0c\n\x04seed\x18\x08 \x01(\x08\x12\x18\n\x10stream_build_log\x18\t \x01(\x08\x1a\x35\n\x13\x43onfigSettingsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"d\n\x0b\x42uildHeader\x12(\n\x06target\x18\x01 \x01(\x0b\x32\x18.venvsmith.v1.TargetSpec\x12+\n\x07options\x18\x02 \x01(\x0b\x32\x1a.venvsmith.v1.BuildOptions\"/\n\x08\x42uildEnd\x12\x11\n\tpin_count\x18\x01 \x01(\r\x12\x10\n\x08lock_key\x18\x02 \x01(\t\"\x8c\x01\n\x0c\x42uildRequest\x12+\n\x06header\x18\x01 \x01(\x0b\x32\x19.venvsmith.v1.BuildHeaderH\x00\x12 \n\x03pin\x18\x02 \x01(\x0b\x32\x11.venvsmith.v1.PinH\x00\x12%\n\x03\x65nd\x18\x03 \x01(\x0b\x32\x16.venvsmith.v1.BuildEndH\x00\x42\x06\n\x04item\"\xed\x02\n\x0bPinProgress\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12.\n\x05state\x18\x03 \x01(\x0e\x32\x1f.venvsmith.v1.PinProgress.State\x12\x12\n\nbytes_done\x18\x04 \x01(\x04\x12\x13\n\x0b\x62ytes_total\x18\x05 \x01(\x04\x12\x0e\n\x06\x64\x65tail\x18\x06 \x01(\t\x12(\n\x05wheel\x18\x07 \x01(\x0b\x32\x19.venvsmith.v1.ArtifactRef\x12\x11\n\tlog_lines\x18\x08 \x03(\t\x12,\n\tbuild_log\x18\t \x01(\x0b\x32\x19.venvsmith.v1.ArtifactRef\"k\n\x05State\x12\x15\n\x11STATE_UNSPECIFIED\x10\x00\x12\n\n\x06QUEUED\x10\x01\x12\x0f\n\x0b\x44OWNLOADING\x10\x02\x12\x0c\n\x08\x42UILDING\x10\x03\x12\n\n\x06\x43\x41\x43HED\x10\x04\x12\x08\n\x04\x44ONE\x10\x05\x12\n\n\x06\x46\x41ILED\x10\x06\"\xa6\x01\n\nBuildStats\x12\x12\n\nelapsed_ms\x18\x01 \x01(\x01\x12\x0e\n\x06\x63\x61\x63hed\x18\x02 \x01(\x08\x12\x19\n\x11wheels_downloaded\x18\x03 \x01(\r\x12\x14\n\x0cwheels_built\x18\x04 \x01(\r\x12\x15\n\rwheels_cached\x18\x05 \x01(\r\x12\x18\n\x10shared_in_flight\x18\x06 \x01(\x08\x12\x12\n\nvenv_built\x18\x07 \x01(\x08\"\xd2\x02\n\x0b\x42uildResult\x12\x10\n\x08lock_key\x18\x01 \x01(\t\x12)\n\x06wheels\x18\x02 \x03(\x0b\x32\x19.venvsmith.v1.ArtifactRef\x12-\n\nwheelhouse\x18\x03 \x01(\x0b\x32\x19.venvsmith.v1.ArtifactRef\x12/\n\x0cvenv_archive\x18\x04 \x01(\x0b\x32\x19.venvsmith.v1.ArtifactRef\x12,\n\tlock_file\x18\x05 \x01(\x0b\x32\x19.venvsmith.v1.ArtifactRef\x12\'\n\x05stats\x18\x06 \x01(\x0b\x32\x18.venvsmith.v1.BuildStats\x12\x32\n\x0binterpreter\x18\t \x01(\x0b\x32\x1d.venvsmith.v1.BaseInterpreter\x12\x15\n\rhttp_base_url\x18\x08 \x01(\tJ\x04\x08\x07\x10\x08\"Z\n\x0f\x42\x61seInterpreter\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x16\n\x0eimplementation\x18\x03 \x01(\t\x12\x10\n\x08identity\x18\x04 \x01(\t\"q\n\nBuildEvent\x12-\n\x08progress\x18\x01 \x01(\x0b\x32\x19.venvsmith.v1.PinProgressH\x00\x12+\n\x06result\x18\x02 \x01(\x0b\x32\x19.venvsmith.v1.BuildResultH\x00\x42\x07\n\x05\x65vent\"t\n\x16ResolveAndBuildRequest\x12-\n\x07resolve\x18\x01 \x01(\x0b\x32\x1c.venvsmith.v1.ResolveRequest\x12+\n\x07options\x18\x02 \x01(\x0b\x32\x1a.venvsmith.v1.BuildOptions\"y\n\x14ResolveAndBuildEvent\x12-\n\x07resolve\x18\x01 \x01(\x0b\x32\x1a.venvsmith.v1.ResolveEventH\x00\x12)\n\x05\x62uild\x18\x02 \x01(\x0b\x32\x18.venvsmith.v1.BuildEventH\x00\x42\x07\n\x05\x65vent\"\x19\n\x17ListEnvironmentsRequest\"Q\n\x18ListEnvironmentsResponse\x12\x35\n\x0c\x65nvironments\x18\x01 \x03(\x0b\x32\x1f.venvsmith.v1.TargetEnvironment\"\x8f\x01\n\x16PrepareMetadataRequest\x12\x1e\n\x03pin\x18\x01 \x01(\x0b\x32\x11.venvsmith.v1.Pin\x12(\n\x06target\x18\x02 \x01(\x0b\x32\x18.venvsmith.v1.TargetSpec\x12+\n\x07options\x18\x03 \x01(\x0b\x32\x1a.venvsmith.v1.BuildOptions\"S\n\x17PrepareMetadataResponse\x12\x10\n\x08metadata\x18\x01 \x01(\x0c\x12&\n\x03ref\x18\x02 \x01(\x0b\x32\x19.venvsmith.v1.ArtifactRef2\xf5\x02\n\x0e\x42uilderService\x12\x41\n\x05\x42uild\x12\x1a.venvsmith.v1.BuildRequest\x1a\x18.venvsmith.v1.BuildEvent(\x01\x30\x01\x12]\n\x0fResolveAndBuild\x12$.venvsmith.v1.ResolveAndBuildRequest\x1a\".venvsmith.v1.ResolveAndBuildEvent0\x01\x12\x61\n\x10ListEnvironments\x12%.venvsmith.v1.ListEnvironmentsRequest\x1a&.venvsmith.v1.ListEnvironmentsResponse\x12^\n\x0fPrepareMetadata\x12$.venvsmith.v1.PrepareMetadataRequest\x1a%.venvsmith.v1.PrepareMetadataResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,39 +38,39 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_BUILDLIMITS']._serialized_start=100
   _globals['_BUILDLIMITS']._serialized_end=186
   _globals['_BUILDOPTIONS']._serialized_start=189
-  _globals['_BUILDOPTIONS']._serialized_end=514
-  _globals['_BUILDOPTIONS_CONFIGSETTINGSENTRY']._serialized_start=461
-  _globals['_BUILDOPTIONS_CONFIGSETTINGSENTRY']._serialized_end=514
-  _globals['_BUILDHEADER']._serialized_start=516
-  _globals['_BUILDHEADER']._serialized_end=616
-  _globals['_BUILDEND']._serialized_start=618
-  _globals['_BUILDEND']._serialized_end=665
-  _globals['_BUILDREQUEST']._serialized_start=668
-  _globals['_BUILDREQUEST']._serialized_end=808
-  _globals['_PINPROGRESS']._serialized_start=811
-  _globals['_PINPROGRESS']._serialized_end=1111
-  _globals['_PINPROGRESS_STATE']._serialized_start=1004
-  _globals['_PINPROGRESS_STATE']._serialized_end=1111
-  _globals['_BUILDSTATS']._serialized_start=1114
-  _globals['_BUILDSTATS']._serialized_end=1280
-  _globals['_BUILDRESULT']._serialized_start=1283
-  _globals['_BUILDRESULT']._serialized_end=1621
-  _globals['_BASEINTERPRETER']._serialized_start=1623
-  _globals['_BASEINTERPRETER']._serialized_end=1713
-  _globals['_BUILDEVENT']._serialized_start=1715
-  _globals['_BUILDEVENT']._serialized_end=1828
-  _globals['_RESOLVEANDBUILDREQUEST']._serialized_start=1830
-  _globals['_RESOLVEANDBUILDREQUEST']._serialized_end=1946
-  _globals['_RESOLVEANDBUILDEVENT']._serialized_start=1948
-  _globals['_RESOLVEANDBUILDEVENT']._serialized_end=2069
-  _globals['_LISTENVIRONMENTSREQUEST']._serialized_start=2071
-  _globals['_LISTENVIRONMENTSREQUEST']._serialized_end=2096
-  _globals['_LISTENVIRONMENTSRESPONSE']._serialized_start=2098
-  _globals['_LISTENVIRONMENTSRESPONSE']._serialized_end=2179
-  _globals['_PREPAREMETADATAREQUEST']._serialized_start=2182
-  _globals['_PREPAREMETADATAREQUEST']._serialized_end=2325
-  _globals['_PREPAREMETADATARESPONSE']._serialized_start=2327
-  _globals['_PREPAREMETADATARESPONSE']._serialized_end=2410
-  _globals['_BUILDERSERVICE']._serialized_start=2413
-  _globals['_BUILDERSERVICE']._serialized_end=2786
+  _globals['_BUILDOPTIONS']._serialized_end=540
+  _globals['_BUILDOPTIONS_CONFIGSETTINGSENTRY']._serialized_start=487
+  _globals['_BUILDOPTIONS_CONFIGSETTINGSENTRY']._serialized_end=540
+  _globals['_BUILDHEADER']._serialized_start=542
+  _globals['_BUILDHEADER']._serialized_end=642
+  _globals['_BUILDEND']._serialized_start=644
+  _globals['_BUILDEND']._serialized_end=691
+  _globals['_BUILDREQUEST']._serialized_start=694
+  _globals['_BUILDREQUEST']._serialized_end=834
+  _globals['_PINPROGRESS']._serialized_start=837
+  _globals['_PINPROGRESS']._serialized_end=1202
+  _globals['_PINPROGRESS_STATE']._serialized_start=1095
+  _globals['_PINPROGRESS_STATE']._serialized_end=1202
+  _globals['_BUILDSTATS']._serialized_start=1205
+  _globals['_BUILDSTATS']._serialized_end=1371
+  _globals['_BUILDRESULT']._serialized_start=1374
+  _globals['_BUILDRESULT']._serialized_end=1712
+  _globals['_BASEINTERPRETER']._serialized_start=1714
+  _globals['_BASEINTERPRETER']._serialized_end=1804
+  _globals['_BUILDEVENT']._serialized_start=1806
+  _globals['_BUILDEVENT']._serialized_end=1919
+  _globals['_RESOLVEANDBUILDREQUEST']._serialized_start=1921
+  _globals['_RESOLVEANDBUILDREQUEST']._serialized_end=2037
+  _globals['_RESOLVEANDBUILDEVENT']._serialized_start=2039
+  _globals['_RESOLVEANDBUILDEVENT']._serialized_end=2160
+  _globals['_LISTENVIRONMENTSREQUEST']._serialized_start=2162
+  _globals['_LISTENVIRONMENTSREQUEST']._serialized_end=2187
+  _globals['_LISTENVIRONMENTSRESPONSE']._serialized_start=2189
+  _globals['_LISTENVIRONMENTSRESPONSE']._serialized_end=2270
+  _globals['_PREPAREMETADATAREQUEST']._serialized_start=2273
+  _globals['_PREPAREMETADATAREQUEST']._serialized_end=2416
+  _globals['_PREPAREMETADATARESPONSE']._serialized_start=2418
+  _globals['_PREPAREMETADATARESPONSE']._serialized_end=2501
+  _globals['_BUILDERSERVICE']._serialized_start=2504
+  _globals['_BUILDERSERVICE']._serialized_end=2877
 # @@protoc_insertion_point(module_scope)

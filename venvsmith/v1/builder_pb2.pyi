@@ -20,7 +20,7 @@ class BuildLimits(_message.Message):
     def __init__(self, timeout_seconds: _Optional[int] = ..., memory_bytes: _Optional[int] = ..., max_output_bytes: _Optional[int] = ...) -> None: ...
 
 class BuildOptions(_message.Message):
-    __slots__ = ("wheels", "wheelhouse", "venv_archive", "compile_bytecode", "limits", "config_settings", "index", "seed")
+    __slots__ = ("wheels", "wheelhouse", "venv_archive", "compile_bytecode", "limits", "config_settings", "index", "seed", "stream_build_log")
     class ConfigSettingsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -36,6 +36,7 @@ class BuildOptions(_message.Message):
     CONFIG_SETTINGS_FIELD_NUMBER: _ClassVar[int]
     INDEX_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
+    STREAM_BUILD_LOG_FIELD_NUMBER: _ClassVar[int]
     wheels: bool
     wheelhouse: bool
     venv_archive: bool
@@ -44,7 +45,8 @@ class BuildOptions(_message.Message):
     config_settings: _containers.ScalarMap[str, str]
     index: _common_pb2.IndexConfig
     seed: bool
-    def __init__(self, wheels: _Optional[bool] = ..., wheelhouse: _Optional[bool] = ..., venv_archive: _Optional[bool] = ..., compile_bytecode: _Optional[bool] = ..., limits: _Optional[_Union[BuildLimits, _Mapping]] = ..., config_settings: _Optional[_Mapping[str, str]] = ..., index: _Optional[_Union[_common_pb2.IndexConfig, _Mapping]] = ..., seed: _Optional[bool] = ...) -> None: ...
+    stream_build_log: bool
+    def __init__(self, wheels: _Optional[bool] = ..., wheelhouse: _Optional[bool] = ..., venv_archive: _Optional[bool] = ..., compile_bytecode: _Optional[bool] = ..., limits: _Optional[_Union[BuildLimits, _Mapping]] = ..., config_settings: _Optional[_Mapping[str, str]] = ..., index: _Optional[_Union[_common_pb2.IndexConfig, _Mapping]] = ..., seed: _Optional[bool] = ..., stream_build_log: _Optional[bool] = ...) -> None: ...
 
 class BuildHeader(_message.Message):
     __slots__ = ("target", "options")
@@ -73,7 +75,7 @@ class BuildRequest(_message.Message):
     def __init__(self, header: _Optional[_Union[BuildHeader, _Mapping]] = ..., pin: _Optional[_Union[_common_pb2.Pin, _Mapping]] = ..., end: _Optional[_Union[BuildEnd, _Mapping]] = ...) -> None: ...
 
 class PinProgress(_message.Message):
-    __slots__ = ("name", "version", "state", "bytes_done", "bytes_total", "detail", "wheel")
+    __slots__ = ("name", "version", "state", "bytes_done", "bytes_total", "detail", "wheel", "log_lines", "build_log")
     class State(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         STATE_UNSPECIFIED: _ClassVar[PinProgress.State]
@@ -97,6 +99,8 @@ class PinProgress(_message.Message):
     BYTES_TOTAL_FIELD_NUMBER: _ClassVar[int]
     DETAIL_FIELD_NUMBER: _ClassVar[int]
     WHEEL_FIELD_NUMBER: _ClassVar[int]
+    LOG_LINES_FIELD_NUMBER: _ClassVar[int]
+    BUILD_LOG_FIELD_NUMBER: _ClassVar[int]
     name: str
     version: str
     state: PinProgress.State
@@ -104,7 +108,9 @@ class PinProgress(_message.Message):
     bytes_total: int
     detail: str
     wheel: _common_pb2.ArtifactRef
-    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., state: _Optional[_Union[PinProgress.State, str]] = ..., bytes_done: _Optional[int] = ..., bytes_total: _Optional[int] = ..., detail: _Optional[str] = ..., wheel: _Optional[_Union[_common_pb2.ArtifactRef, _Mapping]] = ...) -> None: ...
+    log_lines: _containers.RepeatedScalarFieldContainer[str]
+    build_log: _common_pb2.ArtifactRef
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., state: _Optional[_Union[PinProgress.State, str]] = ..., bytes_done: _Optional[int] = ..., bytes_total: _Optional[int] = ..., detail: _Optional[str] = ..., wheel: _Optional[_Union[_common_pb2.ArtifactRef, _Mapping]] = ..., log_lines: _Optional[_Iterable[str]] = ..., build_log: _Optional[_Union[_common_pb2.ArtifactRef, _Mapping]] = ...) -> None: ...
 
 class BuildStats(_message.Message):
     __slots__ = ("elapsed_ms", "cached", "wheels_downloaded", "wheels_built", "wheels_cached", "shared_in_flight", "venv_built")

@@ -73,8 +73,10 @@ class BuilderServiceServicer:
         the same wheels in any stream order). The server streams per-pin progress
         and finally one BuildResult. Identical concurrent builds (same lock key
         and options) do the work once. A failed sdist build ends the stream with
-        its status (the message names the sdist's file and carries its log tail;
-        ErrorInfo.metadata["sdist"] names it too, the reason stays the build's).
+        its status (the message names the sdist's file and carries the last lines
+        of its log; ErrorInfo.metadata["sdist"] names it too, ["log_tail"] has the
+        last lines that fit, ["build_log"] the digest of the whole stored log, and
+        the FAILED PinProgress its ref; the reason stays the build's).
         Errors, each with ErrorInfo:
         INVALID_ARGUMENT    + BadRequest (INVALID_BUILD_REQUEST, INVALID_DIGEST,
         INVALID_INPUT).

@@ -30,6 +30,7 @@ class ArtifactKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     WHEELHOUSE: _ClassVar[ArtifactKind]
     VENV_ARCHIVE: _ClassVar[ArtifactKind]
     LOCK_FILE: _ClassVar[ArtifactKind]
+    BUILD_LOG: _ClassVar[ArtifactKind]
 
 class ErrorReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -66,6 +67,8 @@ class ErrorReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     URL_NOT_ALLOWED: _ClassVar[ErrorReason]
     SERVER_BUSY: _ClassVar[ErrorReason]
     CALL_CANCELLED: _ClassVar[ErrorReason]
+    BUILDER_UNAVAILABLE: _ClassVar[ErrorReason]
+    ATTESTATION_UNVERIFIED: _ClassVar[ErrorReason]
 INDEX_STRATEGY_UNSPECIFIED: IndexStrategy
 FIRST_INDEX: IndexStrategy
 UNSAFE_BEST_MATCH: IndexStrategy
@@ -78,6 +81,7 @@ WHEEL: ArtifactKind
 WHEELHOUSE: ArtifactKind
 VENV_ARCHIVE: ArtifactKind
 LOCK_FILE: ArtifactKind
+BUILD_LOG: ArtifactKind
 ERROR_REASON_UNSPECIFIED: ErrorReason
 INVALID_INPUT: ErrorReason
 NO_SOLUTION: ErrorReason
@@ -111,6 +115,8 @@ AUTH_ROLE_INSUFFICIENT: ErrorReason
 URL_NOT_ALLOWED: ErrorReason
 SERVER_BUSY: ErrorReason
 CALL_CANCELLED: ErrorReason
+BUILDER_UNAVAILABLE: ErrorReason
+ATTESTATION_UNVERIFIED: ErrorReason
 
 class TargetEnvironment(_message.Message):
     __slots__ = ("markers", "tags", "python_version", "platform", "interpreter", "metadata_builder")
@@ -193,7 +199,7 @@ class IndexConfig(_message.Message):
     def __init__(self, index_url: _Optional[str] = ..., extra_index_urls: _Optional[_Iterable[str]] = ..., find_links: _Optional[_Iterable[str]] = ..., no_index: _Optional[bool] = ..., strategy: _Optional[_Union[IndexStrategy, str]] = ..., package_index: _Optional[_Mapping[str, str]] = ..., credentials: _Optional[_Iterable[_Union[IndexCredential, _Mapping]]] = ..., isolated: _Optional[bool] = ...) -> None: ...
 
 class ResolutionOptions(_message.Message):
-    __slots__ = ("prereleases", "no_binary", "only_binary", "exclude_newer", "disallow_yanked", "max_backtracks", "ignore_requires_python_upper_bound", "no_build")
+    __slots__ = ("prereleases", "no_binary", "only_binary", "exclude_newer", "disallow_yanked", "max_backtracks", "ignore_requires_python_upper_bound", "no_build", "require_attestations")
     PRERELEASES_FIELD_NUMBER: _ClassVar[int]
     NO_BINARY_FIELD_NUMBER: _ClassVar[int]
     ONLY_BINARY_FIELD_NUMBER: _ClassVar[int]
@@ -202,6 +208,7 @@ class ResolutionOptions(_message.Message):
     MAX_BACKTRACKS_FIELD_NUMBER: _ClassVar[int]
     IGNORE_REQUIRES_PYTHON_UPPER_BOUND_FIELD_NUMBER: _ClassVar[int]
     NO_BUILD_FIELD_NUMBER: _ClassVar[int]
+    REQUIRE_ATTESTATIONS_FIELD_NUMBER: _ClassVar[int]
     prereleases: PrereleasePolicy
     no_binary: _containers.RepeatedScalarFieldContainer[str]
     only_binary: _containers.RepeatedScalarFieldContainer[str]
@@ -210,7 +217,8 @@ class ResolutionOptions(_message.Message):
     max_backtracks: int
     ignore_requires_python_upper_bound: bool
     no_build: bool
-    def __init__(self, prereleases: _Optional[_Union[PrereleasePolicy, str]] = ..., no_binary: _Optional[_Iterable[str]] = ..., only_binary: _Optional[_Iterable[str]] = ..., exclude_newer: _Optional[str] = ..., disallow_yanked: _Optional[bool] = ..., max_backtracks: _Optional[int] = ..., ignore_requires_python_upper_bound: _Optional[bool] = ..., no_build: _Optional[bool] = ...) -> None: ...
+    require_attestations: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, prereleases: _Optional[_Union[PrereleasePolicy, str]] = ..., no_binary: _Optional[_Iterable[str]] = ..., only_binary: _Optional[_Iterable[str]] = ..., exclude_newer: _Optional[str] = ..., disallow_yanked: _Optional[bool] = ..., max_backtracks: _Optional[int] = ..., ignore_requires_python_upper_bound: _Optional[bool] = ..., no_build: _Optional[bool] = ..., require_attestations: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Pin(_message.Message):
     __slots__ = ("name", "version", "extras", "url", "filename", "sha256", "size", "index", "is_wheel", "requires_python", "required_by", "upload_time", "dependencies", "sdist", "attestation_identities")

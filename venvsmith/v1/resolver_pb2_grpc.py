@@ -76,11 +76,15 @@ class ResolverServiceServicer:
         "constraints[i]", "target", "options", "index...").
         FAILED_PRECONDITION + PreconditionFailure (NO_SOLUTION with one CONFLICT
         violation per chain; DYNAMIC_METADATA,
-        INVALID_DISTRIBUTION). On a builder that prepares
+        INVALID_DISTRIBUTION; ATTESTATION_UNVERIFIED when
+        options.require_attestations names a project whose
+        pinned file's attestations do not verify). On a builder that prepares
         dynamic metadata also the FAILED_PRECONDITION,
         DATA_LOSS, DEADLINE_EXCEEDED and RESOURCE_EXHAUSTED
         errors of BuilderService.PrepareMetadata.
-        UNAVAILABLE         + RetryInfo (INDEX_UNAVAILABLE).
+        UNAVAILABLE         + RetryInfo (INDEX_UNAVAILABLE; BUILDER_UNAVAILABLE:
+        the metadata builder of serve resolver --builder is
+        down or busy).
         RESOURCE_EXHAUSTED  + RetryInfo (TOO_MANY_BACKTRACKS).
         DEADLINE_EXCEEDED   (DEADLINE_EXCEEDED).
         PERMISSION_DENIED   (URL_NOT_ALLOWED: an index, find-links location or

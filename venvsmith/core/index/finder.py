@@ -341,31 +341,44 @@ class IndexSource:
         gives ``()`` rather than failing the resolution that asked."""
         return list(self._executor.map(self._identities, files))
 
+    def provenance_documents(self, files: Sequence[DistFile]) -> list[bytes | None]:
+        """Each file's PEP 740 provenance document, fetched in parallel: ``None`` when the index serves none (no
+        URL, not 200, unreadable); at most ``MAX_DOCUMENT_BYTES + 1`` bytes (so a larger one is seen as such).
+        An index that cannot be reached raises its :class:`ServiceError`."""
+        return list(self._executor.map(self._document, files))
+
     def _identities(self, file: DistFile) -> tuple[Identity, ...]:
+        try:
+            body = self._document(file)
+        except ServiceError:
+            return ()
+        return publisher_identities(body) if body is not None else ()
+
+    def _document(self, file: DistFile) -> bytes | None:
         url = file.provenance
         if not url:
-            return ()
+            return None
         try:
             if is_file_url(url):
                 # Only next to a file that is itself on disk: a remote index cannot make the server read
                 # (and echo claims of) its local files.
                 if not file.is_local:
-                    return ()
+                    return None
                 with open(location_path(url) or "", "rb") as fh:
-                    return publisher_identities(fh.read(MAX_DOCUMENT_BYTES + 1))
+                    return fh.read(MAX_DOCUMENT_BYTES + 1)
             if self.settings.offline or not url.startswith(("http://", "https://")):
-                return ()
+                return None
             with self.http.stream(url, index=file.index, auth=self.auth, deadline=self.deadline) as response:
                 if response.status_code != 200:
-                    return ()
+                    return None
                 body = bytearray()
                 for chunk in response.iter_bytes():
                     body += chunk
                     if len(body) > MAX_DOCUMENT_BYTES:
-                        return ()
-            return publisher_identities(bytes(body))
-        except (OSError, ServiceError):
-            return ()
+                        break
+            return bytes(body[: MAX_DOCUMENT_BYTES + 1])
+        except OSError:
+            return None
 
     def resolve_file_url(self, url: str) -> DistFile:
         """A :class:`DistFile` for a direct URL requirement (``name @ https://.../x.whl`` or file://).

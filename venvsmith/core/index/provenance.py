@@ -1,7 +1,8 @@
 """PEP 740 provenance documents: the trusted-publisher identities of a file's attestation bundles.
 
-Only the identities are read (for PEP 751's ``attestation-identities``); the attestations themselves are not
-verified here. Documents are bounded in size, and what is kept of them in count and length.
+Only the identities are read (for PEP 751's ``attestation-identities``); the attestations themselves are verified,
+when a request asks, by :mod:`venvsmith.core.attestations`. Documents are bounded in size, and what is kept of
+them in count and length.
 """
 
 from __future__ import annotations
@@ -33,13 +34,14 @@ def publisher_identities(body: bytes) -> tuple[Identity, ...]:
         return ()
     out: list[Identity] = []
     for bundle in bundles[:MAX_BUNDLES]:
-        identity = _identity(bundle.get("publisher") if isinstance(bundle, dict) else None)
+        identity = publisher_identity(bundle.get("publisher") if isinstance(bundle, dict) else None)
         if identity is not None and identity not in out:
             out.append(identity)
     return tuple(out)
 
 
-def _identity(publisher: Any) -> Identity | None:
+def publisher_identity(publisher: Any) -> Identity | None:
+    """A ``publisher`` object as an identity: ``kind`` first, then its string claims sorted; ``None`` if not one."""
     if not isinstance(publisher, dict):
         return None
     kind = publisher.get("kind")
