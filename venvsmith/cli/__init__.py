@@ -437,7 +437,14 @@ def cmd_serve(args) -> int:
     serve_options.announce(
         args, f"metadata builder: {builder.description if builder else 'none: ' + engine.without_preparer}")
     observe.add_source(engine, lambda e: {"venvsmith_resolutions_total": e.resolutions_run})
-    metrics = serve_options.start_metrics(args)
+    from venvsmith.cli.listen import listening
+
+    try:
+        metrics = listening("--metrics-port", args.host, args.metrics_port, lambda: serve_options.start_metrics(args))
+    except Exception:
+        server.stop(0)
+        engine.close()
+        raise
     # Tests and scripts start with --port 0 and read the bound port from this line.
     print(f"venvsmith resolver listening on {host}:{port}", flush=True)
     finished = serve_options.serve_until_signalled(server, args)

@@ -332,7 +332,16 @@ def cmd_serve_builder(args) -> int:
         return EXIT_BAD_INPUT
     server.start()
     observe.add_source(engine, _builder_metrics)
-    metrics = serve_options.start_metrics(args)
+    from venvsmith.cli.listen import listening
+
+    try:
+        metrics = listening("--metrics-port", args.host, args.metrics_port, lambda: serve_options.start_metrics(args))
+    except Exception:
+        server.stop(0)
+        if http is not None:
+            http.stop()
+        close_all()
+        raise
     print(f"venvsmith builder listening on {args.host}:{port}"
           + (f" (http {http.base_url})" if http else ""), flush=True)
     print(f"build sandbox: {sandbox.name}" + (" (builds run unsandboxed)" if sandbox.name == "none" else ""),

@@ -180,11 +180,9 @@ def start_metrics(args: argparse.Namespace) -> Any:
     """The metrics HTTP server when ``--metrics-port`` is given (on ``--host``), else None."""
     if args.metrics_port is None:
         return None
-    from venvsmith.cli.listen import listening
     from venvsmith.core import observe
 
-    server, port = listening("--metrics-port", args.host, args.metrics_port,
-                             lambda: observe.serve_metrics(args.host, args.metrics_port))
+    server, port = observe.serve_metrics(args.host, args.metrics_port)
     announce(args, f"metrics on http://{args.host}:{port}/metrics")
     return server
 
