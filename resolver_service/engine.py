@@ -345,10 +345,7 @@ class ResolverEngine:
                 quarantined = quarantine_violations(index_source.project_statuses())
                 if quarantined:  # "no versions" alone would hide why (PEP 792)
                     message += "".join(f"\n{v.description}; its files are not used" for v in quarantined)
-                if settings.strategy == "first-index" and len(settings.indexes()) > 1:
-                    message += ("\nhint: with the first-index strategy only the first index that lists a name is "
-                                "asked for it; --index-strategy unsafe-best-match unions them (at the risk of "
-                                "dependency confusion)")
+                message += "".join(f"\n{line}" for line in _hints(exc, index_source))
                 raise NoSolution(message, exc.chains, (*exc.notes, *quarantined)) from None
             except InvalidInput as exc:  # found while resolving (a URL constraint, a marker): name its field
                 if not exc.field:
@@ -423,3 +420,18 @@ class ResolverEngine:
                 notes=response.notes,
             )
         )
+
+
+def _hints(exc: NoSolution, index_source) -> list[str]:
+    """The hints that apply to this failure: "did you mean" for a project no index lists, the first-index hint
+    when a project of the conflict was found on an index while later indexes were not asked for it."""
+    from .suggest import did_you_mean
+
+    projects = sorted({c.project for c in exc.chains})
+    missing = [p for p in projects if not index_source.files(p)]  # listed already: no new request
+    hints = did_you_mean(missing, index_source.known_names()) if missing else []
+    if set(projects) & index_source.first_index_only():
+        hints.append("hint: with the first-index strategy only the first index that lists a name is asked for it; "
+                     "--index-strategy unsafe-best-match unions them (at the risk of dependency confusion)")
+    return hints
+

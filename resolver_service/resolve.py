@@ -21,9 +21,9 @@ from resolvelib import BaseReporter, ResolutionImpossible, ResolutionTooDeep
 from resolvelib.resolvers.abstract import Result
 from resolvelib.structs import DirectedGraph
 
-from venvsmith.core import cancellation
+from venvsmith.core import cancellation, requirement_text
 from venvsmith.core.distfile import DistFile
-from venvsmith.core.errors import DeadlineExceeded, InvalidInput, ServiceError, shorten
+from venvsmith.core.errors import DeadlineExceeded, InvalidInput, ServiceError
 from venvsmith.core.input_limits import check_requirement, check_requirement_text
 from venvsmith.core.jsonlog import ContextThreadPool
 from venvsmith.core.pin import Pin
@@ -60,8 +60,8 @@ def parse_requirement(text: str, *, what: str = "requirement") -> Requirement:
     check_requirement_text(text, what)
     try:
         req = Requirement(text)
-    except InvalidRequirement as exc:
-        raise InvalidInput(text, f"invalid {what} ({shorten(exc, 400)})") from None
+    except InvalidRequirement as exc:  # the column packaging stopped at, and what was meant
+        raise InvalidInput(text, requirement_text.explain(text, exc, what), echo=False) from None
     check_requirement(req, text, what)
     if req.url and not req.url.startswith(("http://", "https://", "file://")):
         raise InvalidInput(text, f"unsupported URL in {what} (http, https and file URLs are)")

@@ -215,7 +215,7 @@ def test_bad_environment_file_and_requirements_file_exit_2(capsys, index, tmp_pa
 def test_no_solution_exits_1_with_the_explanation_on_stderr(capsys, index):
     code, out, err = run(capsys, "resolve", "--index-url", index.url, *LINUX, "left", "right")
     assert code == 1 and out == ""
-    assert "FAILED_PRECONDITION" in err
+    assert "FAILED_PRECONDITION" not in err  # embedded: no gRPC status names unless -v
     assert "left==1.0 requires util>=2" in err and "right==1.0 requires util<2" in err
     code, _, err = run(capsys, "resolve", "--index-url", index.url, *LINUX, "--only-binary", ":all:", "srconly")
     assert code == 1 and "srconly" in err
@@ -478,8 +478,9 @@ def test_remote_exit_codes(capsys, server, index, tmp_path):
 
 
 @pytest.mark.slow
-def test_remote_server_down_exits_1(capsys, index):
+def test_remote_server_down_exits_3(capsys, index):
     with IndexServer(IndexBuilder(index.builder.root / "unused")) as probe:
         dead = f"127.0.0.1:{probe.port}"  # a port that was just closed: nothing listens there
-    code, _, err = run(capsys, "resolve", "--server", dead, "--timeout", "5", "--index-url", index.url, "app")
-    assert code == 1 and "UNAVAILABLE" in err
+    code, _, err = run(capsys, "resolve", "--server", dead, "--timeout", "5", "--retries", "0", "--index-url",
+                       index.url, "app")
+    assert code == 3 and "UNAVAILABLE" in err and dead in err

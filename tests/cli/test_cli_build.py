@@ -192,6 +192,8 @@ def test_fetch_embedded(capsys, hermetic, index, tmp_path):
     assert code == 0 and out.strip() == str(folder / name) and sha256_file(folder / name) == digest
     assert [p.name for p in folder.iterdir()] == [name]
     code, _, err = run(capsys, "fetch", "sha256:" + "0" * 64 + "/3", str(tmp_path / "none"))
+    assert code == 1 and "NOT_FOUND" not in err  # embedded: the status name only with -v
+    code, _, err = run(capsys, "-v", "fetch", "sha256:" + "0" * 64 + "/3", str(tmp_path / "none"))
     assert code == 1 and "NOT_FOUND" in err
     code, _, err = run(capsys, "fetch", "md5:abc", str(tmp_path / "none"))
     assert code == 2 and "md5:abc" in err

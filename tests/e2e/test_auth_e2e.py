@@ -225,12 +225,12 @@ def test_the_cli_sends_the_token_from_the_environment(server, index, tmp_path):
     argv = cli("resolve", "--server", server.address, "--index-url", index.url, "alpha")
     env = hermetic_env(tmp_path / "client")
     missing = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
-    assert missing.returncode == 1 and "UNAUTHENTICATED" in missing.stderr
+    assert missing.returncode == 2 and "UNAUTHENTICATED" in missing.stderr  # a refused token: bad input, exit 2
     ok = subprocess.run(argv, env={**env, "VENVSMITH_TOKEN": RESOLVE}, capture_output=True, text=True, timeout=120)
     assert ok.returncode == 0 and "beta==1.0" in ok.stdout, ok.stderr
     build = cli("build", "--server", server.address, "--index-url", index.url, "-q", "--token", RESOLVE, "gamma")
     denied = subprocess.run(build, env=env, capture_output=True, text=True, timeout=120)
-    assert denied.returncode == 1 and "PERMISSION_DENIED" in denied.stderr
+    assert denied.returncode == 2 and "PERMISSION_DENIED" in denied.stderr  # a token too low: exit 2
 
 
 def test_a_resolver_servers_calls_to_the_builder_carry_its_token(server, index, tmp_path):

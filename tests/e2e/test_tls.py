@@ -167,7 +167,7 @@ def test_the_cli_serves_and_calls_with_tls_and_the_env_ca(pki, index, tmp_path):
         assert "beta==2.0" in proc.stdout
         plain = subprocess.run(argv, env=hermetic_env(tmp_path / "client"), capture_output=True, text=True,
                                timeout=120)
-        assert plain.returncode == 1 and "UNAVAILABLE" in plain.stderr
+        assert plain.returncode == 3 and "UNAVAILABLE" in plain.stderr  # unavailable: exit 3
     bad = subprocess.run(cli("serve", "resolver", "--port", "0", "--tls-cert", cert), capture_output=True,
                          text=True, env=hermetic_env(tmp_path / "x"), timeout=60)
     assert bad.returncode == 2 and "--tls-key" in bad.stderr

@@ -57,7 +57,7 @@ def test_embedded_resolve_prepares_dynamic_metadata_by_default(home, index, caps
 
 
 def test_embedded_resolve_with_no_build_names_the_sdist(home, index, capsys):
-    assert main(["resolve", "dyn", "-i", index, "--no-build"]) == 1
+    assert main(["resolve", "dyn", "-i", index, "--no-build", "-v"]) == 1
     err = capsys.readouterr().err
     assert "FAILED_PRECONDITION" in err and "dyn-1.0.tar.gz" in err and "--no-build" in err
     assert not (home / "store").exists(), "--no-build made a builder"

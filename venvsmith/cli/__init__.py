@@ -3,24 +3,25 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
+import io
 import json
 import logging
 import sys
 from collections.abc import Sequence
 
+from venvsmith.cli.exits import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, EXIT_UNAVAILABLE  # noqa: F401 - re-exported
+from venvsmith.cli.messages import plural
 from venvsmith.cli.security_args import (
     add_client_security,
     add_server_security,
     client_security,
     signing_keys,
 )
-from venvsmith.core.auth import SecurityConfigError
 from venvsmith.core.reqfile import ParsedRequirements, RequirementsFileError, read_requirements
-from venvsmith.core.resolution import CallError, ResolverClient
+from venvsmith.core.resolution import ResolverClient
 from venvsmith.v1 import common_pb2, resolver_pb2
-
-EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
 
 class _FormatControlAction(argparse.Action):
@@ -104,8 +105,10 @@ def _public_url(text: str) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="venvsmith", description=__doc__)
-    parser.add_argument("-v", "--verbose", action="store_true")
+    from venvsmith.cli import exits, options
+
+    parser = argparse.ArgumentParser(prog="venvsmith", description=__doc__, epilog=exits.EPILOG)
+    options.add_global(parser)
     sub = parser.add_subparsers(dest="command", required=True)
 
     env = sub.add_parser("env", help="print a target environment (markers and ordered wheel tags)")
@@ -179,6 +182,11 @@ def build_parser() -> argparse.ArgumentParser:
                                          "--forward-credentials)")
     add_client_security(config)
     _add_forward_credentials(config)
+    from venvsmith.clients.retry import DEFAULT_RETRIES
+
+    options.complete_subcommands(sub, DEFAULT_RETRIES)
+    for command in sub.choices.values():
+        command.epilog = command.epilog or exits.EPILOG
     return parser
 
 
@@ -353,7 +361,7 @@ def render(response: resolver_pb2.ResolveResponse, fmt: str, *, strip_extras: bo
     lines = [f"{(p.name + '==' + p.version):<{width}}  {p.filename}  ({p.index})" for p in response.pins]
     stats = response.stats
     lines.append(
-        f"# {len(response.pins)} pins, lock key {response.lock_key}, {stats.elapsed_ms:.0f} ms"
+        f"# {plural(len(response.pins), 'pin')}, lock key {response.lock_key}, {stats.elapsed_ms:.0f} ms"
         + (" (cached)" if stats.resolution_cache_hit else "")
     )
     return "\n".join(lines) + "\n"
@@ -395,7 +403,8 @@ def _client(args) -> ResolverClient:
     from venvsmith.cli.compose import resolver_client
 
     server = getattr(args, "server", None)
-    return resolver_client(server, isolated=is_isolated(args), security=client_security(args, server))
+    return resolver_client(server, isolated=is_isolated(args), security=client_security(args, server),
+                           retries=getattr(args, "retries", None))
 
 
 def check_signed(args, response) -> int:
@@ -416,23 +425,36 @@ def check_signed(args, response) -> int:
 
 
 def cmd_resolve(args) -> int:
-    request = outgoing(args, build_request(args))
-    with _client(args) as client:
-        response = client.resolve(request, timeout=args.timeout)
-    for note in response.notes:  # time sources under exclude-newer, PEP 792 archived/deprecated projects
-        print(f"note: {note}", file=sys.stderr)
+    from venvsmith.cli.messages import note
+    from venvsmith.cli.verbose import phase, resolve_verbosely
+
+    with phase("read requirements", args.verbose):
+        request = outgoing(args, build_request(args))
+    if not request.requirements:
+        from venvsmith.cli.exits import EXIT_BAD_INPUT as BAD
+        from venvsmith.cli.exits import CommandFailed
+
+        raise CommandFailed("INVALID_ARGUMENT", "no requirements given: name some (REQ ...) or a file (-r FILE)", BAD)
+    with phase("resolve", args.verbose), _client(args) as client:
+        if args.verbose:
+            response = resolve_verbosely(client, request, args.timeout)
+        else:
+            response = client.resolve(request, timeout=args.timeout)
+    for text in response.notes:  # time sources under exclude-newer, PEP 792 archived/deprecated projects
+        note(text, quiet=args.quiet)
     refused = check_signed(args, response)
     if refused:
         return refused
-    text = render(response, args.format, strip_extras=not args.no_strip_extras)
-    if args.output:
-        try:
-            with open(args.output, "w", encoding="utf-8") as fh:
-                fh.write(text)
-        except OSError as exc:
-            raise RequirementsFileError(args.output, 0, f"cannot write: {exc.strerror or exc}") from None
-    else:
-        sys.stdout.write(text)
+    with phase("write", args.verbose):
+        text = render(response, args.format, strip_extras=not args.no_strip_extras)
+        if args.output:
+            try:
+                with open(args.output, "w", encoding="utf-8") as fh:
+                    fh.write(text)
+            except OSError as exc:
+                raise RequirementsFileError(args.output, 0, f"cannot write: {exc.strerror or exc}") from None
+        else:
+            sys.stdout.write(text)
     return EXIT_OK
 
 
@@ -445,7 +467,11 @@ def cmd_env(args) -> int:
 
 def cmd_serve(args) -> int:
     from venvsmith.cli import serve_start
+    from venvsmith.cli.listen import check_ports
 
+    check_ports(args.host, {"--port": args.port, "--http-port": getattr(args, "http_port", None),
+                            "--metrics-port": getattr(args, "metrics_port", None),
+                            "--health-port": getattr(args, "health_port", None)})  # exit 2 before anything starts
     try:
         if args.service == "builder":
             from venvsmith.cli import build as cli_build
@@ -539,41 +565,67 @@ COMMANDS["verify"] = _cmd_verify
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command; returns the exit status (0 ok, 1 no solution or failure, 2 bad input)."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    try:
-        parser = build_parser()
-        args = parser.parse_args(argv)
-        if args.command == "serve":
-            from venvsmith.cli.serve_options import ConfigError, apply_config
+    """Run the command; returns the exit status (see :mod:`venvsmith.cli.exits`: 0 ok, 1 no solution or failure,
+    2 bad input or usage, 3 unavailable)."""
+    from venvsmith.cli import exits, options
 
-            try:
-                args = apply_config(parser, argv, args)
-            except ConfigError as exc:
-                print(f"error: {exc}", file=sys.stderr)
-                return EXIT_BAD_INPUT
-    except SystemExit as exc:  # argparse: --help (0) or a usage error (2), already printed
-        return exc.code if isinstance(exc.code, int) else EXIT_BAD_INPUT
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    as_json = options.wants_json(argv)
+    parser = build_parser()
+    usage = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(usage):
+            args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse: --help/--version (0) or a usage error (2), printed on usage
+        sys.stderr.write(usage.getvalue())
+        code = exc.code if isinstance(exc.code, int) else EXIT_BAD_INPUT
+        if code and as_json:
+            message = usage.getvalue().strip().splitlines()[-1:] or ["bad usage"]
+            _print_json(exits.local_failure(exits.USAGE, message[0], code))
+        return code
+    sys.stderr.write(usage.getvalue())
+    _configure_logging(args)
     if args.command != "serve":
         # A short-lived process that allocates many small objects and few cycles: collect far less often
         # (measured: 0.15-0.2 s of a cold resolution went to the cycle collector).
         gc.freeze()
         gc.set_threshold(200_000, 50, 50)
     try:
+        if args.command == "serve":
+            from venvsmith.cli.serve_options import apply_config
+
+            args = apply_config(parser, argv, args)
         return COMMANDS[args.command](args)
-    except RequirementsFileError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except CallError as exc:
-        print(f"error ({exc.status}): {exc.message}", file=sys.stderr)
-        return EXIT_BAD_INPUT if exc.status == "INVALID_ARGUMENT" else EXIT_FAILED
-    except SecurityConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except KeyboardInterrupt:
-        return 130
+    except (Exception, KeyboardInterrupt) as exc:
+        failure = exits.failure_of(exc)
+        if failure is None:
+            raise
+    from venvsmith.cli import messages
+
+    messages.print_failure(failure, show_status=bool(getattr(args, "server", None)), show_reason=bool(args.verbose))
+    if as_json and getattr(args, "format", "") == "json":
+        _print_json(failure)
+    return failure.exit
+
+
+def _print_json(failure) -> None:
+    """A failure as ``{"error": {...}}`` on stdout: a script that asked for JSON always gets JSON."""
+    sys.stdout.write(json.dumps(failure.to_json(), indent=2) + "\n")
+    sys.stdout.flush()
+
+
+def _configure_logging(args) -> None:
+    """``-v``: venvsmith's debug log and every library's info; ``-vv``: every library's debug log (stderr)."""
+    level = logging.WARNING
+    if args.verbose >= 2:
+        level = logging.DEBUG
+    elif args.verbose:
+        level = logging.INFO
+    if args.quiet:
+        level = logging.ERROR
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    if args.verbose:
+        logging.getLogger("venvsmith").setLevel(logging.DEBUG)
 
 
 if __name__ == "__main__":

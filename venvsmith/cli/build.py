@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from venvsmith.cli.build_args import _IntermixedParser, add_commands  # noqa: F401 - re-exported
+from venvsmith.cli.messages import plural
 from venvsmith.clients.builder import check_base_interpreter
 from venvsmith.core.resolution import CallError
 from venvsmith.v1 import builder_pb2, common_pb2, resolver_pb2
@@ -23,18 +24,19 @@ EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 LINK_MODES = ("hardlink", "copy", "symlink", "reflink")
 
 
-def connect_builder(server: str | None, *, isolated: bool = False, security=None):
+def connect_builder(server: str | None, *, isolated: bool = False, security=None, retries: int | None = None):
     """A remote builder client for ``HOST:PORT``, else the embedded engines (bench/profile_venv.py wraps this)."""
     from venvsmith.cli.compose import builder_client
 
-    return builder_client(server, isolated=isolated, security=security)
+    return builder_client(server, isolated=isolated, security=security, retries=retries)
 
 
 def _builder(args):
     from venvsmith.cli import is_isolated
     from venvsmith.cli.security_args import client_security
 
-    return connect_builder(args.server, isolated=is_isolated(args), security=client_security(args, args.server))
+    return connect_builder(args.server, isolated=is_isolated(args), security=client_security(args, args.server),
+                           retries=getattr(args, "retries", None))
 
 
 def _options(args, *, venv: bool, wheelhouse: bool
@@ -226,7 +228,7 @@ def cmd_venv(args) -> int:
 
             verdict = verify_answer(args, own_request, pins, result.interpreter.path)
             if not verdict.valid:
-                report(verdict, True, f"the answer of {args.server} ({len(pins)} pins)")
+                report(verdict, True, f"the answer of {args.server} ({plural(len(pins), 'pin')})")
                 print("error: nothing unpacked (--no-verify skips this check)", file=sys.stderr)
                 return EXIT_FAILED
         local = client.local_path(archive)
@@ -248,7 +250,7 @@ def cmd_venv(args) -> int:
         except UnsafeArchive as exc:
             raise CallError.of(exc) from None
     elapsed = time.perf_counter() - started
-    print(f"venv ready at {dest} ({len(result.wheels)} packages, lock key {result.lock_key}, "
+    print(f"venv ready at {dest} ({plural(len(result.wheels), 'package')}, lock key {result.lock_key}, "
           f"{elapsed:.2f} s{', from the store' if result.stats.cached else ''})")
     return EXIT_OK
 
@@ -338,8 +340,15 @@ def cmd_serve_builder(args) -> int:
             other.close()
 
     if args.http_port is not None:
-        http = BlobHttpServer(engine, args.host, args.http_port, tokens=start.security.tokens,
-                              tls=start.security.tls, public_url=getattr(args, "public_url", None)).start()
+        from venvsmith.cli.listen import listening
+
+        try:
+            http = listening("--http-port", args.host, args.http_port, lambda: BlobHttpServer(
+                engine, args.host, args.http_port, tokens=start.security.tokens, tls=start.security.tls,
+                public_url=getattr(args, "public_url", None)).start())
+        except Exception:
+            close_all()
+            raise
         engine.settings.http_base_url = http.base_url
         from venvsmith.core.public_url import url_host
 

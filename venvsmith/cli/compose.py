@@ -95,9 +95,10 @@ def embedded_resolver(*, isolated: bool = False) -> EmbeddedResolver:
     return EmbeddedResolver(resolver, also_close=[lazy])
 
 
-def resolver_client(server: str | None, *, isolated: bool = False, security=None):
-    """A remote resolver client for ``HOST:PORT`` (``security``: its TLS and token), else the embedded one."""
-    return RemoteResolver(server, security) if server else embedded_resolver(isolated=isolated)
+def resolver_client(server: str | None, *, isolated: bool = False, security=None, retries: int | None = None):
+    """A remote resolver client for ``HOST:PORT`` (``security``: its TLS and token; ``retries``: waits for it to be
+    up), else the embedded one."""
+    return RemoteResolver(server, security, retries) if server else embedded_resolver(isolated=isolated)
 
 
 def embedded_builder(*, isolated: bool = False) -> EmbeddedBuilder:
@@ -109,11 +110,12 @@ def embedded_builder(*, isolated: bool = False) -> EmbeddedBuilder:
     return EmbeddedBuilder(lazy.get(), also_close=[resolver])  # the engine first, then its resolver
 
 
-def builder_client(server: str | None, *, isolated: bool = False, security=None):
-    """A remote builder client for ``HOST:PORT`` (``security``: its TLS and token), else the embedded engines."""
+def builder_client(server: str | None, *, isolated: bool = False, security=None, retries: int | None = None):
+    """A remote builder client for ``HOST:PORT`` (``security``: its TLS and token; ``retries``: waits for it to be
+    up), else the embedded engines."""
     from venvsmith.clients.builder import RemoteBuilder
 
-    return RemoteBuilder(server, security) if server else embedded_builder(isolated=isolated)
+    return RemoteBuilder(server, security, retries) if server else embedded_builder(isolated=isolated)
 
 
 def resolver_server_engine(builder: str | None, security=None, *, allow: AllowList | None = None,

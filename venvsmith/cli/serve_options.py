@@ -24,7 +24,7 @@ from venvsmith.core import jsonlog, lifecycle
 log = logging.getLogger("venvsmith.serve")
 
 #: Options that are not configuration (the positional service, and the config file itself).
-_NOT_KEYS = {"help", "service", "config", "verbose"}
+_NOT_KEYS = {"help", "service", "config", "verbose", "quiet"}
 MAX_CONFIG_BYTES = 1024 * 1024
 
 

@@ -71,12 +71,17 @@ def prepare(args: argparse.Namespace) -> ServeStart:
 def listen(start: ServeStart, port: int, make: Callable[[str], T], close: Callable[[], None]) -> T:
     """``make(address)`` for ``host:port``; when it cannot listen, ``close()`` the engines and raise
     :class:`StartupError`."""
+    from venvsmith.cli.listen import listening
+
     address = f"{start.host}:{port}"
     try:
-        return make(address)
-    except (OSError, RuntimeError) as exc:
+        return listening("--port", start.host, port, lambda: make(address))  # an OSError: exit 2, naming it
+    except RuntimeError as exc:  # grpc's "Failed to bind": the port was taken since check_ports
         close()
         raise StartupError(f"cannot listen on {address}: {exc}") from None
+    except BaseException:
+        close()
+        raise
 
 
 def run(args: argparse.Namespace, start: ServeStart, server: Any, close: Callable[[], None],
@@ -97,7 +102,14 @@ def run(args: argparse.Namespace, start: ServeStart, server: Any, close: Callabl
             close()
             raise StartupError(f"--health-port: cannot listen on {start.host}:{health_port}: {exc}") from None
         serve_options.announce(args, f"health (plaintext grpc.health.v1) on {start.host}:{bound}")
-    metrics = serve_options.start_metrics(args)
+    from venvsmith.cli.listen import listening
+
+    try:
+        metrics = listening("--metrics-port", args.host, args.metrics_port, lambda: serve_options.start_metrics(args))
+    except BaseException:
+        server.stop(None)
+        close()
+        raise
     for line in lines:
         print(line, flush=True)
     finished = serve_options.serve_until_signalled(server, args)

@@ -61,7 +61,9 @@ def report(verdict, quiet: bool, what: str) -> int:
         if not quiet:
             print(f"{what}: valid")
         return EXIT_OK
-    print(f"{what}: INVALID ({len(verdict.reasons)} reasons)", file=sys.stderr)
+    from venvsmith.cli.messages import plural
+
+    print(f"{what}: INVALID ({plural(len(verdict.reasons), 'reason')})", file=sys.stderr)
     for reason in verdict.reasons:
         print(f"  - {reason}", file=sys.stderr)
     return EXIT_FAILED
@@ -97,7 +99,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
             check_attestations(verdict, names, source)
         if tree is not None:
             verify_tree(tree, verdict.pins, source, verdict)
-    code = report(verdict, args.quiet, f"{args.lock} ({len(lock.pins)} pins)")
+    from venvsmith.cli.messages import plural
+
+    code = report(verdict, args.quiet, f"{args.lock} ({plural(len(lock.pins), 'pin')})")
     if not args.quiet:
         print(f"# verified in {(time.perf_counter() - started) * 1000:.0f} ms", file=sys.stderr)
     return code

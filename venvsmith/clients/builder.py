@@ -78,27 +78,28 @@ class EmbeddedBuilder(Closing):
 class RemoteBuilder(Closing):
     """A builder server reached over gRPC: BuilderService for builds, ArtifactService for their bytes."""
 
-    def __init__(self, address: str, security: Any = None) -> None:
-        """``security``: a :class:`~venvsmith.core.tls.ClientSecurity` (TLS, token); default plaintext, no token."""
+    def __init__(self, address: str, security: Any = None, retries: int | None = None) -> None:
+        """``security``: a :class:`~venvsmith.core.tls.ClientSecurity` (TLS, token); default plaintext, no token.
+        ``retries``: waits for a server that is not up (yet), see :mod:`venvsmith.clients.retry`."""
         import grpc
 
+        from venvsmith.clients.retry import CHANNEL_OPTIONS, DEFAULT_RETRIES, Reconnecting
         from venvsmith.core.tls import open_channel
         from venvsmith.v1 import artifact_pb2_grpc, builder_pb2_grpc
 
         self._rpc_error = grpc.RpcError
         self.channel = open_channel(address, security,
-                                    options=[("grpc.max_receive_message_length", 64 * 1024 * 1024)])
+                                    options=[("grpc.max_receive_message_length", 64 * 1024 * 1024), *CHANNEL_OPTIONS])
         from venvsmith.core.jsonlog import traced_channel
 
         traced = traced_channel(self.channel)
         self.stub = builder_pb2_grpc.BuilderServiceStub(traced)
         self.artifacts = artifact_pb2_grpc.ArtifactServiceStub(traced)
+        self.calls = Reconnecting(self.channel, address, "builder", DEFAULT_RETRIES if retries is None else retries)
 
     def resolve_and_build(self, request, timeout=None):
-        try:
-            yield from self.stub.ResolveAndBuild(request, timeout=timeout)
-        except self._rpc_error as exc:
-            raise CallError.from_rpc(exc) from None
+        yield from self.calls.stream(
+            lambda ready, left: self.stub.ResolveAndBuild(request, timeout=left, wait_for_ready=ready), timeout)
 
     def local_path(self, ref) -> Path | None:
         return None
@@ -119,17 +120,19 @@ class RemoteBuilder(Closing):
         if offset > digest.size_bytes:
             part.unlink()
             offset = 0
+        request = artifact_pb2.GetArtifactRequest(digest=digest, offset=offset)
         try:
             with open(part, "ab") as out:
-                for chunk in self.artifacts.GetArtifact(artifact_pb2.GetArtifactRequest(digest=digest, offset=offset)):
+                for chunk in self.calls.stream(
+                        lambda ready, left: self.artifacts.GetArtifact(request, timeout=left, wait_for_ready=ready)):
                     if chunk.offset != out.tell():
                         raise CallError("DATA_LOSS", f"chunk at {chunk.offset}, expected {out.tell()}")
                     out.write(chunk.data)
-        except self._rpc_error as exc:
+        except CallError as exc:
             # Keep received bytes to resume from, unless the blob cannot be had this way at all.
-            if exc.code().name in _HOPELESS or part.stat().st_size == 0:
+            if exc.status in _HOPELESS or part.stat().st_size == 0:
                 part.unlink(missing_ok=True)
-            raise CallError.from_rpc(exc) from None
+            raise
         sha = hashlib.sha256()
         with open(part, "rb") as fh:
             while block := fh.read(1 << 20):

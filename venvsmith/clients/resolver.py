@@ -68,40 +68,30 @@ class EmbeddedResolver(Closing):
 class RemoteResolver(Closing):
     """A resolver server reached over gRPC."""
 
-    def __init__(self, address: str, security: Any = None) -> None:
-        """``security``: a :class:`~venvsmith.core.tls.ClientSecurity` (TLS, token); default plaintext, no token."""
-        import grpc  # only the remote transport needs it
-
+    def __init__(self, address: str, security: Any = None, retries: int | None = None) -> None:
+        """``security``: a :class:`~venvsmith.core.tls.ClientSecurity` (TLS, token); default plaintext, no token.
+        ``retries``: waits for a server that is not up (yet), see :mod:`venvsmith.clients.retry`."""
+        from venvsmith.clients.retry import CHANNEL_OPTIONS, DEFAULT_RETRIES, Reconnecting
+        from venvsmith.core.jsonlog import traced_channel
         from venvsmith.core.tls import open_channel
         from venvsmith.v1 import resolver_pb2_grpc
 
-        self._rpc_error = grpc.RpcError
-        from venvsmith.core.jsonlog import traced_channel
-
-        self.channel = open_channel(address, security)
+        self.channel = open_channel(address, security, options=CHANNEL_OPTIONS)
         self.stub = resolver_pb2_grpc.ResolverServiceStub(traced_channel(self.channel))
-
-    @staticmethod
-    def _error(exc) -> CallError:
-        return CallError.from_rpc(exc)
+        self.calls = Reconnecting(self.channel, address, "resolver",
+                                  DEFAULT_RETRIES if retries is None else retries)
 
     def resolve(self, request, timeout=None):
-        try:
-            return self.stub.Resolve(request, timeout=timeout)
-        except self._rpc_error as exc:
-            raise self._error(exc) from None
+        return self.calls.call(lambda ready, left: self.stub.Resolve(request, timeout=left, wait_for_ready=ready),
+                               timeout)
 
     def resolve_stream(self, request, timeout=None):
-        try:
-            yield from self.stub.ResolveStream(request, timeout=timeout)
-        except self._rpc_error as exc:
-            raise self._error(exc) from None
+        yield from self.calls.stream(
+            lambda ready, left: self.stub.ResolveStream(request, timeout=left, wait_for_ready=ready), timeout)
 
     def describe(self, request):
-        try:
-            return self.stub.DescribeEnvironment(request)
-        except self._rpc_error as exc:
-            raise self._error(exc) from None
+        return self.calls.call(
+            lambda ready, left: self.stub.DescribeEnvironment(request, timeout=left, wait_for_ready=ready))
 
     def close(self) -> None:
         self.channel.close()

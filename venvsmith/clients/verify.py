@@ -41,6 +41,7 @@ from venvsmith.core.index.finder import IndexSource
 from venvsmith.core.index.local import file_url_to_path
 from venvsmith.core.metadata import CoreMetadata
 from venvsmith.core.reqfile import RequirementsFileError, logical_lines
+from venvsmith.core.requirement_text import explain
 from venvsmith.core.target import TargetEnvironment
 
 #: A lock larger than this is refused as bad input (a lock of thousands of pins is a few MB).
@@ -180,7 +181,7 @@ def _read_hashed_requirements(where: str, text: str) -> Lock:
         try:
             requirement = Requirement(spec)
         except InvalidRequirement as exc:
-            raise RequirementsFileError(where, number, f"invalid requirement {spec!r}: {exc}") from None
+            raise RequirementsFileError(where, number, explain(spec, exc)) from None
         pinned = [s for s in requirement.specifier if s.operator in ("==", "===") and "*" not in s.version]
         if requirement.url or len(pinned) != 1 or len(requirement.specifier) != 1:
             raise RequirementsFileError(where, number, f"{spec!r} is not pinned with == to one version")
@@ -213,7 +214,7 @@ def parse_requirements(texts: Iterable[str]) -> list[Requirement]:
         try:
             out.append(Requirement(text))
         except InvalidRequirement as exc:
-            raise RequirementsFileError("requirement", 0, f"invalid requirement {text!r}: {exc}") from None
+            raise RequirementsFileError("requirement", 0, explain(text, exc)) from None
     return out
 
 

@@ -291,8 +291,10 @@ class InvalidInput(ServiceError):
     status = "INVALID_ARGUMENT"
     error_reason = "INVALID_INPUT"
 
-    def __init__(self, value: str, message: str, *, field: str = "") -> None:
-        super().__init__(f"{shorten(message, 4 * MAX_ECHO)}: {shorten(value)!r}")
+    def __init__(self, value: str, message: str, *, field: str = "", echo: bool = True) -> None:
+        """``echo=False``: ``message`` already shows the value (shortened)."""
+        text = shorten(message, 4 * MAX_ECHO)
+        super().__init__(f"{text}: {shorten(value)!r}" if value and echo else text)
         self.value = value  # whole, in this process; what is echoed to a caller or a log is shortened
         self.field = field
 

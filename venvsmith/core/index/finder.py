@@ -69,6 +69,12 @@ class _SingleFlight:
         """Whether ``key`` is computed or being computed (a hint: it may start right after a ``False``)."""
         return key in self._futures
 
+    def done(self) -> dict[object, object]:
+        """The results computed so far (failed and running ones left out)."""
+        with self._lock:
+            futures = list(self._futures.items())
+        return {k: f.result() for k, f in futures if f.done() and f.exception() is None}
+
     def put(self, key: object, value: object = None, error: BaseException | None = None) -> None:
         """Record a result computed elsewhere (unless one is already there)."""
         future: Future = Future()
@@ -137,6 +143,8 @@ class IndexSource:
         self._find_links = _SingleFlight()
         #: PEP 792 statuses other than active, per name, in index order (see :meth:`project_statuses`).
         self._statuses: dict[NormalizedName, list[ProjectStatus]] = {}
+        #: Names an index listed while later indexes were not asked for them (first-index).
+        self._first_index_only: set[NormalizedName] = set()
         self._closed = False
 
     # -------------------------------------------------------------------------------- PackageSource
@@ -163,15 +171,33 @@ class IndexSource:
     def _list(self, name: NormalizedName) -> list[DistFile]:
         indexes = [self._pinned[name]] if name in self._pinned else self._indexes
         found: list[DistFile] = []
-        for index in indexes:
+        for i, index in enumerate(indexes):
             files = self._index_files(index, name)
             if files is None:
                 continue
             found.extend(files)
             if self.settings.strategy == "first-index":
+                if i + 1 < len(indexes):
+                    self._first_index_only.add(name)
                 break
         found.extend(f for f in self._find_links_files() if f.name == name)
         return with_first_seen(_unique(found), self.cache)
+
+    def first_index_only(self) -> frozenset[NormalizedName]:
+        """Names found on an index before the last one, so that (first-index) later indexes were not asked."""
+        return frozenset(self._first_index_only)
+
+    def known_names(self) -> set[NormalizedName]:
+        """Project names this source can tell exist, cheaply: those it listed files of, those of find-links files,
+        the projects of ``file://`` trees, and the project list (root page) of an HTTP index when it is at most
+        :data:`ROOT_PAGE_BYTES` (a public index's is far larger: not read). For "did you mean" hints."""
+        from venvsmith.core.index.project_list import root_names
+
+        names = {canonicalize_name(str(name)) for name, files in self._files.done().items() if files}
+        names.update(f.name for f in self._find_links_files())
+        for index in [*self._indexes, *self._pinned.values()]:
+            names.update(root_names(index, self.http, self.auth, self.deadline))
+        return names
 
     def project_statuses(self) -> dict[NormalizedName, tuple[ProjectStatus, ...]]:
         """PEP 792 statuses (other than active) the indexes gave the names listed so far.
