@@ -21,6 +21,7 @@ from venvsmith.core.convert import pin_from_proto, target_from_spec
 from venvsmith.core.errors import at_field
 from venvsmith.core.input_limits import MAX_BUILD_PINS, check_count
 from venvsmith.core.pin import Pin, lock_key
+from venvsmith.core.signed_build import sign_result
 from venvsmith.core.target import TargetEnvironment
 from venvsmith.v1 import builder_pb2
 
@@ -224,7 +225,7 @@ class BuildRun:
         environments = self.engine.environments
         http = self._http()
         environments.remember_wheels(key, wheels)
-        result = builder_pb2.BuildResult(lock_key=key, http_base_url=http)
+        result = builder_pb2.BuildResult(lock_key=key, http_base_url=http, target_digest=header.target.digest())
         if options.wheels:
             result.wheels.extend(ref_to_proto(w, http, key) for w in wheels)
         result.lock_file.CopyFrom(ref_to_proto(environments.lock_file(self.pins, header.target, key), http, key))
@@ -246,4 +247,5 @@ class BuildRun:
             shared_in_flight=shared,
             venv_built=venv_outcome == "computed",
         ))
+        sign_result(result, self.engine.settings.signer)  # --signing-key: the answer's artifacts, signed
         return builder_pb2.BuildEvent(result=result)

@@ -37,7 +37,8 @@ def add_server_security(p: argparse.ArgumentParser) -> None:
     group.add_argument("--token", help="--builder/--resolver: bearer token for those calls (also VENVSMITH_TOKEN)")
     group.add_argument("--signing-key", metavar="FILE",
                        help="sign answers with this ed25519 private key (PEM PKCS#8 or 32 raw bytes): the "
-                            "resolver its lock documents, the builder its action-cache entries")
+                            "resolver its lock documents, the builder its answers (BuildResult) and action-cache "
+                            "entries; re-read when the file changes")
     group.add_argument("--trusted-key", action="append", default=[], metavar="FILE",
                        help="builder: an action-cache entry counts only when signed by one of these ed25519 "
                             "public keys (repeatable); any other is a miss, rebuilt (and re-signed)")
