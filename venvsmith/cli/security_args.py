@@ -6,8 +6,17 @@ import argparse
 from typing import Any
 
 
-def add_client_security(p: argparse.ArgumentParser) -> None:
-    """``--tls-ca``, ``--tls-cert``/``--tls-key`` (client certificate) and ``--token`` of a ``--server`` call."""
+class _Unsigned(argparse.Action):
+    """``--trusted-key`` on a command whose answers carry no signature: a usage error (exit 2), never ignored."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        parser.error(f"{option_string}: the answers of '{parser.prog}' are not signed (only resolve, build and "
+                     "venv answers are), so there is nothing to check: drop the flag")
+
+
+def add_client_security(p: argparse.ArgumentParser, *, signed: bool = True) -> None:
+    """``--tls-ca``, ``--tls-cert``/``--tls-key`` (client certificate) and ``--token`` of a ``--server`` call;
+    ``--trusted-key`` too, refused as a usage error when the command's answers are not ``signed``."""
     group = p.add_argument_group("server security (with --server)")
     group.add_argument("--tls-ca", metavar="FILE",
                        help="connect with TLS, verifying the server by this CA (PEM; also VENVSMITH_TLS_CA)")
@@ -15,6 +24,10 @@ def add_client_security(p: argparse.ArgumentParser) -> None:
                        help="client certificate for mutual TLS (PEM; also VENVSMITH_TLS_CERT)")
     group.add_argument("--tls-key", metavar="FILE", help="its private key (PEM; also VENVSMITH_TLS_KEY)")
     group.add_argument("--token", help="bearer token sent on every call (also VENVSMITH_TOKEN)")
+    if not signed:
+        group.add_argument("--trusted-key", action=_Unsigned, metavar="FILE",
+                           help="not accepted here: this command's answers are not signed (exit 2)")
+        return
     group.add_argument("--trusted-key", action="append", default=[], metavar="FILE",
                        help="accept only answers signed by this ed25519 public key (PEM or 32 raw bytes; "
                             "repeatable): an unsigned answer or one by another key is refused (exit 1)")
