@@ -31,7 +31,7 @@ from .errors import InvalidDigest
 from .store import Store
 
 if TYPE_CHECKING:
-    from venvsmith.core.signing import Signer, TrustedKeys
+    from venvsmith.core.signing import Signer, SigningKeyFile, TrustedKeys
 
 __all__ = [
     "KINDS",
@@ -247,13 +247,11 @@ class FilesystemActionCache(ActionCacheBase):
     """
 
     def __init__(self, root: str | os.PathLike[str], store: Store, *, filename: str = "action_cache.sqlite3",
-                 health: HealthState | None = None, signer: Signer | None = None,
+                 health: HealthState | None = None, signer: Signer | SigningKeyFile | None = None,
                  trusted: TrustedKeys | None = None) -> None:
         super().__init__()
         self.signer = signer
-        if trusted is not None and signer is not None:
-            trusted = trusted.with_key(signer.private.public_key())
-        self.trusted = trusted
+        self.trusted = trusted  # consulted at each read: key files re-read when they change (rotation)
         self._health = health
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
@@ -304,8 +302,8 @@ class FilesystemActionCache(ActionCacheBase):
         if row is None:
             return None
         text: str = row[0]
-        if self.trusted is not None and not self.trusted.accepts(signed_payload(key, text), row[1] or "",
-                                                                 bytes(row[2] or b"")):
+        if self.trusted is not None and not self._trusts(signed_payload(key, text), row[1] or "",
+                                                         bytes(row[2] or b"")):
             log.warning("action cache %s: %r is a miss: its entry is not signed by a trusted key", self.path, key)
             return None  # recomputed; the fresh (signed) entry replaces it
         try:
@@ -321,6 +319,17 @@ class FilesystemActionCache(ActionCacheBase):
             self._drop(key, text)
             return None
         return result
+
+    def _trusts(self, payload: bytes, signer_key_id: str, signature: bytes) -> bool:
+        """A trusted key, or this builder's own current one, signed ``payload``."""
+        assert self.trusted is not None
+        if self.trusted.accepts(payload, signer_key_id, signature):
+            return True
+        if self.signer is None:
+            return False
+        from venvsmith.core.signing import TrustedKeys
+
+        return TrustedKeys([self.signer.private.public_key()]).accepts(payload, signer_key_id, signature)
 
     def put(self, key: str, result: ActionResult) -> None:
         _check_key(key)

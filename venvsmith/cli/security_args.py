@@ -54,7 +54,8 @@ def add_server_security(p: argparse.ArgumentParser) -> None:
                             "entries; re-read when the file changes")
     group.add_argument("--trusted-key", action="append", default=[], metavar="FILE",
                        help="builder: an action-cache entry counts only when signed by one of these ed25519 "
-                            "public keys (repeatable); any other is a miss, rebuilt (and re-signed)")
+                            "public keys (repeatable; re-read when they change); any other is a miss, rebuilt (and "
+                            "re-signed)")
 
 
 def client_security(args: Any, address: str | None) -> Any:
@@ -73,6 +74,7 @@ def signing_keys(args: Any) -> tuple[Any, Any]:
     path, trusted = getattr(args, "signing_key", None), getattr(args, "trusted_key", None) or []
     if not path and not trusted:
         return None, None
-    from venvsmith.core.signing import load_signer, load_trusted_keys
+    from venvsmith.core.signing import SigningKeyFile, TrustedKeyFiles
 
-    return (load_signer(path) if path else None), (load_trusted_keys(trusted) if trusted else None)
+    # Re-read when the files change, so a server's keys rotate without a restart.
+    return (SigningKeyFile(path) if path else None), (TrustedKeyFiles(trusted) if trusted else None)

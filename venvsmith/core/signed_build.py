@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 
 from venvsmith.v1 import builder_pb2, common_pb2
 
-from .signing import Signer, TrustedKeys
+from .signing import Signer, SigningKeyFile, TrustedKeys
 
 __all__ = ["check_result", "result_payload", "sign_result", "target_digest"]
 
@@ -44,7 +44,7 @@ def result_payload(result: builder_pb2.BuildResult) -> bytes:
     return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode("utf-8")
 
 
-def sign_result(result: builder_pb2.BuildResult, signer: Signer | None) -> None:
+def sign_result(result: builder_pb2.BuildResult, signer: Signer | SigningKeyFile | None) -> None:
     """Set ``result.signature`` (nothing without a signer)."""
     if signer is None:
         return
