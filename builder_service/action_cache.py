@@ -21,7 +21,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, get_args, runtime_checkable
 
-from venvsmith.core import observe
+from venvsmith.core import cancellation, observe
 from venvsmith.core.health import HealthState
 from venvsmith.core.singleflight import SingleFlight
 from venvsmith.core.sqlite_recovery import is_corruption, move_aside, open_checked
@@ -207,25 +207,32 @@ class ActionCacheBase(ABC):
         result, outcome = self.get_or_compute_outcome(key, compute)
         return result, outcome == "computed"
 
-    def get_or_compute_outcome(self, key: str, compute: Callable[[], ActionResult]) -> tuple[ActionResult, Outcome]:
+    def get_or_compute_outcome(self, key: str, compute: Callable[[], ActionResult],
+                               joined: Callable[[], None] | None = None) -> tuple[ActionResult, Outcome]:
         """Like :meth:`get_or_compute`, telling how the result came: ``"computed"`` by this caller,
         ``"shared"`` (another caller's flight computed it while this one waited) or ``"cached"`` (stored before).
+
+        ``compute`` runs for every caller sharing it (:func:`venvsmith.core.cancellation.current_caller`): once
+        all of them are gone it stops (a build's process group is killed, :class:`Cancelled`) and nothing is
+        cached; one caller going away leaves it to the others. ``joined()``: this caller waits for another's.
         """
         hit = self.get(key)
         observe.cache_lookup("action", hit is not None)
         if hit is not None:
             return hit, "cached"
 
-        def flight() -> tuple[ActionResult, bool]:
+        def flight(should_stop: Callable[[], bool]) -> tuple[ActionResult, bool]:
             again = self.get(key)  # a flight may have landed between our miss and now
             if again is not None:
                 return again, False
-            with self._holding_outputs():  # what compute() stores cannot be evicted before put() records it
+            # Work nested in this one (a build requirement's wheel) is done for this flight's callers.
+            with cancellation.stopping_when(should_stop), cancellation.serving(lambda: not should_stop()), \
+                    self._holding_outputs():  # what compute() stores cannot be evicted before put() records it
                 result = compute()
                 self.put(key, result)
             return result, True
 
-        (result, computed), shared = self._flights.do(key, flight)
+        (result, computed), shared = self._flights.do_shared(key, flight, cancellation.current_caller(), joined)
         if not computed:
             return result, "cached"
         return result, "shared" if shared else "computed"

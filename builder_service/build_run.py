@@ -12,11 +12,12 @@ import queue
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from venvsmith.core import cancellation
 from venvsmith.core.convert import pin_from_proto, target_from_spec
 from venvsmith.core.errors import at_field
 from venvsmith.core.input_limits import MAX_BUILD_PINS, check_count
@@ -49,9 +50,13 @@ class _Header:
 class BuildRun:
     """Consumes a request stream in a reader thread; :meth:`events` yields progress and finally the result."""
 
-    def __init__(self, engine: BuildEngine, requests: Iterable[builder_pb2.BuildRequest]) -> None:
+    def __init__(self, engine: BuildEngine, requests: Iterable[builder_pb2.BuildRequest],
+                 is_active: Callable[[], bool] | None = None) -> None:
         self.engine = engine
         self.requests = requests
+        #: Whether the caller still waits (``grpc.ServicerContext.is_active``): once not, the run's fetches and
+        #: builds stop (their processes killed) unless another call shares them. None: always.
+        self.is_active = is_active
         self.queue: queue.SimpleQueue = queue.SimpleQueue()
         self.started = time.perf_counter()
         #: Set by the stream's first message; every pin comes after it.
@@ -146,8 +151,9 @@ class BuildRun:
 
         try:
             header = self._header()
-            needs = self.engine.wheels.build_requirement_names(pin, header.target, header.options, header.fetcher,
-                                                               progress)
+            with cancellation.serving(self.is_active):
+                needs = self.engine.wheels.build_requirement_names(pin, header.target, header.options, header.fetcher,
+                                                                   progress)
         except BaseException as exc:  # noqa: BLE001 - delivered through the pin's future
             self._progress(pin, State.FAILED, detail=str(exc)[-2000:])
             if wheel.set_running_or_notify_cancel():  # not when the run was cancelled meanwhile
@@ -188,10 +194,11 @@ class BuildRun:
 
         header = self._header()
         try:
-            ref, outcome = self.engine.wheels.wheel_for(
-                pin, target=header.target, options=header.options, constraints=constraints,
-                fetcher=header.fetcher, progress=progress, building=building,
-            )
+            with cancellation.serving(self.is_active):  # shared builds stop only when all their callers left
+                ref, outcome = self.engine.wheels.wheel_for(
+                    pin, target=header.target, options=header.options, constraints=constraints,
+                    fetcher=header.fetcher, progress=progress, building=building,
+                )
         except BaseException as exc:
             self._progress(pin, State.FAILED, detail=str(exc)[-2000:])
             raise
@@ -233,8 +240,9 @@ class BuildRun:
             result.wheelhouse.CopyFrom(ref_to_proto(environments.wheelhouse(key, wheels), http, key))
         venv_outcome = "cached"
         if options.venv_archive:
-            ref, venv_outcome, base = environments.venv_archive(key, header.target, wheels, options.compile_bytecode,
-                                                                seed=options.seed)
+            with cancellation.serving(self.is_active):
+                ref, venv_outcome, base = environments.venv_archive(key, header.target, wheels,
+                                                                    options.compile_bytecode, seed=options.seed)
             result.venv_archive.CopyFrom(ref_to_proto(ref, http, key))
             result.interpreter.CopyFrom(interpreter_to_proto(base))
         shared = bool(self.outcomes["shared"]) or venv_outcome == "shared"

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from builder_service import _backend_runner
+from venvsmith.core import cancellation
 from builder_service.errors import BuildError, BuildFailed, BuildOutOfMemory, BuildOutputTooLarge, BuildTimeout
 
 __all__ = [
@@ -144,10 +145,13 @@ class _Process:
             self.log.write(data)
 
     def run(self, deadline: float) -> str:
-        """Pump output until the leader exits (``"exited"``), ``deadline`` passes or the log overflows."""
+        """Pump output until the leader exits (``"exited"``), ``deadline`` passes, the log overflows or every
+        caller of the work has gone (``"cancelled"``, :func:`venvsmith.core.cancellation.should_stop`)."""
         while not self.exited():
             if self.log.overflowed:
                 return "overflow"
+            if cancellation.should_stop():
+                return "cancelled"
             now = time.monotonic()
             if now >= deadline:
                 return "timeout"
@@ -231,10 +235,12 @@ def run_limited(
         process = _Process(popen, log)
         try:
             outcome = process.run(end)
-            if outcome == "timeout":
+            if outcome in ("timeout", "cancelled"):
                 process.terminate(term_grace)
         finally:
             returncode = process.close()
+    if outcome == "cancelled":
+        raise cancellation.Cancelled(f"every caller cancelled: {what} was stopped (its processes killed)")
     tail = log_tail(log_path, offset)
     if outcome == "timeout":
         raise BuildTimeout(what, limits.timeout_seconds, tail)

@@ -27,7 +27,7 @@ class BuilderServicer(builder_pb2_grpc.BuilderServiceServicer):
 
     def Build(self, request_iterator, context):
         try:
-            yield from BuildRun(self.engine, request_iterator).events()
+            yield from BuildRun(self.engine, request_iterator, context.is_active).events()
         except Exception as exc:
             abort(context, exc)
 
@@ -40,7 +40,7 @@ class BuilderServicer(builder_pb2_grpc.BuilderServiceServicer):
             return self.engine.resolver.resolve_stream(resolve_request, timeout=remaining)
 
         try:
-            yield from resolve_and_build(self.engine, request, stream)
+            yield from resolve_and_build(self.engine, request, stream, context.is_active)
         except Exception as exc:
             abort(context, exc)
 

@@ -59,14 +59,15 @@ class SingleFlight(Generic[T]):
                 del self._flights[key]
 
     def do_shared(
-        self, key: Hashable, fn: Callable[[Callable[[], bool]], T], is_active: Callable[[], bool] | None = None
+        self, key: Hashable, fn: Callable[[Callable[[], bool]], T], is_active: Callable[[], bool] | None = None,
+        on_join: Callable[[], None] | None = None,
     ) -> tuple[T, bool]:
         """As :meth:`do`, for work that may be cancelled: ``fn(should_stop)`` runs once per key at a time, and
         ``should_stop()`` is true once every caller sharing it is no longer active (``is_active`` false).
 
         A waiting caller that goes inactive stops waiting (:class:`~venvsmith.core.cancellation.Cancelled`); the
         work goes on for the others. A caller still active when the work stopped for lack of callers (it joined
-        just then) runs it again.
+        just then) runs it again. ``on_join()`` is called once a caller has joined work another one runs.
         """
         from .cancellation import Cancelled
 
@@ -89,6 +90,8 @@ class SingleFlight(Generic[T]):
                 finally:
                     with self._lock:
                         del self._shared[key]
+            if on_join is not None:
+                on_join()
             while True:
                 try:
                     return flight.future.result(timeout=POLL_SECONDS), True
