@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 from builder_service import _backend_runner
-from venvsmith.core import cancellation
 from builder_service.errors import BuildError, BuildFailed, BuildOutOfMemory, BuildOutputTooLarge, BuildTimeout
+from venvsmith.core import cancellation
 
 __all__ = [
     "GiB",

@@ -3,7 +3,6 @@ another caller shares that build: then it goes on for that caller."""
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 

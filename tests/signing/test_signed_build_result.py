@@ -49,8 +49,11 @@ def _alterations(result: builder_pb2.BuildResult) -> list[builder_pb2.BuildResul
     altered(lambda r: setattr(r, "lock_key", "0" * 64 if r.lock_key != "0" * 64 else "1" * 64))
     altered(lambda r: setattr(r, "target_digest", r.target_digest[::-1] + "x"))
     altered(lambda r: r.wheels[0].digest.__setattr__("size_bytes", r.wheels[0].digest.size_bytes + 1))
-    altered(lambda r: r.wheels[0].digest.__setattr__("hash", "f" + r.wheels[0].digest.hash[1:]
-                                                     if r.wheels[0].digest.hash[0] != "f" else "e" + r.wheels[0].digest.hash[1:]))
+    def other_hash(r: builder_pb2.BuildResult) -> None:
+        h = r.wheels[0].digest.hash
+        r.wheels[0].digest.hash = ("f" if h[0] != "f" else "e") + h[1:]
+
+    altered(other_hash)
     altered(lambda r: setattr(r.wheels[0], "media_type", r.wheels[0].media_type + "+x"))
     altered(lambda r: setattr(r.wheels[0], "filename", r.wheels[0].filename + ".evil"))
     altered(lambda r: r.wheels.add().CopyFrom(r.wheels[0]))
