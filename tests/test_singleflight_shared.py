@@ -80,3 +80,24 @@ def test_a_waiting_caller_that_goes_away_stops_waiting_and_the_last_one_stops_th
     assert stopped.wait(5)
     leader.join(5)
     assert flight.in_flight() == 0
+
+
+def test_nested_shared_work_of_one_single_flight_checks_its_callers_without_deadlock():
+    """A flight nested in another of the same SingleFlight, whose caller is the outer flight (active while the
+    outer one should not stop), can evaluate should_stop: the callers' tests run outside the flight lock."""
+    flights: SingleFlight[bool] = SingleFlight()
+    seen: list[bool] = []
+
+    def outer(outer_stop):
+        def inner(inner_stop):
+            return inner_stop()
+
+        result, _ = flights.do_shared("inner", inner, lambda: not outer_stop())
+        seen.append(result)
+        return result
+
+    worker = threading.Thread(target=lambda: flights.do_shared("outer", outer, lambda: True), daemon=True)
+    worker.start()
+    worker.join(30)  # a generous bound: it takes microseconds, a deadlock never ends
+    assert not worker.is_alive(), "deadlock: should_stop held the flight lock while calling a caller's test"
+    assert seen == [False]

@@ -23,7 +23,9 @@ class _Shared:
 
     def should_stop(self, lock: threading.Lock) -> bool:
         with lock:
-            return not any(active is None or active() for active in self.callers)
+            callers = list(self.callers)
+        # Outside the lock: a caller's test may be another flight's should_stop (nested work of this SingleFlight).
+        return not any(active is None or active() for active in callers)
 
 
 class SingleFlight(Generic[T]):
