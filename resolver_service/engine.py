@@ -41,7 +41,7 @@ from .resolve import DEFAULT_MAX_BACKTRACKS, ResolutionRequest, parse_constraint
 if TYPE_CHECKING:
     from venvsmith.core.index.cache import IndexCache
     from venvsmith.core.index.http import HttpClient
-    from venvsmith.core.signing import Signer
+    from venvsmith.core.signing import Signer, SigningKeyFile
 
 DEFAULT_TTL_SECONDS = 600.0
 #: Parsed requests remembered by their bytes (the fast path of a repeated request).
@@ -67,7 +67,7 @@ class EngineSettings:
     #: redirects lead); a server's is its operator's (``serve --allow-index``), the embedded CLI's everything.
     allow: AllowList = field(default_factory=AllowList.everything)
     #: Signs every answer's lock document (``serve resolver --signing-key``); None: answers are unsigned.
-    signer: Signer | None = None
+    signer: Signer | SigningKeyFile | None = None
 
 
 def _field_of(value: str, request: resolver_pb2.ResolveRequest, requirements, constraints) -> str:
