@@ -357,3 +357,26 @@ def test_an_unreadable_config_file_is_one_line_and_exit_2(tmp_path):
                           stdin=subprocess.DEVNULL)
     assert done.returncode == 2
     assert done.stderr.strip().count("\n") == 0 and "missing.toml" in done.stderr
+
+
+def test_a_target_interpreter_this_host_lacks_is_one_line_and_exit_2(capsys, index, tmp_path):
+    """A venv for a Python version no interpreter here has: one line naming it, no traceback, exit 2."""
+    code, out, err = run(capsys, "venv", str(tmp_path / "env"), "--index-url", index.url, "--python-version",
+                         "3.4", "requests")
+    assert code == 2 and out == "", err
+    assert "3.4" in err and "interpreter" in err and "Traceback" not in err
+    errors = [line for line in err.splitlines() if line.startswith("error")]  # the rest is progress
+    assert len(errors) == 1 and "3.4" in errors[0], err
+
+
+def test_a_venv_whose_base_interpreter_this_host_lacks_is_no_interpreter():
+    from venvsmith.clients.builder import check_base_interpreter
+    from venvsmith.core.resolution import CallError
+    from venvsmith.v1 import builder_pb2
+
+    wanted = builder_pb2.BaseInterpreter(path="/nonexistent/python3.11", version="3.11.7",
+                                         implementation="cpython")
+    with pytest.raises(CallError) as raised:
+        check_base_interpreter(wanted)
+    assert raised.value.reason == "NO_INTERPRETER" and "/nonexistent/python3.11" in raised.value.message
+    assert exit_code(raised.value.status, raised.value.reason) == 2
