@@ -6,7 +6,6 @@ Hermetic as tests/cli/test_cli.py: local indexes only, a real port nothing liste
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 from collections.abc import Iterator
@@ -17,6 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.fixtures.builder_server import ResolverProcess, cli, hermetic_env
+from tests.fixtures.hermetic import isolate
 from tests.fixtures.index import IndexBuilder, IndexServer
 from venvsmith.cli import main
 from venvsmith.cli.exits import exit_code
@@ -30,12 +30,7 @@ STATUSES = ["OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED
 
 @pytest.fixture(autouse=True)
 def hermetic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    for var in list(os.environ):
-        if var.startswith(("PIP_", "VENVSMITH_")) or var in ("NO_COLOR", "FORCE_COLOR"):
-            monkeypatch.delenv(var)
-    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
-    monkeypatch.setenv("VENVSMITH_HOME", str(tmp_path / "home"))
-    return tmp_path / "home"
+    return isolate(monkeypatch, tmp_path / "home", also=("NO_COLOR", "FORCE_COLOR"))
 
 
 @pytest.fixture(scope="module")
