@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import platform
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ import zstandard
 
 from .action_cache import OutputRef
 from .digest import CHUNK_SIZE, Digest
+from .errors import RegistryUnavailable
 from .store.oci import RegistryStore
 
 __all__ = ["CONFIG_MEDIA", "LAYER_MEDIA", "MANIFEST_MEDIA", "WHEELS_ARTIFACT", "EnvironmentImage",
@@ -41,6 +43,7 @@ WHEELS_ARTIFACT = "application/vnd.venvsmith.wheels.v1"
 WHEEL_LAYER_MEDIA = "application/vnd.venvsmith.wheel.v1+zip"
 _ANN = "io.venvsmith."
 _TITLE = "org.opencontainers.image.title"
+log = logging.getLogger(__name__)
 _ARCH = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64", "armv7l": "arm",
          "ppc64le": "ppc64le", "s390x": "s390x", "riscv64": "riscv64", "i686": "386", "i386": "386"}
 
@@ -86,6 +89,47 @@ class EnvironmentImages:
         self.store = store
         self.registry = store.registry
         self.repo = store.registry.repository("envs")
+        #: Publications waiting for the registry (``<venv tag>.json``), kept across restarts.
+        self.pending_dir = store.root / "pending-images"
+        self.pending_dir.mkdir(parents=True, exist_ok=True)
+        store.after_flush.append(self.flush_pending)
+
+    def find(self, venv_key: str) -> EnvironmentImage | None:
+        """:meth:`lookup`, None while the registry is down (the caller builds locally)."""
+        try:
+            return self.lookup(venv_key)
+        except RegistryUnavailable as e:
+            log.warning("%s; building locally", e)
+            return None
+
+    def publish_or_queue(self, lock_key: str, venv_key: str, archive: OutputRef, wheels: Sequence[OutputRef],
+                         interpreter: str = "") -> None:
+        """:meth:`publish`, or record the publication on disk for :meth:`flush_pending` while the registry is down.
+        The blobs stay in the local cache meanwhile (they are queued for push by the store, which never evicts
+        queued blobs)."""
+        doc = {"lock_key": lock_key, "venv_key": venv_key, "interpreter": interpreter,
+               "outputs": [[o.digest.hash, o.digest.size_bytes, o.media_type, o.kind, o.filename]
+                           for o in [archive, *wheels]]}
+        try:
+            self.publish(lock_key, venv_key, archive, wheels, interpreter)
+        except RegistryUnavailable as e:
+            log.warning("%s; environment %s queued for publishing", e, lock_key)
+            self.store.queue([o.digest for o in [archive, *wheels]])
+            (self.pending_dir / f"{venv_tag(venv_key)}.json").write_text(json.dumps(doc))
+
+    def flush_pending(self) -> int:
+        """Publish the queued environments (stops at the first registry failure); how many were published."""
+        done = 0
+        for entry in sorted(self.pending_dir.glob("*.json")):
+            doc = json.loads(entry.read_text())
+            outputs = [OutputRef(Digest(h, n), media, kind, name) for h, n, media, kind, name in doc["outputs"]]
+            try:
+                self.publish(doc["lock_key"], doc["venv_key"], outputs[0], outputs[1:], doc["interpreter"])
+            except RegistryUnavailable:
+                break
+            entry.unlink()
+            done += 1
+        return done
 
     def publish(self, lock_key: str, venv_key: str, archive: OutputRef, wheels: Sequence[OutputRef],
                 interpreter: str = "") -> Digest:

@@ -17,7 +17,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -49,6 +49,8 @@ class RegistryStore(FilesystemStore):
         #: Counters for metrics and tests: blobs pulled from / pushed to the registry.
         self.pulled = 0
         self.pushed = 0
+        #: Called after each :meth:`flush_pending` that reached the registry (environment publications).
+        self.after_flush: list[Callable[[], object]] = []
         super().__init__(root, **kwargs)
 
     def __repr__(self) -> str:
@@ -133,6 +135,12 @@ class RegistryStore(FilesystemStore):
             return False
         return True
 
+    def queue(self, digests: Iterable[Digest]) -> None:
+        """Queue cached blobs for push (kept from eviction until pushed)."""
+        for digest in digests:
+            if self._present(digest):
+                self._marker(digest).touch()
+
     def pending(self) -> list[Digest]:
         """The blobs written here that the registry has not received yet."""
         return list(_markers(self._pending_dir))
@@ -145,10 +153,11 @@ class RegistryStore(FilesystemStore):
                 self._marker(digest).unlink(missing_ok=True)
                 continue
             if not self._push(digest):
-                break
+                return sent
             sent += 1
-        if sent:
-            self._down_until = 0.0
+        self._down_until = 0.0
+        for hook in self.after_flush:
+            hook()
         return sent
 
     def start_pusher(self, interval: float = PUSH_BACKOFF_SECONDS) -> threading.Event:
