@@ -34,6 +34,10 @@ class Environments:
     def __init__(self, workspace: Workspace) -> None:
         self.workspace = workspace
         self._images: EnvironmentImages | None = None
+        if isinstance(workspace.store, RegistryStore):
+            # the queue a previous run left (blobs and environment publications) goes out once the registry answers
+            self._images = EnvironmentImages(workspace.store)
+            workspace.store.start_pusher()
 
     def seed_wheel(self, interpreter: Path) -> OutputRef:
         """The pip wheel bundled with ``interpreter``'s ensurepip, in the store (``--seed``)."""
@@ -104,8 +108,6 @@ class Environments:
 
     def images(self) -> EnvironmentImages | None:
         """The environment images of an oci:// store, else None."""
-        if self._images is None and isinstance(self.workspace.store, RegistryStore):
-            self._images = EnvironmentImages(self.workspace.store)
         return self._images
 
     def wheelhouse(self, lock_key: str, wheels: Sequence[OutputRef]) -> OutputRef:

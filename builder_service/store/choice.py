@@ -39,16 +39,15 @@ def check_store_url(text: str) -> str:
 
 def open_store(url: str, home: Path, *, ca_file: str = "", max_bytes: int | None = None,
                min_free: FreeSpaceFloor | None = None) -> FilesystemStore:
-    """The store ``url`` names (see the module docstring); an oci one starts its pending-push thread."""
+    """The store ``url`` names (see the module docstring); an oci one's pending-push thread is started by its
+    user (:meth:`~.oci.RegistryStore.start_pusher`, once its publication hooks are in place)."""
     url = check_store_url(url)
     if urlsplit(url).scheme == "oci":
         from .oci import RegistryStore
         from .registry import RegistryClient
 
-        store = RegistryStore(home / "store", RegistryClient(url, ca_file=ca_file or None), max_bytes=max_bytes,
-                              min_free=min_free)
-        store.start_pusher()
-        return store
+        return RegistryStore(home / "store", RegistryClient(url, ca_file=ca_file or None), max_bytes=max_bytes,
+                             min_free=min_free)
     root = Path(unquote(urlsplit(url).path)) if url else home / "store"
     return FilesystemStore(root, max_bytes=max_bytes, min_free=min_free)
 

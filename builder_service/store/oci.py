@@ -46,6 +46,7 @@ class RegistryStore(FilesystemStore):
         self._fetching: set[str] = set()
         self._fetch_lock = threading.Lock()
         self._down_until = 0.0
+        self._pusher: threading.Event | None = None
         #: Counters for metrics and tests: blobs pulled from / pushed to the registry.
         self.pulled = 0
         self.pushed = 0
@@ -160,19 +161,29 @@ class RegistryStore(FilesystemStore):
             hook()
         return sent
 
-    def start_pusher(self, interval: float = PUSH_BACKOFF_SECONDS) -> threading.Event:
-        """A daemon thread flushing the queue every ``interval`` seconds; set the returned event to stop it."""
-        stop = threading.Event()
+    def start_pusher(self, interval: float = PUSH_BACKOFF_SECONDS) -> None:
+        """A daemon thread flushing the queue at once (what a previous run left) and then every ``interval``
+        seconds, until :meth:`close`; started once (later calls do nothing)."""
+        with self._fetch_lock:
+            if self._pusher is not None:
+                return
+            self._pusher = stop = threading.Event()
 
         def run() -> None:
-            while not stop.wait(interval):
+            first = True
+            while first or not stop.wait(interval):
+                first = False
                 try:
                     self.flush_pending()
                 except Exception:  # noqa: BLE001 - a pusher bug must not end the thread
                     log.exception("pending pushes to %s", self.registry.url)
 
         threading.Thread(target=run, name="registry-pusher", daemon=True).start()
-        return stop
+
+    def close(self) -> None:
+        if self._pusher is not None:
+            self._pusher.set()
+        super().close()
 
     def evict(self, target_bytes: int, *, protect: Collection[str] = ()) -> list[Digest]:
         queued = {d.hash for d in self.pending()}
