@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from builder_service.digest import Digest
 from builder_service.errors import BlobNotFound, DigestMismatch, RegistryUnavailable
 from builder_service.store.registry import RegistryClient, RegistryError, RegistryURL
-from tests.fixtures.registry import RegistryProcess
+from tests.fixtures.registry import RegistryProcess, TokenService
 
 
 def test_url_parsing_and_transport_choice():
@@ -108,3 +108,23 @@ def test_registry_down_is_unavailable_naming_it(tmp_path):
         client.has_blob(client.repository("blobs"), Digest.of_bytes(b"x"))
     assert info.value.registry == f"{registry.host}/acme"
     assert info.value.details().metadata["registry"] == f"{registry.host}/acme"
+
+
+def test_bearer_token_challenge(tmp_path):
+    token = TokenService(tmp_path / "tokens", {"ci": "s3cret"}).start()
+    try:
+        with RegistryProcess(tmp_path / "reg", token=token) as registry:
+            digest, path = _blob(tmp_path, b"behind a token service")
+            wrong = RegistryClient(f"oci://ci:nope@{registry.host}/acme")
+            with pytest.raises(RegistryError, match="401"):
+                wrong.has_blob(wrong.repository("blobs"), digest)
+            assert token.issued == []
+            client = RegistryClient(f"oci://ci:s3cret@{registry.host}/acme")
+            repo = client.repository("blobs")
+            assert client.push_blob(repo, digest, path)
+            got = bytearray()
+            client.pull_blob(repo, digest, got.extend)
+            assert bytes(got) == b"behind a token service"
+            assert f"repository:{repo}:pull,push" in token.issued  # the registry's challenge named the scope
+    finally:
+        token.stop()
