@@ -4,8 +4,8 @@ the builder keeps its artifacts in.
 * unset, or ``file:///PATH``: the filesystem store (unset: ``$VENVSMITH_HOME/store``, the embedded default);
 * ``oci://[USER:PASSWORD@]HOST:PORT/REPO-PREFIX``: an OCI registry (:mod:`.oci`), the filesystem store at
   ``$VENVSMITH_HOME/store`` as its bounded local cache. HTTPS, verified with the system trust store or
-  ``--store-ca``; plain HTTP only for a loopback host. Give credentials through ``VENVSMITH_STORE`` from a
-  Secret, never in a config file.
+  ``--store-ca``; plain HTTP only for a loopback host without ``--store-ca``. Give credentials through
+  ``VENVSMITH_STORE`` from a Secret, never in a config file.
 """
 
 from __future__ import annotations
@@ -66,6 +66,7 @@ def add_store_options(serve) -> None:
     serve.add_argument("--store", type=_store_flag, default="", metavar="URL",
                        help="builder: where artifacts are kept: file:///PATH (default: $VENVSMITH_HOME/store) or "
                             "oci://HOST:PORT/REPO-PREFIX, an OCI registry shared by replicas, with the local store "
-                            "as its cache (https; http only for 127.0.0.1; credentials as oci://USER:PASSWORD@...)")
+                            "as its cache (https; http only for 127.0.0.1 without --store-ca; credentials as "
+                            "oci://USER:PASSWORD@...)")
     serve.add_argument("--store-ca", default="", metavar="FILE",
                        help="builder: CA bundle verifying an oci:// store's HTTPS (default: the system's)")

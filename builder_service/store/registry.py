@@ -5,8 +5,9 @@ monolithic (one ``POST`` + ``PUT ?digest=``) up to :data:`CHUNK_BYTES` and chunk
 ``Content-Range``, then ``PUT ?digest=``), pulls are verified against the digest while they stream. Auth: basic
 credentials from the URL's userinfo, sent on a ``Basic`` challenge or exchanged for a token on a ``Bearer
 realm=...,service=...,scope=...`` challenge (tokens cached per scope). HTTPS with the system trust store or a CA
-file; plain HTTP only for loopback hosts. Every request has a connect and read timeout; manifests and token
-answers are bounded in size. A connection failure or a 5xx is :class:`~builder_service.errors.RegistryUnavailable`.
+file (given a CA file, HTTPS also to a loopback host); plain HTTP only for loopback hosts. Every request has a
+connect and read timeout; manifests and token answers are bounded in size. A connection failure or a 5xx is
+:class:`~builder_service.errors.RegistryUnavailable`.
 """
 
 from __future__ import annotations
@@ -78,7 +79,10 @@ class RegistryURL:
     @property
     def base(self) -> str:
         """``http://`` for loopback hosts, ``https://`` for every other."""
-        return f"{'http' if self.loopback else 'https'}://{self.host}"
+        return self.base_for(tls=not self.loopback)
+
+    def base_for(self, tls: bool) -> str:
+        return f"{'https' if tls else 'http'}://{self.host}"
 
     def __str__(self) -> str:
         return f"{self.host}/{self.prefix}"
@@ -100,6 +104,8 @@ class RegistryClient:
         import urllib3
 
         self.url = RegistryURL.parse(url) if isinstance(url, str) else url
+        #: ``https://HOST`` (``http://`` only for a loopback host without a CA file: a CA file means TLS).
+        self.base = self.url.base_for(tls=ca_file is not None or not self.url.loopback)
         self.chunk_bytes = chunk_bytes
         timeout = urllib3.Timeout(connect=CONNECT_SECONDS, read=read_seconds)
         kwargs: dict[str, Any] = {"timeout": timeout, "retries": False, "maxsize": 8}
@@ -228,7 +234,7 @@ class RegistryClient:
     def _request(self, method: str, repo: str, path: str, *, query: Mapping[str, str] | None = None,
                  body: bytes | None = None, headers: Mapping[str, str] | None = None, pull: bool = False,
                  stream: bool = False) -> urllib3.BaseHTTPResponse:
-        url = urljoin(self.url.base + "/", path)
+        url = urljoin(self.base + "/", path)
         if query:
             url += ("&" if "?" in url else "?") + urlencode(query)
         scope = f"repository:{repo}:{'pull' if pull else 'pull,push'}" if repo else ""
@@ -304,8 +310,8 @@ class RegistryClient:
         location = r.headers.get("Location", "")
         if not location:
             raise RegistryError(str(self.url), "upload answer without a Location")
-        parts = urlsplit(urljoin(self.url.base + "/", location))
-        if f"{parts.scheme}://{parts.netloc}" != self.url.base:
+        parts = urlsplit(urljoin(self.base + "/", location))
+        if f"{parts.scheme}://{parts.netloc}" != self.base:
             raise RegistryError(str(self.url), f"upload location on another host: {parts.netloc}")
         return parts.path + (f"?{parts.query}" if parts.query else "")
 

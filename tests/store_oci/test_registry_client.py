@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from builder_service.digest import Digest
 from builder_service.errors import BlobNotFound, DigestMismatch, RegistryUnavailable
 from builder_service.store.registry import RegistryClient, RegistryError, RegistryURL
-from tests.fixtures.registry import RegistryProcess, TokenService
+from tests.fixtures.registry import RegistryProcess, TokenService, self_signed_tls
 
 
 def test_url_parsing_and_transport_choice():
@@ -130,3 +130,22 @@ def test_bearer_token_challenge(tmp_path):
                        for s in token.issued), token.issued
     finally:
         token.stop()
+
+
+def test_https_with_a_ca_file(tmp_path):
+    tls = self_signed_tls(tmp_path / "tls")
+    with RegistryProcess(tmp_path / "reg", tls=tls) as registry:
+        digest, path = _blob(tmp_path, b"over TLS")
+        client = RegistryClient(f"oci://{registry.host}/acme", ca_file=tls[0])
+        assert client.base == f"https://{registry.host}"
+        client.push_blob(client.repository("blobs"), digest, path)
+        got = bytearray()
+        client.pull_blob(client.repository("blobs"), digest, got.extend)
+        assert bytes(got) == b"over TLS"
+        other_ca = self_signed_tls(tmp_path / "other")[0]
+        untrusting = RegistryClient(f"oci://{registry.host}/acme", ca_file=other_ca)
+        with pytest.raises(RegistryUnavailable, match="CERTIFICATE_VERIFY_FAILED|certificate verify failed"):
+            untrusting.has_blob(untrusting.repository("blobs"), digest)
+        plain = RegistryClient(f"oci://{registry.host}/acme")  # loopback without a CA file: plain HTTP, refused
+        with pytest.raises((RegistryUnavailable, RegistryError)):
+            plain.has_blob(plain.repository("blobs"), digest)
