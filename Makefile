@@ -5,9 +5,9 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 REQS ?= bench/sets/run.txt
 
-.PHONY: setup sandbox-tools run test protos lint lint-imports serve serve-resolver serve-builder bench clean
+.PHONY: setup sandbox-tools registry-tools run test protos lint lint-imports serve serve-resolver serve-builder bench clean
 
-setup: $(STAMP) sandbox-tools
+setup: $(STAMP) sandbox-tools registry-tools
 
 # bubblewrap, the build sandbox's preferred backend: installed with apt when missing and running as root; without
 # it (no root, no apt) sdist builds use the Linux-namespaces backend (util-linux `unshare`).
@@ -18,6 +18,20 @@ sandbox-tools:
 	    || { apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q bubblewrap >/dev/null 2>&1; } \
 	    || echo "note: could not install bubblewrap; sdist builds use the namespaces sandbox"; \
 	  else echo "note: bwrap not found; sdist builds use the namespaces sandbox (apt-get install bubblewrap for bwrap)"; fi; }
+
+# The OCI artifact store's test tools (Debian packages): `docker-registry` (the CNCF distribution registry the tests
+# start on 127.0.0.1), `skopeo` (pulls an environment image as standard tools do) and `htpasswd` (apache2-utils,
+# the registry's basic auth). Installed with apt when missing and running as root; the tests that need them fail
+# naming this target otherwise.
+REGISTRY_TOOLS := docker-registry:docker-registry skopeo:skopeo htpasswd:apache2-utils
+registry-tools:
+	@missing=""; for pair in $(REGISTRY_TOOLS); do command -v $${pair%%:*} >/dev/null 2>&1 || missing="$$missing $${pair#*:}"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing >/dev/null 2>&1 \
+	    || { apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing >/dev/null 2>&1; } \
+	    || echo "note: could not install$$missing; the OCI store tests will fail"; \
+	  else echo "note: missing$$missing (apt-get install$$missing); the OCI store tests will fail"; fi; fi
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,7 +52,7 @@ run: $(STAMP)
 	$(VENV)/bin/venvsmith venv $(DEMO) -r $(REQS) -q --clear
 	$(DEMO)/bin/python -c 'import requests, rich, httpx; print("demo venv works:", requests.__version__)'
 
-test: $(STAMP) sandbox-tools
+test: $(STAMP) sandbox-tools registry-tools
 	$(PY) -m ruff check .
 	$(PY) -m mypy
 	$(VENV)/bin/lint-imports

@@ -21,6 +21,8 @@ from venvsmith.core.target import TargetEnvironment
 from .action_cache import ActionResult, Outcome, OutputRef
 from .action_keys import LockWheels, Wheelhouse
 from .archive import pack
+from .env_image import EnvironmentImages
+from .store.oci import RegistryStore
 from .store.reader import verify_blobs
 from .venv_key import VenvKey
 from .workspace import TEXT_MEDIA, WHEEL_MEDIA, ZSTD_MEDIA, Workspace
@@ -31,6 +33,11 @@ class Environments:
 
     def __init__(self, workspace: Workspace) -> None:
         self.workspace = workspace
+        self._images: EnvironmentImages | None = None
+        if isinstance(workspace.store, RegistryStore):
+            # the queue a previous run left (blobs and environment publications) goes out once the registry answers
+            self._images = EnvironmentImages(workspace.store)
+            workspace.store.start_pusher()
 
     def seed_wheel(self, interpreter: Path) -> OutputRef:
         """The pip wheel bundled with ``interpreter``'s ensurepip, in the store (``--seed``)."""
@@ -77,8 +84,31 @@ class Environments:
                                 meta={"lock_key": lock_key, "interpreter": base.path,
                                       "interpreter_identity": base.identity})
 
-        result, outcome = ws.actions.get_or_compute_outcome(key.key(), build)
+        images = self.images()
+        if images is None:
+            result, outcome = ws.actions.get_or_compute_outcome(key.key(), build)
+            return result.outputs[0], outcome, base
+
+        def shared_or_build() -> ActionResult:
+            """The registry is the fleet's "venv key -> archive" map: another replica's image, else a build here,
+            published (or queued for publishing while the registry is down)."""
+            found = images.find(key.key())
+            if found is not None:
+                ws.count("venv_registry_hits")
+                return ActionResult((OutputRef(found.archive, ZSTD_MEDIA, "venv_archive",
+                                               f"venv-{lock_key[:16]}.tar.zst"),),
+                                    meta={"lock_key": lock_key, "interpreter": base.path,
+                                          "interpreter_identity": base.identity, "from_registry": "1"})
+            result = build()
+            images.publish_or_queue(lock_key, key.key(), result.outputs[0], installs, base.path)
+            return result
+
+        result, outcome = ws.actions.get_or_compute_outcome(key.key(), shared_or_build)
         return result.outputs[0], outcome, base
+
+    def images(self) -> EnvironmentImages | None:
+        """The environment images of an oci:// store, else None."""
+        return self._images
 
     def wheelhouse(self, lock_key: str, wheels: Sequence[OutputRef]) -> OutputRef:
         """A deterministic tar.zst of ``wheels/`` plus PEP 503 ``simple/`` pages."""

@@ -467,3 +467,30 @@ class NotRelocatable(ServiceError):
 
     def __reduce__(self):
         return (type(self), (self.path, self.needle))
+
+
+class RegistryUnavailable(StoreError):
+    """The OCI registry behind ``--store oci://...`` could not be reached or failed (gRPC ``UNAVAILABLE``);
+    ``registry`` is its ``host:port/prefix`` (never credentials)."""
+
+    status = "UNAVAILABLE"
+    error_reason = "REGISTRY_UNAVAILABLE"
+
+    def __init__(self, registry: str, message: str) -> None:
+        super().__init__(f"registry {registry} is unavailable: {message}")
+        self.registry = registry
+
+    def facts(self) -> dict[str, str]:
+        return {"registry": self.registry}
+
+    def __reduce__(self):
+        return (type(self), (self.registry, self.message.split(": ", 1)[-1]))
+
+
+class RegistryError(RegistryUnavailable):
+    """The registry refused a request of the builder (an HTTP 4xx other than a missing blob: credentials,
+    permissions, a malformed answer); reported like :class:`RegistryUnavailable` (the store is unusable), with
+    the registry's answer in the message."""
+
+    def __init__(self, registry: str, message: str) -> None:
+        super().__init__(registry, message)

@@ -37,6 +37,7 @@ from .errors import BuilderError
 from .limits import BuildLimits
 from .sandbox import Sandbox, preferred_sandbox
 from .store import FilesystemStore
+from .store.choice import open_store
 from .store.disk_guard import DEFAULT_MIN_FREE_SPACE, parse_free_space
 
 if TYPE_CHECKING:
@@ -65,6 +66,11 @@ class BuilderSettings:
     #: a write evicts first, then is refused STORE_FULL (:mod:`~builder_service.store.disk_guard`).
     min_free_space: str = field(default_factory=lambda: os.environ.get("VENVSMITH_MIN_FREE_SPACE")
                                 or DEFAULT_MIN_FREE_SPACE)
+    #: ``serve builder --store URL`` (``VENVSMITH_STORE``): ``""`` or ``file:///PATH`` the filesystem store,
+    #: ``oci://HOST:PORT/REPO-PREFIX`` an OCI registry in front of it (:mod:`~builder_service.store.choice`).
+    store: str = field(default_factory=lambda: os.environ.get("VENVSMITH_STORE", ""))
+    #: ``serve builder --store-ca FILE`` (``VENVSMITH_STORE_CA``): the CA bundle of an oci:// store's HTTPS.
+    store_ca: str = field(default_factory=lambda: os.environ.get("VENVSMITH_STORE_CA", ""))
     workers: int = 8
     limits: BuildLimits = field(default_factory=BuildLimits)
     #: pip's index configuration on this host, completing a request's ``IndexConfig`` (unless it is isolated).
@@ -131,8 +137,9 @@ class Workspace:
     def __init__(self, settings: BuilderSettings) -> None:
         self.settings = settings
         home = settings.home
-        self.store = FilesystemStore(home / "store", max_bytes=settings.max_store_bytes,
-                                     min_free=parse_free_space(settings.min_free_space))
+        self.store: FilesystemStore = open_store(settings.store, home, ca_file=settings.store_ca,
+                                                 max_bytes=settings.max_store_bytes,
+                                                 min_free=parse_free_space(settings.min_free_space))
         #: Whether this builder can serve (NOT_SERVING while a cache file is corrupt and cannot be replaced).
         self.health = HealthState()
         self.actions = FilesystemActionCache(home / "actions", self.store, health=self.health,
@@ -147,7 +154,7 @@ class Workspace:
         self._found: list[Interpreter] | None = None
         self._query_cache = QueryCache(home / "interpreters.json")
         self._lock = threading.Lock()
-        self.counters = {"venv_builds": 0, "sdist_builds": 0, "downloads": 0}
+        self.counters = {"venv_builds": 0, "sdist_builds": 0, "downloads": 0, "venv_registry_hits": 0}
 
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)

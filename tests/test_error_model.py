@@ -29,6 +29,8 @@ from builder_service.errors import (
     InvalidRange,
     InvalidSdist,
     NotRelocatable,
+    RegistryError,
+    RegistryUnavailable,
     SdistFailed,
     StoreError,
     StoreFull,
@@ -134,6 +136,8 @@ EXAMPLES: dict[type[ServiceError], Callable[[], ServiceError]] = {
     ServerBusy: lambda: ServerBusy("/venvsmith.v1.BuilderService/Build", 4),
     Cancelled: lambda: Cancelled("every caller cancelled"),
     AttestationUnverified: lambda: AttestationUnverified("a", "a-1.0-py3-none-any.whl", "no provenance document"),
+    RegistryUnavailable: lambda: RegistryUnavailable("127.0.0.1:5000/acme", "connection refused"),
+    RegistryError: lambda: RegistryError("127.0.0.1:5000/acme", "PUT manifest: HTTP 403 denied"),
 }
 
 RESOLVER = {InvalidInput, NoSolution, DynamicMetadata, IndexUnavailable, InvalidDistribution, TooManyBacktracks,
@@ -141,6 +145,8 @@ RESOLVER = {InvalidInput, NoSolution, DynamicMetadata, IndexUnavailable, Invalid
 BUILDS = {BuildError, BuildFailed, BuildTimeout, BuildOutOfMemory, BuildOutputTooLarge, InvalidSdist,
           BuildRequirementUnavailable, DigestMismatch, InvalidDigest, BlobTooLarge, UnsafeWheel, BuilderError,
           SdistFailed, StoreFull}
+#: A builder whose --store is an OCI registry (builder_service.store.oci).
+REGISTRY = {RegistryUnavailable, RegistryError}
 ASSEMBLY = {UnsafeArchive, VenvError, NotRelocatable}
 #: A server with --auth-tokens refuses any RPC with these (venvsmith.core.auth).
 AUTH = {Unauthenticated, RoleDenied}
@@ -152,10 +158,10 @@ RPC_ERRORS: dict[str, set[type[ServiceError]]] = {
     "Resolve": RESOLVER | BUILDS | AUTH | BUSY | {Cancelled, BuilderUnavailable},
     "ResolveStream": RESOLVER | BUILDS | AUTH | BUSY | {Cancelled, BuilderUnavailable},
     "DescribeEnvironment": {InvalidInput} | AUTH,
-    "Build": RESOLVER | BUILDS | ASSEMBLY | AUTH | BUSY,
-    "ResolveAndBuild": RESOLVER | BUILDS | ASSEMBLY | AUTH | BUSY,
+    "Build": RESOLVER | BUILDS | ASSEMBLY | REGISTRY | AUTH | BUSY,
+    "ResolveAndBuild": RESOLVER | BUILDS | ASSEMBLY | REGISTRY | AUTH | BUSY,
     "PrepareMetadata": RESOLVER | BUILDS | AUTH | BUSY,
-    "GetArtifact": {BlobNotFound, StoreError, InvalidRange, DigestMismatch, InvalidDigest} | AUTH,
+    "GetArtifact": {BlobNotFound, StoreError, InvalidRange, DigestMismatch, InvalidDigest} | REGISTRY | AUTH,
     "StatArtifacts": {InvalidDigest, BuilderError} | AUTH,
 }
 #: The statuses a BuilderError is raised with by the RPCs it can come from (checked against the sources below).

@@ -166,6 +166,9 @@ def build_parser() -> argparse.ArgumentParser:
     from builder_service.store.disk_guard import add_free_space_option
 
     add_free_space_option(serve)
+    from builder_service.store.choice import add_store_options
+
+    add_store_options(serve)
 
     from venvsmith.cli.build_args import add_commands
 

@@ -339,6 +339,10 @@ def cmd_serve_builder(args) -> int:
 
     start = serve_start.prepare(args)
     os.environ["VENVSMITH_MIN_FREE_SPACE"] = args.min_free_space  # read by BuilderSettings (the store's floor)
+    if args.store:  # read by BuilderSettings (which store)
+        os.environ["VENVSMITH_STORE"] = args.store
+    if args.store_ca:
+        os.environ["VENVSMITH_STORE_CA"] = args.store_ca
     try:
         sandbox = choose_sandbox(getattr(args, "sandbox", "auto"), hidden=[venvsmith_home()])
     except SandboxUnavailable as exc:

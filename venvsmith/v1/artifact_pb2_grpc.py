@@ -60,7 +60,8 @@ class ArtifactServiceServicer:
         OUT_OF_RANGE (INVALID_RANGE, offset > size), DATA_LOSS (DIGEST_MISMATCH:
         the stored blob is corrupt; it is quarantined), INVALID_ARGUMENT +
         BadRequest (INVALID_DIGEST, or INVALID_BUILD_REQUEST for a negative
-        offset/limit).
+        offset/limit), UNAVAILABLE (REGISTRY_UNAVAILABLE: with --store oci://...,
+        the blob is not in the local cache and the registry is down or refused).
         With --auth-tokens: UNAUTHENTICATED (AUTH_TOKEN_INVALID), PERMISSION_DENIED
         (AUTH_ROLE_INSUFFICIENT), each with ErrorInfo.
         """

@@ -69,6 +69,7 @@ class ErrorReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     CALL_CANCELLED: _ClassVar[ErrorReason]
     BUILDER_UNAVAILABLE: _ClassVar[ErrorReason]
     ATTESTATION_UNVERIFIED: _ClassVar[ErrorReason]
+    REGISTRY_UNAVAILABLE: _ClassVar[ErrorReason]
 INDEX_STRATEGY_UNSPECIFIED: IndexStrategy
 FIRST_INDEX: IndexStrategy
 UNSAFE_BEST_MATCH: IndexStrategy
@@ -117,6 +118,7 @@ SERVER_BUSY: ErrorReason
 CALL_CANCELLED: ErrorReason
 BUILDER_UNAVAILABLE: ErrorReason
 ATTESTATION_UNVERIFIED: ErrorReason
+REGISTRY_UNAVAILABLE: ErrorReason
 
 class TargetEnvironment(_message.Message):
     __slots__ = ("markers", "tags", "python_version", "platform", "interpreter", "metadata_builder")

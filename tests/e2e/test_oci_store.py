@@ -1,0 +1,118 @@
+"""Two builder processes sharing one OCI registry (``serve builder --store oci://...``): B serves the environment
+A built without building it; standard tools (skopeo) pull the environment image; registry down -> UNAVAILABLE
+naming the registry for what the local cache lacks."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import urllib.request
+from collections.abc import Iterator
+
+import grpc
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.fixtures.builder_server import BuilderProcess, free_port
+from tests.fixtures.index import IndexBuilder, IndexServer
+from tests.fixtures.registry import RegistryProcess, registry_available
+from venvsmith.v1 import artifact_pb2, builder_pb2, common_pb2, resolver_pb2
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def index(tmp_path_factory) -> Iterator[IndexServer]:
+    b = IndexBuilder(tmp_path_factory.mktemp("oci-index"))
+    b.add("small", "1.0")
+    with IndexServer(b) as server:
+        yield server
+
+
+@pytest.fixture
+def registry(tmp_path) -> Iterator[RegistryProcess]:
+    if not registry_available():
+        pytest.fail("docker-registry is not installed: run `make registry-tools`")
+    with RegistryProcess(tmp_path / "registry") as r:
+        yield r
+
+
+def build(server: BuilderProcess, index: IndexServer, *reqs: str) -> builder_pb2.BuildResult:
+    config = common_pb2.IndexConfig(index_url=index.url)
+    request = builder_pb2.ResolveAndBuildRequest(
+        resolve=resolver_pb2.ResolveRequest(requirements=list(reqs), index=config),
+        options=builder_pb2.BuildOptions(wheels=True, venv_archive=True, index=config),
+    )
+    result = None
+    for event in server.stub.ResolveAndBuild(request, timeout=120):
+        if event.WhichOneof("event") == "build" and event.build.WhichOneof("event") == "result":
+            result = event.build.result
+    assert result is not None
+    return result
+
+
+def venv_builds(port: int) -> float:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as answer:
+        text = answer.read().decode()
+    return sum(s.value for family in text_string_to_metric_families(text) for s in family.samples
+               if s.name == "venvsmith_build_duration_seconds_count" and s.labels.get("kind") == "venv")
+
+
+def read_all(server: BuilderProcess, digest: common_pb2.Digest) -> bytes:
+    chunks = server.artifacts.GetArtifact(artifact_pb2.GetArtifactRequest(digest=digest), timeout=60)
+    return b"".join(c.data for c in chunks)
+
+
+def test_replica_b_serves_the_environment_replica_a_built(tmp_path, index, registry):
+    store = f"oci://{registry.host}/fleet"
+    port_a, port_b = free_port(), free_port()
+    with BuilderProcess(tmp_path / "a", "--store", store, "--metrics-port", str(port_a),
+                        allow=[index.base_url]) as a:
+        built = build(a, index, "small")
+        assert venv_builds(port_a) == 1
+    with BuilderProcess(tmp_path / "b", "--store", store, "--metrics-port", str(port_b),
+                        allow=[index.base_url]) as b:
+        served = build(b, index, "small")
+        assert venv_builds(port_b) == 0, b.log()  # not rebuilt: the registry's image was used
+        assert served.venv_archive.digest == built.venv_archive.digest
+        data = read_all(b, served.venv_archive.digest)
+        assert len(data) == built.venv_archive.digest.size_bytes
+    if shutil.which("skopeo") is None:
+        pytest.fail("skopeo is not installed: run `make registry-tools`")
+    raw = subprocess.run(["skopeo", "inspect", "--tls-verify=false", "--raw",
+                          f"docker://{registry.host}/fleet/envs:{built.lock_key}"],
+                         check=True, capture_output=True, timeout=120).stdout
+    layers = json.loads(raw)["layers"]
+    assert [lay["digest"] for lay in layers] == [f"sha256:{built.venv_archive.digest.hash}"]
+    assert layers[0]["mediaType"] == "application/vnd.oci.image.layer.v1.tar+zstd"
+
+
+def test_registry_down_builds_locally_and_pushes_when_it_returns(tmp_path, index, registry):
+    store = f"oci://{registry.host}/fleet"
+    registry.stop()
+    with BuilderProcess(tmp_path / "a", "--store", store, allow=[index.base_url]) as a:
+        built = build(a, index, "small")  # the build succeeds locally
+        assert read_all(a, built.venv_archive.digest)  # served from the local cache
+        assert list((tmp_path / "a" / "store" / "pending-images").glob("*.json"))
+    with BuilderProcess(tmp_path / "b", "--store", store, allow=[index.base_url]) as b:
+        with pytest.raises(grpc.RpcError) as info:
+            read_all(b, built.venv_archive.digest)
+        assert info.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert registry.host in info.value.details()
+    registry.start()
+    # A restarted: its queue (on disk) is flushed by the pusher's first round.
+    with BuilderProcess(tmp_path / "a", "--store", store, allow=[index.base_url]):
+        _wait_until_empty(tmp_path / "a" / "store" / "pending-images")
+    with BuilderProcess(tmp_path / "c", "--store", store, allow=[index.base_url]) as c:
+        assert read_all(c, built.venv_archive.digest)
+
+
+def _wait_until_empty(directory) -> None:
+    import time
+
+    for _ in range(600):
+        if not list(directory.glob("*.json")):
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"{directory} was never flushed")
