@@ -27,7 +27,7 @@ from .archives import archive_metadata
 from .auth import Auth, Credential, redact, split_userinfo
 from .cache import CachedPage, IndexCache, parse_cache_control
 from .first_seen import with_first_seen
-from .http import HttpClient, unexpected_status
+from .http import MAX_CONNECTIONS, HttpClient, unexpected_status
 from .limits import MAX_PAGE_BYTES
 from .local import find_links_files, is_file_url, location_path, static_index_files
 from .metadata_fetch import MetadataFetcher, copy_and_hash, parse_metadata, require_static, verify_digests
@@ -125,7 +125,7 @@ class IndexSource:
             retries=settings.retries,
             ca_bundle=settings.ca_bundle,
             client_cert=settings.client_cert,
-            **({"max_connections": max_connections} if max_connections else {}),
+            max_connections=max_connections or MAX_CONNECTIONS,
         )
         self._own_cache = cache is None and settings.cache_dir is not None
         self.cache = (
