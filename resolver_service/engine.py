@@ -21,10 +21,10 @@ from typing import TYPE_CHECKING
 from venvsmith.core import cancellation, observe
 from venvsmith.core.config import PipIndexConfig, effective_pip_config, venvsmith_home
 from venvsmith.core.convert import pin_to_proto, target_from_spec, target_to_proto
+from venvsmith.core.errors import InvalidInput, UrlNotAllowed, at_field, parsed_each
 from venvsmith.core.fleet.cache_url import parse_cache_url
 from venvsmith.core.fleet.flight import DEFAULT_LEASE_SECONDS, FleetFlight
 from venvsmith.core.fleet.shared_cache import MAX_VALUE_BYTES, RedisTier
-from venvsmith.core.errors import InvalidInput, UrlNotAllowed, at_field, parsed_each
 from venvsmith.core.health import HealthState
 from venvsmith.core.index.allowlist import AllowList
 from venvsmith.core.index.settings import IndexSettings, settings_from_config

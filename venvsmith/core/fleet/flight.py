@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import TypeVar, cast
 
 from . import lease as leases
 from .shared_cache import RedisTier
@@ -64,7 +64,7 @@ class FleetFlight:
                 return work(None), False
             if found is not None:
                 self.joined += 1
-                return found, True
+                return cast("T", found), True
             if is_active is not None and not is_active():
                 raise Cancelled("the caller cancelled while waiting for another replica")
 
