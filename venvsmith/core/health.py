@@ -24,6 +24,8 @@ class HealthState:
         self._lock = threading.Lock()
         self._broken: dict[str, str] = {}
         self._degraded: dict[str, str] = {}
+        #: States followed (:meth:`follow`): their degraded components are reported as this one's.
+        self._followed: list[HealthState] = []
         self._listeners: list[Callable[[bool], None]] = []
 
     @property
@@ -46,6 +48,8 @@ class HealthState:
         with self._lock:
             items = [*(f"{c}: {r}" for c, r in self._broken.items()),
                      *(f"{c}: {r}" for c, r in self._degraded.items())]
+            followed = list(self._followed)
+        items += [f"{c}: {r}" for other in followed for c, r in other.degraded().items()]
         return "; ".join(items)
 
     def set_degraded(self, component: str, reason: str) -> None:
@@ -93,4 +97,6 @@ class HealthState:
             else:
                 self.set_broken(component, "; ".join(other.broken().values()))
 
+        with self._lock:
+            self._followed.append(other)
         other.subscribe(changed)
