@@ -160,3 +160,21 @@ def test_redis_down_replicas_keep_serving_and_say_so_then_recover(tmp_path, inde
         shared = a.resolve(index, "delta")  # and uses it again: the answer is in Redis for the other replicas
         assert not shared.stats.resolution_cache_hit
         assert redis.client().keys("venvsmith:resolution:*")
+
+
+def test_a_builder_given_the_same_cache_shares_the_resolvers_answers(tmp_path, index, redis):
+    from tests.fixtures.builder_server import BuilderProcess
+
+    with Replica(tmp_path / "a", index, redis.url) as a:
+        first = a.resolve(index, "app")
+        with BuilderProcess(tmp_path / "b", "--cache", redis.url, allow=[index.url]) as builder:
+            again = builder.resolver_stub.Resolve(request(index, "app"), timeout=120)
+    assert again.stats.resolution_cache_hit and again.lock_key == first.lock_key
+
+
+def test_a_sqlite_cache_url_puts_the_cache_files_there(tmp_path, index):
+    where = tmp_path / "elsewhere"
+    with ResolverProcess(tmp_path / "home", allow=[index.url], cache=f"sqlite://{where}") as server:
+        server.resolver_stub.Resolve(request(index, "lib"), timeout=120)
+    assert (where / "resolutions.sqlite3").is_file() and (where / "index").is_dir()
+    assert not (tmp_path / "home" / "resolutions.sqlite3").exists()
