@@ -225,7 +225,7 @@ class ActionCacheBase(ABC):
         if hit is not None:
             return hit, "cached"
 
-        def computed(lease: object = None) -> tuple[ActionResult, bool]:
+        def run_and_store(lease: object = None) -> tuple[ActionResult, bool]:
             with self._holding_outputs():  # what compute() stores cannot be evicted before put() records it
                 result = compute()
                 self.put(key, result)
@@ -240,8 +240,8 @@ class ActionCacheBase(ABC):
             if again is not None:
                 return again
             if self.fleet is None:
-                return computed()
-            return self.fleet.do(f"action:{key}", computed, stored)[0]
+                return run_and_store()
+            return self.fleet.do(f"action:{key}", run_and_store, stored)[0]
 
         (result, computed), shared = self._flights.do(key, flight)
         if not computed:

@@ -27,7 +27,8 @@ def test_two_replicas_action_caches_build_once(tmp_path, redis_server):
             builds.append(1)
             started.set()
             release.wait(30)
-            return ActionResult((OutputRef(store.put_bytes(b"wheel"), "application/zip", "wheel", "p-1-py3-none-any.whl"),))
+            wheel = OutputRef(store.put_bytes(b"wheel"), "application/zip", "wheel", "p-1-py3-none-any.whl")
+            return ActionResult((wheel,))
         return run
 
     outcomes: list = []
