@@ -21,7 +21,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, get_args, runtime_checkable
 
-from venvsmith.core import observe
+from venvsmith.core import cancellation, observe
 from venvsmith.core.health import HealthState
 from venvsmith.core.singleflight import SingleFlight
 from venvsmith.core.sqlite_recovery import is_corruption, move_aside, open_checked
@@ -32,7 +32,7 @@ from .store import Store
 
 if TYPE_CHECKING:
     from venvsmith.core.fleet.flight import FleetFlight
-    from venvsmith.core.signing import Signer, TrustedKeys
+    from venvsmith.core.signing import Signer, SigningKeyFile, TrustedKeys
 
 __all__ = [
     "KINDS",
@@ -216,17 +216,24 @@ class ActionCacheBase(ABC):
         result, outcome = self.get_or_compute_outcome(key, compute)
         return result, outcome == "computed"
 
-    def get_or_compute_outcome(self, key: str, compute: Callable[[], ActionResult]) -> tuple[ActionResult, Outcome]:
+    def get_or_compute_outcome(self, key: str, compute: Callable[[], ActionResult],
+                               joined: Callable[[], None] | None = None) -> tuple[ActionResult, Outcome]:
         """Like :meth:`get_or_compute`, telling how the result came: ``"computed"`` by this caller,
         ``"shared"`` (another caller's flight computed it while this one waited) or ``"cached"`` (stored before).
+
+        ``compute`` runs for every caller sharing it (:func:`venvsmith.core.cancellation.current_caller`): once
+        all of them are gone it stops (a build's process group is killed, :class:`Cancelled`) and nothing is
+        cached; one caller going away leaves it to the others. ``joined()``: this caller waits for another's.
         """
         hit = self.get(key)
         observe.cache_lookup("action", hit is not None)
         if hit is not None:
             return hit, "cached"
 
-        def run_and_store(lease: object = None) -> tuple[ActionResult, bool]:
-            with self._holding_outputs():  # what compute() stores cannot be evicted before put() records it
+        def run_and_store(should_stop: Callable[[], bool]) -> tuple[ActionResult, bool]:
+            # Work nested in this one (a build requirement's wheel) is done for this flight's callers.
+            with cancellation.stopping_when(should_stop), cancellation.serving(lambda: not should_stop()), \
+                    self._holding_outputs():  # what compute() stores cannot be evicted before put() records it
                 result = compute()
                 self.put(key, result)
             return result, True
@@ -235,15 +242,16 @@ class ActionCacheBase(ABC):
             again = self.get(key)
             return None if again is None else (again, False)
 
-        def flight() -> tuple[ActionResult, bool]:
+        def flight(should_stop: Callable[[], bool]) -> tuple[ActionResult, bool]:
             again = stored()  # a flight may have landed between our miss and now
             if again is not None:
                 return again
             if self.fleet is None:
-                return run_and_store()
-            return self.fleet.do(f"action:{key}", run_and_store, stored)[0]
+                return run_and_store(should_stop)
+            return self.fleet.do(f"action:{key}", lambda lease: run_and_store(should_stop), stored,
+                                 lambda: not should_stop())[0]
 
-        (result, computed), shared = self._flights.do(key, flight)
+        (result, computed), shared = self._flights.do_shared(key, flight, cancellation.current_caller(), joined)
         if not computed:
             return result, "cached"
         return result, "shared" if shared else "computed"
@@ -265,13 +273,11 @@ class FilesystemActionCache(ActionCacheBase):
     """
 
     def __init__(self, root: str | os.PathLike[str], store: Store, *, filename: str = "action_cache.sqlite3",
-                 health: HealthState | None = None, signer: Signer | None = None,
+                 health: HealthState | None = None, signer: Signer | SigningKeyFile | None = None,
                  trusted: TrustedKeys | None = None) -> None:
         super().__init__()
         self.signer = signer
-        if trusted is not None and signer is not None:
-            trusted = trusted.with_key(signer.private.public_key())
-        self.trusted = trusted
+        self.trusted = trusted  # consulted at each read: key files re-read when they change (rotation)
         self._health = health
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
@@ -322,8 +328,8 @@ class FilesystemActionCache(ActionCacheBase):
         if row is None:
             return None
         text: str = row[0]
-        if self.trusted is not None and not self.trusted.accepts(signed_payload(key, text), row[1] or "",
-                                                                 bytes(row[2] or b"")):
+        if self.trusted is not None and not self._trusts(signed_payload(key, text), row[1] or "",
+                                                         bytes(row[2] or b"")):
             log.warning("action cache %s: %r is a miss: its entry is not signed by a trusted key", self.path, key)
             return None  # recomputed; the fresh (signed) entry replaces it
         try:
@@ -358,6 +364,17 @@ class FilesystemActionCache(ActionCacheBase):
                     found[digest] = ref
                     break
         return found
+
+    def _trusts(self, payload: bytes, signer_key_id: str, signature: bytes) -> bool:
+        """A trusted key, or this builder's own current one, signed ``payload``."""
+        assert self.trusted is not None
+        if self.trusted.accepts(payload, signer_key_id, signature):
+            return True
+        if self.signer is None:
+            return False
+        from venvsmith.core.signing import TrustedKeys
+
+        return TrustedKeys([self.signer.private.public_key()]).accepts(payload, signer_key_id, signature)
 
     def put(self, key: str, result: ActionResult) -> None:
         _check_key(key)

@@ -12,15 +12,17 @@ import queue
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from venvsmith.core import cancellation
 from venvsmith.core.convert import pin_from_proto, target_from_spec
 from venvsmith.core.errors import ServiceError, at_field
 from venvsmith.core.input_limits import MAX_BUILD_PINS, check_count
 from venvsmith.core.pin import Pin, lock_key
+from venvsmith.core.signed_build import sign_result
 from venvsmith.core.target import TargetEnvironment
 from venvsmith.v1 import builder_pb2
 
@@ -62,9 +64,13 @@ def _failed_log(exc: BaseException, pin: Pin) -> OutputRef | None:
 class BuildRun:
     """Consumes a request stream in a reader thread; :meth:`events` yields progress and finally the result."""
 
-    def __init__(self, engine: BuildEngine, requests: Iterable[builder_pb2.BuildRequest]) -> None:
+    def __init__(self, engine: BuildEngine, requests: Iterable[builder_pb2.BuildRequest],
+                 is_active: Callable[[], bool] | None = None) -> None:
         self.engine = engine
         self.requests = requests
+        #: Whether the caller still waits (``grpc.ServicerContext.is_active``): once not, the run's fetches and
+        #: builds stop (their processes killed) unless another call shares them. None: always.
+        self.is_active = is_active
         self.queue: queue.SimpleQueue = queue.SimpleQueue()
         self.started = time.perf_counter()
         #: Set by the stream's first message; every pin comes after it.
@@ -159,8 +165,9 @@ class BuildRun:
 
         try:
             header = self._header()
-            needs = self.engine.wheels.build_requirement_names(pin, header.target, header.options, header.fetcher,
-                                                               progress)
+            with cancellation.serving(self.is_active):
+                needs = self.engine.wheels.build_requirement_names(pin, header.target, header.options, header.fetcher,
+                                                                   progress)
         except BaseException as exc:  # noqa: BLE001 - delivered through the pin's future
             self._progress(pin, State.FAILED, detail=str(exc)[-2000:])
             if wheel.set_running_or_notify_cancel():  # not when the run was cancelled meanwhile
@@ -205,10 +212,11 @@ class BuildRun:
         header = self._header()
         watch = BuildWatch(lines if header.options.stream_build_log else None)
         try:
-            ref, outcome = self.engine.wheels.wheel_for(
-                pin, target=header.target, options=header.options, constraints=constraints,
-                fetcher=header.fetcher, progress=progress, building=building, watch=watch,
-            )
+            with cancellation.serving(self.is_active):  # shared builds stop only when all their callers left
+                ref, outcome = self.engine.wheels.wheel_for(
+                    pin, target=header.target, options=header.options, constraints=constraints,
+                    fetcher=header.fetcher, progress=progress, building=building, watch=watch,
+                )
         except BaseException as exc:
             failed_log = _failed_log(exc, pin)
             self._progress(pin, State.FAILED, detail=str(exc)[-2000:],
@@ -245,7 +253,7 @@ class BuildRun:
         environments = self.engine.environments
         http = self._http()
         environments.remember_wheels(key, wheels)
-        result = builder_pb2.BuildResult(lock_key=key, http_base_url=http)
+        result = builder_pb2.BuildResult(lock_key=key, http_base_url=http, target_digest=header.target.digest())
         if options.wheels:
             result.wheels.extend(ref_to_proto(w, http, key) for w in wheels)
         result.lock_file.CopyFrom(ref_to_proto(environments.lock_file(self.pins, header.target, key), http, key))
@@ -253,8 +261,9 @@ class BuildRun:
             result.wheelhouse.CopyFrom(ref_to_proto(environments.wheelhouse(key, wheels), http, key))
         venv_outcome = "cached"
         if options.venv_archive:
-            ref, venv_outcome, base = environments.venv_archive(key, header.target, wheels, options.compile_bytecode,
-                                                                seed=options.seed)
+            with cancellation.serving(self.is_active):
+                ref, venv_outcome, base = environments.venv_archive(key, header.target, wheels,
+                                                                    options.compile_bytecode, seed=options.seed)
             result.venv_archive.CopyFrom(ref_to_proto(ref, http, key))
             result.interpreter.CopyFrom(interpreter_to_proto(base))
         shared = bool(self.outcomes["shared"]) or venv_outcome == "shared"
@@ -267,4 +276,5 @@ class BuildRun:
             shared_in_flight=shared,
             venv_built=venv_outcome == "computed",
         ))
+        sign_result(result, self.engine.settings.signer)  # --signing-key: the answer's artifacts, signed
         return builder_pb2.BuildEvent(result=result)

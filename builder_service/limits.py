@@ -27,6 +27,7 @@ from pathlib import Path
 from builder_service import _backend_runner
 from builder_service.build_log import DEFAULT_MAX_LOG_BYTES, TAIL_CHARS, BuildLog
 from builder_service.errors import BuildError, BuildFailed, BuildOutOfMemory, BuildOutputTooLarge, BuildTimeout
+from venvsmith.core import cancellation
 
 __all__ = [
     "GiB",
@@ -126,10 +127,13 @@ class _Process:
             self.log.write(data)
 
     def run(self, deadline: float) -> str:
-        """Pump output until the leader exits (``"exited"``), ``deadline`` passes or the log overflows."""
+        """Pump output until the leader exits (``"exited"``), ``deadline`` passes, the log overflows or every
+        caller of the work has gone (``"cancelled"``, :func:`venvsmith.core.cancellation.should_stop`)."""
         while not self.exited():
             if self.log.overflowed:
                 return "overflow"
+            if cancellation.should_stop():
+                return "cancelled"
             now = time.monotonic()
             if now >= deadline:
                 return "timeout"
@@ -222,10 +226,12 @@ def run_limited(
     process = _Process(popen, log)
     try:
         outcome = process.run(end)
-        if outcome == "timeout":
+        if outcome in ("timeout", "cancelled"):
             process.terminate(term_grace)
     finally:
         returncode = process.close()
+    if outcome == "cancelled":
+        raise cancellation.Cancelled(f"every caller cancelled: {what} was stopped (its processes killed)")
     tail = log.tail_text()
     if outcome == "timeout":
         raise BuildTimeout(what, limits.timeout_seconds, tail)

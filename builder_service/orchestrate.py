@@ -22,9 +22,11 @@ class _Aborted(Exception):
 
 
 def resolve_and_build(
-    engine: BuildEngine, request: builder_pb2.ResolveAndBuildRequest, resolve_stream: ResolveStream
+    engine: BuildEngine, request: builder_pb2.ResolveAndBuildRequest, resolve_stream: ResolveStream,
+    is_active: Callable[[], bool] | None = None,
 ) -> Iterator[builder_pb2.ResolveAndBuildEvent]:
-    """Resolver events, then build events, interleaved as they happen; the build starts on the first pin."""
+    """Resolver events, then build events, interleaved as they happen; the build starts on the first pin. Once
+    ``is_active()`` is false (the caller cancelled, its deadline passed) the builds stop unless shared."""
     out: queue.SimpleQueue = queue.SimpleQueue()
     pins: queue.SimpleQueue = queue.SimpleQueue()
 
@@ -58,7 +60,7 @@ def resolve_and_build(
 
     def run_build() -> None:
         try:
-            for event in BuildRun(engine, build_requests()).events():
+            for event in BuildRun(engine, build_requests(), is_active).events():
                 out.put(builder_pb2.ResolveAndBuildEvent(build=event))
         except _Aborted:
             pass

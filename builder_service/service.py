@@ -10,7 +10,7 @@ import grpc
 from venvsmith.core.admission import ServerLimits
 from venvsmith.core.convert import pin_from_proto, target_from_spec
 from venvsmith.core.errors import at_field
-from venvsmith.core.grpc_util import ServerSecurity, abort, build_server
+from venvsmith.core.grpc_util import ServerSecurity, abort, build_server, time_remaining
 from venvsmith.v1 import builder_pb2, builder_pb2_grpc
 
 from .build_run import BuildRun
@@ -27,12 +27,12 @@ class BuilderServicer(builder_pb2_grpc.BuilderServiceServicer):
 
     def Build(self, request_iterator, context):
         try:
-            yield from BuildRun(self.engine, request_iterator).events()
+            yield from BuildRun(self.engine, request_iterator, context.is_active).events()
         except Exception as exc:
             abort(context, exc)
 
     def ResolveAndBuild(self, request, context):
-        remaining = context.time_remaining()
+        remaining = time_remaining(context)  # None: no deadline (not gRPC's ~9e18 s)
 
         def stream(resolve_request):
             if self.engine.resolver is None:
@@ -40,7 +40,7 @@ class BuilderServicer(builder_pb2_grpc.BuilderServiceServicer):
             return self.engine.resolver.resolve_stream(resolve_request, timeout=remaining)
 
         try:
-            yield from resolve_and_build(self.engine, request, stream)
+            yield from resolve_and_build(self.engine, request, stream, context.is_active)
         except Exception as exc:
             abort(context, exc)
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from builder_service import install, relocate
 from builder_service.venv_layout import VenvLayout
+from venvsmith.core import cancellation
 from venvsmith.core.probe import ProbeError, probe
 
 from .errors import VenvError
@@ -113,9 +114,12 @@ def build_venv(
     dest = Path(os.path.abspath(dest))
     created = not dest.exists()
     try:
+        cancellation.check()  # between steps: a build whose callers all left stops (Cancelled)
         layout = create_venv(interpreter, dest)
+        cancellation.check()
         install.install_wheels(wheels, layout, check=False)  # checked above
         relocate.make_relocatable(layout)
+        cancellation.check()
         if compile_bytecode:
             install.compile_bytecode(layout)
         if verify:

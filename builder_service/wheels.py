@@ -20,7 +20,7 @@ from packaging.version import Version
 
 from venvsmith.core import observe
 from venvsmith.core.convert import target_to_proto
-from venvsmith.core.errors import ServiceError
+from venvsmith.core.errors import Cancelled, ServiceError
 from venvsmith.core.index.auth import Auth
 from venvsmith.core.index.settings import settings_from_config
 from venvsmith.core.pin import Pin
@@ -75,6 +75,8 @@ def building_sdist(pin: Pin, doing: str) -> Iterator[None]:
     """
     try:
         yield
+    except Cancelled:
+        raise  # nobody waits for it: not a failure of the sdist (a caller joining just then runs it again)
     except (ServiceError, CallError) as exc:
         if pin.file.filename in exc.message:  # said already (a nested build names its own sdist)
             raise
@@ -292,10 +294,12 @@ class Wheels:
             )
 
         with building_sdist(pin, "building"):
-            result, outcome = ws.actions.get_or_compute_outcome(key.key(), build)
+            # A caller joining an identical build in flight is building too (shared: it goes on if one leaves).
+            result, outcome = ws.actions.get_or_compute_outcome(key.key(), build, building)
             asked = pinned_otherwise(result.meta.get("build_requirements", ""), build_pins, constraints)
             if asked:  # that build installed other versions of what the backend asked for than this set pins
-                result, outcome = ws.actions.get_or_compute_outcome(replace(key, asked_pins=asked).key(), build)
+                result, outcome = ws.actions.get_or_compute_outcome(replace(key, asked_pins=asked).key(), build,
+                                                                    building)
         if result.meta.get("log"):
             watch.log = OutputRef(Digest.parse(result.meta["log"]), TEXT_MEDIA, "log",
                                   f"{pin.file.filename}.build.log")

@@ -41,7 +41,7 @@ from .store.disk_guard import DEFAULT_MIN_FREE_SPACE, parse_free_space
 
 if TYPE_CHECKING:
     from venvsmith.core.index.http import HttpClient
-    from venvsmith.core.signing import Signer, TrustedKeys
+    from venvsmith.core.signing import Signer, SigningKeyFile, TrustedKeys
 
 try:  # POSIX: a work directory's lock tells a live process's directory from a dead one's
     import fcntl
@@ -82,7 +82,7 @@ class BuilderSettings:
     #: none (with a warning). ``serve builder`` passes the one ``--sandbox`` chose, which refuses to fall back.
     sandbox: Sandbox | None = None
     #: Signs every action-cache entry written (``serve builder --signing-key``); None: unsigned entries.
-    signer: Signer | None = None
+    signer: Signer | SigningKeyFile | None = None
     #: ``serve builder --trusted-key``: an action-cache entry not signed by one of these keys (or ``signer``'s)
     #: is a miss; None: every entry counts.
     trusted: TrustedKeys | None = None

@@ -44,7 +44,7 @@ from .resolve import DEFAULT_MAX_BACKTRACKS, ResolutionRequest, parse_constraint
 if TYPE_CHECKING:
     from venvsmith.core.index.cache import IndexCache
     from venvsmith.core.index.http import HttpClient
-    from venvsmith.core.signing import Signer
+    from venvsmith.core.signing import Signer, SigningKeyFile
 
 DEFAULT_TTL_SECONDS = 600.0
 #: Parsed requests remembered by their bytes (the fast path of a repeated request).
@@ -70,7 +70,7 @@ class EngineSettings:
     #: redirects lead); a server's is its operator's (``serve --allow-index``), the embedded CLI's everything.
     allow: AllowList = field(default_factory=AllowList.everything)
     #: Signs every answer's lock document (``serve resolver --signing-key``); None: answers are unsigned.
-    signer: Signer | None = None
+    signer: Signer | SigningKeyFile | None = None
     #: ``--cache URL`` (:mod:`venvsmith.core.fleet.cache_url`): empty or ``sqlite:///DIR`` local, ``redis://...``
     #: shared by the replicas given the same URL (caches and the single-flight of resolutions).
     cache: str = field(default_factory=lambda: os.environ.get("VENVSMITH_CACHE", ""))

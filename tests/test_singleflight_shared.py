@@ -118,3 +118,24 @@ def test_a_caller_sharing_work_that_ran_out_of_the_leaders_deadline_runs_it_agai
     follower.join(5)
     assert outcome == {"leader": "deadline", "follower": ("answer", False)}
     assert runs == ["leader", "follower"]
+
+
+def test_nested_shared_work_of_one_single_flight_checks_its_callers_without_deadlock():
+    """A flight nested in another of the same SingleFlight, whose caller is the outer flight (active while the
+    outer one should not stop), can evaluate should_stop: the callers' tests run outside the flight lock."""
+    flights: SingleFlight[bool] = SingleFlight()
+    seen: list[bool] = []
+
+    def outer(outer_stop):
+        def inner(inner_stop):
+            return inner_stop()
+
+        result, _ = flights.do_shared("inner", inner, lambda: not outer_stop())
+        seen.append(result)
+        return result
+
+    worker = threading.Thread(target=lambda: flights.do_shared("outer", outer, lambda: True), daemon=True)
+    worker.start()
+    worker.join(30)  # a generous bound: it takes microseconds, a deadlock never ends
+    assert not worker.is_alive(), "deadlock: should_stop held the flight lock while calling a caller's test"
+    assert seen == [False]

@@ -182,3 +182,20 @@ def test_create_venv_reports_what_the_old_scheme_probe_did(tmp_path: Path) -> No
         assert sorted(p.relative_to(layout.root).as_posix() for p in layout.root.rglob("*")) == sorted(
             p.relative_to(tmp_path / f"old{n}").as_posix() for p in (tmp_path / f"old{n}").rglob("*")
         ), interpreter
+
+
+@pytest.mark.parametrize("stop_after", [1, 2, 3])
+def test_a_venv_build_whose_callers_all_left_stops_and_leaves_nothing(tmp_path: Path, stop_after: int) -> None:
+    from venvsmith.core import cancellation
+
+    checks = []
+
+    def should_stop() -> bool:  # the callers leave after the build's ``stop_after``-th check
+        checks.append(1)
+        return len(checks) >= stop_after
+
+    dest = tmp_path / "venv"
+    with cancellation.stopping_when(should_stop), pytest.raises(cancellation.Cancelled):
+        build_venv(INTERPRETER, wheels(tmp_path / "wheels"), dest, compile_bytecode=True)
+    assert not dest.exists()
+    assert len(checks) == stop_after

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import subprocess
 from collections.abc import Iterator
@@ -18,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.fixtures.builder_server import BuilderProcess, cli, hermetic_env
+from tests.fixtures.hermetic import isolate
 from tests.fixtures.index import IndexBuilder, IndexServer
 from venvsmith.cli import main
 
@@ -27,12 +27,7 @@ REF = re.compile(r"^sha256:([0-9a-f]{64})/(\d+)$")
 @pytest.fixture(autouse=True)
 def hermetic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """In-process runs see only this test's home and no pip configuration; returns the home."""
-    for var in list(os.environ):
-        if var.startswith(("PIP_", "VENVSMITH_")):
-            monkeypatch.delenv(var)
-    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
-    monkeypatch.setenv("VENVSMITH_HOME", str(tmp_path / "home"))
-    return tmp_path / "home"
+    return isolate(monkeypatch, tmp_path / "home")
 
 
 @pytest.fixture(scope="module")
@@ -295,7 +290,7 @@ def test_venv_refuses_an_archive_whose_interpreter_this_host_lacks(capsys, herme
         server.stop(0)
         engine.close()
         resolver.close()
-    assert code == 1
+    assert code == 2  # NO_INTERPRETER: the host lacks what the venv needs (exit 2)
     assert "FAILED_PRECONDITION" in err and missing in err
     assert not dest.exists() or not any(dest.iterdir())  # nothing unpacked
 

@@ -6,7 +6,6 @@ Hermetic as tests/cli/test_cli.py: local indexes only, a real port nothing liste
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 from collections.abc import Iterator
@@ -17,6 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.fixtures.builder_server import ResolverProcess, cli, hermetic_env
+from tests.fixtures.hermetic import isolate
 from tests.fixtures.index import IndexBuilder, IndexServer
 from venvsmith.cli import main
 from venvsmith.cli.exits import exit_code
@@ -30,12 +30,7 @@ STATUSES = ["OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED
 
 @pytest.fixture(autouse=True)
 def hermetic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    for var in list(os.environ):
-        if var.startswith(("PIP_", "VENVSMITH_")) or var in ("NO_COLOR", "FORCE_COLOR"):
-            monkeypatch.delenv(var)
-    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
-    monkeypatch.setenv("VENVSMITH_HOME", str(tmp_path / "home"))
-    return tmp_path / "home"
+    return isolate(monkeypatch, tmp_path / "home", also=("NO_COLOR", "FORCE_COLOR"))
 
 
 @pytest.fixture(scope="module")
@@ -357,3 +352,26 @@ def test_an_unreadable_config_file_is_one_line_and_exit_2(tmp_path):
                           stdin=subprocess.DEVNULL)
     assert done.returncode == 2
     assert done.stderr.strip().count("\n") == 0 and "missing.toml" in done.stderr
+
+
+def test_a_target_interpreter_this_host_lacks_is_one_line_and_exit_2(capsys, index, tmp_path):
+    """A venv for a Python version no interpreter here has: one line naming it, no traceback, exit 2."""
+    code, out, err = run(capsys, "venv", str(tmp_path / "env"), "--index-url", index.url, "--python-version",
+                         "3.4", "requests")
+    assert code == 2 and out == "", err
+    assert "3.4" in err and "interpreter" in err and "Traceback" not in err
+    errors = [line for line in err.splitlines() if line.startswith("error")]  # the rest is progress
+    assert len(errors) == 1 and "3.4" in errors[0], err
+
+
+def test_a_venv_whose_base_interpreter_this_host_lacks_is_no_interpreter():
+    from venvsmith.clients.builder import check_base_interpreter
+    from venvsmith.core.resolution import CallError
+    from venvsmith.v1 import builder_pb2
+
+    wanted = builder_pb2.BaseInterpreter(path="/nonexistent/python3.11", version="3.11.7",
+                                         implementation="cpython")
+    with pytest.raises(CallError) as raised:
+        check_base_interpreter(wanted)
+    assert raised.value.reason == "NO_INTERPRETER" and "/nonexistent/python3.11" in raised.value.message
+    assert exit_code(raised.value.status, raised.value.reason) == 2

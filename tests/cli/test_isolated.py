@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from resolver_service.engine import EngineSettings, ResolverEngine
+from tests.fixtures.hermetic import isolate
 from venvsmith.cli import main
 from venvsmith.core.config import PipIndexConfig, effective_pip_config
 from venvsmith.core.index.settings import settings_from_config
@@ -25,13 +26,9 @@ def indexes(tmp_path, index_builder_factory, monkeypatch) -> tuple[str, str]:
     configured = index_builder_factory("configured")
     configured.add("foo", "9.0")
     configured.add("onlythere", "1.0")
-    for var in list(os.environ):
-        if var.startswith(("PIP_", "VENVSMITH_")):
-            monkeypatch.delenv(var)
     conf = tmp_path / "pip.conf"
     conf.write_text(f"[global]\nextra-index-url = {configured.simple_url()}\n")
-    monkeypatch.setenv("PIP_CONFIG_FILE", str(conf))
-    monkeypatch.setenv("VENVSMITH_HOME", str(tmp_path / "home"))
+    isolate(monkeypatch, tmp_path / "home", pip_config=str(conf))
     return main_index.simple_url(), configured.simple_url()
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.fixtures.hermetic import isolate
 from tests.fixtures.index import IndexBuilder, IndexServer
 from venvsmith.cli import main
 
@@ -22,12 +23,7 @@ MODES = ["hardlink", "copy", "symlink", "reflink"]
 
 @pytest.fixture(autouse=True)
 def hermetic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    for var in list(os.environ):
-        if var.startswith(("PIP_", "VENVSMITH_")):
-            monkeypatch.delenv(var)
-    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
-    monkeypatch.setenv("VENVSMITH_HOME", str(tmp_path / "home"))
-    return tmp_path / "home"
+    return isolate(monkeypatch, tmp_path / "home")
 
 
 @pytest.fixture(scope="module")

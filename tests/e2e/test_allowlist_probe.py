@@ -21,6 +21,7 @@ from grpc_status import rpc_status
 
 from tests.fixtures.builder_server import BuilderProcess, ResolverProcess
 from tests.fixtures.dists import build_wheel
+from tests.fixtures.hermetic import isolate
 from tests.fixtures.index import IndexBuilder, IndexServer
 from venvsmith.core.errors import ErrorDetails
 from venvsmith.v1 import builder_pb2, common_pb2, resolver_pb2
@@ -253,14 +254,10 @@ def test_the_http_client_checks_each_redirect_and_without_a_list_follows_it(list
 def test_the_embedded_cli_still_reads_the_local_locations_its_user_names(tmp_path, monkeypatch, capsys, links):
     """The CLI acts for its own user: a file:// index, a find-links directory and a direct file URL all work."""
     import json
-    import os
 
     from venvsmith.cli import main
 
-    for var in [v for v in os.environ if v.startswith(("PIP_", "VENVSMITH_"))]:
-        monkeypatch.delenv(var)
-    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
-    monkeypatch.setenv("VENVSMITH_HOME", str(tmp_path / "home"))
+    isolate(monkeypatch, tmp_path / "home")
     index = IndexBuilder(tmp_path / "index")
     index.add("plain", "1.0")
     wheel = links / "plain-1.0-py3-none-any.whl"

@@ -24,6 +24,7 @@ from builder_service.engine import BuildEngine, BuilderSettings
 from builder_service.service import make_server
 from tests.fixtures.builder_server import BuilderProcess
 from tests.fixtures.dists import ZIP_DATE_TIME, record_hash
+from tests.fixtures.hermetic import isolate
 from tests.fixtures.index import IndexBuilder, IndexServer
 from venvsmith.v1 import artifact_pb2, builder_pb2, builder_pb2_grpc, common_pb2, resolver_pb2
 
@@ -337,11 +338,7 @@ def test_builder_killed_mid_build_leaves_no_partial_blob_and_recovers(tmp_path, 
 @pytest.fixture
 def local(tmp_path, monkeypatch) -> Iterator[tuple[builder_pb2_grpc.BuilderServiceStub, BuildEngine]]:
     """A builder server in this process (cheap error paths)."""
-    for var in list(os.environ):
-        if var.startswith(("PIP_", "VENVSMITH_")):
-            monkeypatch.delenv(var)
-    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
-    monkeypatch.setenv("VENVSMITH_HOME", str(tmp_path / "home"))
+    isolate(monkeypatch, tmp_path / "home")
     engine = BuildEngine(BuilderSettings(home=tmp_path / "home"))
     server, port = make_server("127.0.0.1:0", engine)
     server.start()

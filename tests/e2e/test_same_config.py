@@ -108,7 +108,7 @@ def test_a_client_index_the_server_does_not_allow_is_permission_denied(tmp_path,
     env = {**hermetic_env(tmp_path / "client-home"), "PIP_INDEX_URL": client_index.url}
     with ResolverProcess(tmp_path / "server-home", allow=[server_index.base_url]) as server:
         proc = _run(cli("resolve", "--server", server.address, "six"), env, tmp_path)
-    assert proc.returncode == 1
+    assert proc.returncode == 2
     assert "PERMISSION_DENIED" in proc.stderr
     assert "index.index_url" in proc.stderr and "--allow-index" in proc.stderr, proc.stderr
 
@@ -177,6 +177,6 @@ def test_forwarded_credentials_over_tls_reach_a_password_protected_index(tmp_pat
                       "--format", "requirements", "six"]
             kept = _run(cli(*common), env, tmp_path)
             forwarded = _run(cli(*common, "--forward-credentials"), env, tmp_path)
-    assert kept.returncode == 1 and "401" in kept.stderr, kept.stderr  # the server has no credentials of its own
+    assert kept.returncode == 3 and "401" in kept.stderr, kept.stderr  # the server has no credentials of its own
     assert _pins(forwarded) == ["six==1.16.0"]
     assert PASSWORD not in forwarded.stdout + forwarded.stderr

@@ -7,7 +7,6 @@ The embedded CLI gives its resolver a (lazy) embedded builder; ``serve resolver`
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import grpc
@@ -16,6 +15,7 @@ import pytest
 from resolver_service.engine import EngineSettings, ResolverEngine
 from resolver_service.service import make_server
 from tests.fixtures.builder_server import BuilderProcess, ResolverProcess
+from tests.fixtures.hermetic import isolate
 from venvsmith.cli import main
 from venvsmith.core.config import PipIndexConfig
 from venvsmith.v1 import builder_pb2, common_pb2, resolver_pb2
@@ -35,12 +35,7 @@ def index(index_builder) -> str:
 @pytest.fixture
 def home(tmp_path, monkeypatch) -> Path:
     """A hermetic environment for in-process CLI runs: own home, no pip configuration."""
-    for var in list(os.environ):
-        if var.startswith(("PIP_", "VENVSMITH_")):
-            monkeypatch.delenv(var)
-    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
-    monkeypatch.setenv("VENVSMITH_HOME", str(tmp_path / "home"))
-    return tmp_path / "home"
+    return isolate(monkeypatch, tmp_path / "home")
 
 
 def _pins(text: str) -> dict[str, str]:

@@ -62,3 +62,35 @@ def test_bad_key_files_stop_the_builder_with_exit_2(tmp_path):
         proc = subprocess.run(cli("serve", "builder", "--port", "0", "--sandbox", "none", option, str(bad)),
                               env=hermetic_env(tmp_path), capture_output=True, text=True, timeout=60)
         assert proc.returncode == 2 and option in proc.stderr and "nonsense.pub" in proc.stderr, proc.stderr
+
+
+def test_an_unsigned_build_result_is_refused_even_when_the_resolution_is_signed(tmp_path, index_server,
+                                                                                index_builder):
+    """A builder without --signing-key in front of a signing resolver: the streamed resolution verifies, the
+    builder's own answer (its artifacts) is unsigned, so nothing is used."""
+    from tests.fixtures.builder_server import ResolverProcess
+
+    index_builder.add("beta", "1.0")
+    index = index_server()
+    private, public = write_keypair(tmp_path / "keys", "resolver")
+    home = tmp_path / "client"
+    home.mkdir()
+
+    def run(*argv):
+        return subprocess.run(cli(*argv), env=hermetic_env(home), capture_output=True, text=True, timeout=180,
+                              cwd=tmp_path)
+
+    with ResolverProcess(tmp_path / "res", "--signing-key", str(private), allow=[index.base_url]) as resolver, \
+            BuilderProcess(tmp_path / "srv", "--resolver", resolver.address, allow=[index.base_url]) as server:
+        build = run("build", "beta", "--server", server.address, "--index-url", index.url, "-q", "--no-venv",
+                    "--trusted-key", str(public))
+        assert build.returncode == 1, build.stderr + server.log() + resolver.log()
+        assert "build result" in build.stderr and "not signed" in build.stderr, build.stderr
+        assert "wheel" not in build.stdout  # no artifact reference printed
+        dest = tmp_path / "venv"
+        venv = run("venv", str(dest), "beta", "--server", server.address, "--index-url", index.url, "-q",
+                   "--no-verify", "--trusted-key", str(public))
+        assert venv.returncode == 1 and "build result" in venv.stderr, venv.stderr
+        assert not dest.exists() or not any(dest.iterdir())
+        plain = run("build", "beta", "--server", server.address, "--index-url", index.url, "-q", "--no-venv")
+        assert plain.returncode == 0, plain.stderr

@@ -117,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "interpreter, platform, tag count and the best tags)")
     env.add_argument("--server", help="ask a remote resolver (HOST:PORT)")
     _add_target_options(env)
-    add_client_security(env)
+    add_client_security(env, signed=False)  # DescribeEnvironment answers carry no signature
 
     res = sub.add_parser("resolve", help="resolve requirements to exact pins")
     add_resolve_inputs(res, "use a remote resolver (HOST:PORT) instead of the embedded one")

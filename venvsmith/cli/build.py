@@ -141,19 +141,35 @@ def _run(client, request, progress: _Progress, pins: list | None = None,
     return result
 
 
-def _refuse_unsigned(args, pins: list, summaries: list) -> int:
-    """With ``--trusted-key``: 0 when a trusted key signed the resolution the builder streamed, else exit 1
-    naming why (a bad key file: exit 2)."""
+def _refuse_unsigned(args, pins: list, summaries: list, result: builder_pb2.BuildResult) -> int:
+    """With ``--trusted-key``: 0 when a trusted key signed both the resolution the builder streamed and its
+    answer (the artifacts, for that lock key and target), else exit 1 naming why (a bad key file: exit 2)."""
     if not getattr(args, "trusted_key", None):
         return EXIT_OK
     from venvsmith.cli import check_signed
+    from venvsmith.cli.security_args import signing_keys
+    from venvsmith.core.signed_build import check_result, target_digest
+    from venvsmith.core.signing import UntrustedAnswer
 
     summary = summaries[-1] if summaries else resolver_pb2.ResolveSummary()
     response = resolver_pb2.ResolveResponse(
         pins=pins, lock_key=summary.lock_key, requirements_txt=summary.requirements_txt,
         pylock_toml=summary.pylock_toml, environment=summary.environment,
         signature=summary.signature if summary.HasField("signature") else None)
-    return check_signed(args, response)
+    refused = check_signed(args, response)
+    if refused:
+        return refused
+    _, trusted = signing_keys(args)
+    try:
+        check_result(result, trusted)
+        env = summary.environment
+        if result.lock_key != summary.lock_key or result.target_digest != target_digest(env.markers, env.tags):
+            raise UntrustedAnswer(f"build result {result.lock_key[:64]}",
+                                  f"it is for another lock key or target than the resolution ({summary.lock_key})")
+    except UntrustedAnswer as exc:
+        print(f"error: refusing the answer: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
 
 
 def _ref_dict(ref: common_pb2.ArtifactRef) -> dict:
@@ -169,7 +185,7 @@ def cmd_build(args) -> int:
     with _builder(args) as client:
         result = _run(client, builder_pb2.ResolveAndBuildRequest(resolve=resolve, options=options),
                       _Progress(args.quiet, _verbose(args)), pins, summaries)
-    refused = _refuse_unsigned(args, pins, summaries)
+    refused = _refuse_unsigned(args, pins, summaries, result)
     if refused:
         return refused
     refs = [*result.wheels]
@@ -218,7 +234,7 @@ def cmd_venv(args) -> int:
     with _builder(args) as client:
         result = _run(client, builder_pb2.ResolveAndBuildRequest(resolve=resolve, options=options),
                       _Progress(args.quiet, _verbose(args)), pins, summaries)
-        refused = _refuse_unsigned(args, pins, summaries)  # before anything is unpacked
+        refused = _refuse_unsigned(args, pins, summaries, result)  # before anything is unpacked
         if refused:
             return refused
         archive = result.venv_archive

@@ -36,6 +36,9 @@ _BAD_INPUT = frozenset({"INVALID_ARGUMENT", "OUT_OF_RANGE", "UNAUTHENTICATED", "
 _CAPACITY_REASONS = frozenset({"SERVER_BUSY", "STORE_FULL"})
 #: Reasons of a build that failed by its own limits (``--build-timeout``): exit 1 whatever their status.
 _BUILD_FAILED_REASONS = frozenset({"BUILD_TIMEOUT", "BUILD_OUT_OF_MEMORY", "BUILD_OUTPUT_TOO_LARGE"})
+#: FAILED_PRECONDITION reasons that name something the caller asked for that is not here (exit 2): the target's
+#: interpreter (``--python``, or the base interpreter of a venv built elsewhere) is not on this host.
+_BAD_INPUT_REASONS = frozenset({"NO_INTERPRETER"})
 
 
 def exit_code(status: str, reason: str = "") -> int:
@@ -49,7 +52,7 @@ def exit_code(status: str, reason: str = "") -> int:
         return EXIT_UNAVAILABLE
     if status == "RESOURCE_EXHAUSTED":
         return EXIT_UNAVAILABLE if reason in _CAPACITY_REASONS else EXIT_FAILED
-    if status in _BAD_INPUT:
+    if status in _BAD_INPUT or reason in _BAD_INPUT_REASONS:
         return EXIT_BAD_INPUT
     return EXIT_FAILED  # FAILED_PRECONDITION (no solution), NOT_FOUND, DATA_LOSS, INTERNAL, UNKNOWN
 

@@ -6,8 +6,17 @@ import argparse
 from typing import Any
 
 
-def add_client_security(p: argparse.ArgumentParser) -> None:
-    """``--tls-ca``, ``--tls-cert``/``--tls-key`` (client certificate) and ``--token`` of a ``--server`` call."""
+class _Unsigned(argparse.Action):
+    """``--trusted-key`` on a command whose answers carry no signature: a usage error (exit 2), never ignored."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        parser.error(f"{option_string}: the answers of '{parser.prog}' are not signed (only resolve, build and "
+                     "venv answers are), so there is nothing to check: drop the flag")
+
+
+def add_client_security(p: argparse.ArgumentParser, *, signed: bool = True) -> None:
+    """``--tls-ca``, ``--tls-cert``/``--tls-key`` (client certificate) and ``--token`` of a ``--server`` call;
+    ``--trusted-key`` too, refused as a usage error when the command's answers are not ``signed``."""
     group = p.add_argument_group("server security (with --server)")
     group.add_argument("--tls-ca", metavar="FILE",
                        help="connect with TLS, verifying the server by this CA (PEM; also VENVSMITH_TLS_CA)")
@@ -15,6 +24,10 @@ def add_client_security(p: argparse.ArgumentParser) -> None:
                        help="client certificate for mutual TLS (PEM; also VENVSMITH_TLS_CERT)")
     group.add_argument("--tls-key", metavar="FILE", help="its private key (PEM; also VENVSMITH_TLS_KEY)")
     group.add_argument("--token", help="bearer token sent on every call (also VENVSMITH_TOKEN)")
+    if not signed:
+        group.add_argument("--trusted-key", action=_Unsigned, metavar="FILE",
+                           help="not accepted here: this command's answers are not signed (exit 2)")
+        return
     group.add_argument("--trusted-key", action="append", default=[], metavar="FILE",
                        help="accept only answers signed by this ed25519 public key (PEM or 32 raw bytes; "
                             "repeatable): an unsigned answer or one by another key is refused (exit 1)")
@@ -37,10 +50,12 @@ def add_server_security(p: argparse.ArgumentParser) -> None:
     group.add_argument("--token", help="--builder/--resolver: bearer token for those calls (also VENVSMITH_TOKEN)")
     group.add_argument("--signing-key", metavar="FILE",
                        help="sign answers with this ed25519 private key (PEM PKCS#8 or 32 raw bytes): the "
-                            "resolver its lock documents, the builder its action-cache entries")
+                            "resolver its lock documents, the builder its answers (BuildResult) and action-cache "
+                            "entries; re-read when the file changes")
     group.add_argument("--trusted-key", action="append", default=[], metavar="FILE",
                        help="builder: an action-cache entry counts only when signed by one of these ed25519 "
-                            "public keys (repeatable); any other is a miss, rebuilt (and re-signed)")
+                            "public keys (repeatable; re-read when they change); any other is a miss, rebuilt (and "
+                            "re-signed)")
 
 
 def client_security(args: Any, address: str | None) -> Any:
@@ -59,6 +74,7 @@ def signing_keys(args: Any) -> tuple[Any, Any]:
     path, trusted = getattr(args, "signing_key", None), getattr(args, "trusted_key", None) or []
     if not path and not trusted:
         return None, None
-    from venvsmith.core.signing import load_signer, load_trusted_keys
+    from venvsmith.core.signing import SigningKeyFile, TrustedKeyFiles
 
-    return (load_signer(path) if path else None), (load_trusted_keys(trusted) if trusted else None)
+    # Re-read when the files change, so a server's keys rotate without a restart.
+    return (SigningKeyFile(path) if path else None), (TrustedKeyFiles(trusted) if trusted else None)

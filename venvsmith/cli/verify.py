@@ -37,11 +37,13 @@ def index_source(args, index):
     a page cached earlier, and nothing is written to ``$VENVSMITH_HOME``)."""
     from venvsmith.cli import is_isolated
     from venvsmith.cli.compose import _pip
+    from venvsmith.clients.verify import LISTING_WORKERS
     from venvsmith.core.index.finder import IndexSource
     from venvsmith.core.index.settings import settings_from_config
 
     settings = settings_from_config(index, _pip(is_isolated(args)), None)
-    return IndexSource(settings)
+    # Every page and metadata file of the lock is known up front: read them in one wide wave (latency-bound).
+    return IndexSource(settings, workers=LISTING_WORKERS, max_connections=2 * LISTING_WORKERS)
 
 
 def target_environment(args):

@@ -197,18 +197,21 @@ def check_base_interpreter(wanted: builder_pb2.BaseInterpreter) -> None:
     The venv's ``bin/python`` links to ``wanted.path`` and its ``pyvenv.cfg`` names that directory: unpacked on a
     host without that interpreter (or with another version or build of it at that path) it would not run.
     """
+    from venvsmith.core.errors import ErrorDetails
     from venvsmith.core.interpreters import identify
 
+    missing = ErrorDetails(reason="NO_INTERPRETER", metadata={"interpreter": wanted.path})
     if not wanted.path:
         raise CallError("FAILED_PRECONDITION", "the builder did not say which interpreter the venv was built with")
     named = f"{wanted.implementation} {wanted.version} at {wanted.path}"
     if not os.path.isabs(wanted.path) or not os.path.isfile(wanted.path):
         raise CallError("FAILED_PRECONDITION",
                         f"the venv was built with {named}, which this host does not have: install that interpreter "
-                        "at that path, or build on this host")
+                        "at that path, or build on this host", missing)
     have = identify(wanted.path)  # asked afresh: nothing is written on the client
     if have is None:
-        raise CallError("FAILED_PRECONDITION", f"the venv was built with {named}, which cannot be run on this host")
+        raise CallError("FAILED_PRECONDITION", f"the venv was built with {named}, which cannot be run on this host",
+                        missing)
     if (have.version, have.implementation) != (wanted.version, wanted.implementation):
         raise CallError("FAILED_PRECONDITION", f"the venv was built with {named}; this host has "
                                                f"{have.implementation} {have.version} at that path")

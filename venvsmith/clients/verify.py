@@ -47,7 +47,7 @@ from venvsmith.core.target import TargetEnvironment
 #: A lock larger than this is refused as bad input (a lock of thousands of pins is a few MB).
 MAX_LOCK_BYTES = 32 << 20
 #: Pins whose index pages are read at the same time.
-LISTING_WORKERS = 16
+LISTING_WORKERS = 32
 
 
 @dataclass(frozen=True)

@@ -14,11 +14,35 @@ from contextvars import ContextVar
 
 from .errors import Cancelled
 
-__all__ = ["Cancelled", "check", "stopping_when"]
+__all__ = ["Cancelled", "check", "current_caller", "serving", "should_stop", "stopping_when"]
 
 ShouldStop = Callable[[], bool]
+IsActive = Callable[[], bool]
 
 _should_stop: ContextVar[ShouldStop | None] = ContextVar("venvsmith_should_stop", default=None)
+_caller: ContextVar[IsActive | None] = ContextVar("venvsmith_caller_active", default=None)
+
+
+@contextmanager
+def serving(is_active: IsActive | None) -> Iterator[None]:
+    """Within the block, work done for a caller is shared as that caller's (:func:`current_caller`): it stops
+    once ``is_active()`` is false and no other caller shares it. Set it in each thread doing a call's work."""
+    token = _caller.set(is_active)
+    try:
+        yield
+    finally:
+        _caller.reset(token)
+
+
+def current_caller() -> IsActive | None:
+    """The ``is_active`` test of the caller this thread works for (``None``: always active)."""
+    return _caller.get()
+
+
+def should_stop() -> bool:
+    """Whether the work of this thread should stop (as :func:`check`, without raising)."""
+    test = _should_stop.get()
+    return test is not None and test()
 
 
 @contextmanager

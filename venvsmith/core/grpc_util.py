@@ -36,9 +36,20 @@ MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 MAX_REQUEST_BYTES = 4 * 1024 * 1024
 
 
+#: A call's remaining time above this (a century) means it has no deadline: gRPC reports ~9.2e18 s then, which
+#: passed on as the timeout of a further call makes that call fail at once with DEADLINE_EXCEEDED.
+_NO_DEADLINE_SECONDS = 100 * 365 * 86400.0
+
+
+def time_remaining(context: grpc.ServicerContext) -> float | None:
+    """Seconds left before the call's deadline, or ``None`` when it has none."""
+    remaining = context.time_remaining()
+    return None if remaining is None or remaining > _NO_DEADLINE_SECONDS else remaining
+
+
 def deadline_of(context: grpc.ServicerContext) -> float | None:
     """The call's deadline as a ``time.monotonic()`` value, or ``None``."""
-    remaining = context.time_remaining()
+    remaining = time_remaining(context)
     return None if remaining is None else time.monotonic() + remaining
 
 

@@ -6,7 +6,7 @@ from venvsmith.v1 import common_pb2, resolver_pb2
 
 from .convert import pin_from_proto
 from .errors import InvalidInput
-from .signing import Signer, TrustedKeys, UntrustedAnswer, lock_payload
+from .signing import Signer, SigningKeyFile, TrustedKeys, UntrustedAnswer, lock_payload
 
 __all__ = ["check_response", "response_payload", "sign_response"]
 
@@ -19,7 +19,7 @@ def response_payload(response: resolver_pb2.ResolveResponse) -> bytes:
     return lock_payload(pins, target, response.lock_key, response.requirements_txt, response.pylock_toml)
 
 
-def sign_response(response: resolver_pb2.ResolveResponse, signer: Signer | None) -> None:
+def sign_response(response: resolver_pb2.ResolveResponse, signer: Signer | SigningKeyFile | None) -> None:
     """Set ``response.signature`` (nothing without a signer)."""
     if signer is None:
         return

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import os
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -17,9 +20,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from .reqfile import RequirementsFileError
 
+log = logging.getLogger(__name__)
+
 __all__ = [
     "KeyFileError",
     "Signer",
+    "SigningKeyFile",
+    "TrustedKeyFiles",
     "TrustedKeys",
     "UntrustedAnswer",
     "key_id",
@@ -134,22 +141,25 @@ class TrustedKeys:
     def __init__(self, keys: Iterable[Ed25519PublicKey]) -> None:
         self._keys = {key_id(k): k for k in keys}
 
+    def _current(self) -> dict[str, Ed25519PublicKey]:
+        return self._keys
+
     def with_key(self, key: Ed25519PublicKey) -> TrustedKeys:
         """These keys and ``key``."""
-        return TrustedKeys([*self._keys.values(), key])
+        return TrustedKeys([*self._current().values(), key])
 
     def __bool__(self) -> bool:
-        return bool(self._keys)
+        return bool(self._current())
 
     @property
     def key_ids(self) -> tuple[str, ...]:
-        return tuple(sorted(self._keys))
+        return tuple(sorted(self._current()))
 
     def check(self, what: str, payload: bytes, signer_key_id: str, signature: bytes) -> None:
         """Raise :class:`UntrustedAnswer` unless ``signature`` is a valid one of ``payload`` by a trusted key."""
         if not signer_key_id and not signature:
             raise UntrustedAnswer(what, "not signed (the server has no --signing-key)")
-        key = self._keys.get(signer_key_id)
+        key = self._current().get(signer_key_id)
         if key is None:
             raise UntrustedAnswer(what, f"signed by key {signer_key_id[:64]!r}, which is not a trusted key")
         try:
@@ -167,6 +177,84 @@ class TrustedKeys:
 
 def load_trusted_keys(paths: Sequence[str], option: str = "--trusted-key") -> TrustedKeys:
     return TrustedKeys(load_public_key(p, option) for p in paths)
+
+
+def _stamp(paths: Sequence[str]) -> tuple:
+    """What tells a changed file (modification time, size, inode; None for one that is gone)."""
+    out: list[tuple[int, int, int] | None] = []
+    for path in paths:
+        try:
+            st = os.stat(path)
+            out.append((st.st_mtime_ns, st.st_size, st.st_ino))
+        except OSError:
+            out.append(None)
+    return tuple(out)
+
+
+class SigningKeyFile:
+    """``--signing-key FILE`` of a server, re-read when the file changes (a rotated key is used from the next
+    answer on, no restart). A file that cannot be used once changed (half-written, gone) keeps the previous key,
+    logged as an error; the first read must succeed (:class:`KeyFileError`)."""
+
+    def __init__(self, path: str, option: str = "--signing-key") -> None:
+        self.path, self.option = path, option
+        self._lock = threading.Lock()
+        self._stamp = _stamp([path])
+        self._signer = load_signer(path, option)
+
+    def current(self) -> Signer:
+        with self._lock:
+            stamp = _stamp([self.path])
+            if stamp != self._stamp:
+                self._stamp = stamp
+                try:
+                    signer = load_signer(self.path, self.option)
+                except KeyFileError as exc:
+                    log.error("%s changed but cannot be used, keeping the previous key %s: %s", self.path,
+                              self._signer.key_id, exc)
+                else:
+                    if signer.key_id != self._signer.key_id:
+                        log.warning("%s re-read: signing with key %s (was %s)", self.path, signer.key_id,
+                                    self._signer.key_id)
+                    self._signer = signer
+            return self._signer
+
+    @property
+    def key_id(self) -> str:
+        return self.current().key_id
+
+    @property
+    def private(self) -> Ed25519PrivateKey:
+        return self.current().private
+
+    def sign(self, payload: bytes) -> tuple[str, bytes]:
+        """``(key_id, signature)`` of ``payload`` by the file's current key."""
+        return self.current().sign(payload)
+
+
+class TrustedKeyFiles(TrustedKeys):
+    """``--trusted-key FILE...`` of a server, re-read when one of the files changes; a set that cannot be read
+    once changed keeps the previous keys (logged as an error)."""
+
+    def __init__(self, paths: Sequence[str], option: str = "--trusted-key") -> None:
+        self.paths, self.option = list(paths), option
+        self._lock = threading.Lock()
+        self._stamp = _stamp(self.paths)
+        super().__init__(load_public_key(p, option) for p in self.paths)
+
+    def _current(self) -> dict[str, Ed25519PublicKey]:
+        with self._lock:
+            stamp = _stamp(self.paths)
+            if stamp != self._stamp:
+                self._stamp = stamp
+                try:
+                    keys = [load_public_key(p, self.option) for p in self.paths]
+                except KeyFileError as exc:
+                    log.error("trusted key files changed but cannot be used, keeping the previous keys: %s", exc)
+                else:
+                    self._keys = {key_id(k): k for k in keys}
+                    log.info("trusted key files re-read: %d keys", len(self._keys))
+            return self._keys
 
 
 def _sha256(text: str) -> str:

@@ -23,7 +23,9 @@ class _Shared:
 
     def should_stop(self, lock: threading.Lock) -> bool:
         with lock:
-            return not any(active is None or active() for active in self.callers)
+            callers = list(self.callers)
+        # Outside the lock: a caller's test may be another flight's should_stop (nested work of this SingleFlight).
+        return not any(active is None or active() for active in callers)
 
 
 class SingleFlight(Generic[T]):
@@ -59,7 +61,8 @@ class SingleFlight(Generic[T]):
                 del self._flights[key]
 
     def do_shared(
-        self, key: Hashable, fn: Callable[[Callable[[], bool]], T], is_active: Callable[[], bool] | None = None
+        self, key: Hashable, fn: Callable[[Callable[[], bool]], T], is_active: Callable[[], bool] | None = None,
+        on_join: Callable[[], None] | None = None,
     ) -> tuple[T, bool]:
         """As :meth:`do`, for work that may be cancelled: ``fn(should_stop)`` runs once per key at a time, and
         ``should_stop()`` is true once every caller sharing it is no longer active (``is_active`` false).
@@ -67,7 +70,8 @@ class SingleFlight(Generic[T]):
         A waiting caller that goes inactive stops waiting (:class:`~venvsmith.core.cancellation.Cancelled`); the
         work goes on for the others. A caller still active when the work stopped for lack of callers (it joined
         just then) runs it again, as does a caller whose work ended :class:`~venvsmith.core.errors.DeadlineExceeded`:
-        that was the first caller's deadline (``fn`` is bound to it), this caller's may be later.
+        that was the first caller's deadline (``fn`` is bound to it), this caller's may be later. ``on_join()`` is
+        called once a caller has joined work another one runs.
         """
         from .cancellation import Cancelled
         from .errors import DeadlineExceeded
@@ -91,6 +95,8 @@ class SingleFlight(Generic[T]):
                 finally:
                     with self._lock:
                         del self._shared[key]
+            if on_join is not None:
+                on_join()
             while True:
                 try:
                     return flight.future.result(timeout=POLL_SECONDS), True

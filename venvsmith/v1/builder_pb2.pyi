@@ -131,7 +131,7 @@ class BuildStats(_message.Message):
     def __init__(self, elapsed_ms: _Optional[float] = ..., cached: _Optional[bool] = ..., wheels_downloaded: _Optional[int] = ..., wheels_built: _Optional[int] = ..., wheels_cached: _Optional[int] = ..., shared_in_flight: _Optional[bool] = ..., venv_built: _Optional[bool] = ...) -> None: ...
 
 class BuildResult(_message.Message):
-    __slots__ = ("lock_key", "wheels", "wheelhouse", "venv_archive", "lock_file", "stats", "interpreter", "http_base_url")
+    __slots__ = ("lock_key", "wheels", "wheelhouse", "venv_archive", "lock_file", "stats", "interpreter", "http_base_url", "target_digest", "signature")
     LOCK_KEY_FIELD_NUMBER: _ClassVar[int]
     WHEELS_FIELD_NUMBER: _ClassVar[int]
     WHEELHOUSE_FIELD_NUMBER: _ClassVar[int]
@@ -140,6 +140,8 @@ class BuildResult(_message.Message):
     STATS_FIELD_NUMBER: _ClassVar[int]
     INTERPRETER_FIELD_NUMBER: _ClassVar[int]
     HTTP_BASE_URL_FIELD_NUMBER: _ClassVar[int]
+    TARGET_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
     lock_key: str
     wheels: _containers.RepeatedCompositeFieldContainer[_common_pb2.ArtifactRef]
     wheelhouse: _common_pb2.ArtifactRef
@@ -148,7 +150,9 @@ class BuildResult(_message.Message):
     stats: BuildStats
     interpreter: BaseInterpreter
     http_base_url: str
-    def __init__(self, lock_key: _Optional[str] = ..., wheels: _Optional[_Iterable[_Union[_common_pb2.ArtifactRef, _Mapping]]] = ..., wheelhouse: _Optional[_Union[_common_pb2.ArtifactRef, _Mapping]] = ..., venv_archive: _Optional[_Union[_common_pb2.ArtifactRef, _Mapping]] = ..., lock_file: _Optional[_Union[_common_pb2.ArtifactRef, _Mapping]] = ..., stats: _Optional[_Union[BuildStats, _Mapping]] = ..., interpreter: _Optional[_Union[BaseInterpreter, _Mapping]] = ..., http_base_url: _Optional[str] = ...) -> None: ...
+    target_digest: str
+    signature: _common_pb2.Signature
+    def __init__(self, lock_key: _Optional[str] = ..., wheels: _Optional[_Iterable[_Union[_common_pb2.ArtifactRef, _Mapping]]] = ..., wheelhouse: _Optional[_Union[_common_pb2.ArtifactRef, _Mapping]] = ..., venv_archive: _Optional[_Union[_common_pb2.ArtifactRef, _Mapping]] = ..., lock_file: _Optional[_Union[_common_pb2.ArtifactRef, _Mapping]] = ..., stats: _Optional[_Union[BuildStats, _Mapping]] = ..., interpreter: _Optional[_Union[BaseInterpreter, _Mapping]] = ..., http_base_url: _Optional[str] = ..., target_digest: _Optional[str] = ..., signature: _Optional[_Union[_common_pb2.Signature, _Mapping]] = ...) -> None: ...
 
 class BaseInterpreter(_message.Message):
     __slots__ = ("path", "version", "implementation", "identity")

@@ -99,6 +99,10 @@ class BuilderServiceServicer:
         (AUTH_ROLE_INSUFFICIENT), each with ErrorInfo.
         When the server already runs --max-concurrent-calls expensive calls:
         RESOURCE_EXHAUSTED + RetryInfo (SERVER_BUSY), refused at once, not queued.
+        A caller that cancels (or whose deadline passes) stops the call's work:
+        running sdist builds are killed (their whole process group) and a venv
+        build stops at its next step, unless an identical call shares that build;
+        then it goes on for that call.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -114,6 +118,7 @@ class BuilderServiceServicer:
         (AUTH_ROLE_INSUFFICIENT), each with ErrorInfo.
         When the server already runs --max-concurrent-calls expensive calls:
         RESOURCE_EXHAUSTED + RetryInfo (SERVER_BUSY), refused at once, not queued.
+        Cancelling stops the builds as for Build.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import IO, TypeVar
+from typing import IO, Any, TypeVar, cast
 from urllib.parse import unquote, urldefrag, urlsplit
 
 from packaging.utils import NormalizedName, canonicalize_name
@@ -112,6 +112,7 @@ class IndexSource:
         on_event: EventCallback | None = None,
         workers: int = 16,
         deadline: float | None = None,
+        max_connections: int | None = None,
     ) -> None:
         self.settings = settings
         #: The caller's deadline (``time.monotonic()``): no index fetch of this source runs past it.
@@ -124,6 +125,7 @@ class IndexSource:
             retries=settings.retries,
             ca_bundle=settings.ca_bundle,
             client_cert=settings.client_cert,
+            **cast("dict[str, Any]", {"max_connections": max_connections} if max_connections else {}),
         )
         self._own_cache = cache is None and settings.cache_dir is not None
         self.cache = (
