@@ -5,9 +5,9 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 REQS ?= bench/sets/run.txt
 
-.PHONY: setup sandbox-tools registry-tools run test protos lint lint-imports serve serve-resolver serve-builder bench clean
+.PHONY: setup sandbox-tools registry-tools redis-tools run test protos lint lint-imports serve serve-resolver serve-builder bench clean
 
-setup: $(STAMP) sandbox-tools registry-tools
+setup: $(STAMP) sandbox-tools registry-tools redis-tools
 
 # bubblewrap, the build sandbox's preferred backend: installed with apt when missing and running as root; without
 # it (no root, no apt) sdist builds use the Linux-namespaces backend (util-linux `unshare`).
@@ -33,6 +33,16 @@ registry-tools:
 	    || echo "note: could not install$$missing; the OCI store tests will fail"; \
 	  else echo "note: missing$$missing (apt-get install$$missing); the OCI store tests will fail"; fi; fi
 
+# redis-server, which the tests of the shared cache (`serve --cache redis://...`) start on 127.0.0.1: installed with
+# apt when missing and running as root; without it those tests are skipped, saying why.
+redis-tools:
+	@command -v redis-server >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q redis-server >/dev/null 2>&1 \
+	    || { apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q redis-server >/dev/null 2>&1; } \
+	    || echo "note: could not install redis-server; the shared-cache tests are skipped"; \
+	  else echo "note: redis-server not found; the shared-cache tests are skipped (apt-get install redis-server)"; fi; }
+
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade --quiet pip
@@ -52,7 +62,7 @@ run: $(STAMP)
 	$(VENV)/bin/venvsmith venv $(DEMO) -r $(REQS) -q --clear
 	$(DEMO)/bin/python -c 'import requests, rich, httpx; print("demo venv works:", requests.__version__)'
 
-test: $(STAMP) sandbox-tools registry-tools
+test: $(STAMP) sandbox-tools registry-tools redis-tools
 	$(PY) -m ruff check .
 	$(PY) -m mypy
 	$(VENV)/bin/lint-imports

@@ -31,6 +31,7 @@ from .errors import InvalidDigest
 from .store import Store
 
 if TYPE_CHECKING:
+    from venvsmith.core.fleet.flight import FleetFlight
     from venvsmith.core.signing import Signer, SigningKeyFile, TrustedKeys
 
 __all__ = [
@@ -188,6 +189,10 @@ class ActionCacheBase(ABC):
 
     def __init__(self) -> None:
         self._flights: SingleFlight[tuple[ActionResult, bool]] = SingleFlight()
+        #: Single-flight across replicas (:class:`venvsmith.core.fleet.flight.FleetFlight`) for replicas whose
+        #: action caches and stores are shared: set it and a build another replica is running is waited for
+        #: (its result read through :meth:`get`) instead of run again. None: this process's callers only.
+        self.fleet: FleetFlight | None = None
 
     @abstractmethod
     def get(self, key: str) -> ActionResult | None: ...
@@ -225,16 +230,26 @@ class ActionCacheBase(ABC):
         if hit is not None:
             return hit, "cached"
 
-        def flight(should_stop: Callable[[], bool]) -> tuple[ActionResult, bool]:
-            again = self.get(key)  # a flight may have landed between our miss and now
-            if again is not None:
-                return again, False
+        def run_and_store(should_stop: Callable[[], bool]) -> tuple[ActionResult, bool]:
             # Work nested in this one (a build requirement's wheel) is done for this flight's callers.
             with cancellation.stopping_when(should_stop), cancellation.serving(lambda: not should_stop()), \
                     self._holding_outputs():  # what compute() stores cannot be evicted before put() records it
                 result = compute()
                 self.put(key, result)
             return result, True
+
+        def stored() -> tuple[ActionResult, bool] | None:
+            again = self.get(key)
+            return None if again is None else (again, False)
+
+        def flight(should_stop: Callable[[], bool]) -> tuple[ActionResult, bool]:
+            again = stored()  # a flight may have landed between our miss and now
+            if again is not None:
+                return again
+            if self.fleet is None:
+                return run_and_store(should_stop)
+            return self.fleet.do(f"action:{key}", lambda lease: run_and_store(should_stop), stored,
+                                 lambda: not should_stop())[0]
 
         (result, computed), shared = self._flights.do_shared(key, flight, cancellation.current_caller(), joined)
         if not computed:

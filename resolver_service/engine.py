@@ -22,6 +22,9 @@ from venvsmith.core import cancellation, observe
 from venvsmith.core.config import PipIndexConfig, effective_pip_config, venvsmith_home
 from venvsmith.core.convert import pin_to_proto, target_from_spec, target_to_proto
 from venvsmith.core.errors import InvalidInput, UrlNotAllowed, at_field, parsed_each
+from venvsmith.core.fleet.cache_url import parse_cache_url
+from venvsmith.core.fleet.flight import DEFAULT_LEASE_SECONDS, FleetFlight
+from venvsmith.core.fleet.shared_cache import MAX_VALUE_BYTES, RedisTier
 from venvsmith.core.health import HealthState
 from venvsmith.core.index.allowlist import AllowList
 from venvsmith.core.index.settings import IndexSettings, settings_from_config
@@ -35,7 +38,7 @@ from venvsmith.v1 import common_pb2, resolver_pb2
 from .answer_notes import answer_notes, quarantine_violations
 from .convert import policy_from_proto
 from .errors import NoSolution
-from .resolution_cache import ResolutionCache
+from .resolution_cache import NAMESPACE, ResolutionCache, shared_value
 from .resolve import DEFAULT_MAX_BACKTRACKS, ResolutionRequest, parse_constraint, parse_requirement, resolve
 
 if TYPE_CHECKING:
@@ -68,6 +71,13 @@ class EngineSettings:
     allow: AllowList = field(default_factory=AllowList.everything)
     #: Signs every answer's lock document (``serve resolver --signing-key``); None: answers are unsigned.
     signer: Signer | SigningKeyFile | None = None
+    #: ``--cache URL`` (:mod:`venvsmith.core.fleet.cache_url`): empty or ``sqlite:///DIR`` local, ``redis://...``
+    #: shared by the replicas given the same URL (caches and the single-flight of resolutions).
+    cache: str = field(default_factory=lambda: os.environ.get("VENVSMITH_CACHE", ""))
+    #: Lifetime of a cross-replica single-flight lease (renewed while its holder works; a crashed holder's lapses).
+    lease_seconds: float = field(
+        default_factory=lambda: float(os.environ.get("VENVSMITH_LEASE_SECONDS", DEFAULT_LEASE_SECONDS))
+    )
 
 
 def _field_of(value: str, request: resolver_pb2.ResolveRequest, requirements, constraints) -> str:
@@ -125,7 +135,16 @@ class ResolverEngine:
         self.local = TargetEnvironment.from_local()
         #: Whether this engine can serve (a cache file corrupt and impossible to replace makes it NOT_SERVING).
         self.health = HealthState()
-        self.cache = ResolutionCache(self.home / "resolutions.sqlite3", health=self.health)
+        location = parse_cache_url(self.settings.cache)
+        #: Where the local SQLite caches are (``--cache sqlite:///DIR``, else the home directory).
+        self.cache_dir = location.directory or self.home
+        #: The Redis tier shared with the other replicas (``--cache redis://...``), and the single-flight over it.
+        self.shared: RedisTier | None = None
+        self.fleet: FleetFlight | None = None
+        if location.redis_url is not None:
+            self.shared = RedisTier(location.redis_url, health=self.health, description=location.describe())
+            self.fleet = FleetFlight(self.shared, self.settings.lease_seconds)
+        self.cache = ResolutionCache(self.cache_dir / "resolutions.sqlite3", health=self.health, shared=self.shared)
         self.flights: SingleFlight[bytes] = SingleFlight()
         self.resolutions_run = 0
         self._count_lock = threading.Lock()
@@ -156,11 +175,13 @@ class ResolverEngine:
                 if self._index_cache is None:
                     from venvsmith.core.index.cache import IndexCache
 
-                    self._index_cache = IndexCache(self.home / "index", health=self.health)
+                    self._index_cache = IndexCache(self.cache_dir / "index", health=self.health, shared=self.shared)
         return self._index_cache
 
     def close(self) -> None:
         self.cache.close()
+        if self.shared is not None:
+            self.shared.close()
         if self._index_cache is not None:
             self._index_cache.close()
         if self._http is not None:
@@ -262,22 +283,50 @@ class ResolverEngine:
                 self._sign(response)
                 return response
 
-        def work(should_stop: Callable[[], bool]) -> bytes:
+        from_fleet: list[bool] = []
+
+        def compute(should_stop: Callable[[], bool], lease) -> bytes:
             with cancellation.stopping_when(should_stop):
                 response = self._resolve_now(
                     requirements, constraints, target, policy, settings, request, deadline, on_event
                 )
             body = response.SerializeToString()
             expires = None if policy.exclude_newer else time.time() + self.settings.resolution_ttl
-            self.cache.put(key, body, expires)
+            self.cache.put(key, body, expires, share=lease is None)
+            if lease is not None:
+                self._share_fenced(lease, key, body, expires)
+            return body
+
+        def work(should_stop: Callable[[], bool]) -> bytes:
+            if self.fleet is None or request.no_cache:
+                return compute(should_stop, None)
+
+            def lookup() -> bytes | None:
+                hit = self.cache.get(key)
+                return hit[0] if hit is not None else None
+
+            body, joined = self.fleet.do(f"resolve:{key}", lambda lease: compute(should_stop, lease), lookup,
+                                         lambda: not should_stop())
+            from_fleet.append(joined)
             return body
 
         body, shared = self.flights.do_shared(key, work, is_active)
+        shared = shared or any(from_fleet)
         response = resolver_pb2.ResolveResponse.FromString(body)
         response.stats.shared_in_flight = shared
         response.stats.elapsed_ms = (time.perf_counter() - started) * 1000
         self._sign(response)
         return response
+
+    def _share_fenced(self, lease, key: str, body: bytes, expires: float | None) -> None:
+        """Put an answer in the shared tier only while this replica's lease holds (a holder whose lease lapsed
+        and was taken over does not overwrite its successor's answer)."""
+        assert self.shared is not None
+        value = shared_value(body, expires)
+        if len(value) > MAX_VALUE_BYTES:
+            return
+        ttl_ms = None if expires is None else max(int((expires - time.time()) * 1000), 1)
+        self.shared.call(lambda c: lease.set_if_holder(self.shared.key(NAMESPACE, key), value, ttl_ms))
 
     def _sign(self, response: resolver_pb2.ResolveResponse) -> None:
         """Sign the lock document of ``response`` when this engine has a signing key (imported only then)."""

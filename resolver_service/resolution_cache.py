@@ -1,14 +1,16 @@
 """The resolution cache: canonical request -> serialized answer, with honest expiry.
 
 Kept in memory (answers a repeated request in microseconds) and in SQLite under ``$VENVSMITH_HOME`` (so a
-new process, e.g. the next embedded CLI run, finds it too). An answer for a request that pins an index
-snapshot (exclude-newer) never expires.
+new process, e.g. the next embedded CLI run, finds it too), and with ``--cache redis://...`` in a shared tier
+(:mod:`venvsmith.core.fleet.shared_cache`) that every replica reads: a local miss asks it, a store writes through
+to it with the same expiry. An answer for a request that pins an index snapshot (exclude-newer) never expires.
 """
 
 from __future__ import annotations
 
 import logging
 import sqlite3
+import struct
 import threading
 import time
 from collections import OrderedDict
@@ -16,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+from venvsmith.core.fleet.shared_cache import CacheTier
 from venvsmith.core.health import HealthState
 from venvsmith.core.sqlite_recovery import is_corruption, move_aside, open_checked
 
@@ -23,13 +26,30 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 MEMORY_ENTRIES = 1024
+#: The namespace of resolution answers in the shared tier.
+NAMESPACE = "resolution"
+#: A shared value: the expiry (Unix time, or -1 for never) as a big-endian double, then the answer's bytes.
+_EXPIRY = struct.Struct(">d")
+
+
+def shared_value(body: bytes, expires_at: float | None) -> bytes:
+    return _EXPIRY.pack(-1.0 if expires_at is None else expires_at) + body
+
+
+def from_shared(value: bytes) -> tuple[bytes, float | None] | None:
+    if len(value) < _EXPIRY.size:
+        return None
+    (expires_at,) = _EXPIRY.unpack_from(value)
+    return value[_EXPIRY.size :], None if expires_at < 0 else expires_at
 
 
 class ResolutionCache:
     """Thread-safe key -> (bytes, expires_at) map; ``expires_at`` is a Unix time or ``None`` for never."""
 
-    def __init__(self, path: Path | None, *, health: HealthState | None = None) -> None:
+    def __init__(self, path: Path | None, *, health: HealthState | None = None,
+                 shared: CacheTier | None = None) -> None:
         self._lock = threading.Lock()
+        self.shared = shared
         self._memory: OrderedDict[str, tuple[bytes, float | None]] = OrderedDict()
         self._db: sqlite3.Connection | None = None
         self._path = path
@@ -77,18 +97,32 @@ class ResolutionCache:
                 if row is not None:
                     hit = (bytes(row[0]), row[1])
                     self._remember(key, hit)
-            if hit is None:
-                return None
-            if hit[1] is not None and hit[1] <= now:
+            if hit is not None and hit[1] is not None and hit[1] <= now:
                 self._memory.pop(key, None)
-                return None
-            self._memory.move_to_end(key)
-            return hit
+                hit = None
+            if hit is not None:
+                self._memory.move_to_end(key)
+                return hit
+        if self.shared is None:
+            return None
+        value = self.shared.get(NAMESPACE, key)  # outside the lock: a network call
+        shared = from_shared(value) if value is not None else None
+        if shared is None or (shared[1] is not None and shared[1] <= now):
+            return None
+        with self._lock:
+            self._remember(key, shared)
+            self._on_disk(lambda db: _store(db, key, shared[0], shared[1]))
+        return shared
 
-    def put(self, key: str, body: bytes, expires_at: float | None) -> None:
+    def put(self, key: str, body: bytes, expires_at: float | None, *, share: bool = True) -> None:
+        """Store locally and (unless ``share`` is false: the caller shared it already) in the shared tier."""
         with self._lock:
             self._remember(key, (body, expires_at))
             self._on_disk(lambda db: _store(db, key, body, expires_at))
+        if share and self.shared is not None:
+            ttl = None if expires_at is None else expires_at - time.time()
+            if ttl is None or ttl > 0:
+                self.shared.put(NAMESPACE, key, shared_value(body, expires_at), ttl)
 
     def _remember(self, key: str, entry: tuple[bytes, float | None]) -> None:
         self._memory[key] = entry

@@ -24,3 +24,15 @@ def test_follow_reports_the_other_state_as_one_component():
     assert builder.broken() == {"resolver": "read-only directory"}
     resolver.set_ok("index cache")
     assert builder.serving
+
+
+def test_degraded_components_are_details_not_a_state_change():
+    resolver, builder = HealthState(), HealthState()
+    seen: list[bool] = []
+    builder.follow(resolver, "resolver")
+    builder.subscribe(seen.append)
+    resolver.set_degraded("shared cache redis://h:1/0", "unreachable")
+    assert builder.serving and resolver.serving and seen == [True]  # no change announced
+    assert builder.details() == "shared cache redis://h:1/0: unreachable"
+    resolver.set_recovered("shared cache redis://h:1/0")
+    assert builder.details() == resolver.details() == ""

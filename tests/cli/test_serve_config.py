@@ -71,10 +71,17 @@ def test_bad_environment_value_names_the_variable(monkeypatch):
     (["--port", "-1"], "--port (port): -1 is not a port"),
     (["--grace-period", "-2"], "--grace-period (grace_period): -2.0 is not a number of seconds"),
     (["--grace-period", "nan"], "--grace-period (grace_period): nan is not a number of seconds"),
+    (["--cache", "memcached://h:1"], "the cache is sqlite:///DIRECTORY, redis://HOST:PORT/N or rediss://"),
 ])
 def test_bad_flag_values_are_exit_2_naming_them(capsys, argv, named):
     assert main(["serve", "resolver", *argv]) == 2
     assert named in capsys.readouterr().err
+
+
+def test_a_bad_cache_variable_names_it(monkeypatch):
+    monkeypatch.setenv("VENVSMITH_CACHE", "redis://h:1/zero")
+    with pytest.raises(ConfigError, match="environment variable VENVSMITH_CACHE: .*the database is a number"):
+        _args(["serve", "resolver"])
 
 
 def test_missing_config_file(tmp_path, capsys):

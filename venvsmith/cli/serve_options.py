@@ -54,6 +54,11 @@ def add_serve_options(serve: argparse.ArgumentParser) -> None:
                             "overridden by VENVSMITH_<KEY> variables, which flags override")
     serve.add_argument("--home", default=None,
                        help="state directory (caches, store; default: $VENVSMITH_HOME or the user cache directory)")
+    serve.add_argument("--cache", metavar="URL", type=_cache_url, default=None,
+                       help="where the resolution and metadata caches live: sqlite:///DIR (local files; default: "
+                            "under --home) or redis://[:PASSWORD@]HOST:PORT/N (rediss:// for TLS), shared by every "
+                            "replica given the same URL, with single-flight of resolutions across them; the local "
+                            "files stay in front, so a replica keeps serving while Redis is down")
     serve.add_argument("--metrics-port", type=int, default=None,
                        help="serve Prometheus metrics on http://HOST:PORT/metrics (0 = any free port; default: off)")
     serve.add_argument("--health-port", type=int, default=None,
@@ -72,6 +77,16 @@ def add_serve_options(serve: argparse.ArgumentParser) -> None:
                             "span_id in a traced call)")
     serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"], default=None,
                        help="default: info with --log-format json, else warning")
+
+
+def _cache_url(text: str) -> str:
+    from venvsmith.core.fleet.cache_url import parse_cache_url
+
+    try:
+        parse_cache_url(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
 
 
 def _serve_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -193,6 +208,8 @@ def configure_serving(args: argparse.Namespace) -> None:
     jsonlog.configure(args.log_format, getattr(logging, level.upper()))
     if args.home:
         os.environ["VENVSMITH_HOME"] = os.path.abspath(args.home)
+    if getattr(args, "cache", None):  # read by every engine's settings (the builder's co-hosted resolver too)
+        os.environ["VENVSMITH_CACHE"] = args.cache
 
 
 def announce(args: argparse.Namespace, text: str) -> None:

@@ -134,6 +134,27 @@ class ServerSecurity:
         return [make_interceptor(self.tokens)] if self.tokens is not None else []
 
 
+#: Trailing metadata of a health answer naming what is broken or degraded (a replica whose shared cache is down).
+HEALTH_DETAILS = "venvsmith-health-details"
+
+
+class DetailedHealthServicer(health.HealthServicer):
+    """grpc.health.v1 whose ``Check`` answers also carry :data:`HEALTH_DETAILS` (from a :class:`HealthState`)
+    whenever a component is broken or degraded: the status alone cannot say that a replica serves from its
+    local caches because Redis is down."""
+
+    def __init__(self, state: HealthState | None = None) -> None:
+        super().__init__()
+        self.state = state
+
+    def Check(self, request, context):  # noqa: N802 - the gRPC method name
+        response = super().Check(request, context)
+        details = self.state.details() if self.state is not None else ""
+        if details:
+            context.set_trailing_metadata(((HEALTH_DETAILS, details[:4000].encode("ascii", "replace").decode()),))
+        return response
+
+
 def _follow_health(servicer: health.HealthServicer, names: list[str], serving: bool) -> None:
     status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
     for name in [*names, ""]:
@@ -182,7 +203,7 @@ def build_server(
     for add, servicer in add_servicers:
         add(servicer, server)
     names = list(service_names)
-    health_servicer = health.HealthServicer()
+    health_servicer = DetailedHealthServicer(health_state)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for name in names:
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)

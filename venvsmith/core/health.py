@@ -1,7 +1,9 @@
 """A process's own view of whether it can serve, followed by the gRPC health servicer.
 
 A component that cannot work any more (a cache file that is corrupt and cannot be replaced) marks itself broken;
-the servers' health service then answers NOT_SERVING until every component is well again.
+the servers' health service then answers NOT_SERVING until every component is well again. A component that works
+less well (the shared Redis cache unreachable: the replica serves from its local caches) marks itself degraded:
+still SERVING, and the health answer's ``venvsmith-health-details`` trailing metadata says why.
 """
 
 from __future__ import annotations
@@ -21,6 +23,9 @@ class HealthState:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._broken: dict[str, str] = {}
+        self._degraded: dict[str, str] = {}
+        #: States followed (:meth:`follow`): their degraded components are reported as this one's.
+        self._followed: list[HealthState] = []
         self._listeners: list[Callable[[bool], None]] = []
 
     @property
@@ -32,6 +37,29 @@ class HealthState:
         """Component -> why it is broken."""
         with self._lock:
             return dict(self._broken)
+
+    def degraded(self) -> dict[str, str]:
+        """Component -> how it is degraded (serving still)."""
+        with self._lock:
+            return dict(self._degraded)
+
+    def details(self) -> str:
+        """One line naming every broken and degraded component and why (empty when all is well)."""
+        with self._lock:
+            items = [*(f"{c}: {r}" for c, r in self._broken.items()),
+                     *(f"{c}: {r}" for c, r in self._degraded.items())]
+            followed = list(self._followed)
+        items += [f"{c}: {r}" for other in followed for c, r in other.degraded().items()]
+        return "; ".join(items)
+
+    def set_degraded(self, component: str, reason: str) -> None:
+        with self._lock:
+            self._degraded[component] = reason
+        log.warning("%s is degraded: %s", component, reason)
+
+    def set_recovered(self, component: str) -> None:
+        with self._lock:
+            self._degraded.pop(component, None)
 
     def set_broken(self, component: str, reason: str) -> None:
         with self._lock:
@@ -69,4 +97,6 @@ class HealthState:
             else:
                 self.set_broken(component, "; ".join(other.broken().values()))
 
+        with self._lock:
+            self._followed.append(other)
         other.subscribe(changed)

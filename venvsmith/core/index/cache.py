@@ -3,7 +3,9 @@
 One database file, WAL mode so several processes can share it. Threads share two connections, each guarded
 by its own lock: one for reads and one for writes, so that (WAL readers never wait for the writer) a lookup
 is not held up behind a large page being stored. Parsed pages are kept in a small in-memory LRU keyed by the
-body's digest, so a warm resolution neither refetches nor re-parses.
+body's digest, so a warm resolution neither refetches nor re-parses. With a shared tier (``--cache redis://...``,
+:mod:`venvsmith.core.fleet.shared_cache`) the metadata (immutable, keyed by file sha256) is also shared by every
+replica: a local miss asks the tier, a store writes through.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import TypeVar
 
+from ..fleet.shared_cache import CacheTier
 from ..health import HealthState
 from ..sqlite_recovery import is_corruption, move_aside, open_checked
 
@@ -148,8 +151,11 @@ class IndexCache:
         *,
         health: HealthState | None = None,
         clock: Callable[[], float] = time.time,
+        shared: CacheTier | None = None,
     ) -> None:
         directory.mkdir(parents=True, exist_ok=True)
+        #: The tier shared with other replicas (metadata only), or None.
+        self.shared = shared
         #: What "now" is for :meth:`first_seen` (injectable so tests need no sleeps).
         self.clock = clock
         self.path = directory / self.FILENAME
@@ -352,7 +358,12 @@ class IndexCache:
         if pending is not None:
             return pending
         row = self._read_one("SELECT data FROM metadata WHERE sha256 = ?", (sha256.lower(),))
-        return bytes(row[0]) if row else None
+        if row:
+            return bytes(row[0])
+        data = self.shared.get("metadata", sha256.lower()) if self.shared is not None else None
+        if data is not None:
+            self.put_metadata(sha256, data, share=False)
+        return data
 
     def get_metadata_fields(self, sha256: str) -> tuple[str | None, bytes | None]:
         """``(fields, None)`` when the parsed fields of the metadata stored under ``sha256`` are kept
@@ -368,18 +379,37 @@ class IndexCache:
             (key,),
         )
         if row is None or (row[0] is None and row[1] is None):
+            if data is None and self.shared is not None:
+                return self._shared_fields(key)
             return None, data
         return row[0], None if row[1] is None else bytes(row[1])
 
-    def put_metadata_fields(self, sha256: str, fields: str) -> None:
+    def _shared_fields(self, key: str) -> tuple[str | None, bytes | None]:
+        """What the shared tier holds for ``key`` (its fields, else its raw bytes), kept locally too."""
+        assert self.shared is not None
+        shared_fields = self.shared.get("metadata-fields", key)
+        if shared_fields is not None:
+            text = shared_fields.decode("utf-8", "replace")
+            self.put_metadata_fields(key, text, share=False)
+            return text, None
+        data = self.shared.get("metadata", key)
+        if data is not None:
+            self.put_metadata(key, data, share=False)
+        return None, data
+
+    def put_metadata_fields(self, sha256: str, fields: str, *, share: bool = True) -> None:
         with self._pending_lock:
             self._pending_fields[sha256.lower()] = fields
             self._enqueue(("fields", sha256.lower(), fields))
+        if share and self.shared is not None:
+            self.shared.put("metadata-fields", sha256.lower(), fields.encode(), None)
 
-    def put_metadata(self, sha256: str, data: bytes) -> None:
+    def put_metadata(self, sha256: str, data: bytes, *, share: bool = True) -> None:
         with self._pending_lock:
             self._pending_meta[sha256.lower()] = data
             self._enqueue(("meta", sha256.lower(), data))
+        if share and self.shared is not None:
+            self.shared.put("metadata", sha256.lower(), data, None)
 
     # ------------------------------------------------------------------------------------ first seen
 
