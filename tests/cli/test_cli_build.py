@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.fixtures.builder_server import BuilderProcess, cli, hermetic_env
+from tests.fixtures.digests import sha256_file
 from tests.fixtures.hermetic import isolate
 from tests.fixtures.index import IndexBuilder, IndexServer
 from venvsmith.cli import main
@@ -58,10 +59,6 @@ def build_json(capsys, *argv: str) -> dict:
     code, out, err = run(capsys, "build", "--format", "json", "-q", *argv)
     assert code == 0, err
     return json.loads(out)
-
-
-def sha256_file(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def by_kind(doc: dict) -> dict[str, list[dict]]:

@@ -23,6 +23,7 @@ import pytest
 from builder_service.engine import BuildEngine, BuilderSettings
 from builder_service.service import make_server
 from tests.fixtures.builder_server import BuilderProcess
+from tests.fixtures.digests import sha256_file
 from tests.fixtures.dists import ZIP_DATE_TIME, record_hash
 from tests.fixtures.hermetic import isolate
 from tests.fixtures.index import IndexBuilder, IndexServer
@@ -101,14 +102,6 @@ def cas_blobs(home: Path) -> dict[str, Path]:
     """Every blob file in the server's store, by its name (which must be its sha256)."""
     root = home / "store" / "cas" / "sha256"
     return {p.name: p for p in root.glob("*/*") if p.is_file()}
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def action_keys(home: Path) -> list[str]:

@@ -23,6 +23,7 @@ import grpc
 import pytest
 
 from tests.fixtures.builder_server import BuilderProcess, ResolverProcess
+from tests.fixtures.digests import sha256_file
 from tests.fixtures.index import IndexBuilder, IndexServer
 from venvsmith.v1 import artifact_pb2, builder_pb2, common_pb2, resolver_pb2
 
@@ -65,14 +66,6 @@ def refs_of(result: builder_pb2.BuildResult) -> list[artifact_pb2.Digest]:
         if ref.digest.hash:
             refs.append(ref.digest)
     return refs
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def assert_no_partial_blob(home: Path) -> None:
