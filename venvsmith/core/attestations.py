@@ -39,8 +39,6 @@ from .index.provenance import MAX_DOCUMENT_BYTES, Identity, publisher_identity
 ALL = ":all:"
 #: Most attestations verified for one file (real files carry one or two); a document with more is refused.
 MAX_ATTESTATIONS = 8
-#: In-toto statement predicates PyPI accepts (pypi-attestations' ``AttestationType``).
-PREDICATE_TYPES = frozenset({"https://docs.pypi.org/attestations/publish/v1", "https://slsa.dev/provenance/v1"})
 _STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 _PAYLOAD_TYPE = "application/vnd.in-toto+json"
 #: Where the sigstore package ships the production instance's trusted root (its embedded TUF target).
@@ -112,7 +110,7 @@ def verify_provenance(project: str, filename: str, sha256: str, document: bytes 
 
 def _check(attestation, policy, filename: str, sha256: str) -> str:
     """Why ``attestation`` does not verify for the file, ``""`` when it does."""
-    from pypi_attestations import ConversionError
+    from pypi_attestations import AttestationType, ConversionError
     from sigstore.errors import Error as SigstoreError
 
     try:
@@ -136,7 +134,7 @@ def _check(attestation, policy, filename: str, sha256: str) -> str:
         return f"it is for {name!r}, not {filename}"
     if not isinstance(digest, dict) or str(digest.get("sha256", "")).lower() != sha256:
         return f"it is for sha256 {digest.get('sha256') if isinstance(digest, dict) else None}, not {sha256}"
-    if statement.get("predicateType") not in PREDICATE_TYPES:
+    if statement.get("predicateType") not in {kind.value for kind in AttestationType}:  # the predicates PyPI accepts
         return f"unknown predicate type {statement.get('predicateType')!r}"
     return ""
 
