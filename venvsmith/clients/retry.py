@@ -92,9 +92,10 @@ class Reconnecting:
         deadline = None if timeout is None else started + timeout
         attempt = 0
         while True:
-            left = None if deadline is None else max(0.0, deadline - time.monotonic())
             self.attempts += 1
-            if not self._wait_ready(attempt, deadline):
+            ready = self._wait_ready(attempt, deadline)
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())  # after the wait
+            if not ready:
                 if attempt < self.retries and (deadline is None or time.monotonic() < deadline):
                     attempt += 1
                     continue
