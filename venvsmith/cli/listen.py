@@ -45,9 +45,10 @@ def check_ports(host: str, ports: dict[str, int | None]) -> None:
 
 
 def listening(what: str, host: str, port: int, start: Callable[[], T]) -> T:
-    """``start()`` (binding ``host:port``); an OSError becomes one line naming ``what`` and the port, exit 2."""
+    """``start()`` (binding ``host:port``); an OSError, or grpc's RuntimeError "Failed to bind", becomes one line
+    naming ``what`` and the port, exit 2."""
     try:
         return start()
-    except OSError as exc:
-        raise CommandFailed(LISTEN_FAILED, f"cannot listen on {host}:{port} ({what}): {_why(exc)}",
-                            EXIT_BAD_INPUT) from None
+    except (OSError, RuntimeError) as exc:
+        why = _why(exc) if isinstance(exc, OSError) else str(exc)
+        raise CommandFailed(LISTEN_FAILED, f"cannot listen on {host}:{port} ({what}): {why}", EXIT_BAD_INPUT) from None

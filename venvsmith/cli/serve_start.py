@@ -19,8 +19,8 @@ T = TypeVar("T")
 
 
 class StartupError(Exception):
-    """A server that cannot start (a bad ``--allow-index``, a port in use, no sandbox): exit 1, the message says
-    why."""
+    """A server that cannot start (a bad ``--allow-index``, no sandbox): exit 1, the message says why. A port that
+    cannot be bound is :func:`venvsmith.cli.listen.listening`'s exit 2."""
 
 
 @dataclass(frozen=True)
@@ -69,16 +69,13 @@ def prepare(args: argparse.Namespace) -> ServeStart:
 
 
 def listen(start: ServeStart, port: int, make: Callable[[str], T], close: Callable[[], None]) -> T:
-    """``make(address)`` for ``host:port``; when it cannot listen, ``close()`` the engines and raise
-    :class:`StartupError`."""
+    """``make(address)`` for ``host:port``; when it cannot listen, ``close()`` the engines and exit 2 naming the
+    port (:func:`venvsmith.cli.listen.listening`)."""
     from venvsmith.cli.listen import listening
 
     address = f"{start.host}:{port}"
     try:
-        return listening("--port", start.host, port, lambda: make(address))  # an OSError: exit 2, naming it
-    except RuntimeError as exc:  # grpc's "Failed to bind": the port was taken since check_ports
-        close()
-        raise StartupError(f"cannot listen on {address}: {exc}") from None
+        return listening("--port", start.host, port, lambda: make(address))
     except BaseException:
         close()
         raise
@@ -88,6 +85,7 @@ def run(args: argparse.Namespace, start: ServeStart, server: Any, close: Callabl
         lines: list[str]) -> int:
     """Start ``server`` (and ``--health-port``, ``--metrics-port``), print ``lines`` on stdout (the first names the
     bound port: tests and scripts read it), serve until SIGTERM/SIGINT, drain, ``close`` within a bound, exit 0."""
+    from venvsmith.cli.listen import listening
     from venvsmith.cli.shutdown import close_within
     from venvsmith.core import tracing
     from venvsmith.core.grpc_util import serve_health_port
@@ -96,13 +94,13 @@ def run(args: argparse.Namespace, start: ServeStart, server: Any, close: Callabl
     health_port = getattr(args, "health_port", None)
     if health_port is not None:
         try:
-            bound = serve_health_port(server, f"{start.host}:{health_port}")
-        except (OSError, RuntimeError) as exc:
+            bound = listening("--health-port", start.host, health_port,
+                              lambda: serve_health_port(server, f"{start.host}:{health_port}"))
+        except BaseException:
             server.stop(None)
             close()
-            raise StartupError(f"--health-port: cannot listen on {start.host}:{health_port}: {exc}") from None
+            raise
         serve_options.announce(args, f"health (plaintext grpc.health.v1) on {start.host}:{bound}")
-    from venvsmith.cli.listen import listening
 
     try:
         metrics = listening("--metrics-port", args.host, args.metrics_port, lambda: serve_options.start_metrics(args))
