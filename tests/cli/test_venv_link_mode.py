@@ -177,3 +177,10 @@ def test_clear_keeps_the_old_venv_when_the_resolution_fails(capsys, index, tmp_p
     code, _, err = run(capsys, "venv", str(dest), "-q", "--clear", "--index-url", index.url, "six>=9")
     assert code == 1, err
     assert imports(dest) == str(module(dest))
+
+
+def test_the_clis_link_modes_are_the_materializers():
+    from builder_service.materialize import LINK_MODES as PLACED
+    from venvsmith.cli.build_args import LINK_MODES
+
+    assert LINK_MODES == PLACED

@@ -10,7 +10,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from venvsmith.cli.build_args import _IntermixedParser, add_commands  # noqa: F401 - re-exported
+from venvsmith.cli.build_args import LINK_MODES, _IntermixedParser, add_commands  # noqa: F401 - re-exported
+from venvsmith.cli.exits import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK
 from venvsmith.cli.messages import plural
 from venvsmith.clients.builder import check_base_interpreter
 from venvsmith.core.resolution import CallError
@@ -19,9 +20,6 @@ from venvsmith.v1 import builder_pb2, common_pb2, resolver_pb2
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
 
-EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
-#: ``venv --link-mode`` values (builder_service.materialize.LINK_MODES, not imported to keep start-up light).
-LINK_MODES = ("hardlink", "copy", "symlink", "reflink")
 
 
 def connect_builder(server: str | None, *, isolated: bool = False, security=None, retries: int | None = None):

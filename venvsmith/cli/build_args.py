@@ -34,6 +34,11 @@ def _add_verbose(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS, help=_BUILD_OUTPUT_HELP)
 
 
+#: ``venv --link-mode`` values: builder_service.materialize.LINK_MODES (a test keeps them equal), not imported so
+#: that the CLI's start-up stays light.
+LINK_MODES = ("hardlink", "copy", "symlink", "reflink")
+
+
 def add_commands(sub, add_resolve_inputs) -> None:
     build = sub.add_parser("build", help="resolve and build: print artifact references (wheels, wheelhouse, venv)")
     build.__class__ = _IntermixedParser
@@ -60,7 +65,7 @@ def add_commands(sub, add_resolve_inputs) -> None:
     venv.add_argument("--build-timeout", type=int, default=0, help="seconds one sdist build may take")
     venv.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     _add_verbose(venv)
-    venv.add_argument("--link-mode", choices=["hardlink", "copy", "symlink", "reflink"], default=None,
+    venv.add_argument("--link-mode", choices=LINK_MODES, default=None,
                       help="how the venv's files are placed from the unpacked template of its archive kept under "
                            "$VENVSMITH_HOME, as uv's --link-mode: hardlink (default; fast; venvs share files, an "
                            "in-place edit is seen in the venvs linked before it, never in later ones: a changed "
