@@ -4,19 +4,33 @@
 from __future__ import annotations
 
 import argparse
-from importlib import metadata
+import sys
 
 
 def version() -> str:
+    from importlib import metadata  # only for --version: not on every command's start-up
+
     try:
         return metadata.version("venvsmith")
     except metadata.PackageNotFoundError:  # a source tree that is not installed
         return "unknown"
 
 
+class _VersionAction(argparse.Action):
+    """``--version``: the installed distribution's version, looked up only when asked for."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help=None):
+        super().__init__(option_strings, dest=dest, default=default, nargs=0,
+                         help=help or "show the version and exit")
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        parser._print_message(f"venvsmith {version()}\n", sys.stdout)  # on stdout, as argparse's own
+        parser.exit()
+
+
 def add_global(parser: argparse.ArgumentParser) -> None:
     """``--version`` and the top-level ``-v``/``-q`` (``venvsmith -v resolve ...``)."""
-    parser.add_argument("--version", action="version", version=f"venvsmith {version()}")
+    parser.add_argument("--version", action=_VersionAction)
     _add_verbosity(parser, argparse.SUPPRESS)
     parser.set_defaults(verbose=0, quiet=False)
 
