@@ -14,7 +14,6 @@ share inodes at all.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -23,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .archive import file_mode, unpack
+from .digest import Digest
 from .errors import UnsafeArchive
 
 _TREE = "tree"
@@ -89,16 +89,8 @@ def _install(work: Path, target: Path) -> bool:
     return True
 
 
-def _archive_sha256(archive: Path) -> str:
-    h = hashlib.sha256()
-    with open(archive, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _from_archive(archive: Path, sha256: str, root: Path) -> Template:
-    actual = _archive_sha256(archive)
+    actual = Digest.of_file(archive).hash
     if actual != sha256:
         raise UnsafeArchive(archive, None, f"its sha256 is not {sha256}: no template made from it")
     root.mkdir(parents=True, exist_ok=True)
