@@ -119,13 +119,12 @@ class _Placer:
             except OSError as exc:  # another filesystem, links not allowed, no reflinks: copy from now on
                 if self.how is _copy or self.mode == "symlink":
                     raise
-                if self.how is not _copy:
-                    self.how = _copy
-                    message = (f"--link-mode {self.mode}: not possible from {Path(src).parent} to {Path(dst).parent}"
-                               f" ({os.strerror(exc.errno) if exc.errno else exc}); copying the files instead")
-                    log.info("%s", message)
-                    if self.note is not None:
-                        self.note(message)
+                self.how = _copy
+                message = (f"--link-mode {self.mode}: not possible from {Path(src).parent} to {Path(dst).parent}"
+                           f" ({os.strerror(exc.errno) if exc.errno else exc}); copying the files instead")
+                log.info("%s", message)
+                if self.note is not None:
+                    self.note(message)
                 _copy(src, dst)
 
 
