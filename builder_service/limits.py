@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from builder_service import _backend_runner
-from builder_service.build_log import DEFAULT_MAX_LOG_BYTES, TAIL_CHARS, BuildLog
+from builder_service.build_log import DEFAULT_MAX_LOG_BYTES, BuildLog
 from builder_service.errors import BuildError, BuildFailed, BuildOutOfMemory, BuildOutputTooLarge, BuildTimeout
 from venvsmith.core import cancellation
 
@@ -34,7 +34,6 @@ __all__ = [
     "MiB",
     "BuildLimits",
     "limited_argv",
-    "log_tail",
     "run_limited",
 ]
 
@@ -73,17 +72,6 @@ def limited_argv(argv: Sequence[str], limits: BuildLimits) -> list[str]:
     """``argv`` prefixed with the launcher that applies ``limits`` (``argv[0]`` is looked up on the env's ``PATH``)."""
     launcher = str(Path(_backend_runner.__file__).resolve())
     return [sys.executable, "-I", "-S", launcher, str(limits.memory_bytes), str(limits.max_output_bytes), "--", *argv]
-
-
-def log_tail(log_path: Path, start: int = 0, chars: int = TAIL_CHARS) -> str:
-    """The last ``chars`` characters of ``log_path`` written at or after byte ``start``."""
-    try:
-        with open(log_path, "rb") as log:
-            size = log.seek(0, os.SEEK_END)
-            log.seek(max(start, size - chars * 2))
-            return log.read().decode("utf-8", "replace")[-chars:]
-    except OSError:
-        return ""
 
 
 class _Process:
