@@ -81,8 +81,10 @@ def server_span(full_method: str, traceparent: str | None) -> Any:
     """A started SERVER span for the call ``full_method``, a child of the caller's ``traceparent`` (else a new
     trace); None when tracing is off or the service is :data:`UNTRACED`."""
     tracer = _tracing.tracer
+    if tracer is None:  # tracing off: nothing built per call
+        return None
     attributes = _rpc_attributes(full_method)
-    if tracer is None or attributes["rpc.service"] in UNTRACED:
+    if attributes["rpc.service"] in UNTRACED:
         return None
     from opentelemetry.trace import SpanKind
     from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
