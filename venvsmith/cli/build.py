@@ -146,8 +146,9 @@ def _refuse_unsigned(args, pins: list, summaries: list, result: builder_pb2.Buil
         return EXIT_OK
     from venvsmith.cli import check_signed
     from venvsmith.cli.security_args import signing_keys
-    from venvsmith.core.signed_build import check_result, target_digest
+    from venvsmith.core.signed_build import check_result
     from venvsmith.core.signing import UntrustedAnswer
+    from venvsmith.core.target import target_digest
 
     summary = summaries[-1] if summaries else resolver_pb2.ResolveSummary()
     response = resolver_pb2.ResolveResponse(

@@ -3,24 +3,16 @@ target, with which digests, sizes and media types."""
 
 from __future__ import annotations
 
-import hashlib
 import json
-from collections.abc import Mapping, Sequence
 
 from venvsmith.v1 import builder_pb2, common_pb2
 
 from .signing import Signer, SigningKeyFile, TrustedKeys
 
-__all__ = ["check_result", "result_payload", "sign_result", "target_digest"]
+__all__ = ["check_result", "result_payload", "sign_result"]
 
 _FORMAT = "venvsmith-build-signature/1"
 _SINGLE_REFS = ("wheelhouse", "venv_archive", "lock_file")
-
-
-def target_digest(markers: Mapping[str, str], tags: Sequence[str]) -> str:
-    """sha256 (hex) of a target's canonical JSON, as :meth:`~venvsmith.core.target.TargetEnvironment.digest`."""
-    doc = {"markers": {name: markers[name] for name in sorted(markers)}, "tags": [str(t) for t in tags]}
-    return hashlib.sha256(json.dumps(doc, sort_keys=True, separators=(",", ":")).encode("utf-8")).hexdigest()
 
 
 def _ref(field: str, ref: common_pb2.ArtifactRef) -> dict:

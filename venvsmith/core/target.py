@@ -401,8 +401,7 @@ class TargetEnvironment:
 
     def digest(self) -> str:
         """sha256 (hex) of the canonical JSON; part of the lock key."""
-        text = json.dumps(self.canonical(), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+        return target_digest(self.markers, self.tags)
 
     def as_dict(self) -> dict[str, Any]:
         """Everything, for ``venvsmith env --format json`` (accepted back by :meth:`from_mapping`)."""
@@ -700,3 +699,10 @@ def _tags_from_facts(facts: Mapping[str, Any], exe: str) -> Iterator[Tag]:
         yield from generic_tags(f"{name}{nodot}", abis, platforms)
     interpreter = {"pp": "pp3", "cp": f"cp{nodot}"}.get(name)
     yield from compatible_tags(py, interpreter, platforms)
+
+
+def target_digest(markers: Mapping[str, str], tags: Sequence[object]) -> str:
+    """sha256 (hex) of a target's canonical JSON (:meth:`TargetEnvironment.canonical`: markers sorted, tags as
+    strings in order), for a target known only as its markers and tags (a BuildResult's)."""
+    doc = {"markers": {name: markers[name] for name in sorted(markers)}, "tags": [str(tag) for tag in tags]}
+    return hashlib.sha256(json.dumps(doc, sort_keys=True, separators=(",", ":")).encode("utf-8")).hexdigest()
