@@ -21,12 +21,12 @@ import hmac
 import logging
 import os
 import re
-import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import RoleDenied, ServiceError, Unauthenticated
+from .file_reload import ReloadingFiles
 
 log = logging.getLogger(__name__)
 
@@ -108,49 +108,24 @@ class TokenStore:
 
     def __init__(self, path: str | os.PathLike[str], *, interval: float = 0.0) -> None:
         self.path = Path(path)
-        self._interval = interval
-        self._lock = threading.Lock()
-        self._stamp: tuple[int, int, int] | None = None
-        self._checked = 0.0
-        self._tokens = self._read()  # the first read must succeed: a server does not start on a bad file
-
-    def _file_stamp(self) -> tuple[int, int, int]:
-        st = self.path.stat()
-        return st.st_mtime_ns, st.st_size, st.st_ino
+        # the first read must succeed: a server does not start on a bad file
+        self._file = ReloadingFiles([self.path], self._read, f"token file {self.path}", errors=(TokenFileError,),
+                                    interval=interval, changed=lambda old, new: log.info(
+                                        "token file %s re-read: %d tokens", self.path, len(new)))
 
     def _read(self) -> dict[bytes, Principal]:
         try:
-            stamp = self._file_stamp()
-            if stamp[1] > MAX_TOKEN_FILE_BYTES:
+            if self.path.stat().st_size > MAX_TOKEN_FILE_BYTES:
                 raise TokenFileError(f"{self.path}: larger than {MAX_TOKEN_FILE_BYTES} bytes")
             text = self.path.read_text(encoding="utf-8")
         except OSError as exc:
             raise TokenFileError(f"{self.path}: cannot read: {exc.strerror or exc}") from None
         except UnicodeDecodeError:
             raise TokenFileError(f"{self.path}: not UTF-8 text") from None
-        tokens = parse_tokens(text, str(self.path))
-        self._stamp = stamp
-        return tokens
+        return parse_tokens(text, str(self.path))
 
     def _current(self) -> dict[bytes, Principal]:
-        import time
-
-        now = time.monotonic()
-        with self._lock:
-            if now - self._checked >= self._interval:
-                self._checked = now
-                try:
-                    changed = self._file_stamp() != self._stamp
-                except OSError:
-                    changed = False
-                    log.error("token file %s is gone: keeping the tokens read before", self.path)
-                if changed:
-                    try:
-                        self._tokens = self._read()
-                        log.info("token file %s re-read: %d tokens", self.path, len(self._tokens))
-                    except TokenFileError as exc:
-                        log.error("token file changed but is not usable, keeping the tokens read before: %s", exc)
-            return self._tokens
+        return self._file.current()
 
     def lookup(self, token: str) -> Principal | None:
         """The principal of ``token``, comparing digests in constant time (every entry is compared)."""

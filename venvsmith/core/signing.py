@@ -9,8 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -18,6 +16,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from .file_reload import ReloadingFiles
 from .reqfile import RequirementsFileError
 
 log = logging.getLogger(__name__)
@@ -179,18 +178,6 @@ def load_trusted_keys(paths: Sequence[str], option: str = "--trusted-key") -> Tr
     return TrustedKeys(load_public_key(p, option) for p in paths)
 
 
-def _stamp(paths: Sequence[str]) -> tuple:
-    """What tells a changed file (modification time, size, inode; None for one that is gone)."""
-    out: list[tuple[int, int, int] | None] = []
-    for path in paths:
-        try:
-            st = os.stat(path)
-            out.append((st.st_mtime_ns, st.st_size, st.st_ino))
-        except OSError:
-            out.append(None)
-    return tuple(out)
-
-
 class SigningKeyFile:
     """``--signing-key FILE`` of a server, re-read when the file changes (a rotated key is used from the next
     answer on, no restart). A file that cannot be used once changed (half-written, gone) keeps the previous key,
@@ -198,26 +185,16 @@ class SigningKeyFile:
 
     def __init__(self, path: str, option: str = "--signing-key") -> None:
         self.path, self.option = path, option
-        self._lock = threading.Lock()
-        self._stamp = _stamp([path])
-        self._signer = load_signer(path, option)
+
+        def rotated(old: Signer, new: Signer) -> None:
+            if new.key_id != old.key_id:
+                log.warning("%s re-read: signing with key %s (was %s)", path, new.key_id, old.key_id)
+
+        self._file = ReloadingFiles([path], lambda: load_signer(path, option), f"{option} {path}",
+                                    errors=(KeyFileError,), changed=rotated)
 
     def current(self) -> Signer:
-        with self._lock:
-            stamp = _stamp([self.path])
-            if stamp != self._stamp:
-                self._stamp = stamp
-                try:
-                    signer = load_signer(self.path, self.option)
-                except KeyFileError as exc:
-                    log.error("%s changed but cannot be used, keeping the previous key %s: %s", self.path,
-                              self._signer.key_id, exc)
-                else:
-                    if signer.key_id != self._signer.key_id:
-                        log.warning("%s re-read: signing with key %s (was %s)", self.path, signer.key_id,
-                                    self._signer.key_id)
-                    self._signer = signer
-            return self._signer
+        return self._file.current()
 
     @property
     def key_id(self) -> str:
@@ -238,23 +215,14 @@ class TrustedKeyFiles(TrustedKeys):
 
     def __init__(self, paths: Sequence[str], option: str = "--trusted-key") -> None:
         self.paths, self.option = list(paths), option
-        self._lock = threading.Lock()
-        self._stamp = _stamp(self.paths)
-        super().__init__(load_public_key(p, option) for p in self.paths)
+        self._files = ReloadingFiles(
+            self.paths, lambda: {key_id(k): k for k in (load_public_key(p, option) for p in self.paths)},
+            f"trusted key files ({option})", errors=(KeyFileError,),
+            changed=lambda old, new: log.info("trusted key files re-read: %d keys", len(new)))
+        super().__init__(self._files.current().values())
 
     def _current(self) -> dict[str, Ed25519PublicKey]:
-        with self._lock:
-            stamp = _stamp(self.paths)
-            if stamp != self._stamp:
-                self._stamp = stamp
-                try:
-                    keys = [load_public_key(p, self.option) for p in self.paths]
-                except KeyFileError as exc:
-                    log.error("trusted key files changed but cannot be used, keeping the previous keys: %s", exc)
-                else:
-                    self._keys = {key_id(k): k for k in keys}
-                    log.info("trusted key files re-read: %d keys", len(self._keys))
-            return self._keys
+        return self._files.current()
 
 
 def _sha256(text: str) -> str:

@@ -27,6 +27,7 @@ from typing import Any
 import grpc
 
 from .auth import SecurityConfigError
+from .file_reload import ReloadingFiles
 
 log = logging.getLogger(__name__)
 
@@ -51,17 +52,6 @@ def _read_pem(path: str | os.PathLike[str], what: str) -> bytes:
     return data
 
 
-def _stamp(paths: Sequence[Path]) -> tuple:
-    out: list[tuple[int, int, int] | None] = []
-    for p in paths:
-        try:
-            st = p.stat()
-            out.append((st.st_mtime_ns, st.st_size, st.st_ino))
-        except OSError:
-            out.append(None)
-    return tuple(out)
-
-
 class ServerTls:
     """A server's certificate, key and optional client CA, as gRPC server credentials that follow file changes."""
 
@@ -71,10 +61,12 @@ class ServerTls:
         self.client_ca = Path(client_ca) if client_ca else None
         self._lock = threading.Lock()
         self._files = [self.cert, self.key, *([self.client_ca] if self.client_ca else [])]
-        self._stamp = _stamp(self._files)
-        self._initial = self._configuration()  # the first read must succeed: no server with unusable files
-        self._ssl: ssl.SSLContext | None = None
-        self._ssl_stamp: tuple = ()
+        # the first read must succeed: no server with unusable files
+        self._config = ReloadingFiles(self._files, self._configuration, f"TLS files {self.cert}",
+                                      errors=(TlsConfigError,),
+                                      changed=lambda old, new: log.info("TLS certificate re-read from %s", self.cert))
+        self._initial = self._config.current()
+        self._ssl: ReloadingFiles[ssl.SSLContext] | None = None
 
     def _configuration(self) -> Any:
         pair = (_read_pem(self.key, "--tls-key"), _read_pem(self.cert, "--tls-cert"))
@@ -83,39 +75,29 @@ class ServerTls:
 
     def _fetch(self) -> Any:
         """gRPC's fetcher: a new configuration when the files changed, else ``None`` (keep the current one)."""
-        with self._lock:
-            stamp = _stamp(self._files)
-            if stamp == self._stamp:
-                return None
-            try:
-                config = self._configuration()
-            except TlsConfigError as exc:
-                log.error("TLS files changed but cannot be read yet, keeping the previous ones: %s", exc)
-                return None
-            self._stamp = stamp
-            log.info("TLS certificate re-read from %s", self.cert)
-            return config
+        return self._config.current() if self._config.refresh() else None
+
+    def _ssl_context(self) -> ssl.SSLContext:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.load_cert_chain(self.cert, self.key)
+        if self.client_ca:
+            context.verify_mode = ssl.CERT_REQUIRED
+            context.load_verify_locations(self.client_ca)
+        return context
 
     def ssl_context(self) -> ssl.SSLContext:
         """An ``ssl`` server context of the current files (for the builder's HTTP endpoint), made afresh when
         they changed; with a client CA, clients must present a certificate it signed."""
         with self._lock:
-            stamp = _stamp(self._files)
-            if self._ssl is None or stamp != self._ssl_stamp:
+            if self._ssl is None:
                 try:
-                    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-                    context.minimum_version = ssl.TLSVersion.TLSv1_2
-                    context.load_cert_chain(self.cert, self.key)
-                    if self.client_ca:
-                        context.verify_mode = ssl.CERT_REQUIRED
-                        context.load_verify_locations(self.client_ca)
+                    self._ssl = ReloadingFiles(self._files, self._ssl_context, f"TLS files {self.cert}",
+                                               errors=(OSError, ssl.SSLError))
                 except (OSError, ssl.SSLError) as exc:
-                    if self._ssl is None:
-                        raise TlsConfigError(f"--tls-cert {self.cert} / --tls-key {self.key}: {exc}") from None
-                    log.error("TLS files changed but cannot be loaded yet, keeping the previous ones: %s", exc)
-                else:
-                    self._ssl, self._ssl_stamp = context, stamp
-            return self._ssl
+                    raise TlsConfigError(f"--tls-cert {self.cert} / --tls-key {self.key}: {exc}") from None
+            reloading = self._ssl
+        return reloading.current()
 
     def credentials(self) -> Any:
         return grpc.dynamic_ssl_server_credentials(
