@@ -22,13 +22,23 @@ class CacheLocation:
     redis_url: str | None = None
 
     def describe(self) -> str:
-        """The URL without its password (for logs and health details)."""
+        """The URL without its user name and password (for logs and health details)."""
         if self.redis_url is None:
             return f"sqlite://{self.directory or ''}"
-        parts = urlsplit(self.redis_url)
-        host = parts.hostname or ""
+        return describe_url(self.redis_url)
+
+
+def describe_url(url: str) -> str:
+    """``url`` without user-info and query (``redis://[::1]:6379/0`` keeps its brackets)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    try:
         port = f":{parts.port}" if parts.port else ""
-        return f"{parts.scheme}://{host}{port}{parts.path}"
+    except ValueError:
+        port = ""
+    return f"{parts.scheme}://{host}{port}{parts.path}"
 
 
 def parse_cache_url(text: str | None) -> CacheLocation:
