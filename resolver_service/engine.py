@@ -74,6 +74,8 @@ class EngineSettings:
     #: ``--cache URL`` (:mod:`venvsmith.core.fleet.cache_url`): empty or ``sqlite:///DIR`` local, ``redis://...``
     #: shared by the replicas given the same URL (caches and the single-flight of resolutions).
     cache: str = field(default_factory=lambda: os.environ.get("VENVSMITH_CACHE", ""))
+    #: ``--cache-ca FILE``: the CA bundle verifying a ``rediss://`` cache's certificate (empty: the system's).
+    cache_ca: str = field(default_factory=lambda: os.environ.get("VENVSMITH_CACHE_CA", ""))
     #: Lifetime of a cross-replica single-flight lease (renewed while its holder works; a crashed holder's lapses).
     lease_seconds: float = field(
         default_factory=lambda: float(os.environ.get("VENVSMITH_LEASE_SECONDS", DEFAULT_LEASE_SECONDS))
@@ -142,7 +144,8 @@ class ResolverEngine:
         self.shared: RedisTier | None = None
         self.fleet: FleetFlight | None = None
         if location.redis_url is not None:
-            self.shared = RedisTier(location.redis_url, health=self.health, description=location.describe())
+            self.shared = RedisTier(location.redis_url, health=self.health, description=location.describe(),
+                                    ca_file=self.settings.cache_ca or None)
             self.fleet = FleetFlight(self.shared, self.settings.lease_seconds)
         self.cache = ResolutionCache(self.cache_dir / "resolutions.sqlite3", health=self.health, shared=self.shared)
         self.flights: SingleFlight[bytes] = SingleFlight()
