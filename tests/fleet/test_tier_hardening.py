@@ -129,3 +129,11 @@ def test_flights_are_counted_by_outcome_and_a_lost_lease_publishes_nothing(redis
 @pytest.mark.parametrize("text", ["redis://h:1/0", "rediss://u:p@h:1/0"])
 def test_cache_urls_still_parse(text):
     assert parse_cache_url(text).redis_url == text
+
+
+@pytest.mark.parametrize("bad", ["redis://u:SECRET-pw@h:99999/0", "rediss://:SECRET-pw@h:1/x", "redis://:SECRET-pw@/0",
+                                 "memcached://u:SECRET-pw@h:1", "sqlite://u:SECRET-pw@host/dir"])
+def test_a_bad_cache_url_is_refused_without_showing_its_password(bad):
+    with pytest.raises(ValueError) as refused:
+        parse_cache_url(bad)
+    assert "SECRET" not in str(refused.value) and str(refused.value)
