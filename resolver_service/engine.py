@@ -24,7 +24,7 @@ from venvsmith.core.convert import pin_to_proto, target_from_spec, target_to_pro
 from venvsmith.core.errors import InvalidInput, UrlNotAllowed, at_field, parsed_each
 from venvsmith.core.fleet.cache_url import parse_cache_url
 from venvsmith.core.fleet.flight import DEFAULT_LEASE_SECONDS, FleetFlight
-from venvsmith.core.fleet.shared_cache import MAX_VALUE_BYTES, RedisTier
+from venvsmith.core.fleet.shared_cache import RedisTier
 from venvsmith.core.health import HealthState
 from venvsmith.core.index.allowlist import AllowList
 from venvsmith.core.index.settings import IndexSettings, settings_from_config
@@ -38,7 +38,7 @@ from venvsmith.v1 import common_pb2, resolver_pb2
 from .answer_notes import answer_notes, quarantine_violations
 from .convert import policy_from_proto
 from .errors import NoSolution
-from .resolution_cache import NAMESPACE, ResolutionCache, shared_value
+from .resolution_cache import ResolutionCache
 from .resolve import DEFAULT_MAX_BACKTRACKS, ResolutionRequest, parse_constraint, parse_requirement, resolve
 
 if TYPE_CHECKING:
@@ -74,6 +74,8 @@ class EngineSettings:
     #: ``--cache URL`` (:mod:`venvsmith.core.fleet.cache_url`): empty or ``sqlite:///DIR`` local, ``redis://...``
     #: shared by the replicas given the same URL (caches and the single-flight of resolutions).
     cache: str = field(default_factory=lambda: os.environ.get("VENVSMITH_CACHE", ""))
+    #: ``--cache-ca FILE``: the CA bundle verifying a ``rediss://`` cache's certificate (empty: the system's).
+    cache_ca: str = field(default_factory=lambda: os.environ.get("VENVSMITH_CACHE_CA", ""))
     #: Lifetime of a cross-replica single-flight lease (renewed while its holder works; a crashed holder's lapses).
     lease_seconds: float = field(
         default_factory=lambda: float(os.environ.get("VENVSMITH_LEASE_SECONDS", DEFAULT_LEASE_SECONDS))
@@ -142,7 +144,8 @@ class ResolverEngine:
         self.shared: RedisTier | None = None
         self.fleet: FleetFlight | None = None
         if location.redis_url is not None:
-            self.shared = RedisTier(location.redis_url, health=self.health, description=location.describe())
+            self.shared = RedisTier(location.redis_url, health=self.health, description=location.describe(),
+                                    ca_file=self.settings.cache_ca or None)
             self.fleet = FleetFlight(self.shared, self.settings.lease_seconds)
         self.cache = ResolutionCache(self.cache_dir / "resolutions.sqlite3", health=self.health, shared=self.shared)
         self.flights: SingleFlight[bytes] = SingleFlight()
@@ -292,9 +295,7 @@ class ResolverEngine:
                 )
             body = response.SerializeToString()
             expires = None if policy.exclude_newer else time.time() + self.settings.resolution_ttl
-            self.cache.put(key, body, expires, share=lease is None)
-            if lease is not None:
-                self._share_fenced(lease, key, body, expires)
+            self.cache.put(key, body, expires, lease=lease)
             return body
 
         def work(should_stop: Callable[[], bool]) -> bytes:
@@ -317,16 +318,6 @@ class ResolverEngine:
         response.stats.elapsed_ms = (time.perf_counter() - started) * 1000
         self._sign(response)
         return response
-
-    def _share_fenced(self, lease, key: str, body: bytes, expires: float | None) -> None:
-        """Put an answer in the shared tier only while this replica's lease holds (a holder whose lease lapsed
-        and was taken over does not overwrite its successor's answer)."""
-        assert self.shared is not None
-        value = shared_value(body, expires)
-        if len(value) > MAX_VALUE_BYTES:
-            return
-        ttl_ms = None if expires is None else max(int((expires - time.time()) * 1000), 1)
-        self.shared.call(lambda c: lease.set_if_holder(self.shared.key(NAMESPACE, key), value, ttl_ms))
 
     def _sign(self, response: resolver_pb2.ResolveResponse) -> None:
         """Sign the lock document of ``response`` when this engine has a signing key (imported only then)."""

@@ -16,11 +16,14 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from venvsmith.core.fleet.shared_cache import CacheTier
 from venvsmith.core.health import HealthState
 from venvsmith.core.sqlite_recovery import is_corruption, move_aside, open_checked
+
+if TYPE_CHECKING:
+    from venvsmith.core.fleet.lease import Lease
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -114,15 +117,18 @@ class ResolutionCache:
             self._on_disk(lambda db: _store(db, key, shared[0], shared[1]))
         return shared
 
-    def put(self, key: str, body: bytes, expires_at: float | None, *, share: bool = True) -> None:
-        """Store locally and (unless ``share`` is false: the caller shared it already) in the shared tier."""
+    def put(self, key: str, body: bytes, expires_at: float | None, *, share: bool = True, lease: Lease | None = None
+            ) -> None:
+        """Store locally and (unless ``share`` is false) in the shared tier; with ``lease`` (a cross-replica
+        single-flight's), shared only while that lease holds (a holder whose lease lapsed and was taken over does
+        not overwrite its successor's answer)."""
         with self._lock:
             self._remember(key, (body, expires_at))
             self._on_disk(lambda db: _store(db, key, body, expires_at))
         if share and self.shared is not None:
             ttl = None if expires_at is None else expires_at - time.time()
             if ttl is None or ttl > 0:
-                self.shared.put(NAMESPACE, key, shared_value(body, expires_at), ttl)
+                self.shared.put(NAMESPACE, key, shared_value(body, expires_at), ttl, lease=lease)
 
     def _remember(self, key: str, entry: tuple[bytes, float | None]) -> None:
         self._memory[key] = entry

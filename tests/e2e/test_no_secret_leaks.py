@@ -21,7 +21,7 @@ import pytest
 
 from tests.fixtures.builder_server import BuilderProcess, cli, free_port, hermetic_env
 from tests.fixtures.index import IndexBuilder, IndexServer
-from venvsmith.v1 import builder_pb2, common_pb2, resolver_pb2
+from venvsmith.v1 import artifact_pb2, builder_pb2, common_pb2, resolver_pb2
 
 pytestmark = pytest.mark.slow
 
@@ -200,4 +200,98 @@ def test_failing_fetches_and_refused_credentials_leak_nowhere(tmp_path, index):
     leaks += _leaks_in_text("server log", server.log())
     for root in (tmp_path / "server-home", tmp_path / "client-home"):
         leaks += _leaks_in_tree(root, [])
+    assert leaks == []
+
+
+REGISTRY_USER = "ci-registry-user"
+REGISTRY_PASSWORD = f"reg-pw-DO-NOT-LEAK-{secrets.token_hex(6)}"
+REDIS_USER = "ci-redis-user"
+REDIS_PASSWORD = f"redis-pw-DO-NOT-LEAK-{secrets.token_hex(6)}"
+FLEET_NEEDLES = (REGISTRY_PASSWORD.encode(), REDIS_PASSWORD.encode(),
+                 base64.b64encode(f"{REGISTRY_USER}:{REGISTRY_PASSWORD}".encode()))
+
+
+def _fleet_leaks(label: str, data: str | bytes) -> list[str]:
+    raw = data.encode() if isinstance(data, str) else data
+    return [f"{label}: {needle[:12]!r}..." for needle in FLEET_NEEDLES if needle in raw]
+
+
+def _health_details(server: BuilderProcess) -> str:
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    _, call = health_pb2_grpc.HealthStub(server.channel).Check.with_call(health_pb2.HealthCheckRequest(), timeout=10)
+    return dict(call.trailing_metadata() or ()).get("venvsmith-health-details", "")
+
+
+def _build(server: BuilderProcess, index_url: str, requirement: str) -> builder_pb2.BuildResult:
+    config = common_pb2.IndexConfig(index_url=index_url)
+    request = builder_pb2.ResolveAndBuildRequest(
+        resolve=resolver_pb2.ResolveRequest(requirements=[requirement], index=config),
+        options=builder_pb2.BuildOptions(wheels=True, venv_archive=True, index=config))
+    results = [e.build.result for e in server.stub.ResolveAndBuild(request, timeout=300)
+               if e.WhichOneof("event") == "build" and e.build.WhichOneof("event") == "result"]
+    assert results
+    return results[-1]
+
+
+@pytest.mark.parametrize("log_format", ["json", "text"])
+def test_registry_and_redis_passwords_leak_nowhere(tmp_path, index, log_format):
+    """``VENVSMITH_STORE=oci://USER:PASSWORD@...`` (a registry with htpasswd users) and ``--cache
+    redis://USER:PASSWORD@...`` (an ACL user): neither password appears in ``--help``, start-up lines, logs, health
+    details (Redis down too), /metrics, nor the message and rich details of REGISTRY_UNAVAILABLE (registry down)."""
+    import grpc
+
+    from tests.fixtures.redis_server import RedisServer
+    from tests.fixtures.registry import RegistryProcess, registry_available
+
+    if not registry_available():
+        pytest.fail("docker-registry is not installed: run `make registry-tools`")
+    leaks: list[str] = []
+    with RegistryProcess(tmp_path / "registry", users={REGISTRY_USER: REGISTRY_PASSWORD}) as registry, \
+            RedisServer(REDIS_PASSWORD, user=REDIS_USER) as redis:
+        assert REDIS_PASSWORD in redis.url
+        env = {"VENVSMITH_STORE": f"oci://{REGISTRY_USER}:{REGISTRY_PASSWORD}@{registry.host}/leaks",
+               "VENVSMITH_CACHE": redis.url, **_server_netrc(tmp_path)}
+        helped = subprocess.run(cli("serve", "builder", "--help"), env={**hermetic_env(tmp_path / "h"), **env},
+                                capture_output=True, text=True, timeout=120)
+        assert "--cache-ca" in helped.stdout
+        leaks += _fleet_leaks("--help", helped.stdout + helped.stderr)
+        bad = subprocess.run(cli("serve", "builder", "--port", "0", "--cache", f"redis://:{REDIS_PASSWORD}@h:99999/0"),
+                             env=hermetic_env(tmp_path / "h"), capture_output=True, text=True, timeout=120)
+        assert bad.returncode == 2 and "redis://h/0" in bad.stderr
+        leaks += _fleet_leaks("a refused --cache", bad.stdout + bad.stderr)
+        port = free_port()
+        a = BuilderProcess(tmp_path / "a", "--log-format", log_format, "--log-level", "debug",
+                           "--metrics-port", str(port), allow=[index.base_url], env=env)
+        try:
+            built = _build(a, index.url, "beta")
+            assert redis.client().keys("venvsmith:*")  # the cache was used, with the ACL user's password
+            assert _health_details(a) == ""
+            redis.stop()
+            _build(a, index.url, "alpha")  # a new resolution: asks Redis, finds it gone
+            details = _health_details(a)
+            assert "shared cache redis://127.0.0.1" in details
+            leaks += _fleet_leaks("health details (Redis down)", details)
+            leaks += _fleet_leaks("metrics", _scrape(port))
+        finally:
+            assert a.stop() == 0, a.log()
+        leaks += _fleet_leaks("replica A's log", a.log())
+        registry.stop()
+        b = BuilderProcess(tmp_path / "b", "--log-format", log_format, "--log-level", "debug",
+                           allow=[index.base_url], env=env)
+        try:
+            with pytest.raises(grpc.RpcError) as refused:
+                b.artifacts.GetArtifact(artifact_pb2.GetArtifactRequest(digest=built.venv_archive.digest),
+                                        timeout=60).next()
+            assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+            assert registry.host in refused.value.details()
+            leaks += _fleet_leaks("REGISTRY_UNAVAILABLE message", refused.value.details())
+            trailing = refused.value.trailing_metadata() or ()
+            assert any(key == "grpc-status-details-bin" for key, _ in trailing)
+            for key, value in trailing:
+                leaks += _fleet_leaks(f"REGISTRY_UNAVAILABLE {key}", value)
+            leaks += _fleet_leaks("health details (registry down)", _health_details(b))
+        finally:
+            assert b.stop() == 0, b.log()
+        leaks += _fleet_leaks("replica B's log", b.log())
     assert leaks == []

@@ -177,3 +177,33 @@ def test_a_sqlite_cache_url_puts_the_cache_files_there(tmp_path, index):
         server.resolver_stub.Resolve(request(index, "lib"), timeout=120)
     assert (where / "resolutions.sqlite3").is_file() and (where / "index").is_dir()
     assert not (tmp_path / "home" / "resolutions.sqlite3").exists()
+
+
+def _page_requests(index: IndexServer) -> list:
+    return [r for r in index.requests if r.path.startswith("/simple/")]
+
+
+def test_b_reads_the_index_pages_a_fetched_from_redis(tmp_path, index, redis):
+    with Replica(tmp_path / "a", index, redis.url) as a, Replica(tmp_path / "b", index, redis.url) as b:
+        first = a.resolve(index, "app", no_cache=True)
+        assert first.stats.pages_fetched >= 2 and _page_requests(index)
+        keys = [k.decode() for k in redis.client().keys("venvsmith:index-page:*")]
+        assert keys and all(index.base_url not in k and "127.0.0.1" not in k for k in keys)  # hashed URLs
+        index.reset_log()
+        again = b.resolve(index, "app", no_cache=True)
+        assert pins(again) == pins(first)
+        assert _page_requests(index) == []  # fresh pages from Redis: no page asked of the index
+        assert again.stats.pages_fetched == 0 and again.stats.pages_cached >= 2
+
+
+def test_stale_shared_pages_are_revalidated_not_refetched(tmp_path, index, redis):
+    index.cache_control = "no-cache"  # every use revalidates
+    with Replica(tmp_path / "a", index, redis.url) as a, Replica(tmp_path / "b", index, redis.url) as b:
+        first = a.resolve(index, "app", no_cache=True)
+        assert first.stats.pages_fetched >= 2
+        index.reset_log()
+        again = b.resolve(index, "app", no_cache=True)
+        assert pins(again) == pins(first)
+        asked = _page_requests(index)
+        assert asked and all("if-none-match" in r.headers for r in asked), asked  # conditional, with A's ETag
+        assert again.stats.pages_fetched == 0 and again.stats.pages_cached >= 2  # every one answered 304

@@ -84,3 +84,36 @@ def test_metadata_is_shared_by_file_sha256(tmp_path, redis_server):
         assert b.get_metadata(sha) == b"Metadata-Version: 2.1\nName: x\nVersion: 1\n"
     with IndexCache(tmp_path / "b") as local:  # kept locally too
         assert local.get_metadata(sha) is not None
+
+
+def test_pages_are_shared_with_their_validators_and_no_credentials(tmp_path, redis_server):
+    from venvsmith.core.index.cache import CachedPage, shared_page_key
+
+    secret = "pw-NEVER-IN-REDIS"
+    page = CachedPage(f"https://u:{secret}@i.internal/simple/a/#credential=f00d", b"<html>a</html>", "text/html",
+                      f"https://u:{secret}@i.internal/simple/a/", '"e1"', "Tue, 01 Dec 2026 00:00:00 GMT", 100.0, 60.0)
+    big = CachedPage("https://i.internal/simple/big/", b"x" * (MAX_VALUE_BYTES + 1), "text/html",
+                     "https://i.internal/simple/big/")
+    with IndexCache(tmp_path / "a", shared=RedisTier(redis_server.url)) as a:
+        stored = a.put_page(page)
+        a.put_page(big)
+        a.refresh_page(stored, 500.0, 30.0)  # a revalidation writes the new freshness through
+    client = redis_server.client()
+    everything = b"".join(k + (client.get(k) or b"") for k in client.keys("venvsmith:*"))
+    assert secret.encode() not in everything
+    assert all(b"i.internal" not in key for key in client.keys("venvsmith:*"))  # keys are hashes, not URLs
+    assert len(client.keys("venvsmith:index-page:*")) == 1  # the oversized page stayed local
+    # The key is the credential-free URL's (and the credential fingerprint's): with or without user-info alike.
+    assert shared_page_key(page.url) == shared_page_key("https://i.internal/simple/a/#credential=f00d")
+    assert shared_page_key(page.url) != shared_page_key("https://i.internal/simple/a/#credential=beef")
+    assert shared_page_key(page.url) != shared_page_key("https://i.internal/simple/a/")
+    with IndexCache(tmp_path / "b", shared=RedisTier(redis_server.url)) as b:
+        head = b.get_page(page.url, body=False)
+        assert head is not None and head.body == b"" and head.etag == '"e1"'
+        got = b.get_page(page.url)
+        assert got is not None and got.body == page.body and got.digest == stored.digest
+        assert (got.fetched_at, got.max_age, got.last_modified) == (500.0, 30.0, page.last_modified)
+        assert got.final_url == "https://i.internal/simple/a/"
+        assert b.get_page(big.url) is None
+    with IndexCache(tmp_path / "b") as local:  # kept locally too
+        assert local.get_page(page.url) is not None

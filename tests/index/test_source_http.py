@@ -490,3 +490,26 @@ def test_cached_metadata_is_read_from_its_parsed_fields(index_builder, index_ser
     source = make_source(index_url=server.url, cache=True)
     assert same(source.metadata(file)) and source.stats.metadata_cached == 1
     assert len(server.metadata_fetches()) == 1
+
+
+def test_the_root_page_for_hints_goes_through_the_page_cache(index_builder, index_server, make_source):
+    """``known_names`` (the "did you mean" hints, asked on every failed resolution) reads the root page once per
+    source and, while it is fresh, not again in a later source over the same cache; stale, it is revalidated."""
+    index_builder.add("foo", "1.0")
+    index_builder.add("bar", "1.0")
+    server = index_server()
+    first = make_source(index_url=server.url, cache=True)
+    assert {"foo", "bar"} <= first.known_names()
+    assert {"foo", "bar"} <= first.known_names()
+    later = make_source(index_url=server.url, cache=True)
+    assert {"foo", "bar"} <= later.known_names()
+    assert server.paths().count("/simple/") == 1
+
+
+def test_a_stale_root_page_is_revalidated(index_builder, index_server, make_source):
+    index_builder.add("foo", "1.0")
+    server = index_server(cache_control="no-cache")
+    assert "foo" in make_source(index_url=server.url, cache=True).known_names()
+    assert "foo" in make_source(index_url=server.url, cache=True).known_names()
+    asked = [r for r in server.requests if r.path == "/simple/"]
+    assert len(asked) == 2 and "if-none-match" in asked[1].headers  # the second one conditional (304)

@@ -55,10 +55,14 @@ def add_serve_options(serve: argparse.ArgumentParser) -> None:
     serve.add_argument("--home", default=None,
                        help="state directory (caches, store; default: $VENVSMITH_HOME or the user cache directory)")
     serve.add_argument("--cache", metavar="URL", type=_cache_url, default=None,
-                       help="where the resolution and metadata caches live: sqlite:///DIR (local files; default: "
-                            "under --home) or redis://[:PASSWORD@]HOST:PORT/N (rediss:// for TLS), shared by every "
-                            "replica given the same URL, with single-flight of resolutions across them; the local "
-                            "files stay in front, so a replica keeps serving while Redis is down")
+                       help="where the resolution, metadata and index-page caches live: sqlite:///DIR (local "
+                            "files; default: under --home) or redis://[[USER]:PASSWORD@]HOST:PORT/N (rediss:// for "
+                            "TLS, verified against --cache-ca), shared by every replica given the same URL, with "
+                            "single-flight of resolutions across them; the local files stay in front, so a replica "
+                            "keeps serving while Redis is down (or refuses the password or certificate): health "
+                            "details say so, naming Redis without the password")
+    serve.add_argument("--cache-ca", metavar="FILE", default=None,
+                       help="CA bundle verifying a rediss:// cache's certificate (default: the system's)")
     serve.add_argument("--metrics-port", type=int, default=None,
                        help="serve Prometheus metrics on http://HOST:PORT/metrics (0 = any free port; default: off)")
     serve.add_argument("--health-port", type=int, default=None,
@@ -210,6 +214,8 @@ def configure_serving(args: argparse.Namespace) -> None:
         os.environ["VENVSMITH_HOME"] = os.path.abspath(args.home)
     if getattr(args, "cache", None):  # read by every engine's settings (the builder's co-hosted resolver too)
         os.environ["VENVSMITH_CACHE"] = args.cache
+    if getattr(args, "cache_ca", None):
+        os.environ["VENVSMITH_CACHE_CA"] = os.path.abspath(args.cache_ca)
 
 
 def announce(args: argparse.Namespace, text: str) -> None:

@@ -35,6 +35,8 @@ METRICS: dict[str, tuple[str, str]] = {
     "venvsmith_build_duration_seconds": ("histogram", "Builds run by this process, by kind (sdist, venv) and outcome"),
     "venvsmith_builds_in_flight": ("gauge", "Builds running now, by kind"),
     "venvsmith_resolutions_total": ("counter", "Resolutions run (not answered from the resolution cache)"),
+    "venvsmith_fleet_flights_total": ("counter", "Cross-replica single-flights by outcome: led (done here under "
+                                                 "the lease), joined (another replica's result), local (Redis down)"),
     "venvsmith_store_bytes": ("gauge", "Bytes of blobs in the builder's store"),
     "venvsmith_store_evictions_total": ("counter", "Blobs evicted from the store by this process"),
     "venvsmith_store_evicted_bytes_total": ("counter", "Bytes evicted from the store by this process"),
@@ -68,12 +70,18 @@ BUILD_DURATION = Histogram("venvsmith_build_duration_seconds", _help("venvsmith_
                            ["kind", "outcome"], buckets=_BUILD_BUCKETS)
 BUILDS_IN_FLIGHT = Gauge("venvsmith_builds_in_flight", _help("venvsmith_builds_in_flight"), ["kind"])
 DRAINING = Gauge("venvsmith_draining", _help("venvsmith_draining"))
+FLEET_FLIGHTS = Counter(_bare("venvsmith_fleet_flights_total"), _help("venvsmith_fleet_flights_total"), ["outcome"])
 
 
 def cache_lookup(layer: str, hit: bool, count: int = 1) -> None:
     """``count`` lookups in cache ``layer`` that hit (or missed)."""
     if count:
         CACHE_LOOKUPS.labels(layer, "hit" if hit else "miss").inc(count)
+
+
+def fleet_flight(outcome: str) -> None:
+    """One cross-replica single-flight ended ``outcome`` (led, joined, local)."""
+    FLEET_FLIGHTS.labels(outcome).inc()
 
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from typing import TypeVar, cast
 
+from .. import observe
 from . import lease as leases
 from .shared_cache import RedisTier
 
@@ -35,7 +36,8 @@ class FleetFlight:
     def __init__(self, tier: RedisTier, lease_seconds: float = DEFAULT_LEASE_SECONDS) -> None:
         self.tier = tier
         self.lease_ms = max(int(lease_seconds * 1000), 100)
-        #: Works done here, works answered by another replica's result, leases taken over after a lapse.
+        #: Works done here under the lease, and works answered by another replica's result (also in /metrics:
+        #: ``venvsmith_fleet_flights_total{outcome="led"|"joined"|"local"}``, local = done without Redis).
         self.led = 0
         self.joined = 0
 
@@ -49,24 +51,35 @@ class FleetFlight:
 
         while True:
             if not self.tier.available():
-                return work(None), False
+                return self._local(work), False
             try:
                 held = leases.acquire(self.tier.client, PREFIX, name, self.lease_ms)
             except (redis.RedisError, OSError) as exc:
                 self.tier.failed(exc)
-                return work(None), False
+                return self._local(work), False
             if held is not None:
                 return self._lead(name, held, work, lookup)
             try:
                 found = self._wait(name, lookup, is_active)
             except (redis.RedisError, OSError) as exc:
                 self.tier.failed(exc)
-                return work(None), False
+                return self._local(work), False
             if found is not None:
-                self.joined += 1
+                self._count("joined")
                 return cast("T", found), True
             if is_active is not None and not is_active():
                 raise Cancelled("the caller cancelled while waiting for another replica")
+
+    def _count(self, outcome: str) -> None:
+        if outcome == "led":
+            self.led += 1
+        elif outcome == "joined":
+            self.joined += 1
+        observe.fleet_flight(outcome)
+
+    def _local(self, work: Callable[[leases.Lease | None], T]) -> T:
+        self._count("local")
+        return work(None)
 
     def _lead(self, name: str, held: leases.Lease, work, lookup) -> tuple:
         import redis
@@ -74,14 +87,16 @@ class FleetFlight:
         try:
             found = lookup()  # the previous holder may have finished just before this lease was taken
             if found is not None:
-                self.joined += 1
+                self._count("joined")
                 return found, True
-            self.led += 1
+            self._count("led")
             return work(held), False
         finally:
             try:
                 held.release()
-                self.tier.client.publish(f"{PREFIX}done:{name}", str(held.token))
+                # A lost lease's result was not stored (fenced): waking the waiters would only make them look.
+                if not held.lost.is_set():
+                    self.tier.client.publish(f"{PREFIX}done:{name}", str(held.token))
             except (redis.RedisError, OSError) as exc:
                 self.tier.failed(exc)  # the lease lapses by itself; waiters take over then
 

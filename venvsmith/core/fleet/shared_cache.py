@@ -5,9 +5,10 @@ A cache tier maps (namespace, key) to bytes with an optional lifetime. The local
 local miss asks it, a store writes through to it. Values are bounded (:data:`MAX_VALUE_BYTES`): a larger one is
 not shared (it stays local).
 
-Redis down is not an error: a failed call marks the tier down (``health`` degraded, a log line), it answers misses
-and drops stores at once, while a thread pings Redis every :data:`RETRY_SECONDS` until it answers; then it says so
-and the tier is used again (with no request needed to notice).
+Redis down is not an error: a failed call marks the tier down (``health`` degraded, a log line), and from then on it
+answers misses and drops stores at once, without touching the socket (no call waits on a dead Redis), while a thread
+pings Redis every :data:`RETRY_SECONDS` until it answers; then it says so and the tier is used again (with no
+request needed to notice). The client itself does not retry: one failed attempt marks the tier down.
 """
 
 from __future__ import annotations
@@ -15,9 +16,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..health import HealthState
+
+if TYPE_CHECKING:
+    from .lease import Lease
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +38,8 @@ class CacheTier(Protocol):
 
     def get(self, namespace: str, key: str) -> bytes | None: ...
 
-    def put(self, namespace: str, key: str, value: bytes, ttl_seconds: float | None) -> None: ...
+    def put(self, namespace: str, key: str, value: bytes, ttl_seconds: float | None, *,
+            lease: Lease | None = None) -> None: ...
 
 
 class RedisTier:
@@ -42,17 +47,26 @@ class RedisTier:
 
     PREFIX = "venvsmith:"
 
-    def __init__(self, url: str, *, health: HealthState | None = None, description: str | None = None) -> None:
+    def __init__(self, url: str, *, health: HealthState | None = None, description: str | None = None,
+                 ca_file: str | None = None) -> None:
         import redis
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
+
+        from .cache_url import describe_url
 
         self.url = url
-        self.description = description or url
+        #: How logs and health details name it: never with its password.
+        self.description = description or describe_url(url)
+        options: dict[str, Any] = {}
+        if url.startswith("rediss:") and ca_file:
+            options["ssl_ca_certs"] = ca_file
         self.client: Any = redis.Redis.from_url(url, socket_timeout=SOCKET_TIMEOUT,
-                                                socket_connect_timeout=SOCKET_TIMEOUT, health_check_interval=30)
+                                                socket_connect_timeout=SOCKET_TIMEOUT, health_check_interval=30,
+                                                retry=Retry(NoBackoff(), 0), **options)
         self._health = health
         self._lock = threading.Lock()
         self._down_since: float | None = None
-        self._next_try = 0.0
         self._closed = threading.Event()
 
     @property
@@ -60,9 +74,9 @@ class RedisTier:
         return f"shared cache {self.description}"
 
     def available(self) -> bool:
-        """False while Redis is counted as down and the next attempt is not due."""
+        """False from a failed call until the probe thread has seen Redis answer again."""
         with self._lock:
-            return self._down_since is None or time.monotonic() >= self._next_try
+            return self._down_since is None
 
     def failed(self, exc: BaseException) -> None:
         """Count Redis as down (after a failed call); the first failure is logged and put in health details."""
@@ -70,7 +84,6 @@ class RedisTier:
             first = self._down_since is None
             if first:
                 self._down_since = time.monotonic()
-            self._next_try = time.monotonic() + RETRY_SECONDS
         if first:
             threading.Thread(target=self._probe, name="shared-cache-probe", daemon=True).start()
             log.warning("%s is unreachable (%s): serving from the local caches and single-flight", self.component, exc)
@@ -122,11 +135,18 @@ class RedisTier:
         value = self.call(lambda c: c.get(self.key(namespace, key)))
         return bytes(value) if value is not None else None
 
-    def put(self, namespace: str, key: str, value: bytes, ttl_seconds: float | None) -> None:
+    def put(self, namespace: str, key: str, value: bytes, ttl_seconds: float | None, *,
+            lease: Lease | None = None) -> None:
+        """Store ``value`` (over :data:`MAX_VALUE_BYTES`: not shared); with ``lease``, fenced: only while that
+        lease is held (:meth:`~.lease.Lease.set_if_holder`), so a holder whose lease lapsed does not overwrite
+        its successor's value."""
         if len(value) > MAX_VALUE_BYTES:
             return
         px = None if ttl_seconds is None else max(int(ttl_seconds * 1000), 1)
-        self.call(lambda c: c.set(self.key(namespace, key), value, px=px))
+        if lease is not None:
+            self.call(lambda c: lease.set_if_holder(self.key(namespace, key), value, px))
+        else:
+            self.call(lambda c: c.set(self.key(namespace, key), value, px=px))
 
     def ping(self) -> bool:
         return bool(self.call(lambda c: c.ping(), False))

@@ -4,13 +4,17 @@ One database file, WAL mode so several processes can share it. Threads share two
 by its own lock: one for reads and one for writes, so that (WAL readers never wait for the writer) a lookup
 is not held up behind a large page being stored. Parsed pages are kept in a small in-memory LRU keyed by the
 body's digest, so a warm resolution neither refetches nor re-parses. With a shared tier (``--cache redis://...``,
-:mod:`venvsmith.core.fleet.shared_cache`) the metadata (immutable, keyed by file sha256) is also shared by every
-replica: a local miss asks the tier, a store writes through.
+:mod:`venvsmith.core.fleet.shared_cache`) every replica also shares the metadata (immutable, keyed by file sha256)
+and the pages with their validators and freshness (a head keyed by a hash of the credential-free URL, the request's
+``Accept`` and the credential's fingerprint; the body apart, by its digest): a local miss asks the tier, a store or
+a revalidation writes through, so a replica that misses locally revalidates the page another fetched instead of
+downloading it again.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import queue
 import re
@@ -24,9 +28,11 @@ from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import TypeVar
 
-from ..fleet.shared_cache import CacheTier
+from ..fleet.shared_cache import MAX_VALUE_BYTES, CacheTier
 from ..health import HealthState
 from ..sqlite_recovery import is_corruption, move_aside, open_checked
+from .auth import strip_userinfo
+from .pages import ACCEPT
 
 T = TypeVar("T")
 
@@ -34,6 +40,26 @@ T = TypeVar("T")
 _SEEN_BATCH = 500
 
 log = logging.getLogger(__name__)
+
+#: The namespaces of the shared tier, one definition each: metadata by file sha256, its parsed fields (the same
+#: key; :meth:`CoreMetadata.to_fields` carries its format), page heads by :func:`shared_page_key`, bodies by digest.
+SHARED_METADATA = "metadata"
+SHARED_METADATA_FIELDS = "metadata-fields"
+SHARED_PAGE_HEADS = "index-page"
+SHARED_PAGE_BODIES = "index-page-body"
+#: How long a page stays in the shared tier after its last store or revalidation: a stale page is still worth
+#: its validators (a conditional request answered 304 instead of a download).
+SHARED_PAGE_SECONDS = 24 * 3600.0
+
+
+def shared_page_key(key: str) -> str:
+    """The shared tier's key of a page cached locally under ``key`` (its URL, ``#credential=<fingerprint>`` when
+    fetched with credentials): a hash of the URL without user-info and of what the request sends that changes the
+    answer (``Accept``, the credential's fingerprint), so neither a URL nor a secret is readable in Redis."""
+    url, _, fingerprint = key.partition("#credential=")
+    doc = json.dumps([strip_userinfo(url), ACCEPT, fingerprint])
+    return hashlib.sha256(doc.encode()).hexdigest()
+
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS page_heads (
@@ -154,7 +180,7 @@ class IndexCache:
         shared: CacheTier | None = None,
     ) -> None:
         directory.mkdir(parents=True, exist_ok=True)
-        #: The tier shared with other replicas (metadata only), or None.
+        #: The tier shared with other replicas (metadata and pages), or None.
         self.shared = shared
         #: What "now" is for :meth:`first_seen` (injectable so tests need no sleeps).
         self.clock = clock
@@ -278,14 +304,18 @@ class IndexCache:
         else:
             row = self._read_one(f"SELECT x'', {head} FROM page_heads h WHERE url = ?", (url,))
         if row is None:
-            return None
+            shared = self._shared_page(url) if self.shared is not None else None
+            if shared is None:
+                return None
+            return shared if body else replace(shared, body=b"")
         page = CachedPage(url, bytes(row[0]), *row[1:])
         if refresh is not None:  # revalidated since it was written: this instance sees that at once too
             page = replace(page, fetched_at=refresh[2], max_age=refresh[3])
         return page
 
-    def put_page(self, page: CachedPage) -> CachedPage:
-        """Store ``page`` (computing its digest); return it with the digest filled in.
+    def put_page(self, page: CachedPage, *, share: bool = True) -> CachedPage:
+        """Store ``page`` (computing its digest), and unless ``share`` is false in the shared tier; return it
+        with the digest filled in.
 
         Bodies are stored once per digest, apart from the validators and freshness, so storing a page whose
         body did not change (every download from an index that sends no validators) writes only its head.
@@ -295,7 +325,37 @@ class IndexCache:
             self._pending_pages[page.url] = page
             self._pending_refreshes.pop(page.url, None)  # the new page supersedes a queued revalidation
             self._enqueue(("page", page))
+        if share and self.shared is not None and len(page.body) <= MAX_VALUE_BYTES:
+            self.shared.put(SHARED_PAGE_BODIES, page.digest, page.body, SHARED_PAGE_SECONDS)
+            self._share_head(page)
         return page
+
+    def _share_head(self, page: CachedPage) -> None:
+        """Put ``page``'s head (validators, freshness, digest of its body) in the shared tier."""
+        assert self.shared is not None
+        head = {"digest": page.digest, "content_type": page.content_type, "final_url": strip_userinfo(page.final_url),
+                "etag": page.etag, "last_modified": page.last_modified, "fetched_at": page.fetched_at,
+                "max_age": page.max_age}
+        self.shared.put(SHARED_PAGE_HEADS, shared_page_key(page.url), json.dumps(head).encode(), SHARED_PAGE_SECONDS)
+
+    def _shared_page(self, url: str) -> CachedPage | None:
+        """The page another replica stored under ``url`` (with its validators and freshness), kept locally too;
+        None when the tier has no head, or no body matching the head's digest."""
+        assert self.shared is not None
+        raw = self.shared.get(SHARED_PAGE_HEADS, shared_page_key(url))
+        if raw is None:
+            return None
+        try:
+            head = json.loads(raw)
+            digest = str(head["digest"])
+            fields = (str(head["content_type"]), str(head["final_url"]), head.get("etag"), head.get("last_modified"),
+                      float(head["fetched_at"]), None if head.get("max_age") is None else float(head["max_age"]))
+        except (ValueError, KeyError, TypeError):
+            return None
+        body = self.shared.get(SHARED_PAGE_BODIES, digest)
+        if body is None or hashlib.sha256(body).hexdigest() != digest:
+            return None
+        return self.put_page(CachedPage(url, body, *fields), share=False)
 
     def _write_page(self, db: sqlite3.Connection, page: CachedPage) -> None:
         head = (page.content_type, page.final_url, page.etag, page.last_modified, page.fetched_at, page.max_age)
@@ -327,6 +387,8 @@ class IndexCache:
                 op = ("refresh", page.url, fetched_at, max_age)
                 self._pending_refreshes[page.url] = op
                 self._enqueue(op)
+        if self.shared is not None and fresh.digest:
+            self._share_head(fresh)  # the body is there already (or was too large to share: then a miss)
         return fresh
 
     def parsed(self, key: tuple, parse: Callable[[], T]) -> T:
@@ -360,7 +422,7 @@ class IndexCache:
         row = self._read_one("SELECT data FROM metadata WHERE sha256 = ?", (sha256.lower(),))
         if row:
             return bytes(row[0])
-        data = self.shared.get("metadata", sha256.lower()) if self.shared is not None else None
+        data = self.shared.get(SHARED_METADATA, sha256.lower()) if self.shared is not None else None
         if data is not None:
             self.put_metadata(sha256, data, share=False)
         return data
@@ -387,12 +449,12 @@ class IndexCache:
     def _shared_fields(self, key: str) -> tuple[str | None, bytes | None]:
         """What the shared tier holds for ``key`` (its fields, else its raw bytes), kept locally too."""
         assert self.shared is not None
-        shared_fields = self.shared.get("metadata-fields", key)
+        shared_fields = self.shared.get(SHARED_METADATA_FIELDS, key)
         if shared_fields is not None:
             text = shared_fields.decode("utf-8", "replace")
             self.put_metadata_fields(key, text, share=False)
             return text, None
-        data = self.shared.get("metadata", key)
+        data = self.shared.get(SHARED_METADATA, key)
         if data is not None:
             self.put_metadata(key, data, share=False)
         return None, data
@@ -402,14 +464,14 @@ class IndexCache:
             self._pending_fields[sha256.lower()] = fields
             self._enqueue(("fields", sha256.lower(), fields))
         if share and self.shared is not None:
-            self.shared.put("metadata-fields", sha256.lower(), fields.encode(), None)
+            self.shared.put(SHARED_METADATA_FIELDS, sha256.lower(), fields.encode(), None)
 
     def put_metadata(self, sha256: str, data: bytes, *, share: bool = True) -> None:
         with self._pending_lock:
             self._pending_meta[sha256.lower()] = data
             self._enqueue(("meta", sha256.lower(), data))
         if share and self.shared is not None:
-            self.shared.put("metadata", sha256.lower(), data, None)
+            self.shared.put(SHARED_METADATA, sha256.lower(), data, None)
 
     # ------------------------------------------------------------------------------------ first seen
 

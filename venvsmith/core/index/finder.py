@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
+from functools import partial
 from typing import IO, TypeVar
 from urllib.parse import unquote, urldefrag, urlsplit
 
@@ -143,6 +144,7 @@ class IndexSource:
         self._files = _SingleFlight()
         self._metas = _SingleFlight()
         self._find_links = _SingleFlight()
+        self._roots = _SingleFlight()
         #: PEP 792 statuses other than active, per name, in index order (see :meth:`project_statuses`).
         self._statuses: dict[NormalizedName, list[ProjectStatus]] = {}
         #: Names an index listed while later indexes were not asked for them (first-index).
@@ -193,13 +195,29 @@ class IndexSource:
         """Project names this source can tell exist, cheaply: those it listed files of, those of find-links files,
         the projects of ``file://`` trees, and the project list (root page) of an HTTP index when it is at most
         :data:`ROOT_PAGE_BYTES` (a public index's is far larger: not read). For "did you mean" hints."""
-        from venvsmith.core.index.project_list import root_names
-
         names = {canonicalize_name(str(name)) for name, files in self._files.done().items() if files}
         names.update(f.name for f in self._find_links_files())
         for index in [*self._indexes, *self._pinned.values()]:
-            names.update(root_names(index, self.http, self.auth, self.deadline))
+            names.update(self._roots.get(index.url, partial(self._root_names, index)))
         return names
+
+    def _root_names(self, index: _Index) -> frozenset[NormalizedName]:
+        """The projects of one index's root page, read once per source through the page cache (fresh: not
+        fetched; stale: revalidated), capped at :data:`ROOT_PAGE_BYTES`; none when that fails."""
+        from venvsmith.core.index.project_list import ROOT_PAGE_BYTES, ROOT_PAGE_SECONDS, local_names, parse_root_page
+
+        if index.path is not None:
+            return frozenset(local_names(index.path))
+        try:
+            page = self._page(index.url, index.display, max_bytes=ROOT_PAGE_BYTES, seconds=ROOT_PAGE_SECONDS)
+        except ServiceError:  # too large, unreachable, refused: no hint
+            return frozenset()
+        if page is None:
+            return frozenset()
+        parse = lambda: frozenset(parse_root_page(page.body, page.content_type))  # noqa: E731
+        if self.cache is None:
+            return parse()
+        return self.cache.parsed(("root", page.final_url, page.digest), parse)
 
     def project_statuses(self) -> dict[NormalizedName, tuple[ProjectStatus, ...]]:
         """PEP 792 statuses (other than active) the indexes gave the names listed so far.
@@ -274,8 +292,10 @@ class IndexSource:
             return url
         return f"{url}#credential={hashlib.sha256(credential.header().encode()).hexdigest()[:32]}"
 
-    def _page(self, url: str, display: str) -> _Page | None:
-        """An index page through the page cache; ``None`` for 404/410 (or offline and not cached)."""
+    def _page(self, url: str, display: str, *, max_bytes: int = MAX_PAGE_BYTES, seconds: float | None = None
+              ) -> _Page | None:
+        """An index page through the page cache; ``None`` for 404/410 (or offline and not cached). ``max_bytes``
+        and ``seconds`` bound the download (a larger page is an error)."""
         key = self._page_cache_key(url)
         # The stored body is read only when it will be used (fresh, offline, or revalidated): a page that
         # is downloaded again (no validators, or changed) replaces it anyway.
@@ -289,7 +309,8 @@ class IndexSource:
             return None
         headers = {"Accept": ACCEPT, **(cached.validators() if cached is not None else {})}
         response = self.http.get(
-            url, index=display, auth=self.auth, headers=headers, max_bytes=MAX_PAGE_BYTES, deadline=self.deadline
+            url, index=display, auth=self.auth, headers=headers, max_bytes=max_bytes, deadline=self.deadline,
+            seconds=seconds,
         )
         now = time.time()
         storable, max_age = parse_cache_control(response.headers)
@@ -297,8 +318,8 @@ class IndexSource:
             stored = self.cache.get_page(key)
             if stored is None or stored.digest != cached.digest:  # replaced meanwhile: ask again, unconditionally
                 response = self.http.get(
-                    url, index=display, auth=self.auth, headers={"Accept": ACCEPT}, max_bytes=MAX_PAGE_BYTES,
-                    deadline=self.deadline,
+                    url, index=display, auth=self.auth, headers={"Accept": ACCEPT}, max_bytes=max_bytes,
+                    deadline=self.deadline, seconds=seconds,
                 )
                 now = time.time()
                 storable, max_age = parse_cache_control(response.headers)
