@@ -57,8 +57,10 @@ def add_serve_options(serve: argparse.ArgumentParser) -> None:
     serve.add_argument("--cache", metavar="URL", type=_cache_url, default=None,
                        help="where the resolution and metadata caches live: sqlite:///DIR (local files; default: "
                             "under --home) or redis://[:PASSWORD@]HOST:PORT/N (rediss:// for TLS), shared by every "
-                            "replica given the same URL, with single-flight of resolutions across them; the local "
-                            "files stay in front, so a replica keeps serving while Redis is down")
+                            "replica given the same URL, with single-flight of resolutions across them, and of "
+                            "builds (downloads, sdist builds, venvs) across builders that also share one --store "
+                            "oci://...; the local files stay in front, so a replica keeps serving while Redis is "
+                            "down")
     serve.add_argument("--metrics-port", type=int, default=None,
                        help="serve Prometheus metrics on http://HOST:PORT/metrics (0 = any free port; default: off)")
     serve.add_argument("--health-port", type=int, default=None,
