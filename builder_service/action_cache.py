@@ -356,15 +356,15 @@ class FilesystemActionCache(ActionCacheBase):
             "SELECT a.result, s.key_id, s.signature FROM actions a LEFT JOIN signatures s ON s.key = a.key "
             "WHERE a.key = ?", (key,)).fetchone())
         if row is not None:
-            found = self._accepted(key, SharedEntry(row[0], row[1] or "", bytes(row[2] or b"")), str(self.path))
+            found = self._accepted(key, SharedEntry(row[0], row[1] or "", bytes(row[2] or b"")), str(self.path),
+                                   local=True)
             if found is not None:
                 return found
         return self._adopt(key)
 
-    def _accepted(self, key: str, entry: SharedEntry, where: str) -> ActionResult | None:
-        """The result of ``entry`` when it counts: signed by a trusted key (with ``trusted``), readable, its
-        outputs in the store. A local entry (``where`` is this file) that does not is dropped."""
-        local = where == str(self.path)
+    def _accepted(self, key: str, entry: SharedEntry, where: str, *, local: bool) -> ActionResult | None:
+        """The result of ``entry`` (read from ``where``) when it counts: signed by a trusted key (with
+        ``trusted``), readable, its outputs in the store. A ``local`` entry that does not is dropped."""
         text = entry.text
         if self.trusted is not None and not self._trusts(signed_payload(key, text), entry.key_id, entry.signature):
             log.warning("action cache %s: %r is a miss: its entry is not signed by a trusted key", where, key)
@@ -392,7 +392,7 @@ class FilesystemActionCache(ActionCacheBase):
         entry = self.shared.lookup(key)
         if entry is None:
             return None
-        result = self._accepted(key, entry, f"{self.shared}")
+        result = self._accepted(key, entry, f"{self.shared}", local=False)
         if result is None:
             return None
         try:
