@@ -14,7 +14,7 @@ import sqlite3
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +45,8 @@ __all__ = [
     "MissingOutputs",
     "Outcome",
     "OutputRef",
+    "SharedActions",
+    "SharedEntry",
 ]
 
 log = logging.getLogger(__name__)
@@ -257,6 +259,26 @@ class ActionCacheBase(ABC):
         return result, "shared" if shared else "computed"
 
 
+@dataclass(frozen=True)
+class SharedEntry:
+    """An entry as it travels between replicas: the serialised result and its signature (``""``/``b""`` when
+    unsigned), checked on read exactly as a local entry is."""
+
+    text: str
+    key_id: str = ""
+    signature: bytes = b""
+
+
+class SharedActions(Protocol):
+    """Where a replica's action results reach the others (:mod:`~builder_service.registry_actions`): a local miss
+    looks there; what is written locally is published there. Neither call raises for an unreachable backend (a
+    lookup misses, a publication is queued)."""
+
+    def lookup(self, key: str) -> SharedEntry | None: ...
+
+    def publish(self, key: str, entry: SharedEntry, outputs: Sequence[OutputRef]) -> None: ...
+
+
 def signed_payload(key: str, text: str) -> bytes:
     """What an entry's signature covers: its key and its serialised result (a signed result moved to another key
     does not verify)."""
@@ -270,6 +292,10 @@ class FilesystemActionCache(ActionCacheBase):
     With ``signer`` every entry written is signed (ed25519, over :func:`signed_payload`); with ``trusted`` an
     entry counts only when one of those keys (or ``signer``'s) signed it: unsigned, forged or foreign entries are
     misses, recomputed and re-signed.
+
+    With :attr:`shared` (the fleet's entries, :class:`SharedActions`) a local miss looks there: an entry found is
+    checked as a local one (trusted signature, outputs in the store), then adopted (written here, signed by this
+    builder's key); every :meth:`put` is also published there.
     """
 
     def __init__(self, root: str | os.PathLike[str], store: Store, *, filename: str = "action_cache.sqlite3",
@@ -285,6 +311,10 @@ class FilesystemActionCache(ActionCacheBase):
         self.path = self.root / filename
         self._lock = threading.Lock()
         self._conn = open_checked(self.path, _init_schema, _connect)
+        #: The other replicas' entries (``--store oci://...``: the registry's), None: this cache only.
+        self.shared: SharedActions | None = None
+        #: Entries adopted from :attr:`shared` (for metrics and tests).
+        self.adopted = 0
 
     def _on_disk(self, operation: Callable[[sqlite3.Connection], T]) -> T:
         """``operation(conn)`` under the lock; a corrupt file (found mid-run) is moved aside, a fresh one opened
@@ -325,25 +355,52 @@ class FilesystemActionCache(ActionCacheBase):
         row = self._on_disk(lambda c: c.execute(
             "SELECT a.result, s.key_id, s.signature FROM actions a LEFT JOIN signatures s ON s.key = a.key "
             "WHERE a.key = ?", (key,)).fetchone())
-        if row is None:
-            return None
-        text: str = row[0]
-        if self.trusted is not None and not self._trusts(signed_payload(key, text), row[1] or "",
-                                                         bytes(row[2] or b"")):
-            log.warning("action cache %s: %r is a miss: its entry is not signed by a trusted key", self.path, key)
+        if row is not None:
+            found = self._accepted(key, SharedEntry(row[0], row[1] or "", bytes(row[2] or b"")), str(self.path),
+                                   local=True)
+            if found is not None:
+                return found
+        return self._adopt(key)
+
+    def _accepted(self, key: str, entry: SharedEntry, where: str, *, local: bool) -> ActionResult | None:
+        """The result of ``entry`` (read from ``where``) when it counts: signed by a trusted key (with
+        ``trusted``), readable, its outputs in the store. A ``local`` entry that does not is dropped."""
+        text = entry.text
+        if self.trusted is not None and not self._trusts(signed_payload(key, text), entry.key_id, entry.signature):
+            log.warning("action cache %s: %r is a miss: its entry is not signed by a trusted key", where, key)
             return None  # recomputed; the fresh (signed) entry replaces it
         try:
             result = ActionResult.from_json(text)
         except InvalidActionResult as e:
-            log.warning("action cache %s: dropping unreadable entry %r: %s", self.path, key, e)
-            self._drop(key, text)
+            log.warning("action cache %s: dropping unreadable entry %r: %s", where, key, e)
+            if local:
+                self._drop(key, text)
             return None
         present = self.store.stat(result.digests)
         if not all(present.values()):
             gone = [str(d) for d, ok in present.items() if not ok]
-            log.info("action cache %s: %r is a miss, outputs gone: %s", self.path, key, gone)
-            self._drop(key, text)
+            log.info("action cache %s: %r is a miss, outputs gone: %s", where, key, gone)
+            if local:
+                self._drop(key, text)
             return None
+        return result
+
+    def _adopt(self, key: str) -> ActionResult | None:
+        """The fleet's entry for ``key`` (:attr:`shared`) when it counts, written here; else None."""
+        if self.shared is None:
+            return None
+        entry = self.shared.lookup(key)
+        if entry is None:
+            return None
+        result = self._accepted(key, entry, f"{self.shared}", local=False)
+        if result is None:
+            return None
+        try:
+            self._write(key, result)
+        except MissingOutputs:  # evicted meanwhile: a miss
+            return None
+        with self._lock:
+            self.adopted += 1
         return result
 
     def describe(self, digests: Iterable[Digest]) -> dict[Digest, OutputRef]:
@@ -377,6 +434,12 @@ class FilesystemActionCache(ActionCacheBase):
         return TrustedKeys([self.signer.private.public_key()]).accepts(payload, signer_key_id, signature)
 
     def put(self, key: str, result: ActionResult) -> None:
+        entry = self._write(key, result)
+        if self.shared is not None:
+            self.shared.publish(key, entry, result.outputs)
+
+    def _write(self, key: str, result: ActionResult) -> SharedEntry:
+        """Record ``result`` here (signed with ``signer``); the entry as written."""
         _check_key(key)
         missing = [d for d, ok in self.store.stat(result.digests).items() if not ok]
         if missing:
@@ -401,6 +464,7 @@ class FilesystemActionCache(ActionCacheBase):
             c.execute("COMMIT")
 
         self._on_disk(write)
+        return SharedEntry(text, *signature) if signature is not None else SharedEntry(text)
 
     def delete(self, key: str) -> bool:
         """Forget ``key``; True if it was there."""

@@ -31,6 +31,7 @@ from .action_cache import OutputRef
 from .digest import CHUNK_SIZE, Digest
 from .errors import RegistryUnavailable
 from .store.oci import RegistryStore
+from .store.pending import PendingPublications
 
 __all__ = ["CONFIG_MEDIA", "LAYER_MEDIA", "MANIFEST_MEDIA", "WHEELS_ARTIFACT", "EnvironmentImage",
            "EnvironmentImages"]
@@ -90,9 +91,8 @@ class EnvironmentImages:
         self.registry = store.registry
         self.repo = store.registry.repository("envs")
         #: Publications waiting for the registry (``<venv tag>.json``), kept across restarts.
-        self.pending_dir = store.root / "pending-images"
-        self.pending_dir.mkdir(parents=True, exist_ok=True)
-        store.after_flush.append(self.flush_pending)
+        self.queue = PendingPublications(store, "pending-images", self._publish_doc)
+        self.pending_dir = self.queue.directory
 
     def find(self, venv_key: str) -> EnvironmentImage | None:
         """:meth:`lookup`, None while the registry is down (the caller builds locally)."""
@@ -110,26 +110,16 @@ class EnvironmentImages:
         doc = {"lock_key": lock_key, "venv_key": venv_key, "interpreter": interpreter,
                "outputs": [[o.digest.hash, o.digest.size_bytes, o.media_type, o.kind, o.filename]
                            for o in [archive, *wheels]]}
-        try:
-            self.publish(lock_key, venv_key, archive, wheels, interpreter)
-        except RegistryUnavailable as e:
-            log.warning("%s; environment %s queued for publishing", e, lock_key)
-            self.store.queue([o.digest for o in [archive, *wheels]])
-            (self.pending_dir / f"{venv_tag(venv_key)}.json").write_text(json.dumps(doc))
+        self.queue.publish_or_queue(venv_tag(venv_key), doc, [o.digest for o in [archive, *wheels]],
+                                    f"environment {lock_key}")
 
     def flush_pending(self) -> int:
         """Publish the queued environments (stops at the first registry failure); how many were published."""
-        done = 0
-        for entry in sorted(self.pending_dir.glob("*.json")):
-            doc = json.loads(entry.read_text())
-            outputs = [OutputRef(Digest(h, n), media, kind, name) for h, n, media, kind, name in doc["outputs"]]
-            try:
-                self.publish(doc["lock_key"], doc["venv_key"], outputs[0], outputs[1:], doc["interpreter"])
-            except RegistryUnavailable:
-                break
-            entry.unlink()
-            done += 1
-        return done
+        return self.queue.flush()
+
+    def _publish_doc(self, doc: dict) -> None:
+        outputs = [OutputRef(Digest(h, n), media, kind, name) for h, n, media, kind, name in doc["outputs"]]
+        self.publish(doc["lock_key"], doc["venv_key"], outputs[0], outputs[1:], doc["interpreter"])
 
     def publish(self, lock_key: str, venv_key: str, archive: OutputRef, wheels: Sequence[OutputRef],
                 interpreter: str = "") -> Digest:

@@ -129,8 +129,12 @@ class Environments:
         return ws.actions.get_or_compute(Wheelhouse(lock_key).key(), build)[0].outputs[0]
 
     def remember_wheels(self, lock_key: str, wheels: Sequence[OutputRef]) -> None:
-        """Record the wheels of a lock key (the HTTP endpoint serves them as a PEP 503 index)."""
-        self.workspace.actions.put(LockWheels(lock_key).key(), ActionResult(tuple(wheels), meta={"lock_key": lock_key}))
+        """Record the wheels of a lock key (the HTTP endpoint serves them as a PEP 503 index), unless they are
+        (here or, with an oci:// store, published by another replica)."""
+        key = LockWheels(lock_key).key()
+        known = self.workspace.actions.get(key)
+        if known is None or known.outputs != tuple(wheels):
+            self.workspace.actions.put(key, ActionResult(tuple(wheels), meta={"lock_key": lock_key}))
 
     def wheels_of(self, lock_key: str) -> list[OutputRef] | None:
         hit = self.workspace.actions.get(LockWheels(lock_key).key())

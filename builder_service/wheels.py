@@ -176,12 +176,13 @@ class Wheels:
         """
         store = self.workspace.store
         key = FetchedFile(file_sha256(pin.file)).key()
+        def download() -> ActionResult:
+            self.workspace.count("downloads")
+            return ActionResult((OutputRef(fetcher.fetch(pin, progress), "application/octet-stream", "sdist",
+                                           pin.file.filename),))
+
         for _ in range(SDIST_ATTEMPTS):
-            result, _ = self.workspace.actions.get_or_compute(
-                key,
-                lambda: ActionResult((OutputRef(fetcher.fetch(pin, progress), "application/octet-stream", "sdist",
-                                                pin.file.filename),)),
-            )
+            result, _ = self.workspace.actions.get_or_compute(key, download)
             digest = result.outputs[0].digest
             with store.pin([digest]):
                 path = store.path(digest)  # None: evicted before the pin (the next round fetches it again)

@@ -17,6 +17,9 @@ from typing import TYPE_CHECKING
 
 from venvsmith.core.config import PipIndexConfig, effective_pip_config, venvsmith_home
 from venvsmith.core.convert import target_to_proto
+from venvsmith.core.fleet.cache_url import parse_cache_url
+from venvsmith.core.fleet.flight import DEFAULT_LEASE_SECONDS, FleetFlight
+from venvsmith.core.fleet.shared_cache import RedisTier
 from venvsmith.core.health import HealthState
 from venvsmith.core.index.allowlist import AllowList
 from venvsmith.core.interpreters import (
@@ -39,10 +42,13 @@ from .sandbox import Sandbox, preferred_sandbox
 from .store import FilesystemStore
 from .store.choice import open_store
 from .store.disk_guard import DEFAULT_MIN_FREE_SPACE, parse_free_space
+from .store.oci import RegistryStore
 
 if TYPE_CHECKING:
     from venvsmith.core.index.http import HttpClient
     from venvsmith.core.signing import Signer, SigningKeyFile, TrustedKeys
+
+    from .registry_actions import RegistryActions
 
 try:  # POSIX: a work directory's lock tells a live process's directory from a dead one's
     import fcntl
@@ -92,6 +98,20 @@ class BuilderSettings:
     #: ``serve builder --trusted-key``: an action-cache entry not signed by one of these keys (or ``signer``'s)
     #: is a miss; None: every entry counts.
     trusted: TrustedKeys | None = None
+    #: ``--cache URL`` (``VENVSMITH_CACHE``, :mod:`venvsmith.core.fleet.cache_url`): with ``redis://...`` and an
+    #: ``oci://`` store, builds are single-flighted across the replicas given the same URLs (one replica builds,
+    #: the others wait for its result in the registry); ``sqlite:///DIR`` or empty: this process's only.
+    cache: str = field(default_factory=lambda: os.environ.get("VENVSMITH_CACHE", ""))
+    #: ``serve builder --cache-ca FILE`` (``VENVSMITH_CACHE_CA``): the CA bundle of a rediss:// cache.
+    cache_ca: str = field(default_factory=lambda: os.environ.get("VENVSMITH_CACHE_CA", ""))
+    #: Lifetime of a cross-replica build lease (``VENVSMITH_LEASE_SECONDS``; renewed while its holder works, a
+    #: crashed holder's lapses and a waiting replica takes the build over).
+    lease_seconds: float = field(
+        default_factory=lambda: float(os.environ.get("VENVSMITH_LEASE_SECONDS", DEFAULT_LEASE_SECONDS))
+    )
+    #: The Redis tier of ``cache`` when another engine of this process has one already (a co-hosted resolver's):
+    #: used instead of a second connection (its health is that engine's).
+    redis: RedisTier | None = None
 
 
 def claim_work_dir(root: Path) -> tuple[Path, int | None]:
@@ -144,6 +164,10 @@ class Workspace:
         self.health = HealthState()
         self.actions = FilesystemActionCache(home / "actions", self.store, health=self.health,
                                              signer=settings.signer, trusted=settings.trusted)
+        self._own_redis: RedisTier | None = None
+        self.shared_actions: RegistryActions | None = None
+        self.fleet: FleetFlight | None = None
+        self._share(settings)
         self._local: TargetEnvironment | None = None
         self._http: HttpClient | None = None
         #: This process's work directory (downloads, sdist builds, venvs), locked while the process lives.
@@ -156,8 +180,28 @@ class Workspace:
         self._lock = threading.Lock()
         self.counters = {"venv_builds": 0, "sdist_builds": 0, "downloads": 0, "venv_registry_hits": 0}
 
+    def _share(self, settings: BuilderSettings) -> None:
+        """With an oci:// store, the action results are the fleet's (:mod:`~builder_service.registry_actions`);
+        with a Redis ``cache`` too, builds are single-flighted across the replicas (a fleet flight over a local
+        action cache would only serialise replicas that then build again: not made)."""
+        if not isinstance(self.store, RegistryStore):
+            return
+        from .registry_actions import RegistryActions
+
+        self.shared_actions = RegistryActions(self.store)
+        self.actions.shared = self.shared_actions
+        location = parse_cache_url(settings.cache)
+        tier = settings.redis
+        if tier is None and location.redis_url is not None:
+            tier = self._own_redis = RedisTier(location.redis_url, health=self.health,
+                                               description=location.describe(), ca_file=settings.cache_ca or None)
+        if tier is not None:
+            self.fleet = self.actions.fleet = FleetFlight(tier, settings.lease_seconds)
+
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
+        if self._own_redis is not None:
+            self._own_redis.close()
         if self._http is not None:
             self._http.close()
         try:

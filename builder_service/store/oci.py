@@ -123,9 +123,9 @@ class RegistryStore(FilesystemStore):
     def push(self, digest: Digest) -> None:
         """Push a cached blob now (raises :class:`RegistryUnavailable`)."""
         path = self.blob_path(digest)
-        self.registry.push_blob(self.repo, digest, path)
+        sent = self.registry.push_blob(self.repo, digest, path)
         self._marker(digest).unlink(missing_ok=True)
-        self.pushed += 1
+        self.pushed += sent
 
     def _push(self, digest: Digest) -> bool:
         try:

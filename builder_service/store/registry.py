@@ -181,6 +181,18 @@ class RegistryClient:
         self._finish(repo, location, digest, b"", "final PUT")
         return True
 
+    def mount_blob(self, repo: str, digest: Digest, from_repo: str) -> bool:
+        """Make ``repo`` have the blob by mounting it from ``from_repo`` (no bytes sent); True when ``repo`` has it
+        now, False when the registry would not mount it (the upload it opened instead is left to expire)."""
+        if self.has_blob(repo, digest):
+            return True
+        query = {"mount": f"sha256:{digest.hash}", "from": from_repo}
+        r = self._request("POST", repo, f"/v2/{repo}/blobs/uploads/", query=query, body=b"")
+        if r.status == 201:
+            return True
+        self._check(r, "POST mount", expect=(202,))
+        return False
+
     def push_bytes(self, repo: str, data: bytes) -> Digest:
         """Upload an in-memory blob (a config, a small document) monolithically."""
         digest = Digest.of_bytes(data)

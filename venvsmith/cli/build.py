@@ -316,14 +316,29 @@ def safe_filename(name: str) -> str | None:
 
 
 def _builder_metrics(engine) -> dict[str, float]:
-    """The store's size and counters, read at each scrape."""
+    """The store's size and counters, and (with an oci:// store, a Redis cache) what the fleet shared, read at
+    each scrape."""
     stats = engine.store.stats
-    return {
+    workspace = engine.workspace
+    values = {
         "venvsmith_store_bytes": engine.store.usage(),
         "venvsmith_store_evictions_total": stats.evicted,
         "venvsmith_store_evicted_bytes_total": stats.evicted_bytes,
         "venvsmith_store_writes_total": stats.writes,
+        "venvsmith_downloads_total": engine.counters["downloads"],
     }
+    shared = workspace.shared_actions
+    if shared is not None:
+        values.update({
+            "venvsmith_registry_action_hits_total": engine.actions.adopted,
+            "venvsmith_registry_actions_published_total": shared.published,
+            "venvsmith_registry_env_hits_total": engine.counters["venv_registry_hits"],
+            "venvsmith_registry_blobs_pulled_total": shared.store.pulled,
+            "venvsmith_registry_blobs_pushed_total": shared.store.pushed,
+        })
+    if workspace.fleet is not None:
+        values["venvsmith_fleet_builds_joined_total"] = workspace.fleet.joined
+    return values
 
 
 def cmd_serve_builder(args) -> int:

@@ -82,7 +82,7 @@ def embedded_engines(*, isolated: bool = False, templates: Path | None = None, a
 
         client = EmbeddedResolver(resolver, close_engine=False)
         return BuildEngine(BuilderSettings(templates=templates, pip=pip, allow=allowed, sandbox=sandbox,
-                                           signer=signer, trusted=trusted), client)
+                                           signer=signer, trusted=trusted, redis=resolver.shared), client)
 
     lazy = LazyBuilder(make_builder)
     resolver = ResolverEngine(EngineSettings(pip=pip, allow=allowed, signer=signer), lazy)

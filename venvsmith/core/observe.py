@@ -41,6 +41,15 @@ METRICS: dict[str, tuple[str, str]] = {
     "venvsmith_store_evictions_total": ("counter", "Blobs evicted from the store by this process"),
     "venvsmith_store_evicted_bytes_total": ("counter", "Bytes evicted from the store by this process"),
     "venvsmith_store_writes_total": ("counter", "Blobs written to the store by this process"),
+    "venvsmith_downloads_total": ("counter", "Pinned files (wheels and sdists) the builder downloaded from an index"),
+    "venvsmith_registry_action_hits_total": ("counter", "Action results (fetched and built wheels, wheelhouses, venv "
+                                                        "archives) another replica published, found in the registry"),
+    "venvsmith_registry_actions_published_total": ("counter", "Action results this builder published in the registry"),
+    "venvsmith_registry_env_hits_total": ("counter", "Environment images another replica published, found by venv key"),
+    "venvsmith_registry_blobs_pulled_total": ("counter", "Blobs pulled from the registry into the local store"),
+    "venvsmith_registry_blobs_pushed_total": ("counter", "Blobs pushed from the local store to the registry"),
+    "venvsmith_fleet_builds_joined_total": ("counter", "Builds this builder waited for while another replica ran them "
+                                                       "(answered by that replica's result)"),
     "venvsmith_draining": ("gauge", "1 while the server drains on its way out (health NOT_SERVING)"),
 }
 
