@@ -106,12 +106,13 @@ def resolve_request(index_url: str, reqs: list[str]):
     return resolver_pb2.ResolveRequest(requirements=list(reqs), index=common_pb2.IndexConfig(index_url=index_url))
 
 
-def build_request(index_url: str, reqs: list[str]):
+def build_request(index_url: str, reqs: list[str], wheels: bool = True):
+    """Wheels + venv archive, as ``venvsmith venv --server`` asks (``wheels=False``: the archive alone)."""
     from venvsmith.v1 import builder_pb2
 
     resolve = resolve_request(index_url, reqs)
     return builder_pb2.ResolveAndBuildRequest(resolve=resolve, options=builder_pb2.BuildOptions(
-        wheels=True, venv_archive=True, index=resolve.index))
+        wheels=wheels, venv_archive=True, index=resolve.index))
 
 
 def build_result(events):
@@ -310,24 +311,52 @@ def venv_builds(port: int) -> float:
                if s.name == "venvsmith_build_duration_seconds_count" and s.labels.get("kind") == "venv")
 
 
-def handoff_run(ctx: dict, work: Path, big: list[str], run: int) -> dict:
+def http_fetch(url: str, dest: Path, digest) -> None:
+    """GET ``url`` into ``dest`` (1 MiB reads), sha256-checked against ``digest``."""
+    import hashlib
+    import urllib.request
+
+    sha = hashlib.sha256()
+    with urllib.request.urlopen(url, timeout=TIMEOUT[0]) as answer, open(dest, "wb") as out:
+        while block := answer.read(1 << 20):
+            sha.update(block)
+            out.write(block)
+    if sha.hexdigest() != digest.hash or dest.stat().st_size != digest.size_bytes:
+        raise RuntimeError(f"{url}: the bytes do not match sha256:{digest.hash}")
+
+
+#: How the client asks B: (wheels too, fetch over gRPC) -- ``venv --server`` -- or the archive alone over HTTP.
+HANDOFF_MODES = {"venv --server": (True, "grpc"), "archive only, HTTP": (False, "http")}
+
+
+def handoff_run(ctx: dict, work: Path, big: list[str], run: int, mode: str) -> dict:
     """A new B (empty home): warm-up call, then timed ResolveAndBuild + fetch of the archive's bytes."""
     from venvsmith.clients.builder import RemoteBuilder
 
+    wheels, transport = HANDOFF_MODES[mode]
     builder_server = ctx["fixtures"][0]
     home = work / f"b-{run}"
     metrics = builder_server.free_port()
     b = builder_server.BuilderProcess(home, *ctx["replica_args"], "--metrics-port", str(metrics),
                                       allow=[ctx["index_base"]])
     remote = RemoteBuilder(b.address)
+
+    def fetch(ref, dest: Path) -> None:
+        if transport == "http":
+            http_fetch(ref.http_url, dest, ref.digest)
+        else:
+            remote.fetch(ref.digest, dest)
+
     try:
-        warm = build_result(remote.resolve_and_build(build_request(ctx["index_url"], WARM_SET), timeout=TIMEOUT[0]))
-        remote.fetch(warm.venv_archive.digest, work / f"warm-{run}.tar.zst")
+        warm = build_result(remote.resolve_and_build(build_request(ctx["index_url"], WARM_SET, wheels),
+                                                     timeout=TIMEOUT[0]))
+        fetch(warm.venv_archive, work / f"warm-{run}.tar.zst")
         dest = work / f"archive-{run}.tar.zst"
         started = time.perf_counter()
-        result = build_result(remote.resolve_and_build(build_request(ctx["index_url"], big), timeout=TIMEOUT[0]))
+        result = build_result(remote.resolve_and_build(build_request(ctx["index_url"], big, wheels),
+                                                       timeout=TIMEOUT[0]))
         answered = time.perf_counter()
-        remote.fetch(result.venv_archive.digest, dest)
+        fetch(result.venv_archive, dest)
         done = time.perf_counter()
         ok = result.venv_archive.digest.hash == ctx["big_digest"] and dest.stat().st_size == ctx["big_size"]
         rebuilt = venv_builds(metrics)
@@ -355,12 +384,13 @@ def run_handoff(ctx: dict, work: Path, repeat: int, env_bytes: int) -> dict:
     ctx["big_digest"], ctx["big_size"] = result.venv_archive.digest.hash, result.venv_archive.digest.size_bytes
     # The warm-up environment exists in the registry too (built by A), as in a fleet.
     build_result(ctx["builder_stub"].ResolveAndBuild(build_request(ctx["index_url"], WARM_SET), timeout=TIMEOUT[0]))
-    runs = []
+    modes: dict[str, list[dict]] = {mode: [] for mode in HANDOFF_MODES}
     for run in range(repeat):
-        runs.append(handoff_run(ctx, work, big, run))
-        print(f"handoff #{run}: {runs[-1]}", flush=True)
+        for mode, runs in modes.items():  # interleaved: a slow moment of the machine hits both
+            runs.append(handoff_run(ctx, work, big, run, mode))
+            print(f"handoff #{run} ({mode}): {runs[-1]}", flush=True)
     return {"wheels": BIG_WHEELS, "data_bytes": env_bytes, "archive_bytes": ctx["big_size"], "build_s": build_s,
-            "runs": runs}
+            "runs": modes["venv --server"], "modes": modes}
 
 
 # -- the run -------------------------------------------------------------------------------------------------
@@ -443,7 +473,7 @@ def failures(results: dict) -> int:
     """Calls, builds and handoffs that did not have the expected outcome."""
     return (sum(r["failures"] for rows in results["hits"].values() for r in rows)
             + sum(r["failures"] for r in results["builds"])
-            + sum(1 for r in results["handoff"]["runs"] if r.get("error")))
+            + sum(1 for runs in results["handoff"]["modes"].values() for r in runs if r.get("error")))
 
 
 def write_report(results: dict, outdir: Path, base: str) -> Path:
