@@ -158,17 +158,23 @@ def registry_usage(data_dir: Path, archives: set[str], wheels: set[str]) -> dict
 
 
 def redis_usage(client) -> dict:
-    """``DBSIZE``, ``used_memory`` and per namespace (``venvsmith:<namespace>:...``) keys and ``MEMORY USAGE``."""
+    """``DBSIZE``, ``used_memory`` and per namespace (``venvsmith:<namespace>:...``) keys and ``MEMORY USAGE``, in
+    all and of the keys without an expiry."""
     spaces: dict[str, dict[str, int]] = {}
     for raw in client.scan_iter(match="*", count=1000):
         key = raw.decode(errors="replace")
         parts = key.split(":")
         name = parts[1] if parts[0] == "venvsmith" and len(parts) > 2 else "(other)"
-        space = spaces.setdefault(name, {"keys": 0, "bytes": 0})
+        space = spaces.setdefault(name, {"keys": 0, "bytes": 0, "persistent_keys": 0, "persistent_bytes": 0})
+        size = int(client.memory_usage(raw, samples=0) or 0)
         space["keys"] += 1
-        space["bytes"] += int(client.memory_usage(raw, samples=0) or 0)
+        space["bytes"] += size
+        if client.pttl(raw) == -1:  # no expiry: stays until deleted or evicted
+            space["persistent_keys"] += 1
+            space["persistent_bytes"] += size
     return {"redis_keys": int(client.dbsize()), "redis_used_memory": int(client.info("memory")["used_memory"]),
-            "redis_key_bytes": sum(s["bytes"] for s in spaces.values()), "redis_namespaces": spaces}
+            "redis_key_bytes": sum(s["bytes"] for s in spaces.values()),
+            "redis_persistent_bytes": sum(s["persistent_bytes"] for s in spaces.values()), "redis_namespaces": spaces}
 
 
 def run_growth(ctx: dict, checkpoints: list[int], rng: random.Random) -> list[dict]:
@@ -453,7 +459,7 @@ def run_bench(opts: argparse.Namespace) -> dict:
             shutil.rmtree(work, ignore_errors=True)
     per_key = fleet_model.growth(snapshots)
     best_hits = fleet_model.sustained(hits["ResolveAndBuild"])
-    best_builds = max((r["per_min"] for r in builds if not r["failures"]), default=0.0)
+    saturation = fleet_model.saturation(builds)
     return {
         "date": time.strftime("%Y-%m-%d"), "started": stamp, "quick": opts.quick, "seed": opts.seed,
         "index": "hermetic, on 127.0.0.1: wheels with random data files", "hit_set": HIT_SET,
@@ -461,7 +467,8 @@ def run_bench(opts: argparse.Namespace) -> dict:
         "growth_pool": POOL, "growth_set_size": PER_ENV, "growth_wheel_bytes": POOL_WHEEL_BYTES,
         "snapshots": snapshots, "per_key": per_key, "hits": hits, "builds": builds, "handoff": handoff,
         "alive_at_end": alive,
-        "sizing": fleet_model.sizing(per_key.get("marginal", {}), best_hits.get("per_s", 0.0), best_builds)
+        "build_saturation": saturation,
+        "sizing": fleet_model.sizing(per_key.get("marginal", {}), best_hits.get("per_s", 0.0), saturation)
         if per_key else {},
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "load_before": load_before,
                     "load_after": round(os.getloadavg()[0], 2)},

@@ -21,7 +21,8 @@ GIB = 1024 * MIB
 
 #: The worked example of the README's capacity model (override with ``--example-*``).
 EXAMPLE = {"jobs_per_day": 20000, "distinct_keys_per_day": 300, "retention_days": 30, "archive_mib": 150.0,
-           "new_wheel_mib_per_key": 20.0, "busy_hours": 10, "peak_factor": 4.0, "build_minutes": 2.0}
+           "new_wheel_mib_per_key": 20.0, "busy_hours": 10, "peak_factor": 4.0, "build_minutes": 3.0,
+           "resolution_ttl_s": 600.0}
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -58,7 +59,7 @@ def sustained(rows: Sequence[dict]) -> dict:
 
 #: Quantities of a growth snapshot that are divided per lock key.
 GROWTH_FIELDS = ("registry_bytes", "archive_bytes", "wheel_bytes", "meta_bytes", "blobs", "manifests",
-                 "redis_keys", "redis_key_bytes", "redis_used_memory")
+                 "redis_keys", "redis_key_bytes", "redis_persistent_bytes", "redis_used_memory")
 
 
 def growth(snapshots: Sequence[dict]) -> dict:
@@ -73,38 +74,55 @@ def growth(snapshots: Sequence[dict]) -> dict:
 
     def per(a: dict, b: dict) -> dict:
         keys = b["keys"] - a["keys"]
-        return {f: (b[f] - a[f]) / keys for f in GROWTH_FIELDS} if keys > 0 else {}
+        return {f: (b.get(f, 0) - a.get(f, 0)) / keys for f in GROWTH_FIELDS} if keys > 0 else {}
 
     names = sorted(set(last.get("redis_namespaces", {})) | set(base.get("redis_namespaces", {})))
     spaces = {}
     for name in names:
-        before = base.get("redis_namespaces", {}).get(name, {"keys": 0, "bytes": 0})
-        after = last.get("redis_namespaces", {}).get(name, {"keys": 0, "bytes": 0})
-        spaces[name] = {"keys": (after["keys"] - before["keys"]) / last["keys"],
-                        "bytes": (after["bytes"] - before["bytes"]) / last["keys"]}
+        before = base.get("redis_namespaces", {}).get(name, {})
+        after = last.get("redis_namespaces", {}).get(name, {})
+        spaces[name] = {f: (after.get(f, 0) - before.get(f, 0)) / last["keys"]
+                        for f in ("keys", "bytes", "persistent_keys", "persistent_bytes")}
     return {"overall": per(base, last), "marginal": per(prev, last), "namespaces": spaces}
 
 
-def sizing(per_key: dict, hits_per_s: float, builds_per_min: float, example: dict | None = None) -> dict:
+def saturation(rows: Sequence[dict]) -> dict:
+    """Where concurrent builds stop paying: the smallest failure-free level within 10 % of the best builds/min."""
+    ok = [r for r in rows if r["builds"] and not r["failures"]]
+    if not ok:
+        return {}
+    best = max(r["per_min"] for r in ok)
+    knee = min((r for r in ok if r["per_min"] >= 0.9 * best), key=lambda r: r["concurrency"])
+    return {"concurrency": knee["concurrency"], "per_min": best}
+
+
+def sizing(per_key: dict, hits_per_s: float, saturation: dict, example: dict | None = None) -> dict:
     """The worked example: registry, Redis and replicas for ``jobs_per_day`` CI jobs.
 
-    - registry = distinct keys/day x retention x (archive + new wheels + measured metadata per key);
-    - Redis = distinct keys/day x retention x measured Redis bytes per key (resolution entries expire; the
-      metadata entries, one per distinct wheel, are bounded by the wheels), x 2 for allocator overhead;
-    - replicas = max(peak requests/s / sustained hit requests/s, peak builds/min / sustained builds/min), at
-      least 2 (one may be drained or down)."""
+    - lock keys held = distinct keys/day x retention days;
+    - registry = keys held x (archive + wheels no other key has + measured manifests and configs per key);
+    - Redis = 2 (allocator, fragmentation) x (keys held x measured bytes per key that never expire + entries of one
+      resolution TTL at peak (peak requests/s x TTL, every request distinct: the worst case) x measured expiring
+      bytes per key);
+    - replicas = max(peak requests/s / sustained cache hits/s, peak builds in flight (peak builds/min x build
+      minutes) / the concurrency where one builder's throughput stops growing), at least 2 (one may be drained)."""
     ex = {**EXAMPLE, **(example or {})}
-    meta = per_key.get("meta_bytes", 0.0)
     live_keys = ex["distinct_keys_per_day"] * ex["retention_days"]
-    registry = live_keys * (ex["archive_mib"] * MIB + ex["new_wheel_mib_per_key"] * MIB + meta)
-    redis_bytes = 2 * live_keys * per_key.get("redis_key_bytes", 0.0)
+    registry = live_keys * ((ex["archive_mib"] + ex["new_wheel_mib_per_key"]) * MIB + per_key.get("meta_bytes", 0.0))
+    persistent = per_key.get("redis_persistent_bytes", 0.0)
+    expiring = per_key.get("redis_key_bytes", 0.0) - persistent
     peak_rps = ex["jobs_per_day"] / (ex["busy_hours"] * 3600) * ex["peak_factor"]
+    redis_bytes = 2 * (live_keys * persistent + peak_rps * ex["resolution_ttl_s"] * expiring)
     peak_builds = ex["distinct_keys_per_day"] / (ex["busy_hours"] * 60) * ex["peak_factor"]
+    in_flight = peak_builds * ex["build_minutes"]
     by_hits = peak_rps / hits_per_s if hits_per_s > 0 else math.inf
-    by_builds = peak_builds / builds_per_min if builds_per_min > 0 else math.inf
+    slots = saturation.get("concurrency", 0)
+    by_builds = in_flight / slots if slots else math.inf
     return {"example": ex, "live_keys": live_keys, "registry_bytes": registry, "redis_bytes": redis_bytes,
-            "peak_rps": peak_rps, "peak_builds_per_min": peak_builds, "replicas_by_hits": by_hits,
-            "replicas_by_builds": by_builds, "replicas": max(2, math.ceil(max(by_hits, by_builds)))}
+            "redis_persistent_per_key": persistent, "redis_expiring_per_key": expiring, "peak_rps": peak_rps,
+            "peak_builds_per_min": peak_builds, "builds_in_flight": in_flight, "build_slots": slots,
+            "hits_per_s": hits_per_s, "replicas_by_hits": by_hits, "replicas_by_builds": by_builds,
+            "replicas": max(2, math.ceil(max(by_hits, by_builds)))}
 
 
 def _median(values: Sequence[float]) -> float:
@@ -162,6 +180,10 @@ def render_markdown(results: dict, chart: str | None) -> str:
     for r in results["builds"]:
         out.append(f"| {r['concurrency']} | {r['builds']} | {r['failures']} | {r['venvs_built']} | "
                    f"{r['wall_s']:.2f} s | {r['per_min']:.1f} | {r['p50_s']:.2f} s | {r['max_s']:.2f} s |")
+    knee = results.get("build_saturation") or saturation(results["builds"])
+    if knee:
+        out += ["", f"Throughput stops growing (within 10 % of the best, {knee['per_min']:.1f} builds/min) at "
+                f"{knee['concurrency']} concurrent builds: more wait for CPU, their latency grows with the level."]
     out += ["", "## What grows with the number of distinct lock keys", "",
             f"K environments of {results['growth_set_size']} wheels each drawn from a pool of "
             f"{results['growth_pool']} ({_size(results['growth_wheel_bytes'])} of random data per wheel), built "
@@ -187,9 +209,11 @@ def render_markdown(results: dict, chart: str | None) -> str:
             out.append(f"| {label} | {_size(p['registry_bytes'])} | {_size(p['archive_bytes'])} | "
                        f"{_size(p['wheel_bytes'])} | {_size(p['meta_bytes'])} | {p['manifests']:.1f} | "
                        f"{p['redis_keys']:.1f} | {_size(p['redis_key_bytes'])} |")
-        out += ["", "| Redis namespace | keys per lock key | bytes per lock key |", "|---|---|---|"]
+        out += ["", "| Redis namespace | keys per lock key | bytes per lock key | of which without expiry |",
+                "|---|---|---|---|"]
         for name, ns in g["namespaces"].items():
-            out.append(f"| `{name}` | {ns['keys']:.2f} | {_size(ns['bytes'])} |")
+            out.append(f"| `{name}` | {ns['keys']:.2f} | {_size(ns['bytes'])} | "
+                       f"{_size(ns.get('persistent_bytes', 0))} |")
     h = results["handoff"]
     modes = h.get("modes") or {"venv --server": h["runs"]}
     runs = next(iter(modes.values()))
@@ -220,13 +244,17 @@ def render_markdown(results: dict, chart: str | None) -> str:
         out += ["", "## Sizing example (formulas of the README's capacity model, with this run's figures)", "",
                 f"{ex['jobs_per_day']} CI jobs a day, {ex['distinct_keys_per_day']} distinct lock keys a day, kept "
                 f"{ex['retention_days']} days; environments of {ex['archive_mib']:.0f} MiB with "
-                f"{ex['new_wheel_mib_per_key']:.0f} MiB of wheels no other key has; jobs over {ex['busy_hours']} "
-                f"busy hours with a peak {ex['peak_factor']:.0f}x the mean.", "",
-                f"- lock keys held: {z['live_keys']}; registry: {_size(z['registry_bytes'])}; Redis: "
+                f"{ex['new_wheel_mib_per_key']:.0f} MiB of wheels no other key has, {ex['build_minutes']:.0f} min "
+                f"per build; jobs over {ex['busy_hours']} busy hours with a peak {ex['peak_factor']:.0f}x the mean; "
+                f"resolution TTL {ex['resolution_ttl_s']:.0f} s.", "",
+                f"- lock keys held: {z['live_keys']}; registry: {_size(z['registry_bytes'])};",
+                f"- Redis: 2 x ({z['live_keys']} x {_size(z['redis_persistent_per_key'])} without expiry + "
+                f"{z['peak_rps'] * ex['resolution_ttl_s']:.0f} x {_size(z['redis_expiring_per_key'])} expiring) = "
                 f"{_size(z['redis_bytes'])};",
-                f"- peak {z['peak_rps']:.2f} requests/s -> {z['replicas_by_hits']:.3f} replicas by cache hits; "
-                f"peak {z['peak_builds_per_min']:.2f} builds/min -> {z['replicas_by_builds']:.3f} replicas by "
-                f"builds; **{z['replicas']} replicas** (at least 2)."]
+                f"- peak {z['peak_rps']:.2f} requests/s / {z['hits_per_s']:.0f} hits/s per replica = "
+                f"{z['replicas_by_hits']:.3f} replicas; peak {z['builds_in_flight']:.1f} builds in flight / "
+                f"{z['build_slots']} per builder = {z['replicas_by_builds']:.2f} replicas; **{z['replicas']} "
+                "replicas** (at least 2)."]
     return "\n".join(out) + "\n"
 
 
@@ -248,7 +276,7 @@ def csv_rows(results: dict) -> list[list[object]]:
             for metric, value in p.items():
                 rows.append([f"per_key:{label}", "", metric, value])
     for name, ns in (results["per_key"] or {}).get("namespaces", {}).items():
-        rows += [[f"per_key:redis:{name}", "", "keys", ns["keys"]], [f"per_key:redis:{name}", "", "bytes", ns["bytes"]]]
+        rows += [[f"per_key:redis:{name}", "", metric, value] for metric, value in ns.items()]
     h = results["handoff"]
     for mode, runs in (h.get("modes") or {"venv --server": h["runs"]}).items():
         for i, r in enumerate(runs):

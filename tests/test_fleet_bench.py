@@ -28,7 +28,9 @@ def snapshot(keys: int, registry: int, archives: int, wheels: int, meta: int, re
     return {"keys": keys, "registry_bytes": registry, "archive_bytes": archives, "wheel_bytes": wheels,
             "meta_bytes": meta, "blobs": 3 * keys, "manifests": 2 * keys, "redis_keys": 5 * keys,
             "redis_key_bytes": redis_bytes, "redis_used_memory": 1_000_000 + redis_bytes,
-            "redis_namespaces": {"resolution": {"keys": keys, "bytes": resolution}} if keys else {}}
+            "redis_persistent_bytes": redis_bytes // 4,
+            "redis_namespaces": {"resolution": {"keys": keys, "bytes": resolution, "persistent_keys": 0,
+                                                "persistent_bytes": 0}} if keys else {}}
 
 
 def tiny_results(fleet_model) -> dict:
@@ -50,7 +52,7 @@ def tiny_results(fleet_model) -> dict:
                 "archive only, HTTP": [{"resolve_and_build_s": 0.1, "fetch_s": 0.1, "total_s": 0.2,
                                         "venvs_built_on_b": 1}]}},
             "sizing": fleet_model.sizing(per_key["marginal"], fleet_model.sustained(hits["ResolveAndBuild"])["per_s"],
-                                         fleet_model.build_row(2, [1.0, 3.0], 3.0, 0, 2)["per_min"]),
+                                         fleet_model.saturation(builds)),
             "machine": {"cpus": 2, "platform": "test", "load_before": 0.1, "load_after": 0.2},
             "versions": {"venvsmith": "abc"}}
 
@@ -62,23 +64,36 @@ def test_per_lock_key_figures_are_overall_from_the_baseline_and_marginal_between
     assert per_key["marginal"]["registry_bytes"] == pytest.approx((6200 - 3000) / 4)
     assert per_key["marginal"]["wheel_bytes"] == pytest.approx(100 / 4)  # the pool's wheels are mostly stored
     assert per_key["overall"]["manifests"] == pytest.approx(2.0)
-    assert per_key["namespaces"] == {"resolution": {"keys": pytest.approx(1.0), "bytes": pytest.approx(150.0)}}
+    assert per_key["namespaces"] == {"resolution": {"keys": pytest.approx(1.0), "bytes": pytest.approx(150.0),
+                                                    "persistent_keys": 0, "persistent_bytes": 0}}
+    assert per_key["marginal"]["redis_persistent_bytes"] == pytest.approx((300 - 100) / 4)
     assert model.growth(tiny_results(model)["snapshots"][:1]) == {}
 
 
 def test_sizing_applies_the_readme_formulas_to_the_measured_figures(fleet):
     _, model = fleet
-    per_key = {"meta_bytes": 1000.0, "redis_key_bytes": 4096.0}
+    per_key = {"meta_bytes": 1000.0, "redis_key_bytes": 4096.0, "redis_persistent_bytes": 96.0}
     example = {"jobs_per_day": 36000, "distinct_keys_per_day": 10, "retention_days": 2, "archive_mib": 1.0,
-               "new_wheel_mib_per_key": 0.5, "busy_hours": 10, "peak_factor": 2.0}
-    z = model.sizing(per_key, hits_per_s=1.0, builds_per_min=0.001, example=example)
+               "new_wheel_mib_per_key": 0.5, "busy_hours": 10, "peak_factor": 2.0, "build_minutes": 6.0,
+               "resolution_ttl_s": 100.0}
+    z = model.sizing(per_key, hits_per_s=1.0, saturation={"concurrency": 2, "per_min": 50.0}, example=example)
     assert z["live_keys"] == 20
     assert z["registry_bytes"] == pytest.approx(20 * (1.5 * model.MIB + 1000))
-    assert z["redis_bytes"] == pytest.approx(2 * 20 * 4096)
     assert z["peak_rps"] == pytest.approx(36000 / 36000 * 2)
+    assert z["redis_bytes"] == pytest.approx(2 * (20 * 96 + 2 * 100 * 4000))
     assert z["replicas_by_hits"] == pytest.approx(2.0)
-    assert z["replicas"] == 34  # builds decide: 10 keys over 600 min x 2 = 0.0333/min at 0.001/min each
-    assert model.sizing(per_key, hits_per_s=1000.0, builds_per_min=1000.0, example=example)["replicas"] == 2
+    # 10 keys over 600 min x 2 = 1/30 builds/min, x 6 min = 0.2 in flight, 2 per builder
+    assert z["replicas_by_builds"] == pytest.approx(0.1)
+    assert z["replicas"] == 2
+    assert model.sizing(per_key, hits_per_s=0.5, saturation={"concurrency": 2}, example=example)["replicas"] == 4
+
+
+def test_the_saturation_is_the_first_level_near_the_best_throughput(fleet):
+    _, model = fleet
+    rows = [model.build_row(1, [1.0], 1.0, 0, 1), model.build_row(2, [1.1, 1.1], 1.1, 0, 2),
+            model.build_row(4, [2.1] * 4, 2.1, 0, 4), model.build_row(8, [0.1] * 8, 0.1, 1, 7)]
+    assert model.saturation(rows) == {"concurrency": 2, "per_min": pytest.approx(60 * 4 / 2.1)}
+    assert model.saturation([]) == {}
 
 
 def test_the_sustained_rate_is_the_best_level_without_failures(fleet):
@@ -138,7 +153,7 @@ def test_redis_usage_groups_keys_by_venvsmith_namespace(fleet):
     with RedisServer() as server:
         client = server.client()
         client.set("venvsmith:resolution:k1", b"x" * 1000)
-        client.set("venvsmith:resolution:k2", b"y" * 10)
+        client.set("venvsmith:resolution:k2", b"y" * 10, px=600_000)
         client.set("venvsmith:metadata:abc", b"z")
         client.set("unrelated", b"w")
         usage = fleet_bench.redis_usage(client)
@@ -147,6 +162,9 @@ def test_redis_usage_groups_keys_by_venvsmith_namespace(fleet):
     assert {name: s["keys"] for name, s in spaces.items()} == {"resolution": 2, "metadata": 1, "(other)": 1}
     assert spaces["resolution"]["bytes"] > 1000 > spaces["metadata"]["bytes"] > 0
     assert usage["redis_key_bytes"] == sum(s["bytes"] for s in spaces.values())
+    assert spaces["resolution"]["persistent_keys"] == 1 and spaces["metadata"]["persistent_keys"] == 1
+    assert 0 < spaces["resolution"]["persistent_bytes"] < spaces["resolution"]["bytes"]
+    assert usage["redis_persistent_bytes"] == sum(s["persistent_bytes"] for s in spaces.values())
 
 
 @pytest.mark.slow
