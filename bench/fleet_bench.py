@@ -468,7 +468,7 @@ def run_bench(opts: argparse.Namespace) -> dict:
         "snapshots": snapshots, "per_key": per_key, "hits": hits, "builds": builds, "handoff": handoff,
         "alive_at_end": alive,
         "build_saturation": saturation,
-        "sizing": fleet_model.sizing(per_key.get("marginal", {}), best_hits.get("per_s", 0.0), saturation)
+        "sizing": fleet_model.sizing(per_key.get("marginal", {}), best_hits.get("per_s", 0.0))
         if per_key else {},
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "load_before": load_before,
                     "load_after": round(os.getloadavg()[0], 2)},

@@ -22,7 +22,7 @@ GIB = 1024 * MIB
 #: The worked example of the README's capacity model (override with ``--example-*``).
 EXAMPLE = {"jobs_per_day": 20000, "distinct_keys_per_day": 300, "retention_days": 30, "archive_mib": 150.0,
            "new_wheel_mib_per_key": 20.0, "busy_hours": 10, "peak_factor": 4.0, "build_minutes": 3.0,
-           "resolution_ttl_s": 600.0}
+           "resolution_ttl_s": 600.0, "cores_per_builder": 4}
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -96,7 +96,7 @@ def saturation(rows: Sequence[dict]) -> dict:
     return {"concurrency": knee["concurrency"], "per_min": best}
 
 
-def sizing(per_key: dict, hits_per_s: float, saturation: dict, example: dict | None = None) -> dict:
+def sizing(per_key: dict, hits_per_s: float, example: dict | None = None) -> dict:
     """The worked example: registry, Redis and replicas for ``jobs_per_day`` CI jobs.
 
     - lock keys held = distinct keys/day x retention days;
@@ -105,7 +105,7 @@ def sizing(per_key: dict, hits_per_s: float, saturation: dict, example: dict | N
       resolution TTL at peak (peak requests/s x TTL, every request distinct: the worst case) x measured expiring
       bytes per key);
     - replicas = max(peak requests/s / sustained cache hits/s, peak builds in flight (peak builds/min x build
-      minutes) / the concurrency where one builder's throughput stops growing), at least 2 (one may be drained)."""
+      minutes) / cores per builder (a build that compiles takes a core), at least 2 (one may be drained)."""
     ex = {**EXAMPLE, **(example or {})}
     live_keys = ex["distinct_keys_per_day"] * ex["retention_days"]
     registry = live_keys * ((ex["archive_mib"] + ex["new_wheel_mib_per_key"]) * MIB + per_key.get("meta_bytes", 0.0))
@@ -116,7 +116,7 @@ def sizing(per_key: dict, hits_per_s: float, saturation: dict, example: dict | N
     peak_builds = ex["distinct_keys_per_day"] / (ex["busy_hours"] * 60) * ex["peak_factor"]
     in_flight = peak_builds * ex["build_minutes"]
     by_hits = peak_rps / hits_per_s if hits_per_s > 0 else math.inf
-    slots = saturation.get("concurrency", 0)
+    slots = ex["cores_per_builder"]
     by_builds = in_flight / slots if slots else math.inf
     return {"example": ex, "live_keys": live_keys, "registry_bytes": registry, "redis_bytes": redis_bytes,
             "redis_persistent_per_key": persistent, "redis_expiring_per_key": expiring, "peak_rps": peak_rps,
@@ -182,8 +182,9 @@ def render_markdown(results: dict, chart: str | None) -> str:
                    f"{r['wall_s']:.2f} s | {r['per_min']:.1f} | {r['p50_s']:.2f} s | {r['max_s']:.2f} s |")
     knee = results.get("build_saturation") or saturation(results["builds"])
     if knee:
-        out += ["", f"Throughput stops growing (within 10 % of the best, {knee['per_min']:.1f} builds/min) at "
-                f"{knee['concurrency']} concurrent builds: more wait for CPU, their latency grows with the level."]
+        out += ["", f"Throughput comes within 10 % of the best ({knee['per_min']:.1f} builds/min) at "
+                f"{knee['concurrency']} concurrent builds. These builds install wheels (no compiling): the figures are "
+                "the per-build overhead; a build that compiles sdists takes a core while it runs."]
     out += ["", "## What grows with the number of distinct lock keys", "",
             f"K environments of {results['growth_set_size']} wheels each drawn from a pool of "
             f"{results['growth_pool']} ({_size(results['growth_wheel_bytes'])} of random data per wheel), built "
@@ -253,7 +254,7 @@ def render_markdown(results: dict, chart: str | None) -> str:
                 f"{_size(z['redis_bytes'])};",
                 f"- peak {z['peak_rps']:.2f} requests/s / {z['hits_per_s']:.0f} hits/s per replica = "
                 f"{z['replicas_by_hits']:.3f} replicas; peak {z['builds_in_flight']:.1f} builds in flight / "
-                f"{z['build_slots']} per builder = {z['replicas_by_builds']:.2f} replicas; **{z['replicas']} "
+                f"{z['build_slots']} cores per builder = {z['replicas_by_builds']:.2f} replicas; **{z['replicas']} "
                 "replicas** (at least 2)."]
     return "\n".join(out) + "\n"
 

@@ -26,6 +26,7 @@ def main(json_path: str, png_path: str) -> int:
         hits.plot([r["clients"] for r in rows], [r["per_s"] for r in rows], marker="o",
                   label=f"{kind} ({results['hit_servers'][kind]})")
     hits.set_xscale("log", base=2)
+    hits.set_yscale("log")
     hits.set_xlabel("concurrent clients")
     hits.set_ylabel("cache hits / s")
     hits.set_title("one replica: cache hits", fontsize=10)
@@ -40,6 +41,8 @@ def main(json_path: str, png_path: str) -> int:
     latency = builds.twinx()
     latency.plot(levels, [r["p50_s"] for r in results["builds"]], marker="s", color="#d62728", label="p50 latency")
     latency.set_ylabel("p50 latency (s)", color="#d62728")
+    builds.set_ylim(bottom=0)
+    latency.set_ylim(bottom=0)
     builds.set_title("one builder: concurrent builds", fontsize=10)
     builds.grid(alpha=0.3)
 

@@ -51,8 +51,7 @@ def tiny_results(fleet_model) -> dict:
                 "venv --server": cli,
                 "archive only, HTTP": [{"resolve_and_build_s": 0.1, "fetch_s": 0.1, "total_s": 0.2,
                                         "venvs_built_on_b": 1}]}},
-            "sizing": fleet_model.sizing(per_key["marginal"], fleet_model.sustained(hits["ResolveAndBuild"])["per_s"],
-                                         fleet_model.saturation(builds)),
+            "sizing": fleet_model.sizing(per_key["marginal"], fleet_model.sustained(hits["ResolveAndBuild"])["per_s"]),
             "machine": {"cpus": 2, "platform": "test", "load_before": 0.1, "load_after": 0.2},
             "versions": {"venvsmith": "abc"}}
 
@@ -75,17 +74,19 @@ def test_sizing_applies_the_readme_formulas_to_the_measured_figures(fleet):
     per_key = {"meta_bytes": 1000.0, "redis_key_bytes": 4096.0, "redis_persistent_bytes": 96.0}
     example = {"jobs_per_day": 36000, "distinct_keys_per_day": 10, "retention_days": 2, "archive_mib": 1.0,
                "new_wheel_mib_per_key": 0.5, "busy_hours": 10, "peak_factor": 2.0, "build_minutes": 6.0,
-               "resolution_ttl_s": 100.0}
-    z = model.sizing(per_key, hits_per_s=1.0, saturation={"concurrency": 2, "per_min": 50.0}, example=example)
+               "resolution_ttl_s": 100.0, "cores_per_builder": 2}
+    z = model.sizing(per_key, hits_per_s=1.0, example=example)
     assert z["live_keys"] == 20
     assert z["registry_bytes"] == pytest.approx(20 * (1.5 * model.MIB + 1000))
     assert z["peak_rps"] == pytest.approx(36000 / 36000 * 2)
     assert z["redis_bytes"] == pytest.approx(2 * (20 * 96 + 2 * 100 * 4000))
     assert z["replicas_by_hits"] == pytest.approx(2.0)
-    # 10 keys over 600 min x 2 = 1/30 builds/min, x 6 min = 0.2 in flight, 2 per builder
+    # 10 keys over 600 min x 2 = 1/30 builds/min, x 6 min = 0.2 in flight, 2 cores per builder
     assert z["replicas_by_builds"] == pytest.approx(0.1)
     assert z["replicas"] == 2
-    assert model.sizing(per_key, hits_per_s=0.5, saturation={"concurrency": 2}, example=example)["replicas"] == 4
+    assert model.sizing(per_key, hits_per_s=0.5, example=example)["replicas"] == 4
+    assert model.sizing(per_key, hits_per_s=1e6, example={**example, "build_minutes": 60.0})["replicas"] == 2
+    assert model.sizing(per_key, hits_per_s=1e6, example={**example, "build_minutes": 150.0})["replicas"] == 3
 
 
 def test_the_saturation_is_the_first_level_near_the_best_throughput(fleet):
