@@ -41,7 +41,7 @@ from pathlib import Path
 
 import fleet_model
 from common import BENCH_VENV, REPO, SCRUB, WORK_DIR, bench_parser, parse_opts, report_base, save_report
-from resolve_bench import git_describe
+from resolve_bench import git_describe, wait_idle
 
 #: Growth: the pool of wheels environments are drawn from, the wheels per environment, the data per wheel.
 POOL, PER_ENV, POOL_WHEEL_BYTES = 12, 4, 256 * 1024
@@ -418,7 +418,7 @@ def run_bench(opts: argparse.Namespace) -> dict:
     WORK_DIR.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="fleet-", dir=WORK_DIR))
     stamp = time.strftime("%Y-%m-%dT%H:%M:%S")
-    load_before = round(os.getloadavg()[0], 2)
+    load_before = round(wait_idle(opts.wait_idle, opts.idle_load), 2)  # --wait-idle S: a quieter machine
     env_bytes = int(opts.env_mib * fleet_model.MIB)
     index = make_index(work / "index", rng, sum(opts.build_levels), env_bytes)
     registry = registry_mod.RegistryProcess(work / "registry").start()
