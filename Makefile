@@ -87,7 +87,9 @@ serve-resolver: $(STAMP)
 serve-builder: $(STAMP)
 	$(VENV)/bin/venvsmith serve builder --port 50052 --http-port 8080
 
-bench: $(STAMP)
+# Every bench (bench/run.py; one alone: python bench/run.py --bench NAME); the fleet bench starts docker-registry
+# and redis-server on 127.0.0.1.
+bench: $(STAMP) registry-tools redis-tools
 	$(PY) bench/run.py
 
 clean:

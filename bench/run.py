@@ -13,7 +13,10 @@ Benches (in ``BENCHES``; each module's ``--help`` lists its options):
   input) from 32 concurrent clients against a resolver and a builder on 127.0.0.1 with a hermetic index:
   failures, p50 / p99 per kind, peak RSS of each server;
 - ``verify`` (``bench/verify_bench.py``): ``venvsmith verify`` of a lock (cold and warm) next to the cold
-  resolution that produced it.
+  resolution that produced it;
+- ``fleet`` (``bench/fleet_bench.py``): replicas on one OCI registry and one Redis (real ``docker-registry``,
+  ``redis-server`` and ``serve`` processes on 127.0.0.1, hermetic index): cache hits/s and concurrent builds of
+  one replica, registry bytes and Redis keys per lock key, replica B serving a 50 MiB environment A built.
 
 The same command line goes to every bench (``--quick``, ``--repeat``, ``--mirror``, ``--sets`` ...); an option
 no selected bench knows is an error. Afterwards ``bench/summary.py`` writes ``bench/results/<date>.md``, one
@@ -34,7 +37,7 @@ PROJECT_PYTHON = REPO / ".venv" / "bin" / "python"
 
 # name -> module under bench/ with a ``main(argv) -> int``
 BENCHES = {"resolve": "resolve_bench", "venv": "venv_bench", "concurrency": "concurrency_bench", "load": "load_bench",
-           "verify": "verify_bench"}
+           "verify": "verify_bench", "fleet": "fleet_bench"}
 
 
 def _ensure_project_python() -> None:

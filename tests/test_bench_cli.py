@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 BENCH = Path(__file__).resolve().parent.parent / "bench"
-BENCHES = ("resolve_bench", "venv_bench", "concurrency_bench", "load_bench", "verify_bench")
+BENCHES = ("resolve_bench", "venv_bench", "concurrency_bench", "load_bench", "verify_bench", "fleet_bench")
 
 
 @pytest.fixture
