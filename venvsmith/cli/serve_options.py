@@ -58,8 +58,9 @@ def add_serve_options(serve: argparse.ArgumentParser) -> None:
                        help="where the resolution, metadata and index-page caches live: sqlite:///DIR (local "
                             "files; default: under --home) or redis://[[USER]:PASSWORD@]HOST:PORT/N (rediss:// for "
                             "TLS, verified against --cache-ca), shared by every replica given the same URL, with "
-                            "single-flight of resolutions across them, and of builds (downloads, sdist builds, venvs) across "
-                            "builders that also share one --store oci://...; the local files stay in front, so a replica "
+                            "single-flight of resolutions across them, and of builds (downloads, sdist builds, "
+                            "venvs) across builders that also share one --store oci://...; the local files stay in "
+                            "front, so a replica "
                             "keeps serving while Redis is down (or refuses the password or certificate): health "
                             "details say so, naming Redis without the password")
     serve.add_argument("--cache-ca", metavar="FILE", default=None,
