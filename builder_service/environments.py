@@ -104,6 +104,8 @@ class Environments:
             return result
 
         result, outcome = ws.actions.get_or_compute_outcome(key.key(), shared_or_build)
+        if outcome == "computed" and result.meta.get("from_registry"):
+            outcome = "cached"  # another replica's image: nothing was built here (BuildStats.venv_built false)
         return result.outputs[0], outcome, base
 
     def images(self) -> EnvironmentImages | None:

@@ -70,12 +70,14 @@ def test_replica_b_serves_the_environment_replica_a_built(tmp_path, index, regis
     with BuilderProcess(tmp_path / "a", "--store", store, "--metrics-port", str(port_a),
                         allow=[index.base_url]) as a:
         built = build(a, index, "small")
-        assert venv_builds(port_a) == 1
+        assert venv_builds(port_a) == 1 and built.stats.venv_built
     with BuilderProcess(tmp_path / "b", "--store", store, "--metrics-port", str(port_b),
                         allow=[index.base_url]) as b:
         served = build(b, index, "small")
         assert venv_builds(port_b) == 0, b.log()  # not rebuilt: the registry's image was used
         assert served.venv_archive.digest == built.venv_archive.digest
+        # the stats tell the same: no venv built, no wheel downloaded from the index by B
+        assert not served.stats.venv_built and served.stats.wheels_downloaded == 0, served.stats
         data = read_all(b, served.venv_archive.digest)
         assert len(data) == built.venv_archive.digest.size_bytes
     if shutil.which("skopeo") is None:
