@@ -93,3 +93,16 @@ def test_concurrent_acquirers_get_one_lease(redis_server):
         t.join()
     assert len(won) == 1
     assert lease.holder(client, "t:", "race")[0] == won[0].token
+
+
+def test_the_fence_counter_expires_and_a_new_one_still_gives_larger_tokens(redis_server):
+    client = redis_server.client()
+    first = lease.acquire(client, "t:", "fenced", 5000, renew=False)
+    assert first is not None
+    left_ms = client.pttl("t:fence:fenced")
+    assert 0 < left_ms <= lease.FENCE_KEEP_MS  # one key per distinct name does not stay for ever
+    first.release()
+    client.delete("t:fence:fenced")  # as if it had expired while nothing used the name
+    second = lease.acquire(client, "t:", "fenced", 5000, renew=False)
+    assert second is not None and second.token > first.token
+    second.release()

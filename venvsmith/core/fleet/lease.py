@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -87,10 +88,25 @@ class Lease:
         self.release()
 
 
+#: ``INCR`` the fence counter KEYS[1] and let it expire after ARGV[1] ms unused; a counter made anew (first use, or
+#: expired) starts from ARGV[2], the caller's clock in microseconds, so tokens keep growing across its expiry.
+_NEXT_TOKEN = """
+local token = redis.call('INCR', KEYS[1])
+if token == 1 then token = redis.call('INCRBY', KEYS[1], ARGV[2]) end
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+return token
+"""
+#: How long a fence counter outlives its last lease (at least): a day, or 100 lease lifetimes.
+FENCE_KEEP_MS = 24 * 3600 * 1000
+
+
 def acquire(client: Any, prefix: str, name: str, ttl_ms: int, *, renew: bool = True) -> Lease | None:
     """The lease on ``name`` if nobody holds it (renewed in the background unless ``renew`` is false), else
-    None. The fencing token is taken first, so tokens grow with every attempt, won or not."""
-    token = int(client.incr(f"{prefix}fence:{name}"))
+    None. The fencing token is taken first, so tokens grow with every attempt, won or not. The fence counter
+    expires a day (or 100 lease lifetimes) after its last use, so one key per distinct name does not stay in
+    Redis for ever; a new counter starts from the clock, above every token an earlier one gave."""
+    keep = max(FENCE_KEEP_MS, 100 * ttl_ms)
+    token = int(client.eval(_NEXT_TOKEN, 1, f"{prefix}fence:{name}", str(keep), str(time.time_ns() // 1000)))
     key = f"{prefix}lease:{name}"
     if not client.set(key, str(token), nx=True, px=ttl_ms):
         return None
