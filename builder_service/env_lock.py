@@ -119,7 +119,7 @@ def resolution_document(store: FilesystemStore, response: resolver_pb2.ResolveRe
     statements = []
     if response.signature.key_id:
         payload = response_payload(response)
-        ref = OutputRef(store.put_bytes(payload), _JSON_MEDIA, "lock_signature", f"resolution-{key}.json")
+        ref = OutputRef(store.put_bytes(payload), _JSON_MEDIA, "lock_file", f"resolution-{key}.json")
         statements.append(Statement(RESOLUTION, ref, response.signature.key_id, response.signature.ed25519))
     return LockDocument(tuple(files), tuple(statements))
 
@@ -135,7 +135,7 @@ def build_statement(store: FilesystemStore, signer: Signer | SigningKeyFile, *, 
                                      venv_archive=ref_to_proto(archive), interpreter=interpreter_to_proto(base))
     payload = environment_payload(result, venv_key)
     key_id, signature = signer.sign(payload)
-    ref = OutputRef(store.put_bytes(payload), _JSON_MEDIA, "build_signature", f"environment-{lock_key[:16]}.json")
+    ref = OutputRef(store.put_bytes(payload), _JSON_MEDIA, "lock_file", f"environment-{lock_key[:16]}.json")
     return Statement(BUILD, ref, key_id, signature)
 
 
