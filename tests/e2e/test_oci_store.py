@@ -80,8 +80,12 @@ def test_replica_b_serves_the_environment_replica_a_built(tmp_path, index, regis
         assert len(data) == built.venv_archive.digest.size_bytes
     if shutil.which("skopeo") is None:
         pytest.fail("skopeo is not installed: run `make registry-tools`")
+    index_doc = json.loads(subprocess.run(["skopeo", "inspect", "--tls-verify=false", "--raw",
+                                           f"docker://{registry.host}/fleet/envs:{built.lock_key}"],
+                                          check=True, capture_output=True, timeout=120).stdout)
+    [entry] = index_doc["manifests"]  # the lock key's index: one environment so far
     raw = subprocess.run(["skopeo", "inspect", "--tls-verify=false", "--raw",
-                          f"docker://{registry.host}/fleet/envs:{built.lock_key}"],
+                          f"docker://{registry.host}/fleet/envs@{entry['digest']}"],
                          check=True, capture_output=True, timeout=120).stdout
     layers = json.loads(raw)["layers"]
     assert [lay["digest"] for lay in layers] == [f"sha256:{built.venv_archive.digest.hash}"]
@@ -116,3 +120,53 @@ def _wait_until_empty(directory) -> None:
             return
         time.sleep(0.1)
     raise AssertionError(f"{directory} was never flushed")
+
+
+def test_a_trusting_replica_uses_the_signed_image_and_builds_locally_when_its_lock_document_was_altered(
+        tmp_path, index, registry):
+    """Builders with --signing-key/--trusted-key: the image carries the lock document (pylock.toml from the
+    resolution, both signatures); B uses it; after someone with write access to the registry alters the signed
+    statement, C refuses the image and builds the environment itself."""
+    import base64
+
+    from builder_service.env_image import INDEX_MEDIA, LOCK_ARTIFACT, MANIFEST_MEDIA
+    from builder_service.store.registry import RegistryClient
+    from tests.signing.keys import write_keypair
+
+    private, public = write_keypair(tmp_path / "keys", "builder")
+    store = f"oci://{registry.host}/fleet"
+    keys = ("--signing-key", str(private), "--trusted-key", str(public))
+    ports = [free_port() for _ in range(3)]
+    with BuilderProcess(tmp_path / "a", "--store", store, *keys, "--metrics-port", str(ports[0]),
+                        allow=[index.base_url]) as a:
+        built = build(a, index, "small")
+    client = RegistryClient(store)
+    found = client.get_manifest("fleet/envs", built.lock_key, (INDEX_MEDIA,))
+    assert found is not None
+    [entry] = json.loads(found[0])["manifests"]
+    image = entry["digest"].removeprefix("sha256:")
+    referrers = json.loads(client.get_manifest("fleet/envs", f"sha256-{image}", (INDEX_MEDIA,))[0])
+    [lock_entry] = [d for d in referrers["manifests"] if d["artifactType"] == LOCK_ARTIFACT]
+    lock = json.loads(client.get_manifest("fleet/envs", lock_entry["digest"], (MANIFEST_MEDIA,))[0])
+    roles = {lay["annotations"].get("io.venvsmith.statement") for lay in lock["layers"]}
+    assert roles >= {"build", "resolution"}  # the embedded resolver signed its answer too
+    assert any(lay["annotations"]["org.opencontainers.image.title"] == "pylock.toml" for lay in lock["layers"])
+    with BuilderProcess(tmp_path / "b", "--store", store, "--trusted-key", str(public), "--metrics-port",
+                        str(ports[1]), allow=[index.base_url]) as b:
+        assert build(b, index, "small").venv_archive.digest == built.venv_archive.digest
+        assert venv_builds(ports[1]) == 0, b.log()  # the signed image was used
+    # tamper: the build statement's signature replaced (a forged one under the trusted key id)
+    for lay in lock["layers"]:
+        if lay["annotations"].get("io.venvsmith.statement") == "build":
+            lay["annotations"]["io.venvsmith.signature.ed25519"] = base64.b64encode(b"\0" * 64).decode()
+    body = json.dumps(lock).encode()
+    forged = client.put_manifest("fleet/envs", "sha256:" + __import__("hashlib").sha256(body).hexdigest(), body,
+                                 MANIFEST_MEDIA)
+    lock_entry.update(digest=f"sha256:{forged.hash}", size=forged.size_bytes)
+    client.put_manifest("fleet/envs", f"sha256-{image}", json.dumps(referrers).encode(), INDEX_MEDIA)
+    with BuilderProcess(tmp_path / "c", "--store", store, "--trusted-key", str(public), "--metrics-port",
+                        str(ports[2]), allow=[index.base_url]) as c:
+        rebuilt = build(c, index, "small")
+        assert venv_builds(ports[2]) == 1, c.log()  # refused the altered image: built here
+        assert "bad signature" in c.log()
+    assert rebuilt.venv_archive.digest == built.venv_archive.digest  # deterministic: the same archive
