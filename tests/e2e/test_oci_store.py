@@ -38,11 +38,13 @@ def registry(tmp_path) -> Iterator[RegistryProcess]:
         yield r
 
 
-def build(server: BuilderProcess, index: IndexServer, *reqs: str) -> builder_pb2.BuildResult:
+def build(server: BuilderProcess, index: IndexServer, *reqs: str, compile_bytecode: bool = False
+          ) -> builder_pb2.BuildResult:
     config = common_pb2.IndexConfig(index_url=index.url)
     request = builder_pb2.ResolveAndBuildRequest(
         resolve=resolver_pb2.ResolveRequest(requirements=list(reqs), index=config),
-        options=builder_pb2.BuildOptions(wheels=True, venv_archive=True, index=config),
+        options=builder_pb2.BuildOptions(wheels=True, venv_archive=True, index=config,
+                                         compile_bytecode=compile_bytecode),
     )
     result = None
     for event in server.stub.ResolveAndBuild(request, timeout=120):
@@ -170,3 +172,32 @@ def test_a_trusting_replica_uses_the_signed_image_and_builds_locally_when_its_lo
         assert venv_builds(ports[2]) == 1, c.log()  # refused the altered image: built here
         assert "bad signature" in c.log()
     assert rebuilt.venv_archive.digest == built.venv_archive.digest  # deterministic: the same archive
+
+
+def test_one_lock_key_two_option_sets_one_index_and_skopeo_pulls_each_by_digest(tmp_path, index, registry):
+    store = f"oci://{registry.host}/fleet"
+    with BuilderProcess(tmp_path / "a", "--store", store, allow=[index.base_url]) as a:
+        plain = build(a, index, "small")
+    with BuilderProcess(tmp_path / "b", "--store", store, allow=[index.base_url]) as b:  # another replica
+        compiled = build(b, index, "small", compile_bytecode=True)
+    assert plain.lock_key == compiled.lock_key and plain.venv_archive.digest != compiled.venv_archive.digest
+    if shutil.which("skopeo") is None:
+        pytest.fail("skopeo is not installed: run `make registry-tools`")
+
+    def skopeo(*args: str) -> bytes:
+        return subprocess.run(["skopeo", *args], check=True, capture_output=True, timeout=120).stdout
+
+    index_doc = json.loads(skopeo("inspect", "--tls-verify=false", "--raw",
+                                  f"docker://{registry.host}/fleet/envs:{plain.lock_key}"))
+    assert index_doc["mediaType"] == "application/vnd.oci.image.index.v1+json"
+    entries = {d["annotations"]["io.venvsmith.compile-bytecode"]: d for d in index_doc["manifests"]}
+    assert set(entries) == {"true", "false"}
+    for flag, result in (("false", plain), ("true", compiled)):
+        entry = entries[flag]
+        assert entry["platform"]["os"] == "linux" and entry["platform"]["architecture"]
+        assert entry["annotations"]["io.venvsmith.interpreter"] == result.interpreter.path
+        assert entry["annotations"]["io.venvsmith.python-version"] == result.interpreter.version
+        out = tmp_path / f"pulled-{flag}"
+        skopeo("copy", "--src-tls-verify=false", f"docker://{registry.host}/fleet/envs@{entry['digest']}",
+               f"dir:{out}")
+        assert (out / result.venv_archive.digest.hash).stat().st_size == result.venv_archive.digest.size_bytes
