@@ -30,7 +30,7 @@ from venvsmith.core.interpreters import BaseInterpreter
 from venvsmith.core.signed_build import environment_payload
 from venvsmith.core.signed_lock import response_payload
 from venvsmith.core.signing import Signer, SigningKeyFile, TrustedKeys, UntrustedAnswer
-from venvsmith.v1 import builder_pb2, resolver_pb2
+from venvsmith.v1 import builder_pb2, common_pb2, resolver_pb2
 
 from .action_cache import OutputRef
 from .digest import Digest
@@ -128,8 +128,6 @@ def build_statement(store: FilesystemStore, signer: Signer | SigningKeyFile, *, 
                     target_digest: str, archive: OutputRef, wheels: Sequence[OutputRef], lock_file: OutputRef,
                     base: BaseInterpreter) -> Statement:
     """The builder's signed statement of an environment image (see the module docstring)."""
-    from .engine import ref_to_proto
-
     result = builder_pb2.BuildResult(lock_key=lock_key, target_digest=target_digest,
                                      wheels=[ref_to_proto(w) for w in wheels], lock_file=ref_to_proto(lock_file),
                                      venv_archive=ref_to_proto(archive), interpreter=interpreter_to_proto(base))
@@ -137,6 +135,16 @@ def build_statement(store: FilesystemStore, signer: Signer | SigningKeyFile, *, 
     key_id, signature = signer.sign(payload)
     ref = OutputRef(store.put_bytes(payload), _JSON_MEDIA, "lock_file", f"environment-{lock_key[:16]}.json")
     return Statement(BUILD, ref, key_id, signature)
+
+
+_KINDS = {"wheel": common_pb2.WHEEL, "venv_archive": common_pb2.VENV_ARCHIVE, "lock_file": common_pb2.LOCK_FILE}
+
+
+def ref_to_proto(out: OutputRef) -> common_pb2.ArtifactRef:
+    """The ArtifactRef fields a signature covers (as :func:`~builder_service.engine.ref_to_proto` sets them)."""
+    return common_pb2.ArtifactRef(digest=common_pb2.Digest(hash=out.digest.hash, size_bytes=out.digest.size_bytes),
+                                  media_type=out.media_type, filename=out.filename,
+                                  kind=_KINDS.get(out.kind, common_pb2.ARTIFACT_KIND_UNSPECIFIED))
 
 
 def layers(document: LockDocument) -> list[dict]:
@@ -157,8 +165,8 @@ def _descriptor(media: str, digest: Digest, annotations: dict[str, str]) -> dict
             "annotations": annotations}
 
 
-def check_statement(referrer: dict, read: Callable[[Digest], bytes], trusted: TrustedKeys, *, venv_key: str, lock_key: str,
-                    archive: Digest) -> None:
+def check_statement(referrer: dict, read: Callable[[Digest], bytes], trusted: TrustedKeys, *, venv_key: str,
+                    lock_key: str, archive: Digest) -> None:
     """Raise :class:`~venvsmith.core.signing.UntrustedAnswer` unless the lock referrer ``referrer`` (a parsed
     manifest) has a ``build`` statement signed by a trusted key for this venv key, lock key and venv archive, whose
     lock file is one of the referrer's layers; ``read(digest)`` returns a (small) blob's bytes."""

@@ -55,7 +55,7 @@ def read_index(registry: RegistryClient, repo: str, tag: str, key_of: Callable[[
 
 def update_index(registry: RegistryClient, repo: str, tag: str, new: Mapping[str, dict],
                  key_of: Callable[[dict], str | None], *, known: Callable[[Entries], Entries] | None = None,
-                 annotations: Mapping[str, str] | None = None, order: Callable[[dict], object] | None = None) -> bool:
+                 annotations: Mapping[str, str] | None = None, order: Callable[[dict], tuple[str, ...]] | None = None) -> bool:
     """Merge ``new`` (and what ``known(current)`` returns: entries the index should have but lacks) into the index
     at ``tag``; True when a read after the write has them all. Raises ``RegistryUnavailable`` when the registry is
     down."""
@@ -67,7 +67,7 @@ def update_index(registry: RegistryClient, repo: str, tag: str, new: Mapping[str
         wanted.update(new)
         if all(current.get(k) == d for k, d in wanted.items()):
             return True
-        manifests = sorted(wanted.values(), key=order or (lambda d: (d.get("digest", ""),)))
+        manifests = sorted(wanted.values(), key=order or (lambda d: (str(d.get("digest", "")),)))
         doc: dict[str, object] = {"schemaVersion": 2, "mediaType": INDEX_MEDIA, "manifests": manifests}
         if annotations:
             doc["annotations"] = dict(annotations)
