@@ -55,7 +55,8 @@ def read_index(registry: RegistryClient, repo: str, tag: str, key_of: Callable[[
 
 def update_index(registry: RegistryClient, repo: str, tag: str, new: Mapping[str, dict],
                  key_of: Callable[[dict], str | None], *, known: Callable[[Entries], Entries] | None = None,
-                 annotations: Mapping[str, str] | None = None, order: Callable[[dict], tuple[str, ...]] | None = None) -> bool:
+                 annotations: Mapping[str, str] | None = None,
+                 order: Callable[[dict], tuple[str, ...]] | None = None) -> bool:
     """Merge ``new`` (and what ``known(current)`` returns: entries the index should have but lacks) into the index
     at ``tag``; True when a read after the write has them all. Raises ``RegistryUnavailable`` when the registry is
     down."""
