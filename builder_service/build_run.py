@@ -24,11 +24,12 @@ from venvsmith.core.input_limits import MAX_BUILD_PINS, check_count
 from venvsmith.core.pin import Pin, lock_key
 from venvsmith.core.signed_build import sign_result
 from venvsmith.core.target import TargetEnvironment
-from venvsmith.v1 import builder_pb2
+from venvsmith.v1 import builder_pb2, resolver_pb2
 
 from .action_cache import OutputRef
 from .digest import Digest
 from .engine import BuildEngine, ref_to_proto
+from .env_lock import LockInputs, resolution_document
 from .errors import BuilderError
 from .venv_key import interpreter_to_proto
 from .wheels import BuildWatch
@@ -65,12 +66,16 @@ class BuildRun:
     """Consumes a request stream in a reader thread; :meth:`events` yields progress and finally the result."""
 
     def __init__(self, engine: BuildEngine, requests: Iterable[builder_pb2.BuildRequest],
-                 is_active: Callable[[], bool] | None = None) -> None:
+                 is_active: Callable[[], bool] | None = None,
+                 resolution: Callable[[], resolver_pb2.ResolveResponse | None] | None = None) -> None:
         self.engine = engine
         self.requests = requests
         #: Whether the caller still waits (``grpc.ServicerContext.is_active``): once not, the run's fetches and
         #: builds stop (their processes killed) unless another call shares them. None: always.
         self.is_active = is_active
+        #: ResolveAndBuild: the resolver's answer (pins, lock documents, signature) once its summary has come, for
+        #: the environment image's lock document.
+        self.resolution = resolution
         self.queue: queue.SimpleQueue = queue.SimpleQueue()
         self.started = time.perf_counter()
         #: Set by the stream's first message; every pin comes after it.
@@ -233,6 +238,13 @@ class BuildRun:
         self._progress(pin, done, wheel=ref_to_proto(ref, self._http()), **log)
         return ref
 
+    def _lock_inputs(self, lock_file: OutputRef, key: str) -> LockInputs:
+        """The environment image's lock document: the lock file, and the resolver's documents and signature."""
+        response = self.resolution() if self.resolution is not None else None
+        if response is None or self.engine.environments.images() is None or response.lock_key != key:
+            return LockInputs(lock_file)
+        return LockInputs(lock_file, resolution_document(self.engine.store, response))
+
     def _http(self) -> str:
         return self.engine.settings.http_base_url
 
@@ -256,14 +268,16 @@ class BuildRun:
         result = builder_pb2.BuildResult(lock_key=key, http_base_url=http, target_digest=header.target.digest())
         if options.wheels:
             result.wheels.extend(ref_to_proto(w, http, key) for w in wheels)
-        result.lock_file.CopyFrom(ref_to_proto(environments.lock_file(self.pins, header.target, key), http, key))
+        lock_file = environments.lock_file(self.pins, header.target, key)
+        result.lock_file.CopyFrom(ref_to_proto(lock_file, http, key))
         if options.wheelhouse:
             result.wheelhouse.CopyFrom(ref_to_proto(environments.wheelhouse(key, wheels), http, key))
         venv_outcome = "cached"
         if options.venv_archive:
             with cancellation.serving(self.is_active):
                 ref, venv_outcome, base = environments.venv_archive(key, header.target, wheels,
-                                                                    options.compile_bytecode, seed=options.seed)
+                                                                    options.compile_bytecode, seed=options.seed,
+                                                                    lock=self._lock_inputs(lock_file, key))
             result.venv_archive.CopyFrom(ref_to_proto(ref, http, key))
             result.interpreter.CopyFrom(interpreter_to_proto(base))
         shared = bool(self.outcomes["shared"]) or venv_outcome == "shared"

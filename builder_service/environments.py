@@ -22,6 +22,7 @@ from .action_cache import ActionResult, Outcome, OutputRef
 from .action_keys import LockWheels, Wheelhouse
 from .archive import pack
 from .env_image import EnvironmentImages
+from .env_lock import LockInputs
 from .store.oci import RegistryStore
 from .store.reader import verify_blobs
 from .venv_key import VenvKey
@@ -36,7 +37,8 @@ class Environments:
         self._images: EnvironmentImages | None = None
         if isinstance(workspace.store, RegistryStore):
             # the queue a previous run left (blobs and environment publications) goes out once the registry answers
-            self._images = EnvironmentImages(workspace.store)
+            self._images = EnvironmentImages(workspace.store, signer=workspace.settings.signer,
+                                             trusted=workspace.settings.trusted)
             workspace.store.start_pusher()
 
     def seed_wheel(self, interpreter: Path) -> OutputRef:
@@ -47,12 +49,14 @@ class Environments:
         return OutputRef(self.workspace.store.put_file(wheel), WHEEL_MEDIA, "wheel", wheel.name)
 
     def venv_archive(self, lock_key: str, target: TargetEnvironment, wheels: Sequence[OutputRef],
-                     compile_bytecode: bool, seed: bool = False) -> tuple[OutputRef, Outcome, BaseInterpreter]:
+                     compile_bytecode: bool, seed: bool = False, lock: LockInputs | None = None
+                     ) -> tuple[OutputRef, Outcome, BaseInterpreter]:
         """The relocatable venv of exactly these wheels (install order) for ``target``, keyed by the lock key, the
         base interpreter and the options (:class:`~builder_service.venv_key.VenvKey`); with how it came
         (``"computed"``, ``"shared"`` with a concurrent identical build, or ``"cached"``) and the interpreter.
 
-        ``seed`` adds the pip bundled with the interpreter (unless a pin is pip already).
+        ``seed`` adds the pip bundled with the interpreter (unless a pin is pip already). ``lock``: what the
+        environment image's lock document holds (an oci:// store).
         """
         from .venv import build_venv
 
@@ -100,7 +104,7 @@ class Environments:
                                     meta={"lock_key": lock_key, "interpreter": base.path,
                                           "interpreter_identity": base.identity, "from_registry": "1"})
             result = build()
-            images.publish_or_queue(lock_key, key.key(), result.outputs[0], installs, base.path)
+            images.publish_or_queue(key, result.outputs[0], installs, lock=lock, target_digest=target.digest())
             return result
 
         result, outcome = ws.actions.get_or_compute_outcome(key.key(), shared_or_build)

@@ -29,6 +29,8 @@ def resolve_and_build(
     ``is_active()`` is false (the caller cancelled, its deadline passed) the builds stop unless shared."""
     out: queue.SimpleQueue = queue.SimpleQueue()
     pins: queue.SimpleQueue = queue.SimpleQueue()
+    answer = resolver_pb2.ResolveResponse()  # filled as the resolution streams; complete once its summary came
+    summarized = threading.Event()
 
     def build_requests() -> Iterator[builder_pb2.BuildRequest]:
         yield builder_pb2.BuildRequest(header=builder_pb2.BuildHeader(
@@ -50,8 +52,14 @@ def resolve_and_build(
                 out.put(builder_pb2.ResolveAndBuildEvent(resolve=event))
                 kind = event.WhichOneof("event")
                 if kind == "pin":
+                    answer.pins.append(event.pin)
                     pins.put(event.pin)
                 elif kind == "summary":
+                    s = event.summary
+                    answer.MergeFrom(resolver_pb2.ResolveResponse(
+                        lock_key=s.lock_key, requirements_txt=s.requirements_txt, pylock_toml=s.pylock_toml,
+                        environment=s.environment, signature=s.signature))
+                    summarized.set()
                     pins.put(event.summary)
         except BaseException as exc:  # noqa: BLE001 - reported in the caller's thread
             # Field paths of the resolution's bad input are inside this request's `resolve`.
@@ -60,7 +68,8 @@ def resolve_and_build(
 
     def run_build() -> None:
         try:
-            for event in BuildRun(engine, build_requests(), is_active).events():
+            resolution = lambda: answer if summarized.is_set() else None  # noqa: E731
+            for event in BuildRun(engine, build_requests(), is_active, resolution).events():
                 out.put(builder_pb2.ResolveAndBuildEvent(build=event))
         except _Aborted:
             pass

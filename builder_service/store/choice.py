@@ -67,6 +67,8 @@ def add_store_options(serve) -> None:
                        help="builder: where artifacts are kept: file:///PATH (default: $VENVSMITH_HOME/store) or "
                             "oci://HOST:PORT/REPO-PREFIX, an OCI registry shared by replicas, with the local store "
                             "as its cache (https; http only for 127.0.0.1 without --store-ca; credentials as "
-                            "oci://USER:PASSWORD@...)")
+                            "oci://USER:PASSWORD@...). Refused on serve resolver's command line (exit 2): the resolver "
+                            "keeps no artifacts; a config file shared with builders may hold it")
     serve.add_argument("--store-ca", default="", metavar="FILE",
-                       help="builder: CA bundle verifying an oci:// store's HTTPS (default: the system's)")
+                       help="builder: CA bundle verifying an oci:// store's HTTPS (default: the system's; refused "
+                            "by serve resolver, as --store)")

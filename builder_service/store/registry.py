@@ -235,6 +235,30 @@ class RegistryClient:
         finally:
             r.release_conn()
 
+    def tags(self, repo: str, prefix: str, *, max_pages: int = 64) -> list[str]:
+        """The repository's tags that start with ``prefix`` (``GET /v2/<repo>/tags/list``, asked to start after
+        ``prefix``'s predecessor and following ``Link`` pages; filtered here, since registries differ in whether
+        they honour ``last``). A missing repository has none."""
+        path = f"/v2/{repo}/tags/list?" + urlencode({"last": prefix[:-1]} if prefix else {})
+        found: list[str] = []
+        for _ in range(max_pages):
+            r = self._request("GET", repo, path, pull=True, stream=True)
+            try:
+                if r.status == 404:
+                    return found
+                self._check(r, "GET tags")
+                doc = json.loads(_bounded(r, MAX_MANIFEST_BYTES, str(self.url), f"tags of {repo}"))
+                link = r.headers.get("Link", "")
+            finally:
+                r.release_conn()
+            found += [t for t in (doc.get("tags") or []) if isinstance(t, str) and t.startswith(prefix)]
+            match = re.match(r"\s*<([^>]+)>\s*;\s*rel=\"?next\"?", link)
+            if not match:
+                return found
+            parts = urlsplit(match.group(1))
+            path = parts.path + (f"?{parts.query}" if parts.query else "")
+        return found
+
     # -- HTTP and auth -------------------------------------------------------------------------------------------
 
     def ping(self) -> None:

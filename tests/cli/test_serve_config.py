@@ -105,3 +105,21 @@ def test_a_server_reads_its_config_file_and_a_bad_key_stops_it(tmp_path):
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     assert "serve.toml:1: key 'colour': unknown key" in done.stderr
+
+
+@pytest.mark.parametrize("flag", [["--store", "oci://127.0.0.1:5000/acme"], ["--store-ca", "/etc/ca.pem"]])
+def test_store_on_the_resolvers_command_line_is_exit_2(capsys, flag):
+    """The resolver keeps no artifacts: --store given to it is a usage error, never silently ignored."""
+    assert main(["serve", "resolver", "--port", "0", *flag]) == 2
+    err = capsys.readouterr().err
+    assert flag[0] in err and "resolver keeps no artifacts" in err and "serve builder --store" in err
+
+
+def test_a_store_key_in_a_config_file_shared_with_builders_is_accepted_by_the_resolver(tmp_path):
+    """deploy/k8s: one config.toml for both servers; its `store` key is the builders' and the resolver says so."""
+    config = tmp_path / "serve.toml"
+    config.write_text('store = "oci://127.0.0.1:1/acme"\n')
+    args = _args(["serve", "resolver", "--config", str(config)])
+    assert args.store == "oci://127.0.0.1:1/acme"
+    with ResolverProcess(tmp_path / "home", "--config", str(config)) as server:
+        assert "store is a builder setting" in server.log()

@@ -14,7 +14,14 @@ import zstandard
 
 from builder_service.action_cache import OutputRef
 from builder_service.archive import pack
-from builder_service.env_image import LAYER_MEDIA, MANIFEST_MEDIA, WHEELS_ARTIFACT, EnvironmentImages
+from builder_service.env_image import (
+    INDEX_MEDIA,
+    LAYER_MEDIA,
+    MANIFEST_MEDIA,
+    WHEELS_ARTIFACT,
+    EnvironmentImages,
+    architecture,
+)
 from builder_service.store.oci import RegistryStore
 from builder_service.store.registry import RegistryClient
 
@@ -43,7 +50,15 @@ def _skopeo(*args: str) -> bytes:
 
 def test_skopeo_pulls_the_environment_image_and_its_layer_is_the_venv_archive(registry, tmp_path):
     _store, archive, _wheel, image = _published(tmp_path, registry)
-    raw = _skopeo("inspect", "--tls-verify=false", "--raw", f"docker://{registry.host}/acme/envs:{LOCK_KEY}")
+    index = json.loads(_skopeo("inspect", "--tls-verify=false", "--raw",
+                               f"docker://{registry.host}/acme/envs:{LOCK_KEY}"))
+    assert index["mediaType"] == INDEX_MEDIA
+    [entry] = index["manifests"]
+    assert entry["digest"] == f"sha256:{image.hash}" and entry["mediaType"] == MANIFEST_MEDIA
+    assert entry["platform"] == {"os": "linux", "architecture": architecture()}
+    assert entry["annotations"]["io.venvsmith.venv-key"] == VENV_KEY
+    assert entry["annotations"]["io.venvsmith.interpreter"] == "/usr/bin/python3"
+    raw = _skopeo("inspect", "--tls-verify=false", "--raw", f"docker://{registry.host}/acme/envs@sha256:{image.hash}")
     manifest = json.loads(raw)
     assert hashlib.sha256(raw).hexdigest() == image.hash
     assert manifest["mediaType"] == MANIFEST_MEDIA
@@ -51,7 +66,9 @@ def test_skopeo_pulls_the_environment_image_and_its_layer_is_the_venv_archive(re
         (LAYER_MEDIA, f"sha256:{archive.digest.hash}")]
     assert manifest["annotations"]["io.venvsmith.lock-key"] == LOCK_KEY
     out = tmp_path / "pulled"
-    _skopeo("copy", "--src-tls-verify=false", f"docker://{registry.host}/acme/envs:{LOCK_KEY}", f"dir:{out}")
+    # the lock key's tag, resolved through its index to this platform's image, as a runtime does
+    _skopeo("copy", "--src-tls-verify=false", "--override-arch", architecture(),
+            f"docker://{registry.host}/acme/envs:{LOCK_KEY}", f"dir:{out}")
     layer = (out / archive.digest.hash).read_bytes()
     assert hashlib.sha256(layer).hexdigest() == archive.digest.hash
     # a valid tar+zstd layer: the config's diff_id is the uncompressed tar's digest, and it unpacks to the tree
@@ -76,6 +93,10 @@ def test_another_builder_finds_the_environment_and_its_wheels(registry, tmp_path
     assert not other.cached(archive.digest)
     with other.open(archive.digest) as f:
         assert hashlib.sha256(f.read()).hexdigest() == archive.digest.hash
+    referrers = json.loads(_skopeo("inspect", "--tls-verify=false", "--raw",
+                                   f"docker://{registry.host}/acme/envs:sha256-{image.hash}"))
+    assert referrers["mediaType"] == INDEX_MEDIA
+    [entry] = [d for d in referrers["manifests"] if d["artifactType"] == WHEELS_ARTIFACT]
     referrer = json.loads(_skopeo("inspect", "--tls-verify=false", "--raw",
-                                  f"docker://{registry.host}/acme/envs:sha256-{image.hash}"))
+                                  f"docker://{registry.host}/acme/envs@{entry['digest']}"))
     assert referrer["artifactType"] == WHEELS_ARTIFACT and referrer["subject"]["digest"] == f"sha256:{image.hash}"

@@ -492,6 +492,9 @@ def _serve_resolver(args) -> int:
     from venvsmith.core import observe
 
     start = serve_start.prepare(args)
+    if getattr(args, "store", ""):  # from a config file or environment shared with the builders
+        serve_options.announce(args, "store is a builder setting: this resolver keeps no artifacts (its lock "
+                                     "documents reach the registry in the builders' environment images)")
     engine = resolver_server_engine(args.builder, client_security(args, args.builder), allow=start.allow,
                                     signer=start.signer)
     server, port, engine = serve_start.listen(

@@ -44,6 +44,11 @@ class DefaultsHelpFormatter(argparse.HelpFormatter):
         return f"{text} (default: %(default)s)".lstrip()
 
 
+#: Why ``serve resolver --store`` is refused.
+RESOLVER_STORE = ("the resolver keeps no artifacts (its caches are --cache); the lock documents it signs reach the "
+                  "registry inside the environment images the builders publish: give it to serve builder --store")
+
+
 class ConfigError(Exception):
     """A bad key or value in the config file or the environment (exit 2, the message names it)."""
 
@@ -180,6 +185,10 @@ def read_environment(keys: dict[str, argparse.Action], environ: dict[str, str]) 
 
 def apply_config(parser: argparse.ArgumentParser, argv: Sequence[str], args: argparse.Namespace) -> argparse.Namespace:
     """``args`` of ``serve`` re-parsed over the config file's and the environment's values; raises ConfigError."""
+    if args.service == "resolver":
+        for key in ("store", "store_ca"):
+            if getattr(args, key, ""):  # on the command line (a shared config file's value is the builders')
+                raise ConfigError(f"--{key.replace('_', '-')}: {RESOLVER_STORE}")
     serve = _serve_parser(parser)
     keys = _keys(serve)
     merged: dict[str, Any] = {}

@@ -9,9 +9,10 @@ from venvsmith.v1 import builder_pb2, common_pb2
 
 from .signing import Signer, SigningKeyFile, TrustedKeys
 
-__all__ = ["check_result", "result_payload", "sign_result"]
+__all__ = ["check_result", "environment_payload", "result_payload", "sign_result"]
 
 _FORMAT = "venvsmith-build-signature/1"
+_ENVIRONMENT_FORMAT = "venvsmith-environment-signature/1"
 _SINGLE_REFS = ("wheelhouse", "venv_archive", "lock_file")
 
 
@@ -48,3 +49,11 @@ def check_result(result: builder_pb2.BuildResult, trusted: TrustedKeys) -> None:
     """Raise :class:`~venvsmith.core.signing.UntrustedAnswer` unless a trusted key signed ``result``."""
     trusted.check(f"build result {result.lock_key[:64]}", result_payload(result), result.signature.key_id,
                   result.signature.ed25519)
+
+
+def environment_payload(result: builder_pb2.BuildResult, venv_key: str) -> bytes:
+    """The bytes a builder signs of an environment image (its lock document): :func:`result_payload` of the
+    BuildResult the image stands for (its wheels, lock file, venv archive and interpreter), and the venv key the
+    image is published under (which also names the options, e.g. compiled bytecode, that the result does not)."""
+    doc = {"format": _ENVIRONMENT_FORMAT, "venv_key": venv_key, "result": json.loads(result_payload(result))}
+    return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode("utf-8")
