@@ -79,11 +79,16 @@ class PodTools(VenvTools):
         self.venv_help = proc.stdout
         self.has_node_cache = "--node-cache" in proc.stdout
         self.has_no_verify = "--no-verify" in proc.stdout
+        # ``--node-cache-mode {auto,hardlink,layered}``: each placement asked for by name, on one filesystem
+        self.has_node_cache_mode = "--node-cache-mode" in proc.stdout and "layered" in proc.stdout
 
     def pod(self, name: str, set_file: Path, dest: Path, home: Path, *, server: str, node: Path | None,
-            verify: bool, scenario: str, rep: int) -> Run:
-        """A new pod: ``venvsmith venv DEST --server ADDR [--node-cache NODE] [--no-verify]``, empty ``home``."""
+            verify: bool, scenario: str, rep: int, mode: str | None = None) -> Run:
+        """A new pod: ``venvsmith venv DEST --server ADDR [--node-cache NODE [--node-cache-mode MODE]]
+        [--no-verify]``, empty ``home``."""
         extra = ["--node-cache", str(node)] if node is not None else []
+        if node is not None and mode and self.has_node_cache_mode:
+            extra += ["--node-cache-mode", mode]
         if not verify:
             extra.append("--no-verify")
         try:
@@ -91,6 +96,25 @@ class PodTools(VenvTools):
                                        extra=extra, tool="venvsmith")
         finally:
             shutil.rmtree(home, ignore_errors=True)
+
+
+def remove_tree(path: Path) -> None:
+    """``rm -rf``, also of a node cache's read-only directories (made writable on the way)."""
+
+    def writable(function, name, _exc_info) -> None:
+        parent = os.path.dirname(name)
+        try:
+            os.chmod(parent, 0o755)
+            if os.path.isdir(name) and not os.path.islink(name):
+                os.chmod(name, 0o755)
+                shutil.rmtree(name, onerror=writable)
+            else:
+                os.unlink(name)
+        except OSError:
+            pass
+
+    if path.exists() or path.is_symlink():
+        shutil.rmtree(path, onerror=writable)
 
 
 # -- the builder's metrics -------------------------------------------------------------------------------
@@ -122,7 +146,10 @@ def downloads(before: dict, after: dict, archive_bytes: int) -> dict:
     for key, name in (("reads", "venvsmith_artifact_reads_total"), ("bytes", "venvsmith_artifact_bytes_sent_total")):
         a, b = metric_sum(after, name), metric_sum(before, name)
         out[key] = None if a is None else a - (b or 0.0)
-    out["archive_downloads"] = out["bytes"] / archive_bytes if out["bytes"] is not None and archive_bytes else None
+    if out["bytes"] is not None and archive_bytes:
+        out["archive_downloads"], out["counted_by"] = out["bytes"] / archive_bytes, "bytes sent / archive size"
+    else:  # a builder without the artifact counters: its GetArtifact calls (a resumed download counts twice)
+        out["archive_downloads"], out["counted_by"] = out["get_artifact_calls"], "GetArtifact calls"
     return out
 
 
@@ -192,9 +219,9 @@ def cell_jobs(tools: PodTools, name: str, set_file: Path, cell: Path, rep: int, 
         record(tools.uv_venv(name, set_file, cell / "uv-cold", cell / "uv-cold-cache", scenario="cold", rep=rep))
         shutil.rmtree(cell / "uv-cold-cache", ignore_errors=True)
 
-    def pod(scenario: str, dest: Path, node: Path | None, verify: bool) -> None:
+    def pod(scenario: str, dest: Path, node: Path | None, verify: bool, mode: str | None = None) -> None:
         record(tools.pod(name, set_file, dest, cell / f"home-{scenario.replace('/', '-')}", server=server,
-                         node=node, verify=verify, scenario=scenario, rep=rep))
+                         node=node, verify=verify, scenario=scenario, rep=rep, mode=mode))
 
     def new_node(scenario: str, tag: str, verify: bool) -> None:
         node = cell / f"node-empty-{tag}"
@@ -202,7 +229,7 @@ def cell_jobs(tools: PodTools, name: str, set_file: Path, cell: Path, rep: int, 
         try:
             pod(scenario, cell / f"new-node-{tag}", node, verify)
         finally:
-            shutil.rmtree(node, ignore_errors=True)
+            remove_tree(node)
 
     jobs = [uv_cold, partial(record_call, record, tools.uv_venv, name, set_file, cell / "uv-warm", uv_warm,
                              scenario="warm", rep=rep)]
@@ -210,9 +237,12 @@ def cell_jobs(tools: PodTools, name: str, set_file: Path, cell: Path, rep: int, 
         tag = suffix.strip("/") or "verify"
         jobs.append(partial(pod, f"server{suffix}", cell / f"server-{tag}", None, verify))
         if tools.has_node_cache:
-            jobs.append(partial(pod, f"node-hit{suffix}", cell / f"hit-{tag}", node_warm, verify))
+            jobs.append(partial(pod, f"node-hit{suffix}", cell / f"hit-{tag}", node_warm, verify, "hardlink"))
             jobs.append(partial(new_node, f"new-node{suffix}", tag, verify))
-            if layer is not None:
+            if tools.has_node_cache_mode:  # layered by name, on the node cache's filesystem
+                jobs.append(partial(pod, f"node-hit-layered{suffix}", cell / f"layered-{tag}", node_warm, verify,
+                                    "layered"))
+            elif layer is not None:  # layered because the target is on another filesystem
                 jobs.append(partial(pod, f"node-hit-layered{suffix}", layer / f"rep{rep}-{tag}", node_warm, verify))
     jobs.append(partial(record_call, record, tools.venvsmith_resolve, set_file, resolve_home, no_cache=True,
                         scenario="resolve-warm", set_name=name, rep=rep))
@@ -315,6 +345,8 @@ def trace_client(tools: PodTools, name: str, set_file: Path, work: Path, server:
     """Timeline (median of ``runs`` by process wall), import time and Python start-up of one client mode."""
     python = tools.venvsmith.parent / "python"
     extra = ["--node-cache", str(node)] if node is not None else []
+    if node is not None and tools.has_node_cache_mode:
+        extra += ["--node-cache-mode", "hardlink"]
     if not verify:
         extra.append("--no-verify")
     out: dict = {"set_name": name, "node_cache": node is not None, "verify": verify}
@@ -391,8 +423,9 @@ def run_set(tools: PodTools, opts: argparse.Namespace, name: str, set_file: Path
         info["node_fill_s"] = filled.seconds
         if not filled.ok:
             info["node_fill_error"] = filled.error
-        layer = layer_root(opts, node_warm)
-    info["layer_root"] = str(layer.parent) if layer else None
+        layer = None if tools.has_node_cache_mode else layer_root(opts, node_warm)
+    info["layered_by"] = ("--node-cache-mode layered" if tools.has_node_cache_mode
+                          else f"a target on another filesystem ({layer.parent})" if layer else None)
     uv_warm, resolve_home, compile_cache = setdir / "uv-warm-cache", setdir / "resolve-home", setdir / "compile-cache"
     warm_ups = [tools.uv_venv(name, set_file, setdir / "uv-warm-up", uv_warm, scenario="warm-up", rep=-1),
                 tools.venvsmith_resolve(set_file, resolve_home, no_cache=False, scenario="warm-up", set_name=name,
@@ -422,7 +455,7 @@ def run_set(tools: PodTools, opts: argparse.Namespace, name: str, set_file: Path
                       f"{row.get('ready', 0)}/{opts.pods} ready, archive downloads {row.get('archive_downloads')}"
                       f"{' ' + row['error'] if row.get('error') else ''}", flush=True)
             if not opts.keep_work:
-                shutil.rmtree(cell, ignore_errors=True)
+                remove_tree(cell)
         if name == opts.trace_set:
             node = node_warm if tools.has_node_cache else None
             for _, verify in venv_modes(tools):
@@ -433,7 +466,7 @@ def run_set(tools: PodTools, opts: argparse.Namespace, name: str, set_file: Path
         builder.stop()
         info.update(builder.info)
         if layer is not None:
-            shutil.rmtree(layer, ignore_errors=True)
+            remove_tree(layer)
     return info
 
 
@@ -468,9 +501,9 @@ def run_bench(opts: argparse.Namespace) -> dict:
         servers.append(run_set(tools, opts, name, set_file, work / name, i, record, herds, traces, loads,
                                pressure))
         if not opts.keep_work:
-            shutil.rmtree(work / name, ignore_errors=True)
+            remove_tree(work / name)
     if not opts.keep_work:
-        shutil.rmtree(work, ignore_errors=True)
+        remove_tree(work)
     load_after = os.getloadavg()[0]
     return {
         **run_fields(opts, stamp, sets),

@@ -18,7 +18,7 @@ GOALS_NODE_HIT = {"jupyter": (0.25, 0.3), "requests": (0.5, None)}
 GOALS_NEW_NODE = {"jupyter": (0.4, None)}
 GOAL_RESOLVE = 1.0
 CLIENTS = (("", "verifying (default)"), ("/no-verify", "`--no-verify`"))
-PLACEMENTS = (("node-hit", "hard links (same filesystem)"), ("node-hit-layered", "layered (other filesystem)"))
+PLACEMENTS = (("node-hit", "hard links (same filesystem)"), ("node-hit-layered", "layered on the shared copy"))
 NOT_AVAILABLE = "not available (no `--node-cache` in `venvsmith venv --help`)"
 
 
@@ -124,9 +124,9 @@ def _header(results: dict) -> list[str]:
 
 def _scenario1(results: dict) -> list[str]:
     out = ["## 1. New pod, node already has the environment", "",
-           "`venvsmith venv D -r SET --server ADDR --node-cache N`, `N` filled by one earlier run; layered: `D` on "
-           "another filesystem than `N` (" + ", ".join(f"`{s['set_name']}` {s.get('layer_root') or 'none'}"
-                                               for s in results["servers"]) + ").", "",
+           "`venvsmith venv D -r SET --server ADDR --node-cache N`, `N` filled by one earlier run; layered by "
+           + ", ".join(f"`{s['set_name']}`: {s.get('layered_by') or 'nothing (not measured)'}"
+                       for s in results["servers"]) + ".", "",
            "| set | placement | client | venvsmith | uv warm | ratio | goal | pass | uv cold (ref.) |",
            "|---|---|---|---|---|---|---|---|---|"]
     for name in results["sets"]:
@@ -139,7 +139,7 @@ def _scenario1(results: dict) -> list[str]:
                 vs = _vs(results, key + suffix, name)
                 if not vs["n"]:
                     why = (NOT_AVAILABLE if not results["features"]["node_cache"]
-                           else "not measured (no second filesystem)")
+                           else "not measured (no `--node-cache-mode`, no second filesystem)")
                     out.append(f"| `{name}` | {placement} | {client} | {why} | {short(uv_warm)} | — | "
                                f"{goal_text(goal, goal_s, 'uv warm')} | — | {short(uv_cold)} |")
                     continue
@@ -197,10 +197,14 @@ def _scenario3(results: dict) -> list[str]:
                 return ", ".join("—" if h.get(key) is None else format(h[key], fmt) for h in rows)
 
             ready = ", ".join(f"{h.get('ready', 0)}/{h['pods']}" for h in herds)
+            fetched = joined("archive_downloads", ".2f")
+            counted = sorted({h["counted_by"] for h in herds if h.get("counted_by")})
+            if counted and counted != ["bytes sent / archive size"]:
+                fetched += f" (counted by {', '.join(counted)})"
             goal = "one download, all ready" if mode == "node cache" else "—"
             passed = ("✓ pass" if all(herd_ok(h) for h in herds) else "✗ fail") if mode == "node cache" else "—"
             out.append(f"| `{name}` | {mode} | {len(herds)} | {wall} | {ready} | "
-                       f"{joined('archive_downloads', '.2f')} | {joined('reads', '.0f')} | "
+                       f"{fetched} | {joined('reads', '.0f')} | "
                        f"{joined('get_artifact_calls', '.0f')} | {goal} | {passed} |")
     errors = [f"- `{h['set_name']}` {h['mode']} rep {h['rep']}: "
               + md_escape("; ".join(h.get("errors") or []) or h.get("error", ""))
