@@ -445,7 +445,7 @@ def run_set(tools: PodTools, opts: argparse.Namespace, name: str, set_file: Path
             for job in [*jobs[shift:], *jobs[:shift]]:
                 job()
             modes = [True] if tools.has_node_cache else []
-            if rep < opts.herd_baseline_runs or not tools.has_node_cache:
+            if rep < opts.herd_baseline_runs:
                 modes.append(False)
             for node_cache in modes:
                 row = herd(tools, builder, name, set_file, cell / f"herd-{int(node_cache)}", opts.pods, rep,
