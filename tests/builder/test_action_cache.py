@@ -23,6 +23,7 @@ from builder_service.action_cache import (
 )
 from builder_service.digest import Digest
 from builder_service.store import FilesystemStore
+from tests.fixtures.concurrent import at_once
 
 HEX = "0123456789abcdef"
 
@@ -173,27 +174,13 @@ def test_invalid_key(cache: FilesystemActionCache) -> None:
 
 def test_get_or_compute_single_flight(store: FilesystemStore, cache: FilesystemActionCache) -> None:
     calls: list[int] = []
-    barrier = threading.Barrier(20)
-    got: list[tuple[ActionResult, bool]] = []
-    errors: list[BaseException] = []
 
     def compute() -> ActionResult:
         calls.append(1)
         time.sleep(0.3)  # a long build; everyone else arrives meanwhile
         return wheel_result(store, lock_key="abc")
 
-    def worker() -> None:
-        barrier.wait()
-        try:
-            got.append(cache.get_or_compute("lock:abc", compute))
-        except BaseException as e:  # pragma: no cover - reported below
-            errors.append(e)
-
-    threads = [threading.Thread(target=worker) for _ in range(20)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    got, errors = at_once(20, lambda _: cache.get_or_compute("lock:abc", compute))
     assert errors == []
     assert len(calls) == 1
     assert len(got) == 20 and len({r for r, _ in got}) == 1

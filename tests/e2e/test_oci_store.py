@@ -16,7 +16,6 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.fixtures.builder_server import BuilderProcess, free_port
 from tests.fixtures.index import IndexBuilder, IndexServer
-from tests.fixtures.registry import RegistryProcess, registry_available
 from venvsmith.v1 import artifact_pb2, builder_pb2, common_pb2, resolver_pb2
 
 pytestmark = pytest.mark.slow
@@ -28,14 +27,6 @@ def index(tmp_path_factory) -> Iterator[IndexServer]:
     b.add("small", "1.0")
     with IndexServer(b) as server:
         yield server
-
-
-@pytest.fixture
-def registry(tmp_path) -> Iterator[RegistryProcess]:
-    if not registry_available():
-        pytest.fail("docker-registry is not installed: run `make registry-tools`")
-    with RegistryProcess(tmp_path / "registry") as r:
-        yield r
 
 
 def build(server: BuilderProcess, index: IndexServer, *reqs: str, compile_bytecode: bool = False
