@@ -405,13 +405,14 @@ class FilesystemActionCache(ActionCacheBase):
 
     def describe(self, digests: Iterable[Digest]) -> dict[Digest, OutputRef]:
         """The output of a build for each of ``digests`` that one is (its entry found as :meth:`get` finds it:
-        trusted, outputs present); one scan of the entries per digest, for ``venvsmith fetch`` and StatArtifacts."""
+        trusted, outputs present); one indexed lookup per digest (the ``outputs`` table), for ``venvsmith fetch``
+        and StatArtifacts."""
         found: dict[Digest, OutputRef] = {}
         for digest in digests:
-            needle = f'%"digest":"{digest}"%'
-            def matching(c: sqlite3.Connection, n: str = needle) -> list[str]:
+            def matching(c: sqlite3.Connection, d: str = str(digest)) -> list[str]:
                 return [row[0] for row in c.execute(
-                    "SELECT key FROM actions WHERE result LIKE ? ORDER BY updated_at DESC LIMIT 8", (n,))]
+                    "SELECT a.key FROM outputs o JOIN actions a ON a.key = o.key WHERE o.digest = ? "
+                    "ORDER BY a.updated_at DESC LIMIT 8", (d,))]
 
             keys = self._on_disk(matching)
             for key in keys:
@@ -452,6 +453,7 @@ class FilesystemActionCache(ActionCacheBase):
             c.execute("BEGIN IMMEDIATE")
             try:
                 c.execute("INSERT OR REPLACE INTO actions (key, result, updated_at) VALUES (?, ?, ?)", row)
+                _index_outputs(c, key, result)
                 if signature is None:
                     c.execute("DELETE FROM signatures WHERE key = ?", (key,))
                 else:
@@ -470,13 +472,18 @@ class FilesystemActionCache(ActionCacheBase):
         """Forget ``key``; True if it was there."""
         def forget(c: sqlite3.Connection) -> bool:
             c.execute("DELETE FROM signatures WHERE key = ?", (key,))
+            c.execute("DELETE FROM outputs WHERE key = ?", (key,))
             return c.execute("DELETE FROM actions WHERE key = ?", (key,)).rowcount > 0
 
         return self._on_disk(forget)
 
     def _drop(self, key: str, text: str) -> None:
         """Delete ``key`` only if it still holds ``text`` (a concurrent put of a fresh result wins)."""
-        self._on_disk(lambda c: c.execute("DELETE FROM actions WHERE key = ? AND result = ?", (key, text)))
+        def drop(c: sqlite3.Connection) -> None:
+            if c.execute("DELETE FROM actions WHERE key = ? AND result = ?", (key, text)).rowcount:
+                c.execute("DELETE FROM outputs WHERE key = ?", (key,))
+
+        self._on_disk(drop)
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -492,6 +499,23 @@ def _init_schema(conn: sqlite3.Connection) -> None:
     # The ed25519 signature of each signed entry (over signed_payload(key, result)); none: unsigned.
     conn.execute("CREATE TABLE IF NOT EXISTS signatures (key TEXT PRIMARY KEY, key_id TEXT NOT NULL, "
                  "signature BLOB NOT NULL)")
+    # Which entries name a digest as an output (``describe``): kept with every write, filled once from the
+    # entries of a cache made before the table existed.
+    new = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'outputs'").fetchone() is None
+    conn.execute("CREATE TABLE IF NOT EXISTS outputs (digest TEXT NOT NULL, key TEXT NOT NULL, "
+                 "PRIMARY KEY (digest, key)) WITHOUT ROWID")
+    if new:
+        for key, text in conn.execute("SELECT key, result FROM actions").fetchall():
+            try:
+                _index_outputs(conn, key, ActionResult.from_json(text))
+            except (ValueError, KeyError, TypeError):
+                continue  # an unreadable entry: get() drops it when asked; nothing to describe
+
+
+def _index_outputs(conn: sqlite3.Connection, key: str, result: ActionResult) -> None:
+    conn.execute("DELETE FROM outputs WHERE key = ?", (key,))
+    conn.executemany("INSERT OR IGNORE INTO outputs (digest, key) VALUES (?, ?)",
+                     [(str(o.digest), key) for o in result.outputs])
 
 
 def _check_key(key: str) -> None:

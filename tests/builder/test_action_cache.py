@@ -308,3 +308,34 @@ def test_builder_health_follows_an_action_cache_that_cannot_be_replaced(tmp_path
     finally:
         server.stop(0)
         engine.close()
+
+
+# -- describe: which build output a digest is --------------------------------------------------------------------------
+
+
+def test_describe_finds_outputs_and_forgets_deleted_entries(store: FilesystemStore, cache: FilesystemActionCache
+                                                            ) -> None:
+    result = wheel_result(store)
+    cache.put("lock:one", result)
+    wheel, lock = result.outputs
+    unknown = store.put_bytes(b"a blob no build made")
+    assert cache.describe([wheel.digest, lock.digest, unknown]) == {wheel.digest: wheel, lock.digest: lock}
+    assert cache.delete("lock:one")
+    assert cache.describe([wheel.digest]) == {}
+
+
+def test_describe_indexes_a_cache_made_before_the_outputs_table(tmp_path: Path, store: FilesystemStore) -> None:
+    import sqlite3
+
+    first = FilesystemActionCache(tmp_path / "store", store)
+    result = wheel_result(store)
+    first.put("lock:old", result)
+    path = first.path
+    first.close()
+    with sqlite3.connect(path) as conn:  # as an older builder left it: no outputs table
+        conn.execute("DROP TABLE outputs")
+    again = FilesystemActionCache(tmp_path / "store", store)
+    try:
+        assert again.describe([result.outputs[0].digest]) == {result.outputs[0].digest: result.outputs[0]}
+    finally:
+        again.close()
