@@ -27,7 +27,7 @@ from venvsmith.core.singleflight import SingleFlight
 from venvsmith.core.sqlite_recovery import is_corruption, move_aside, open_checked
 
 from .digest import Digest
-from .errors import InvalidDigest
+from .errors import InvalidDigest, RegistryUnavailable
 from .store import Store
 
 if TYPE_CHECKING:
@@ -376,7 +376,11 @@ class FilesystemActionCache(ActionCacheBase):
             if local:
                 self._drop(key, text)
             return None
-        present = self.store.stat(result.digests)
+        try:
+            present = self.store.stat(result.digests)
+        except RegistryUnavailable as e:  # cannot tell: a miss (built here, pushed later), the entry kept
+            log.warning("action cache %s: %r is a miss for now: %s", where, key, e)
+            return None
         if not all(present.values()):
             gone = [str(d) for d, ok in present.items() if not ok]
             log.info("action cache %s: %r is a miss, outputs gone: %s", where, key, gone)

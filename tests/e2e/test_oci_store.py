@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 
@@ -99,6 +100,11 @@ def test_registry_down_builds_locally_and_pushes_when_it_returns(tmp_path, index
             read_all(b, built.venv_archive.digest)
         assert info.value.code() == grpc.StatusCode.UNAVAILABLE
         assert registry.host in info.value.details()
+        # the HTTP endpoint says the same (503 naming the registry), not that there is no such blob
+        digest = built.venv_archive.digest
+        with pytest.raises(urllib.error.HTTPError) as http_info:
+            urllib.request.urlopen(f"{b.http_url}/blobs/{digest.hash}/{digest.size_bytes}/venv.tar.zst", timeout=30)
+        assert http_info.value.code == 503 and registry.host in http_info.value.read().decode()
     registry.start()
     # A restarted: its queue (on disk) is flushed by the pusher's first round.
     with BuilderProcess(tmp_path / "a", "--store", store, allow=[index.base_url]):
