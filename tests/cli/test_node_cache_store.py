@@ -95,6 +95,20 @@ def test_a_killed_filler_leaves_a_released_lock_and_staging_the_next_filler_remo
         proc.send_signal(signal.SIGKILL)
         proc.wait(30)
     cache = NodeCache(root, lock_timeout=30).open()
+    os.mkdir(root / "staging" / SHA_B)  # another filler's, alive: its lock is held
+    import fcntl
+
+    with node_cache._flock(root / "locks" / f"{SHA_B}.lock", fcntl.LOCK_EX, 1):
+        assert cache.clean_staging() == 1  # what `node-cache prune` does: only the dead filler's
+    assert sorted(p.name for p in (root / "staging").iterdir()) == [SHA_B]
+    os.rmdir(root / "staging" / SHA_B)
+    proc = subprocess.Popen([sys.executable, "-c", _KILLED_FILLER, str(root), SHA_A, str(tmp_path / "first")],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "filling"
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
     placement = cache.place(SHA_A, tmp_path / "second", fake_fill)
     assert placement.filled
     assert not (root / "envs" / SHA_A / "tree" / "half-written").exists()
@@ -230,3 +244,4 @@ def test_node_cache_list_and_prune_commands(tmp_path, capsys):
     assert main(["node-cache", "prune", str(tmp_path / "node"), "--max-size", "lots"]) == 2
     assert "not a size" in capsys.readouterr().err
     assert main(["node-cache", "list", str(tmp_path / "elsewhere")]) == 2
+    assert main(["node-cache", "prune", str(tmp_path / "node"), "--every", "0"]) == 2

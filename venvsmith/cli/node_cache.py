@@ -71,6 +71,17 @@ def requested(args) -> NodeCacheRequest | None:
     return NodeCacheRequest(cache, mode, max_size)
 
 
+def _prune(cache: NodeCache, max_size: int) -> None:
+    removed = cache.evict(max_size)
+    for entry in cache.entries():  # records of deleted venvs, also of the entries kept
+        cache.users(entry, prune=True)
+    cleaned = cache.clean_staging()
+    print(f"evicted {len(removed)} environment(s); the node cache holds {cache.usage()} bytes "
+          f"(limit {max_size})" + (f"; removed {cleaned} left-over staging dir(s)" if cleaned else ""), flush=True)
+    for sha in removed:
+        print(f"  evicted {sha}", flush=True)
+
+
 # -- venvsmith node-cache ----------------------------------------------------------------------------------------
 
 
@@ -87,6 +98,8 @@ def add_command(sub) -> None:
     prune.add_argument("dir", metavar="DIR")
     prune.add_argument("--max-size", metavar="SIZE", default=DEFAULT_MAX_SIZE,
                        help=f"20GiB, 500MB, 10%% of DIR's filesystem (default {DEFAULT_MAX_SIZE})")
+    prune.add_argument("--every", metavar="SECONDS", type=float, default=None,
+                       help="prune again every SECONDS, until stopped (a DaemonSet's container)")
 
 
 def cmd_node_cache(args) -> int:
@@ -108,14 +121,14 @@ def cmd_node_cache(args) -> int:
         except (NodeCacheError, ValueError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return EXIT_BAD_INPUT
-        removed = cache.evict(max_size)
-        for entry in cache.entries():  # records of deleted venvs, also of the entries kept
-            cache.users(entry, prune=True)
-        print(f"evicted {len(removed)} environment(s); the node cache holds {cache.usage()} bytes "
-              f"(limit {max_size})")
-        for sha in removed:
-            print(f"  evicted {sha}")
-        return EXIT_OK
+        if args.every is not None and not 1 <= args.every <= 86400:
+            print("error: --every: between 1 and 86400 seconds", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        while True:
+            _prune(cache, max_size)
+            if args.every is None:
+                return EXIT_OK
+            time.sleep(args.every)
     rows: list[dict] = [{"sha256": e.sha256, "bytes": e.size(), "last_used": e.last_used(),
              "users": [os.fspath(p) for p in cache.users(e)]} for e in cache.entries()]
     if args.format == "json":

@@ -276,6 +276,28 @@ class NodeCache:
         os.rename(entry.path, aside)
         _remove_tree(aside)
 
+    def clean_staging(self) -> int:
+        """Remove what dead processes left in ``staging/``: a filler's directory whose lock is free (no filler
+        holds it), an entry half deleted. How many were removed."""
+        removed = 0
+        try:
+            items = list((self.root / "staging").iterdir())
+        except FileNotFoundError:
+            return 0
+        for item in items:
+            if _SHA256.match(item.name):
+                try:
+                    with self._locked(item.name, fcntl.LOCK_EX, timeout=0):
+                        _remove_tree(item)
+                except TimeoutError:
+                    continue  # being filled
+            elif item.name.startswith(".discard-"):
+                _remove_tree(item)
+            else:
+                continue
+            removed += 1
+        return removed
+
     # -- eviction ------------------------------------------------------------------------------------------------
 
     def usage(self) -> int:
