@@ -94,7 +94,8 @@ def add_command(sub) -> None:
     listing.add_argument("dir", metavar="DIR")
     listing.add_argument("--format", choices=["text", "json"], default="text")
     prune = actions.add_parser("prune", help="evict least recently used environments no venv depends on down to "
-                                             "SIZE; stale in-use records are dropped")
+                                             "SIZE; stale in-use records and dead fillers' staging are dropped "
+                                             "(an empty DIR is made a node cache: what a DaemonSet starts with)")
     prune.add_argument("dir", metavar="DIR")
     prune.add_argument("--max-size", metavar="SIZE", default=DEFAULT_MAX_SIZE,
                        help=f"20GiB, 500MB, 10%% of DIR's filesystem (default {DEFAULT_MAX_SIZE})")
@@ -110,7 +111,7 @@ def cmd_node_cache(args) -> int:
     from venvsmith.clients.node_cache import NodeCache, NodeCacheError, parse_max_size
 
     root = Path(args.dir)
-    if not (root / "envs").is_dir():
+    if not (root / "envs").is_dir() and not (args.node_cache_action == "prune" and root.is_dir()):
         print(f"error: {root} is not a node cache (no envs/ in it)", file=sys.stderr)
         return EXIT_BAD_INPUT
     cache = NodeCache(root)
