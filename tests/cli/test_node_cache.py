@@ -258,3 +258,15 @@ def test_auto_layers_across_filesystems(capsys, server, index, tmp_path):
         assert "layered from the node cache" in out
     finally:
         shutil.rmtree(other, ignore_errors=True)
+
+
+def test_the_embedded_path_uses_the_node_cache_too(capsys, index, tmp_path):
+    node = tmp_path / "node"
+    for name in ("first", "second"):
+        code = main(["venv", str(tmp_path / name), "-q", "--index-url", index.url, "--node-cache", str(node),
+                     "--node-cache-mode", "layered", "app"])
+        out, err = capsys.readouterr()
+        assert code == 0, err
+        assert "layered from the node cache" in out and ("(filled)" in out) is (name == "first")
+    assert python(tmp_path / "second", "-c", "import app, lib; print(lib.__file__)").startswith(
+        str(only_entry(node) / "tree"))

@@ -245,3 +245,28 @@ def test_node_cache_list_and_prune_commands(tmp_path, capsys):
     assert "not a size" in capsys.readouterr().err
     assert main(["node-cache", "list", str(tmp_path / "elsewhere")]) == 2
     assert main(["node-cache", "prune", str(tmp_path / "node"), "--every", "0"]) == 2
+
+
+def test_an_in_place_edit_of_a_hard_linked_venv_fails_for_a_user_who_is_not_root(tmp_path):
+    """As another user than root (dropped to nobody when the tests run as root): `echo x >> file` fails."""
+    import shutil
+    import tempfile
+
+    base = Path(tempfile.mkdtemp(prefix="node-cache-", dir="/tmp"))  # traversable by nobody, unlike tmp_path
+    try:
+        os.chmod(base, 0o755)
+        cache = NodeCache(base / "node").open()
+        cache.place(SHA_A, base / "venv", fake_fill, mode="hardlink")
+        linked = base / "venv" / "lib" / "python3.11" / "site-packages" / "pkg" / "__init__.py"
+        as_user = None
+        if os.geteuid() == 0:
+            def as_user() -> None:
+                os.setgid(65534)
+                os.setuid(65534)
+        proc = subprocess.run(["/bin/sh", "-c", 'echo x >> "$1"', "sh", str(linked)], preexec_fn=as_user,
+                              capture_output=True, text=True, timeout=30)
+        assert proc.returncode != 0 and "ermission denied" in proc.stderr, proc.stderr
+        assert linked.read_bytes() == b"#" * 1000 and cache.entry(SHA_A).damage() is None
+    finally:
+        node_cache._remove_tree(base)
+        shutil.rmtree(base, ignore_errors=True)

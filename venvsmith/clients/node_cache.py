@@ -34,7 +34,7 @@ import re
 import shutil
 import stat
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,7 +75,7 @@ class Placement:
 def _flock(path: Path, kind: int, timeout: float) -> Iterator[None]:
     """``flock(kind)`` on ``path`` (created when absent), waiting at most ``timeout`` seconds (0: one try).
     ``flock`` has no timeout of its own: non-blocking tries, 5 ms apart at first, at most 100 ms."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)  # flock needs no write access
     try:
         deadline = time.monotonic() + timeout
         delay = 0.005
@@ -234,10 +234,14 @@ class NodeCache:
             raise
 
     def touch(self, entry: Entry) -> None:
+        """The entry's last use is now (the order eviction follows); a stamp that cannot be touched (another uid's)
+        only makes the entry look older."""
         try:
             os.utime(entry.stamp)
         except FileNotFoundError:
             entry.stamp.write_bytes(b"")
+        except PermissionError as exc:
+            log.debug("node cache: %s not touched: %s", entry.stamp, exc)
 
     def register(self, entry: Entry, dest: Path) -> None:
         """Record that the layered venv at ``dest`` depends on ``entry`` (``users/<sha256>/<hash of dest>``)."""
@@ -311,7 +315,7 @@ class NodeCache:
                     pass
         return total
 
-    def evict(self, max_size: int, keep: set[str] = frozenset()) -> list[str]:  # type: ignore[assignment]
+    def evict(self, max_size: int, keep: Collection[str] = ()) -> list[str]:
         """Remove least recently used entries until the cache holds at most ``max_size`` bytes; never one in
         ``keep``, in use (a layered venv depends on it) or locked (being filled or placed). The removed shas.
         Space shared with hard-linked venvs is freed only when those venvs are deleted too."""
