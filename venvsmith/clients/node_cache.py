@@ -183,11 +183,11 @@ class NodeCache:
                 if how is not None:
                     return Placement(entry, how, filled=False)
         with self._locked(sha256, fcntl.LOCK_EX):  # missing, or found damaged: fill it once, under this lock
-            refilled = False
-            filled = False
-            if entry.tree.is_dir() or entry.path.exists():
-                what = entry.damage()
-                if what is not None:
+            refilled = filled = False
+            how = self._place(entry, dest, mode) if entry.tree.is_dir() else None  # another process filled it
+            if how is None:
+                if entry.path.exists():
+                    what = entry.damage() or "it changed while it was checked"
                     message = (f"the node cache entry {entry.path} was damaged ({what}); removed it and fetched "
                                f"the environment again")
                     log.warning("%s", message)
@@ -195,12 +195,11 @@ class NodeCache:
                         note(message)
                     self._discard(entry)
                     refilled = True
-            if not entry.tree.is_dir():
                 self._fill(entry, fill)
                 filled = True
-            how = self._place(entry, dest, mode)
-            if how is None:  # damaged again between the fill and the placement (someone writes into it)
-                raise NodeCacheError(f"the node cache entry {entry.path} changed while it was placed")
+                how = self._place(entry, dest, mode)
+                if how is None:  # damaged between the fill and the placement: someone writes into it
+                    raise NodeCacheError(f"the node cache entry {entry.path} changed while it was placed")
         evicted: tuple[str, ...] = ()
         if filled and max_size is not None:
             evicted = tuple(self.evict(max_size, keep={sha256}))
