@@ -270,3 +270,17 @@ def test_an_in_place_edit_of_a_hard_linked_venv_fails_for_a_user_who_is_not_root
     finally:
         node_cache._remove_tree(base)
         shutil.rmtree(base, ignore_errors=True)
+
+
+def test_a_fill_that_fails_leaves_no_partial_environment(tmp_path):
+    import errno
+
+    def full_disk(tree: Path) -> None:
+        fake_fill(tree)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    cache = NodeCache(tmp_path / "node").open()
+    with pytest.raises(OSError, match="No space left"):
+        cache.place(SHA_A, tmp_path / "v", full_disk)
+    assert not cache.entry(SHA_A).path.exists() and not list((tmp_path / "node" / "staging").iterdir())
+    assert cache.place(SHA_A, tmp_path / "v", fake_fill).filled
