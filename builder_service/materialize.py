@@ -28,7 +28,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 from . import venv_template
-from .archive import unpack
 from .venv_template import FileStat, Template, adopt_template, template_for  # noqa: F401 - re-exported
 
 log = logging.getLogger(__name__)
@@ -156,6 +155,8 @@ def materialize(archive: Path, sha256: str, dest: Path, root: Path, mode: str = 
     if mode not in LINK_MODES:
         raise ValueError(f"unknown link mode {mode!r} (one of {', '.join(LINK_MODES)})")
     if mode == "copy":
+        from .archive import unpack
+
         unpack(archive, dest)
         return
     template = template_for(archive, sha256, root)

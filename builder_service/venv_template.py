@@ -22,10 +22,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .archive import file_mode, unpack
-from .digest import Digest
-from .errors import UnsafeArchive
-
 _TREE = "tree"
 _MANIFEST = "files.json"
 
@@ -91,6 +87,11 @@ def _install(work: Path, target: Path) -> bool:
 
 
 def _from_archive(archive: Path, sha256: str, root: Path) -> Template:
+    # Imported here: checking and placing a tree (the node cache's hit path) needs no archive code.
+    from .archive import unpack
+    from .digest import Digest
+    from .errors import UnsafeArchive
+
     actual = Digest.of_file(archive).hash
     if actual != sha256:
         raise UnsafeArchive(archive, None, f"its sha256 is not {sha256}: no template made from it")
@@ -188,6 +189,8 @@ def adopt_template(tree: Path, sha256: str, root: Path) -> bool:
 
 
 def _normalise_modes(path: str) -> None:
+    from .archive import file_mode
+
     os.chmod(path, 0o755)
     with os.scandir(path) as it:
         entries = list(it)
