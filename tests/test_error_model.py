@@ -69,8 +69,8 @@ ERROR_MODULES = ["venvsmith.core.errors", "resolver_service.errors", "builder_se
 SERVICE_PACKAGES = ["venvsmith/core", "resolver_service", "builder_service", "venvsmith/clients", "venvsmith/cli"]
 #: Exceptions that are not domain errors, each with where it is turned into one (or why it never reaches a caller).
 INTERNAL_EXCEPTIONS = {
-    "builder_service.action_cache.InvalidActionResult": "a stored action result that fails to parse is a miss",
-    "builder_service.action_cache.MissingOutputs": "an action result whose outputs are gone is a miss",
+    "builder_service.action_result.InvalidActionResult": "a stored action result that fails to parse is a miss",
+    "builder_service.action_result.MissingOutputs": "an action result whose outputs are gone is a miss",
     "builder_service.materialize.TemplateChanged": "materialize() rebuilds the template from the archive (a warning)",
     "builder_service.orchestrate._Aborted": "ends the build side when the resolution failed (that error goes on)",
     "builder_service.sandbox.SandboxUnavailable": "start-up only: serve builder refuses to start (auto falls back)",
