@@ -19,7 +19,7 @@ import tomllib
 from collections.abc import Sequence
 from typing import Any
 
-from venvsmith.core import jsonlog, lifecycle
+from venvsmith.core import lifecycle
 
 log = logging.getLogger("venvsmith.serve")
 
@@ -220,6 +220,8 @@ def configure_serving(args: argparse.Namespace) -> None:
     level = args.log_level or ("info" if args.log_format == "json" or args.verbose else "warning")
     if args.verbose:
         level = "debug"
+    from venvsmith.core import jsonlog  # grpc: imported by the serve commands only, not by every parser build
+
     jsonlog.configure(args.log_format, getattr(logging, level.upper()))
     if args.home:
         os.environ["VENVSMITH_HOME"] = os.path.abspath(args.home)
