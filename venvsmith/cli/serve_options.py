@@ -15,7 +15,6 @@ import re
 import signal
 import sys
 import threading
-import tomllib
 from collections.abc import Sequence
 from typing import Any
 
@@ -159,6 +158,8 @@ def read_config(path: str, keys: dict[str, argparse.Action]) -> dict[str, Any]:
     if len(raw) > MAX_CONFIG_BYTES:
         raise ConfigError(f"--config {path}: larger than {MAX_CONFIG_BYTES} bytes")
     text = raw.decode("utf-8", errors="replace")
+    import tomllib  # here: every command builds the parser that holds serve's options, few read a config
+
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
