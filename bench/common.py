@@ -196,6 +196,15 @@ def run_against_index(opts: argparse.Namespace, run: Callable[[argparse.Namespac
         return run(opts)
 
 
+def rerendered(opts: argparse.Namespace, write_report: Callable[[dict, Path, str], Path]) -> bool:
+    """With ``--render-only JSON``: the report of that results file written again next to it (True: done)."""
+    if not opts.render_only:
+        return False
+    path = Path(opts.render_only)
+    write_report(json.loads(path.read_text(encoding="utf-8")), path.parent, path.stem)
+    return True
+
+
 def bench_main(argv: list[str] | None, strict: bool, *, parser: argparse.ArgumentParser, kind: str,
                run: Callable[[argparse.Namespace], dict], write_report: Callable[[dict, Path, str], Path],
                quick: Callable[[argparse.Namespace], None] | None = None,
@@ -204,9 +213,7 @@ def bench_main(argv: list[str] | None, strict: bool, *, parser: argparse.Argumen
     :data:`QUICK_SET` (or the first given) and calls ``quick(opts)``, ``check(opts)`` may refuse the options
     (``SystemExit``), and the run's report is written as ``<date>-<kind>...``."""
     opts = parse_opts(parser, argv, strict)
-    if opts.render_only:
-        path = Path(opts.render_only)
-        write_report(json.loads(path.read_text(encoding="utf-8")), path.parent, path.stem)
+    if rerendered(opts, write_report):
         return 0
     if opts.quick:
         opts.sets = [QUICK_SET] if opts.sets == parser.get_default("sets") else opts.sets[:1]

@@ -40,7 +40,7 @@ import time
 from pathlib import Path
 
 import fleet_model
-from common import BENCH_VENV, REPO, SCRUB, WORK_DIR, bench_parser, parse_opts, report_base, save_report
+from common import BENCH_VENV, REPO, SCRUB, WORK_DIR, bench_parser, parse_opts, report_base, rerendered, save_report
 from resolve_bench import git_describe, wait_idle
 
 #: Growth: the pool of wheels environments are drawn from, the wheels per environment, the data per wheel.
@@ -510,12 +510,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None, strict: bool = True) -> int:
     """Runs without the bench venv (the chart is skipped without it) or any network: everything is local."""
-    import json
-
     opts = parse_opts(build_parser(), argv, strict)
-    if opts.render_only:
-        path = Path(opts.render_only)
-        write_report(json.loads(path.read_text(encoding="utf-8")), path.parent, path.stem)
+    if rerendered(opts, write_report):
         return 0
     if opts.quick:
         opts.keys, opts.hit_clients = QUICK["keys"], QUICK["hit_clients"]

@@ -35,7 +35,7 @@ import threading
 import time
 from pathlib import Path
 
-from common import REPO, SCRUB, WORK_DIR, bench_parser, parse_opts, report_base, save_report
+from common import REPO, SCRUB, WORK_DIR, bench_parser, parse_opts, report_base, rerendered, save_report
 from resolve_bench import git_describe, md_escape, percentile, proc_memory
 
 KINDS = {"resolve-hit": 0.3, "resolve-cold": 0.2, "build": 0.2, "stat": 0.2, "bad": 0.1}
@@ -293,12 +293,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None, strict: bool = True) -> int:
     """Runs without the bench venv or any network: the index is hermetic."""
-    import json
-
     opts = parse_opts(build_parser(), argv, strict)
-    if opts.render_only:
-        path = Path(opts.render_only)
-        write_report(json.loads(path.read_text(encoding="utf-8")), path.parent, path.stem)
+    if rerendered(opts, write_report):
         return 0
     if opts.quick:
         opts.requests, opts.clients = min(opts.requests, QUICK_REQUESTS), min(opts.clients, QUICK_CLIENTS)

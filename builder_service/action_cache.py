@@ -14,20 +14,28 @@ import sqlite3
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, get_args, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, TypeVar, runtime_checkable
 
 from venvsmith.core import cancellation, observe
 from venvsmith.core.health import HealthState
 from venvsmith.core.singleflight import SingleFlight
 from venvsmith.core.sqlite_recovery import is_corruption, move_aside, open_checked
 
+from .action_result import (
+    KINDS,
+    ActionResult,
+    ArtifactKindName,
+    InvalidActionResult,
+    MissingOutputs,
+    Outcome,
+    OutputRef,
+)
 from .digest import Digest
-from .errors import InvalidDigest
+from .errors import RegistryUnavailable
 from .store import Store
 
 if TYPE_CHECKING:
@@ -51,123 +59,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-#: How :meth:`ActionCacheBase.get_or_compute_outcome` got its result.
-Outcome = Literal["computed", "shared", "cached"]
-ArtifactKindName = Literal["wheel", "sdist", "wheelhouse", "venv_archive", "lock_file", "metadata", "log"]
-KINDS: frozenset[str] = frozenset(get_args(ArtifactKindName))
-_FORMAT_VERSION = 1
-
-
-class InvalidActionResult(ValueError):
-    """A serialised or constructed result that does not have the expected shape."""
-
-    def __init__(self, value: object, reason: str) -> None:
-        super().__init__(f"invalid action result: {reason}")
-        self.value = value
-        self.reason = reason
-
-    def __reduce__(self):
-        return (type(self), (self.value, self.reason))
-
-
-class MissingOutputs(LookupError):
-    """``put`` of a result whose output blobs are not (all) in the store."""
-
-    def __init__(self, key: str, digests: Iterable[Digest]) -> None:
-        self.key = key
-        self.digests = tuple(digests)
-        super().__init__(f"action {key!r}: outputs not in the store: {', '.join(map(str, self.digests))}")
-
-    def __reduce__(self):
-        return (type(self), (self.key, self.digests))
-
-
-@dataclass(frozen=True)
-class OutputRef:
-    """One output of an action: a blob plus what it is and what to call it."""
-
-    digest: Digest
-    media_type: str
-    kind: str
-    filename: str
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.digest, Digest):
-            raise InvalidActionResult(self, "digest must be a Digest")
-        if self.kind not in KINDS:
-            raise InvalidActionResult(self, f"kind must be one of {sorted(KINDS)}, got {self.kind!r}")
-        if not isinstance(self.media_type, str) or not isinstance(self.filename, str):
-            raise InvalidActionResult(self, "media_type and filename must be str")
-
-    def to_dict(self) -> dict[str, str]:
-        return {"digest": str(self.digest), "media_type": self.media_type, "kind": self.kind, "filename": self.filename}
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> OutputRef:
-        try:
-            return cls(Digest.parse(data["digest"]), data["media_type"], data["kind"], data["filename"])
-        except (KeyError, TypeError, InvalidDigest) as e:
-            raise InvalidActionResult(data, f"bad output: {e}") from e
-
-
-@dataclass(frozen=True)
-class ActionResult:
-    """What an action produced: its outputs, when, and free-form string metadata (log digest, lock key...)."""
-
-    outputs: tuple[OutputRef, ...]
-    created_at: float = field(default_factory=time.time)
-    meta: Mapping[str, str] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        outputs = tuple(self.outputs)
-        if not all(isinstance(o, OutputRef) for o in outputs):
-            raise InvalidActionResult(self, "outputs must be OutputRef")
-        meta = dict(self.meta)
-        if not all(isinstance(k, str) and isinstance(v, str) for k, v in meta.items()):
-            raise InvalidActionResult(self, "meta must map str to str")
-        object.__setattr__(self, "outputs", outputs)
-        object.__setattr__(self, "meta", MappingProxyType(meta))
-
-    def __hash__(self) -> int:
-        return hash((self.outputs, self.created_at, tuple(sorted(self.meta.items()))))
-
-    @property
-    def digests(self) -> tuple[Digest, ...]:
-        """The output digests, in output order."""
-        return tuple(o.digest for o in self.outputs)
-
-    def output(self, kind: str) -> OutputRef | None:
-        """The first output of ``kind``, if any."""
-        return next((o for o in self.outputs if o.kind == kind), None)
-
-    def to_json(self) -> str:
-        """Canonical JSON (sorted keys, no whitespace)."""
-        data = {
-            "version": _FORMAT_VERSION,
-            "outputs": [o.to_dict() for o in self.outputs],
-            "created_at": self.created_at,
-            "meta": dict(self.meta),
-        }
-        return json.dumps(data, sort_keys=True, separators=(",", ":"))
-
-    @classmethod
-    def from_json(cls, text: str | bytes) -> ActionResult:
-        try:
-            data = json.loads(text)
-        except (ValueError, TypeError) as e:
-            raise InvalidActionResult(text, f"not JSON: {e}") from e
-        if not isinstance(data, dict) or data.get("version") != _FORMAT_VERSION:
-            raise InvalidActionResult(text, f"expected an object with version {_FORMAT_VERSION}")
-        outputs, created_at, meta = data.get("outputs"), data.get("created_at"), data.get("meta", {})
-        if not isinstance(outputs, list) or not all(isinstance(o, dict) for o in outputs):
-            raise InvalidActionResult(text, "outputs must be a list of objects")
-        if isinstance(created_at, bool) or not isinstance(created_at, int | float):
-            raise InvalidActionResult(text, "created_at must be a number")
-        if not isinstance(meta, dict):
-            raise InvalidActionResult(text, "meta must be an object")
-        return cls(tuple(OutputRef.from_dict(o) for o in outputs), float(created_at), meta)
-
 
 @runtime_checkable
 class ActionCache(Protocol):
@@ -376,7 +267,11 @@ class FilesystemActionCache(ActionCacheBase):
             if local:
                 self._drop(key, text)
             return None
-        present = self.store.stat(result.digests)
+        try:
+            present = self.store.stat(result.digests)
+        except RegistryUnavailable as e:  # cannot tell: a miss (built here, pushed later), the entry kept
+            log.warning("action cache %s: %r is a miss for now: %s", where, key, e)
+            return None
         if not all(present.values()):
             gone = [str(d) for d, ok in present.items() if not ok]
             log.info("action cache %s: %r is a miss, outputs gone: %s", where, key, gone)
@@ -405,13 +300,14 @@ class FilesystemActionCache(ActionCacheBase):
 
     def describe(self, digests: Iterable[Digest]) -> dict[Digest, OutputRef]:
         """The output of a build for each of ``digests`` that one is (its entry found as :meth:`get` finds it:
-        trusted, outputs present); one scan of the entries per digest, for ``venvsmith fetch`` and StatArtifacts."""
+        trusted, outputs present); one indexed lookup per digest (the ``outputs`` table), for ``venvsmith fetch``
+        and StatArtifacts."""
         found: dict[Digest, OutputRef] = {}
         for digest in digests:
-            needle = f'%"digest":"{digest}"%'
-            def matching(c: sqlite3.Connection, n: str = needle) -> list[str]:
+            def matching(c: sqlite3.Connection, d: str = str(digest)) -> list[str]:
                 return [row[0] for row in c.execute(
-                    "SELECT key FROM actions WHERE result LIKE ? ORDER BY updated_at DESC LIMIT 8", (n,))]
+                    "SELECT a.key FROM outputs o JOIN actions a ON a.key = o.key WHERE o.digest = ? "
+                    "ORDER BY a.updated_at DESC LIMIT 8", (d,))]
 
             keys = self._on_disk(matching)
             for key in keys:
@@ -452,6 +348,7 @@ class FilesystemActionCache(ActionCacheBase):
             c.execute("BEGIN IMMEDIATE")
             try:
                 c.execute("INSERT OR REPLACE INTO actions (key, result, updated_at) VALUES (?, ?, ?)", row)
+                _index_outputs(c, key, result)
                 if signature is None:
                     c.execute("DELETE FROM signatures WHERE key = ?", (key,))
                 else:
@@ -470,13 +367,18 @@ class FilesystemActionCache(ActionCacheBase):
         """Forget ``key``; True if it was there."""
         def forget(c: sqlite3.Connection) -> bool:
             c.execute("DELETE FROM signatures WHERE key = ?", (key,))
+            c.execute("DELETE FROM outputs WHERE key = ?", (key,))
             return c.execute("DELETE FROM actions WHERE key = ?", (key,)).rowcount > 0
 
         return self._on_disk(forget)
 
     def _drop(self, key: str, text: str) -> None:
         """Delete ``key`` only if it still holds ``text`` (a concurrent put of a fresh result wins)."""
-        self._on_disk(lambda c: c.execute("DELETE FROM actions WHERE key = ? AND result = ?", (key, text)))
+        def drop(c: sqlite3.Connection) -> None:
+            if c.execute("DELETE FROM actions WHERE key = ? AND result = ?", (key, text)).rowcount:
+                c.execute("DELETE FROM outputs WHERE key = ?", (key,))
+
+        self._on_disk(drop)
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -492,6 +394,23 @@ def _init_schema(conn: sqlite3.Connection) -> None:
     # The ed25519 signature of each signed entry (over signed_payload(key, result)); none: unsigned.
     conn.execute("CREATE TABLE IF NOT EXISTS signatures (key TEXT PRIMARY KEY, key_id TEXT NOT NULL, "
                  "signature BLOB NOT NULL)")
+    # Which entries name a digest as an output (``describe``): kept with every write, filled once from the
+    # entries of a cache made before the table existed.
+    new = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'outputs'").fetchone() is None
+    conn.execute("CREATE TABLE IF NOT EXISTS outputs (digest TEXT NOT NULL, key TEXT NOT NULL, "
+                 "PRIMARY KEY (digest, key)) WITHOUT ROWID")
+    if new:
+        for key, text in conn.execute("SELECT key, result FROM actions").fetchall():
+            try:
+                _index_outputs(conn, key, ActionResult.from_json(text))
+            except (ValueError, KeyError, TypeError):
+                continue  # an unreadable entry: get() drops it when asked; nothing to describe
+
+
+def _index_outputs(conn: sqlite3.Connection, key: str, result: ActionResult) -> None:
+    conn.execute("DELETE FROM outputs WHERE key = ?", (key,))
+    conn.executemany("INSERT OR IGNORE INTO outputs (digest, key) VALUES (?, ?)",
+                     [(str(o.digest), key) for o in result.outputs])
 
 
 def _check_key(key: str) -> None:

@@ -11,7 +11,6 @@ from venvsmith.v1 import artifact_pb2, artifact_pb2_grpc, common_pb2
 from .digest import Digest
 from .errors import BuilderError, InvalidDigest
 from .store import Store
-from .store.oci import RegistryStore
 from .store.reader import verified_chunks
 
 #: Most digests one StatArtifacts request may name (FindMissingBlobs-style batches stay bounded).
@@ -33,9 +32,7 @@ def read_chunks(store: Store, digest: Digest, offset: int, limit: int) -> Iterat
         error = BuilderError("INVALID_ARGUMENT", f"negative offset or limit ({offset}, {limit})")
         error.field = "offset" if offset < 0 else "limit"
         raise error
-    if not store.contains(digest):
-        if isinstance(store, RegistryStore):
-            store.registry.ping()  # a registry that is down: UNAVAILABLE naming it, not NOT_FOUND
+    if not store.contains(digest):  # a registry store that cannot ask its registry raises UNAVAILABLE naming it
         raise BuilderError("NOT_FOUND", f"no blob {digest} in the store")
     if offset > digest.size_bytes:
         raise BuilderError("OUT_OF_RANGE", f"offset {offset} is past the end of {digest}")

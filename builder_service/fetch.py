@@ -18,7 +18,7 @@ from venvsmith.core.index.local import file_url_to_path, is_file_url
 from venvsmith.core.pin import Pin
 
 from .digest import Digest, file_sha256
-from .errors import DigestMismatch
+from .errors import DigestMismatch, RegistryUnavailable
 from .store import Store
 
 CHUNK = 1 << 20
@@ -48,8 +48,11 @@ class Fetcher:
         """The stored digest of ``pin``'s file when its size is known and the store has it."""
         if pin.file.size:
             digest = Digest(file_sha256(pin.file), pin.file.size)
-            if self.store.contains(digest):
-                return digest
+            try:
+                if self.store.contains(digest):
+                    return digest
+            except RegistryUnavailable as e:  # downloaded from the index instead, pushed when the registry is back
+                log.warning("%s", e)
         return None
 
     def fetch(self, pin: Pin, progress: Progress | None = None) -> Digest:

@@ -40,7 +40,7 @@ from venvsmith.core.tls import ServerTls
 from .action_cache import OutputRef
 from .digest import Digest
 from .engine import BuildEngine
-from .errors import DigestMismatch, InvalidDigest, status_of
+from .errors import DigestMismatch, InvalidDigest, RegistryUnavailable, status_of
 from .store.reader import verified_chunks
 from .wheel_metadata import core_metadata
 from .wheelhouse import HouseWheel, negotiate, project_json, project_page, root_json, root_page
@@ -112,9 +112,12 @@ class _Handler(BaseHTTPRequestHandler):
             return None
         if m := _BLOB.match(path):
             digest = Digest(m.group(1), int(m.group(2)))
-            if (m.group(3) or "").endswith(_METADATA_SUFFIX):
-                return self._metadata(digest, m.group(3).removesuffix(".metadata"), head)
-            return self._blob(digest, head)
+            try:
+                if (m.group(3) or "").endswith(_METADATA_SUFFIX):
+                    return self._metadata(digest, m.group(3).removesuffix(".metadata"), head)
+                return self._blob(digest, head)
+            except RegistryUnavailable as exc:  # before any header: the store could not ask its registry
+                return self._send(HTTPStatus.SERVICE_UNAVAILABLE, f"{exc}\n".encode(), "text/plain", head)
         if m := _HOUSE.match(path):
             if not m.group(2):
                 return self._redirect(f"/wheelhouse/{m.group(1)}/simple/")

@@ -28,7 +28,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 from . import venv_template
-from .archive import unpack
 from .venv_template import FileStat, Template, adopt_template, template_for  # noqa: F401 - re-exported
 
 log = logging.getLogger(__name__)
@@ -52,18 +51,18 @@ class TemplateChanged(Exception):
 
 
 def clone_tree(template: Path, dest: Path, mode: str = "hardlink", expected: Template | None = None,
-               note: Callable[[str], None] | None = None) -> None:
+               note: Callable[[str], None] | None = None, added_ok: Callable[[str], bool] | None = None) -> None:
     """Recreate ``template`` at ``dest`` (absent or empty): directories made, files placed in ``mode``
     (``hardlink``, ``reflink``, ``symlink``; copies when that is not possible, said through ``note``), symlinks
-    copied. With ``expected``, the files are first checked against it: :class:`TemplateChanged` before anything
-    is made at ``dest``."""
+    copied. With ``expected``, the files are first checked against it (files not recorded whose name
+    ``added_ok`` accepts are no change): :class:`TemplateChanged` before anything is made at ``dest``."""
     dirs: list[str] = []
     files: list[tuple[str, str]] = []
     links: list[tuple[str, str]] = []
     seen: dict[str, FileStat] | None = {} if expected is not None else None
     _collect(os.fspath(template), os.fspath(dest), "", dirs, files, links, seen)
     if expected is not None and seen is not None:
-        what = venv_template.changed(expected, seen)
+        what = venv_template.changed(expected, seen, added_ok)
         if what is not None:
             raise TemplateChanged(what)
     dest.mkdir(parents=True, exist_ok=True)
@@ -156,6 +155,8 @@ def materialize(archive: Path, sha256: str, dest: Path, root: Path, mode: str = 
     if mode not in LINK_MODES:
         raise ValueError(f"unknown link mode {mode!r} (one of {', '.join(LINK_MODES)})")
     if mode == "copy":
+        from .archive import unpack
+
         unpack(archive, dest)
         return
     template = template_for(archive, sha256, root)

@@ -4,7 +4,7 @@ or built (a wheel, an sdist's wheel, a wheelhouse, a venv archive...) is found b
 Each result is a small OCI artifact in repository ``REPO-PREFIX/actions``, tagged ``a-<sha256 hex of the action
 key>`` (a key is longer than a tag may be, and has ``:``): an image manifest with ``artifactType``
 :data:`ACTION_ARTIFACT` whose config blob (:data:`CONFIG_MEDIA`) is the entry itself — the key, the
-:class:`~builder_service.action_cache.ActionResult` JSON as the local action cache stores it, and its signature
+:class:`~builder_service.action_result.ActionResult` JSON as the local action cache stores it, and its signature
 when the builder has ``--signing-key`` — and whose layers are the outputs (``org.opencontainers.image.title`` their
 file names), mounted from ``REPO-PREFIX/blobs`` where the store keeps them. A reader checks the entry exactly as
 a local one (``--trusted-key``, outputs in the store: the blobs are pulled, verified, only when used).

@@ -18,12 +18,9 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-
-from .archive import file_mode, unpack
-from .digest import Digest
-from .errors import UnsafeArchive
 
 _TREE = "tree"
 _MANIFEST = "files.json"
@@ -90,6 +87,11 @@ def _install(work: Path, target: Path) -> bool:
 
 
 def _from_archive(archive: Path, sha256: str, root: Path) -> Template:
+    # Imported here: checking and placing a tree (the node cache's hit path) needs no archive code.
+    from .archive import unpack
+    from .digest import Digest
+    from .errors import UnsafeArchive
+
     actual = Digest.of_file(archive).hash
     if actual != sha256:
         raise UnsafeArchive(archive, None, f"its sha256 is not {sha256}: no template made from it")
@@ -134,13 +136,20 @@ def rebuild(archive: Path, sha256: str, root: Path) -> Template:
         shutil.rmtree(aside, ignore_errors=True)
 
 
-def changed(template: Template, seen: dict[str, FileStat]) -> str | None:
-    """The first difference between the files ``seen`` in the template's tree now and those recorded, else None."""
+def changed(template: Template, seen: dict[str, FileStat],
+            added_ok: Callable[[str], bool] | None = None) -> str | None:
+    """The first difference between the files ``seen`` in the template's tree now and those recorded, else None.
+    A file not recorded whose name ``added_ok`` accepts is not a difference (the node cache's shared trees gain
+    the bytecode that root's imports write, see :mod:`venvsmith.clients.node_cache`)."""
     if template.files is None:
         return "no record of its files"
+    added = 0
     for name, now in seen.items():
         was = template.files.get(name)
         if was is None:
+            if added_ok is not None and added_ok(name):
+                added += 1
+                continue
             return f"{name} was added"
         if was != now:
             if not isinstance(was, list) or len(was) != len(now):
@@ -148,7 +157,7 @@ def changed(template: Template, seen: dict[str, FileStat]) -> str | None:
             what = next(field for field, a, b in zip(("size", "mtime", "inode", "mode"), was, now, strict=True)
                         if a != b)
             return f"{name} ({what} differs)"
-    if len(seen) != len(template.files):
+    if len(seen) - added != len(template.files):
         missing = next(name for name in template.files if name not in seen)
         return f"{missing} was removed"
     return None
@@ -180,6 +189,8 @@ def adopt_template(tree: Path, sha256: str, root: Path) -> bool:
 
 
 def _normalise_modes(path: str) -> None:
+    from .archive import file_mode
+
     os.chmod(path, 0o755)
     with os.scandir(path) as it:
         entries = list(it)

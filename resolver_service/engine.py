@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from venvsmith.core import cancellation, observe
+from venvsmith.core import cancellation, engine_counts
 from venvsmith.core.config import PipIndexConfig, effective_pip_config, venvsmith_home
 from venvsmith.core.convert import pin_to_proto, target_from_spec, target_to_proto
 from venvsmith.core.errors import InvalidInput, UrlNotAllowed, at_field, parsed_each
@@ -278,7 +278,7 @@ class ResolverEngine:
         key, requirements, constraints, target, policy, settings = self._prepared(request)
         if not request.no_cache:
             hit = self.cache.get(key)
-            observe.cache_lookup("resolution", hit is not None)
+            engine_counts.cache_lookup("resolution", hit is not None)
             if hit is not None:
                 response = resolver_pb2.ResolveResponse.FromString(hit[0])
                 response.stats.resolution_cache_hit = True
@@ -392,10 +392,10 @@ class ResolverEngine:
                     exc.field = _field_of(exc.value, request, requirements, constraints)
                 raise
             stats = index_source.stats
-            observe.cache_lookup("index_page", True, stats.pages_cached)
-            observe.cache_lookup("index_page", False, stats.pages_fetched)
-            observe.cache_lookup("metadata", True, stats.metadata_cached)
-            observe.cache_lookup("metadata", False, stats.metadata_fetched)
+            engine_counts.cache_lookup("index_page", True, stats.pages_cached)
+            engine_counts.cache_lookup("index_page", False, stats.pages_fetched)
+            engine_counts.cache_lookup("metadata", True, stats.metadata_cached)
+            engine_counts.cache_lookup("metadata", False, stats.metadata_fetched)
             # PEP 740 publisher identities of the pinned files only; verified offline for the projects named.
             resolution = replace(resolution, pins=with_identities(resolution.pins, attested, index_source))
             notes = answer_notes(resolution.pins, policy, index_source.project_statuses())

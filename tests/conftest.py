@@ -25,6 +25,7 @@ if str(_ROOT) not in sys.path:  # make ``import tests.fixtures`` work however py
     sys.path.insert(0, str(_ROOT))
 
 from tests.fixtures.index import IndexBuilder, IndexServer  # noqa: E402
+from tests.fixtures.registry import RegistryProcess, registry_available  # noqa: E402
 
 settings.register_profile("dev", deadline=None)
 settings.register_profile(
@@ -69,3 +70,13 @@ def index_server(index_builder: IndexBuilder) -> Iterator[Callable[..., IndexSer
     yield start
     for server in reversed(started):
         server.stop()
+
+
+@pytest.fixture
+def registry(tmp_path: Path) -> Iterator[RegistryProcess]:
+    """A real ``docker-registry`` on an ephemeral 127.0.0.1 port, its storage under ``tmp_path``; a test that
+    needs one fails (never skips) where it is not installed."""
+    if not registry_available():
+        pytest.fail("docker-registry is not installed: run `make registry-tools`")
+    with RegistryProcess(tmp_path / "registry") as r:
+        yield r

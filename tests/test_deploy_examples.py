@@ -49,3 +49,51 @@ def test_the_tags_fit_the_distribution_tag_grammar():
     tag = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
     assert tag.fullmatch(venv_tag("venv:" + "a" * 64))
     assert tag.fullmatch(environment_tag("b" * 64, "venv:" + "a" * 64))
+
+
+def _hostpaths(spec: dict) -> dict[str, dict]:
+    return {v["name"]: v["hostPath"] for v in spec["volumes"] if "hostPath" in v}
+
+
+def _mount(container: dict, volume: str) -> str:
+    found = [m["mountPath"] for m in container.get("volumeMounts", []) if m["name"] == volume]
+    assert len(found) == 1, (container["name"], volume)
+    return found[0]
+
+
+def test_node_cache_daemonset_owns_and_prunes_the_hostpath_the_ci_pod_mounts():
+    import shlex
+
+    from venvsmith.cli import build_parser
+
+    (daemonset,) = yaml.safe_load_all((EXAMPLES / "node-cache-daemonset.yaml").read_text())
+    (pod,) = yaml.safe_load_all((EXAMPLES / "ci-pod-node-cache.yaml").read_text())
+    assert (daemonset["apiVersion"], daemonset["kind"]) == ("apps/v1", "DaemonSet")
+    assert (pod["apiVersion"], pod["kind"]) == ("v1", "Pod")
+    template = daemonset["spec"]["template"]
+    assert daemonset["spec"]["selector"]["matchLabels"].items() <= template["metadata"]["labels"].items()
+    ds_volumes, pod_volumes = _hostpaths(template["spec"]), _hostpaths(pod["spec"])
+    assert len(ds_volumes) == len(pod_volumes) == 1
+    (ds_name, ds_host), (pod_name, pod_host) = next(iter(ds_volumes.items())), next(iter(pod_volumes.items()))
+    assert ds_host["path"] == pod_host["path"] and ds_host.get("type") == "DirectoryOrCreate"
+    parser = build_parser()
+    (prune,) = template["spec"]["containers"]
+    args = parser.parse_args(prune["args"])
+    assert (args.command, args.node_cache_action) == ("node-cache", "prune")
+    assert args.dir == _mount(prune, ds_name) and args.every and args.every >= 60
+    for init in template["spec"].get("initContainers", []):
+        assert _mount(init, ds_name) == args.dir and args.dir in " ".join(init["command"])
+    assert template["spec"]["securityContext"]["runAsUser"] == pod["spec"]["securityContext"]["runAsUser"]
+    # the CI job: `venvsmith venv PATH --server ADDR --node-cache DIR`, DIR the pod's mount of the same hostPath
+    (tests,) = pod["spec"]["containers"]
+    script = " ".join(tests["args"])
+    venv_call = next(part for part in script.split("&&") if part.strip().startswith("venvsmith venv"))
+    argv = shlex.split(venv_call)[1:]
+    args = parser.parse_args(argv)
+    assert args.command == "venv" and args.server and args.node_cache == _mount(tests, pod_name)
+    assert not args.path.startswith(args.node_cache + "/")  # PATH is the pod's own, layered on the shared copy
+    env = {e["name"]: e["value"] for e in tests.get("env", [])}
+    if "VENVSMITH_NODE_CACHE_MAX_SIZE" in env:
+        from builder_service.store.disk_guard import parse_free_space
+
+        parse_free_space(env["VENVSMITH_NODE_CACHE_MAX_SIZE"])

@@ -69,8 +69,8 @@ ERROR_MODULES = ["venvsmith.core.errors", "resolver_service.errors", "builder_se
 SERVICE_PACKAGES = ["venvsmith/core", "resolver_service", "builder_service", "venvsmith/clients", "venvsmith/cli"]
 #: Exceptions that are not domain errors, each with where it is turned into one (or why it never reaches a caller).
 INTERNAL_EXCEPTIONS = {
-    "builder_service.action_cache.InvalidActionResult": "a stored action result that fails to parse is a miss",
-    "builder_service.action_cache.MissingOutputs": "an action result whose outputs are gone is a miss",
+    "builder_service.action_result.InvalidActionResult": "a stored action result that fails to parse is a miss",
+    "builder_service.action_result.MissingOutputs": "an action result whose outputs are gone is a miss",
     "builder_service.materialize.TemplateChanged": "materialize() rebuilds the template from the archive (a warning)",
     "builder_service.orchestrate._Aborted": "ends the build side when the resolution failed (that error goes on)",
     "builder_service.sandbox.SandboxUnavailable": "start-up only: serve builder refuses to start (auto falls back)",
@@ -82,6 +82,8 @@ INTERNAL_EXCEPTIONS = {
     "venvsmith.core.reqfile.RequirementsFileError": "CLI only: a requirements file it cannot read",
     "venvsmith.cli.serve_options.ConfigError": "CLI only: a bad serve option (config file, variable, flag): exit 2",
     "venvsmith.cli.serve_start.StartupError": "serve start-up only: a server that cannot start (exit 1)",
+    "venvsmith.clients.node_entry.NodeCacheError": "CLI only: venv --node-cache cannot use DIR as asked (not "
+                                                   "writable, a lock never released, links impossible): exit 2",
     "venvsmith.cli.exits.CommandFailed": "CLI only: a command stops with one line (a port in use, no requirements): "
                                          "exit 2 (venvsmith.cli.exits)",
     "venvsmith.core.index.pages.PageError": "IndexUnavailable in finder.py",

@@ -11,10 +11,13 @@ the builder keeps its artifacts in.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
 from .disk_guard import FreeSpaceFloor
-from .filesystem import FilesystemStore
+
+if TYPE_CHECKING:
+    from .filesystem import FilesystemStore
 
 __all__ = ["add_store_options", "check_store_url", "open_store"]
 
@@ -49,6 +52,8 @@ def open_store(url: str, home: Path, *, ca_file: str = "", max_bytes: int | None
         return RegistryStore(home / "store", RegistryClient(url, ca_file=ca_file or None), max_bytes=max_bytes,
                              min_free=min_free)
     root = Path(unquote(urlsplit(url).path)) if url else home / "store"
+    from .filesystem import FilesystemStore  # not at import: the CLI's parser reads add_store_options
+
     return FilesystemStore(root, max_bytes=max_bytes, min_free=min_free)
 
 

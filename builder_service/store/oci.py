@@ -103,11 +103,9 @@ class RegistryStore(FilesystemStore):
                 self._fetching.discard(digest.hash)
 
     def _in_registry(self, digest: Digest) -> bool:
-        try:
-            return self.registry.has_blob(self.repo, digest)
-        except RegistryUnavailable as e:
-            log.warning("%s", e)
-            return False
+        """Whether the registry has the blob; :class:`RegistryUnavailable` when it cannot be asked (a down
+        registry is not an absent blob: callers answer UNAVAILABLE, or count a miss without forgetting anything)."""
+        return self.registry.has_blob(self.repo, digest)
 
     # -- writes: the cache, then the registry (or the pending-push queue) --------------------------------------
 

@@ -23,6 +23,7 @@ from builder_service.action_cache import (
 )
 from builder_service.digest import Digest
 from builder_service.store import FilesystemStore
+from tests.fixtures.concurrent import at_once
 
 HEX = "0123456789abcdef"
 
@@ -173,27 +174,13 @@ def test_invalid_key(cache: FilesystemActionCache) -> None:
 
 def test_get_or_compute_single_flight(store: FilesystemStore, cache: FilesystemActionCache) -> None:
     calls: list[int] = []
-    barrier = threading.Barrier(20)
-    got: list[tuple[ActionResult, bool]] = []
-    errors: list[BaseException] = []
 
     def compute() -> ActionResult:
         calls.append(1)
         time.sleep(0.3)  # a long build; everyone else arrives meanwhile
         return wheel_result(store, lock_key="abc")
 
-    def worker() -> None:
-        barrier.wait()
-        try:
-            got.append(cache.get_or_compute("lock:abc", compute))
-        except BaseException as e:  # pragma: no cover - reported below
-            errors.append(e)
-
-    threads = [threading.Thread(target=worker) for _ in range(20)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    got, errors = at_once(20, lambda _: cache.get_or_compute("lock:abc", compute))
     assert errors == []
     assert len(calls) == 1
     assert len(got) == 20 and len({r for r, _ in got}) == 1
@@ -321,3 +308,34 @@ def test_builder_health_follows_an_action_cache_that_cannot_be_replaced(tmp_path
     finally:
         server.stop(0)
         engine.close()
+
+
+# -- describe: which build output a digest is --------------------------------------------------------------------------
+
+
+def test_describe_finds_outputs_and_forgets_deleted_entries(store: FilesystemStore, cache: FilesystemActionCache
+                                                            ) -> None:
+    result = wheel_result(store)
+    cache.put("lock:one", result)
+    wheel, lock = result.outputs
+    unknown = store.put_bytes(b"a blob no build made")
+    assert cache.describe([wheel.digest, lock.digest, unknown]) == {wheel.digest: wheel, lock.digest: lock}
+    assert cache.delete("lock:one")
+    assert cache.describe([wheel.digest]) == {}
+
+
+def test_describe_indexes_a_cache_made_before_the_outputs_table(tmp_path: Path, store: FilesystemStore) -> None:
+    import sqlite3
+
+    first = FilesystemActionCache(tmp_path / "store", store)
+    result = wheel_result(store)
+    first.put("lock:old", result)
+    path = first.path
+    first.close()
+    with sqlite3.connect(path) as conn:  # as an older builder left it: no outputs table
+        conn.execute("DROP TABLE outputs")
+    again = FilesystemActionCache(tmp_path / "store", store)
+    try:
+        assert again.describe([result.outputs[0].digest]) == {result.outputs[0].digest: result.outputs[0]}
+    finally:
+        again.close()

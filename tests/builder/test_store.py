@@ -9,7 +9,6 @@ import stat
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +20,7 @@ from hypothesis import strategies as st
 from builder_service.digest import Digest
 from builder_service.errors import BlobNotFound, BlobTooLarge, DigestMismatch, InvalidDigest, InvalidRange
 from builder_service.store import FilesystemStore, Store
+from tests.fixtures.concurrent import at_once
 
 REPO = Path(__file__).resolve().parents[2]
 HEX = "0123456789abcdef"
@@ -345,9 +345,6 @@ def test_concurrent_put_same_blob_writes_once(store: FilesystemStore) -> None:
     data = os.urandom(200_000)
     expected = Digest.of_bytes(data)
     consumed: list[int] = []
-    barrier = threading.Barrier(20)
-    results: list[Digest] = []
-    errors: list[BaseException] = []
 
     def chunks(i: int) -> Iterator[bytes]:
         consumed.append(i)
@@ -355,18 +352,7 @@ def test_concurrent_put_same_blob_writes_once(store: FilesystemStore) -> None:
         time.sleep(0.2)  # the others pile up on the single-flight lock meanwhile
         yield data[1000:]
 
-    def worker(i: int) -> None:
-        barrier.wait()
-        try:
-            results.append(store.put_stream(chunks(i), expected))
-        except BaseException as e:  # pragma: no cover - reported below
-            errors.append(e)
-
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(20)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    results, errors = at_once(20, lambda i: store.put_stream(chunks(i), expected))
     assert errors == []
     assert results == [expected] * 20
     assert len(consumed) == 1, "only the first writer's stream was read"
@@ -376,18 +362,8 @@ def test_concurrent_put_same_blob_writes_once(store: FilesystemStore) -> None:
 
 def test_concurrent_put_without_expected_digest(store: FilesystemStore) -> None:
     data = os.urandom(50_000)
-    barrier = threading.Barrier(20)
-    results: list[Digest] = []
-
-    def worker() -> None:
-        barrier.wait()
-        results.append(store.put_stream([data[:20_000], data[20_000:]]))
-
-    threads = [threading.Thread(target=worker) for _ in range(20)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    results, errors = at_once(20, lambda _: store.put_stream([data[:20_000], data[20_000:]]))
+    assert errors == []
     assert results == [Digest.of_bytes(data)] * 20
     assert store.stats.writes == 1 and len(blobs_on_disk(store)) == 1 and tmp_files(store) == []
 

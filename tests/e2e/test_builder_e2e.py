@@ -16,7 +16,6 @@ import shutil
 import subprocess
 import sys
 import tarfile
-import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -30,6 +29,7 @@ import zstandard
 from packaging.version import Version
 
 from tests.fixtures.builder_server import BuilderProcess, cli, hermetic_env
+from tests.fixtures.concurrent import at_once
 from tests.fixtures.index import IndexBuilder, IndexServer
 from venvsmith.v1 import artifact_pb2, builder_pb2, common_pb2, resolver_pb2
 
@@ -233,22 +233,7 @@ def test_venv_for_another_python_the_builder_has(server, index, tmp_path):
 
 def test_twenty_concurrent_identical_builds_do_the_work_once(server, index):
     request = build_request(index, "conc")
-    results: list[builder_pb2.BuildResult] = []
-    errors: list[BaseException] = []
-    barrier = threading.Barrier(20)
-
-    def one() -> None:
-        try:
-            barrier.wait()
-            results.append(run_build(server.stub, request)[1])
-        except BaseException as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=one) for _ in range(20)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(120)
+    results, errors = at_once(20, lambda _: run_build(server.stub, request)[1], join_timeout=120)
     assert not errors, errors
     assert len(results) == 20
     assert len({r.venv_archive.digest.hash for r in results}) == 1

@@ -4,7 +4,6 @@ it from the registry. Counted from each replica's ``/metrics``."""
 
 from __future__ import annotations
 
-import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -17,10 +16,11 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.faults.test_kill9 import assert_no_partial_blob
 from tests.fixtures.builder_server import BackgroundCall, BuilderProcess, ResolverProcess, free_port
+from tests.fixtures.concurrent import at_once
 from tests.fixtures.digests import sha256_file
 from tests.fixtures.index import IndexBuilder, IndexServer
 from tests.fixtures.redis_server import RedisServer
-from tests.fixtures.registry import RegistryProcess, registry_available
+from tests.fixtures.registry import RegistryProcess
 from venvsmith.v1 import artifact_pb2, builder_pb2, common_pb2, resolver_pb2
 
 pytestmark = pytest.mark.slow
@@ -37,14 +37,6 @@ def _index(root: Path, build_body: str = "") -> IndexBuilder:
     # an sdist with static Metadata 2.2 PKG-INFO (served as its .metadata): resolvers need no builder for it
     b.add("srcpkg", "1.0", kind="sdist", backend="intree", serve_metadata=True, build_body=build_body)
     return b
-
-
-@pytest.fixture
-def registry(tmp_path) -> Iterator[RegistryProcess]:
-    if not registry_available():
-        pytest.fail("docker-registry is not installed: run `make registry-tools`")
-    with RegistryProcess(tmp_path / "registry") as r:
-        yield r
 
 
 @pytest.fixture
@@ -134,22 +126,7 @@ def test_100_identical_requests_over_3_builders_and_3_resolvers_resolve_build_an
         try:
             builders = [Builder(tmp_path / f"b{i}", index, registry, "--resolver", resolvers[i].address, redis=redis)
                         for i in range(3)]
-            results: list[builder_pb2.BuildResult] = []
-            errors: list[grpc.RpcError] = []
-            barrier = threading.Barrier(100)
-
-            def call(i: int) -> None:
-                barrier.wait()
-                try:
-                    results.append(builders[i % 3].build(index, "app"))
-                except grpc.RpcError as exc:
-                    errors.append(exc)
-
-            threads = [threading.Thread(target=call, args=(i,)) for i in range(100)]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
+            results, errors = at_once(100, lambda i: builders[i % 3].build(index, "app"))
             assert errors == []
             assert len(results) == 100
             assert len({(r.lock_key, r.venv_archive.digest.hash) for r in results}) == 1

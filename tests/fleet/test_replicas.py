@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import re
-import threading
 import time
 import urllib.request
 from collections.abc import Iterator
 
-import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from tests.fixtures.builder_server import BackgroundCall, ResolverProcess, free_port
+from tests.fixtures.concurrent import at_once
 from tests.fixtures.index import IndexBuilder, IndexServer
 from tests.fixtures.redis_server import RedisServer
 from venvsmith.v1 import common_pb2, resolver_pb2
@@ -91,22 +90,8 @@ def test_concurrent_identical_cold_requests_over_two_replicas_resolve_once(tmp_p
     index.delay, index.delay_match = 0.3, "/simple/"  # every resolution takes a while: the requests overlap
     with Replica(tmp_path / "a", index, redis.url) as a, Replica(tmp_path / "b", index, redis.url) as b:
         replicas = [a, b]
-        results: list = []
-        errors: list = []
-        barrier = threading.Barrier(12)
 
-        def call(i: int) -> None:
-            barrier.wait()
-            try:
-                results.append(replicas[i % 2].resolve(index, "app", "alpha"))
-            except grpc.RpcError as exc:
-                errors.append(exc)
-
-        threads = [threading.Thread(target=call, args=(i,)) for i in range(12)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        results, errors = at_once(12, lambda i: replicas[i % 2].resolve(index, "app", "alpha"))
         assert errors == []
         assert len({r.lock_key for r in results}) == 1 and len(results) == 12
         assert a.resolutions() + b.resolutions() == 1

@@ -177,6 +177,9 @@ def build_parser() -> argparse.ArgumentParser:
     from venvsmith.cli.verify import add_verify_command
 
     add_verify_command(sub, _add_index_options, _add_target_options)
+    from venvsmith.cli.node_cache import add_command as add_node_cache_command
+
+    add_node_cache_command(sub)
 
     config = sub.add_parser("config", help="show the index configuration resolve/build/venv use and send to a "
                                            "--server (command line, pip's configuration and environment)")
@@ -568,6 +571,15 @@ def _cmd_verify(args) -> int:
 
 
 COMMANDS["verify"] = _cmd_verify
+
+
+def _cmd_node_cache(args) -> int:
+    from venvsmith.cli.node_cache import cmd_node_cache
+
+    return cmd_node_cache(args)
+
+
+COMMANDS["node-cache"] = _cmd_node_cache
 
 
 def main(argv: Sequence[str] | None = None) -> int:

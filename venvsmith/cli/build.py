@@ -7,6 +7,7 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -213,7 +214,6 @@ def cmd_build(args) -> int:
 
 
 def cmd_venv(args) -> int:
-    from builder_service.archive import unpack
     from builder_service.errors import UnsafeArchive
 
     started = time.perf_counter()
@@ -226,6 +226,13 @@ def cmd_venv(args) -> int:
     if occupied and not args.clear:
         print(f"error: {dest} exists and is not an empty directory (--clear removes what is in it first)",
               file=sys.stderr)
+        return EXIT_BAD_INPUT
+    from venvsmith.cli import node_cache
+
+    try:
+        node = node_cache.requested(args)  # checked before anything is built
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     resolve, options, own_request = _options(args, venv=True, wheelhouse=False)
     pins: list = []
@@ -249,25 +256,52 @@ def cmd_venv(args) -> int:
         local = client.local_path(archive)
         if occupied:  # only now, once there is a venv to put in its place
             clear_directory(dest)
+        fill = venv_filler(client, archive, local)
+        placed = ""
         try:
-            if local is not None:
+            if node is not None:
+                from venvsmith.clients.node_cache import NodeCacheError
+
+                try:
+                    placement = node.place(archive.digest.hash, dest, fill)
+                except NodeCacheError as exc:
+                    print(f"error: {exc}", file=sys.stderr)
+                    return EXIT_BAD_INPUT
+                placed = f", {placement.how} from the node cache" + (" (filled)" if placement.filled else "")
+            elif local is not None:
                 from builder_service.materialize import materialize
                 from venvsmith.core.config import venvsmith_home
 
                 materialize(local, archive.digest.hash, dest, venvsmith_home() / "venvs", link_mode,
                             note=lambda message: print(f"warning: {message}", file=sys.stderr, flush=True))
             else:
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                with tempfile.TemporaryDirectory(dir=dest.parent) as work:
-                    path = Path(work) / archive.filename
-                    client.fetch(archive.digest, path)
-                    unpack(path, dest)
+                fill(dest)
         except UnsafeArchive as exc:
             raise CallError.of(exc) from None
     elapsed = time.perf_counter() - started
     print(f"venv ready at {dest} ({plural(len(result.wheels), 'package')}, lock key {result.lock_key}, "
-          f"{elapsed:.2f} s{', from the store' if result.stats.cached else ''})")
+          f"{elapsed:.2f} s{', from the store' if result.stats.cached else ''}{placed})")
     return EXIT_OK
+
+
+def venv_filler(client, archive: common_pb2.ArtifactRef, local: Path | None) -> Callable[[Path], None]:
+    """``fill(tree)``: the venv archive ``archive`` unpacked at ``tree`` (absent or an empty directory), from the
+    local store's copy (``local``) or fetched from the server (digest verified) next to ``tree`` first. The only
+    place that knows how a venv's bytes arrive: the node cache fills its entries with it, the remote path its
+    PATH."""
+    from builder_service.archive import unpack
+
+    def fill(tree: Path) -> None:
+        if local is not None:
+            unpack(local, tree)
+            return
+        tree.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=tree.parent) as work:
+            path = Path(work) / (safe_filename(archive.filename) or "venv.tar.zst")
+            client.fetch(archive.digest, path)
+            unpack(path, tree)
+
+    return fill
 
 
 def clear_directory(path: Path) -> None:

@@ -79,6 +79,9 @@ def add_commands(sub, add_resolve_inputs) -> None:
     venv.add_argument("--no-verify", action="store_true",
                       help="with --server: do not check the server's pins against your own indexes (hashes, "
                            "requirements, dependency closure) before unpacking")
+    from venvsmith.cli.node_cache import add_venv_options
+
+    add_venv_options(venv)
 
     fetch = sub.add_parser("fetch", help="fetch an artifact by digest (sha256:<hex>/<size>) to DEST")
     fetch.add_argument("ref", metavar="REF")

@@ -15,11 +15,10 @@ import re
 import signal
 import sys
 import threading
-import tomllib
 from collections.abc import Sequence
 from typing import Any
 
-from venvsmith.core import jsonlog, lifecycle
+from venvsmith.core import lifecycle
 
 log = logging.getLogger("venvsmith.serve")
 
@@ -159,6 +158,8 @@ def read_config(path: str, keys: dict[str, argparse.Action]) -> dict[str, Any]:
     if len(raw) > MAX_CONFIG_BYTES:
         raise ConfigError(f"--config {path}: larger than {MAX_CONFIG_BYTES} bytes")
     text = raw.decode("utf-8", errors="replace")
+    import tomllib  # here: every command builds the parser that holds serve's options, few read a config
+
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -220,6 +221,8 @@ def configure_serving(args: argparse.Namespace) -> None:
     level = args.log_level or ("info" if args.log_format == "json" or args.verbose else "warning")
     if args.verbose:
         level = "debug"
+    from venvsmith.core import jsonlog  # grpc: imported by the serve commands only, not by every parser build
+
     jsonlog.configure(args.log_format, getattr(logging, level.upper()))
     if args.home:
         os.environ["VENVSMITH_HOME"] = os.path.abspath(args.home)

@@ -90,7 +90,7 @@ class RemoteBuilder(Closing):
         self._rpc_error = grpc.RpcError
         self.channel = open_channel(address, security,
                                     options=[("grpc.max_receive_message_length", 64 * 1024 * 1024), *CHANNEL_OPTIONS])
-        from venvsmith.core.jsonlog import traced_channel
+        from venvsmith.core.client_interceptor import traced_channel
 
         traced = traced_channel(self.channel)
         self.stub = builder_pb2_grpc.BuilderServiceStub(traced)
@@ -161,7 +161,7 @@ class RemoteMetadataPreparer:
         #: The builder's answers that mean "not now" (down, unreachable, busy): the sdist's metadata may be
         #: prepared later, so the resolution is UNAVAILABLE, not a precondition failure.
         self._transient = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED)
-        from venvsmith.core.jsonlog import traced_channel
+        from venvsmith.core.client_interceptor import traced_channel
 
         self.channel = open_channel(address, security)
         self.stub = builder_pb2_grpc.BuilderServiceStub(traced_channel(self.channel))

@@ -72,7 +72,7 @@ class RemoteResolver(Closing):
         """``security``: a :class:`~venvsmith.core.tls.ClientSecurity` (TLS, token); default plaintext, no token.
         ``retries``: waits for a server that is not up (yet), see :mod:`venvsmith.clients.retry`."""
         from venvsmith.clients.retry import CHANNEL_OPTIONS, DEFAULT_RETRIES, Reconnecting
-        from venvsmith.core.jsonlog import traced_channel
+        from venvsmith.core.client_interceptor import traced_channel
         from venvsmith.core.tls import open_channel
         from venvsmith.v1 import resolver_pb2_grpc
 

@@ -179,7 +179,8 @@ def build_server(
     server drains and stops through :func:`venvsmith.core.lifecycle.drain_and_stop`. ``limits`` bound the
     expensive calls run at once (:mod:`venvsmith.core.admission`; refused beyond, never queued without bound).
     """
-    from .admission import KEEPALIVE_OPTIONS, Admission, AdmissionInterceptor, ServerLimits
+    from .admission import KEEPALIVE_OPTIONS, Admission, ServerLimits
+    from .admission_interceptor import AdmissionInterceptor
 
     security = security or ServerSecurity()
     limits = limits or ServerLimits()

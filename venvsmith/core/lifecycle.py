@@ -11,10 +11,10 @@ import threading
 import time
 import weakref
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import grpc
-
-from . import observe
+if TYPE_CHECKING:  # grpc and the metrics are a server's: `serve --help` and the CLI's parser read the defaults here
+    import grpc
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +96,8 @@ def drain_and_stop(server: grpc.Server, health: object | None = None, grace: flo
     run to their end within the grace; what still runs then is cancelled by ``server.stop``.
     """
     health = health if health is not None else health_of(server)
+    from . import observe
+
     drain = _drains.get(server)
     observe.DRAINING.set(1)
     if health is not None:

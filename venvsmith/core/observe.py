@@ -1,14 +1,15 @@
 """Metrics (Prometheus) and the server interceptor that measures every RPC and carries its request id.
 
 Every metric this process exports is named in :data:`METRICS` (the Grafana dashboard in ``deploy/grafana`` may
-only plot those; a test checks). Engines report through the small functions here (:func:`cache_lookup`,
-:func:`timed_build`) or register a callback (:func:`add_source`) that the scrape reads; they never import each
-other.
+only plot those; a test checks). Engines report through :mod:`venvsmith.core.engine_counts` (forwarded to
+:func:`cache_lookup` and :func:`fleet_flight` here once this module is imported), :func:`timed_build`, or
+register a callback (:func:`add_source`) that the scrape reads; they never import each other.
 """
 
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 import weakref
@@ -21,7 +22,7 @@ from prometheus_client import REGISTRY, Counter, Gauge, Histogram, disable_creat
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from . import jsonlog, tracing
+from . import engine_counts, jsonlog, tracing
 
 log = logging.getLogger("venvsmith.rpc")
 
@@ -295,3 +296,6 @@ class ObservingInterceptor(grpc.ServerInterceptor):
         if handler.stream_stream:
             return handler._replace(stream_stream=call.streaming(handler.stream_stream))
         return handler
+
+
+engine_counts.export_to(sys.modules[__name__])  # the engines' counts, from now on

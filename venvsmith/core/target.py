@@ -115,6 +115,8 @@ _MANYLINUX_ARCHS = frozenset(
 
 #: Bound on the tag sets whose best rank a target remembers.
 _RANK_MEMO_MAX = 1 << 14
+#: Entries of a target's marker memo (markers are held by it: bounded).
+_MARKER_MEMO_MAX = 1 << 16
 
 _VERSION_RE = re.compile(r"(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)(?:\.(0|[1-9][0-9]*))?")
 
@@ -464,8 +466,26 @@ class TargetEnvironment:
         This is pip's reading of ``pkg[a,b]``: a dependency line applies when its marker holds with ``extra``
         set to any one requested extra. Extra names are normalised by ``packaging`` (PEP 685).
         """
+        wanted = tuple(extras)
+        memo = self._marker_memo
+        key = (id(marker), wanted)
+        held = memo.get(key)
+        if held is not None and held[0] is marker:
+            return held[1]
+        answer = self._evaluate(marker, wanted)
+        if len(memo) < _MARKER_MEMO_MAX:
+            memo[key] = (marker, answer)
+        return answer
+
+    @cached_property
+    def _marker_memo(self) -> dict[tuple[int, tuple[str, ...]], tuple[Marker, bool]]:
+        """(id(marker), extras) -> (marker, answer): a resolution evaluates each dependency's marker about three
+        times (lookahead, the forced-candidate check, the search); the marker is held so its id stays unique."""
+        return {}
+
+    def _evaluate(self, marker: Marker, extras: tuple[str, ...]) -> bool:
         environment: dict[str, str] = dict(self.markers)
-        for extra in list(extras) or [""]:
+        for extra in extras or ("",):
             environment["extra"] = extra
             try:
                 if marker.evaluate(environment):

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from typing import TypeVar, cast
 
-from .. import observe
+from .. import engine_counts
 from . import lease as leases
 from .shared_cache import RedisTier
 
@@ -75,7 +75,7 @@ class FleetFlight:
             self.led += 1
         elif outcome == "joined":
             self.joined += 1
-        observe.fleet_flight(outcome)
+        engine_counts.fleet_flight(outcome)
 
     def _local(self, work: Callable[[leases.Lease | None], T]) -> T:
         self._count("local")
