@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -213,7 +212,6 @@ def cmd_build(args) -> int:
 
 
 def cmd_venv(args) -> int:
-    from builder_service.archive import unpack
     from builder_service.errors import UnsafeArchive
 
     started = time.perf_counter()
@@ -256,12 +254,11 @@ def cmd_venv(args) -> int:
 
                 materialize(local, archive.digest.hash, dest, venvsmith_home() / "venvs", link_mode,
                             note=lambda message: print(f"warning: {message}", file=sys.stderr, flush=True))
-            else:
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                with tempfile.TemporaryDirectory(dir=dest.parent) as work:
-                    path = Path(work) / archive.filename
-                    client.fetch(archive.digest, path)
-                    unpack(path, dest)
+            else:  # downloaded and unpacked at once, into a staging directory next to dest
+                from venvsmith.clients.stream_unpack import receive_venv
+
+                receive_venv(client, archive, dest,
+                             note=lambda message: print(f"note: {message}", file=sys.stderr, flush=True))
         except UnsafeArchive as exc:
             raise CallError.of(exc) from None
     elapsed = time.perf_counter() - started

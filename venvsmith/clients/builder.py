@@ -113,6 +113,13 @@ class RemoteBuilder(Closing):
             raise CallError.from_rpc(exc) from None
         return next((ref for ref in answer.described if ref.digest == digest), None)
 
+    def read_chunks(self, digest: common_pb2.Digest, offset: int = 0) -> Iterator[artifact_pb2.Chunk]:
+        """GetArtifact's chunks of a blob from byte ``offset`` on (a :class:`CallError` when the call fails; one
+        that fails UNAVAILABLE before the first chunk is made again, see :mod:`venvsmith.clients.retry`)."""
+        request = artifact_pb2.GetArtifactRequest(digest=digest, offset=offset)
+        yield from self.calls.stream(
+            lambda ready, left: self.artifacts.GetArtifact(request, timeout=left, wait_for_ready=ready))
+
     def fetch(self, digest: common_pb2.Digest, dest: Path) -> None:
         """Stream a blob into ``dest``, resuming a partial ``dest.part`` by offset; verified before rename."""
         part = dest.with_name(dest.name + ".part")
@@ -120,11 +127,9 @@ class RemoteBuilder(Closing):
         if offset > digest.size_bytes:
             part.unlink()
             offset = 0
-        request = artifact_pb2.GetArtifactRequest(digest=digest, offset=offset)
         try:
             with open(part, "ab") as out:
-                for chunk in self.calls.stream(
-                        lambda ready, left: self.artifacts.GetArtifact(request, timeout=left, wait_for_ready=ready)):
+                for chunk in self.read_chunks(digest, offset):
                     if chunk.offset != out.tell():
                         raise CallError("DATA_LOSS", f"chunk at {chunk.offset}, expected {out.tell()}")
                     out.write(chunk.data)
