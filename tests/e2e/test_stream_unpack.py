@@ -371,3 +371,63 @@ def test_a_full_disk_leaves_no_partial_environment(server, built, tmp_path):
     assert outcome["error"] == 28, outcome  # ENOSPC
     assert outcome["left"] == [], outcome  # no venv, no staging directory
     assert outcome["free"] >= 2 * MiB - (64 << 10), outcome  # and their space is free again
+
+
+# ------------------------------------------------------------------------------------------- the thin CLI
+
+#: Run the CLI's main, then print the modules it imported (one JSON line, last on stdout).
+LIST_MODULES = ("import json, sys\nfrom venvsmith.cli import main\ncode = main(sys.argv[1:])\n"
+                "print(json.dumps(sorted(sys.modules)))\nsys.exit(code)\n")
+#: What the remote cache-hit path must not import: the resolver, packaging, the builder's engine, store and
+#: server code, the serve options (prometheus, tomllib), the index client.
+HEAVY = ("resolver_service", "packaging", "builder_service.engine", "builder_service.orchestrate",
+         "builder_service.store", "builder_service.materialize", "builder_service.service",
+         "venvsmith.cli.serve_options", "venvsmith.core.index.finder", "venvsmith.core.index.http",
+         "prometheus_client", "urllib3", "rich")
+
+
+def thin_cli(server_address: str, index: IndexServer, dest: Path, home: Path, *extra: str
+             ) -> tuple[subprocess.CompletedProcess[str], list[str]]:
+    from tests.fixtures.builder_server import hermetic_env
+
+    argv = [sys.executable, "-c", LIST_MODULES, "venv", str(dest), "--server", server_address,
+            "--index-url", index.url, *extra, "bulky"]
+    proc = subprocess.run(argv, env=hermetic_env(home), cwd=REPO, capture_output=True, text=True, timeout=120)
+    lines = proc.stdout.strip().splitlines()
+    return proc, json.loads(lines[-1]) if proc.returncode == 0 and lines else []
+
+
+def heavy(modules: list[str], prefixes: tuple[str, ...]) -> list[str]:
+    return [m for m in modules if any(m == p or m.startswith(p + ".") for p in prefixes)]
+
+
+def test_the_remote_cache_hit_path_imports_only_what_it_needs(server, index, built, tmp_path):
+    dest = tmp_path / "venv"
+    proc, modules = thin_cli(server.address, index, dest, tmp_path / "home", "--no-verify")
+    assert proc.returncode == 0, proc.stderr
+    assert "from the store" in proc.stdout
+    assert heavy(modules, HEAVY) == []
+    assert "venvsmith.clients.stream_unpack" in modules  # (the list is the CLI's: it did unpack)
+    assert tree(dest) == expected(built, tmp_path)
+
+
+def test_the_verified_remote_path_still_imports_no_resolver(server, index, built, tmp_path):
+    dest = tmp_path / "venv"
+    proc, modules = thin_cli(server.address, index, dest, tmp_path / "home")
+    assert proc.returncode == 0, proc.stderr
+    assert "venvsmith.clients.verify" in modules  # the answer was verified (this path reads the index)
+    assert heavy(modules, ("resolver_service", "builder_service.engine", "builder_service.store",
+                           "venvsmith.cli.serve_options", "prometheus_client")) == []
+    assert tree(dest) == expected(built, tmp_path)
+
+
+def test_venv_server_resumes_a_broken_download(server, index, built, tmp_path):
+    proxy = CuttingProxy((server.host, server.port), cut_after=int(1.5 * MiB))
+    try:
+        proc, _ = thin_cli(proxy.address, index, tmp_path / "venv", tmp_path / "home", "--no-verify")
+    finally:
+        proxy.close()
+    assert proc.returncode == 0, proc.stderr
+    assert proxy.cut.is_set()
+    assert "resuming from there" in proc.stderr
+    assert tree(tmp_path / "venv") == expected(built, tmp_path)
