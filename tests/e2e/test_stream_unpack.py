@@ -386,13 +386,16 @@ HEAVY = ("resolver_service", "packaging", "builder_service.engine", "builder_ser
          "prometheus_client", "urllib3", "rich")
 
 
-def thin_cli(server_address: str, index: IndexServer, dest: Path, home: Path, *extra: str
-             ) -> tuple[subprocess.CompletedProcess[str], list[str]]:
+def thin_cli(server_address: str, index: IndexServer, dest: Path, home: Path, *extra: str,
+             node_cache: Path | None = None) -> tuple[subprocess.CompletedProcess[str], list[str]]:
     from tests.fixtures.builder_server import hermetic_env
 
     argv = [sys.executable, "-c", LIST_MODULES, "venv", str(dest), "--server", server_address,
             "--index-url", index.url, *extra, "bulky"]
-    proc = subprocess.run(argv, env=hermetic_env(home), cwd=REPO, capture_output=True, text=True, timeout=120)
+    env = hermetic_env(home)
+    if node_cache is not None:
+        env["VENVSMITH_NODE_CACHE"] = str(node_cache)
+    proc = subprocess.run(argv, env=env, cwd=REPO, capture_output=True, text=True, timeout=120)
     lines = proc.stdout.strip().splitlines()
     return proc, json.loads(lines[-1]) if proc.returncode == 0 and lines else []
 
@@ -431,3 +434,28 @@ def test_venv_server_resumes_a_broken_download(server, index, built, tmp_path):
     assert proxy.cut.is_set()
     assert "resuming from there" in proc.stderr
     assert tree(tmp_path / "venv") == expected(built, tmp_path)
+
+
+def test_a_node_cache_keeps_the_verdict_and_the_probe_for_the_next_pod(server, index, built, tmp_path):
+    node = tmp_path / "node"
+    first, modules = thin_cli(server.address, index, tmp_path / "pod1" / "venv", tmp_path / "pod1" / "home",
+                              node_cache=node)
+    assert first.returncode == 0, first.stderr
+    assert "venvsmith.clients.verify" in modules  # the first pod of the node verifies
+    assert len(list((node / "client" / "verdicts").iterdir())) == 1
+    assert (node / "client" / "probes.json").is_file()
+    # The next pod (its own empty home): the same request and answer, so the kept verdict is used and the thin
+    # path imports no more than with --no-verify.
+    second, modules = thin_cli(server.address, index, tmp_path / "pod2" / "venv", tmp_path / "pod2" / "home",
+                               node_cache=node)
+    assert second.returncode == 0, second.stderr
+    assert heavy(modules, HEAVY) == [] and "venvsmith.clients.verify" not in modules
+    assert tree(tmp_path / "pod2" / "venv") == expected(built, tmp_path)
+    # Another request (one more constraint line) is another key: verified again, a second verdict kept.
+    constraints = tmp_path / "constraints.txt"
+    constraints.write_text("bulky==1.0\n")
+    third, modules = thin_cli(server.address, index, tmp_path / "pod3" / "venv", tmp_path / "pod3" / "home",
+                              "-c", str(constraints), node_cache=node)
+    assert third.returncode == 0, third.stderr
+    assert "venvsmith.clients.verify" in modules
+    assert len(list((node / "client" / "verdicts").iterdir())) == 2

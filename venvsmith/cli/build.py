@@ -235,8 +235,12 @@ def cmd_venv(args) -> int:
         if refused:
             return refused
         archive = result.venv_archive
-        check_base_interpreter(result.interpreter)  # before anything is unpacked
-        if args.server and not args.no_verify:  # a remote answer is checked against our own indexes first
+        from venvsmith.cli import client_cache  # what a node cache keeps for the next pod (probe, verdict)
+
+        check_base_interpreter(result.interpreter, client_cache.probe_cache(args))  # before anything is unpacked
+        if args.server and not args.no_verify \
+                and not client_cache.known_valid(args, own_request, pins, result.interpreter):
+            # a remote answer is checked against our own indexes first
             from venvsmith.cli.verify import report, verify_answer
 
             verdict = verify_answer(args, own_request, pins, result.interpreter.path)
@@ -244,6 +248,7 @@ def cmd_venv(args) -> int:
                 report(verdict, True, f"the answer of {args.server} ({plural(len(pins), 'pin')})")
                 print("error: nothing unpacked (--no-verify skips this check)", file=sys.stderr)
                 return EXIT_FAILED
+            client_cache.remember_valid(args, own_request, pins, result.interpreter)
         local = client.local_path(archive)
         if occupied:  # only now, once there is a venv to put in its place
             clear_directory(dest)

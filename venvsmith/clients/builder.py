@@ -196,11 +196,13 @@ class RemoteMetadataPreparer:
         self.channel.close()
 
 
-def check_base_interpreter(wanted: builder_pb2.BaseInterpreter) -> None:
+def check_base_interpreter(wanted: builder_pb2.BaseInterpreter, cache: Any = None) -> None:
     """Refuse (FAILED_PRECONDITION, naming it) a venv archive whose base interpreter this host does not have.
 
     The venv's ``bin/python`` links to ``wanted.path`` and its ``pyvenv.cfg`` names that directory: unpacked on a
     host without that interpreter (or with another version or build of it at that path) it would not run.
+    ``cache``: a :class:`~venvsmith.core.probe.ProbeCache` (the node's, see :mod:`venvsmith.cli.client_cache`)
+    that keeps the probe while the binary is unchanged; without one the interpreter is asked afresh.
     """
     from venvsmith.core.errors import ErrorDetails
     from venvsmith.core.interpreters import identify
@@ -213,7 +215,12 @@ def check_base_interpreter(wanted: builder_pb2.BaseInterpreter) -> None:
         raise CallError("FAILED_PRECONDITION",
                         f"the venv was built with {named}, which this host does not have: install that interpreter "
                         "at that path, or build on this host", missing)
-    have = identify(wanted.path)  # asked afresh: nothing is written on the client
+    have = identify(wanted.path, cache=cache)
+    if cache is not None:
+        try:
+            cache.save()
+        except OSError:  # a read-only or full node cache: the next pod asks again
+            pass
     if have is None:
         raise CallError("FAILED_PRECONDITION", f"the venv was built with {named}, which cannot be run on this host",
                         missing)
