@@ -237,13 +237,14 @@ def cmd_venv(args) -> int:
         archive = result.venv_archive
         from venvsmith.cli import client_cache  # what a node cache keeps for the next pod (probe, verdict)
 
-        check_base_interpreter(result.interpreter, client_cache.probe_cache(args))  # before anything is unpacked
+        probes = client_cache.probe_cache(args)
+        check_base_interpreter(result.interpreter, probes)  # before anything is unpacked
         if args.server and not args.no_verify \
                 and not client_cache.known_valid(args, own_request, pins, result.interpreter):
             # a remote answer is checked against our own indexes first
             from venvsmith.cli.verify import report, verify_answer
 
-            verdict = verify_answer(args, own_request, pins, result.interpreter.path)
+            verdict = verify_answer(args, own_request, pins, result.interpreter.path, probes)
             if not verdict.valid:
                 report(verdict, True, f"the answer of {args.server} ({plural(len(pins), 'pin')})")
                 print("error: nothing unpacked (--no-verify skips this check)", file=sys.stderr)
