@@ -1,8 +1,8 @@
 """The remote cache-hit path of ``venvsmith venv PATH --server ADDR``, process start to exit, as a new pod sees it.
 
-``thin_client.py --server ADDR [--repeat N] [--no-verify] [--dest-dir DIR] -- [venv options] REQ...`` runs the CLI
-``N`` times in a fresh process with an empty ``VENVSMITH_HOME`` and a new PATH (the server must already have the
-build: run it once first) and prints the median of each phase:
+``thin_client.py --server ADDR [--repeat N] [--no-verify] [--node-cache DIR] [--dest-dir DIR] -- [venv options]
+REQ...`` runs the CLI ``N`` times in a fresh process with an empty ``VENVSMITH_HOME`` and a new PATH (the server
+must already have the build: run it once first) and prints the median of each phase:
 
 - *interpreter start*: from ``Popen`` to the first line of the wrapper (the interpreter and ``site``);
 - *imports*: ``venvsmith.cli`` and ``venvsmith.cli.build`` (what a run imports before any work);
@@ -68,9 +68,11 @@ PHASES = ("interpreter start", "imports", "arguments and request", "ResolveAndBu
           "verification", "download + unpack", "exit", "total")
 
 
-def one_run(python: str, argv: list[str], home: Path) -> dict[str, float]:
+def one_run(python: str, argv: list[str], home: Path, node_cache: str | None = None) -> dict[str, float]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("VENVSMITH_")}
     env["VENVSMITH_HOME"] = str(home)
+    if node_cache:
+        env["VENVSMITH_NODE_CACHE"] = node_cache
     launched = time.time()
     proc = subprocess.run([python, "-c", WRAPPER, *argv], env=env, capture_output=True, text=True, timeout=600)
     ended = time.time()
@@ -102,6 +104,8 @@ def main() -> int:
     parser.add_argument("--no-verify", action="store_true")
     parser.add_argument("--dest-dir", help="where each run's PATH is made (default: a temporary directory)")
     parser.add_argument("--python", default=sys.executable)
+    parser.add_argument("--node-cache", metavar="DIR",
+                        help="VENVSMITH_NODE_CACHE of every run (its client/ keeps the probe and valid verdicts)")
     parser.add_argument("rest", nargs=argparse.REMAINDER, help="-- then venv options and requirements")
     args = parser.parse_args()
     rest = args.rest[1:] if args.rest[:1] == ["--"] else args.rest
@@ -110,7 +114,7 @@ def main() -> int:
         for i in range(args.repeat):
             dest = Path(work) / f"venv{i}"
             argv = ["venv", str(dest), "--server", args.server, *(["--no-verify"] if args.no_verify else []), *rest]
-            runs.append(one_run(args.python, argv, Path(work) / f"home{i}"))
+            runs.append(one_run(args.python, argv, Path(work) / f"home{i}", args.node_cache))
     print(f"# venv --server{' --no-verify' if args.no_verify else ''}: medians of {len(runs)} runs (ms)")
     for phase in PHASES:
         values = [r[phase] * 1000 for r in runs]
