@@ -286,6 +286,16 @@ def test_bytes_that_are_not_the_digest_leave_nothing(built, lying_server, tmp_pa
     assert_nothing_left(out)
 
 
+def test_a_ref_claiming_far_more_than_the_archive_is_cut_short(built, lying_server, tmp_path):
+    data = built[1].read_bytes() + bytes(8 * MiB)  # a valid archive, then megabytes the ref's digest covers
+    out = tmp_path / "out"
+    out.mkdir()
+    with RemoteBuilder(lying_server(data)) as client, pytest.raises(CallError, match="after the end") as caught:
+        receive_venv(client, ref_of(data), out / "venv")
+    assert caught.value.status == "DATA_LOSS"
+    assert_nothing_left(out)
+
+
 def test_more_bytes_than_the_ref_says_are_refused(built, lying_server, tmp_path):
     data = built[1].read_bytes()
     out = tmp_path / "out"

@@ -24,7 +24,7 @@ from typing import Protocol
 from venvsmith.core.resolution import CallError
 from venvsmith.v1 import artifact_pb2, common_pb2
 
-__all__ = ["MAX_STALLED_RESUMES", "ChunkSource", "receive_venv"]
+__all__ = ["MAX_STALLED_RESUMES", "MAX_TRAILING", "ChunkSource", "receive_venv"]
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 #: channel with the client's own retries). A resume that brought bytes resets the count: progress is bounded by
 #: the blob's size, so the loop ends either way.
 MAX_STALLED_RESUMES = 3
+#: Bytes read after the tar archive's end at most (a venv archive has a few: the zstd frame's end).
+MAX_TRAILING = 1 << 20
 #: Statuses after which the same call may succeed: the connection broke, or the server went away for a moment.
 _RESUMABLE = frozenset({"UNAVAILABLE", "ABORTED", "INTERNAL", "UNKNOWN"})
 
@@ -112,9 +114,16 @@ class _Download(io.RawIOBase):
             close()
 
     def finish(self) -> None:
-        """Read what the extractor left (the zstd frame's end, padding), then check digest and size."""
-        while self.read(1 << 20):
-            pass
+        """Read what the extractor left (the zstd frame's end, padding: bytes, not megabytes), then check digest
+        and size. A ref that claims much more than the archive holds is refused once :data:`MAX_TRAILING`
+        bytes past the archive's end were read, not downloaded to its end."""
+        trailing = 0
+        while block := self.read(1 << 16):
+            trailing += len(block)
+            if trailing > MAX_TRAILING:
+                self.hang_up()
+                raise CallError("DATA_LOSS", f"sha256:{self.digest.hash}/{self.size}: more than {MAX_TRAILING} "
+                                             "bytes after the end of the archive: nothing unpacked")
         self.hang_up()
         if self.received != self.size or self.sha256.hexdigest() != self.digest.hash:
             raise CallError("DATA_LOSS", f"the downloaded venv archive is not sha256:{self.digest.hash}/{self.size} "
