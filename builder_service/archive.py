@@ -27,7 +27,7 @@ import stat
 import tarfile
 import tempfile
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import IO, BinaryIO, cast
@@ -38,7 +38,7 @@ from venvsmith.core.index.limits import archive_problem
 
 from .errors import UnsafeArchive
 
-__all__ = ["MTIME", "ZSTD_LEVEL", "iter_tree", "pack", "unpack"]
+__all__ = ["MTIME", "ZSTD_LEVEL", "iter_tree", "pack", "unpack", "unpack_stream"]
 
 #: mtime of every member (the epoch, like ``SOURCE_DATE_EPOCH=0``).
 MTIME = 0
@@ -232,7 +232,8 @@ class _Extractor:
     members under a directory reached some other way (through a symlink in the tree) are checked the slow way.
     """
 
-    def __init__(self, archive: Path, root: Path) -> None:
+    def __init__(self, archive: Path, root: Path, compressed: int) -> None:
+        """``archive`` names the source in errors; ``compressed`` is its size in bytes (the ratio check's base)."""
         self.archive = archive
         self.root = os.path.realpath(root)
         self.links: list[tuple[str, str]] = []  # relative symlinks: (member name, lexical target)
@@ -243,7 +244,7 @@ class _Extractor:
         #: Members and regular-file bytes so far, against ``limits`` (a tar member's data is exactly its size).
         self.members = 0
         self.unpacked = 0
-        self.compressed = os.stat(archive).st_size
+        self.compressed = compressed
 
     def refuse(self, member: str | None, reason: str) -> UnsafeArchive:
         return UnsafeArchive(self.archive, member, reason)
@@ -393,27 +394,45 @@ def unpack(archive: Path, dest: Path) -> None:
     Streams: memory use does not grow with the archive. Raises :class:`UnsafeArchive` (leaving nothing
     behind) for a member that would escape ``dest``; see the module docstring.
     """
-    archive, dest = Path(archive), Path(os.path.abspath(dest))
+    archive = Path(archive)
+    with open(archive, "rb") as raw:
+        unpack_stream(raw, dest, source=archive, compressed=os.fstat(raw.fileno()).st_size)
+
+
+def unpack_stream(raw: IO[bytes] | io.RawIOBase, dest: Path, *, source: Path, compressed: int,
+                  verify: Callable[[], None] | None = None) -> None:
+    """Extract the ``tar.zst`` read from ``raw`` (a file, or bytes as they arrive) to ``dest``, atomically.
+
+    ``dest`` must not exist, or be an empty directory; the members go to a staging directory next to it, renamed
+    to ``dest`` at the end. ``source`` names the archive in errors; ``compressed`` is its size in bytes (the
+    compression-ratio bound). ``verify`` is called after the last member is written and before the rename: a
+    caller reading from the network checks there that what it read is the digest it asked for. Whatever fails
+    (an unsafe member, a corrupt stream, ``verify``, a full disk, a broken download) leaves nothing behind.
+    """
+    dest = Path(os.path.abspath(dest))
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
-        raise UnsafeArchive(archive, None, f"destination {dest} exists and is not an empty directory")
+        raise UnsafeArchive(source, None, f"destination {dest} exists and is not an empty directory")
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
     try:
         os.chmod(tmp, 0o755)
-        extractor = _Extractor(archive, tmp)
+        extractor = _Extractor(source, tmp, compressed)
         try:
-            with open(archive, "rb") as raw, zstandard.ZstdDecompressor().stream_reader(raw) as zst:
+            # zstandard only calls read() (or readinto()) on its source, which both kinds of raw have.
+            with zstandard.ZstdDecompressor().stream_reader(cast(IO[bytes], raw), closefd=False) as zst:
                 try:
                     # tarfile's stream mode reads in small records; a buffer in between makes those cheap.
                     with tarfile.open(fileobj=io.BufferedReader(zst, _CHUNK), mode="r|") as tar:
                         for member in tar:
                             extractor.extract(tar, member)
                 except (tarfile.TarError, zstandard.ZstdError) as exc:
-                    raise UnsafeArchive(archive, None, f"corrupt archive: {exc}") from exc
+                    raise UnsafeArchive(source, None, f"corrupt archive: {exc}") from exc
             extractor.finish()
         finally:
             extractor.writers.close()
         extractor.check_links()
+        if verify is not None:
+            verify()
         os.rename(tmp, dest)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -104,32 +104,11 @@ def _public_url(text: str) -> str:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from venvsmith.cli import exits, options
-
-    parser = argparse.ArgumentParser(prog="venvsmith", description=__doc__, epilog=exits.EPILOG)
-    options.add_global(parser)
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    env = sub.add_parser("env", help="print a target environment (markers and ordered wheel tags)")
-    env.add_argument("--format", choices=["text", "json", "summary"], default="text",
-                     help="text: the markers and every tag; json: the same as data; summary: a few lines (the "
-                          "interpreter, platform, tag count and the best tags)")
-    env.add_argument("--server", help="ask a remote resolver (HOST:PORT)")
-    _add_target_options(env)
-    add_client_security(env, signed=False)  # DescribeEnvironment answers carry no signature
-
-    res = sub.add_parser("resolve", help="resolve requirements to exact pins")
-    add_resolve_inputs(res, "use a remote resolver (HOST:PORT) instead of the embedded one")
-    res.add_argument("--format", choices=["text", "json", "requirements", "pylock"], default="text")
-    res.add_argument("-o", "--output", help="write the rendering to this file instead of stdout")
-    res.add_argument("--no-strip-extras", action="store_true",
-                     help="--format requirements: keep each pin's extras in its line (pkg[a]==1.0); by default "
-                          "they are stripped (pkg==1.0), as uv and pip-tools do, since what they require is pinned")
-
+def _add_serve_options(serve: argparse.ArgumentParser) -> None:
+    """``venvsmith serve``'s arguments and options."""
     from venvsmith.cli.serve_options import DEFAULT_PORTS, DefaultsHelpFormatter
 
-    serve = sub.add_parser("serve", help="run a server", formatter_class=DefaultsHelpFormatter)
+    serve.formatter_class = DefaultsHelpFormatter
     serve.add_argument("service", choices=["resolver", "builder"])
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
     serve.add_argument("--port", type=int, default=None,
@@ -169,6 +148,42 @@ def build_parser() -> argparse.ArgumentParser:
     from builder_service.store.choice import add_store_options
 
     add_store_options(serve)
+
+
+def command_of(argv: Sequence[str]) -> str | None:
+    """The command named in ``argv``: its first argument that is not an option (the options before a command,
+    ``-v``, ``-q``, ``--version``, take no value); None when there is none (``--help``)."""
+    return next((arg for arg in argv if not arg.startswith("-")), None)
+
+
+def build_parser(wanted: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every command; with ``wanted`` (a command name), another command's parser is left without
+    its options (``serve``'s import server modules, which a ``venv --server`` must not pay for)."""
+    from venvsmith.cli import exits, options
+
+    parser = argparse.ArgumentParser(prog="venvsmith", description=__doc__, epilog=exits.EPILOG)
+    options.add_global(parser)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    env = sub.add_parser("env", help="print a target environment (markers and ordered wheel tags)")
+    env.add_argument("--format", choices=["text", "json", "summary"], default="text",
+                     help="text: the markers and every tag; json: the same as data; summary: a few lines (the "
+                          "interpreter, platform, tag count and the best tags)")
+    env.add_argument("--server", help="ask a remote resolver (HOST:PORT)")
+    _add_target_options(env)
+    add_client_security(env, signed=False)  # DescribeEnvironment answers carry no signature
+
+    res = sub.add_parser("resolve", help="resolve requirements to exact pins")
+    add_resolve_inputs(res, "use a remote resolver (HOST:PORT) instead of the embedded one")
+    res.add_argument("--format", choices=["text", "json", "requirements", "pylock"], default="text")
+    res.add_argument("-o", "--output", help="write the rendering to this file instead of stdout")
+    res.add_argument("--no-strip-extras", action="store_true",
+                     help="--format requirements: keep each pin's extras in its line (pkg[a]==1.0); by default "
+                          "they are stripped (pkg==1.0), as uv and pip-tools do, since what they require is pinned")
+
+    serve = sub.add_parser("serve", help="run a server")
+    if wanted in (None, "serve"):  # its options import the servers' modules: not for another command
+        _add_serve_options(serve)
 
     from venvsmith.cli.build_args import add_commands
 
@@ -589,7 +604,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     argv = list(sys.argv[1:] if argv is None else argv)
     as_json = options.wants_json(argv)
-    parser = build_parser()
+    parser = build_parser(command_of(argv))
     usage = io.StringIO()
     try:
         with contextlib.redirect_stderr(usage):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -244,15 +243,21 @@ def cmd_venv(args) -> int:
         if refused:
             return refused
         archive = result.venv_archive
-        check_base_interpreter(result.interpreter)  # before anything is unpacked
-        if args.server and not args.no_verify:  # a remote answer is checked against our own indexes first
+        from venvsmith.cli import client_cache  # what a node cache keeps for the next pod (probe, verdict)
+
+        probes = client_cache.probe_cache(args)
+        check_base_interpreter(result.interpreter, probes)  # before anything is unpacked
+        if args.server and not args.no_verify \
+                and not client_cache.known_valid(args, own_request, pins, result.interpreter):
+            # a remote answer is checked against our own indexes first
             from venvsmith.cli.verify import report, verify_answer
 
-            verdict = verify_answer(args, own_request, pins, result.interpreter.path)
+            verdict = verify_answer(args, own_request, pins, result.interpreter.path, probes)
             if not verdict.valid:
                 report(verdict, True, f"the answer of {args.server} ({plural(len(pins), 'pin')})")
                 print("error: nothing unpacked (--no-verify skips this check)", file=sys.stderr)
                 return EXIT_FAILED
+            client_cache.remember_valid(args, own_request, pins, result.interpreter)
         local = client.local_path(archive)
         if occupied:  # only now, once there is a venv to put in its place
             clear_directory(dest)
@@ -286,20 +291,20 @@ def cmd_venv(args) -> int:
 
 def venv_filler(client, archive: common_pb2.ArtifactRef, local: Path | None) -> Callable[[Path], None]:
     """``fill(tree)``: the venv archive ``archive`` unpacked at ``tree`` (absent or an empty directory), from the
-    local store's copy (``local``) or fetched from the server (digest verified) next to ``tree`` first. The only
-    place that knows how a venv's bytes arrive: the node cache fills its entries with it, the remote path its
-    PATH."""
-    from builder_service.archive import unpack
+    local store's copy (``local``) or streamed from the server (unpacked while it downloads, digest verified before
+    the staging directory becomes ``tree``). The only place that knows how a venv's bytes arrive: the node cache
+    fills its entries with it, the remote path its PATH."""
 
     def fill(tree: Path) -> None:
         if local is not None:
+            from builder_service.archive import unpack
+
             unpack(local, tree)
             return
-        tree.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=tree.parent) as work:
-            path = Path(work) / (safe_filename(archive.filename) or "venv.tar.zst")
-            client.fetch(archive.digest, path)
-            unpack(path, tree)
+        from venvsmith.clients.stream_unpack import receive_venv  # downloaded and unpacked at once, staged
+
+        receive_venv(client, archive, tree,
+                     note=lambda message: print(f"note: {message}", file=sys.stderr, flush=True))
 
     return fill
 

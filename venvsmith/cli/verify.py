@@ -109,17 +109,19 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return code
 
 
-def verify_answer(args, request, pins, interpreter: str):
+def verify_answer(args, request, pins, interpreter: str, probes=None):
     """Checks (1) and (2) on the pins a server answered ``request`` with (``venvsmith venv --server``), against the
     request's own index configuration read by this client; the target is the request's, else the interpreter the
-    venv was built on (``interpreter``, checked to exist here); and (3) when the request requires attestations,
+    venv was built on (``interpreter``, checked to exist here; its probe kept in ``probes``, a
+    :class:`~venvsmith.core.probe.ProbeCache`, when given); and (3) when the request requires attestations,
     verified here too. Returns the :class:`Verdict`."""
     from venvsmith.clients.verify import Lock, check_attestations, parse_requirements, pins_from_proto, verify
     from venvsmith.core.attestations import attestation_names
     from venvsmith.core.convert import target_from_spec
     from venvsmith.core.target import TargetEnvironment
 
-    local = TargetEnvironment.from_interpreter(interpreter) if interpreter else TargetEnvironment.from_local()
+    local = TargetEnvironment.from_interpreter(interpreter, cache=probes) if interpreter \
+        else TargetEnvironment.from_local()
     target = target_from_spec(request.target, local)
     requirements = parse_requirements(request.requirements)
     names = attestation_names(request.options.require_attestations)

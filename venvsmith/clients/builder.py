@@ -113,6 +113,13 @@ class RemoteBuilder(Closing):
             raise CallError.from_rpc(exc) from None
         return next((ref for ref in answer.described if ref.digest == digest), None)
 
+    def read_chunks(self, digest: common_pb2.Digest, offset: int = 0) -> Iterator[artifact_pb2.Chunk]:
+        """GetArtifact's chunks of a blob from byte ``offset`` on (a :class:`CallError` when the call fails; one
+        that fails UNAVAILABLE before the first chunk is made again, see :mod:`venvsmith.clients.retry`)."""
+        request = artifact_pb2.GetArtifactRequest(digest=digest, offset=offset)
+        yield from self.calls.stream(
+            lambda ready, left: self.artifacts.GetArtifact(request, timeout=left, wait_for_ready=ready))
+
     def fetch(self, digest: common_pb2.Digest, dest: Path) -> None:
         """Stream a blob into ``dest``, resuming a partial ``dest.part`` by offset; verified before rename."""
         part = dest.with_name(dest.name + ".part")
@@ -120,11 +127,9 @@ class RemoteBuilder(Closing):
         if offset > digest.size_bytes:
             part.unlink()
             offset = 0
-        request = artifact_pb2.GetArtifactRequest(digest=digest, offset=offset)
         try:
             with open(part, "ab") as out:
-                for chunk in self.calls.stream(
-                        lambda ready, left: self.artifacts.GetArtifact(request, timeout=left, wait_for_ready=ready)):
+                for chunk in self.read_chunks(digest, offset):
                     if chunk.offset != out.tell():
                         raise CallError("DATA_LOSS", f"chunk at {chunk.offset}, expected {out.tell()}")
                     out.write(chunk.data)
@@ -191,11 +196,13 @@ class RemoteMetadataPreparer:
         self.channel.close()
 
 
-def check_base_interpreter(wanted: builder_pb2.BaseInterpreter) -> None:
+def check_base_interpreter(wanted: builder_pb2.BaseInterpreter, cache: Any = None) -> None:
     """Refuse (FAILED_PRECONDITION, naming it) a venv archive whose base interpreter this host does not have.
 
     The venv's ``bin/python`` links to ``wanted.path`` and its ``pyvenv.cfg`` names that directory: unpacked on a
     host without that interpreter (or with another version or build of it at that path) it would not run.
+    ``cache``: a :class:`~venvsmith.core.probe.ProbeCache` (the node's, see :mod:`venvsmith.cli.client_cache`)
+    that keeps the probe while the binary is unchanged; without one the interpreter is asked afresh.
     """
     from venvsmith.core.errors import ErrorDetails
     from venvsmith.core.interpreters import identify
@@ -208,7 +215,12 @@ def check_base_interpreter(wanted: builder_pb2.BaseInterpreter) -> None:
         raise CallError("FAILED_PRECONDITION",
                         f"the venv was built with {named}, which this host does not have: install that interpreter "
                         "at that path, or build on this host", missing)
-    have = identify(wanted.path)  # asked afresh: nothing is written on the client
+    have = identify(wanted.path, cache=cache)
+    if cache is not None:
+        try:
+            cache.save()
+        except OSError:  # a read-only or full node cache: the next pod asks again
+            pass
     if have is None:
         raise CallError("FAILED_PRECONDITION", f"the venv was built with {named}, which cannot be run on this host",
                         missing)

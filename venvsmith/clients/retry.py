@@ -109,11 +109,14 @@ class Reconnecting:
                 return
             except self._grpc.RpcError as exc:
                 code = exc.code().name if exc.code() is not None else "UNKNOWN"
+                if code == "UNAVAILABLE":
+                    # The server went away, or is draining: the next call (this retry, or a caller's resume of a
+                    # broken stream) waits for the channel again, within its budget, instead of for ever.
+                    self._ready = False
                 if code != "UNAVAILABLE" or (stream and received) or attempt >= self.retries:
                     raise CallError.from_rpc(exc) from None
                 if deadline is not None and time.monotonic() >= deadline:
                     raise CallError.from_rpc(exc) from None
-                self._ready = False  # the server went away, or is draining: wait for it again
                 self._sleep(backoff(attempt, self._rng))
                 attempt += 1
 

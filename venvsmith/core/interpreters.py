@@ -25,11 +25,16 @@ from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-
-from packaging.specifiers import InvalidSpecifier, SpecifierSet
-from packaging.version import InvalidVersion, Version
+from typing import TYPE_CHECKING
 
 from venvsmith.core.probe import Probe, ProbeCache, ProbeError, file_identity, probe
+
+if TYPE_CHECKING:
+    from packaging.specifiers import SpecifierSet
+    from packaging.version import Version
+
+# packaging is imported where versions are compared: identify() (a remote venv's base interpreter check, on the
+# thin client's path) needs only the version's text.
 
 __all__ = [
     "ENV_VAR",
@@ -138,12 +143,21 @@ def candidate_paths(environ: Mapping[str, str] | None = None) -> list[Path]:
     return unique
 
 
-def _version(answer: Probe) -> Version:
+def _version_text(answer: Probe) -> str:
+    """The interpreter's version as PEP 440 spells it (``3.13.0rc1``), from its ``sys.version_info``."""
     major, minor, micro, level, serial = answer.version_info
-    return Version(f"{major}.{minor}.{micro}" + (f"{_PRE[level]}{serial}" if level in _PRE else ""))
+    return f"{int(major)}.{int(minor)}.{int(micro)}" + (f"{_PRE[level]}{int(serial)}" if level in _PRE else "")
+
+
+def _version(answer: Probe) -> Version:
+    from packaging.version import Version
+
+    return Version(_version_text(answer))
 
 
 def _interpreter(path: Path, answer: Probe) -> Interpreter | None:
+    from packaging.version import InvalidVersion
+
     try:
         major = answer.version_info[0]
         if major < 3:
@@ -204,11 +218,11 @@ def identify(
         build = json.dumps(base["build"], sort_keys=True, separators=(",", ":"))
         return BaseInterpreter(
             path=str(base["path"]),
-            version=str(_version(answer)),
+            version=_version_text(answer),
             implementation=answer.implementation,
             identity=hashlib.sha256(build.encode()).hexdigest(),
         )
-    except (ProbeError, ValueError, KeyError, TypeError, InvalidVersion):
+    except (ProbeError, ValueError, KeyError, TypeError):
         return None
 
 
@@ -251,6 +265,8 @@ def discover_interpreters(
 
 
 def _specifier(version_spec: str) -> SpecifierSet:
+    from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
     spec = version_spec.strip()
     if re.fullmatch(r"\d+(\.\d+){0,2}", spec):
         # "3" / "3.11" mean any release of that series; "3.11.7" exactly that release.

@@ -30,8 +30,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-import packaging
-
 __all__ = [
     "MAX_OUTPUT",
     "PROBE_SCRIPT",
@@ -217,7 +215,12 @@ def file_identity(path: str | os.PathLike[str]) -> str:
 
 
 def _packaging_dir() -> str:
-    return str(Path(packaging.__file__).resolve().parent.parent)
+    """The directory our ``packaging`` is in (found, not imported: this process may never need it)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("packaging")
+    assert spec is not None and spec.origin is not None, "packaging is a dependency of venvsmith"
+    return str(Path(spec.origin).resolve().parent.parent)
 
 
 def _drain(stream: IO[bytes], keep: bytearray, limit: int, tail: bool, over: threading.Event) -> None:

@@ -16,8 +16,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from packaging.utils import canonicalize_name
-
 _ENV_VAR = re.compile(r"\$\{([A-Z0-9_]+)\}")
 _COMMENT = re.compile(r"(^|\s+)#.*$")
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
@@ -69,6 +67,8 @@ class FormatControl:
             elif name == ":none:":
                 target.clear()
             else:
+                from packaging.utils import canonicalize_name  # only for files with per-package options
+
                 key = canonicalize_name(name)
                 other.pop(key, None)
                 target[key] = name

@@ -17,6 +17,7 @@ from packaging.utils import canonicalize_name
 
 from ..distfile import DistFile
 from ..errors import InvalidDistribution
+from .limits import MAX_METADATA_BYTES
 
 
 class SeekableReader(Protocol):
@@ -30,9 +31,6 @@ class SeekableReader(Protocol):
 
 
 #: Errors that mean "this archive is damaged", whichever reader hit them.
-#: The largest METADATA (or PKG-INFO) read from an archive: real ones are kilobytes; a bigger one is refused
-#: before it is inflated, and inflating never produces more than the member declares.
-MAX_METADATA_BYTES = 4 << 20
 
 ARCHIVE_ERRORS = (zipfile.BadZipFile, tarfile.TarError, zlib.error, EOFError, NotImplementedError, OSError)
 

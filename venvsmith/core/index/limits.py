@@ -7,8 +7,6 @@ the reason for its value. :func:`archive_problem` is the one check of an archive
 
 from __future__ import annotations
 
-from .archives import MAX_METADATA_BYTES
-
 __all__ = [
     "MAX_DOWNLOAD_BYTES",
     "MAX_FETCH_SECONDS",
@@ -29,8 +27,10 @@ GiB = 1 << 30
 #: thousands of files, nightly builds) are around 20-30 MB of JSON; 64 MiB leaves headroom while a hostile
 #: endless page costs at most this much memory per fetch.
 MAX_PAGE_BYTES = 64 * MiB
-#: A ``.metadata`` file (PEP 658) or a METADATA member: real ones are kilobytes (see ``archives``).
-MAX_METADATA_BYTES = MAX_METADATA_BYTES
+#: A ``.metadata`` file (PEP 658) or a METADATA member (or PKG-INFO) read from an archive: real ones are
+#: kilobytes; a bigger one is refused before it is inflated, and inflating never produces more than the member
+#: declares.
+MAX_METADATA_BYTES = 4 * MiB
 #: One HTTP range read of a remote wheel (the zip tail, one member): the spool of a whole small wheel is
 #: 32 MiB (``metadata_fetch.SPOOL_BYTES``), so no single range answer needs more.
 MAX_RANGE_BYTES = 32 * MiB
