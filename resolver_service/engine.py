@@ -80,6 +80,9 @@ class EngineSettings:
     lease_seconds: float = field(
         default_factory=lambda: float(os.environ.get("VENVSMITH_LEASE_SECONDS", DEFAULT_LEASE_SECONDS))
     )
+    #: HTTP connections kept per index host; None: the client's default, sized for a server's concurrent
+    #: resolutions (a single resolution, the embedded CLI's, spends less CPU on TLS handshakes with fewer).
+    max_connections: int | None = None
 
 
 def _field_of(value: str, request: resolver_pb2.ResolveRequest, requirements, constraints) -> str:
@@ -164,10 +167,11 @@ class ResolverEngine:
         if self._http is None:
             with self._edge_lock:
                 if self._http is None:
-                    from venvsmith.core.index.http import HttpClient
+                    from venvsmith.core.index.http import MAX_CONNECTIONS, HttpClient
 
                     self._http = HttpClient(ca_bundle=self.settings.pip.cert, client_cert=self.settings.pip.client_cert,
-                                            allow=self.settings.allow)
+                                            allow=self.settings.allow,
+                                            max_connections=self.settings.max_connections or MAX_CONNECTIONS)
         return self._http
 
     @property

@@ -79,7 +79,8 @@ class Provider(AbstractProvider):
         self._metadata: dict[Candidate, CoreMetadata | InvalidDistribution] = {}
         self._lock = threading.Lock()
         self._executor = executor
-        self._speculated: set[NormalizedName] = set()
+        #: (project, extras) walked ahead of the search: an extra's dependencies are walked too.
+        self._speculated: set[tuple[NormalizedName, frozenset[NormalizedName]]] = set()
         self._contains_memo: dict[SpecifierSet, dict[Version, bool] | None] = {}
 
     # -- data access -------------------------------------------------------------------------------
@@ -115,27 +116,36 @@ class Provider(AbstractProvider):
 
     # -- looking ahead -----------------------------------------------------------------------------
 
-    def speculate(self, names: Iterable[NormalizedName]) -> None:
-        """Walk the likely dependency closure of ``names`` in the background (newest allowed versions).
+    def speculate(self, wanted: Iterable[tuple[NormalizedName, frozenset[NormalizedName]]]) -> None:
+        """Walk the likely dependency closure of ``wanted`` (project, extras) pairs in the background (newest
+        allowed versions).
 
         The search itself is sequential; this fills the source's per-resolution memo (pages and metadata)
-        in parallel so that the search rarely waits on the network. Without an executor it does nothing.
+        in parallel so that the search rarely waits on the network. The dependencies an extra asks for
+        (``jsonschema[format-nongpl]``) are walked as well: otherwise their pages are first asked for only
+        when the search reaches the extra, one round trip per level late. Without an executor it does nothing.
         """
         if self._executor is None:
             return
         todo = []
         with self._lock:
-            for name in names:
-                if name not in self._speculated and len(self._speculated) < MAX_SPECULATED:
-                    self._speculated.add(name)
-                    todo.append(name)
-        for name in todo:
+            for key in wanted:
+                if key not in self._speculated and len(self._speculated) < MAX_SPECULATED:
+                    self._speculated.add(key)
+                    todo.append(key)
+        for name, extras in todo:
             try:
-                self._executor.submit(self._speculate_one, name)
+                self._executor.submit(self._speculate_one, name, extras)
             except RuntimeError:  # the resolution is over
                 return
 
-    def _speculate_one(self, name: NormalizedName) -> None:
+    def _speculate_one(self, name: NormalizedName, extras: frozenset[NormalizedName]) -> None:
+        # What the newest release depended on last time: their pages are asked for now, while this page is
+        # still on its way (each level of the dependency tree would otherwise wait for the one above).
+        hinted = self._hint(name) if not extras else []
+        if hinted:
+            self.source.prefetch_files(hinted)
+            self.speculate((n, frozenset()) for n in hinted)
         try:
             file = self.url_constraints.get(name)
             if file is None:
@@ -147,15 +157,36 @@ class Provider(AbstractProvider):
             meta = self.source.metadata(file)
         except Exception:  # noqa: BLE001 - speculation only warms caches; the search reports errors
             return
-        self.speculate(
-            canonicalize_name(r.name)
+        walk = [
+            (canonicalize_name(r.name), frozenset(canonicalize_name(e) for e in r.extras))
             for r in meta.requires_dist
-            if r.marker is None or self._marker_holds(r.marker)
-        )
+            if r.marker is None or self._marker_holds(r.marker, extras)
+        ]
+        self.speculate(walk)
+        if not extras and file.origin != "direct":
+            names = sorted({n for n, _ in walk})
+            if names != hinted:
+                self._remember(name, names)
 
-    def _marker_holds(self, marker) -> bool:
+    def _hint(self, name: NormalizedName) -> list[NormalizedName]:
+        hint = getattr(self.source, "dependency_hint", None)  # a source without hints (an in-memory index)
         try:
-            return self.target.evaluate(marker)
+            return hint(name) if hint is not None else []
+        except Exception:  # noqa: BLE001 - a hint only warms caches
+            return []
+
+    def _remember(self, name: NormalizedName, names: list[NormalizedName]) -> None:
+        remember = getattr(self.source, "remember_dependencies", None)
+        if remember is not None:
+            try:
+                remember(name, names)
+            except Exception:  # noqa: BLE001 - a hint only warms caches
+                pass
+
+    def _marker_holds(self, marker, extras: frozenset[NormalizedName] = frozenset()) -> bool:
+        """Whether ``marker`` holds for the bare project or for one of ``extras`` (errors: no)."""
+        try:
+            return self.target.evaluate(marker) or any(self.target.evaluate(marker, [e]) for e in sorted(extras))
         except Exception:  # noqa: BLE001
             return False
 
@@ -322,7 +353,7 @@ class Provider(AbstractProvider):
                 wanted = self.target.evaluate(req.marker)
             if wanted:
                 deps.append(SpecRequirement.from_requirement(req))
-        names = {d.name for d in deps if isinstance(d, SpecRequirement)}
-        self.source.prefetch_files(names)
-        self.speculate(names)
+        walk = {(d.name, d.extras) for d in deps if isinstance(d, SpecRequirement)}
+        self.source.prefetch_files({name for name, _ in walk})
+        self.speculate(walk)
         return deps

@@ -226,7 +226,7 @@ def resolve(request: ResolutionRequest, source: PackageSource, on_event: OnEvent
         source, request.target, request.policy, constraints, order, executor, pinned_files, user_specifiers
     )
     source.prefetch_files(order)
-    provider.speculate(order)
+    provider.speculate({(r.name, r.extras) for r in roots})
     try:
         proof = propagate_forced(provider, roots, request.deadline)
         if proof is not None:

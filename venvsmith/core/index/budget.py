@@ -129,13 +129,16 @@ _pool_classes: dict[str, type] = {}
 
 def watch_pools(manager: Any) -> None:
     """Make ``manager`` (a urllib3 PoolManager or ProxyManager) send through connections that attach their
-    sockets to the running :class:`Fetch` (a SOCKS manager keeps its own pools: reads are bounded per chunk)."""
+    sockets to the running :class:`Fetch` (a SOCKS manager keeps its own pools: reads are bounded per chunk), and
+    that look host names up once per host (:mod:`.addresses`)."""
     from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+    from .addresses import resolving
 
     if not _pool_classes:
         for scheme, base in (("http", HTTPConnectionPool), ("https", HTTPSConnectionPool)):
             _pool_classes[scheme] = type(
-                f"Watched{base.__name__}", (base,), {"ConnectionCls": _watched(base.ConnectionCls)}
+                f"Watched{base.__name__}", (base,), {"ConnectionCls": _watched(resolving(base.ConnectionCls))}
             )
     if set(manager.pool_classes_by_scheme.values()) <= {HTTPConnectionPool, HTTPSConnectionPool}:
         manager.pool_classes_by_scheme = dict(_pool_classes)

@@ -101,7 +101,7 @@ def parse_json_page(
     """Files of a PEP 691 JSON project page (``project=None`` keeps every project's files).
 
     A page lists up to tens of thousands of files, of which a resolution reads a few, so what selecting
-    files needs (name, version, tags, Requires-Python, yanked, URL) is decoded here and the rest (hashes,
+    files needs (name, version, tags, Requires-Python, yanked) is decoded here and the rest (URL, hashes,
     upload time, size, core-metadata) when first read: see :class:`_ListedFile`.
     """
     with gc_paused():
@@ -141,7 +141,6 @@ def _parse_json_page(
             continue
         if project is not None and name != project:
             continue
-        link, fragment = _split_absolute(page_url, url)
         requires_python = get("requires-python")
         yanked = get("yanked")
         core = get("core-metadata")
@@ -150,7 +149,6 @@ def _parse_json_page(
         dist = new(_ListedFile)
         dist.__dict__.update(
             filename=filename,
-            url=link,
             index=index,
             name=name,
             version=version,
@@ -160,8 +158,9 @@ def _parse_json_page(
             yanked=None if yanked is None or yanked is False else _json_yanked(yanked),
             build_tag=build,
             origin=origin,
-            # Only these raw values are kept (the page's decoded JSON is freed once the page is parsed).
-            _listing=(get("hashes"), get("upload-time"), get("size"), core, fragment, get("provenance"), page_url),
+            # Only these raw values are kept (the page's decoded JSON is freed once the page is parsed); the
+            # URL is made absolute when first read too: a resolution reads the URLs of a few files of a page.
+            _listing=(get("hashes"), get("upload-time"), get("size"), core, url, get("provenance"), page_url),
         )
         append(dist)
     return out
@@ -214,9 +213,11 @@ class _Deferred:
 
 
 def _deferred_fields(
-    hashes: Any, upload_time: Any, size: Any, core: Any, fragment: str, provenance: Any, page_url: str
+    hashes: Any, upload_time: Any, size: Any, core: Any, href: str, provenance: Any, page_url: str
 ) -> dict[str, Any]:
+    link, fragment = _split_absolute(page_url, href)
     return {
+        "url": link,
         "provenance": _provenance_url(page_url, provenance),
         "hashes": _clean_hashes(hashes) or (fragment_hashes(fragment) if fragment else {}),
         "upload_time": _parse_time(upload_time),
@@ -234,6 +235,7 @@ class _ListedFile(DistFile):
     (decoding is pure, so two threads decoding at once store equal values).
     """
 
+    url = _Deferred()
     hashes = _Deferred()
     upload_time = _Deferred()
     size = _Deferred()
