@@ -36,6 +36,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -102,6 +103,33 @@ class IndexArgs:
             cert=config.cert,
             origin=origin,
         )
+
+    @classmethod
+    def default_only(cls) -> IndexArgs:
+        """pip's default index alone (its extra indexes and find-links left out), isolated from the rest of pip's
+        configuration: the "default index only" comparisons (the pod bench). With ``no-index``: as configured."""
+        full = cls.from_pip_config()
+        if full.no_index:
+            return full
+        return cls(index_url=full.index_url, extra_index_urls=(), find_links=(), no_index=False, cert=full.cert,
+                   origin=full.origin, isolated=True)
+
+    def server_allow_args(self) -> list[str]:
+        """``--allow-index`` options of a server run with ``PIP_CONFIG_FILE`` = the null device for this isolated
+        index: none when it is pip's built-in default alone (the server's own default allows that index and the
+        host it serves files from), else the origin of each location."""
+        if not self.isolated:
+            return []
+        from venvsmith.core.config import PipIndexConfig, default_index_url
+        from venvsmith.core.index.allowlist import origin_of
+
+        if not (self.extra_index_urls or self.find_links) and self.index_url == default_index_url(PipIndexConfig()):
+            return []
+        args: list[str] = []
+        for url in (self.index_url or "", *self.extra_index_urls, *self.find_links):
+            if url:
+                args += ["--allow-index", origin_of(url)]
+        return args
 
     def argv(self) -> list[str]:
         args: list[str] = []
@@ -200,8 +228,9 @@ def base_env() -> dict[str, str]:
     """The caller's environment minus anything that would silently change a tool's index or cache."""
     env = dict(os.environ)
     for var in list(env):
-        if var.startswith("UV_") or var in ("VENVSMITH_HOME", "PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL",
-                                            "PIP_FIND_LINKS", "PIP_NO_INDEX", "PIP_CONSTRAINT"):
+        if var.startswith("UV_") or var in ("VENVSMITH_HOME", "VENVSMITH_NODE_CACHE", "PIP_INDEX_URL",
+                                            "PIP_EXTRA_INDEX_URL", "PIP_FIND_LINKS", "PIP_NO_INDEX",
+                                            "PIP_CONSTRAINT"):
             env.pop(var)
     return env
 
@@ -391,10 +420,12 @@ class ResolverServer:
     """``venvsmith serve resolver`` (or ``serve builder``, which serves ResolverService too) as a subprocess
     with its own ``VENVSMITH_HOME``."""
 
-    def __init__(self, tools: Tools, home: Path, service: str = "resolver") -> None:
+    def __init__(self, tools: Tools, home: Path, service: str = "resolver", extra_args: Sequence[str] = ()) -> None:
+        """``extra_args``: more ``serve`` options (``--metrics-port N``, ``--http-port N``)."""
         self.tools = tools
         self.home = home
         self.service = service
+        self.extra_args = list(extra_args)
         self.port = free_port()
         self.address = f"127.0.0.1:{self.port}"
         self.log = home.parent / f"{service}-server.log"
@@ -407,14 +438,8 @@ class ResolverServer:
 
         self.home.mkdir(parents=True, exist_ok=True)
         env = {**self.tools.vs_env, "VENVSMITH_HOME": str(self.home)}
-        cmd = [str(self.tools.venvsmith), "serve", self.service, "--port", str(self.port)]
-        index = self.tools.index
-        if index.isolated:  # the server's own configuration names no index: allow the hosts the requests name
-            from venvsmith.core.index.allowlist import origin_of
-
-            for url in (index.index_url or "", *index.extra_index_urls, *index.find_links):
-                if url:
-                    cmd += ["--allow-index", origin_of(url)]
+        cmd = [str(self.tools.venvsmith), "serve", self.service, "--port", str(self.port), *self.extra_args]
+        cmd += self.tools.index.server_allow_args()  # the server's configuration names no index when isolated
         started = time.perf_counter()
         with open(self.log, "w", encoding="utf-8") as log:
             self.proc = subprocess.Popen(cmd, env=env, cwd=self.tools.work, stdout=log,

@@ -16,7 +16,11 @@ Benches (in ``BENCHES``; each module's ``--help`` lists its options):
   resolution that produced it;
 - ``fleet`` (``bench/fleet_bench.py``): replicas on one OCI registry and one Redis (real ``docker-registry``,
   ``redis-server`` and ``serve`` processes on 127.0.0.1, hermetic index): cache hits/s and concurrent builds of
-  one replica, registry bytes and Redis keys per lock key, replica B serving a 50 MiB environment A built.
+  one replica, registry bytes and Redis keys per lock key, replica B serving a 50 MiB environment A built;
+- ``pod`` (``bench/pod_bench.py``): a new CI pod's venv from a builder server (node cache has it / new node /
+  ``--server`` alone, verifying and ``--no-verify``) next to uv warm and cold, 20 pods on one node at once (one
+  archive download?), the client's cache-hit timeline, and the embedded resolve with warm caches next to
+  ``uv pip compile``.
 
 The same command line goes to every bench (``--quick``, ``--repeat``, ``--mirror``, ``--sets`` ...); an option
 no selected bench knows is an error. Afterwards ``bench/summary.py`` writes ``bench/results/<date>.md``, one
@@ -37,7 +41,7 @@ PROJECT_PYTHON = REPO / ".venv" / "bin" / "python"
 
 # name -> module under bench/ with a ``main(argv) -> int``
 BENCHES = {"resolve": "resolve_bench", "venv": "venv_bench", "concurrency": "concurrency_bench", "load": "load_bench",
-           "verify": "verify_bench", "fleet": "fleet_bench"}
+           "verify": "verify_bench", "fleet": "fleet_bench", "pod": "pod_bench"}
 
 
 def _ensure_project_python() -> None:

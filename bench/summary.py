@@ -3,8 +3,9 @@
     python bench/summary.py [--output-dir DIR] [--date YYYY-MM-DD]
 
 Reads the newest ``<date>-resolve.json``, ``<date>-venv.json`` and ``<date>-concurrency.json`` (full runs; the
-``-mirror`` variants in a second table; ``-quick`` runs are never summarized) and writes the summary named by
-today's date (or ``--date``). ``bench/run.py`` calls it after the benches.
+``-mirror`` variants in a second table; ``-quick`` runs are never summarized) and the goals of the newest
+``<date>-pod.json``, and writes the summary named by today's date (or ``--date``). ``bench/run.py`` calls it
+after the benches.
 """
 
 from __future__ import annotations
@@ -116,6 +117,22 @@ def concurrency_lines(conc: dict | None) -> list[str]:
     return lines
 
 
+def pod_lines(path: Path | None) -> list[str]:
+    """The pod report's goals (issue 14), one line each, linking the report."""
+    pod = _load(path)
+    if path is None or pod is None or not pod.get("goals"):
+        return []
+    out = ["", f"New CI pods ([pod report]({path.with_suffix('.md').name}), {pod['versions'].get('venvsmith', '?')}):",
+           ""]
+    for g in pod["goals"]:
+        figure = f"{g['seconds']:.2f} s" if g.get("seconds") is not None else "not measured"
+        if g.get("ratio") is not None:
+            figure += f", {venv_bench.fmt_x(g['ratio'])}"
+        mark = "" if g["pass"] is None else (" ✓" if g["pass"] else " ✗")
+        out.append(f"- {g['scenario']} `{g['set']}` ({g['client']}): {figure} (goal {g['goal']}){mark}")
+    return out
+
+
 def render(outdir: Path, date: str) -> str:
     out = [f"# Benchmarks, {date}", ""]
     for mirror in (False, True):
@@ -147,6 +164,7 @@ def render(outdir: Path, date: str) -> str:
         lines = concurrency_lines(conc)
         if lines:
             out += ["", f"Concurrency ({conc['clients']} identical cold requests at once, fresh server):", "", *lines]
+        out += pod_lines(latest(outdir, "pod", mirror))
         if venv and venv.get("profile") and venv["profile"].get("timeline"):
             t = venv["profile"]["timeline"]
             top = sorted(t["phases"], key=lambda ph: ph["s"], reverse=True)[:3]

@@ -38,6 +38,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
@@ -187,7 +188,7 @@ class VenvTools(Tools):
         self.venvsmith_venv("warm-up", set_file, self.work / "warm-up-venv", home, scenario="warm-up", rep=-1)
         shutil.rmtree(home, ignore_errors=True)
 
-    def _check(self, run: Run, dest: Path, set_name: str, set_file: Path) -> Run:
+    def check(self, run: Run, dest: Path, set_name: str, set_file: Path) -> Run:
         """Does the venv import the set's modules? Its distributions go into ``run.pins``; ``dest`` is removed."""
         try:
             if run.ok:
@@ -208,12 +209,19 @@ class VenvTools(Tools):
         run.error = SCRUB(run.error)
         return run
 
-    def venvsmith_venv(self, set_name: str, set_file: Path, dest: Path, home: Path, *, scenario: str, rep: int,
-                       server: str | None = None) -> Run:
+    def venvsmith_venv_cmd(self, set_file: Path, dest: Path, server: str | None = None,
+                           extra: Sequence[str] = ()) -> list[str]:
+        """``venvsmith venv DEST -r SET -q`` with the index settings and target, ``--server``, ``extra``."""
         cmd = [str(self.venvsmith), "venv", str(dest), "-r", str(set_file), "-q", *self.index.argv(),
                *self.vs_target]
         if server:
             cmd += ["--server", server]
+        return [*cmd, *extra]
+
+    def venvsmith_venv(self, set_name: str, set_file: Path, dest: Path, home: Path, *, scenario: str, rep: int,
+                       server: str | None = None, extra: Sequence[str] = (), tool: str | None = None) -> Run:
+        """``extra``: more ``venv`` options; ``tool``: the run's tool label (default venvsmith[-server])."""
+        cmd = self.venvsmith_venv_cmd(set_file, dest, server, extra)
         home.mkdir(parents=True, exist_ok=True)
         env = {**self.vs_env, "VENVSMITH_HOME": str(home)}
         started = time.perf_counter()
@@ -224,14 +232,14 @@ class VenvTools(Tools):
             proc, error = None, f"timed out after {self.opts.timeout:.0f} s"
         else:
             error = "" if proc.returncode == 0 else failure_text(proc)
-        run = Run("venvsmith-server" if server else "venvsmith", scenario, set_name, rep,
+        run = Run(tool or ("venvsmith-server" if server else "venvsmith"), scenario, set_name, rep,
                   time.perf_counter() - started, error=error)
         if proc is not None and not error:
             match = _READY.search(proc.stdout)
             if match:
                 run.stats.update(packages=int(match.group(1)), lock_key=match.group(2),
                                  reported_s=float(match.group(3)), from_store=bool(match.group(4)))
-        return self._check(run, dest, set_name, set_file)
+        return self.check(run, dest, set_name, set_file)
 
     def uv_venv(self, set_name: str, set_file: Path, dest: Path, cache: Path, *, scenario: str, rep: int) -> Run:
         env = dict(self.env)
@@ -245,7 +253,7 @@ class VenvTools(Tools):
         ]
         seconds, walls, error = timed_steps(steps, env, self.work, self.opts.timeout)
         run = Run("uv", scenario, set_name, rep, seconds, error=error, stats={"steps_s": walls})
-        return self._check(run, dest, set_name, set_file)
+        return self.check(run, dest, set_name, set_file)
 
     def pip_venv(self, set_name: str, set_file: Path, dest: Path, *, rep: int) -> Run:
         install = [str(dest / "bin" / "pip"), "install", "--no-cache-dir", "--disable-pip-version-check",
@@ -255,7 +263,7 @@ class VenvTools(Tools):
         steps = [[str(self.target_python), "-m", "venv", str(dest)], install]
         seconds, walls, error = timed_steps(steps, self._pip_env(), self.work, self.opts.timeout)
         run = Run("pip", "cold", set_name, rep, seconds, error=error, stats={"steps_s": walls})
-        return self._check(run, dest, set_name, set_file)
+        return self.check(run, dest, set_name, set_file)
 
 
 # -- the benchmark -----------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
+from venvsmith.core import observe
 from venvsmith.core.grpc_util import abort
 from venvsmith.v1 import artifact_pb2, artifact_pb2_grpc, common_pb2
 
@@ -75,8 +76,8 @@ class ArtifactServicer(artifact_pb2_grpc.ArtifactServiceServicer):
 
     def GetArtifact(self, request, context):
         try:
-            for offset, data in read_chunks(self.store, digest_from_proto(request.digest), request.offset,
-                                            request.limit):
+            pieces = read_chunks(self.store, digest_from_proto(request.digest), request.offset, request.limit)
+            for offset, data in observe.artifact_read("grpc", pieces):
                 yield artifact_pb2.Chunk(data=data, offset=offset)
         except Exception as exc:
             abort(context, exc)

@@ -31,6 +31,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
+from venvsmith.core import observe
 from venvsmith.core.auth import Role, TokenStore, bearer_token
 from venvsmith.core.errors import ServiceError
 from venvsmith.core.public_url import advertised_host
@@ -209,7 +210,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self.end_headers()
                 return
             status = HTTPStatus.PARTIAL_CONTENT
-        pieces = iter(()) if head else verified_chunks(store, digest, start, end - start + 1)
+        pieces = iter(()) if head else observe.artifact_read("http", verified_chunks(store, digest, start,
+                                                                                    end - start + 1))
         try:
             first = next(pieces, None)  # a blob of one chunk is verified whole before any header goes out
         except DigestMismatch:

@@ -48,7 +48,8 @@ def _exported() -> dict[str, str]:
 
 _DIRECT = {"venvsmith_rpc_requests_total", "venvsmith_rpc_duration_seconds", "venvsmith_rpc_in_flight",
            "venvsmith_cache_lookups_total", "venvsmith_build_duration_seconds", "venvsmith_builds_in_flight",
-           "venvsmith_draining", "venvsmith_fleet_flights_total"}
+           "venvsmith_draining", "venvsmith_fleet_flights_total", "venvsmith_artifact_reads_total",
+           "venvsmith_artifact_bytes_sent_total"}
 
 
 def test_every_queried_metric_is_exported_with_its_declared_type():

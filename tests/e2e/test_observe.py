@@ -16,7 +16,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.fixtures.builder_server import BackgroundCall, BuilderProcess, ResolverProcess, free_port
-from venvsmith.v1 import builder_pb2, common_pb2, resolver_pb2
+from venvsmith.v1 import artifact_pb2, builder_pb2, common_pb2, resolver_pb2
 
 RESOLVER = "venvsmith.v1.ResolverService"
 
@@ -99,6 +99,43 @@ def test_builder_metrics_report_builds_and_the_store(tmp_path, index_builder):
     assert _sample(samples, "venvsmith_store_writes_total") >= 2  # the sdist and its wheel
     assert _sample(samples, "venvsmith_cache_lookups_total", layer="action", result="hit") >= 1
     assert _sample(samples, "venvsmith_cache_lookups_total", layer="resolution", result="hit") == 1
+
+
+def test_builder_metrics_count_artifact_reads_and_bytes_per_transport(tmp_path, index_builder):
+    """Each GetArtifact call and HTTP blob GET is one read; the bytes are what went out (a range: its length), so
+    bytes over a blob's size is how many times it was downloaded. A blob it does not have is no read."""
+    index_builder.add("pkg", "1.0")
+    index = index_builder.simple_url()
+    port = free_port()
+    with BuilderProcess(tmp_path / "b", "--metrics-port", str(port), allow=[str(index_builder.root)]) as server:
+        request = builder_pb2.ResolveAndBuildRequest(
+            resolve=_request(index, "pkg"),
+            options=builder_pb2.BuildOptions(wheels=True, index=common_pb2.IndexConfig(index_url=index)),
+        )
+        wheel = next(e.build.result for e in server.stub.ResolveAndBuild(request, timeout=300)
+                     if e.WhichOneof("event") == "build" and e.build.WhichOneof("event") == "result").wheels[0]
+        size = wheel.digest.size_bytes
+        before = _scrape(port)
+        whole = b"".join(c.data for c in server.artifacts.GetArtifact(
+            artifact_pb2.GetArtifactRequest(digest=wheel.digest), timeout=60))
+        tail = b"".join(c.data for c in server.artifacts.GetArtifact(
+            artifact_pb2.GetArtifactRequest(digest=wheel.digest, offset=size - 10), timeout=60))
+        absent = common_pb2.Digest(hash="0" * 64, size_bytes=3)
+        with pytest.raises(grpc.RpcError) as missing:
+            list(server.artifacts.GetArtifact(artifact_pb2.GetArtifactRequest(digest=absent), timeout=60))
+        with urllib.request.urlopen(wheel.http_url, timeout=30) as answer:
+            body = answer.read()
+        samples = _scrape(port)
+    assert len(whole) == size and tail == whole[-10:] and body == whole
+    assert missing.value.code() == grpc.StatusCode.NOT_FOUND
+
+    def delta(name: str, transport: str) -> float:
+        return (_sample(samples, name, transport=transport) or 0) - (_sample(before, name, transport=transport) or 0)
+
+    assert delta("venvsmith_artifact_reads_total", "grpc") == 2
+    assert delta("venvsmith_artifact_bytes_sent_total", "grpc") == size + 10
+    assert delta("venvsmith_artifact_reads_total", "http") == 1
+    assert delta("venvsmith_artifact_bytes_sent_total", "http") == size
 
 
 @pytest.mark.slow

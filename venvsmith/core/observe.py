@@ -42,6 +42,9 @@ METRICS: dict[str, tuple[str, str]] = {
     "venvsmith_store_evictions_total": ("counter", "Blobs evicted from the store by this process"),
     "venvsmith_store_evicted_bytes_total": ("counter", "Bytes evicted from the store by this process"),
     "venvsmith_store_writes_total": ("counter", "Blobs written to the store by this process"),
+    "venvsmith_artifact_reads_total": ("counter", "Blob reads served to clients (GetArtifact calls, HTTP /blobs GETs), "
+                                                  "by transport (grpc, http)"),
+    "venvsmith_artifact_bytes_sent_total": ("counter", "Blob bytes sent to clients, by transport (grpc, http)"),
     "venvsmith_downloads_total": ("counter", "Pinned files (wheels and sdists) the builder downloaded from an index"),
     "venvsmith_registry_action_hits_total": ("counter", "Action results (fetched and built wheels, wheelhouses, venv "
                                                         "archives) another replica published, found in the registry"),
@@ -81,6 +84,10 @@ BUILD_DURATION = Histogram("venvsmith_build_duration_seconds", _help("venvsmith_
 BUILDS_IN_FLIGHT = Gauge("venvsmith_builds_in_flight", _help("venvsmith_builds_in_flight"), ["kind"])
 DRAINING = Gauge("venvsmith_draining", _help("venvsmith_draining"))
 FLEET_FLIGHTS = Counter(_bare("venvsmith_fleet_flights_total"), _help("venvsmith_fleet_flights_total"), ["outcome"])
+ARTIFACT_READS = Counter(_bare("venvsmith_artifact_reads_total"), _help("venvsmith_artifact_reads_total"),
+                         ["transport"])
+ARTIFACT_BYTES = Counter(_bare("venvsmith_artifact_bytes_sent_total"), _help("venvsmith_artifact_bytes_sent_total"),
+                         ["transport"])
 
 
 def cache_lookup(layer: str, hit: bool, count: int = 1) -> None:
@@ -92,6 +99,16 @@ def cache_lookup(layer: str, hit: bool, count: int = 1) -> None:
 def fleet_flight(outcome: str) -> None:
     """One cross-replica single-flight ended ``outcome`` (led, joined, local)."""
     FLEET_FLIGHTS.labels(outcome).inc()
+
+
+def artifact_read(transport: str, pieces: Iterator[tuple[int, bytes]]) -> Iterator[tuple[int, bytes]]:
+    """``pieces`` of a blob read for a client over ``transport`` (grpc, http), counted as they go out: one read,
+    and the bytes sent (how many times the blobs were downloaded: bytes over their sizes)."""
+    ARTIFACT_READS.labels(transport).inc()
+    sent = ARTIFACT_BYTES.labels(transport)
+    for offset, data in pieces:
+        sent.inc(len(data))
+        yield offset, data
 
 
 F = TypeVar("F", bound=Callable[..., Any])
