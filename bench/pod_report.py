@@ -10,8 +10,8 @@ import statistics
 from pathlib import Path
 
 from common import save_report
-from resolve_bench import _select, compare_pins, fmt_cell, md_escape, summarize
-from venv_bench import fmt_x, pressure_note, ratio
+from resolve_bench import _select, compare_pins, failures_section, md_escape, summarize
+from venv_bench import cell_summary, fmt_x, pressure_note, ratio, vcell
 
 #: (set, scenario) -> (ratio goal against the uv figure, absolute goal in seconds or None); issue 14.
 GOALS_NODE_HIT = {"jupyter": (0.25, 0.3), "requests": (0.5, None)}
@@ -22,14 +22,8 @@ PLACEMENTS = (("node-hit", "hard links (same filesystem)"), ("node-hit-layered",
 NOT_AVAILABLE = "not available (no `--node-cache` in `venvsmith venv --help`)"
 
 
-def cell(results: dict, tool: str, scenario: str, name: str) -> dict:
-    return summarize(_select(results, tool, scenario, name))
-
-
-def short(summary: dict) -> str:
-    if summary["n"] and not summary["ok"]:
-        return f"✗ {md_escape(summary['errors'][0][:90])}… (all {summary['n']} failed)"
-    return fmt_cell(summary)
+cell = cell_summary
+short = vcell
 
 
 def verdict(value: float | None, goal: float | None, seconds: float | None = None,
@@ -336,11 +330,7 @@ def render_markdown(results: dict, chart: str | None) -> str:
            *_scenario4(results), *_scenario5(results), *_servers(results)]
     out += ["", "Sets: " + "; ".join(f"`{n}` = `{' '.join(reqs)}` (imports `{', '.join(results['imports'][n])}`)"
                                      for n, reqs in results["sets"].items())]
-    failures = [r for r in results["runs"] if r["error"]]
-    if failures:
-        out += ["", "## Failures", ""]
-        out += [f"- {r['tool']} {r['scenario']} `{r['set_name']}` rep {r['rep']}: {md_escape(r['error'])}"
-                for r in failures]
+    out += failures_section(results)
     if chart:
         out += ["", f"![new CI pods]({chart})"]
     return "\n".join(out) + "\n"

@@ -741,6 +741,15 @@ def service_cell(seconds: float, uv: dict, goal: float) -> str:
     return f"{seconds:.2f} s ({ratio:.2f}x {'✓' if ratio <= goal else '✗'})"
 
 
+def failures_section(results: dict) -> list[str]:
+    """The report's "Failures" lines (none when every run succeeded): tool, scenario, set, repetition, error."""
+    failures = [r for r in results["runs"] if r["error"]]
+    if not failures:
+        return []
+    return ["", "## Failures", "", *(f"- {r['tool']} {r['scenario']} `{r['set_name']}` rep {r['rep']}: "
+                                     f"{md_escape(r['error'])}" for r in failures)]
+
+
 def md_escape(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
@@ -911,11 +920,7 @@ def render_markdown(results: dict, chart: str | None) -> str:
                 f"{s['cache_hits']}/{s['calls']} | {warm_new} | {cli} |"
             )
 
-    failures = [r for r in results["runs"] if r["error"]]
-    if failures:
-        out += ["", "## Failures", ""]
-        out += [f"- {r['tool']} {r['scenario']} `{r['set_name']}` rep {r['rep']}: {md_escape(r['error'])}"
-                for r in failures]
+    out += failures_section(results)
     if chart:
         out += ["", f"![resolve timings]({chart})"]
     return "\n".join(out) + "\n"

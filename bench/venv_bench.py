@@ -50,6 +50,7 @@ from resolve_bench import (
     Tools,
     canonical,
     compare_pins,
+    failures_section,
     fmt_cell,
     git_describe,
     md_escape,
@@ -628,11 +629,7 @@ def render_markdown(results: dict, chart: str | None) -> str:
     if results.get("profile"):
         out += ["", *render_profile(results["profile"], results)]
 
-    failures = [r for r in results["runs"] if r["error"]]
-    if failures:
-        out += ["", "## Failures", ""]
-        out += [f"- {r['tool']} {r['scenario']} `{r['set_name']}` rep {r['rep']}: {md_escape(r['error'])}"
-                for r in failures]
+    out += failures_section(results)
     if chart:
         out += ["", f"![time-to-ready venv]({chart})"]
     return "\n".join(out) + "\n"
