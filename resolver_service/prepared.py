@@ -49,12 +49,3 @@ class PreparingSource:
 
     def prefetch_metadata(self, files: Iterable[DistFile]) -> None:
         self.source.prefetch_metadata(files)
-
-    def dependency_hint(self, name: NormalizedName) -> list[NormalizedName]:
-        hint = getattr(self.source, "dependency_hint", None)
-        return hint(name) if hint is not None else []
-
-    def remember_dependencies(self, name: NormalizedName, names: Sequence[NormalizedName]) -> None:
-        remember = getattr(self.source, "remember_dependencies", None)
-        if remember is not None:
-            remember(name, names)

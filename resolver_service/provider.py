@@ -140,12 +140,6 @@ class Provider(AbstractProvider):
                 return
 
     def _speculate_one(self, name: NormalizedName, extras: frozenset[NormalizedName]) -> None:
-        # What the newest release depended on last time: their pages are asked for now, while this page is
-        # still on its way (each level of the dependency tree would otherwise wait for the one above).
-        hinted = self._hint(name) if not extras else []
-        if hinted:
-            self.source.prefetch_files(hinted)
-            self.speculate((n, frozenset()) for n in hinted)
         try:
             file = self.url_constraints.get(name)
             if file is None:
@@ -157,31 +151,11 @@ class Provider(AbstractProvider):
             meta = self.source.metadata(file)
         except Exception:  # noqa: BLE001 - speculation only warms caches; the search reports errors
             return
-        walk = [
+        self.speculate(
             (canonicalize_name(r.name), frozenset(canonicalize_name(e) for e in r.extras))
             for r in meta.requires_dist
             if r.marker is None or self._marker_holds(r.marker, extras)
-        ]
-        self.speculate(walk)
-        if not extras and file.origin != "direct":
-            names = sorted({n for n, _ in walk})
-            if names != hinted:
-                self._remember(name, names)
-
-    def _hint(self, name: NormalizedName) -> list[NormalizedName]:
-        hint = getattr(self.source, "dependency_hint", None)  # a source without hints (an in-memory index)
-        try:
-            return hint(name) if hint is not None else []
-        except Exception:  # noqa: BLE001 - a hint only warms caches
-            return []
-
-    def _remember(self, name: NormalizedName, names: list[NormalizedName]) -> None:
-        remember = getattr(self.source, "remember_dependencies", None)
-        if remember is not None:
-            try:
-                remember(name, names)
-            except Exception:  # noqa: BLE001 - a hint only warms caches
-                pass
+        )
 
     def _marker_holds(self, marker, extras: frozenset[NormalizedName] = frozenset()) -> bool:
         """Whether ``marker`` holds for the bare project or for one of ``extras`` (errors: no)."""

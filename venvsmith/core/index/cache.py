@@ -89,10 +89,6 @@ CREATE TABLE IF NOT EXISTS first_seen (
     file TEXT PRIMARY KEY,
     seen_at REAL NOT NULL
 );
-CREATE TABLE IF NOT EXISTS dependency_hints (
-    page TEXT PRIMARY KEY,
-    names TEXT NOT NULL
-);
 DROP TABLE IF EXISTS pages;
 """
 
@@ -220,7 +216,6 @@ class IndexCache:
         self._pending_meta: dict[str, bytes] = {}
         self._pending_fields: dict[str, str] = {}
         self._pending_seen: dict[str, float] = {}
-        self._pending_hints: dict[str, str] = {}
         self._writing = False
         self._closed = False
         self._writer: threading.Thread | None = None
@@ -480,24 +475,6 @@ class IndexCache:
 
     # ------------------------------------------------------------------------------------ first seen
 
-    def get_dependency_hint(self, page: str) -> list[str]:
-        """The project names last recorded by :meth:`put_dependency_hint` for the project page cached under
-        ``page`` (its cache key); empty when none."""
-        with self._pending_lock:
-            text = self._pending_hints.get(page)
-        if text is None:
-            row = self._read_one("SELECT names FROM dependency_hints WHERE page = ?", (page,))
-            text = row[0] if row is not None else ""
-        return text.split()
-
-    def put_dependency_hint(self, page: str, names: Sequence[str]) -> None:
-        """Record the names of the dependencies of the newest usable release listed on ``page``: a later
-        resolution asks for their pages ahead of the page itself (a hint only: never a resolution's answer)."""
-        text = " ".join(names)
-        with self._pending_lock:
-            self._pending_hints[page] = text
-            self._enqueue(("hint", page, text))
-
     def first_seen(self, files: Sequence[str]) -> dict[str, float]:
         """When this cache first saw each of ``files`` (keys naming a file: ``sha256:<hex>`` or ``url:<url>``).
 
@@ -596,8 +573,6 @@ class IndexCache:
                             del self._pending_fields[op[1]]
                         elif op[0] == "seen" and self._pending_seen.get(op[1]) == op[2]:
                             del self._pending_seen[op[1]]
-                        elif op[0] == "hint" and self._pending_hints.get(op[1]) is op[2]:
-                            del self._pending_hints[op[1]]
                     self._pending_lock.notify_all()
 
     def _apply(self, ops: list[tuple]) -> None:
@@ -636,9 +611,6 @@ class IndexCache:
                         )
                     elif op[0] == "seen":  # the first time wins (another process may have recorded it)
                         db.execute("INSERT OR IGNORE INTO first_seen (file, seen_at) VALUES (?, ?)", (op[1], op[2]))
-                    elif op[0] == "hint":
-                        db.execute("INSERT OR REPLACE INTO dependency_hints (page, names) VALUES (?, ?)",
-                                   (op[1], op[2]))
                 db.execute("COMMIT")
             except BaseException:
                 if db.in_transaction:

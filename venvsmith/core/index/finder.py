@@ -87,10 +87,6 @@ class _SingleFlight:
             self._futures.setdefault(key, future)
 
 
-#: Names kept in one dependency hint at most.
-MAX_HINTED = 256
-
-
 @dataclass(frozen=True)
 class _Page:
     body: bytes
@@ -173,28 +169,6 @@ class IndexSource:
         for file in files:
             if not self._metas.started(file):
                 self._submit(self.metadata, file)
-
-    def dependency_hint(self, name: NormalizedName) -> list[NormalizedName]:
-        """The dependencies the newest usable release of ``name`` had when last looked at through this
-        cache (see :meth:`remember_dependencies`), for asking for their pages before ``name``'s own page
-        arrives; empty without a cache or for a name whose first index is local (nothing to wait for)."""
-        key = self._hint_key(name)
-        if key is None or self.cache is None:
-            return []
-        return [NormalizedName(n) for n in self.cache.get_dependency_hint(key)]
-
-    def remember_dependencies(self, name: NormalizedName, names: Sequence[NormalizedName]) -> None:
-        """Record ``names`` (canonical, at most :data:`MAX_HINTED`) as the hint of ``name``."""
-        key = self._hint_key(name)
-        if key is not None and self.cache is not None and not self.settings.offline:
-            self.cache.put_dependency_hint(key, list(names)[:MAX_HINTED])
-
-    def _hint_key(self, name: NormalizedName) -> str | None:
-        """Hints are kept per page cache key (URL and credential): one caller's never steer another's fetches."""
-        indexes = [self._pinned[name]] if name in self._pinned else self._indexes
-        if not indexes or indexes[0].path is not None:
-            return None
-        return self._page_cache_key(f"{indexes[0].url}{name}/")
 
     # ----------------------------------------------------------------------------------- listing
 
