@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tarfile
 import threading
+import time
 from collections.abc import Iterator
 from concurrent import futures
 from pathlib import Path
@@ -150,6 +151,10 @@ class CuttingProxy:
             while data := src.recv(65536):
                 if limit is not None and sent + len(data) >= limit:
                     dst.sendall(data[:limit - sent])
+                    # The connection stalls, then breaks: the client gets to read what arrived before the reset
+                    # (gRPC may drop a received message that the reset overtakes, and the download would then
+                    # start again from its first byte instead of resuming).
+                    time.sleep(0.5)
                     self.cut.set()
                     _reset(dst)
                     _reset(src)
