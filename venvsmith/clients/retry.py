@@ -91,31 +91,14 @@ class Reconnecting:
         started = time.monotonic()
         deadline = None if timeout is None else started + timeout
         attempt = 0
-        if not self._ready:
-            # First, the call itself: on a channel not yet connected it connects and waits for that (failing
-            # fast only when the connection fails). Only then the bounded channel waits below: their
-            # channel_ready_future starts gRPC's connectivity polling thread, which makes the channel's close()
-            # wait up to 0.2 s (a third of a remote cache hit's whole run).
-            self.attempts += 1
-            received = False
-            try:
-                for item in fn(False, timeout):
-                    received = True
-                    self._ready = True
-                    yield item
-                self._ready = True
-                return
-            except self._grpc.RpcError as exc:
-                if exc.code() == self._grpc.StatusCode.UNAVAILABLE:
-                    self._ready = False  # as below: a resumed call waits for the channel again, bounded
-                if exc.code() != self._grpc.StatusCode.UNAVAILABLE or received:
-                    raise CallError.from_rpc(exc) from None
-                if self.retries == 0 or (deadline is not None and time.monotonic() >= deadline):
-                    raise self._unreachable(started, exc.details() or "unavailable") from None
-                attempt = 1  # that was the first attempt; the retries wait for the channel
+        # First the call itself, when the channel is not known to be ready: on a channel not yet connected it
+        # connects and waits for that, failing fast only when the connection fails. Only then the bounded
+        # channel waits: their channel_ready_future starts gRPC's connectivity polling thread, which makes the
+        # channel's close() wait up to 0.2 s (a third of a remote cache hit's whole run).
+        direct = not self._ready
         while True:
             self.attempts += 1
-            ready = self._wait_ready(attempt, deadline)
+            ready = direct or self._wait_ready(attempt, deadline)
             left = None if deadline is None else max(0.0, deadline - time.monotonic())  # after the wait
             if not ready:
                 if attempt < self.retries and (deadline is None or time.monotonic() < deadline):
@@ -125,9 +108,11 @@ class Reconnecting:
                 return
             received = False
             try:
-                for item in fn(True, left):
+                for item in fn(not direct, left):
                     received = True
+                    self._ready = True
                     yield item
+                self._ready = True
                 return
             except self._grpc.RpcError as exc:
                 code = exc.code().name if exc.code() is not None else "UNKNOWN"
@@ -135,9 +120,15 @@ class Reconnecting:
                     # The server went away, or is draining: the next call (this retry, or a caller's resume of a
                     # broken stream) waits for the channel again, within its budget, instead of for ever.
                     self._ready = False
-                if code != "UNAVAILABLE" or (stream and received) or attempt >= self.retries:
+                if code != "UNAVAILABLE" or received:  # (a unary call has received nothing when it fails)
                     raise CallError.from_rpc(exc) from None
-                if deadline is not None and time.monotonic() >= deadline:
+                out_of_time = deadline is not None and time.monotonic() >= deadline
+                if direct:  # that was the first attempt; the retries wait for the channel
+                    if self.retries == 0 or out_of_time:
+                        raise self._unreachable(started, exc.details() or "unavailable") from None
+                    direct, attempt = False, 1
+                    continue
+                if attempt >= self.retries or out_of_time:
                     raise CallError.from_rpc(exc) from None
                 self._sleep(backoff(attempt, self._rng))
                 attempt += 1
