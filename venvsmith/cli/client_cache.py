@@ -36,7 +36,9 @@ _VERSION = b"venvsmith-verdict-1\0"
 
 def client_dir(args) -> Path | None:
     """``<node cache dir>/client``, or None without a node cache."""
-    root = getattr(args, "node_cache", None) or os.environ.get("VENVSMITH_NODE_CACHE")
+    from venvsmith.cli.node_cache import node_cache_dir
+
+    root = node_cache_dir(args)
     return Path(root) / "client" if root else None
 
 

@@ -48,10 +48,15 @@ class NodeCacheRequest:
                                 note=lambda message: print(f"warning: {message}", file=sys.stderr, flush=True))
 
 
+def node_cache_dir(args) -> str | None:
+    """``--node-cache DIR``, else ``VENVSMITH_NODE_CACHE``, else None (also for commands without the option)."""
+    return getattr(args, "node_cache", None) or os.environ.get("VENVSMITH_NODE_CACHE") or None
+
+
 def requested(args) -> NodeCacheRequest | None:
     """The node cache of ``venv``'s options (or environment), None without one; ValueError (bad input) names what
     is wrong with it."""
-    directory = args.node_cache or os.environ.get("VENVSMITH_NODE_CACHE")
+    directory = node_cache_dir(args)
     if not directory:
         return None
     from venvsmith.clients.node_cache import NodeCache, NodeCacheError, parse_max_size
