@@ -17,6 +17,7 @@ a temporary sibling directory that is renamed to ``dest`` at the end, so a refus
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import io
 import os
@@ -37,8 +38,9 @@ import zstandard
 from venvsmith.core.index.limits import archive_problem
 
 from .errors import UnsafeArchive
+from .file_stat import FileStat, stat_key
 
-__all__ = ["MTIME", "ZSTD_LEVEL", "iter_tree", "pack", "unpack", "unpack_stream"]
+__all__ = ["MTIME", "ZSTD_LEVEL", "iter_tree", "pack", "seal_directories", "unpack", "unpack_stream"]
 
 #: mtime of every member (the epoch, like ``SOURCE_DATE_EPOCH=0``).
 MTIME = 0
@@ -178,12 +180,17 @@ _WRITERS = 2
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
 
 
-def _write_file(path: str, data: bytes, mode: int) -> None:
+_NOT_WRITABLE = ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH)
+
+
+def _write_file(path: str, data: bytes, mode: int) -> FileStat:
+    """Create ``path`` (never through a symlink, never over a file) holding ``data``: its stat once written."""
     fd = os.open(path, _CREATE, mode)
     try:
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view):]
+        return stat_key(os.fstat(fd))
     finally:
         os.close(fd)
 
@@ -198,6 +205,8 @@ class _Writers:
         self._pending: deque[tuple[Future, str, int]] = deque()
         self._bytes = 0
         self._failed: tuple[str, BaseException] | None = None  # the first failed write: (member, error)
+        #: The stat of each file written, by member name (the tree's manifest, without a second scan).
+        self.stats: dict[str, FileStat] = {}
 
     def submit(self, name: str, path: str, data: bytes, mode: int) -> None:
         self._pending.append((self._pool.submit(_write_file, path, data, mode), name, len(data)))
@@ -209,7 +218,9 @@ class _Writers:
         future, name, size = self._pending.popleft()
         self._bytes -= size
         exc = future.exception()
-        if exc is not None and self._failed is None:
+        if exc is None:
+            self.stats[name] = future.result()
+        elif self._failed is None:
             self._failed = (name, exc)
 
     def drain(self) -> tuple[str, BaseException] | None:
@@ -232,9 +243,11 @@ class _Extractor:
     members under a directory reached some other way (through a symlink in the tree) are checked the slow way.
     """
 
-    def __init__(self, archive: Path, root: Path, compressed: int) -> None:
-        """``archive`` names the source in errors; ``compressed`` is its size in bytes (the ratio check's base)."""
+    def __init__(self, archive: Path, root: Path, compressed: int, read_only: bool = False) -> None:
+        """``archive`` names the source in errors; ``compressed`` is its size in bytes (the ratio check's base);
+        ``read_only``: files are created without write permission (see :func:`unpack_stream`)."""
         self.archive = archive
+        self.read_only = read_only
         self.root = os.path.realpath(root)
         self.links: list[tuple[str, str]] = []  # relative symlinks: (member name, lexical target)
         self.real_dirs: set[str] = {""}  # member names of directories created here, "" for the root
@@ -315,7 +328,7 @@ class _Extractor:
         elif member.isreg():
             self.claim(name)
             path = self.parent(name)
-            mode = file_mode(member.mode)
+            mode = file_mode(member.mode) & (_NOT_WRITABLE if self.read_only else -1)
             source = tar.extractfile(member)
             if member.size <= _SMALL_FILE:
                 self.writers.submit(name, path, source.read() if source is not None else b"", mode)
@@ -327,6 +340,8 @@ class _Extractor:
             with os.fdopen(fd, "wb") as out:
                 if source is not None:
                     shutil.copyfileobj(source, out, _CHUNK)
+                out.flush()
+                self.writers.stats[name] = stat_key(os.fstat(fd))
         elif member.issym():
             self.claim(name)
             self.symlinks.add(name)
@@ -377,6 +392,7 @@ class _Extractor:
             os.link(source, path)
         except FileExistsError:
             raise self.refuse(name, "duplicate member") from None
+        self.writers.stats[name] = stat_key(os.lstat(path))
 
     def check_links(self) -> None:
         """Every relative symlink's target path stays in the tree, through whatever the later members made."""
@@ -388,19 +404,21 @@ class _Extractor:
                     raise self.refuse(name, f"symlink target {lexical!r} leads outside the destination")
 
 
-def unpack(archive: Path, dest: Path) -> None:
+def unpack(archive: Path, dest: Path, *, read_only: bool = False) -> dict[str, FileStat]:
     """Extract the ``tar.zst`` at ``archive`` to ``dest`` (which must not exist, or be an empty directory).
 
     Streams: memory use does not grow with the archive. Raises :class:`UnsafeArchive` (leaving nothing
-    behind) for a member that would escape ``dest``; see the module docstring.
+    behind) for a member that would escape ``dest``; see the module docstring. ``read_only`` and the answer: as
+    :func:`unpack_stream`'s.
     """
     archive = Path(archive)
     with open(archive, "rb") as raw:
-        unpack_stream(raw, dest, source=archive, compressed=os.fstat(raw.fileno()).st_size)
+        return unpack_stream(raw, dest, source=archive, compressed=os.fstat(raw.fileno()).st_size,
+                             read_only=read_only)
 
 
 def unpack_stream(raw: IO[bytes] | io.RawIOBase, dest: Path, *, source: Path, compressed: int,
-                  verify: Callable[[], None] | None = None) -> None:
+                  verify: Callable[[], None] | None = None, read_only: bool = False) -> dict[str, FileStat]:
     """Extract the ``tar.zst`` read from ``raw`` (a file, or bytes as they arrive) to ``dest``, atomically.
 
     ``dest`` must not exist, or be an empty directory; the members go to a staging directory next to it, renamed
@@ -408,15 +426,24 @@ def unpack_stream(raw: IO[bytes] | io.RawIOBase, dest: Path, *, source: Path, co
     compression-ratio bound). ``verify`` is called after the last member is written and before the rename: a
     caller reading from the network checks there that what it read is the digest it asked for. Whatever fails
     (an unsafe member, a corrupt stream, ``verify``, a full disk, a broken download) leaves nothing behind.
+
+    The answer is the stat of every regular file written, by relative path: what
+    :func:`~builder_service.venv_template.record` would find in ``dest`` now, without a second scan. With
+    ``read_only`` the files are created without write permission and the directories lose theirs before the
+    rename (``dest`` itself just after): the sealed tree the node cache keeps, made in one pass.
     """
     dest = Path(os.path.abspath(dest))
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
         raise UnsafeArchive(source, None, f"destination {dest} exists and is not an empty directory")
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+    collecting = gc.isenabled()
     try:
         os.chmod(tmp, 0o755)
-        extractor = _Extractor(source, tmp, compressed)
+        extractor = _Extractor(source, tmp, compressed, read_only)
+        # tarfile keeps every member it read: thousands of objects that no cycle holds, which the collector
+        # would scan again and again while they pile up.
+        gc.disable()
         try:
             # zstandard only calls read() (or readinto()) on its source, which both kinds of raw have.
             with zstandard.ZstdDecompressor().stream_reader(cast(IO[bytes], raw), closefd=False) as zst:
@@ -430,10 +457,30 @@ def unpack_stream(raw: IO[bytes] | io.RawIOBase, dest: Path, *, source: Path, co
             extractor.finish()
         finally:
             extractor.writers.close()
+            if collecting:
+                gc.enable()
         extractor.check_links()
         if verify is not None:
             verify()
+        if read_only:
+            seal_directories(tmp, below=True)
         os.rename(tmp, dest)
+        if read_only:
+            os.chmod(dest, stat.S_IMODE(os.lstat(dest).st_mode) & _NOT_WRITABLE)
     except BaseException:
+        if read_only:
+            for dirpath, _, _ in os.walk(tmp):  # each directory is listed (r-x) before it is made writable
+                os.chmod(dirpath, 0o755)
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    return extractor.writers.stats
+
+
+def seal_directories(tree: Path, below: bool = False) -> None:
+    """Every directory under ``tree`` (and ``tree`` itself unless ``below``) without write permission, deepest
+    first; symlinks untouched."""
+    root = os.fspath(tree)
+    for dirpath, _, _ in os.walk(root, topdown=False):
+        if below and dirpath == root:
+            continue
+        os.chmod(dirpath, stat.S_IMODE(os.lstat(dirpath).st_mode) & _NOT_WRITABLE)

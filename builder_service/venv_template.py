@@ -22,15 +22,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from .file_stat import FileStat, stat_key
+
+__all__ = ["FileStat", "Template", "adopt_template", "changed", "rebuild", "record", "stat_key", "template_for"]
+
 _TREE = "tree"
 _MANIFEST = "files.json"
-
-#: [size, mtime_ns, inode, mode] of a regular file (a list: what files.json holds, compared without conversion).
-FileStat = list[int]
-
-
-def stat_key(st: os.stat_result) -> FileStat:
-    return [st.st_size, st.st_mtime_ns, st.st_ino, st.st_mode]
 
 
 @dataclass(frozen=True)
@@ -76,9 +73,12 @@ def _load(path: Path) -> Template | None:
     return Template(path, files)
 
 
-def _install(work: Path, target: Path) -> bool:
-    """Write ``files.json`` for ``work/tree`` and move ``work`` to ``target``; False when ``target`` is taken."""
-    (work / _MANIFEST).write_text(json.dumps(record(work / _TREE), separators=(",", ":")))
+def _install(work: Path, target: Path, files: dict[str, FileStat] | None = None) -> bool:
+    """Write ``files.json`` for ``work/tree`` (``files``: its record, else scanned now) and move ``work`` to
+    ``target``; False when ``target`` is taken."""
+    if files is None:
+        files = record(work / _TREE)
+    (work / _MANIFEST).write_text(json.dumps(files, separators=(",", ":")))
     try:
         os.rename(work, target)
     except OSError:
@@ -98,8 +98,8 @@ def _from_archive(archive: Path, sha256: str, root: Path) -> Template:
     root.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{sha256[:12]}-", dir=root))
     try:
-        unpack(archive, work / _TREE)
-        if not _install(work, root / sha256):  # another process won the race: theirs is identical
+        files = unpack(archive, work / _TREE)
+        if not _install(work, root / sha256, files):  # another process won the race: theirs is identical
             found = _load(root / sha256)
             if found is None:
                 raise FileExistsError(root / sha256)

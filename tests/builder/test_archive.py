@@ -160,6 +160,40 @@ def test_unpack_round_trip_with_links_and_modes(tmp_path: Path) -> None:
     assert (dest / "nested/implicit/parents.txt").read_text() == "p"
 
 
+@pytest.mark.parametrize("read_only", [False, True], ids=["writable", "read-only"])
+@pytest.mark.parametrize("small_file", [0, 1 << 20], ids=["streamed", "by-writers"])
+def test_unpack_answers_what_a_scan_of_the_tree_finds(read_only: bool, small_file: int, tmp_path: Path,
+                                                      monkeypatch) -> None:
+    """The stats unpack answers are the tree's manifest, as a scan after it records it; ``read_only`` makes
+    every file and directory unwritable in the same pass (the node cache's sealed trees), symlinks as they were."""
+    import builder_service.archive as archive_module
+    from builder_service.venv_template import record
+
+    monkeypatch.setattr(archive_module, "_SMALL_FILE", small_file)
+    entries: list = [("dir", "lib", ""), ("file", "lib/mod.py", b"x = 1\n"), ("sym", "lib64", "lib"),
+                     ("hard", "lib/copy.py", "lib/mod.py"), ("sym", "bin/python", "/usr/bin/python3"),
+                     ("file", "bin/tool", b"#!/bin/sh\n"), ("file", "deep/a/b/c.txt", b"c" * 5000)]
+    archive = tar_zst(tmp_path / "a.tar.zst", entries)
+    os.chmod(archive, 0o644)
+    dest = tmp_path / "out"
+    files = unpack(archive, dest, read_only=read_only)
+    assert files == record(dest) and set(files) == {"lib/mod.py", "lib/copy.py", "bin/tool", "deep/a/b/c.txt"}
+    writable = [p for p in [dest, *dest.rglob("*")] if not p.is_symlink() and os.lstat(p).st_mode & 0o222]
+    if read_only:
+        assert writable == []
+        assert os.readlink(dest / "lib64") == "lib" and (dest / "lib64/mod.py").read_text() == "x = 1\n"
+    else:
+        assert dest in writable and dest / "lib/mod.py" in writable
+
+
+@pytest.mark.parametrize("case", ["dotdot-inside", "symlink-out", "later-link", "hardlink-out"])
+def test_a_refused_read_only_unpack_leaves_nothing(case: str, tmp_path: Path) -> None:
+    archive = tar_zst(tmp_path / "a.tar.zst", [("file", "pkg/first.py", b"x"), *ESCAPES[case]])
+    with pytest.raises(UnsafeArchive):
+        unpack(archive, tmp_path / "sub" / "dest", read_only=True)
+    assert os.listdir(tmp_path / "sub") == []
+
+
 def test_unpack_accepts_dot_slash_names(tmp_path: Path) -> None:
     archive = tar_zst(
         tmp_path / "a.tar.zst",
@@ -307,10 +341,10 @@ def test_a_failed_background_write_fails_the_unpack(tmp_path: Path, monkeypatch)
 
     real_write = archive_module._write_file
 
-    def failing(path: str, data: bytes, mode: int) -> None:
+    def failing(path: str, data: bytes, mode: int) -> list[int]:
         if path.endswith("/m3.py"):
             raise OSError(errno.ENOSPC, "No space left on device")
-        real_write(path, data, mode)
+        return real_write(path, data, mode)
 
     monkeypatch.setattr(archive_module, "_write_file", failing)
     monkeypatch.setattr(archive_module, "_MAX_PENDING", 1)  # every submit waits for the oldest write

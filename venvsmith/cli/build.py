@@ -261,7 +261,7 @@ def cmd_venv(args) -> int:
         local = client.local_path(archive)
         if occupied:  # only now, once there is a venv to put in its place
             clear_directory(dest)
-        fill = venv_filler(client, archive, local)
+        fill = venv_filler(client, archive, local, sealed=node is not None)
         placed = ""
         try:
             if node is not None:
@@ -289,22 +289,25 @@ def cmd_venv(args) -> int:
     return EXIT_OK
 
 
-def venv_filler(client, archive: common_pb2.ArtifactRef, local: Path | None) -> Callable[[Path], None]:
+def venv_filler(client, archive: common_pb2.ArtifactRef, local: Path | None,
+                sealed: bool = False) -> Callable[[Path], dict | None]:
     """``fill(tree)``: the venv archive ``archive`` unpacked at ``tree`` (absent or an empty directory), from the
     local store's copy (``local``) or streamed from the server (unpacked while it downloads, digest verified before
     the staging directory becomes ``tree``). The only place that knows how a venv's bytes arrive: the node cache
-    fills its entries with it, the remote path its PATH."""
+    fills its entries with it (``sealed``: the tree made read-only and its manifest answered, as
+    :data:`~venvsmith.clients.node_cache.Filler` says), the remote path its PATH."""
 
-    def fill(tree: Path) -> None:
+    def fill(tree: Path) -> dict | None:
         if local is not None:
             from builder_service.archive import unpack
 
-            unpack(local, tree)
-            return
-        from venvsmith.clients.stream_unpack import receive_venv  # downloaded and unpacked at once, staged
+            files = unpack(local, tree, read_only=sealed)
+        else:
+            from venvsmith.clients.stream_unpack import receive_venv  # downloaded and unpacked at once, staged
 
-        receive_venv(client, archive, tree,
-                     note=lambda message: print(f"note: {message}", file=sys.stderr, flush=True))
+            files = receive_venv(client, archive, tree, read_only=sealed,
+                                 note=lambda message: print(f"note: {message}", file=sys.stderr, flush=True))
+        return files if sealed else None
 
     return fill
 

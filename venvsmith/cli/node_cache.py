@@ -6,12 +6,11 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from venvsmith.clients.node_cache import NodeCache, Placement
+    from venvsmith.clients.node_cache import Filler, NodeCache, Placement
 
 #: ``--node-cache-mode`` values (:data:`venvsmith.clients.node_cache.MODES`, a test keeps them equal).
 MODES = ("auto", "hardlink", "layered")
@@ -43,7 +42,7 @@ class NodeCacheRequest:
         self.mode = mode
         self.max_size = max_size
 
-    def place(self, sha256: str, dest: Path, fill: Callable[[Path], None]) -> Placement:
+    def place(self, sha256: str, dest: Path, fill: Filler) -> Placement:
         return self.cache.place(sha256, dest, fill, self.mode, self.max_size,
                                 note=lambda message: print(f"warning: {message}", file=sys.stderr, flush=True))
 

@@ -34,7 +34,7 @@ import re
 import shutil
 import stat
 import time
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,7 +45,7 @@ from venvsmith.clients.node_entry import Entry, NodeCacheError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DEFAULT_MAX_SIZE", "LOCK_TIMEOUT", "MODES", "Entry", "NodeCache", "NodeCacheError", "Placement",
+__all__ = ["DEFAULT_MAX_SIZE", "LOCK_TIMEOUT", "MODES", "Entry", "Filler", "NodeCache", "NodeCacheError", "Placement",
            "parse_max_size"]
 
 #: The default of ``--node-cache-max-size`` (``VENVSMITH_NODE_CACHE_MAX_SIZE``).
@@ -54,6 +54,12 @@ DEFAULT_MAX_SIZE = "20GiB"
 LOCK_TIMEOUT = 900.0
 #: ``--node-cache-mode``: hard links where possible else a layered venv (auto), or one of the two.
 MODES = ("auto", "hardlink", "layered")
+
+#: ``fill(tree)`` of :meth:`NodeCache.place`: makes ``tree``; answers None, or the manifest of the tree it made
+#: sealed (every file and directory without write permission): the stat of each regular file by relative path,
+#: as :func:`builder_service.venv_template.record` would find it (:func:`builder_service.archive.unpack_stream`
+#: with ``read_only`` answers just that, in the pass that writes the files).
+Filler = Callable[[Path], Mapping[str, venv_template.FileStat] | None]
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _READ_ONLY = ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH)
@@ -96,14 +102,15 @@ def _flock(path: Path, kind: int, timeout: float) -> Iterator[None]:
 
 def _seal(tree: Path) -> None:
     """Every file and directory under ``tree`` (and ``tree``) without write permission; symlinks untouched."""
+    from builder_service.archive import seal_directories
+
     for dirpath, _, filenames in os.walk(tree):
         for name in filenames:
             path = os.path.join(dirpath, name)
             st = os.lstat(path)
             if stat.S_ISREG(st.st_mode) and st.st_mode & 0o222:
                 os.chmod(path, stat.S_IMODE(st.st_mode) & _READ_ONLY)
-    for dirpath, _, _ in os.walk(tree, topdown=False):
-        os.chmod(dirpath, stat.S_IMODE(os.lstat(dirpath).st_mode) & _READ_ONLY)
+    seal_directories(tree)
 
 
 def _remove_tree(path: Path) -> None:
@@ -166,11 +173,12 @@ class NodeCache:
 
     # -- placing -------------------------------------------------------------------------------------------------
 
-    def place(self, sha256: str, dest: Path, fill: Callable[[Path], None], mode: str = "auto",
+    def place(self, sha256: str, dest: Path, fill: Filler, mode: str = "auto",
               max_size: int | None = None, note: Callable[[str], None] | None = None) -> Placement:
         """The environment of the archive ``sha256`` at ``dest`` (absent or an empty directory), from the node's
         copy; when the node lacks it (or its copy is damaged), ``fill(tree)`` makes the tree first (``tree`` does
         not exist; ``fill`` creates it, from verified bytes) — once per node, however many processes ask at once.
+        ``fill`` may answer the tree's manifest (:data:`Filler`); else the tree is sealed and recorded here.
         After a fill, entries are evicted (least recently used first, never one in use) until the cache holds at
         most ``max_size`` bytes."""
         if mode not in MODES:
@@ -197,7 +205,7 @@ class NodeCache:
                     refilled = True
                 self._fill(entry, fill)
                 filled = True
-                how = self._place(entry, dest, mode)
+                how = self._place(entry, dest, mode, check=False)  # made and recorded just now, under this lock
                 if how is None:  # damaged between the fill and the placement: someone writes into it
                     raise NodeCacheError(f"the node cache entry {entry.path} changed while it was placed")
         evicted: tuple[str, ...] = ()
@@ -205,27 +213,28 @@ class NodeCache:
             evicted = tuple(self.evict(max_size, keep={sha256}))
         return Placement(entry, how, filled=filled, refilled=refilled, evicted=evicted)
 
-    def _place(self, entry: Entry, dest: Path, mode: str) -> str | None:
-        how = node_layer.place(entry, dest, mode, self.root)
+    def _place(self, entry: Entry, dest: Path, mode: str, check: bool = True) -> str | None:
+        how = node_layer.place(entry, dest, mode, self.root, check)
         if how == "layered":
             self.register(entry, dest)
         if how is not None:
             self.touch(entry)
         return how
 
-    def _fill(self, entry: Entry, fill: Callable[[Path], None]) -> None:
+    def _fill(self, entry: Entry, fill: Filler) -> None:
         """Under the exclusive lock: ``staging/<sha256>`` (a crashed filler's left first removed) filled, sealed,
         its manifest written, renamed to ``envs/<sha256>``."""
         staging = self.root / "staging" / entry.sha256
         _remove_tree(staging)
         staging.mkdir(parents=True)
         try:
-            fill(staging / "tree")
+            files = fill(staging / "tree")
             if not (staging / "tree").is_dir():
                 raise NodeCacheError(f"filling {staging} made no tree")
-            _seal(staging / "tree")
-            (staging / "files.json").write_text(json.dumps(venv_template.record(staging / "tree"),
-                                                           separators=(",", ":")))
+            if files is None:
+                _seal(staging / "tree")
+                files = venv_template.record(staging / "tree")
+            (staging / "files.json").write_text(json.dumps(files, separators=(",", ":")))
             (staging / "last-used").write_bytes(b"")
             os.rename(staging, entry.path)
         except BaseException:

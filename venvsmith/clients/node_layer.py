@@ -35,9 +35,10 @@ LAYER_PTH = "_venvsmith_node_cache.pth"
 _PTH_READ = 1 << 16
 
 
-def place(entry: Entry, dest: Path, mode: str, root: Path) -> str | None:
+def place(entry: Entry, dest: Path, mode: str, root: Path, check: bool = True) -> str | None:
     """Place ``entry`` (of the node cache at ``root``) at ``dest``, under the entry's lock, in ``mode`` (``auto``
-    chooses); the mode used, or None when the entry is not the tree its manifest records (nothing placed)."""
+    chooses); the mode used, or None when the entry is not the tree its manifest records (nothing placed).
+    Without ``check`` the entry is not compared with its manifest (its filler, which just recorded it)."""
     how = mode
     if mode != "layered":
         linkable = can_link(entry.tree, dest)
@@ -49,11 +50,11 @@ def place(entry: Entry, dest: Path, mode: str, root: Path) -> str | None:
         from builder_service.materialize import TemplateChanged, clone_tree
 
         try:
-            clone_tree(entry.tree, dest, "hardlink", entry.template(), added_ok=bytecode)
+            clone_tree(entry.tree, dest, "hardlink", entry.template() if check else None, added_ok=bytecode)
         except TemplateChanged:
             return None
     else:
-        if venv_template.changed(entry.template(), venv_template.record(entry.tree), bytecode) is not None:
+        if check and venv_template.changed(entry.template(), venv_template.record(entry.tree), bytecode) is not None:
             return None
         layer(entry, dest)
     return how

@@ -131,20 +131,21 @@ class _Download(io.RawIOBase):
 
 
 def receive_venv(client: ChunkSource, ref: common_pb2.ArtifactRef, dest: Path,
-                 note: Callable[[str], None] | None = None) -> None:
+                 note: Callable[[str], None] | None = None, read_only: bool = False) -> dict[str, list[int]]:
     """Unpack the venv archive ``ref`` into ``dest`` (absent or an empty directory), atomically, while it downloads.
 
-    ``note`` is told each resumed break. Raises :class:`CallError` (DATA_LOSS for bytes that are not the ref's,
-    the call's status for a download that cannot go on) or :class:`~builder_service.errors.UnsafeArchive`; on
-    any failure nothing is left at ``dest`` or next to it.
+    ``note`` is told each resumed break. ``read_only`` and the answer (the stat of each file written): as
+    :func:`~builder_service.archive.unpack_stream`'s. Raises :class:`CallError` (DATA_LOSS for bytes that are not
+    the ref's, the call's status for a download that cannot go on) or
+    :class:`~builder_service.errors.UnsafeArchive`; on any failure nothing is left at ``dest`` or next to it.
     """
     from builder_service.archive import unpack_stream
     from builder_service.errors import UnsafeArchive
 
     download = _Download(client, ref.digest, note)
     try:
-        unpack_stream(download, Path(dest), source=Path(ref.filename or ref.digest.hash),
-                      compressed=ref.digest.size_bytes, verify=download.finish)
+        return unpack_stream(download, Path(dest), source=Path(ref.filename or ref.digest.hash),
+                             compressed=ref.digest.size_bytes, verify=download.finish, read_only=read_only)
     except UnsafeArchive as refused:
         # Bytes that are not the ref's are a transfer (or server) fault before they are a hostile archive: say so
         # when the digest tells (reading the rest, at most the ref's size).
