@@ -340,3 +340,49 @@ def test_a_page_revalidated_after_it_was_written_is_seen_fresh_at_once(tmp_path)
         cache.flush()
         assert not cache._pending_refreshes  # the overlay is dropped once written
         assert cache.get_page(page.url).fetched_at == 500.0
+
+
+def test_no_reader_connects_while_a_corrupt_file_is_replaced(tmp_path, monkeypatch):
+    """A read that needs a new connection while the corrupt file is moved aside waits for the new file: it never
+    creates an empty one of its own (and fails on its missing tables) between the move and the new schema."""
+    import sqlite3
+    import threading
+
+    import venvsmith.core.index.cache as cache_module
+
+    url = "https://i/simple/a/"
+    with IndexCache(tmp_path / "c") as cache:
+        cache.put_page(CachedPage(url, b"body", "text/html", url, None, None, 1.0, None))
+        cache.flush()
+        assert cache.get_page(url) is not None
+        moved, go_on = threading.Event(), threading.Event()
+        real_move = cache_module.move_aside
+
+        def held_move(path, exc):
+            real_move(path, exc)
+            moved.set()
+            go_on.wait(10)  # the window: the old file gone, the new one not made yet
+
+        monkeypatch.setattr(cache_module, "move_aside", held_move)
+        with cache._readers_lock:
+            cache._close_idle_readers()  # the next read must connect
+        recovery = threading.Thread(target=cache._recover,
+                                    args=(cache._generation, sqlite3.DatabaseError("file is not a database")))
+        recovery.start()
+        assert moved.wait(10)
+        outcome: list = []
+
+        def read() -> None:
+            try:
+                outcome.append(cache.get_page(url))
+            except Exception as exc:  # noqa: BLE001 - what the test looks at
+                outcome.append(exc)
+
+        reader = threading.Thread(target=read)
+        reader.start()
+        reader.join(0.3)  # it waits for the recovery (without the lock it would have read the missing file)
+        go_on.set()
+        recovery.join(10)
+        reader.join(10)
+        assert outcome == [None]  # the new, empty cache: a miss, no error
+        assert cache.get_page(url) is None and cache._broken is None

@@ -241,7 +241,10 @@ class IndexCache:
         try:
             generation, reader = self._readers.get_nowait()
         except queue.Empty:
-            generation, reader = self._generation, self._connect()
+            # Never while _recover replaces the file: a connection made between the move and the new schema
+            # would create an empty file and read "no such table" from it.
+            with self._readers_lock:
+                generation, reader = self._generation, self._connect()
         try:
             return reader.execute(sql, args).fetchone()
         finally:
@@ -256,18 +259,20 @@ class IndexCache:
         with self._lock:
             if generation != self._generation or self._broken is not None:
                 return
+            # The readers' lock is held until the new file has its schema: no reader connects in between (see
+            # _read_once); readers of the old file see the new generation and close theirs.
             with self._readers_lock:
                 self._generation += 1
                 self._close_idle_readers()
-            if self._db is not None:
-                self._db.close()
-                self._db = None
-            try:
-                move_aside(self.path, exc)
-                self._db = open_checked(self.path, _init_schema, lambda path: self._connect())
-            except (sqlite3.DatabaseError, OSError) as again:
-                self._give_up(again)
-                return
+                if self._db is not None:
+                    self._db.close()
+                    self._db = None
+                try:
+                    move_aside(self.path, exc)
+                    self._db = open_checked(self.path, _init_schema, lambda path: self._connect())
+                except (sqlite3.DatabaseError, OSError) as again:
+                    self._give_up(again)
+                    return
         if self._health is not None:
             self._health.set_ok(f"index cache {self.path}")
 
