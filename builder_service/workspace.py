@@ -178,6 +178,9 @@ class Workspace:
         self._found: list[Interpreter] | None = None
         self._query_cache = QueryCache(home / "interpreters.json")
         self._lock = threading.Lock()
+        #: environment_of's answers by file identity: parsing hundreds of tags again on every build request
+        #: (each asks for its interpreter) was a tenth of a repeat ResolveAndBuild's time.
+        self._environments: dict[str, TargetEnvironment] = {}
         self.counters = {"venv_builds": 0, "sdist_builds": 0, "downloads": 0, "venv_registry_hits": 0}
 
     def _share(self, settings: BuilderSettings) -> None:
@@ -246,14 +249,20 @@ class Workspace:
         """The interpreter's target environment, cached on disk while its binary is unchanged."""
         identity = file_identity(interp.path)
         with self._lock:
-            held = self._query_cache.get(identity, "environment")
+            known = self._environments.get(identity)
+            held = self._query_cache.get(identity, "environment") if known is None else None
+        if known is not None:
+            return known
         if held is not None:
-            return TargetEnvironment.from_mapping(held["markers"], held["tags"], interpreter=str(interp.path))
-        env = TargetEnvironment.from_interpreter(interp.path, cache=self._query_cache)  # one probe per binary
+            env = TargetEnvironment.from_mapping(held["markers"], held["tags"], interpreter=str(interp.path))
+        else:
+            env = TargetEnvironment.from_interpreter(interp.path, cache=self._query_cache)  # one probe per binary
+            with self._lock:
+                self._query_cache.put(identity, "environment",
+                                      {"markers": dict(env.markers), "tags": [str(t) for t in env.tags]})
+                self._query_cache.save()
         with self._lock:
-            self._query_cache.put(identity, "environment",
-                                  {"markers": dict(env.markers), "tags": [str(t) for t in env.tags]})
-            self._query_cache.save()
+            self._environments[identity] = env
         return env
 
     def interpreters(self) -> list[tuple[Interpreter, TargetEnvironment]]:
