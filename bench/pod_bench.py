@@ -277,6 +277,7 @@ def herd(tools: PodTools, builder: Builder, name: str, set_file: Path, work: Pat
     except OSError as exc:
         return {**row, "error": f"metrics unreachable: {exc}"}
     procs, ends, logs = [], {}, []
+    os.sync()  # untimed, as before every timed run
     started = time.perf_counter()
     for i in range(pods):
         home = work / f"home-{i}"
@@ -443,6 +444,7 @@ def run_set(tools: PodTools, opts: argparse.Namespace, name: str, set_file: Path
                              resolve_home, compile_cache, record)
             shift = (rep + index) % len(jobs)
             for job in [*jobs[shift:], *jobs[:shift]]:
+                os.sync()  # untimed: the previous run's deletions and writes are flushed before this one starts
                 job()
             modes = [True] if tools.has_node_cache else []
             if rep < opts.herd_baseline_runs:

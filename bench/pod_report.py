@@ -107,7 +107,9 @@ def _header(results: dict) -> list[str]:
         f"Client features of this checkout: `--node-cache` {'yes' if features['node_cache'] else '**no**'}, "
         f"`--no-verify` {'yes' if features['no_verify'] else 'no'}. Every figure is the wall clock of fresh "
         f"subprocesses into a new target directory with an empty `VENVSMITH_HOME` (a new pod), median (min–max) of "
-        f"{results['repeat']} runs interleaved with uv's; each venv imported the set's modules afterwards (untimed). "
+        f"{results['repeat']} runs interleaved with uv's; each venv imported the set's modules afterwards (untimed); "
+        "before each run the disk is synced (untimed: the deletions and writes of one run are not the next one's "
+        "cost, whichever tool). "
         "uv: `uv venv D --python P` + `uv pip install --python D/bin/python -r SET`, warm = a `--cache-dir` a first "
         "install filled, cold = an empty one. The builder server built each set before (one `venvsmith venv "
         "--server` through it).",
