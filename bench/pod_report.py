@@ -10,7 +10,7 @@ import statistics
 from pathlib import Path
 
 from common import save_report
-from resolve_bench import _select, compare_pins, failures_section, md_escape, summarize
+from resolve_bench import compare_pins, failures_section, md_escape, select_runs, summarize
 from venv_bench import cell_summary, fmt_x, pressure_note, ratio, vcell
 
 #: (set, scenario) -> (ratio goal against the uv figure, absolute goal in seconds or None); issue 14.
@@ -215,7 +215,7 @@ def _scenario4(results: dict) -> list[str]:
     if not results["traces"]:
         return [*out, "Not run."]
     name = results["traces"][0]["set_name"]
-    uv_warm = _select(results, "uv", "warm", name)
+    uv_warm = select_runs(results, "uv", "warm", name)
     steps = [r["stats"].get("steps_s", []) for r in uv_warm if not r["error"]]
     uv_steps = (f"`uv venv` {statistics.median(s[0] for s in steps):.3f} s + `uv pip install` "
                 f"{statistics.median(s[1] for s in steps):.3f} s") if steps and all(len(s) == 2 for s in steps) else ""
@@ -283,12 +283,12 @@ def _scenario5(results: dict) -> list[str]:
            "| set | venvsmith resolve | in-process (median) | uv pip compile warm | ratio | goal | pass | pins vs uv |",
            "|---|---|---|---|---|---|---|---|"]
     for name in results["sets"]:
-        runs = _select(results, "venvsmith", "resolve-warm", name)
+        runs = select_runs(results, "venvsmith", "resolve-warm", name)
         vs, uv = summarize(runs), cell(results, "uv", "compile-warm", name)
         value = ratio(vs, uv)
         inproc = [r["stats"].get("elapsed_ms", 0.0) / 1000 for r in runs if not r["error"] and r["stats"]]
         vs_pins = next((r["pins"] for r in runs if not r["error"]), None)
-        uv_pins = next((r["pins"] for r in _select(results, "uv", "compile-warm", name) if not r["error"]), None)
+        uv_pins = next((r["pins"] for r in select_runs(results, "uv", "compile-warm", name) if not r["error"]), None)
         pins = compare_pins(vs_pins, uv_pins)[0] if vs_pins and uv_pins else "—"
         out.append(f"| `{name}` | {short(vs)} | {f'{statistics.median(inproc):.2f} s' if inproc else '—'} | "
                    f"{short(uv)} | {fmt_x(value)} | ≤ {GOAL_RESOLVE:g}x uv warm | {verdict(value, GOAL_RESOLVE)} | "

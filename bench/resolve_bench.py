@@ -699,7 +699,8 @@ def git_describe() -> str:
 # -- the report ----------------------------------------------------------------------------------------
 
 
-def _select(results: dict, tool: str, scenario: str, set_name: str) -> list[dict]:
+def select_runs(results: dict, tool: str, scenario: str, set_name: str) -> list[dict]:
+    """The runs of one tool, scenario and set (every bench report selects its cells so)."""
     return [r for r in results["runs"]
             if r["tool"] == tool and r["scenario"] == scenario and r["set_name"] == set_name]
 
@@ -770,7 +771,7 @@ def compare_pins(vs: dict[str, str], other: dict[str, str], names: tuple[str, st
 def first_pins(results: dict, tool: str, set_name: str, scenarios: tuple[str, ...] = ("cold", "warm")
                ) -> dict[str, str] | None:
     for scenario in scenarios:
-        for r in _select(results, tool, scenario, set_name):
+        for r in select_runs(results, tool, scenario, set_name):
             if not r["error"]:
                 return r["pins"]
     return None
@@ -816,11 +817,11 @@ def render_markdown(results: dict, chart: str | None) -> str:
     ]
     pin_notes: list[str] = []
     for name in sets:
-        vs_cold = summarize(_select(results, "venvsmith", "cold", name))
-        uv_cold = summarize(_select(results, "uv", "cold", name))
-        vs_warm = summarize(_select(results, "venvsmith", "warm", name))
-        uv_warm = summarize(_select(results, "uv", "warm", name))
-        pip_cold = summarize(_select(results, "pip", "cold", name))
+        vs_cold = summarize(select_runs(results, "venvsmith", "cold", name))
+        uv_cold = summarize(select_runs(results, "uv", "cold", name))
+        vs_warm = summarize(select_runs(results, "venvsmith", "warm", name))
+        uv_warm = summarize(select_runs(results, "uv", "warm", name))
+        pip_cold = summarize(select_runs(results, "pip", "cold", name))
         srv = server.get(name)
         if srv is None:
             srv_cell = "—"
@@ -861,13 +862,13 @@ def render_markdown(results: dict, chart: str | None) -> str:
     for name in sets:
         for tool in ("venvsmith", "uv"):
             distinct = {json.dumps(r["pins"], sort_keys=True) for scenario in ("cold", "warm")
-                        for r in _select(results, tool, scenario, name) if not r["error"]}
+                        for r in select_runs(results, tool, scenario, name) if not r["error"]}
             if len(distinct) > 1:
                 pin_notes.append(f"- **{name}**: {tool} gave {len(distinct)} different pin sets across its runs")
     out += ["", "Sets: " + "; ".join(f"`{n}` = `{' '.join(reqs)}`" for n, reqs in results["sets"].items())]
     if any(r["tool"] == "pip-compile" for r in results["runs"]):
         out += ["", "pip-compile (cold, once per set): " + "; ".join(
-            f"`{n}` {fmt_cell(summarize(_select(results, 'pip-compile', 'cold', n)))}" for n in sets)]
+            f"`{n}` {fmt_cell(summarize(select_runs(results, 'pip-compile', 'cold', n)))}" for n in sets)]
     if pin_notes:
         out += ["", "## Pin comparison", "", *pin_notes]
     if any(r["tool"] == "pip" for r in results["runs"]):
@@ -882,7 +883,7 @@ def render_markdown(results: dict, chart: str | None) -> str:
             "| metadata fetched / cached | backtracks |", "|---|---|---|---|---|---|---|---|"]
     for name in sets:
         for scenario in ("cold", "warm"):
-            ok = [r for r in _select(results, "venvsmith", scenario, name) if not r["error"] and r["stats"]]
+            ok = [r for r in select_runs(results, "venvsmith", scenario, name) if not r["error"] and r["stats"]]
             if not ok:
                 continue
             wall = statistics.median(r["seconds"] for r in ok)

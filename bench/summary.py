@@ -38,8 +38,8 @@ def _load(path: Path | None) -> dict | None:
 def _resolve_cells(res: dict | None, name: str) -> list[str]:
     if res is None or name not in res["sets"]:
         return ["—"] * 4
-    cold = [resolve_bench.summarize(resolve_bench._select(res, t, "cold", name)) for t in ("venvsmith", "uv")]
-    warm = [resolve_bench.summarize(resolve_bench._select(res, t, "warm", name)) for t in ("venvsmith", "uv")]
+    cold = [resolve_bench.summarize(resolve_bench.select_runs(res, t, "cold", name)) for t in ("venvsmith", "uv")]
+    warm = [resolve_bench.summarize(resolve_bench.select_runs(res, t, "warm", name)) for t in ("venvsmith", "uv")]
     server = next((s for s in res["server"] if s["set_name"] == name and s.get("calls")), None)
     return [
         f"{fmt_cell(cold[0])} / {fmt_cell(cold[1])} = {fmt_ratio(cold[0], cold[1], resolve_bench.GOAL_COLD_RATIO)}",

@@ -54,6 +54,7 @@ from resolve_bench import (
     fmt_cell,
     git_describe,
     md_escape,
+    select_runs,
     start_run,
     summarize,
     tool_version,
@@ -445,13 +446,8 @@ def profile_repeat(tools: VenvTools, name: str, set_file: Path, work: Path, runs
 # -- the report ----------------------------------------------------------------------------------------
 
 
-def _select(results: dict, tool: str, scenario: str, set_name: str) -> list[dict]:
-    return [r for r in results["runs"]
-            if r["tool"] == tool and r["scenario"] == scenario and r["set_name"] == set_name]
-
-
 def cell_summary(results: dict, tool: str, scenario: str, set_name: str) -> dict:
-    return summarize(_select(results, tool, scenario, set_name))
+    return summarize(select_runs(results, tool, scenario, set_name))
 
 
 def vcell(summary: dict) -> str:
