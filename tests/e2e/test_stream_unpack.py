@@ -199,14 +199,34 @@ class _Blobs(artifact_pb2_grpc.ArtifactServiceServicer):
             yield artifact_pb2.Chunk(data=self.data[start:start + (256 << 10)], offset=start)
 
 
+class _StallingBlobs(_Blobs):
+    """Like :class:`_Blobs`, but the first ``stalls`` calls stop after ``after`` bytes without ending or breaking:
+    the stream stays open, nothing more comes (a peer that hangs)."""
+
+    def __init__(self, data: bytes, after: int, stalls: int) -> None:
+        super().__init__(data)
+        self.after, self.stalls, self.calls = after, stalls, 0
+
+    def GetArtifact(self, request, context):  # noqa: N802
+        self.calls += 1
+        stall = self.calls <= self.stalls
+        for chunk in super().GetArtifact(request, context):
+            if stall and chunk.offset >= self.after:
+                while context.is_active():
+                    time.sleep(0.05)
+                return
+            yield chunk
+
+
 @pytest.fixture
 def lying_server():
-    """``serve(data)`` -> the address of a real gRPC ArtifactService that answers every read with ``data``."""
+    """``serve(data)`` -> the address of a real gRPC ArtifactService that answers every read with ``data``
+    (``servicer``: another one)."""
     servers = []
 
-    def serve(data: bytes) -> str:
+    def serve(data: bytes, servicer: _Blobs | None = None) -> str:
         server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
-        artifact_pb2_grpc.add_ArtifactServiceServicer_to_server(_Blobs(data), server)
+        artifact_pb2_grpc.add_ArtifactServiceServicer_to_server(servicer or _Blobs(data), server)
         port = server.add_insecure_port("127.0.0.1:0")
         server.start()
         servers.append(server)
@@ -277,6 +297,39 @@ def test_a_connection_lost_for_good_leaves_nothing(server, built, tmp_path):
     finally:
         proxy.close()
     assert caught.value.status == "UNAVAILABLE"
+    assert_nothing_left(out)
+
+
+def test_a_stalled_download_is_resumed_after_its_deadline(built, lying_server, tmp_path, monkeypatch):
+    """A stream that stops without breaking is not waited on for ever: past the call's deadline (a few seconds
+    here) the download resumes from the bytes received."""
+    import venvsmith.clients.stream_unpack as stream_unpack
+
+    monkeypatch.setattr(stream_unpack, "STALL_SECONDS", 1.0)
+    monkeypatch.setattr(stream_unpack, "MIN_RATE", 64 * MiB)
+    data = built[1].read_bytes()
+    servicer = _StallingBlobs(data, after=len(data) // 2, stalls=1)
+    notes: list[str] = []
+    with RemoteBuilder(lying_server(data, servicer)) as client:
+        receive_venv(client, ref_of(data), tmp_path / "venv", note=notes.append)
+    assert servicer.calls == 2 and len(notes) == 1 and "DEADLINE_EXCEEDED" in notes[0], notes
+    assert int(notes[0].split(" at byte ")[1].split()[0]) >= len(data) // 2
+    assert tree(tmp_path / "venv") == expected(built, tmp_path)
+
+
+def test_a_download_that_stalls_every_time_fails_and_leaves_nothing(built, lying_server, tmp_path, monkeypatch):
+    import venvsmith.clients.stream_unpack as stream_unpack
+
+    monkeypatch.setattr(stream_unpack, "STALL_SECONDS", 0.5)
+    monkeypatch.setattr(stream_unpack, "MIN_RATE", 64 * MiB)
+    data = built[1].read_bytes()
+    servicer = _StallingBlobs(data, after=len(data) // 2, stalls=100)
+    out = tmp_path / "out"
+    out.mkdir()
+    with RemoteBuilder(lying_server(data, servicer)) as client, pytest.raises(CallError) as caught:
+        receive_venv(client, ref_of(data), out / "venv")
+    assert caught.value.status == "DEADLINE_EXCEEDED"
+    assert servicer.calls == 1 + stream_unpack.MAX_STALLED_RESUMES
     assert_nothing_left(out)
 
 

@@ -113,12 +113,14 @@ class RemoteBuilder(Closing):
             raise CallError.from_rpc(exc) from None
         return next((ref for ref in answer.described if ref.digest == digest), None)
 
-    def read_chunks(self, digest: common_pb2.Digest, offset: int = 0) -> Iterator[artifact_pb2.Chunk]:
+    def read_chunks(self, digest: common_pb2.Digest, offset: int = 0,
+                    timeout: float | None = None) -> Iterator[artifact_pb2.Chunk]:
         """GetArtifact's chunks of a blob from byte ``offset`` on (a :class:`CallError` when the call fails; one
-        that fails UNAVAILABLE before the first chunk is made again, see :mod:`venvsmith.clients.retry`)."""
+        that fails UNAVAILABLE before the first chunk is made again, see :mod:`venvsmith.clients.retry`), within
+        ``timeout`` seconds (None: no deadline)."""
         request = artifact_pb2.GetArtifactRequest(digest=digest, offset=offset)
         yield from self.calls.stream(
-            lambda ready, left: self.artifacts.GetArtifact(request, timeout=left, wait_for_ready=ready))
+            lambda ready, left: self.artifacts.GetArtifact(request, timeout=left, wait_for_ready=ready), timeout)
 
     def fetch(self, digest: common_pb2.Digest, dest: Path) -> None:
         """Stream a blob into ``dest``, resuming a partial ``dest.part`` by offset; verified before rename."""

@@ -9,7 +9,9 @@ directory renamed into place. Whatever fails (digest mismatch, unsafe member, fu
 good) leaves nothing.
 
 A stream that breaks mid-way (UNAVAILABLE: a connection reset, a server restarting) is resumed: GetArtifact
-again with ``offset`` = the bytes received, the decompressor and the extraction carry on where they were.
+again with ``offset`` = the bytes received, the decompressor and the extraction carry on where they were. A
+stream that stalls without breaking is bounded too: each GetArtifact call has a deadline of
+:data:`STALL_SECONDS` plus its remaining bytes at :data:`MIN_RATE`, and a call past it is resumed the same way.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from typing import Protocol
 from venvsmith.core.resolution import CallError
 from venvsmith.v1 import artifact_pb2, common_pb2
 
-__all__ = ["MAX_STALLED_RESUMES", "MAX_TRAILING", "ChunkSource", "receive_venv"]
+__all__ = ["MAX_STALLED_RESUMES", "MAX_TRAILING", "MIN_RATE", "STALL_SECONDS", "ChunkSource", "receive_venv"]
 
 log = logging.getLogger(__name__)
 
@@ -34,14 +36,20 @@ log = logging.getLogger(__name__)
 MAX_STALLED_RESUMES = 3
 #: Bytes read after the tar archive's end at most (a venv archive has a few: the zstd frame's end).
 MAX_TRAILING = 1 << 20
-#: Statuses after which the same call may succeed: the connection broke, or the server went away for a moment.
-_RESUMABLE = frozenset({"UNAVAILABLE", "ABORTED", "INTERNAL", "UNKNOWN"})
+#: A GetArtifact call's deadline: this many seconds, plus its remaining bytes at :data:`MIN_RATE` bytes/s (a
+#: stream that stops without breaking, a peer that hangs, is then resumed instead of waited on for ever).
+STALL_SECONDS = 60.0
+MIN_RATE = 1 << 20
+#: Statuses after which the same call may succeed: the connection broke, the server went away for a moment, or
+#: the stream stalled past its deadline.
+_RESUMABLE = frozenset({"UNAVAILABLE", "ABORTED", "INTERNAL", "UNKNOWN", "DEADLINE_EXCEEDED"})
 
 
 class ChunkSource(Protocol):
     """Where blob bytes come from: :meth:`venvsmith.clients.builder.RemoteBuilder.read_chunks`."""
 
-    def read_chunks(self, digest: common_pb2.Digest, offset: int = 0) -> Iterator[artifact_pb2.Chunk]: ...
+    def read_chunks(self, digest: common_pb2.Digest, offset: int = 0,
+                    timeout: float | None = None) -> Iterator[artifact_pb2.Chunk]: ...
 
 
 class _Download(io.RawIOBase):
@@ -75,7 +83,8 @@ class _Download(io.RawIOBase):
         stalled = 0
         while True:
             if self._chunks is None:
-                self._chunks = self.source.read_chunks(self.digest, self.received)
+                deadline = STALL_SECONDS + (self.size - self.received) / MIN_RATE
+                self._chunks = self.source.read_chunks(self.digest, self.received, deadline)
             try:
                 chunk = next(self._chunks)
             except StopIteration:
