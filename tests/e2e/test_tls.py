@@ -181,7 +181,7 @@ def test_the_builder_serves_grpc_and_http_over_tls_with_tokens(pki, index, tmp_p
     import urllib.request
 
     from tests.fixtures.builder_server import BuilderProcess
-    from venvsmith.core.tls import open_channel
+    from venvsmith.core.grpc_channel import open_channel
     from venvsmith.v1 import builder_pb2, builder_pb2_grpc
 
     token = "ci-main-build-0123456789"

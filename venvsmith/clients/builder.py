@@ -84,7 +84,7 @@ class RemoteBuilder(Closing):
         import grpc
 
         from venvsmith.clients.retry import CHANNEL_OPTIONS, DEFAULT_RETRIES, Reconnecting
-        from venvsmith.core.tls import open_channel
+        from venvsmith.core.grpc_channel import open_channel
         from venvsmith.v1 import artifact_pb2_grpc, builder_pb2_grpc
 
         self._rpc_error = grpc.RpcError
@@ -159,7 +159,7 @@ class RemoteMetadataPreparer:
     def __init__(self, address: str, security: Any = None) -> None:
         import grpc
 
-        from venvsmith.core.tls import open_channel
+        from venvsmith.core.grpc_channel import open_channel
         from venvsmith.v1 import builder_pb2_grpc
 
         self.address = address

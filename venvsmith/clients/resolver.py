@@ -73,7 +73,7 @@ class RemoteResolver(Closing):
         ``retries``: waits for a server that is not up (yet), see :mod:`venvsmith.clients.retry`."""
         from venvsmith.clients.retry import CHANNEL_OPTIONS, DEFAULT_RETRIES, Reconnecting
         from venvsmith.core.client_interceptor import traced_channel
-        from venvsmith.core.tls import open_channel
+        from venvsmith.core.grpc_channel import open_channel
         from venvsmith.v1 import resolver_pb2_grpc
 
         self.channel = open_channel(address, security, options=CHANNEL_OPTIONS)

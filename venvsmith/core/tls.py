@@ -19,12 +19,9 @@ import logging
 import os
 import ssl
 import threading
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import grpc
 
 from .auth import SecurityConfigError
 from .file_reload import ReloadingFiles
@@ -69,6 +66,8 @@ class ServerTls:
         self._ssl: ReloadingFiles[ssl.SSLContext] | None = None
 
     def _configuration(self) -> Any:
+        import grpc
+
         pair = (_read_pem(self.key, "--tls-key"), _read_pem(self.cert, "--tls-cert"))
         ca = _read_pem(self.client_ca, "--tls-client-ca") if self.client_ca else None
         return grpc.ssl_server_certificate_configuration([pair], root_certificates=ca)
@@ -100,6 +99,8 @@ class ServerTls:
         return reloading.current()
 
     def credentials(self) -> Any:
+        import grpc
+
         return grpc.dynamic_ssl_server_credentials(
             self._initial, self._fetch, require_client_authentication=self.client_ca is not None)
 
@@ -142,52 +143,9 @@ class ClientSecurity:
             if self.cert:
                 raise TlsConfigError("a client certificate needs --tls-ca (the CA of the server's certificate)")
             return None
+        import grpc
+
         root = _read_pem(self.ca, "--tls-ca")
         key = _read_pem(self.key, "--tls-key") if self.key else None
         chain = _read_pem(self.cert, "--tls-cert") if self.cert else None
         return grpc.ssl_channel_credentials(root_certificates=root, private_key=key, certificate_chain=chain)
-
-
-def open_channel(address: str, security: ClientSecurity | None = None, options: Sequence[tuple[str, Any]] = ()
-                 ) -> Any:
-    """A gRPC channel to ``address``: TLS when the security names a CA, with the bearer token on every call."""
-    security = security or ClientSecurity()
-    credentials = security.channel_credentials()
-    if credentials is None:
-        channel = grpc.insecure_channel(address, options=list(options))
-    else:
-        channel = grpc.secure_channel(address, credentials, options=list(options))
-    if security.token:
-        channel = grpc.intercept_channel(channel, _BearerToken(security.token))
-    return channel
-
-
-class _BearerToken(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor,
-                   grpc.StreamUnaryClientInterceptor, grpc.StreamStreamClientInterceptor):
-    """Adds ``authorization: Bearer TOKEN`` to every call's metadata."""
-
-    def __init__(self, token: str) -> None:
-        self._header = ("authorization", f"Bearer {token}")
-
-    def _with_token(self, details):
-        class Details(grpc.ClientCallDetails):
-            pass
-
-        new = Details()
-        new.method, new.timeout, new.credentials = details.method, details.timeout, details.credentials
-        new.wait_for_ready = getattr(details, "wait_for_ready", None)
-        new.compression = getattr(details, "compression", None)
-        new.metadata = [*(details.metadata or ()), self._header]
-        return new
-
-    def intercept_unary_unary(self, continuation, details, request):
-        return continuation(self._with_token(details), request)
-
-    def intercept_unary_stream(self, continuation, details, request):
-        return continuation(self._with_token(details), request)
-
-    def intercept_stream_unary(self, continuation, details, request_iterator):
-        return continuation(self._with_token(details), request_iterator)
-
-    def intercept_stream_stream(self, continuation, details, request_iterator):
-        return continuation(self._with_token(details), request_iterator)
