@@ -270,3 +270,53 @@ def test_the_embedded_path_uses_the_node_cache_too(capsys, index, tmp_path):
         assert "layered from the node cache" in out and ("(filled)" in out) is (name == "first")
     assert python(tmp_path / "second", "-c", "import app, lib; print(lib.__file__)").startswith(
         str(only_entry(node) / "tree"))
+
+
+def _kept(node: Path) -> list[Path]:
+    folder = node / "client" / "answers"
+    return sorted(folder.iterdir()) if folder.is_dir() else []
+
+
+def test_the_next_pod_uses_the_kept_answer_without_the_server(capsys, index, tmp_path):
+    """The answer stays with the node until the resolution's expiry: a next pod asking the same places the
+    environment with no call at all (even with its server stopped); an expired or damaged answer, or an entry the
+    node lost, sends the pod to the server again."""
+    import json
+    import time
+
+    own = BuilderProcess(tmp_path / "builder", allow=[index.base_url])
+    node = tmp_path / "node"
+    try:
+        code, out, err = venv(capsys, own, index, tmp_path / "first", node)
+        assert code == 0 and "(filled)" in out and "kept answer" not in out, err
+        assert len(_kept(node)) == 1
+        code, out, err = venv(capsys, own, index, tmp_path / "second", node)
+        assert code == 0 and "the node's kept answer" in out, err
+        answer = _kept(node)[0]
+        head, _, rest = answer.read_bytes().partition(b"\n")
+        fields = json.loads(head)
+        assert fields["expires"] is not None and fields["expires"] > time.time()
+        # expired: the server is asked (and its answer kept again)
+        answer.write_bytes(json.dumps({**fields, "expires": 1.0}).encode() + b"\n" + rest)
+        code, out, err = venv(capsys, own, index, tmp_path / "third", node)
+        assert code == 0 and "kept answer" not in out, err
+        # the node lost the environment: the server is asked and the entry filled again
+        assert len(NodeCache(node).open().evict(0)) == 1
+        code, out, err = venv(capsys, own, index, tmp_path / "fourth", node)
+        assert code == 0 and "(filled)" in out and "kept answer" not in out, err
+        # a different request is another answer
+        code, out, err = venv(capsys, own, index, tmp_path / "other", node, "--compile")
+        assert code == 0 and "kept answer" not in out, err
+        assert len(_kept(node)) == 2
+        assert own.stop() == 0, own.log()
+        # the server is gone: the kept answer still places the environment (its pins verified before)
+        code, out, err = venv(capsys, own, index, tmp_path / "fifth", node)
+        assert code == 0 and "the node's kept answer" in out, err
+        python(tmp_path / "fifth", "-c", "import app, lib")
+        # a damaged answer is no answer: with the server gone, that pod fails, nothing placed
+        for kept in _kept(node):
+            kept.write_bytes(b"{not json")
+        code, out, err = venv(capsys, own, index, tmp_path / "sixth", node, "--retries", "0")
+        assert code != 0 and not any((tmp_path / "sixth").iterdir() if (tmp_path / "sixth").exists() else []), out
+    finally:
+        own.stop()

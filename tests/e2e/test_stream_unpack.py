@@ -531,6 +531,8 @@ def test_a_node_cache_keeps_the_verdict_and_the_probe_for_the_next_pod(server, i
                                node_cache=node)
     assert second.returncode == 0, second.stderr
     assert heavy(modules, NODE_HEAVY) == [] and "venvsmith.clients.verify" not in modules
+    # ... and the server's answer too, until it expires: no call, not even gRPC imported.
+    assert "the node's kept answer" in second.stdout and heavy(modules, ("grpc",)) == []
     assert tree(tmp_path / "pod2" / "venv") == sealed(expected(built, tmp_path))
     # Another request (one more constraint line) is another key: verified again, a second verdict kept.
     constraints = tmp_path / "constraints.txt"

@@ -213,8 +213,6 @@ def cmd_build(args) -> int:
 
 
 def cmd_venv(args) -> int:
-    from builder_service.errors import UnsafeArchive
-
     started = time.perf_counter()
     dest = Path(args.path)
     link_mode = args.link_mode or os.environ.get("VENVSMITH_LINK_MODE") or "hardlink"
@@ -234,58 +232,82 @@ def cmd_venv(args) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     resolve, options, own_request = _options(args, venv=True, wheelhouse=False)
+    request = builder_pb2.ResolveAndBuildRequest(resolve=resolve, options=options)
+    from venvsmith.cli import client_cache  # what a node cache keeps for the next pod (probe, verdict, answer)
+
+    kept = client_cache.kept_answer(args, request, own_request) if node is not None else None
+    if kept is not None and node is not None and node.cache.entry(kept.result.venv_archive.digest.hash).tree.is_dir():
+        try:  # the node has the environment of an answer that has not expired: no call to the server at all
+            return _place_venv(args, None, kept.result, kept.pins, node, dest, occupied, own_request, started,
+                               link_mode, ", the node's kept answer")
+        except _NeedsServer:
+            pass  # the entry went (evicted, or damaged and removed) in between: ask the server
     pins: list = []
     summaries: list = []
     with _builder(args) as client:
-        result = _run(client, builder_pb2.ResolveAndBuildRequest(resolve=resolve, options=options),
-                      _Progress(args.quiet, _verbose(args)), pins, summaries)
+        result = _run(client, request, _Progress(args.quiet, _verbose(args)), pins, summaries)
         refused = _refuse_unsigned(args, pins, summaries, result)  # before anything is unpacked
         if refused:
             return refused
-        archive = result.venv_archive
-        from venvsmith.cli import client_cache  # what a node cache keeps for the next pod (probe, verdict)
+        if node is not None:
+            client_cache.keep_answer(args, request, own_request, pins, summaries, result)
+        return _place_venv(args, client, result, pins, node, dest, occupied, own_request, started, link_mode)
 
-        probes = client_cache.probe_cache(args)
-        check_base_interpreter(result.interpreter, probes)  # before anything is unpacked
-        if args.server and not args.no_verify \
-                and not client_cache.known_valid(args, own_request, pins, result.interpreter):
-            # a remote answer is checked against our own indexes first
-            from venvsmith.cli.verify import report, verify_answer
 
-            verdict = verify_answer(args, own_request, pins, result.interpreter.path, probes)
-            if not verdict.valid:
-                report(verdict, True, f"the answer of {args.server} ({plural(len(pins), 'pin')})")
-                print("error: nothing unpacked (--no-verify skips this check)", file=sys.stderr)
-                return EXIT_FAILED
-            client_cache.remember_valid(args, own_request, pins, result.interpreter)
-        local = client.local_path(archive)
-        if occupied:  # only now, once there is a venv to put in its place
-            clear_directory(dest)
-        fill = venv_filler(client, archive, local, sealed=node is not None)
-        placed = ""
-        try:
-            if node is not None:
-                from venvsmith.clients.node_cache import NodeCacheError
+class _NeedsServer(Exception):
+    """A kept answer's environment must be fetched after all: the node cache lost it."""
 
-                try:
-                    placement = node.place(archive.digest.hash, dest, fill)
-                except NodeCacheError as exc:
-                    print(f"error: {exc}", file=sys.stderr)
-                    return EXIT_BAD_INPUT
-                placed = f", {placement.how} from the node cache" + (" (filled)" if placement.filled else "")
-            elif local is not None:
-                from builder_service.materialize import materialize
-                from venvsmith.core.config import venvsmith_home
 
-                materialize(local, archive.digest.hash, dest, venvsmith_home() / "venvs", link_mode,
-                            note=lambda message: print(f"warning: {message}", file=sys.stderr, flush=True))
-            else:
-                fill(dest)
-        except UnsafeArchive as exc:
-            raise CallError.of(exc) from None
+def _place_venv(args, client, result: builder_pb2.BuildResult, pins: list, node, dest: Path, occupied: bool,
+                own_request: resolver_pb2.ResolveRequest, started: float, link_mode: str, how: str = "") -> int:
+    """The venv of ``result`` (and ``pins``) at ``dest``: its interpreter and (unless ``--no-verify``) its pins
+    checked first; from the node cache, the local store or the server (``client``; None: a kept answer, whose
+    fetch raises :class:`_NeedsServer`)."""
+    from builder_service.errors import UnsafeArchive
+    from venvsmith.cli import client_cache
+
+    archive = result.venv_archive
+    probes = client_cache.probe_cache(args)
+    check_base_interpreter(result.interpreter, probes)  # before anything is unpacked
+    if args.server and not args.no_verify \
+            and not client_cache.known_valid(args, own_request, pins, result.interpreter):
+        # a remote answer is checked against our own indexes first
+        from venvsmith.cli.verify import report, verify_answer
+
+        verdict = verify_answer(args, own_request, pins, result.interpreter.path, probes)
+        if not verdict.valid:
+            report(verdict, True, f"the answer of {args.server} ({plural(len(pins), 'pin')})")
+            print("error: nothing unpacked (--no-verify skips this check)", file=sys.stderr)
+            return EXIT_FAILED
+        client_cache.remember_valid(args, own_request, pins, result.interpreter)
+    local = client.local_path(archive) if client is not None else None
+    if occupied:  # only now, once there is a venv to put in its place
+        clear_directory(dest)
+    fill = venv_filler(client, archive, local, sealed=node is not None)
+    placed = ""
+    try:
+        if node is not None:
+            from venvsmith.clients.node_cache import NodeCacheError
+
+            try:
+                placement = node.place(archive.digest.hash, dest, fill)
+            except NodeCacheError as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                return EXIT_BAD_INPUT
+            placed = f", {placement.how} from the node cache" + (" (filled)" if placement.filled else "")
+        elif local is not None:
+            from builder_service.materialize import materialize
+            from venvsmith.core.config import venvsmith_home
+
+            materialize(local, archive.digest.hash, dest, venvsmith_home() / "venvs", link_mode,
+                        note=lambda message: print(f"warning: {message}", file=sys.stderr, flush=True))
+        else:
+            fill(dest)
+    except UnsafeArchive as exc:
+        raise CallError.of(exc) from None
     elapsed = time.perf_counter() - started
     print(f"venv ready at {dest} ({plural(len(result.wheels), 'package')}, lock key {result.lock_key}, "
-          f"{elapsed:.2f} s{', from the store' if result.stats.cached else ''}{placed})")
+          f"{elapsed:.2f} s{', from the store' if result.stats.cached else ''}{placed}{how})")
     return EXIT_OK
 
 
@@ -298,6 +320,8 @@ def venv_filler(client, archive: common_pb2.ArtifactRef, local: Path | None,
     :data:`~venvsmith.clients.node_cache.Filler` says), the remote path its PATH."""
 
     def fill(tree: Path) -> dict | None:
+        if client is None:
+            raise _NeedsServer(archive.digest.hash)
         if local is not None:
             from builder_service.archive import unpack
 
