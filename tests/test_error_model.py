@@ -82,6 +82,8 @@ INTERNAL_EXCEPTIONS = {
     "venvsmith.core.reqfile.RequirementsFileError": "CLI only: a requirements file it cannot read",
     "venvsmith.cli.serve_options.ConfigError": "CLI only: a bad serve option (config file, variable, flag): exit 2",
     "venvsmith.cli.serve_start.StartupError": "serve start-up only: a server that cannot start (exit 1)",
+    "venvsmith.cli.build._NeedsServer": "venv only: a node-kept answer whose environment the node lost; the server "
+                                        "is asked instead",
     "venvsmith.clients.node_entry.NodeCacheError": "CLI only: venv --node-cache cannot use DIR as asked (not "
                                                    "writable, a lock never released, links impossible): exit 2",
     "venvsmith.cli.exits.CommandFailed": "CLI only: a command stops with one line (a port in use, no requirements): "
