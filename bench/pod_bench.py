@@ -57,12 +57,15 @@ from functools import partial
 from pathlib import Path
 
 import pod_report
-from common import BENCH, QUICK_SET, SCRUB, bench_main, bench_parser, failure_text, run_fields
+from common import BENCH, QUICK_SET, SCRUB, Trash, bench_main, bench_parser, failure_text, remove_tree, run_fields
 from resolve_bench import IndexArgs, ResolverServer, Run, free_port, git_describe, start_run, tool_version, wait_idle
 from venv_bench import VenvTools, code_revision, cpu_pressure, modules_for
 
 DEFAULT_SETS = ("jupyter", "requests")
 PODS = 20
+#: Seconds between deleting a set's trash and its timed runs (ext4's RECENTCY_MIN is 60 s; the sync before makes
+#: the freed inodes' table blocks clean, else 300 s).
+SETTLE = 65.0
 #: Where a target on another filesystem than the node cache goes (the layered venv), unless --layer-root.
 LAYER_ROOTS = ("/dev/shm", tempfile.gettempdir())
 
@@ -78,6 +81,8 @@ class PodTools(VenvTools):
                               text=True, check=False)
         self.venv_help = proc.stdout
         self.has_node_cache = "--node-cache" in proc.stdout
+        self.trash = Trash(work / "trash")
+        self.discard = self.trash.discard
         self.has_no_verify = "--no-verify" in proc.stdout
         # ``--node-cache-mode {auto,hardlink,layered}``: each placement asked for by name, on one filesystem
         self.has_node_cache_mode = "--node-cache-mode" in proc.stdout and "layered" in proc.stdout
@@ -95,26 +100,7 @@ class PodTools(VenvTools):
             return self.venvsmith_venv(name, set_file, dest, home, scenario=scenario, rep=rep, server=server,
                                        extra=extra, tool="venvsmith")
         finally:
-            shutil.rmtree(home, ignore_errors=True)
-
-
-def remove_tree(path: Path) -> None:
-    """``rm -rf``, also of a node cache's read-only directories (made writable on the way)."""
-
-    def writable(function, name, _exc_info) -> None:
-        parent = os.path.dirname(name)
-        try:
-            os.chmod(parent, 0o755)
-            if os.path.isdir(name) and not os.path.islink(name):
-                os.chmod(name, 0o755)
-                shutil.rmtree(name, onerror=writable)
-            else:
-                os.unlink(name)
-        except OSError:
-            pass
-
-    if path.exists() or path.is_symlink():
-        shutil.rmtree(path, onerror=writable)
+            self.discard(home)
 
 
 # -- the builder's metrics -------------------------------------------------------------------------------
@@ -217,7 +203,7 @@ def cell_jobs(tools: PodTools, name: str, set_file: Path, cell: Path, rep: int, 
 
     def uv_cold() -> None:
         record(tools.uv_venv(name, set_file, cell / "uv-cold", cell / "uv-cold-cache", scenario="cold", rep=rep))
-        shutil.rmtree(cell / "uv-cold-cache", ignore_errors=True)
+        tools.discard(cell / "uv-cold-cache")
 
     def pod(scenario: str, dest: Path, node: Path | None, verify: bool, mode: str | None = None) -> None:
         record(tools.pod(name, set_file, dest, cell / f"home-{scenario.replace('/', '-')}", server=server,
@@ -229,7 +215,7 @@ def cell_jobs(tools: PodTools, name: str, set_file: Path, cell: Path, rep: int, 
         try:
             pod(scenario, cell / f"new-node-{tag}", node, verify)
         finally:
-            remove_tree(node)
+            tools.discard(node)
 
     jobs = [uv_cold, partial(record_call, record, tools.uv_venv, name, set_file, cell / "uv-warm", uv_warm,
                              scenario="warm", rep=rep)]
@@ -361,7 +347,7 @@ def trace_client(tools: PodTools, name: str, set_file: Path, work: Path, server:
         proc = subprocess.run(cmd, env={**tools.vs_env, "VENVSMITH_HOME": str(home)}, cwd=tools.work,
                               capture_output=True, text=True, timeout=tools.opts.timeout)
         wall = time.perf_counter() - started
-        shutil.rmtree(home, ignore_errors=True)
+        tools.discard(home)
         run = tools.check(Run("venvsmith", "trace", name, i, wall,
                               error="" if proc.returncode == 0 else failure_text(proc)), dest, name, set_file)
         if run.error or not report.exists():
@@ -373,8 +359,8 @@ def trace_client(tools: PodTools, name: str, set_file: Path, work: Path, server:
     proc = subprocess.run(tools.venvsmith_venv_cmd(set_file, dest, server, extra),
                           env={**tools.vs_env, "VENVSMITH_HOME": str(home), "PYTHONPROFILEIMPORTTIME": "1"},
                           cwd=tools.work, capture_output=True, text=True, timeout=tools.opts.timeout)
-    shutil.rmtree(home, ignore_errors=True)
-    shutil.rmtree(dest, ignore_errors=True)
+    tools.discard(home)
+    tools.discard(dest)
     if proc.returncode == 0:
         out["importtime_s"], out["importtime_top"] = importtime_total(proc.stderr)
     else:
@@ -433,6 +419,9 @@ def run_set(tools: PodTools, opts: argparse.Namespace, name: str, set_file: Path
                                         rep=-1),
                 tools.uv_compile(set_file, compile_cache, scenario="warm-up", set_name=name, rep=-1)]
     info["warm_up_errors"] = [f"{r.tool}: {r.error}" for r in warm_ups if r.error]
+    # What the build and the warm-ups left (and the set before) is deleted now, then the disk settles: no timed
+    # run below follows a deletion (see common.Trash).
+    tools.trash.empty(opts.settle)
     try:
         for rep in range(opts.repeat):
             cell = setdir / f"rep{rep}"
@@ -457,7 +446,7 @@ def run_set(tools: PodTools, opts: argparse.Namespace, name: str, set_file: Path
                       f"{row.get('ready', 0)}/{opts.pods} ready, archive downloads {row.get('archive_downloads')}"
                       f"{' ' + row['error'] if row.get('error') else ''}", flush=True)
             if not opts.keep_work:
-                remove_tree(cell)
+                tools.discard(cell)
         if name == opts.trace_set:
             node = node_warm if tools.has_node_cache else None
             for _, verify in venv_modes(tools):
@@ -503,13 +492,14 @@ def run_bench(opts: argparse.Namespace) -> dict:
         servers.append(run_set(tools, opts, name, set_file, work / name, i, record, herds, traces, loads,
                                pressure))
         if not opts.keep_work:
-            remove_tree(work / name)
+            tools.discard(work / name)
     if not opts.keep_work:
         remove_tree(work)
     load_after = os.getloadavg()[0]
     return {
         **run_fields(opts, stamp, sets),
         "repeat": opts.repeat,
+        "settle": opts.settle,
         "pods": opts.pods,
         "imports": {name: list(modules_for(name, p)) for name, p in sets},
         "target": {"python": tools.target_version, "interpreter": str(tools.target_python),
@@ -546,6 +536,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="repetitions that also start the pods without --node-cache (default 1)")
     p.add_argument("--layer-root", metavar="DIR",
                    help=f"a directory on another filesystem for the layered case (default: {', '.join(LAYER_ROOTS)})")
+    p.add_argument("--settle", type=float, default=SETTLE, metavar="S",
+                   help=f"seconds waited after the deletions before each set's timed runs (default {SETTLE:g}: "
+                        "ext4 without a journal skips inodes freed less than 60 s ago)")
     p.add_argument("--trace-set", default=QUICK_SET, help=f"set of the client timeline (default {QUICK_SET})")
     p.add_argument("--trace-runs", type=int, default=5, help="timeline runs per client mode (default 5)")
     return p

@@ -108,8 +108,10 @@ def _header(results: dict) -> list[str]:
         f"`--no-verify` {'yes' if features['no_verify'] else 'no'}. Every figure is the wall clock of fresh "
         f"subprocesses into a new target directory with an empty `VENVSMITH_HOME` (a new pod), median (min–max) of "
         f"{results['repeat']} runs interleaved with uv's; each venv imported the set's modules afterwards (untimed); "
-        "before each run the disk is synced (untimed: the deletions and writes of one run are not the next one's "
-        "cost, whichever tool). "
+        "before each run the disk is synced, and nothing is deleted between timed runs: trees are moved aside and "
+        f"deleted before the next set, {results.get('settle', 65):g} s before its runs (untimed; ext4 without a "
+        "journal skips inodes freed in the last 60 s on every allocation, which made each run after a deletion of "
+        "another venv several times slower, whichever tool). "
         "uv: `uv venv D --python P` + `uv pip install --python D/bin/python -r SET`, warm = a `--cache-dir` a first "
         "install filled, cold = an empty one. The builder server built each set before (one `venvsmith venv "
         "--server` through it).",

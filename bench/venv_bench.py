@@ -38,7 +38,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 
@@ -88,7 +88,9 @@ TOOLS = ("venvsmith", "venvsmith-server", "uv", "pip")
 # Issue 5's goals for a built set: <= 1.0x uv cold, >= 15x faster than pip.
 GOAL_UV_RATIO = 1.0
 GOAL_PIP_SPEEDUP = 15.0
-_READY = re.compile(r"\((\d+) packages, lock key (\w+), ([\d.]+) s(, from the store)?\)")
+#: The "venv ready at ..." line: packages, lock key, the client's own seconds, "from the store" (and how a node
+#: cache placed it, or that the node's kept answer was used: not parsed).
+_READY = re.compile(r"\((\d+) packages, lock key (\w+), ([\d.]+) s(, from the store)?[^)]*\)")
 #: Installed by ``python -m venv`` itself, not by the set.
 SEEDED = frozenset({"pip", "setuptools"})
 
@@ -175,6 +177,8 @@ class VenvTools(Tools):
         # venvsmith targets its own interpreter by default; ask for the bench's when they differ.
         self.vs_target = [] if own["version"] == self.target_version else ["--python-version", self.target_version]
         self.check_env = {k: v for k, v in self.env.items() if not k.startswith("PYTHON")}
+        #: What a checked venv becomes: deleted (the pod bench moves it to its :class:`~common.Trash` instead).
+        self.discard: Callable[[Path], None] = lambda path: shutil.rmtree(path, ignore_errors=True)
 
     def warm_up(self, set_file: Path) -> None:
         """Untimed: the resolve warm-up, then the builder's modules and one whole ``venvsmith venv``, so that no
@@ -207,7 +211,7 @@ class VenvTools(Tools):
                         run.error = f"import check failed: {failure_text(proc)}"
                 run.stats["imports_checked"] = list(modules)
         finally:
-            shutil.rmtree(dest, ignore_errors=True)
+            self.discard(dest)
         run.error = SCRUB(run.error)
         return run
 
