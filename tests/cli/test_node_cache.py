@@ -300,6 +300,21 @@ def test_the_next_pod_uses_the_kept_answer_without_the_server(capsys, index, tmp
         answer.write_bytes(json.dumps({**fields, "expires": 1.0}).encode() + b"\n" + rest)
         code, out, err = venv(capsys, own, index, tmp_path / "third", node)
         assert code == 0 and "kept answer" not in out, err
+        # the answer names an interpreter this host no longer has as it was (another build at that path): the
+        # server is asked again instead of refusing
+        from venvsmith.v1 import builder_pb2, resolver_pb2
+
+        head, _, rest = answer.read_bytes().partition(b"\n")
+        fields = json.loads(head)
+        pins_blob, result_blob = rest[:fields["sizes"][0]], rest[fields["sizes"][0]:]
+        result = builder_pb2.BuildResult.FromString(result_blob)
+        assert resolver_pb2.ResolveResponse.FromString(pins_blob).pins
+        result.interpreter.identity = "0" * 64
+        changed = result.SerializeToString()
+        answer.write_bytes(json.dumps({**fields, "sizes": [len(pins_blob), len(changed)]}).encode() + b"\n"
+                           + pins_blob + changed)
+        code, out, err = venv(capsys, own, index, tmp_path / "rebuilt-python", node)
+        assert code == 0 and "kept answer" not in out, err
         # the node lost the environment: the server is asked and the entry filled again
         assert len(NodeCache(node).open().evict(0)) == 1
         code, out, err = venv(capsys, own, index, tmp_path / "fourth", node)

@@ -242,6 +242,10 @@ def cmd_venv(args) -> int:
                                link_mode, ", the node's kept answer")
         except _NeedsServer:
             pass  # the entry went (evicted, or damaged and removed) in between: ask the server
+        except CallError as exc:
+            if exc.status != "FAILED_PRECONDITION":
+                raise
+            # the host changed since (another interpreter at that path): the server may answer differently now
     pins: list = []
     summaries: list = []
     with _builder(args) as client:
