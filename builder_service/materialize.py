@@ -8,7 +8,8 @@ path in one of the link modes uv has (``--link-mode``):
   across filesystems. A venv shares its files' bytes with the template and every other hard-linked venv: an
   in-place edit of a file in one of them is seen in all of those. It never reaches a venv placed *later*: each
   placement compares every template file's size, mtime, inode and mode with what was recorded when the template
-  was made, and a changed template is rebuilt from the archive (with a warning) before anything is placed.
+  was made (each file just before it is linked), and a changed template is rebuilt from the archive (with a
+  warning) and placed again, what was placed of the changed one undone first.
 * ``copy``: the archive unpacked afresh; nothing shared.
 * ``reflink``: files cloned from the template (``FICLONE``: copy-on-write, e.g. btrfs, XFS): as fast as links
   where the filesystem can, and independent files; elsewhere copies, with a note.
@@ -54,37 +55,54 @@ def clone_tree(template: Path, dest: Path, mode: str = "hardlink", expected: Tem
                note: Callable[[str], None] | None = None, added_ok: Callable[[str], bool] | None = None) -> None:
     """Recreate ``template`` at ``dest`` (absent or empty): directories made, files placed in ``mode``
     (``hardlink``, ``reflink``, ``symlink``; copies when that is not possible, said through ``note``), symlinks
-    copied. With ``expected``, the files are first checked against it (files not recorded whose name
-    ``added_ok`` accepts are no change): :class:`TemplateChanged` before anything is made at ``dest``."""
+    copied. With ``expected``, the files are checked against it: the names (one added or removed; files not
+    recorded whose name ``added_ok`` accepts are no change) before anything is made, and each file's stat just
+    before it is placed, by the threads that place them (one ``lstat`` each, overlapping the links). On a
+    difference :class:`TemplateChanged`, and ``dest`` is left as it was (empty)."""
     dirs: list[str] = []
-    files: list[tuple[str, str]] = []
+    files: list[tuple[str, str, str]] = []
     links: list[tuple[str, str]] = []
-    seen: dict[str, FileStat] | None = {} if expected is not None else None
-    _collect(os.fspath(template), os.fspath(dest), "", dirs, files, links, seen)
-    if expected is not None and seen is not None:
-        what = venv_template.changed(expected, seen, added_ok)
+    _collect(os.fspath(template), os.fspath(dest), "", dirs, files, links)
+    if expected is not None:
+        what = venv_template.names_changed(expected, [rel for _, _, rel in files], added_ok)
         if what is not None:
             raise TemplateChanged(what)
+    existed = dest.exists()
     dest.mkdir(parents=True, exist_ok=True)
-    for directory in dirs:  # parents before children
-        os.mkdir(directory)
-    for target, path in links:
-        os.symlink(target, path)
-    place = _Placer(mode, note)
-    chunks = [files[i : i + _CHUNK] for i in range(0, len(files), _CHUNK)]
-    if CLONE_WORKERS <= 1 or len(chunks) <= 1:
-        for chunk in chunks:
-            place.all(chunk)
+    try:
+        for directory in dirs:  # parents before children
+            os.mkdir(directory)
+        for target, path in links:
+            os.symlink(target, path)
+        place = _Placer(mode, note, expected.files if expected is not None else None)
+        chunks = [files[i : i + _CHUNK] for i in range(0, len(files), _CHUNK)]
+        if CLONE_WORKERS <= 1 or len(chunks) <= 1:
+            for chunk in chunks:
+                place.all(chunk)
+            return
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=CLONE_WORKERS, thread_name_prefix="clone") as pool:
+            for future in [pool.submit(place.all, chunk) for chunk in chunks]:
+                future.result()
+    except TemplateChanged:
+        _undo(dest, existed)
+        raise
+
+
+def _undo(dest: Path, existed: bool) -> None:
+    """``dest`` as it was before a placement that stopped: absent, or empty."""
+    if not existed:
+        shutil.rmtree(dest, ignore_errors=True)
         return
-    from concurrent.futures import ThreadPoolExecutor
+    for entry in os.scandir(dest):
+        if entry.is_dir(follow_symlinks=False):
+            shutil.rmtree(entry.path, ignore_errors=True)
+        else:
+            os.unlink(entry.path)
 
-    with ThreadPoolExecutor(max_workers=CLONE_WORKERS, thread_name_prefix="clone") as pool:
-        for future in [pool.submit(place.all, chunk) for chunk in chunks]:
-            future.result()
 
-
-def _collect(src: str, dst: str, rel: str, dirs: list, files: list, links: list,
-             seen: dict[str, FileStat] | None) -> None:
+def _collect(src: str, dst: str, rel: str, dirs: list, files: list, links: list) -> None:
     # os.scandir's entries know their type without a stat; plain strings instead of Path objects: a venv has
     # 10k+ files, and placing them is most of the time a repeat request takes.
     with os.scandir(src) as it:
@@ -95,24 +113,32 @@ def _collect(src: str, dst: str, rel: str, dirs: list, files: list, links: list,
             links.append((os.readlink(entry.path), target))
         elif entry.is_dir(follow_symlinks=False):
             dirs.append(target)
-            _collect(entry.path, target, f"{rel}{entry.name}/", dirs, files, links, seen)
+            _collect(entry.path, target, f"{rel}{entry.name}/", dirs, files, links)
         else:
-            files.append((entry.path, target))
-            if seen is not None:
-                seen[f"{rel}{entry.name}"] = venv_template.stat_key(entry.stat(follow_symlinks=False))
+            files.append((entry.path, target, f"{rel}{entry.name}"))
 
 
 class _Placer:
-    """Places files in one mode; the first failure of a hard link or clone switches to copies, noted once."""
+    """Places files in one mode; the first failure of a hard link or clone switches to copies, noted once. With
+    ``recorded`` (a template's files), each file recorded is checked against its record just before."""
 
-    def __init__(self, mode: str, note: Callable[[str], None] | None) -> None:
+    def __init__(self, mode: str, note: Callable[[str], None] | None,
+                 recorded: dict[str, FileStat] | None = None) -> None:
         self.mode = mode
         self.note = note
+        self.recorded = recorded
         self.how: Callable[[str, str], None] = {"hardlink": os.link, "reflink": _reflink, "symlink": _symlink,
                                                 "copy": _copy}[mode]
 
-    def all(self, pairs: list[tuple[str, str]]) -> None:
-        for src, dst in pairs:
+    def all(self, items: list[tuple[str, str, str]]) -> None:
+        recorded = self.recorded
+        for src, dst, rel in items:
+            if recorded is not None:
+                was = recorded.get(rel)
+                if was is not None:
+                    now = venv_template.stat_key(os.lstat(src))
+                    if now != was:
+                        raise TemplateChanged(venv_template.difference(rel, was, now))
             try:
                 self.how(src, dst)
             except OSError as exc:  # another filesystem, links not allowed, no reflinks: copy from now on

@@ -18,7 +18,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -141,26 +141,41 @@ def changed(template: Template, seen: dict[str, FileStat],
     """The first difference between the files ``seen`` in the template's tree now and those recorded, else None.
     A file not recorded whose name ``added_ok`` accepts is not a difference (the node cache's shared trees gain
     the bytecode that root's imports write, see :mod:`venvsmith.clients.node_cache`)."""
+    what = names_changed(template, seen, added_ok)
+    if what is not None or template.files is None:
+        return what
+    for name, now in seen.items():
+        was = template.files.get(name)
+        if was is not None and was != now:
+            return difference(name, was, now)
+    return None
+
+
+def names_changed(template: Template, names: Collection[str],
+                  added_ok: Callable[[str], bool] | None = None) -> str | None:
+    """The first file added to or removed from the template's tree (``names``: its files now), else None."""
     if template.files is None:
         return "no record of its files"
     added = 0
-    for name, now in seen.items():
-        was = template.files.get(name)
-        if was is None:
+    for name in names:
+        if name not in template.files:
             if added_ok is not None and added_ok(name):
                 added += 1
                 continue
             return f"{name} was added"
-        if was != now:
-            if not isinstance(was, list) or len(was) != len(now):
-                return f"{name} (its record is damaged)"
-            what = next(field for field, a, b in zip(("size", "mtime", "inode", "mode"), was, now, strict=True)
-                        if a != b)
-            return f"{name} ({what} differs)"
-    if len(seen) - added != len(template.files):
-        missing = next(name for name in template.files if name not in seen)
+    if len(names) - added != len(template.files):
+        present = set(names)
+        missing = next(name for name in template.files if name not in present)
         return f"{missing} was removed"
     return None
+
+
+def difference(name: str, was: FileStat, now: FileStat) -> str:
+    """How the file ``name`` differs from its record (``was != now``)."""
+    if not isinstance(was, list) or len(was) != len(now):
+        return f"{name} (its record is damaged)"
+    what = next(field for field, a, b in zip(("size", "mtime", "inode", "mode"), was, now, strict=True) if a != b)
+    return f"{name} ({what} differs)"
 
 
 def adopt_template(tree: Path, sha256: str, root: Path) -> bool:

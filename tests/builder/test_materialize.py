@@ -209,3 +209,32 @@ def test_reflink_falls_back_to_copies_with_a_note_and_symlink_links_files(tmp_pa
     assert placed.is_symlink() and placed.resolve() == (root / sha / "tree" / "lib" / "pkg" / "__init__.py")
     assert (tmp_path / "s" / "lib" / "alias").is_symlink() and os.readlink(tmp_path / "s" / "lib" / "alias") == "pkg"
     assert placed.read_text() == "X = 1\n" and (tmp_path / "s" / "lib" / "pkg").is_dir()
+
+
+@pytest.mark.parametrize("existed", [False, True], ids=["absent", "empty-dir"])
+def test_a_file_found_changed_while_placing_leaves_the_destination_as_it_was(tmp_path: Path, monkeypatch,
+                                                                            existed: bool):
+    """The stats are checked by the placing threads, file by file: a difference found after other files were
+    linked undoes the placement (the destination absent again, or empty as it was)."""
+    import builder_service.materialize as materialize_module
+    from builder_service.materialize import TemplateChanged, clone_tree
+    from builder_service.venv_template import Template, record
+
+    monkeypatch.setattr(materialize_module, "_CHUNK", 16)  # several chunks, on both threads
+    tree = tmp_path / "template"
+    for i in range(200):
+        (tree / f"pkg{i % 5}").mkdir(parents=True, exist_ok=True)
+        (tree / f"pkg{i % 5}" / f"m{i}.py").write_text(f"x = {i}\n")
+    os.symlink("pkg0", tree / "alias")
+    expected = Template(tmp_path, record(tree))
+    last = tree / "pkg4" / "m199.py"
+    with open(last, "ab") as f:  # placed among the last
+        f.write(b"# edited\n")
+    dest = tmp_path / "venv"
+    if existed:
+        dest.mkdir()
+    with pytest.raises(TemplateChanged, match="m199.py"):
+        clone_tree(tree, dest, "hardlink", expected)
+    assert (list(dest.iterdir()) == []) if existed else not dest.exists()
+    clone_tree(tree, dest, "hardlink", Template(tmp_path, record(tree)))  # with a fresh record: placed
+    assert (dest / "pkg4" / "m199.py").read_bytes().endswith(b"# edited\n") and os.readlink(dest / "alias") == "pkg0"
