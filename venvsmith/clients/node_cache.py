@@ -15,12 +15,13 @@ every pod's venv without copying its files (``venvsmith venv PATH --node-cache D
   entry is in use while one of those PATHs exists and its ``.pth`` still names the entry;
 * ``client/``: left to the streaming client's own caches; counted in the size eviction keeps under its limit.
 
-Every placement first checks the entry against its manifest (one ``lstat`` per file, as the embedded templates
-are checked); a damaged entry is removed under the exclusive lock and filled again, with a warning. The read-only
-modes make an in-place edit of a hard-linked venv fail rather than change the node's copy — except for root,
-which ignores modes: then the manifest check finds the edit (a changed size or mtime) at the next placement.
-Bytecode that imports write into a shared tree (root again) is no damage: ``__pycache__/*.pyc`` files not in the
-manifest are allowed.
+Every placement checks the entry against its manifest (one ``lstat`` per file, as the embedded templates are
+checked: a hard-link placement checks each file just before linking it and undoes itself on a difference, a layered
+one checks the whole tree first); a damaged entry is removed under the exclusive lock and filled again, with a
+warning. The read-only modes make an in-place edit of a hard-linked venv fail rather than change the node's copy —
+except for root, which ignores modes: then the manifest check finds the edit (a changed size or mtime) at the next
+placement. Bytecode that imports write into a shared tree (root again) is no damage: ``__pycache__/*.pyc`` files
+not in the manifest are allowed.
 """
 
 from __future__ import annotations
