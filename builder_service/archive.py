@@ -39,8 +39,9 @@ from venvsmith.core.index.limits import archive_problem
 
 from .errors import UnsafeArchive
 from .file_stat import FileStat, stat_key
+from .trees import NOT_WRITABLE, remove_sealed, seal
 
-__all__ = ["MTIME", "ZSTD_LEVEL", "iter_tree", "pack", "seal_directories", "unpack", "unpack_stream"]
+__all__ = ["MTIME", "ZSTD_LEVEL", "iter_tree", "pack", "unpack", "unpack_stream"]
 
 #: mtime of every member (the epoch, like ``SOURCE_DATE_EPOCH=0``).
 MTIME = 0
@@ -178,9 +179,6 @@ _SMALL_FILE = 4 << 20
 _MAX_PENDING = 32 << 20
 _WRITERS = 2
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
-
-
-_NOT_WRITABLE = ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH)
 
 
 def _write_file(path: str, data: bytes, mode: int) -> FileStat:
@@ -328,7 +326,7 @@ class _Extractor:
         elif member.isreg():
             self.claim(name)
             path = self.parent(name)
-            mode = file_mode(member.mode) & (_NOT_WRITABLE if self.read_only else -1)
+            mode = file_mode(member.mode) & (NOT_WRITABLE if self.read_only else -1)
             source = tar.extractfile(member)
             if member.size <= _SMALL_FILE:
                 self.writers.submit(name, path, source.read() if source is not None else b"", mode)
@@ -463,24 +461,12 @@ def unpack_stream(raw: IO[bytes] | io.RawIOBase, dest: Path, *, source: Path, co
         if verify is not None:
             verify()
         if read_only:
-            seal_directories(tmp, below=True)
+            seal(tmp, files=False, below=True)  # the files were made read-only
         os.rename(tmp, dest)
         if read_only:
-            os.chmod(dest, stat.S_IMODE(os.lstat(dest).st_mode) & _NOT_WRITABLE)
+            os.chmod(dest, stat.S_IMODE(os.lstat(dest).st_mode) & NOT_WRITABLE)
     except BaseException:
-        if read_only:
-            for dirpath, _, _ in os.walk(tmp):  # each directory is listed (r-x) before it is made writable
-                os.chmod(dirpath, 0o755)
-        shutil.rmtree(tmp, ignore_errors=True)
+        remove_sealed(tmp)
         raise
     return extractor.writers.stats
 
-
-def seal_directories(tree: Path, below: bool = False) -> None:
-    """Every directory under ``tree`` (and ``tree`` itself unless ``below``) without write permission, deepest
-    first; symlinks untouched."""
-    root = os.fspath(tree)
-    for dirpath, _, _ in os.walk(root, topdown=False):
-        if below and dirpath == root:
-            continue
-        os.chmod(dirpath, stat.S_IMODE(os.lstat(dirpath).st_mode) & _NOT_WRITABLE)

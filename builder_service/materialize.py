@@ -29,6 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from . import venv_template
+from .trees import empty_directory
 from .venv_template import FileStat, Template, adopt_template, template_for  # noqa: F401 - re-exported
 
 log = logging.getLogger(__name__)
@@ -92,14 +93,10 @@ def clone_tree(template: Path, dest: Path, mode: str = "hardlink", expected: Tem
 
 def _undo(dest: Path, existed: bool) -> None:
     """``dest`` as it was before a placement that stopped: absent, or empty."""
-    if not existed:
+    if existed:
+        empty_directory(dest, ignore_errors=True)
+    else:
         shutil.rmtree(dest, ignore_errors=True)
-        return
-    for entry in os.scandir(dest):
-        if entry.is_dir(follow_symlinks=False):
-            shutil.rmtree(entry.path, ignore_errors=True)
-        else:
-            os.unlink(entry.path)
 
 
 def _collect(src: str, dst: str, rel: str, dirs: list, files: list, links: list) -> None:

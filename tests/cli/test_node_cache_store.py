@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from builder_service.trees import remove_sealed
 from venvsmith.cli import main
 from venvsmith.cli import node_cache as cli_node_cache
 from venvsmith.clients import node_cache
@@ -268,7 +269,7 @@ def test_an_in_place_edit_of_a_hard_linked_venv_fails_for_a_user_who_is_not_root
         assert proc.returncode != 0 and "ermission denied" in proc.stderr, proc.stderr
         assert linked.read_bytes() == b"#" * 1000 and cache.entry(SHA_A).damage() is None
     finally:
-        node_cache._remove_tree(base)
+        remove_sealed(base)
         shutil.rmtree(base, ignore_errors=True)
 
 

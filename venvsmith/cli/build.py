@@ -343,16 +343,12 @@ def venv_filler(client, archive: common_pb2.ArtifactRef, local: Path | None,
 def clear_directory(path: Path) -> None:
     """Empty ``path`` for ``venv --clear``: a symlink or file there is unlinked; in a directory, every entry is
     removed without following symlinks (a link to a directory outside loses the link, never the directory)."""
-    import shutil
-
     if path.is_symlink() or not path.is_dir():
         path.unlink()
         return
-    for entry in os.scandir(path):
-        if entry.is_dir(follow_symlinks=False):
-            shutil.rmtree(entry.path)  # never follows symlinks (the fd-based variant on Linux)
-        else:
-            os.unlink(entry.path)
+    from builder_service.trees import empty_directory
+
+    empty_directory(path)
 
 
 def cmd_fetch(args) -> int:

@@ -33,7 +33,6 @@ import logging
 import os
 import re
 import shutil
-import stat
 import time
 from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
@@ -41,6 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from builder_service import venv_template
+from builder_service.trees import remove_sealed, seal
 from venvsmith.clients import node_layer
 from venvsmith.clients.node_entry import Entry, NodeCacheError
 
@@ -63,7 +63,6 @@ MODES = ("auto", "hardlink", "layered")
 Filler = Callable[[Path], Mapping[str, venv_template.FileStat] | None]
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
-_READ_ONLY = ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH)
 
 
 @dataclass(frozen=True)
@@ -99,28 +98,6 @@ def _flock(path: Path, kind: int, timeout: float) -> Iterator[None]:
         yield
     finally:
         os.close(fd)  # releases the lock
-
-
-def _seal(tree: Path) -> None:
-    """Every file and directory under ``tree`` (and ``tree``) without write permission; symlinks untouched."""
-    from builder_service.archive import seal_directories
-
-    for dirpath, _, filenames in os.walk(tree):
-        for name in filenames:
-            path = os.path.join(dirpath, name)
-            st = os.lstat(path)
-            if stat.S_ISREG(st.st_mode) and st.st_mode & 0o222:
-                os.chmod(path, stat.S_IMODE(st.st_mode) & _READ_ONLY)
-    seal_directories(tree)
-
-
-def _remove_tree(path: Path) -> None:
-    """Delete a sealed tree: its directories made writable again first (needed unless root)."""
-    if not path.exists() and not path.is_symlink():
-        return
-    for dirpath, _, _ in os.walk(path):  # each directory is listed (r-x) before it is made writable
-        os.chmod(dirpath, 0o755)
-    shutil.rmtree(path, ignore_errors=True)
 
 
 class NodeCache:
@@ -226,20 +203,20 @@ class NodeCache:
         """Under the exclusive lock: ``staging/<sha256>`` (a crashed filler's left first removed) filled, sealed,
         its manifest written, renamed to ``envs/<sha256>``."""
         staging = self.root / "staging" / entry.sha256
-        _remove_tree(staging)
+        remove_sealed(staging)
         staging.mkdir(parents=True)
         try:
             files = fill(staging / "tree")
             if not (staging / "tree").is_dir():
                 raise NodeCacheError(f"filling {staging} made no tree")
             if files is None:
-                _seal(staging / "tree")
+                seal(staging / "tree")
                 files = venv_template.record(staging / "tree")
             (staging / "files.json").write_text(json.dumps(files, separators=(",", ":")))
             (staging / "last-used").write_bytes(b"")
             os.rename(staging, entry.path)
         except BaseException:
-            _remove_tree(staging)
+            remove_sealed(staging)
             raise
 
     def touch(self, entry: Entry) -> None:
@@ -287,7 +264,7 @@ class NodeCache:
             return
         aside = self.root / "staging" / f".discard-{entry.sha256}-{os.getpid()}-{time.monotonic_ns()}"
         os.rename(entry.path, aside)
-        _remove_tree(aside)
+        remove_sealed(aside)
 
     def clean_staging(self) -> int:
         """Remove what dead processes left in ``staging/``: a filler's directory whose lock is free (no filler
@@ -301,11 +278,11 @@ class NodeCache:
             if _SHA256.match(item.name):
                 try:
                     with self._locked(item.name, fcntl.LOCK_EX, timeout=0):
-                        _remove_tree(item)
+                        remove_sealed(item)
                 except TimeoutError:
                     continue  # being filled
             elif item.name.startswith(".discard-"):
-                _remove_tree(item)
+                remove_sealed(item)
             else:
                 continue
             removed += 1
