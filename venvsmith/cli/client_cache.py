@@ -77,9 +77,13 @@ def probe_cache(args):
 
 def verdict_key(request, pins, interpreter) -> str:
     """sha256 hex of the verification's inputs (protos, serialized deterministically, each length-prefixed)."""
-    sha = hashlib.sha256(_VERSION)
-    for message in (request, interpreter, *pins):
-        data = message.SerializeToString(deterministic=True)
+    return _key(_VERSION, [m.SerializeToString(deterministic=True) for m in (request, interpreter, *pins)])
+
+
+def _key(version: bytes, parts: list[bytes]) -> str:
+    """sha256 hex of ``version`` and ``parts``, each part length-prefixed (no two lists of parts collide)."""
+    sha = hashlib.sha256(version)
+    for data in parts:
         sha.update(len(data).to_bytes(8, "big"))
         sha.update(data)
     return sha.hexdigest()
@@ -107,10 +111,16 @@ def remember_valid(args, request, pins, interpreter) -> None:
     path = _verdict_path(args, request, pins, interpreter)
     if path is None:
         return
+    _keep(path, b"")
+
+
+def _keep(path: Path, data: bytes) -> None:
+    """Write ``path`` atomically, then bound its directory (best effort: a read-only or full node cache keeps
+    nothing)."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_bytes(b"")
+        tmp.write_bytes(data)
         os.replace(tmp, path)
         _bound(path.parent)
     except OSError:
@@ -144,13 +154,10 @@ def answer_key(args, request, own_request) -> str:
     """sha256 hex of what the answer depends on, from this side (see the module docstring)."""
     from venvsmith.cli.security_args import client_security
 
-    sha = hashlib.sha256(_ANSWER_VERSION)
     token = client_security(args, args.server).token or ""
-    for data in (str(args.server).encode(), token.encode(), request.SerializeToString(deterministic=True),
-                 own_request.SerializeToString(deterministic=True)):
-        sha.update(len(data).to_bytes(8, "big"))
-        sha.update(data)
-    return sha.hexdigest()
+    return _key(_ANSWER_VERSION, [str(args.server).encode(), token.encode(),
+                                  request.SerializeToString(deterministic=True),
+                                  own_request.SerializeToString(deterministic=True)])
 
 
 def _answer_path(args, request, own_request) -> Path | None:
@@ -204,11 +211,4 @@ def keep_answer(args, request, own_request, pins, summaries, result) -> None:
     if sum(map(len, blobs)) > MAX_ANSWER_BYTES:
         return
     head = json.dumps({"expires": expires, "sizes": [len(b) for b in blobs]}).encode() + b"\n"
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_bytes(head + b"".join(blobs))
-        os.replace(tmp, path)
-        _bound(path.parent)
-    except OSError:
-        pass
+    _keep(path, head + b"".join(blobs))
