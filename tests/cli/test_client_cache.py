@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import time
 
@@ -140,7 +141,9 @@ def test_a_damaged_answer_is_no_answer(tmp_path, monkeypatch):
     path = tmp_path / "client" / "answers" / client_cache.answer_key(args, request, own)
     good = path.read_bytes()
     head, _, rest = good.partition(b"\n")
+    hostile = [json.dumps({"expires": None, "sizes": sizes}).encode() + b"\n" + rest
+               for sizes in ([1 << 50, 1], [-1, 5], [1, 2, 3], [])]  # claims nothing may allocate or read
     for damaged in (b"", b"{", head + b"\n" + rest[:5], head.replace(b'"sizes"', b'"sizes_"') + b"\n" + rest,
-                    head + b"\n" + b"\xff" * len(rest)):
+                    head + b"\n" + b"\xff" * len(rest), *hostile):
         path.write_bytes(damaged)
         assert client_cache.kept_answer(args, request, own) is None, damaged[:40]

@@ -180,8 +180,11 @@ def kept_answer(args, request, own_request) -> KeptAnswer | None:
             expires, sizes = head["expires"], head["sizes"]
             if expires is not None and time.time() >= float(expires):
                 return None
-            blobs = [fh.read(int(size)) for size in sizes[:2]]
-            if [len(b) for b in blobs] != [int(size) for size in sizes] or fh.read(1):
+            lengths = [int(size) for size in sizes]
+            if len(lengths) != 2 or min(lengths) < 0 or sum(lengths) > MAX_ANSWER_BYTES:
+                return None  # not what keep_answer writes: nothing is read (or allocated) for it
+            blobs = [fh.read(n) for n in lengths]
+            if [len(b) for b in blobs] != lengths or fh.read(1):
                 return None  # cut short, or more than was written
             pins = resolver_pb2.ResolveResponse.FromString(blobs[0]).pins
             result = builder_pb2.BuildResult.FromString(blobs[1])
